@@ -1,0 +1,17 @@
+"""ainu-engine: cell-state calls from single-molecule localization microscopy of nuclei.
+
+Implements the AINU method (Carnevali et al., Nature Machine Intelligence 6, 1021-1033, 2024,
+https://doi.org/10.1038/s42256-024-00883-x). ``import engine`` is light: no PyTorch, no GPU
+library and no ONNX Runtime is imported until a function needs it.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ainu-engine")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+from .errors import AinuError
+
+__all__ = ["AinuError", "__version__"]

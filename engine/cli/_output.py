@@ -1,0 +1,71 @@
+"""The one output sink of the CLI: data on stdout (text or JSON Lines), progress and logs on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class Output:
+    """Where a command's results, warnings and progress go.
+
+    Parameters
+    ----------
+    json_lines : bool
+        Print each record as one JSON object per line on stdout instead of text.
+    """
+
+    def __init__(self, *, json_lines: bool = False) -> None:
+        self.json_lines = json_lines
+        self.out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+    def record(self, obj: dict, text: str | None = None) -> None:
+        """Emit one result: JSON line in --json mode, else ``text`` (rich markup allowed)."""
+        if self.json_lines:
+            sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        elif text is not None:
+            self.out.print(text)
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]warning:[/] {escape(message)}")
+
+    def error(self, message: str) -> None:
+        self.err.print(f"[red]error:[/] {escape(message)}")
+
+    def log(self, message: str) -> None:
+        self.err.print(escape(message))
+
+    @contextmanager
+    def progress(self, total: int, description: str):
+        """A progress bar on stderr (only when there is more than one item and stderr is a TTY
+        or the count is large); yields a function to call once per finished item."""
+        show = total > 1 and (self.err.is_terminal or total >= 20)
+        if not show:
+            yield lambda: None
+            return
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=self.err, transient=False) as bar:
+            task = bar.add_task(description, total=total, rate="")
+
+            def advance():
+                bar.advance(task)
+                t = bar.tasks[0]
+                if t.elapsed:
+                    bar.update(task, rate=f"{t.completed / t.elapsed:.1f} files/s")
+
+            yield advance

@@ -1,0 +1,23 @@
+"""``ainu-engine formats``: the localization formats the engine reads and writes."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from ..io import FORMATS
+from ._options import JsonOpt
+from ._output import Output
+
+
+def formats(json: JsonOpt = False) -> None:
+    """List the supported formats with their extensions, units and frame numbering."""
+    out = Output(json_lines=json)
+    table = Table("name", "format", "extensions", "coordinates", "frames", "write", box=None)
+    for f in FORMATS.values():
+        rec = {"name": f.name, "title": f.title, "extensions": list(f.extensions),
+               "units": f.units, "frames": f.frames, "writable": f.write is not None}
+        out.record(rec, None)
+        table.add_row(f.name, f.title, " ".join(f.extensions), f.units, f.frames,
+                      "yes" if f.write else "")
+    if not json:
+        out.out.print(table)

@@ -1,0 +1,22 @@
+"""Reading and writing single-molecule localization files.
+
+``read`` detects the format from the content and returns :class:`Localizations` in nm;
+``write`` writes Parquet / Arrow IPC (lossless), ThunderSTORM CSV or Insight3 .bin.
+See ``docs/formats.md`` for each format's units and frame numbering.
+"""
+
+from ._api import FORMATS, Format, ReadOptions, detect_format, read, summarize, write
+from ._localizations import CORE_COLUMNS, Localizations, Metadata
+
+__all__ = [
+    "CORE_COLUMNS",
+    "FORMATS",
+    "Format",
+    "Localizations",
+    "Metadata",
+    "ReadOptions",
+    "detect_format",
+    "read",
+    "summarize",
+    "write",
+]

@@ -1,0 +1,362 @@
+"""``read``, ``write``, format detection and the per-file summary behind ``ainu-engine info``."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .._validate import check_choice, check_pixel_size_nm
+from ..errors import AinuError, FormatError, OutputError, PixelSizeError, UnknownFormatError
+from . import _arrow, _hdf5, _insight3, _rapidstorm, _smlm, _text
+from ._atomic import atomic_path
+from ._common import check_input_path, read_head
+from ._localizations import Localizations
+
+__all__ = ["read", "write", "detect_format", "FORMATS", "Format", "ReadOptions", "summarize"]
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Options every reader receives (most use only ``camera_pixel_nm``)."""
+
+    camera_pixel_nm: tuple[float, float] | None = None
+    columns: Mapping[str, str] | None = None
+    unit: str | None = None
+    frame_base: int = 0
+
+
+@dataclass(frozen=True)
+class Format:
+    """One localization file format: its name, what it is, extensions, reader, writer."""
+
+    name: str
+    title: str
+    extensions: tuple[str, ...]
+    read: Callable
+    write: Callable | None = None
+    units: str = "nm"
+    frames: str = "0-based"
+
+
+FORMATS: dict[str, Format] = {f.name: f for f in [
+    Format("insight3", "Insight3 / N-STORM binary molecule list", (".bin",),
+           _insight3.read_insight3, _insight3.write_insight3,
+           units="1-based camera pixels (x_nm = (xc - 1) * pixel)", frames="1-based"),
+    Format("nstorm_txt", "N-STORM / Insight3 text export", (".txt",), _text.read_nstorm_txt,
+           units="nm (Xc, Yc, Zc)", frames="1-based"),
+    Format("thunderstorm", "ThunderSTORM CSV", (".csv",), _text.read_thunderstorm,
+           _text.write_thunderstorm, units="nm or px (from the column names)", frames="1-based"),
+    Format("nanoimager", "ONI Nanoimager (NimOS) CSV", (".csv",), _text.read_nanoimager,
+           units="nm", frames="0-based"),
+    Format("picasso", "Picasso HDF5 + YAML", (".hdf5", ".h5"), _hdf5.read_picasso,
+           units="0-based camera pixels (x_nm = x * pixel); z in nm", frames="0-based"),
+    Format("smlm", "SMLM file format (.smlm zip)", (".smlm", ".zip"), _smlm.read_smlm,
+           units="from the manifest (nm when it names none)", frames="0-based"),
+    Format("rapidstorm", "rapidSTORM text", (".txt",), _rapidstorm.read_rapidstorm,
+           units="from the XML header (nanometer)", frames="0-based"),
+    Format("elyra", "Zeiss Elyra (ZEN) table", (".txt",), _text.read_elyra,
+           units="nm", frames="1-based (First Frame)"),
+    Format("decode", "DECODE HDF5 emitter set", (".h5", ".hdf5"), _hdf5.read_decode,
+           units="px per meta.px_size (x, y); z in nm", frames="0-based"),
+    Format("smap", "SMAP _sml.mat (MATLAB 7.3)", (".mat",), _hdf5.read_smap,
+           units="nm (xnm, ynm, znm)", frames="1-based"),
+    Format("csv", "generic CSV/TSV with a header", (".csv", ".tsv", ".txt"),
+           _text.read_generic_csv, units="from the column names, else nm (warned) or --unit",
+           frames="0-based unless frame_base=1"),
+    Format("parquet", "Parquet", (".parquet", ".pq"), _arrow.read_parquet, _arrow.write_parquet),
+    Format("arrow", "Arrow IPC (Feather v2)", (".arrow", ".feather", ".ipc", ".arrows"),
+           _arrow.read_arrow, _arrow.write_arrow),
+]}
+
+#: Which format ``write`` picks from an output's extension.
+WRITE_EXTENSIONS = {".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow",
+                    ".feather": "arrow", ".ipc": "arrow", ".csv": "thunderstorm",
+                    ".bin": "insight3"}
+
+
+def _format_by_name(name: str) -> Format:
+    if name in FORMATS:
+        return FORMATS[name]
+    close = difflib.get_close_matches(name, list(FORMATS), n=3)
+    raise UnknownFormatError(f"unknown format {name!r}",
+                             expected=f"one of {', '.join(FORMATS)}",
+                             hint=f"did you mean {' or '.join(close)}?" if close else None)
+
+
+def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
+    """Name of the format of the file at ``path``, from its content (not its extension).
+
+    Raises :class:`~engine.errors.UnknownFormatError` when no known format matches.
+    """
+    p = Path(path)
+    if head is None:
+        head = read_head(check_input_path(p))
+    if head.startswith(_insight3.MAGIC):
+        return "insight3"
+    if _arrow.is_parquet(head):
+        return "parquet"
+    if _arrow.is_arrow_ipc(head):
+        return "arrow"
+    if _hdf5.is_hdf5(head):
+        kind = _hdf5.hdf5_kind(p)
+        if kind is None:
+            raise UnknownFormatError(
+                "HDF5 file with no known localization layout", path=p,
+                expected="Picasso /locs, DECODE /data/xyz or SMAP saveloc.loc",
+                hint="convert it to CSV or Parquet, or name its format with --format")
+        return kind
+    if head.startswith(b"PK\x03\x04"):
+        if _smlm.is_smlm_zip(p, head):
+            return "smlm"
+        raise UnknownFormatError("zip archive that is not an SMLM file (no manifest.json)", path=p)
+    if _rapidstorm.is_rapidstorm(head):
+        return "rapidstorm"
+    parsed = _text.header_fields(head)
+    if parsed is not None:
+        fields = parsed[0]
+        for name, check in (("nstorm_txt", _text.is_nstorm_txt), ("elyra", _text.is_elyra),
+                            ("nanoimager", _text.is_nanoimager),
+                            ("thunderstorm", _text.is_thunderstorm),
+                            ("csv", _text.is_generic_table)):
+            if check(fields):
+                return name
+        raise UnknownFormatError(
+            "text table without recognisable x/y columns", path=p, where="line 1",
+            found=f"columns {fields[:12]}",
+            hint="name them with --columns x=NAME,y=NAME (columns= in Python)")
+    raise UnknownFormatError(
+        "not a localization format ainu-engine recognises", path=p,
+        found=f"first bytes {head[:8]!r}",
+        hint=f"supported: {', '.join(FORMATS)}; name one with --format")
+
+
+def read(
+    path: str | os.PathLike,
+    *,
+    format: str = "auto",
+    camera_pixel_nm: float | tuple[float, float] | None = None,
+    columns: Mapping[str, str] | None = None,
+    unit: str | None = None,
+    frame_base: int = 0,
+    keep_extra: bool = True,
+) -> Localizations:
+    """Read a localization file into :class:`Localizations` (coordinates in nm).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    format : str, default "auto"
+        A name from :data:`FORMATS`, or ``"auto"`` to detect it from the content. A file
+        whose extension suggests another format is read as what its content is, with a
+        warning.
+    camera_pixel_nm : float or (float, float), optional
+        Camera pixel size in nm, used only for files in pixel units that do not record
+        their own (the file's metadata wins, with a warning when the two differ). A file
+        in pixels with no known size is an error, never a guess.
+    columns : mapping, optional
+        For generic tables (csv, foreign Parquet/Arrow): ``{"x": "X_pos", "y": ...}``;
+        roles are x, y, z, frame, channel, photons, precision.
+    unit : {"nm", "px", "um"}, optional
+        For generic tables: the unit of coordinate columns whose names carry none.
+    frame_base : {0, 1}, default 0
+        For generic tables: the number of the first frame in the file.
+    keep_extra : bool, default True
+        Keep the columns that have no engine meaning (False saves memory when screening).
+
+    Returns
+    -------
+    Localizations
+
+    Raises
+    ------
+    engine.errors.AinuError
+        For any problem with the file: missing, a directory, empty, unknown or wrong
+        format, truncated, non-numeric values, missing columns, unknown pixel size. The
+        message names the file and, where it can, the line or record.
+
+    Notes
+    -----
+    Rows with NaN or infinite x/y/z (or frame, channel) are dropped and counted in
+    ``locs.meta.warnings``. Frames become 0-based (``locs.meta.frame_offset`` says what
+    was subtracted). See ``docs/formats.md`` for each format's conventions.
+
+    Examples
+    --------
+    >>> from engine.io import read
+    >>> locs = read("examples/data/nucleus_thunderstorm.csv")
+    >>> locs.meta.source_format, locs.n > 0
+    ('thunderstorm', True)
+    """
+    p = check_input_path(path)
+    try:
+        px = check_pixel_size_nm(camera_pixel_nm)
+    except (ValueError, TypeError) as err:
+        raise PixelSizeError(str(err), path=p) from err
+    check_choice(unit, (None, "nm", "px", "um"), name="unit")
+    check_choice(frame_base, (0, 1), name="frame_base")
+    opts = ReadOptions(camera_pixel_nm=px, columns=columns, unit=unit, frame_base=frame_base)
+    head = read_head(p)
+    warnings: list[str] = []
+    if format == "auto":
+        name = detect_format(p, head)
+        ext = p.suffix.lower()
+        fmt = FORMATS[name]
+        known = {e for f in FORMATS.values() for e in f.extensions}
+        if ext in known and ext not in fmt.extensions:
+            warnings.append(f"the extension {ext} does not fit the content, which is {fmt.title}; "
+                            f"read as {name}")
+    else:
+        fmt = _format_by_name(format)
+    try:
+        locs = fmt.read(p, head, opts)
+    except FormatError as err:
+        if format != "auto":
+            try:
+                actual = detect_format(p, head)
+            except AinuError:
+                actual = None
+            if actual and actual != fmt.name:
+                err.hint = (err.hint + "; " if err.hint else "") + \
+                    f"the content looks like {FORMATS[actual].title} (--format {actual})"
+                raise type(err)(err.problem, path=err.path, where=err.where,
+                                expected=err.expected, found=err.found, hint=err.hint) from err
+        raise
+    except AinuError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError, OSError, EOFError) as err:
+        raise FormatError(f"cannot be read as {fmt.title}: {type(err).__name__}: "
+                          f"{str(err).splitlines()[0][:100] if str(err) else ''}", path=p) from err
+    if warnings:
+        locs.meta = replace(locs.meta, warnings=tuple(warnings) + tuple(locs.meta.warnings))
+    if not keep_extra:
+        locs.extra = {}
+    return locs
+
+
+def write(
+    locs: Localizations,
+    path: str | os.PathLike,
+    *,
+    format: str = "auto",
+    camera_pixel_nm: float | tuple[float, float] | None = None,
+    overwrite: bool = False,
+) -> list[str]:
+    """Write localizations to Parquet, Arrow IPC, ThunderSTORM CSV or Insight3 .bin.
+
+    The file appears complete or not at all (written beside it, then renamed).
+
+    Parameters
+    ----------
+    locs : Localizations
+    path : str or os.PathLike
+        Output file; with ``format="auto"`` its extension picks the format
+        (.parquet/.pq, .arrow/.feather/.ipc, .csv -> ThunderSTORM, .bin -> Insight3).
+    format : str, default "auto"
+        ``parquet``, ``arrow``, ``thunderstorm`` or ``insight3``.
+    camera_pixel_nm : float or pair, optional
+        For Insight3 (which stores camera pixels): the pixel size; default the one the
+        localizations were read with.
+    overwrite : bool, default False
+        Replace an existing file.
+
+    Returns
+    -------
+    list of str
+        Warnings, e.g. columns the format cannot hold (Insight3 has no photons/precision).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from engine.io import read, write
+    >>> locs = read("examples/data/nucleus_thunderstorm.csv")
+    >>> out = os.path.join(tempfile.mkdtemp(), "nucleus.parquet")
+    >>> write(locs, out)
+    []
+    >>> read(out).n == locs.n
+    True
+    """
+    p = Path(path)
+    if format == "auto":
+        name = WRITE_EXTENSIONS.get(p.suffix.lower())
+        if name is None:
+            raise OutputError("cannot tell the output format from the extension", path=p,
+                              expected=f"one of {', '.join(WRITE_EXTENSIONS)}",
+                              found=repr(p.suffix), hint="or pass --to / format=")
+    else:
+        name = format
+    fmt = _format_by_name(name)
+    if fmt.write is None:
+        writable = [f.name for f in FORMATS.values() if f.write is not None]
+        raise OutputError(f"ainu-engine cannot write {fmt.title}", path=p,
+                          expected=f"one of {', '.join(writable)}")
+    if p.exists() and not overwrite:
+        raise OutputError("exists already", path=p, hint="pass --force (overwrite=True) to replace it")
+    if p.is_dir():
+        raise OutputError("is a directory", path=p)
+    try:
+        px = check_pixel_size_nm(camera_pixel_nm)
+    except (ValueError, TypeError) as err:
+        raise PixelSizeError(str(err), path=p) from err
+    opts = ReadOptions(camera_pixel_nm=px)
+    try:
+        with atomic_path(p) as tmp:
+            return fmt.write(locs, tmp, opts, final_path=p)
+    except OSError as err:
+        raise OutputError(f"cannot be written: {err.strerror or err}", path=p) from err
+
+
+# --------------------------------------------------------------------------------------
+# summary for `ainu-engine info`
+# --------------------------------------------------------------------------------------
+
+
+def _num(v) -> float | int:
+    """A JSON-friendly number: float32 values in their shortest form."""
+    if isinstance(v, np.floating):
+        return float(str(v)) if v.dtype == np.float32 else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _range(a: np.ndarray | None):
+    if a is None or a.size == 0:
+        return None
+    return [_num(a.min()), _num(a.max())]
+
+
+def summarize(locs: Localizations) -> dict:
+    """What ``ainu-engine info`` reports about one file, as a JSON-serialisable dict.
+
+    Keys: path, format, n_localizations, channels ({id: count}), channel_names, columns,
+    x_range_nm, y_range_nm, z_range_nm, frame_range (0-based), frame_range_in_file (the
+    file's own numbering), camera_pixel_nm (a number, or [x, y] when they differ),
+    camera_pixel_source, warnings, details.
+    """
+    m = locs.meta
+    px = m.camera_pixel_nm
+    frame = _range(locs.frame)
+    return {
+        "path": m.source_path,
+        "format": m.source_format,
+        "n_localizations": locs.n,
+        "channels": {str(k): v for k, v in locs.channel_counts().items()},
+        "channel_names": {str(k): v for k, v in m.channel_names.items()},
+        "columns": locs.columns,
+        "x_range_nm": _range(locs.x_nm),
+        "y_range_nm": _range(locs.y_nm),
+        "z_range_nm": _range(locs.z_nm),
+        "frame_range": frame,
+        "frame_range_in_file": None if frame is None else [f + m.frame_offset for f in frame],
+        "camera_pixel_nm": None if px is None else (px[0] if px[0] == px[1] else list(px)),
+        "camera_pixel_source": m.camera_pixel_source,
+        "warnings": list(m.warnings),
+        "details": dict(m.details),
+    }
+

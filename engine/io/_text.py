@@ -1,0 +1,302 @@
+"""Delimited-text localization tables: ThunderSTORM, ONI Nanoimager, Zeiss Elyra,
+N-STORM/Insight3 text exports and generic CSV/TSV; and the ThunderSTORM CSV writer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FormatError, MissingColumnError
+from ._columns import (
+    ColumnRole,
+    apply_mapping,
+    length_nm,
+    match_roles,
+    needs_pixels,
+    require,
+)
+from ._common import (
+    build_localizations,
+    column_f64,
+    first_line,
+    precision_from_xy,
+    read_delimited,
+    resolve_pixel_size,
+    sniff_delimiter,
+    split_header,
+    table_extras,
+)
+from ._localizations import Localizations
+
+# --------------------------------------------------------------------------------------
+# header inspection (used by detection and by the readers)
+# --------------------------------------------------------------------------------------
+
+
+def header_fields(head: bytes, *, encoding: str = "utf-8") -> tuple[list[str], str] | None:
+    """Column names and delimiter of a text file's first line, or None if not text."""
+    line0 = head.split(b"\n", 1)[0]
+    if b"\x00" in line0 or not line0.strip():
+        return None
+    try:
+        line = line0.rstrip(b"\r").decode(encoding)
+    except UnicodeDecodeError:
+        try:
+            line = line0.rstrip(b"\r").decode("latin-1")
+        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+            return None
+    if not any(c.isalpha() for c in line):
+        return None
+    delim = sniff_delimiter(line)
+    return split_header(line, delim), delim
+
+
+_TS_COORD = re.compile(r"^[xy] \[(nm|px|um|µm)\]$")
+
+
+def is_thunderstorm(fields: list[str]) -> bool:
+    return any(_TS_COORD.match(f) for f in fields) and any(f in ("frame", "id") for f in fields)
+
+
+def is_nanoimager(fields: list[str]) -> bool:
+    return {"Channel", "Frame"} <= set(fields) and ("X (nm)" in fields or "X (pix)" in fields)
+
+
+def is_elyra(fields: list[str]) -> bool:
+    return "Position X [nm]" in fields and "First Frame" in fields
+
+
+def is_nstorm_txt(fields: list[str]) -> bool:
+    return "Channel Name" in fields and ("Xc" in fields or "X" in fields)
+
+
+def is_generic_table(fields: list[str]) -> bool:
+    roles = match_roles(fields)
+    return "x" in roles and "y" in roles
+
+
+# --------------------------------------------------------------------------------------
+# shared: a pyarrow table + roles -> Localizations
+# --------------------------------------------------------------------------------------
+
+
+def localizations_from_table(
+    table,
+    path: Path,
+    fmt: str,
+    *,
+    roles: Mapping[str, ColumnRole],
+    camera_pixel_nm,
+    frame_offset: int,
+    pixel_from_file=None,
+    precision: np.ndarray | None = None,
+    channel: np.ndarray | None = None,
+    channel_names: Mapping[int, str] | None = None,
+    used_extra: tuple[str, ...] = (),
+    warnings: list[str] | None = None,
+    unitless: str = "nm",
+) -> Localizations:
+    """Build Localizations from a table whose roles have been chosen.
+
+    ``unitless`` says what a length column without a unit in its name is in: ``"nm"``
+    (the format defines it), ``"assume-nm"`` (generic tables: nm, with a warning) or
+    ``"px"``/``"um"`` (the user said so).
+    """
+    warnings = list(warnings or [])
+    names = table.column_names
+    require(roles, path, names, fmt)
+    roles = dict(roles)
+    assumed = []
+    for key in ("x", "y", "z", "precision"):
+        r = roles.get(key)
+        if r is not None and r.unit is None:
+            unit = "nm" if unitless == "assume-nm" else unitless
+            if unitless == "assume-nm" and key in ("x", "y"):
+                assumed.append(repr(r.column))
+            roles[key] = ColumnRole(r.role, r.column, unit)
+    if assumed:
+        warnings.append(
+            f"column{'s' if len(assumed) > 1 else ''} {' and '.join(assumed)} name no unit; read as nm "
+            "(pass --unit px and --camera-pixel-nm if they are in camera pixels)")
+    pixel, pixel_source, pw = resolve_pixel_size(
+        path, from_file=pixel_from_file, user=camera_pixel_nm, needed=needs_pixels(roles))
+    warnings += pw
+
+    def length(key, axis):
+        r = roles.get(key)
+        if r is None:
+            return None
+        return length_nm(column_f64(table, r.column), r, pixel=None if pixel is None else pixel[axis],
+                         path=path)
+
+    x, y, z = length("x", 0), length("y", 1), length("z", 0)
+    if precision is None and "precision" in roles:
+        precision = length("precision", 0)
+    frame = column_f64(table, roles["frame"].column) if "frame" in roles else None
+    if channel is None and "channel" in roles:
+        channel = column_f64(table, roles["channel"].column)
+    photons = column_f64(table, roles["photons"].column) if "photons" in roles else None
+    used = [r.column for r in roles.values()] + list(used_extra)
+    return build_localizations(
+        path, fmt, x=x, y=y, z=z, frame=frame, frame_offset=frame_offset, channel=channel,
+        photons=photons, precision=precision, extra=table_extras(table, used),
+        pixel=pixel, pixel_source=pixel_source, channel_names=channel_names, warnings=warnings,
+    )
+
+
+def _header(path: Path, head: bytes, check, what: str, *, encoding="utf-8"):
+    parsed = header_fields(head, encoding=encoding)
+    if parsed is None or not check(parsed[0]):
+        found = first_line(head, encoding="latin-1")[:80] if parsed else "binary data"
+        raise FormatError(f"not a {what} file: unexpected header", path=path, where="line 1",
+                          expected=f"the column names a {what} export starts with",
+                          found=repr(found))
+    return parsed
+
+
+def _numeric_roles(roles) -> list[str]:
+    return [r.column for r in roles.values()]
+
+
+# --------------------------------------------------------------------------------------
+# readers
+# --------------------------------------------------------------------------------------
+
+
+def read_thunderstorm(path: Path, head: bytes, opts) -> Localizations:
+    """ThunderSTORM CSV: ``x [nm]``/``x [px]`` columns, 1-based frames."""
+    names, delim = _header(path, head, is_thunderstorm, "ThunderSTORM CSV")
+    roles = match_roles(names)
+    table = read_delimited(path, names=names, numeric=_numeric_roles(roles), delimiter=delim,
+                           skip_lines=1, what="ThunderSTORM CSV")
+    return localizations_from_table(table, path, "thunderstorm", roles=roles,
+                                    camera_pixel_nm=opts.camera_pixel_nm, frame_offset=1)
+
+
+def read_nanoimager(path: Path, head: bytes, opts) -> Localizations:
+    """ONI Nanoimager (NimOS) CSV, old 7-column and current ~20-column exports."""
+    names, delim = _header(path, head, is_nanoimager, "ONI Nanoimager CSV")
+    roles = match_roles(names)
+    for key in ("precision",):
+        roles.pop(key, None)
+    px_cols = [c for c in ("X precision (nm)", "Y precision (nm)") if c in names]
+    numeric = _numeric_roles(roles) + px_cols
+    table = read_delimited(path, names=names, numeric=numeric, delimiter=delim, skip_lines=1,
+                           what="ONI Nanoimager CSV")
+    precision = None
+    if px_cols:
+        cols = [column_f64(table, c) for c in px_cols]
+        precision = precision_from_xy(cols[0], cols[1] if len(cols) > 1 else None)
+    return localizations_from_table(table, path, "nanoimager", roles=roles,
+                                    camera_pixel_nm=opts.camera_pixel_nm, frame_offset=0,
+                                    precision=precision)
+
+
+def read_elyra(path: Path, head: bytes, opts) -> Localizations:
+    """Zeiss Elyra (ZEN) localization table: tab-separated, latin-1, table ends at a NUL byte."""
+    names, delim = _header(path, head, is_elyra, "Zeiss Elyra", encoding="latin-1")
+    raw = path.read_bytes()
+    nul = raw.find(b"\x00")
+    data = raw if nul < 0 else raw[:nul]
+    appendix = "" if nul < 0 else raw[nul + 1:].decode("latin-1", errors="replace")
+    roles = match_roles(names)
+    table = read_delimited(path, names=names, numeric=_numeric_roles(roles), delimiter=delim,
+                           skip_lines=1, data=data, encoding="latin-1", what="Zeiss Elyra table")
+    pixel = None
+    m = re.search(r"VoxelSizeX\s*:\s*([0-9.eE+-]+)\s*(µm|um|nm)", appendix)
+    if m:
+        factor = 1000.0 if m.group(2) in ("µm", "um") else 1.0
+        px = float(m.group(1)) * factor
+        my = re.search(r"VoxelSizeY\s*:\s*([0-9.eE+-]+)", appendix)
+        pixel = (px, float(my.group(1)) * factor if my else px)
+    return localizations_from_table(table, path, "elyra", roles=roles,
+                                    camera_pixel_nm=opts.camera_pixel_nm, frame_offset=1,
+                                    pixel_from_file=pixel)
+
+
+def read_nstorm_txt(path: Path, head: bytes, opts) -> Localizations:
+    """Nikon N-STORM / Insight3 text export: drift-corrected Xc, Yc, Zc in nm, 1-based frames,
+    a ``Channel Name`` per row (mapped to integer ids in sorted name order)."""
+    names, delim = _header(path, head, is_nstorm_txt, "N-STORM text export")
+    pick = {"x": ("Xc", "X"), "y": ("Yc", "Y"), "z": ("Zc", "Z"), "frame": ("Frame",),
+            "photons": ("Photons",), "precision": ("Lateral Localization Accuracy",)}
+    roles = {}
+    for role, cands in pick.items():
+        for c in cands:
+            if c in names:
+                roles[role] = ColumnRole(role, c, "nm" if role in ("x", "y", "z", "precision") else None)
+                break
+    numeric = [r.column for r in roles.values()]
+    table = read_delimited(path, names=names, numeric=numeric, delimiter=delim, skip_lines=1,
+                           what="N-STORM text export")
+    chan_names = table.column("Channel Name").cast("string").to_numpy(zero_copy_only=False)
+    unique = sorted(set(chan_names.tolist()))
+    ids = np.searchsorted(np.array(unique, dtype=object), chan_names).astype(np.int32)
+    warnings = []
+    n_rej = int(np.count_nonzero(chan_names == "Z Rejected"))
+    if n_rej:
+        warnings.append(f"{n_rej} localizations are in channel 'Z Rejected' (kept)")
+    return localizations_from_table(
+        table, path, "nstorm_txt", roles=roles, camera_pixel_nm=opts.camera_pixel_nm,
+        frame_offset=1, channel=ids, channel_names=dict(enumerate(unique)),
+        used_extra=("Channel Name",), warnings=warnings)
+
+
+def read_generic_csv(path: Path, head: bytes, opts) -> Localizations:
+    """Any delimited table with a header naming x and y columns (or a ``columns`` mapping)."""
+    parsed = header_fields(head)
+    if parsed is None:
+        raise FormatError("not a delimited text table", path=path, where="line 1",
+                          expected="a header line of column names", found="binary data")
+    names, delim = parsed
+    roles = apply_mapping(names, opts.columns, path) if opts.columns else match_roles(names)
+    if "x" not in roles or "y" not in roles:
+        require(roles, path, names, "CSV")
+    table = read_delimited(path, names=names, numeric=[r.column for r in roles.values()],
+                           delimiter=delim, skip_lines=1, what="CSV table")
+    return localizations_from_table(
+        table, path, "csv", roles=roles, camera_pixel_nm=opts.camera_pixel_nm,
+        frame_offset=opts.frame_base, unitless=opts.unit or "assume-nm")
+
+
+# --------------------------------------------------------------------------------------
+# writer
+# --------------------------------------------------------------------------------------
+
+
+def write_thunderstorm(locs: Localizations, path: Path, opts, *, final_path=None) -> list[str]:
+    """ThunderSTORM CSV in nm with 1-based frames; extras keep their names.
+
+    Columns: ``id, frame, x [nm], y [nm], z [nm], intensity [photon], uncertainty [nm],
+    channel`` (those present), then the extras. Floats are written in the shortest form
+    that reads back to the same float32/float64 value.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    cols: dict[str, object] = {}
+    ts_names = {"x_nm": "x [nm]", "y_nm": "y [nm]", "z_nm": "z [nm]",
+                "photons": "intensity [photon]", "precision_nm": "uncertainty [nm]",
+                "channel": "channel"}
+    extras = dict(locs.extra)
+    if "id" in extras:
+        cols["id"] = extras.pop("id")
+    else:
+        cols["id"] = np.arange(1, locs.n + 1, dtype=np.int64)
+    if locs.frame is not None:
+        cols["frame"] = locs.frame + 1
+    for name in ("x_nm", "y_nm", "z_nm", "photons", "precision_nm", "channel"):
+        values = getattr(locs, name)
+        if values is not None:
+            cols[ts_names[name]] = values
+    for name, values in extras.items():
+        if name in cols or name in ("frame",):
+            raise MissingColumnError(f"extra column {name!r} clashes with a ThunderSTORM column",
+                                     path=path, hint="rename it before writing")
+        cols[name] = values
+    table = pa.table({k: pa.array(v) for k, v in cols.items()})
+    pacsv.write_csv(table, str(path), write_options=pacsv.WriteOptions(quoting_style="needed"))
+    return []
