@@ -204,7 +204,12 @@ def read(
     head = read_head(p)
     warnings: list[str] = []
     if format == "auto":
-        name = detect_format(p, head)
+        try:
+            name = detect_format(p, head)
+        except UnknownFormatError:
+            if not (columns and _text.header_fields(head) is not None):
+                raise
+            name = "csv"  # a text table whose columns the user named
         ext = p.suffix.lower()
         fmt = FORMATS[name]
         known = {e for f in FORMATS.values() for e in f.extensions}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError
-from ._columns import apply_mapping, match_roles
+from ._columns import resolve_roles
 from ._localizations import ARROW_METADATA_KEY, CORE_COLUMNS, Localizations, Metadata
 
 PARQUET_MAGIC = b"PAR1"
@@ -74,7 +74,7 @@ def _from_table(table, path: Path, fmt: str, opts) -> Localizations:
                              channel=core.get("channel"), photons=core.get("photons"),
                              precision_nm=core.get("precision_nm"), extra=cols, meta=meta)
     names = table.column_names
-    roles = apply_mapping(names, opts.columns, path) if opts.columns else match_roles(names)
+    roles = resolve_roles(names, opts.columns, path)
     return localizations_from_table(table, path, fmt, roles=roles,
                                     camera_pixel_nm=opts.camera_pixel_nm,
                                     frame_offset=opts.frame_base, unitless=opts.unit or "assume-nm")

@@ -105,6 +105,16 @@ def apply_mapping(names: Sequence[str], mapping: Mapping[str, str], path: Path) 
     return out
 
 
+def resolve_roles(names: Sequence[str], mapping: Mapping[str, str] | None, path: Path) -> dict[str, ColumnRole]:
+    """Roles found by name, overridden by the user's explicit mapping where given."""
+    roles = match_roles(names)
+    if mapping:
+        given = apply_mapping(names, mapping, path)
+        taken = {r.column for r in given.values()}
+        roles = {k: r for k, r in roles.items() if r.column not in taken} | given
+    return roles
+
+
 def require(roles: Mapping[str, ColumnRole], path: Path, names: Sequence[str], what: str) -> None:
     for role in ("x", "y"):
         if role not in roles:

@@ -237,7 +237,7 @@ def build_localizations(
     ok = np.isfinite(x) & np.isfinite(y)
     if z is not None:
         ok &= np.isfinite(z)
-    for name, col in (("frame", frame), ("channel", channel)):
+    for col in (frame, channel):
         if col is not None and np.issubdtype(np.asarray(col).dtype, np.floating):
             ok &= np.isfinite(col)
     dropped = int(n - np.count_nonzero(ok))
@@ -252,6 +252,10 @@ def build_localizations(
         x, y, z, frame, channel, photons, precision = map(
             keep, (x, y, z, frame, channel, photons, precision))
         extra = {k: np.asarray(v)[ok] for k, v in (extra or {}).items()}
+    if extra:  # a source column named like a core column but not used as one keeps its values
+        from ._localizations import CORE_COLUMNS
+
+        extra = {(f"{k}_source" if k in CORE_COLUMNS else k): v for k, v in extra.items()}
     if frame is not None:
         frame = _as_int(path, frame, "frame") - frame_offset
     if channel is not None:

@@ -119,7 +119,7 @@ def write_insight3(locs: Localizations, path: Path, opts, *, final_path: Path | 
     pixel = opts.camera_pixel_nm or locs.meta.camera_pixel_nm
     if pixel is None:
         raise OutputError("Insight3 .bin stores camera pixels and no camera pixel size is known",
-                          path=path, hint="pass --camera-pixel-nm (camera_pixel_nm= in Python)")
+                          path=final_path or path, hint="pass --camera-pixel-nm (camera_pixel_nm= in Python)")
     px, py = pixel
     n = locs.n
     rec = np.zeros(n, I3_DTYPE)

@@ -12,11 +12,11 @@ import numpy as np
 from ..errors import FormatError, MissingColumnError
 from ._columns import (
     ColumnRole,
-    apply_mapping,
     length_nm,
     match_roles,
     needs_pixels,
     require,
+    resolve_roles,
 )
 from ._common import (
     build_localizations,
@@ -252,9 +252,7 @@ def read_generic_csv(path: Path, head: bytes, opts) -> Localizations:
         raise FormatError("not a delimited text table", path=path, where="line 1",
                           expected="a header line of column names", found="binary data")
     names, delim = parsed
-    roles = apply_mapping(names, opts.columns, path) if opts.columns else match_roles(names)
-    if "x" not in roles or "y" not in roles:
-        require(roles, path, names, "CSV")
+    roles = resolve_roles(names, opts.columns, path)
     table = read_delimited(path, names=names, numeric=[r.column for r in roles.values()],
                            delimiter=delim, skip_lines=1, what="CSV table")
     return localizations_from_table(

@@ -1,0 +1,20 @@
+"""Shared fixtures: the real-format samples in ../shared/data/formats (skipped when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_FORMATS = Path(os.environ.get("AINU_SHARED_FORMATS", REPO.parent / "shared" / "data" / "formats"))
+
+
+@pytest.fixture(scope="session")
+def shared_formats() -> Path:
+    """Folder of real localization files written by other software (not in this repository)."""
+    if not SHARED_FORMATS.is_dir():
+        pytest.skip(f"real-format samples not found at {SHARED_FORMATS} "
+                    "(they live in ../shared/data/formats beside the checkout)")
+    return SHARED_FORMATS
