@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     from ._errors import EXIT_INTERRUPTED, report
 
     args = sys.argv[1:] if argv is None else list(argv)
+    # --debug is a global option: it stands before the command name
+    debug = "--debug" in args[: next((i for i, a in enumerate(args) if not a.startswith("-")), len(args))]
     try:
         # Standalone mode: typer prints usage errors itself and exits 2; commands end with
         # typer.Exit(code). Errors from engine code propagate to here.
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the one place that turns errors into exit codes
-        return report(err)
+        return report(err, debug=debug or None)
     return 0
 
 

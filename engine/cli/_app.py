@@ -8,6 +8,7 @@ import typer
 
 from .. import __version__
 from . import convert, formats, info
+from ._errors import debug_enabled
 
 app = typer.Typer(
     name="ainu-engine",
@@ -27,6 +28,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help=(
@@ -34,10 +36,7 @@ def _root(
 ) -> None:
     """ainu-engine: read SMLM localizations, and (as later commands land) render, classify
     and explain nuclei."""
-    if debug:
-        import os
-
-        os.environ["AINU_DEBUG"] = "1"
+    ctx.obj = {"debug": debug or debug_enabled()}
 
 
 app.command("info")(info.info)

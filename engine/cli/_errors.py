@@ -31,11 +31,11 @@ def describe(err: BaseException) -> tuple[str, int]:
             "(rerun with --debug for the traceback and report it)"), EXIT_FAILED
 
 
-def report(err: BaseException, *, stream=None) -> int:
+def report(err: BaseException, *, debug: bool | None = None, stream=None) -> int:
     """Print the message (and, with --debug/AINU_DEBUG=1, the traceback) and return the exit code."""
     stream = stream or sys.stderr
     msg, code = describe(err)
-    if debug_enabled():
+    if debug or (debug is None and debug_enabled()):
         traceback.print_exception(err, file=stream)
     print(msg, file=stream)
     return code

@@ -19,6 +19,7 @@ EXTENSIONS = {"parquet": ".parquet", "arrow": ".arrow", "thunderstorm": ".csv", 
 
 
 def convert(
+    ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(help="Localization files to convert.")],
     out: Annotated[Path, typer.Option("--out", "-o", help=(
         "Output file (one input), or a folder (created if needed) for several inputs."))],
@@ -77,7 +78,7 @@ def convert(
                     raise
                 failed += 1
                 o.record({"input": str(src), "output": str(dst), "error": str(err)}, None)
-                report(err)
+                report(err, debug=ctx.obj["debug"] if ctx.obj else None)
             advance()
     if failed and len(targets) > 1:
         o.log(f"{failed} of {len(targets)} files failed")

@@ -52,6 +52,7 @@ def _text(s: dict) -> str:
 
 
 def info(
+    ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Localization files (any supported format).")],
     format: FormatOpt = "auto",
     camera_pixel_nm: PixelOpt = None,
@@ -78,7 +79,7 @@ def info(
                     raise
                 failed += 1
                 out.record({"path": str(path), "error": str(err) or type(err).__name__}, None)
-                report(err)
+                report(err, debug=ctx.obj["debug"] if ctx.obj else None)
             advance()
     if failed and len(files) > 1:
         out.log(f"{failed} of {len(files)} files failed")

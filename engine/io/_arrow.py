@@ -88,7 +88,9 @@ def read_parquet(path: Path, head: bytes, opts) -> Localizations:
         raise FormatError("not a Parquet file: wrong magic", path=path, where="bytes 0-3",
                           expected="'PAR1'", found=repr(head[:4]))
     try:
-        table = pq.read_table(path)
+        # ParquetFile.read gives one chunk per row group (read_table splits columns into
+        # 128 Ki-row batches that would have to be concatenated again).
+        table = pq.ParquetFile(path, memory_map=True).read()
     except (pa.ArrowException, OSError) as err:
         raise FormatError("corrupt or truncated Parquet file", path=path,
                           found=str(err).splitlines()[0][:100]) from err
@@ -118,7 +120,9 @@ def read_arrow(path: Path, head: bytes, opts) -> Localizations:
 def write_parquet(locs: Localizations, path: Path, opts, *, final_path=None) -> list[str]:
     import pyarrow.parquet as pq
 
-    pq.write_table(locs.to_arrow(), str(path), compression="zstd")
+    # lz4: decodes about twice as fast as zstd for a few % more bytes; one row group per
+    # 8 Mi rows keeps columns in few chunks.
+    pq.write_table(locs.to_arrow(), str(path), compression="lz4", row_group_size=1 << 23)
     return []
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError, MissingColumnError
+from ..errors import FormatError, OutputError
 from ._columns import (
     ColumnRole,
     length_nm,
@@ -275,6 +275,10 @@ def write_thunderstorm(locs: Localizations, path: Path, opts, *, final_path=None
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    if locs.n == 0:
+        raise OutputError("no localizations to write: a ThunderSTORM CSV with only a header "
+                          "reads back as an interrupted export", path=final_path or path,
+                          hint="write Parquet or Arrow to keep an empty table")
     cols: dict[str, object] = {}
     ts_names = {"x_nm": "x [nm]", "y_nm": "y [nm]", "z_nm": "z [nm]",
                 "photons": "intensity [photon]", "precision_nm": "uncertainty [nm]",
@@ -292,8 +296,8 @@ def write_thunderstorm(locs: Localizations, path: Path, opts, *, final_path=None
             cols[ts_names[name]] = values
     for name, values in extras.items():
         if name in cols or name in ("frame",):
-            raise MissingColumnError(f"extra column {name!r} clashes with a ThunderSTORM column",
-                                     path=path, hint="rename it before writing")
+            raise OutputError(f"extra column {name!r} clashes with a ThunderSTORM column",
+                              path=final_path or path, hint="rename it before writing")
         cols[name] = values
     table = pa.table({k: pa.array(v) for k, v in cols.items()})
     pacsv.write_csv(table, str(path), write_options=pacsv.WriteOptions(quoting_style="needed"))

@@ -1,0 +1,83 @@
+"""Packaging contracts: light imports, extras that never pull both ONNX Runtime builds, CI and
+README commands."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+
+from packaging.requirements import Requirement
+
+from tests.conftest import REPO
+
+HEAVY = ("torch", "onnxruntime", "cupy", "tensorrt", "numba.cuda", "matplotlib", "sklearn")
+
+
+def test_import_engine_is_light():
+    code = ("import sys, engine, engine.io, engine.cli, engine.cli._app, kernels\n"
+            f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+            "print(','.join(heavy))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "", f"imported at import time: {res.stdout.strip()}"
+
+
+def _extras():
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return meta["dependencies"], meta["optional-dependencies"]
+
+
+def _closure(extra: str, extras: dict, seen=None) -> set[str]:
+    """Distribution names an extra pulls, following self-references (ainu-engine[...])."""
+    seen = seen if seen is not None else set()
+    names = set()
+    for spec in extras[extra]:
+        req = Requirement(spec)
+        if req.name == "ainu-engine":
+            for sub in req.extras:
+                if sub not in seen:
+                    seen.add(sub)
+                    names |= _closure(sub, extras, seen)
+        else:
+            names.add(req.name.lower())
+    return names
+
+
+def test_core_dependencies_have_no_torch_or_onnxruntime():
+    core, _ = _extras()
+    names = {Requirement(s).name.lower() for s in core}
+    assert not names & {"torch", "onnxruntime", "onnxruntime-gpu", "tensorrt"}
+
+
+def test_no_extra_pulls_both_onnxruntime_builds():
+    _, extras = _extras()
+    for extra in extras:
+        names = _closure(extra, extras)
+        assert not {"onnxruntime", "onnxruntime-gpu"} <= names, extra
+    assert "onnxruntime" in _closure("cpu", extras)
+    for cuda in ("cuda12", "cuda13"):
+        assert "onnxruntime-gpu" in _closure(cuda, extras)
+        assert "onnxruntime" not in _closure(cuda, extras)
+
+
+def test_ci_runs_make_test_only():
+    script = (REPO / ".ci" / "run").read_text()
+    commands = [ln.strip() for ln in script.splitlines()
+                if ln.strip() and not ln.strip().startswith("#") and not ln.startswith(("set ", "cd "))]
+    assert commands == ["make test"]
+
+
+def test_readme_quick_start_is_two_commands():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```(?:sh|bash|console)?\n(.*?)```", section, re.S).group(1)
+    commands = [ln.strip() for ln in block.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    assert commands == ["make demo", "make test"]
+
+
+def test_constraints_pin_cpu_torch():
+    lines = (REPO / "constraints.txt").read_text().splitlines()
+    assert "torch==2.13.0" in lines
