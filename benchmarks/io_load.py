@@ -30,10 +30,10 @@ def _table(n: int, seed: int = 0):
 
 
 @register("io_load", "read a 10M-localization CSV (engine.io vs numpy.loadtxt) and Parquet")
-def run(*, device: str = "cpu", quick: bool = False) -> dict:
+def run(*, device: str = "cpu", quick: bool = False, n: int | None = None) -> dict:
     from engine.io import read, write
 
-    n = 1_000_000 if quick else 10_000_000
+    n = n or (1_000_000 if quick else 10_000_000)
     SCRATCH.mkdir(parents=True, exist_ok=True)
     csv_path = SCRATCH / f"io_load_{n}.csv"
     pq_path = SCRATCH / f"io_load_{n}.parquet"
@@ -64,9 +64,9 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
          "baseline": round(t_np["median_s"], 3), "ratio": t_np["median_s"] / t_csv["median_s"],
          "baseline_name": "numpy.loadtxt (float64, same file)"},
         {"name": "CSV read (MB/s)", "project": round(csv_rate, 1),
-         "baseline": round(csv_mb / t_np["median_s"], 1)},
+         "baseline": round(csv_mb / t_np["median_s"], 1), "baseline_name": "numpy.loadtxt"},
         {"name": "CSV read (M localizations/s)", "project": round(n / t_csv["median_s"] / 1e6, 2),
-         "baseline": round(n / t_np["median_s"] / 1e6, 2)},
+         "baseline": round(n / t_np["median_s"] / 1e6, 2), "baseline_name": "numpy.loadtxt"},
         {"name": "Parquet read (s) vs engine CSV read", "project": round(t_pq["median_s"], 3),
          "baseline": round(t_csv["median_s"], 3), "ratio": t_csv["median_s"] / t_pq["median_s"],
          "baseline_name": "engine.io.read on the CSV"},

@@ -1,0 +1,53 @@
+"""The benchmark harness: timing statistics, result files and the report (not performance)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import _harness as H
+
+
+def test_measure_counts_calls_and_orders_statistics():
+    calls = []
+    t = H.measure(lambda: calls.append(1), repeat=5, warmup=2)
+    assert len(calls) == 7
+    assert len(t["times_s"]) == 5
+    assert t["min_s"] <= t["median_s"] <= t["max_s"] and t["iqr_s"] >= 0
+
+
+def test_quick_runs_never_land_in_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(H, "SCRATCH", tmp_path / "scratch")
+    monkeypatch.setattr(H, "RESULTS", tmp_path / "results")
+    path = H.write_result("demo", "cpu", {"figures": []}, ["run", "demo", "--quick"], quick=True)
+    assert path.parent == tmp_path / "scratch"
+    doc = json.loads(path.read_text())
+    assert doc["command"] == "python -m benchmarks run demo --quick"
+    assert doc["device"] == "cpu" and "device_description" in doc and "versions" in doc
+
+
+def test_io_load_tiny_run_and_report(tmp_path, monkeypatch):
+    from benchmarks import io_load
+
+    monkeypatch.setattr(io_load, "SCRATCH", tmp_path)
+    payload = io_load.run(n=2000)
+    assert payload["checks"] == {"parquet_lossless": True, "csv_float32_exact": True}
+    names = [f["name"] for f in payload["figures"]]
+    assert "CSV read (MB/s)" in names and payload["inputs"]["n_localizations"] == 2000
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "io_load-cpu.json").write_text(json.dumps(
+        {"benchmark": "io_load", "device": "cpu", "device_description": "test cpu",
+         "command": "python -m benchmarks run io_load", "date_utc": "2026-01-01T00:00:00Z",
+         **payload}))
+    md = H.report(results, tmp_path / "RESULTS.md").read_text()
+    assert "## io_load — cpu" in md and "numpy.loadtxt" in md and "Goal: CSV load >= 50 MB/s" in md
+
+
+@pytest.mark.parametrize("argv", [["list"]])
+def test_cli_list(capsys, argv):
+    from benchmarks.__main__ import main
+
+    assert main(argv) == 0
+    assert "io_load" in capsys.readouterr().out
