@@ -43,8 +43,7 @@ def nucleus(seed: int = 20240101, n: int = 3000) -> Localizations:
     photons = rng.gamma(4.0, 800.0, n)
     return Localizations(
         xy[:, 0], xy[:, 1], frame=frame, channel=channel, photons=photons, precision_nm=precision,
-        meta=Metadata(source_format="example", camera_pixel_nm=(160.0, 160.0),
-                      camera_pixel_source="user"),
+        meta=Metadata(camera_pixel_nm=(160.0, 160.0), camera_pixel_source="user"),
     )
 
 

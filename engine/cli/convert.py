@@ -65,6 +65,7 @@ def convert(
                                       hint="convert inputs with the same name into separate folders")
                 seen[dst] = src
                 locs = read(src, **kwargs)
+                dst.parent.mkdir(parents=True, exist_ok=True)
                 warnings = write(locs, dst, format=target_format, camera_pixel_nm=pixel,
                                  overwrite=force)
                 for w in (*locs.meta.warnings, *warnings):

@@ -20,4 +20,9 @@ def formats(json: JsonOpt = False) -> None:
         table.add_row(f.name, f.title, " ".join(f.extensions), f.units, f.frames,
                       "yes" if f.write else "")
     if not json:
-        out.out.print(table)
+        import sys
+
+        from rich.console import Console
+
+        console = out.out if out.out.is_terminal else Console(file=sys.stdout, width=160)
+        console.print(table)
