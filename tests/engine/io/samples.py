@@ -210,7 +210,8 @@ def insight3(path: Path, n: int = 5, *, pixel: float | None = PIXEL_NM) -> Path:
     return path
 
 
-def parquet(path: Path, n: int = 5) -> Path:
+def engine_table(path: Path, n: int = 5) -> Path:
+    """Parquet or Arrow IPC, as the extension of ``path`` says."""
     from engine.io import Localizations, write
 
     x, y = coords(n)
@@ -218,12 +219,7 @@ def parquet(path: Path, n: int = 5) -> Path:
     return path
 
 
-def arrow(path: Path, n: int = 5) -> Path:
-    from engine.io import Localizations, write
-
-    x, y = coords(n)
-    write(Localizations(x, y, frame=np.arange(n)), path, overwrite=True)
-    return path
+parquet = arrow = engine_table
 
 
 #: format name -> (builder, file name) for valid sample files.
