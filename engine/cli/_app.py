@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import convert, formats, info
+from . import convert, formats, info, simulate
 from ._errors import debug_enabled
 
 app = typer.Typer(
@@ -42,3 +42,4 @@ def _root(
 app.command("info")(info.info)
 app.command("convert")(convert.convert)
 app.command("formats")(formats.formats)
+app.command("simulate")(simulate.simulate)
