@@ -663,7 +663,10 @@ def simulate_dataset(
             name = f"{label}_{f:04d}"
             data_path = out / (name + ext)
             cell = np.concatenate([np.full(len(nu), i, np.int16) for i, nu in enumerate(nuclei)])
-            cat = lambda attr: np.concatenate([getattr(nu, attr) for nu in nuclei])  # noqa: E731
+
+            def cat(attr, nuclei=nuclei):
+                return np.concatenate([getattr(nu, attr) for nu in nuclei])
+
             frame = cat("frame")
             order = np.argsort(frame, kind="stable")
             extra = {"cell_id": cell[order].astype(np.int32)} if k > 1 and not field_mode else {}
