@@ -328,6 +328,16 @@ def _depth_kernel(x, y, cx, cy, a, b, rot, amps, phases):  # pragma: no cover - 
     return out
 
 
+def depth_reference(x, y, cx, cy, a, b, rot, amps, phases) -> np.ndarray:
+    """Float64 NumPy reference of :func:`_depth_kernel`, written from the definition with
+    trigonometric calls (the oracle of the tests, the baseline of the benchmark)."""
+    dx, dy = np.asarray(x, np.float64) - cx, np.asarray(y, np.float64) - cy
+    t = np.arctan2(dy, dx) - rot
+    r_ell = a * b / np.sqrt((b * np.cos(t)) ** 2 + (a * np.sin(t)) ** 2)
+    wobble = 1.0 + sum(amps[k] * np.cos((k + 2) * t + phases[k]) for k in range(3))
+    return r_ell * wobble - np.hypot(dx, dy)
+
+
 def _ellipse_polygon(e, n: int = 64) -> np.ndarray:
     cx, cy, a, b, rot = e
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)

@@ -51,3 +51,11 @@ def test_cli_list(capsys, argv):
 
     assert main(argv) == 0
     assert "io_load" in capsys.readouterr().out
+
+
+def test_simulate_benchmark_tiny_run():
+    from benchmarks import simulate
+
+    payload = simulate.run(sizes=[2000])
+    assert len(payload["figures"]) == 1 and payload["figures"][0]["ratio"] > 0
+    assert payload["goals"][0]["met"] is False  # a 2e3 run cannot claim the 1e7 goal

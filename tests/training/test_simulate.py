@@ -177,7 +177,22 @@ def test_difficulty_scales_class_differences():
         effective_state("hipsc")
 
 
-def test_same_seed_same_nucleus_and_1e7_is_vectorised():
+def test_depth_kernel_matches_numpy_reference():
+    """The Numba envelope kernel equals the float64 NumPy definition to 1e-9 nm."""
+    from training.simulate import _Geometry, depth_reference
+
+    rng = np.random.default_rng(3)
+    g = _Geometry(rng, effective_state("somatic", 0.0), np.array([9000.0, 9000.0]))
+    x, y = rng.uniform(-1000, 19000, (2, 50_000))
+    x[0], y[0] = 9000.0, 9000.0  # the centre itself
+    ref = depth_reference(x, y, 9000.0, 9000.0, *g._shape())
+    np.testing.assert_allclose(g.depth(x, y), ref, rtol=0, atol=1e-9)
+    th = np.linspace(0, 2 * np.pi, 100)
+    ring = np.stack([9000 + g.radius(th) * np.cos(th), 9000 + g.radius(th) * np.sin(th)])
+    np.testing.assert_allclose(g.depth(*ring), 0.0, atol=1e-8)  # the outline has depth 0
+
+
+def test_same_seed_same_nucleus():
     a = simulate_nucleus("3hpi", rng=np.random.default_rng(7), channels=("polII", "h3"), observation=OBS)
     b = simulate_nucleus("3hpi", rng=np.random.default_rng(7), channels=("polII", "h3"), observation=OBS)
     for k in ("x_nm", "y_nm", "frame", "channel", "structure", "precision_nm"):
