@@ -26,6 +26,9 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/ainu-engine info examples/data/*.csv examples/data/*.bin examples/data/*.parquet
 	$(BIN)/ainu-engine convert examples/data/nucleus_insight3.bin --out demo-out/nucleus.parquet --force
 	$(BIN)/ainu-engine info --json demo-out/nucleus.parquet
+	$(BIN)/ainu-engine simulate demo-out/simulated --classes hiPSC,somatic --n-per-class 2 \
+		--channels polII,h3 --locs-per-channel 20000 --format insight3 --roi --seed 1 --force
+	$(BIN)/ainu-engine info demo-out/simulated/hiPSC_0000.bin
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
