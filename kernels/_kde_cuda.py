@@ -1,0 +1,186 @@
+"""Gaussian KDE rendering on an NVIDIA GPU (Numba-CUDA): a tiled gather.
+
+Localizations are bucketed by the image tiles (TILE x TILE pixels) their windows touch;
+one thread block renders one tile: it stages the tile's localizations in shared memory in
+chunks, and each thread sums the contributions to its own pixel in a float64 register —
+no atomics on the image, and the per-pixel weight is the same :func:`kernels._kde.axis_weight`
+the CPU kernel uses (compiled here as a CUDA device function).
+
+This module imports numba.cuda; the engine imports it only when a GPU path is used. Under ``NUMBA_ENABLE_CUDASIM=1`` the same kernels
+run in Numba's CUDA simulator (how the test suite checks them on machines without a GPU).
+Inputs may be NumPy arrays or device arrays (anything with ``__cuda_array_interface__``, e.g.
+CuPy); the output stays on the device unless asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from numba import cuda, float64, int32
+
+from ._kde import axis_weight, axis_window
+
+__all__ = ["render_kde_cuda", "cuda_available", "TILE", "CHUNK", "MAX_CHANNELS"]
+
+TILE = 16  #: tile side in pixels = threads per block side (256 threads)
+CHUNK = TILE * TILE  #: localizations staged in shared memory per step (one per thread)
+MAX_CHANNELS = 4  #: image channels rendered in one pass (per-thread accumulators)
+COUNT_THREADS = 256  #: threads per block of the bucketing kernels
+
+
+def cuda_available(*, allow_simulator: bool = False) -> bool:
+    """True when a CUDA GPU can run the kernels (the simulator counts only when allowed)."""
+    from numba import config
+
+    if config.ENABLE_CUDASIM:
+        return allow_simulator
+    try:
+        return bool(cuda.is_available())
+    except Exception:  # noqa: BLE001 - a broken driver means "not available"
+        return False
+
+
+@lru_cache(maxsize=1)
+def _kernels():
+    # `cuda` must be this module's global: the simulator swaps it for its fake module
+    weight = cuda.jit(device=True)(axis_weight)
+    window = cuda.jit(device=True)(axis_window)
+
+    @cuda.jit(device=True)
+    def tile_range(x, y, s, c, n_channels, x0, y0, pixel, h, w, truncate):
+        # tiles (ty0, ty1, tx0, tx1) touched by a localization's window; empty when none
+        if c < 0 or c >= n_channels:
+            return 0, -1, 0, -1
+        reach = truncate * s
+        ilo, ihi = window(y, reach, y0, pixel, h)
+        jlo, jhi = window(x, reach, x0, pixel, w)
+        if ilo > ihi or jlo > jhi:
+            return 0, -1, 0, -1
+        return ilo // TILE, ihi // TILE, jlo // TILE, jhi // TILE
+
+    @cuda.jit
+    def count_tiles(x, y, sigma, chan, n_channels, x0, y0, pixel, h, w, truncate, tiles_x, counts):
+        k = cuda.grid(1)
+        if k >= x.shape[0]:
+            return
+        s = sigma[k] if sigma.shape[0] > 1 else sigma[0]
+        ty0, ty1, tx0, tx1 = tile_range(x[k], y[k], s, chan[k], n_channels, x0, y0, pixel, h,
+                                        w, truncate)
+        for ty in range(ty0, ty1 + 1):
+            for tx in range(tx0, tx1 + 1):
+                cuda.atomic.add(counts, ty * tiles_x + tx + 1, 1)
+
+    @cuda.jit
+    def fill_tiles(x, y, sigma, chan, n_channels, x0, y0, pixel, h, w, truncate, tiles_x,
+                   cursor, index):
+        k = cuda.grid(1)
+        if k >= x.shape[0]:
+            return
+        s = sigma[k] if sigma.shape[0] > 1 else sigma[0]
+        ty0, ty1, tx0, tx1 = tile_range(x[k], y[k], s, chan[k], n_channels, x0, y0, pixel, h,
+                                        w, truncate)
+        for ty in range(ty0, ty1 + 1):
+            for tx in range(tx0, tx1 + 1):
+                pos = cuda.atomic.add(cursor, ty * tiles_x + tx, 1)
+                index[pos] = k
+
+    @cuda.jit
+    def gather(x, y, sigma, chan, starts, index, img, x0, y0, pixel, truncate, tiles_x):
+        c_n, h, w = img.shape
+        tile = cuda.blockIdx.x
+        i = (tile // tiles_x) * TILE + cuda.threadIdx.y
+        j = (tile % tiles_x) * TILE + cuda.threadIdx.x
+        lane = cuda.threadIdx.y * TILE + cuda.threadIdx.x
+        sx = cuda.shared.array(CHUNK, float64)
+        sy = cuda.shared.array(CHUNK, float64)
+        ss = cuda.shared.array(CHUNK, float64)
+        sc = cuda.shared.array(CHUNK, int32)
+        acc = cuda.local.array(MAX_CHANNELS, float64)
+        for c in range(MAX_CHANNELS):
+            acc[c] = 0.0
+        cx = x0 + (j + 0.5) * pixel
+        cy = y0 + (i + 0.5) * pixel
+        first = starts[tile]
+        last = starts[tile + 1]
+        per_sigma = sigma.shape[0] > 1
+        for base in range(first, last, CHUNK):
+            if base + lane < last:
+                k = index[base + lane]
+                sx[lane] = x[k]
+                sy[lane] = y[k]
+                ss[lane] = sigma[k] if per_sigma else sigma[0]
+                sc[lane] = chan[k]
+            cuda.syncthreads()
+            for u in range(min(CHUNK, last - base)):
+                s = ss[u]
+                reach = truncate * s
+                # the same window rule as the CPU kernel: centre within reach on each axis
+                if abs(cx - sx[u]) <= reach and abs(cy - sy[u]) <= reach:
+                    acc[sc[u]] += weight(cx, sx[u], s, pixel) * weight(cy, sy[u], s, pixel)
+            cuda.syncthreads()
+        if i < h and j < w:
+            for c in range(c_n):
+                img[c, i, j] += acc[c]
+
+    return count_tiles, fill_tiles, gather
+
+
+def _device(a, dtype):
+    if hasattr(a, "__cuda_array_interface__"):
+        d = cuda.as_cuda_array(a)
+        if d.dtype != dtype:
+            raise TypeError(f"device input must be {np.dtype(dtype).name}, got {d.dtype}")
+        return d
+    return cuda.to_device(np.ascontiguousarray(a, dtype))
+
+
+def render_kde_cuda(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate=5.0,
+                    out=None, to_host=True):
+    """Render localizations into a float32 (C, H, W) image on the GPU.
+
+    Same arguments and result as :func:`kernels.render_kde_cpu`. ``x``, ``y`` (float64),
+    ``sigma`` (float64, one value or one per localization) and ``channel`` (int32) may
+    already be on the device. ``out`` may be a device array to add into. With
+    ``to_host=False`` the device array is returned (it can feed inference without a copy).
+    """
+    if truncate is None or not math.isfinite(truncate) or truncate <= 0:
+        raise ValueError(f"truncate must be a positive finite number of sigmas, got {truncate!r}")
+    c_n, h, w = (int(v) for v in shape)
+    if c_n > MAX_CHANNELS:
+        raise ValueError(f"the CUDA kernel renders at most {MAX_CHANNELS} channels, got {c_n}")
+    sig_host = None if hasattr(sigma, "__cuda_array_interface__") else \
+        np.atleast_1d(np.asarray(sigma, np.float64))
+    if sig_host is not None and sig_host.size and not np.all(sig_host > 0):
+        raise ValueError("sigma must be positive")
+    dx, dy = _device(x, np.float64), _device(y, np.float64)
+    ds = _device(sig_host if sig_host is not None else sigma, np.float64)
+    dc = _device(channel, np.int32)
+    n = dx.shape[0]
+    if out is None:
+        d_img = cuda.to_device(np.zeros((c_n, h, w), np.float32))
+    else:
+        d_img = out if hasattr(out, "__cuda_array_interface__") else cuda.to_device(out)
+    if n and h and w:
+        count_tiles, fill_tiles, gather = _kernels()
+        tiles_y, tiles_x = -(-h // TILE), -(-w // TILE)
+        n_tiles = tiles_y * tiles_x
+        args = (c_n, float(origin_nm[0]), float(origin_nm[1]), float(pixel_nm), h, w,
+                float(truncate), tiles_x)
+        blocks = -(-n // COUNT_THREADS)
+        counts = cuda.to_device(np.zeros(n_tiles + 1, np.int64))
+        count_tiles[blocks, COUNT_THREADS](dx, dy, ds, dc, *args, counts)
+        # the prefix sum of a few thousand tile counts: on the host (a few kB each way)
+        starts = np.cumsum(counts.copy_to_host())
+        d_starts = cuda.to_device(starts)
+        cursor = cuda.to_device(starts[:-1].copy())
+        index = cuda.device_array(max(int(starts[-1]), 1), np.int64)
+        fill_tiles[blocks, COUNT_THREADS](dx, dy, ds, dc, *args, cursor, index)
+        gather[n_tiles, (TILE, TILE)](dx, dy, ds, dc, d_starts, index, d_img,
+                                      float(origin_nm[0]), float(origin_nm[1]), float(pixel_nm),
+                                      float(truncate), tiles_x)
+    if to_host:
+        return d_img.copy_to_host() if out is None or hasattr(out, "__cuda_array_interface__") \
+            else d_img.copy_to_host(out)
+    return d_img
