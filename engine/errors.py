@@ -17,6 +17,7 @@ __all__ = [
     "MissingColumnError",
     "PixelSizeError",
     "OutputError",
+    "RenderError",
 ]
 
 
@@ -103,3 +104,7 @@ class PixelSizeError(InputError):
 
 class OutputError(AinuError):
     """An output cannot be written (exists, unwritable, format cannot hold the data)."""
+
+
+class RenderError(AinuError):
+    """Localizations cannot be rendered as asked (none selected, image too large, no GPU)."""

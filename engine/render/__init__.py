@@ -1,0 +1,21 @@
+"""Rendering localizations into images: Gaussian KDE on CPU or GPU, masks, resizing, patches.
+
+``render(locs, spec, device="auto") -> Rendered(image, origin_nm, pixel_nm, mask, ...)``.
+"""
+
+from ._patches import Patch, extract_patches
+from ._render import MAX_PIXELS, Rendered, nucleus_mask, render, select_device
+from ._sklearn import render_sklearn
+from ._spec import RenderSpec
+
+__all__ = [
+    "MAX_PIXELS",
+    "Patch",
+    "RenderSpec",
+    "Rendered",
+    "extract_patches",
+    "nucleus_mask",
+    "render",
+    "render_sklearn",
+    "select_device",
+]
