@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import convert, formats, info, simulate
+from . import convert, formats, info, render, simulate
 from ._errors import debug_enabled
 
 app = typer.Typer(
@@ -43,3 +43,4 @@ app.command("info")(info.info)
 app.command("convert")(convert.convert)
 app.command("formats")(formats.formats)
 app.command("simulate")(simulate.simulate)
+app.command("render")(render.render)

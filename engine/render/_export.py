@@ -65,7 +65,8 @@ def write_png(path: str | Path, rgb: np.ndarray) -> None:
 
 
 def write_rendered(rendered: Rendered, stem: str | Path, fmt: str, *, extra: dict | None = None) -> list[Path]:
-    """Write ``STEM.{tiff,png,npy}`` and ``STEM.json`` (RenderSpec, origin_nm, pixel_nm...).
+    """Write ``STEM.{tiff,png,npy}`` and its sidecar ``STEM.{tiff,png,npy}.json``
+    (RenderSpec, origin_nm, pixel_nm, area...).
 
     TIFF and NPY keep the float32 (C, H, W) values; PNG is for looking at.
     """
@@ -85,7 +86,7 @@ def write_rendered(rendered: Rendered, stem: str | Path, fmt: str, *, extra: dic
         with atomic_path(image_path) as tmp:
             tifffile.imwrite(tmp, rendered.image, photometric="minisblack",
                              description=json.dumps(meta), metadata=None)
-    side = stem.with_name(stem.name + ".json")
+    side = image_path.with_name(image_path.name + ".json")  # NAME.tiff.json: one per image
     with atomic_path(side) as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return [image_path, side]

@@ -1,0 +1,141 @@
+"""``ainu-engine render FILE... --out DIR``: one image per nucleus, with a JSON sidecar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.markup import escape
+
+from ._errors import EXIT_USAGE, describe, report
+from ._options import JsonOpt, PixelOpt, parse_pixel
+from ._output import Output
+
+
+def _nuclei(locs, roi_path, camera_pixel):
+    """(suffix, localizations, roi polygon in nm or None) for each nucleus of a file."""
+    if roi_path is not None:
+        import roifile
+
+        from ..errors import InputError
+
+        try:
+            rois = roifile.roiread(roi_path)
+        except Exception as err:  # noqa: BLE001 - roifile raises several types
+            raise InputError(f"cannot read the ImageJ ROI set: {err}", path=roi_path) from err
+        rois = rois if isinstance(rois, list) else [rois]
+        px = camera_pixel or (locs.meta.camera_pixel_nm[0] if locs.meta.camera_pixel_nm else None)
+        if px is None:
+            raise InputError("ROI coordinates are in camera pixels and no camera pixel size is known",
+                             path=roi_path, hint="pass --camera-pixel-nm")
+        for k, roi in enumerate(rois):
+            poly = np.asarray(roi.coordinates(), np.float64) * px
+            lo, hi = poly.min(axis=0), poly.max(axis=0)
+            inside = ((locs.x_nm >= lo[0]) & (locs.x_nm <= hi[0]) & (locs.y_nm >= lo[1])
+                      & (locs.y_nm <= hi[1]))
+            yield f"_roi{k:03d}", locs[inside], poly
+    elif "cell_id" in locs.extra:
+        for cid in np.unique(locs.extra["cell_id"]):
+            yield f"_cell{int(cid):03d}", locs[locs.extra["cell_id"] == cid], None
+    else:
+        yield "", locs, None
+
+
+def render(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Localization files; one image per nucleus.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")],
+    pixel_nm: Annotated[float | None, typer.Option("--pixel-nm", help="Render pixel in nm (default 16).")] = None,
+    magnification: Annotated[float | None, typer.Option(help="Render pixel = camera pixel / magnification (x10 of 160 nm = 16 nm).")] = None,
+    sigma_nm: Annotated[float, typer.Option("--sigma-nm", help="Gaussian bandwidth in nm.")] = 20.0,
+    sigma_from_precision: Annotated[bool, typer.Option("--sigma-from-precision", help="Bandwidth = each localization's precision (floored).")] = False,
+    truncate: Annotated[float, typer.Option(help="Kernel window half-width in sigmas.")] = 5.0,
+    size: Annotated[int, typer.Option(help="Output side in pixels (resize + pad); 0 = raw render, no scaling.")] = 512,
+    channels: Annotated[str | None, typer.Option(help="File channel ids to render as image channels, e.g. 1,2 (default: all in one).")] = None,
+    normalization: Annotated[str, typer.Option(help="density (image of a localization sums to 1) or sklearn.")] = "density",
+    scaling: Annotated[str, typer.Option(help="Per-channel scaling: max, percentile or none.")] = "max",
+    outside: Annotated[float | None, typer.Option(help="Value of pixels outside the nucleus mask (the paper: 1 = white).")] = None,
+    roi: Annotated[Path | None, typer.Option(help="ImageJ ROI set (.zip/.roi, camera pixels): one image per ROI.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    method: Annotated[str, typer.Option(help="kde (fast, exact to the truncation) or sklearn (the paper's slow computation).")] = "kde",
+    image_format: Annotated[str, typer.Option("--format", help="tiff or npy (float32 values) or png (colour, for people).")] = "tiff",
+    input_format: Annotated[str, typer.Option("--input-format", help="Localization file format, or auto.")] = "auto",
+    camera_pixel_nm: PixelOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing images.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Render nuclei by a Gaussian kernel density estimate into images.
+
+    Writes DIR/NAME.{tiff,npy,png} and DIR/NAME.{tiff,npy,png}.json (RenderSpec, origin_nm,
+    pixel_nm, area):
+    pixel (i, j) covers [x0 + j·p, x0 + (j+1)·p) x [y0 + i·p, y0 + (i+1)·p) nm. Files with
+    a cell_id column give one image per cell; --roi one image per ROI.
+    """
+    from ..errors import OutputError
+    from ..io import read
+    from ..render import RenderSpec, render_sklearn
+    from ..render import render as render_fn
+    from ..render._export import IMAGE_FORMATS, write_rendered
+
+    if image_format not in IMAGE_FORMATS:
+        raise typer.BadParameter(f"expected one of {', '.join(IMAGE_FORMATS)}", param_hint="--format")
+    if method not in ("kde", "sklearn"):
+        raise typer.BadParameter("expected kde or sklearn", param_hint="--method")
+    if pixel_nm is not None and magnification is not None:
+        raise typer.BadParameter("give --pixel-nm or --magnification, not both", param_hint="--pixel-nm")
+    cam = parse_pixel(camera_pixel_nm)
+    cam = cam[0] if isinstance(cam, tuple) else cam
+    try:
+        spec = RenderSpec(pixel_nm=pixel_nm or 16.0, magnification=magnification,
+                          camera_pixel_nm=cam if magnification else None, sigma_nm=sigma_nm,
+                          sigma_from_precision=sigma_from_precision, truncate=truncate, size=size,
+                          channels=None if not channels else tuple(int(c) for c in channels.split(",")),
+                          normalization=normalization, scaling=scaling, outside=outside)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    if method == "sklearn" and size != 0:
+        raise typer.BadParameter("--method sklearn writes raw renders: use --size 0", param_hint="--size")
+    out.mkdir(parents=True, exist_ok=True)
+    o = Output(json_lines=json)
+    failed = 0
+    noted = False
+    debug = ctx.obj["debug"] if ctx.obj else None
+    with o.progress(len(files), "render") as advance:
+        for path in files:
+            try:
+                locs = read(path, format=input_format, camera_pixel_nm=cam, keep_extra=True)
+                for suffix, part, poly in _nuclei(locs, roi, cam):
+                    stem = out / (path.stem + suffix)
+                    target = stem.with_name(stem.name + "." + image_format)
+                    if target.exists() and not force:
+                        raise OutputError("exists already", path=target, hint="pass --force to replace it")
+                    if method == "sklearn":
+                        r = render_sklearn(part, spec)
+                    else:
+                        r = render_fn(part, spec, device=device, roi_nm=poly)
+                    if r.device_note and not noted:
+                        o.warn(r.device_note)
+                        noted = True
+                    written = write_rendered(r, stem, image_format,
+                                             extra={"source": str(path), "nucleus": suffix.lstrip("_") or None,
+                                                    "method": method})
+                    o.record({"input": str(path), "nucleus": suffix.lstrip("_") or None,
+                              "image": str(written[0]), "sidecar": str(written[1]),
+                              "shape": list(r.image.shape), "pixel_nm": r.pixel_nm,
+                              "origin_nm": list(r.origin_nm), "area_um2": round(r.area_um2, 3),
+                              "device": r.device, "seconds": {k: round(v, 4) for k, v in r.seconds.items()}},
+                             escape(f"{path}{' ' + suffix.lstrip('_') if suffix else ''} -> {written[0]} "
+                                    f"({'x'.join(map(str, r.image.shape))}, {r.pixel_nm:.3g} nm/px, "
+                                    f"{r.area_um2:.1f} µm², {r.device})"))
+            except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
+                if describe(err)[1] == EXIT_USAGE:
+                    raise
+                failed += 1
+                o.record({"input": str(path), "error": str(err)}, None)
+                report(err, debug=debug)
+            advance()
+    if failed and len(files) > 1:
+        o.log(f"{failed} of {len(files)} files failed")
+    raise typer.Exit(1 if failed else 0)
