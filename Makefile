@@ -29,15 +29,31 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/ainu-engine simulate demo-out/simulated --classes hiPSC,somatic --n-per-class 2 \
 		--channels polII,h3 --locs-per-channel 20000 --format insight3 --roi --seed 1 --force
 	$(BIN)/ainu-engine info demo-out/simulated/hiPSC_0000.bin
+	$(BIN)/ainu-engine render demo-out/simulated/*_0000.bin --out demo-out/images --channels 1,2 \
+		--format png --force
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.installed-dev
-	$(BIN)/python -m benchmarks run io_load
+# Benchmarks run in their own environment: the baselines (Picasso, scikit-learn) are
+# installed there only, never in the runtime or test environment.
+BENCH := .venv-bench
+$(BENCH)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/python -m pip install $(PIPFLAGS) -e ".[cpu]"
+	# the baselines resolve their own dependencies around the pinned numeric core
+	$(BENCH)/bin/python -m pip install --disable-pip-version-check -q -e ".[cpu,bench]" \
+		$$(grep -E '^(numpy|numba|llvmlite|scipy|pyarrow|h5py)==' constraints.txt)
+	@touch $@
+
+bench: $(BENCH)/.installed
+	$(BENCH)/bin/python -m benchmarks run io_load
+	$(BENCH)/bin/python -m benchmarks run simulate
+	$(BENCH)/bin/python -m benchmarks run render
+	$(BENCH)/bin/python -m benchmarks report
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check engine kernels training benchmarks tests
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BENCH) demo-out .pytest_cache .hypothesis

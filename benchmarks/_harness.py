@@ -135,13 +135,15 @@ def report(results: Path = RESULTS, out: Path | None = None) -> Path:
                   f"Commit: `{doc.get('git_commit')}`, {doc['date_utc']}  ",
                   f"Inputs: {json.dumps(doc.get('inputs', {}))}", "",
                   f"Baseline: {doc.get('baseline', '-')}", "",
-                  "| figure | project | baseline | baseline is | ratio (baseline / project time) |",
-                  "|---|---|---|---|---|"]
+                  "| figure | project | baseline | baseline is | ratio (baseline / project time) | more |",
+                  "|---|---|---|---|---|---|"]
+        shown = {"name", "project", "baseline", "baseline_name", "ratio"}
         for row in doc.get("figures", []):
             ratio = row.get("ratio")
+            more = ", ".join(f"{k}={v}" for k, v in row.items() if k not in shown)
             lines.append(f"| {row['name']} | {row['project']} | {row.get('baseline', '')} | "
                          f"{row.get('baseline_name', '')} | "
-                         f"{'' if ratio is None else f'{ratio:.2f}x'} |")
+                         f"{'' if ratio is None else f'{ratio:.2f}x'} | {more} |")
         for goal in doc.get("goals", []):
             lines.append(f"\nGoal: {goal['goal']} — measured {goal['measured']} — "
                          f"{'met' if goal['met'] else 'NOT met'}")

@@ -146,3 +146,11 @@ def test_reference_agrees_with_sklearn_kernel_density():
     kde = KernelDensity(bandwidth=25.0).fit(pts)
     dens = np.exp(kde.score_samples(np.column_stack([gx.ravel(), gy.ravel()]))).reshape(20, 25)
     np.testing.assert_allclose(ref, dens * 50 * P * P, rtol=1e-9, atol=1e-300)
+
+
+def test_fast_float64_reference_equals_the_numpy_reference():
+    from kernels._kde import kde_reference_fast
+
+    x, y, s, ch, kw = case(12, 300, sigma=lambda rng, n: rng.uniform(3, 40, n))
+    np.testing.assert_allclose(kde_reference_fast(x, y, s, ch, **kw),
+                               kde_reference(x, y, s, ch, truncate=None, **kw), rtol=1e-12, atol=1e-14)
