@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 
 import numpy as np
 
@@ -123,11 +124,11 @@ def run(*, device: str = "cpu", quick: bool = False, sizes=None, sklearn_n=None)
             from kernels._kde_cuda import render_kde_cuda
 
             dx, dy, dc = cuda.to_device(x), cuda.to_device(y), cuda.to_device(ch)
-            gpu = lambda: render_kde_cuda(dx, dy, SIGMA_NM, dc, to_host=False, **kw)  # noqa: E731
+            gpu = partial(render_kde_cuda, dx, dy, SIGMA_NM, dc, to_host=False, **kw)
             rows["engine_cuda_5sigma"] = measure(gpu, repeat=10, warmup=2, sync=cuda.synchronize)
             acc["engine_cuda_5sigma"] = _errors(gpu().copy_to_host()[0], ref)
         for tr in (5.0, 4.0, 3.0):
-            f = lambda tr=tr: render_kde_cpu(x, y, SIGMA_NM, ch, truncate=tr, **kw)  # noqa: E731
+            f = partial(render_kde_cpu, x, y, SIGMA_NM, ch, truncate=tr, **kw)
             rows[f"engine_cpu_{tr:g}sigma"] = measure(f, repeat=5, warmup=1)
             acc[f"engine_cpu_{tr:g}sigma"] = _errors(f()[0], ref)
         try:
