@@ -59,3 +59,13 @@ def test_simulate_benchmark_tiny_run():
     payload = simulate.run(sizes=[2000])
     assert len(payload["figures"]) == 1 and payload["figures"][0]["ratio"] > 0
     assert payload["goals"][0]["met"] is False  # a 2e3 run cannot claim the 1e7 goal
+
+
+def test_render_benchmark_tiny_run():
+    from benchmarks import render
+
+    payload = render.run(sizes=[3000], sklearn_n=[200])
+    acc = payload["accuracy"][next(iter(payload["accuracy"]))]
+    assert acc["engine_cpu_5sigma"]["max_rel_err_bright"] <= 5e-4
+    assert acc["engine_cpu_3sigma"]["max_rel_err_bright"] > acc["engine_cpu_5sigma"]["max_rel_err_bright"]
+    assert any("EXTRAPOLATED" in f["name"] for f in payload["figures"])
