@@ -24,7 +24,7 @@ __all__ = ["kde_reference", "render_kde_cpu", "axis_weight", "axis_window", "BAN
 SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 #: Rows of the image owned by one parallel task of the CPU kernel.
-BAND_ROWS = 32
+BAND_ROWS = 16
 
 
 # -- the per-localization math, written once (plain Python, compiled per target) -------------
@@ -53,19 +53,38 @@ def axis_weights_run(first_centre, u, sigma, pixel, count, out):
     to ``out[:count]``: the same values as :func:`axis_weight`, by the Gaussian recurrence
     w(d+p) = w(d)·r, r ← r·q with r = exp(−(2dp+p²)/2σ²), q = exp(−p²/σ²) — three
     exponentials per run instead of one per pixel (relative drift ~1e-15 per step)."""
-    d = (first_centre - u) / sigma
     step = pixel / sigma
-    wgt = pixel / (SQRT_2PI * sigma) * math.exp(-0.5 * d * d)
-    ratio = math.exp(-(d * step + 0.5 * step * step))
-    q = math.exp(-step * step)
-    for t in range(count):
-        out[t] = wgt
-        wgt *= ratio
-        ratio *= q
+    _weights_run(first_centre, u, 1.0 / sigma, step, pixel / (SQRT_2PI * sigma),
+                 math.exp(-0.5 * step * step), math.exp(-step * step), count, out)
+
+
+def weights_run(first_centre, u, inv_sigma, step, norm, half_q, q, count, out):
+    """:func:`axis_weights_run` with the per-sigma constants precomputed: ``step = p/σ``,
+    ``norm = p/(√(2π)σ)``, ``half_q = exp(−step²/2)``, ``q = exp(−step²)`` (two exponentials
+    per run)."""
+    d = (first_centre - u) * inv_sigma
+    w_even = norm * math.exp(-0.5 * d * d)
+    ratio = math.exp(-d * step) * half_q
+    # two interleaved chains (even, odd pixels) halve the latency of the recurrence:
+    # w(j+2) = w(j)·r(j)·r(j+1) = w(j)·R(j), R(j) = r(j)²·q, R(j+2) = R(j)·q⁴
+    w_odd = w_even * ratio
+    r_even = ratio * ratio * q
+    r_odd = r_even * q * q
+    q4 = q * q * q * q
+    for t in range(0, count - 1, 2):
+        out[t] = w_even
+        out[t + 1] = w_odd
+        w_even *= r_even
+        w_odd *= r_odd
+        r_even *= q4
+        r_odd *= q4
+    if count % 2:
+        out[count - 1] = w_even
 
 
 _axis_weight = numba.njit(cache=True, inline="always")(axis_weight)
 _axis_window = numba.njit(cache=True, inline="always")(axis_window)
+_weights_run = numba.njit(cache=True, inline="always")(weights_run)
 _axis_weights_run = numba.njit(cache=True, inline="always")(axis_weights_run)
 
 
@@ -120,63 +139,48 @@ def kde_reference(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate=
 # as tall as the kernel reaches, so a localization writes only into its own band and the two
 # next to it. Bands b ≡ 0, 1, 2 (mod 3) are rendered in three parallel phases: within a phase
 # no two tasks write the same row. A counting sort puts the localizations of a band next to
-# each other (and, within it, in blocks of columns), so every task reads contiguous memory and
-# writes to a cache-resident strip of the image. Every localization is computed once.
-
-X_BLOCK = 64  #: columns per block of the within-band ordering
+# each other, so every task reads contiguous memory and writes to a cache-resident strip of
+# the image. Every localization is computed once.
 
 
 @numba.njit(cache=True, inline="always")
-def _band_key(x, y, s, c, n_channels, x0, y0, pixel, h, w, truncate, band_rows, n_xb):
-    """Sort key of one localization (band of its centre row, block of its centre column),
-    or -1 when it is skipped (channel out of range, window off the image)."""
+def _band_key(y, c, n_channels, y0, pixel, h, band_rows):
+    """Band of a localization's centre row (clipped to the image), or -1 when its channel is
+    not rendered. Localizations whose window misses the image are dropped by the renderer."""
     if c < 0 or c >= n_channels:
         return -1
-    reach = truncate * s
-    ilo, ihi = _axis_window(y, reach, y0, pixel, h)
-    jlo, jhi = _axis_window(x, reach, x0, pixel, w)
-    if ilo > ihi or jlo > jhi:
-        return -1
     row = min(max(int(math.floor((y - y0) / pixel)), 0), h - 1)
-    col = min(max(int(math.floor((x - x0) / pixel)), 0), w - 1)
-    return (row // band_rows) * n_xb + col // X_BLOCK
+    return row // band_rows
 
 
 @numba.njit(parallel=True, cache=True)
-def _sort_by_band(x, y, sigma, chan, n_channels, x0, y0, pixel, h, w, truncate, band_rows,
-                  n_chunks):
-    """Parallel stable counting sort of the localizations by band key; returns the band
-    starts and the sorted x, y, sigma (one value when shared) and channel. The order does
-    not depend on ``n_chunks`` (keys major, chunks in order), so neither does the image."""
+def _sort_by_band(x, y, sigma, chan, n_channels, y0, pixel, h, band_rows, n_chunks):
+    """Parallel stable counting sort of the localizations by band; returns the band starts
+    and the sorted x, y (input dtype), sigma (one value when shared) and channel. The order
+    does not depend on ``n_chunks`` (bands major, chunks in order), so neither does the image."""
     n = x.shape[0]
     n_bands = (h + band_rows - 1) // band_rows
-    n_xb = (w + X_BLOCK - 1) // X_BLOCK
-    n_keys = n_bands * n_xb
     per_sigma = sigma.shape[0] > 1
     size = (n + n_chunks - 1) // n_chunks
     keys = np.empty(n, np.int32)
-    local = np.zeros((n_chunks, n_keys + 1), np.int64)
+    local = np.zeros((n_chunks, n_bands), np.int64)
     for c in numba.prange(n_chunks):
         for k in range(c * size, min(n, (c + 1) * size)):
-            s = sigma[k] if per_sigma else sigma[0]
-            key = _band_key(x[k], y[k], s, chan[k], n_channels, x0, y0, pixel, h, w, truncate,
-                            band_rows, n_xb)
+            key = _band_key(y[k], chan[k], n_channels, y0, pixel, h, band_rows)
             keys[k] = key
             if key >= 0:
                 local[c, key] += 1
-    # offsets in (key, chunk) order: a stable sort whatever the number of chunks
     starts = np.empty(n_bands + 1, np.int64)
     total = 0
-    for key in range(n_keys):
-        if key % n_xb == 0:
-            starts[key // n_xb] = total
+    for key in range(n_bands):
+        starts[key] = total
         for c in range(n_chunks):
             count = local[c, key]
             local[c, key] = total
             total += count
     starts[n_bands] = total
-    xs = np.empty(total, np.float64)
-    ys = np.empty(total, np.float64)
+    xs = np.empty(total, x.dtype)
+    ys = np.empty(total, y.dtype)
     ss = np.empty(total if per_sigma else 1, np.float64)
     cs = np.empty(total, np.int32)
     if not per_sigma:
@@ -202,27 +206,35 @@ def _render_bands(xs, ys, ss, cs, img, x0, y0, pixel, truncate, starts, phase):
     n_bands = starts.shape[0] - 1
     per_sigma = ss.shape[0] > 1
     n_tasks = (n_bands - phase + 2) // 3
-    for q in numba.prange(n_tasks):
-        b = phase + 3 * q
-        wx = np.empty(w + 1, np.float64)
-        wy = np.empty(h + 1, np.float64)
-        wx32 = np.empty(w + 1, np.float32)
+    for task in numba.prange(n_tasks):
+        b = phase + 3 * task
+        wx = np.empty(w + 1, np.float32)  # weights computed in float64, stored as float32
+        wy = np.empty(h + 1, np.float32)
+        s = ss[0]
+        inv_s, step = 1.0 / s, pixel / s
+        norm, half_q, q = pixel / (SQRT_2PI * s), math.exp(-0.5 * step * step), math.exp(-step * step)
         for t in range(starts[b], starts[b + 1]):
-            s = ss[t] if per_sigma else ss[0]
+            if per_sigma:
+                s = ss[t]
+                inv_s, step = 1.0 / s, pixel / s
+                norm = pixel / (SQRT_2PI * s)
+                half_q, q = math.exp(-0.5 * step * step), math.exp(-step * step)
             reach = truncate * s
-            jlo, jhi = _axis_window(xs[t], reach, x0, pixel, w)
-            ilo, ihi = _axis_window(ys[t], reach, y0, pixel, h)
+            xt = np.float64(xs[t])
+            yt = np.float64(ys[t])
+            jlo, jhi = _axis_window(xt, reach, x0, pixel, w)
+            ilo, ihi = _axis_window(yt, reach, y0, pixel, h)
             nx = jhi - jlo + 1
-            _axis_weights_run(x0 + (jlo + 0.5) * pixel, xs[t], s, pixel, nx, wx)
-            _axis_weights_run(y0 + (ilo + 0.5) * pixel, ys[t], s, pixel, ihi - ilo + 1, wy)
-            for j in range(nx):
-                wx32[j] = wx[j]
+            if nx <= 0 or ihi < ilo:
+                continue  # the window misses the image
+            _weights_run(x0 + (jlo + 0.5) * pixel, xt, inv_s, step, norm, half_q, q, nx, wx)
+            _weights_run(y0 + (ilo + 0.5) * pixel, yt, inv_s, step, norm, half_q, q, ihi - ilo + 1, wy)
             plane = img[cs[t]]
             for i in range(ilo, ihi + 1):
-                f = np.float32(wy[i - ilo])
+                f = wy[i - ilo]
                 row = plane[i]
                 for j in range(nx):
-                    row[jlo + j] += f * wx32[j]
+                    row[jlo + j] += f * wx[j]
 
 
 def band_rows_for(max_sigma_nm: float, pixel_nm: float, truncate: float) -> int:
@@ -239,8 +251,11 @@ def render_kde_cpu(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate
     """
     if truncate is None or not math.isfinite(truncate) or truncate <= 0:
         raise ValueError(f"truncate must be a positive finite number of sigmas, got {truncate!r}")
-    x = np.ascontiguousarray(x, np.float64)
-    y = np.ascontiguousarray(y, np.float64)
+    # float32 coordinates (what Localizations holds) are used as they are, others as float64
+    dt = np.float32 if getattr(x, "dtype", None) == np.float32 and getattr(y, "dtype", None) == np.float32 \
+        else np.float64
+    x = np.ascontiguousarray(x, dt)
+    y = np.ascontiguousarray(y, dt)
     sig = np.ascontiguousarray(np.atleast_1d(np.asarray(sigma, np.float64)))
     if sig.shape[0] not in (1, x.shape[0]):
         raise ValueError(f"sigma must have 1 or {x.shape[0]} values, got {sig.shape[0]}")
@@ -257,9 +272,8 @@ def render_kde_cpu(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate
         return out
     c_n, h, w = out.shape
     rows = band_rows_for(float(sig.max()), float(pixel_nm), float(truncate))
-    starts, xs, ys, ss, cs = _sort_by_band(x, y, sig, ch, c_n, float(origin_nm[0]),
-                                           float(origin_nm[1]), float(pixel_nm), h, w,
-                                           float(truncate), rows, 4 * numba.get_num_threads())
+    starts, xs, ys, ss, cs = _sort_by_band(x, y, sig, ch, c_n, float(origin_nm[1]), float(pixel_nm),
+                                           h, rows, 4 * numba.get_num_threads())
     for phase in range(3):
         _render_bands(xs, ys, ss, cs, out, float(origin_nm[0]), float(origin_nm[1]),
                       float(pixel_nm), float(truncate), starts, phase)
