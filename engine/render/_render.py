@@ -235,15 +235,14 @@ def render(
         raise RenderError(f"no localizations in {want}", path=locs.meta.source_path,
                           found=f"channels {sorted(locs.channel_counts())}")
     sigma = _sigma(locs, spec)
-    x = locs.x_nm.astype(np.float64)
-    y = locs.y_nm.astype(np.float64)
+    x, y = locs.x_nm, locs.y_nm  # float32: the CPU kernel reads them in place
     margin = spec.margin_nm if spec.margin_nm is not None else spec.truncate * float(sigma.max())
     if roi_nm is not None:
         roi_nm = np.asarray(roi_nm, np.float64)
         lo, hi = roi_nm.min(axis=0), roi_nm.max(axis=0)
     else:
-        lo = np.array([x[sel].min(), y[sel].min()])
-        hi = np.array([x[sel].max(), y[sel].max()])
+        lo = np.array([x[sel].min(), y[sel].min()], np.float64)
+        hi = np.array([x[sel].max(), y[sel].max()], np.float64)
     origin = np.floor((lo - margin) / pixel) * pixel
     w = int(math.ceil((hi[0] + margin - origin[0]) / pixel)) or 1
     h = int(math.ceil((hi[1] + margin - origin[1]) / pixel)) or 1
