@@ -61,7 +61,10 @@ def _kernels():
         return ilo // TILE, ihi // TILE, jlo // TILE, jhi // TILE
 
     @cuda.jit
-    def count_tiles(x, y, sigma, chan, n_channels, x0, y0, pixel, h, w, truncate, tiles_x, counts):
+    def bucket_tiles(x, y, sigma, chan, n_channels, x0, y0, pixel, h, w, truncate, tiles_x,
+                     cursor, index, fill):
+        # pass 1 (fill=False): count the localizations of each tile into cursor[tile + 1];
+        # pass 2 (fill=True): cursor holds the tile starts; write each index into its slots
         k = cuda.grid(1)
         if k >= x.shape[0]:
             return
@@ -70,21 +73,10 @@ def _kernels():
                                         w, truncate)
         for ty in range(ty0, ty1 + 1):
             for tx in range(tx0, tx1 + 1):
-                cuda.atomic.add(counts, ty * tiles_x + tx + 1, 1)
-
-    @cuda.jit
-    def fill_tiles(x, y, sigma, chan, n_channels, x0, y0, pixel, h, w, truncate, tiles_x,
-                   cursor, index):
-        k = cuda.grid(1)
-        if k >= x.shape[0]:
-            return
-        s = sigma[k] if sigma.shape[0] > 1 else sigma[0]
-        ty0, ty1, tx0, tx1 = tile_range(x[k], y[k], s, chan[k], n_channels, x0, y0, pixel, h,
-                                        w, truncate)
-        for ty in range(ty0, ty1 + 1):
-            for tx in range(tx0, tx1 + 1):
-                pos = cuda.atomic.add(cursor, ty * tiles_x + tx, 1)
-                index[pos] = k
+                if fill:
+                    index[cuda.atomic.add(cursor, ty * tiles_x + tx, 1)] = k
+                else:
+                    cuda.atomic.add(cursor, ty * tiles_x + tx + 1, 1)
 
     @cuda.jit
     def gather(x, y, sigma, chan, starts, index, img, x0, y0, pixel, truncate, tiles_x):
@@ -124,7 +116,7 @@ def _kernels():
             for c in range(c_n):
                 img[c, i, j] += acc[c]
 
-    return count_tiles, fill_tiles, gather
+    return bucket_tiles, gather
 
 
 def _device(a, dtype):
@@ -163,20 +155,21 @@ def render_kde_cuda(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncat
     else:
         d_img = out if hasattr(out, "__cuda_array_interface__") else cuda.to_device(out)
     if n and h and w:
-        count_tiles, fill_tiles, gather = _kernels()
+        bucket_tiles, gather = _kernels()
         tiles_y, tiles_x = -(-h // TILE), -(-w // TILE)
         n_tiles = tiles_y * tiles_x
         args = (c_n, float(origin_nm[0]), float(origin_nm[1]), float(pixel_nm), h, w,
                 float(truncate), tiles_x)
         blocks = -(-n // COUNT_THREADS)
         counts = cuda.to_device(np.zeros(n_tiles + 1, np.int64))
-        count_tiles[blocks, COUNT_THREADS](dx, dy, ds, dc, *args, counts)
+        no_index = cuda.device_array(1, np.int64)
+        bucket_tiles[blocks, COUNT_THREADS](dx, dy, ds, dc, *args, counts, no_index, False)
         # the prefix sum of a few thousand tile counts: on the host (a few kB each way)
         starts = np.cumsum(counts.copy_to_host())
         d_starts = cuda.to_device(starts)
         cursor = cuda.to_device(starts[:-1].copy())
         index = cuda.device_array(max(int(starts[-1]), 1), np.int64)
-        fill_tiles[blocks, COUNT_THREADS](dx, dy, ds, dc, *args, cursor, index)
+        bucket_tiles[blocks, COUNT_THREADS](dx, dy, ds, dc, *args, cursor, index, True)
         gather[n_tiles, (TILE, TILE)](dx, dy, ds, dc, d_starts, index, d_img,
                                       float(origin_nm[0]), float(origin_nm[1]), float(pixel_nm),
                                       float(truncate), tiles_x)
