@@ -16,9 +16,9 @@ $(VENV)/.installed-runtime: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) install $(PIPFLAGS) -e ".[cpu]"
 	@touch $@
 
-# Test install: runtime + dev tools.
+# Test install: runtime + training (torch, CPU build pinned in constraints.txt) + dev tools.
 $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) install $(PIPFLAGS) -e ".[cpu,dev]"
+	$(PIP) install $(PIPFLAGS) -e ".[cpu,train,dev]"
 	@touch $@ $(VENV)/.installed-runtime
 
 demo: $(VENV)/.installed-runtime
