@@ -14,11 +14,8 @@ NONE = AugmentConfig(flip=0, rot90=False, rotate=0, intensity=0, contrast=0, gri
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+def _threads(torch_threads):
+    """Two torch threads for every test here (tests/training/conftest.py)."""
 
 
 def gen(seed=0):

@@ -15,11 +15,8 @@ TORCHVISION_PARAMS = {"densenet121": 7_978_856, "resnet18": 11_689_512, "resnet3
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+def _threads(torch_threads):
+    """Two torch threads for every test here (tests/training/conftest.py)."""
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
