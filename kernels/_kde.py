@@ -48,44 +48,31 @@ def axis_window(u, reach, origin, pixel, n):
     return lo, hi
 
 
-def axis_weights_run(first_centre, u, sigma, pixel, count, out):
-    """Weights of ``count`` consecutive pixels starting at centre ``first_centre``, written
-    to ``out[:count]``: the same values as :func:`axis_weight`, by the Gaussian recurrence
-    w(d+p) = w(d)·r, r ← r·q with r = exp(−(2dp+p²)/2σ²), q = exp(−p²/σ²) — three
-    exponentials per run instead of one per pixel (relative drift ~1e-15 per step)."""
+def sigma_constants(sigma, pixel):
+    """Per-bandwidth constants of :func:`weights_run`: 1/σ, step = p/σ, norm = p/(√(2π)σ),
+    half_q = exp(−step²/2), q = exp(−step²)."""
     step = pixel / sigma
-    _weights_run(first_centre, u, 1.0 / sigma, step, pixel / (SQRT_2PI * sigma),
-                 math.exp(-0.5 * step * step), math.exp(-step * step), count, out)
+    return 1.0 / sigma, step, pixel / (SQRT_2PI * sigma), math.exp(-0.5 * step * step), math.exp(-step * step)
 
 
 def weights_run(first_centre, u, inv_sigma, step, norm, half_q, q, count, out):
-    """:func:`axis_weights_run` with the per-sigma constants precomputed: ``step = p/σ``,
-    ``norm = p/(√(2π)σ)``, ``half_q = exp(−step²/2)``, ``q = exp(−step²)`` (two exponentials
-    per run)."""
+    """Weights of ``count`` consecutive pixels starting at centre ``first_centre``, written
+    to ``out[:count]``: the values of :func:`axis_weight`, by the Gaussian recurrence
+    w(d+p) = w(d)·r, r ← r·q with r = exp(−(2dp+p²)/2σ²) — two exponentials per run instead
+    of one per pixel (relative drift ~1e-15 per step). Constants from :func:`sigma_constants`."""
     d = (first_centre - u) * inv_sigma
-    w_even = norm * math.exp(-0.5 * d * d)
+    wgt = norm * math.exp(-0.5 * d * d)
     ratio = math.exp(-d * step) * half_q
-    # two interleaved chains (even, odd pixels) halve the latency of the recurrence:
-    # w(j+2) = w(j)·r(j)·r(j+1) = w(j)·R(j), R(j) = r(j)²·q, R(j+2) = R(j)·q⁴
-    w_odd = w_even * ratio
-    r_even = ratio * ratio * q
-    r_odd = r_even * q * q
-    q4 = q * q * q * q
-    for t in range(0, count - 1, 2):
-        out[t] = w_even
-        out[t + 1] = w_odd
-        w_even *= r_even
-        w_odd *= r_odd
-        r_even *= q4
-        r_odd *= q4
-    if count % 2:
-        out[count - 1] = w_even
+    for t in range(count):
+        out[t] = wgt
+        wgt *= ratio
+        ratio *= q
 
 
 _axis_weight = numba.njit(cache=True, inline="always")(axis_weight)
 _axis_window = numba.njit(cache=True, inline="always")(axis_window)
 _weights_run = numba.njit(cache=True, inline="always")(weights_run)
-_axis_weights_run = numba.njit(cache=True, inline="always")(axis_weights_run)
+_sigma_constants = numba.njit(cache=True, inline="always")(sigma_constants)
 
 
 # -- float64 NumPy reference ------------------------------------------------------------------
@@ -211,14 +198,11 @@ def _render_bands(xs, ys, ss, cs, img, x0, y0, pixel, truncate, starts, phase):
         wx = np.empty(w + 1, np.float32)  # weights computed in float64, stored as float32
         wy = np.empty(h + 1, np.float32)
         s = ss[0]
-        inv_s, step = 1.0 / s, pixel / s
-        norm, half_q, q = pixel / (SQRT_2PI * s), math.exp(-0.5 * step * step), math.exp(-step * step)
+        inv_s, step, norm, half_q, q = _sigma_constants(s, pixel)
         for t in range(starts[b], starts[b + 1]):
             if per_sigma:
                 s = ss[t]
-                inv_s, step = 1.0 / s, pixel / s
-                norm = pixel / (SQRT_2PI * s)
-                half_q, q = math.exp(-0.5 * step * step), math.exp(-step * step)
+                inv_s, step, norm, half_q, q = _sigma_constants(s, pixel)
             reach = truncate * s
             xt = np.float64(xs[t])
             yt = np.float64(ys[t])

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import RenderError
 from ..io import Localizations
-from ._render import Rendered, _channel_index, nucleus_mask, select_device
+from ._render import Rendered, _channel_index, nucleus_mask
 from ._spec import RenderSpec
 
 __all__ = ["render_sklearn"]
@@ -60,7 +60,6 @@ def render_sklearn(locs: Localizations, spec: RenderSpec, *, max_localizations: 
     sel = chan >= 0
     mask = nucleus_mask(locs.x_nm[sel].astype(np.float64), locs.y_nm[sel].astype(np.float64),
                         shape=(h, w), origin_nm=like.origin_nm, pixel_nm=p, cell_nm=spec.mask_cell_nm)
-    dev, _ = select_device("cpu")
     return Rendered(img.astype(np.float32), like.origin_nm, p, mask,
-                    float(mask.sum()) * p * p / 1e6, spec, dev, "scikit-learn KernelDensity",
+                    float(mask.sum()) * p * p / 1e6, spec, "cpu", "scikit-learn KernelDensity",
                     counts, (c_n, h, w))
