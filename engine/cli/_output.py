@@ -29,6 +29,7 @@ class Output:
 
     def __init__(self, *, json_lines: bool = False) -> None:
         self.json_lines = json_lines
+        self.failed = 0
         self.out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
         self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
@@ -39,6 +40,25 @@ class Output:
             sys.stdout.flush()
         elif text is not None:
             self.out.print(text)
+
+    def failure(self, err: BaseException, record: dict, *, debug: bool | None) -> None:
+        """One input of a batch failed: re-raise usage errors (they concern every input),
+        else emit ``record`` with the error and the one-line message on stderr, and count it."""
+        from ._errors import EXIT_USAGE, describe, report
+
+        if describe(err)[1] == EXIT_USAGE:
+            raise err
+        self.failed += 1
+        self.record({**record, "error": str(err) or type(err).__name__}, None)
+        report(err, debug=debug)
+
+    def finish(self, total: int) -> None:
+        """End a batch: say how many of ``total`` inputs failed, exit 1 if any did, else 0."""
+        import typer
+
+        if self.failed and total > 1:
+            self.log(f"{self.failed} of {total} files failed")
+        raise typer.Exit(1 if self.failed else 0)
 
     def warn(self, message: str) -> None:
         self.err.print(f"[yellow]warning:[/] {escape(message)}")

@@ -10,7 +10,6 @@ from rich.markup import escape
 
 from ..errors import OutputError
 from ..io import FORMATS, read, write
-from ._errors import EXIT_USAGE, describe, report
 from ._options import ColumnsOpt, FormatOpt, JsonOpt, PixelOpt, UnitOpt, parse_pixel, read_kwargs
 from ._output import Output
 
@@ -56,7 +55,6 @@ def convert(
         targets = [(p, out / (p.stem + EXTENSIONS[target_format])) for p in inputs]
     seen: dict[Path, Path] = {}
     o = Output(json_lines=json)
-    failed = 0
     with o.progress(len(targets), "convert") as advance:
         for src, dst in targets:
             try:
@@ -75,12 +73,6 @@ def convert(
                          escape(f"{src} -> {dst} ({locs.n:,} localizations, "
                                 f"{FORMATS[locs.meta.source_format].title})"))
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
-                if describe(err)[1] == EXIT_USAGE:
-                    raise
-                failed += 1
-                o.record({"input": str(src), "output": str(dst), "error": str(err)}, None)
-                report(err, debug=ctx.obj["debug"] if ctx.obj else None)
+                o.failure(err, {"input": str(src), "output": str(dst)}, debug=ctx.obj["debug"] if ctx.obj else None)
             advance()
-    if failed and len(targets) > 1:
-        o.log(f"{failed} of {len(targets)} files failed")
-    raise typer.Exit(1 if failed else 0)
+    o.finish(len(targets))

@@ -9,7 +9,6 @@ import typer
 from rich.markup import escape
 
 from ..io import read, summarize
-from ._errors import EXIT_USAGE, describe, report
 from ._options import ColumnsOpt, FormatOpt, JsonOpt, PixelOpt, UnitOpt, read_kwargs
 from ._output import Output
 
@@ -67,7 +66,6 @@ def info(
     """
     kwargs = read_kwargs(format, camera_pixel_nm, unit, columns)
     out = Output(json_lines=json)
-    failed = 0
     with out.progress(len(files), "info") as advance:
         for path in files:
             try:
@@ -75,12 +73,6 @@ def info(
                 s["path"] = str(path)
                 out.record(s, _text(s))
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
-                if describe(err)[1] == EXIT_USAGE:
-                    raise
-                failed += 1
-                out.record({"path": str(path), "error": str(err) or type(err).__name__}, None)
-                report(err, debug=ctx.obj["debug"] if ctx.obj else None)
+                out.failure(err, {"path": str(path)}, debug=ctx.obj["debug"] if ctx.obj else None)
             advance()
-    if failed and len(files) > 1:
-        out.log(f"{failed} of {len(files)} files failed")
-    raise typer.Exit(1 if failed else 0)
+    out.finish(len(files))

@@ -9,7 +9,6 @@ import numpy as np
 import typer
 from rich.markup import escape
 
-from ._errors import EXIT_USAGE, describe, report
 from ._options import JsonOpt, PixelOpt, parse_pixel
 from ._output import Output
 
@@ -99,7 +98,6 @@ def render(
         raise typer.BadParameter("--method sklearn writes raw renders: use --size 0", param_hint="--size")
     out.mkdir(parents=True, exist_ok=True)
     o = Output(json_lines=json)
-    failed = 0
     noted = False
     debug = ctx.obj["debug"] if ctx.obj else None
     with o.progress(len(files), "render") as advance:
@@ -130,12 +128,6 @@ def render(
                                     f"({'x'.join(map(str, r.image.shape))}, {r.pixel_nm:.3g} nm/px, "
                                     f"{r.area_um2:.1f} µm², {r.device})"))
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
-                if describe(err)[1] == EXIT_USAGE:
-                    raise
-                failed += 1
-                o.record({"input": str(path), "error": str(err)}, None)
-                report(err, debug=debug)
+                o.failure(err, {"input": str(path)}, debug=debug)
             advance()
-    if failed and len(files) > 1:
-        o.log(f"{failed} of {len(files)} files failed")
-    raise typer.Exit(1 if failed else 0)
+    o.finish(len(files))
