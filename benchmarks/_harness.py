@@ -7,13 +7,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+from engine._provenance import git_commit
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -65,14 +66,7 @@ def measure(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1,
 
 
 def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
+    return git_commit(ROOT)
 
 
 def _cpu_model() -> str:

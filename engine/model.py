@@ -1,0 +1,161 @@
+"""What an exported ainu-engine model says about itself (the ONNX file's ``metadata_props``).
+
+One ``.onnx`` file is self-describing: class names, the full :class:`~engine.render.RenderSpec`,
+the input size and channel layout, the preprocessing, the training metrics and statistics,
+and the provenance travel in it as ``ainu.*`` keys with JSON values, so screening needs
+nothing but the model file and the data. :class:`ModelInfo` is the one place that writes and
+reads those keys (training writes them at export, the engine reads them to screen).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from .errors import InputError
+from .render import RenderSpec
+
+__all__ = ["ModelInfo", "read_model_info", "METADATA_VERSION"]
+
+#: Version of the metadata layout; readers refuse a newer major version.
+METADATA_VERSION = 1
+_PREFIX = "ainu."
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything needed to feed a model and to interpret its output.
+
+    Attributes
+    ----------
+    classes : tuple of str
+        Class names in logit order.
+    render_spec : RenderSpec
+        How nuclei were rendered for training (pixel size, bandwidth, channels, size...).
+    input_name, output_name : str
+        ONNX tensor names; the input is float32 (N, C, S, S), the output (N, K) logits
+        (softmax gives the class probabilities).
+    input_size : int
+        S, the side of the square input image (the RenderSpec size, or the patch size).
+    channel_names : tuple of str
+        One name per image channel (C of them), e.g. ``("polII", "h3")``.
+    preprocessing : dict
+        ``mode`` (``"image"``: one render per nucleus; ``"patches"``: S x S patches of a raw
+        render, each scaled per channel like an image, a nucleus's call = the class more than
+        half of its patches vote for), ``patch_size``, ``min_occupied``, ``scaling``.
+    metrics : dict
+        Test-set and cross-validation summary from training.
+    training_stats : dict
+        Ranges of the training nuclei (localizations per channel, area, density) for QC.
+    provenance : dict
+        git commit, manifest hash, creation time, library versions, checkpoint hash.
+    model : dict
+        The model's registry config (architecture, in_chans, num_classes, options).
+    """
+
+    classes: tuple[str, ...]
+    render_spec: RenderSpec
+    input_size: int
+    channel_names: tuple[str, ...]
+    preprocessing: dict = field(default_factory=lambda: {"mode": "image"})
+    metrics: dict = field(default_factory=dict)
+    training_stats: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    input_name: str = "image"
+    output_name: str = "logits"
+    path: str | None = None
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def input_shape(self) -> tuple[int | str, int, int, int]:
+        return ("batch", self.n_channels, self.input_size, self.input_size)
+
+    def to_metadata(self) -> dict[str, str]:
+        """The ``metadata_props`` of the ONNX file (string keys and JSON string values)."""
+        d = {
+            "version": METADATA_VERSION,
+            "classes": list(self.classes),
+            "render_spec": self.render_spec.to_dict(),
+            "input": {"name": self.input_name, "shape": list(self.input_shape), "dtype": "float32",
+                      "layout": "NCHW", "size": self.input_size, "channel_names": list(self.channel_names)},
+            "output": {"name": self.output_name, "kind": "logits", "probabilities": "softmax over axis 1"},
+            "preprocessing": self.preprocessing,
+            "metrics": self.metrics,
+            "training_stats": self.training_stats,
+            "provenance": self.provenance,
+            "model": self.model,
+        }
+        return {_PREFIX + k: json.dumps(v, sort_keys=True) for k, v in d.items()}
+
+    @classmethod
+    def from_metadata(cls, props: dict[str, str], *, path: str | os.PathLike | None = None) -> ModelInfo:
+        """Parse ``metadata_props``; raises :class:`InputError` naming the file and key."""
+        p = None if path is None else os.fspath(path)
+        if _PREFIX + "classes" not in props:
+            raise InputError("not an ainu-engine model: no 'ainu.classes' metadata", path=p,
+                             hint="export it with `ainu-engine export RUN/best.pt`")
+
+        def get(key, default=None):
+            raw = props.get(_PREFIX + key)
+            if raw is None:
+                if default is None:
+                    raise InputError(f"model metadata lacks 'ainu.{key}'", path=p)
+                return default
+            try:
+                return json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise InputError(f"model metadata 'ainu.{key}' is not valid JSON: {err}", path=p) from err
+
+        version = int(get("version", 1))
+        if version > METADATA_VERSION:
+            raise InputError(f"model metadata version {version} is newer than this ainu-engine "
+                             f"understands ({METADATA_VERSION})", path=p, hint="upgrade ainu-engine")
+        inp = get("input")
+        try:
+            spec = RenderSpec.from_dict(get("render_spec"))
+        except (TypeError, ValueError) as err:
+            raise InputError(f"model metadata 'ainu.render_spec' is invalid: {err}", path=p) from err
+        return cls(classes=tuple(get("classes")), render_spec=spec, input_size=int(inp["size"]),
+                   channel_names=tuple(inp["channel_names"]), preprocessing=get("preprocessing", {"mode": "image"}),
+                   metrics=get("metrics", {}), training_stats=get("training_stats", {}),
+                   provenance=get("provenance", {}), model=get("model", {}), input_name=inp.get("name", "image"),
+                   output_name=get("output", {"name": "logits"}).get("name", "logits"), path=p)
+
+
+def read_model_info(path: str | os.PathLike) -> ModelInfo:
+    """Read the :class:`ModelInfo` of an exported ``.onnx`` model.
+
+    Uses the ``onnx`` package when installed (reads only the metadata), else ONNX Runtime.
+
+    Raises
+    ------
+    engine.errors.InputError
+        Missing or unreadable file, or a model without ainu-engine metadata.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError("model file not found", path=path)
+    try:
+        import onnx
+    except ImportError:
+        onnx = None
+    try:
+        if onnx is not None:
+            m = onnx.load(path, load_external_data=False)
+            props = {p.key: p.value for p in m.metadata_props}
+        else:
+            import onnxruntime as ort
+
+            sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            props = dict(sess.get_modelmeta().custom_metadata_map)
+    except ImportError as err:
+        raise InputError("reading a model needs onnxruntime or onnx", path=path,
+                         hint='pip install "ainu-engine[cpu]"') from err
+    except Exception as err:  # noqa: BLE001 - protobuf / ORT raise many types
+        raise InputError(f"cannot read the ONNX model: {str(err).splitlines()[0]}", path=path) from err
+    return ModelInfo.from_metadata(props, path=path)

@@ -1,0 +1,368 @@
+"""Training data: a manifest of labelled files, rendered once through ``engine.render`` into an
+on-disk cache keyed by the file's content and the RenderSpec, so epochs and folds never re-render.
+
+A manifest is a CSV with a header: ``path`` (a localization file in any format ``engine.io``
+reads, or an already rendered ``.tif``/``.tiff``/``.npy`` image of shape (C, S, S)), ``label``,
+and optionally ``group`` (cell line, donor, slide: splits keep a group on one side) and
+``channels`` (channel names joined by ``+``, e.g. ``polII+h3``). Relative paths are relative to
+the manifest's folder. ``ainu-engine simulate`` writes such a manifest. One row is one nucleus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import InputError, MissingColumnError
+from engine.render import RenderSpec
+
+__all__ = ["Manifest", "read_manifest", "RenderCache", "NucleusSet", "load_nuclei", "scale_channels",
+           "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
+#: Files beside a localization file that change what it reads as (pixel size sidecars, YAML).
+_SIDECARS = (lambda p: p.with_name(p.name + ".json"), lambda p: p.with_suffix(".yaml"))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Rows of a manifest: files, labels, optional groups; ``classes`` in index order."""
+
+    files: tuple[Path, ...]
+    labels: tuple[str, ...]
+    classes: tuple[str, ...]
+    groups: tuple[str, ...] | None = None
+    channel_names: tuple[str, ...] | None = None
+    path: Path | None = None
+    sha256: str = ""
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def y(self) -> np.ndarray:
+        """Integer labels (index into ``classes``)."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        return np.array([index[v] for v in self.labels], dtype=np.int64)
+
+    @classmethod
+    def from_rows(cls, files: Sequence, labels: Sequence[str], *, groups: Sequence[str] | None = None,
+                  classes: Sequence[str] | None = None) -> Manifest:
+        """A manifest from Python lists (classes sorted unless given)."""
+        labels = tuple(str(v) for v in labels)
+        cls_ = tuple(classes) if classes is not None else tuple(sorted(set(labels)))
+        unknown = sorted(set(labels) - set(cls_))
+        if unknown:
+            raise ValueError(f"labels {unknown} are not among the classes {list(cls_)}")
+        h = hashlib.sha256(json.dumps([list(map(str, files)), labels, list(groups or [])]).encode()).hexdigest()
+        return cls(tuple(Path(f) for f in files), labels, cls_,
+                   None if groups is None else tuple(str(g) for g in groups), None, None, h)
+
+
+def read_manifest(path: str | os.PathLike, *, classes: Sequence[str] | None = None) -> Manifest:
+    """Read a manifest CSV (``path``, ``label``, optional ``group`` and ``channels``).
+
+    Parameters
+    ----------
+    path : path
+        The CSV file.
+    classes : sequence of str, optional
+        Class order (e.g. a model's); default the sorted labels.
+
+    Raises
+    ------
+    engine.errors.InputError
+        Missing column, empty label or path, a listed file that does not exist (the first
+        one is named, with its line), fewer than two classes, a label outside ``classes``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from training.data import read_manifest
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for n in ("a.bin", "b.bin"): _ = (d / n).write_bytes(b"")
+    >>> _ = (d / "m.csv").write_text("path,label\\na.bin,hiPSC\\nb.bin,somatic\\n")
+    >>> read_manifest(d / "m.csv").classes
+    ('hiPSC', 'somatic')
+    """
+    import pyarrow as pa
+    from pyarrow import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("manifest not found", path=path)
+    raw = path.read_bytes()
+    try:
+        table = csv.read_csv(pa.py_buffer(raw), convert_options=csv.ConvertOptions(
+            column_types={}, strings_can_be_null=False, auto_dict_encode=False),
+            read_options=csv.ReadOptions(autogenerate_column_names=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise InputError(f"not a readable CSV: {str(err).splitlines()[0]}", path=path) from err
+    cols = {c.strip().lower(): c for c in table.column_names}
+    for need in ("path", "label"):
+        if need not in cols:
+            raise MissingColumnError(f"no '{need}' column", path=path, expected="columns path,label[,group]",
+                                     found=", ".join(table.column_names) or "none")
+
+    def column(name):
+        return [("" if v is None else str(v)).strip() for v in table.column(cols[name]).to_pylist()]
+
+    files, labels = column("path"), column("label")
+    groups = column("group") if "group" in cols else None
+    base = path.parent
+    resolved = []
+    for i, (f, lab) in enumerate(zip(files, labels, strict=True)):
+        line = f"line {i + 2}"
+        if not f or not lab:
+            raise InputError(f"empty {'path' if not f else 'label'}", path=path, where=line)
+        p = Path(f) if Path(f).is_absolute() else base / f
+        if not p.exists():
+            raise InputError(f"listed file {f!r} does not exist", path=path, where=line,
+                             hint="paths are relative to the manifest's folder")
+        resolved.append(p)
+    if groups is not None and any(not g for g in groups):
+        i = next(i for i, g in enumerate(groups) if not g)
+        raise InputError("empty group (leave the column out, or fill every row)", path=path, where=f"line {i + 2}")
+    present = sorted(set(labels))
+    cls_ = tuple(classes) if classes is not None else tuple(present)
+    unknown = [v for v in present if v not in cls_]
+    if unknown:
+        raise InputError(f"labels {unknown} are not among the model's classes {list(cls_)}", path=path)
+    if classes is None and len(cls_) < 2:
+        raise InputError("a manifest for training needs at least two classes", path=path,
+                         found=f"only {present!r}")
+    names = None
+    if "channels" in cols:
+        distinct = set(column("channels"))
+        if len(distinct) == 1 and "" not in distinct:
+            names = tuple(distinct.pop().split("+"))
+    return Manifest(tuple(resolved), tuple(labels), cls_, None if groups is None else tuple(groups),
+                    names, path, hashlib.sha256(raw).hexdigest())
+
+
+def file_sha256(path: Path) -> str:
+    """Hash of a file's content and of the sidecars that change how it reads."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    for side in _SIDECARS:
+        s = side(path)
+        if s != path and s.is_file():
+            h.update(b"\0sidecar\0" + s.read_bytes())
+    return h.hexdigest()
+
+
+def scale_channels(img: np.ndarray, scaling: str, percentile: float = 99.5) -> np.ndarray:
+    """Per-channel intensity scaling of a (C, H, W) float32 image in place, as ``render`` does:
+    ``max`` divides by the channel maximum, ``percentile`` by that percentile and clips to [0, 1],
+    ``none`` leaves it. Returns ``img``."""
+    if scaling == "none":
+        return img
+    for k in range(img.shape[0]):
+        ref = float(img[k].max()) if scaling == "max" else float(np.percentile(img[k], percentile))
+        if ref > 0:
+            img[k] /= np.float32(ref)
+            if scaling == "percentile":
+                np.clip(img[k], 0.0, 1.0, out=img[k])
+    return img
+
+
+class RenderCache:
+    """Rendered nuclei on disk, keyed by file content hash + RenderSpec (+ patch settings).
+
+    Each entry is ``KEY.npy`` (float32, (C, S, S) or (P, C, S, S) for patches) and
+    ``KEY.json`` (localizations per channel, area, source). Writes are atomic, so an
+    interrupted run leaves no half entry; a second run, fold or epoch reads the cache.
+
+    Parameters
+    ----------
+    root : path
+        Cache folder (created). ``ainu-engine train`` uses ``~/.cache/ainu-engine/renders``
+        unless ``--cache`` says otherwise (``AINU_CACHE_DIR`` moves the whole cache).
+    device : {"auto", "cpu", "cuda"}
+        Where ``engine.render`` runs.
+    camera_pixel_nm : float, optional
+        For files in camera pixels that do not record their pixel size.
+    """
+
+    def __init__(self, root: str | os.PathLike, *, device: str = "auto",
+                 camera_pixel_nm: float | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.device = device
+        self.camera_pixel_nm = camera_pixel_nm
+        self.hits = 0
+        self.misses = 0
+        self.device_note: str | None = None
+        self._hashes: dict[tuple, str] = {}
+
+    def key(self, path: Path, spec: RenderSpec, patch_size: int | None = None,
+            min_occupied: float = 0.75) -> str:
+        st = path.stat()
+        hk = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        if hk not in self._hashes:
+            self._hashes[hk] = file_sha256(path)
+        mode = "image" if not patch_size else f"patches-{patch_size}-{min_occupied}"
+        parts = [self._hashes[hk], spec.to_json(), mode, f"camera={self.camera_pixel_nm}"]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+    def get(self, path: str | os.PathLike, spec: RenderSpec, *, patch_size: int | None = None,
+            min_occupied: float = 0.75) -> tuple[np.ndarray, dict]:
+        """The rendered image (C, S, S) — or patches (P, C, S, S) — of one file, and its stats."""
+        path = Path(path)
+        key = self.key(path, spec, patch_size, min_occupied)
+        npy, meta = self.root / key[:2] / f"{key}.npy", self.root / key[:2] / f"{key}.json"
+        if npy.is_file() and meta.is_file():
+            self.hits += 1
+            return np.load(npy, mmap_mode="r"), json.loads(meta.read_text())
+        self.misses += 1
+        img, stats = self._render(path, spec, patch_size, min_occupied)
+        npy.parent.mkdir(exist_ok=True)
+        from engine.io._atomic import atomic_path
+
+        with atomic_path(npy) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, img)
+        with atomic_path(meta) as tmp:
+            Path(tmp).write_text(json.dumps(stats))
+        return img, stats
+
+    def _render(self, path: Path, spec: RenderSpec, patch_size, min_occupied) -> tuple[np.ndarray, dict]:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return _load_image(path, spec, patch_size), {"source": str(path), "rendered": False}
+        from engine.io import read
+        from engine.render import extract_patches, render
+
+        locs = read(path, camera_pixel_nm=self.camera_pixel_nm)
+        cells = locs.extra.get("cell_id") if locs.extra else None
+        if cells is not None and np.unique(cells).size > 1:
+            raise InputError(f"{np.unique(cells).size} nuclei (cell_id column) in one manifest row",
+                             path=path, hint="one nucleus per row: split the file first")
+        if patch_size:
+            raw = render(locs, RenderSpec.from_dict({**spec.to_dict(), "size": 0}), device=self.device)
+            patches = extract_patches(raw, patch_size, min_occupied=min_occupied)
+            img = np.stack([scale_channels(p.image, spec.scaling, spec.percentile) for p in patches]) \
+                if patches else np.zeros((0, spec.n_channels, patch_size, patch_size), np.float32)
+            r = raw
+        else:
+            r = render(locs, spec, device=self.device)
+            img = r.image
+        if r.device_note:
+            self.device_note = r.device_note
+        counts = [int(r.n_localizations.get(k, 0)) for k in range(spec.n_channels)]
+        return np.ascontiguousarray(img, np.float32), {
+            "source": str(path), "rendered": True, "n_localizations": counts,
+            "area_um2": float(r.area_um2), "device": r.device}
+
+
+def _load_image(path: Path, spec: RenderSpec, patch_size: int | None) -> np.ndarray:
+    if path.suffix.lower() == ".npy":
+        img = np.load(path)
+    else:
+        import tifffile
+
+        img = tifffile.imread(path)
+    img = np.asarray(img, np.float32)
+    if img.ndim == 2:
+        img = img[None]
+    side = patch_size or spec.size
+    want = (spec.n_channels, side, side)
+    if img.shape != want:
+        raise InputError(f"rendered image is {'x'.join(map(str, img.shape))}", path=path,
+                         expected=f"{'x'.join(map(str, want))} (channels x size x size of the run's RenderSpec)",
+                         hint="render with the same --size and --channels, or list localization files")
+    return img[None] if patch_size else img
+
+
+@dataclass
+class NucleusSet:
+    """Rendered training items with their nucleus and label.
+
+    ``images[i]`` is a (C, S, S) float32 array (memory-mapped from the cache), ``y[i]`` its
+    class, ``owner[i]`` the manifest row (nucleus) it belongs to — one item per nucleus in
+    image mode, one per kept patch in patch mode. ``stats[row]`` holds each nucleus's
+    localization counts and area; ``failed`` maps manifest rows that could not be rendered
+    to their one-line error.
+    """
+
+    images: list = field(default_factory=list)
+    y: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    owner: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    stats: dict = field(default_factory=dict)
+    failed: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def items_of(self, rows: np.ndarray) -> np.ndarray:
+        """Item indices whose nucleus is in ``rows`` (so patches follow their nucleus)."""
+        return np.flatnonzero(np.isin(self.owner, rows))
+
+    def batch(self, idx: Sequence[int]) -> np.ndarray:
+        return np.stack([np.asarray(self.images[i]) for i in idx])
+
+    def training_stats(self, rows: Sequence[int] | None = None) -> dict:
+        """Ranges (min, 1st and 99th percentile, max) of localizations per channel, nucleus
+        area and density over the nuclei ``rows`` — stored in the model for screening QC."""
+        keys = [r for r in (self.stats if rows is None else rows) if r in self.stats]
+        rows_ = [self.stats[r] for r in keys if self.stats[r].get("rendered")]
+        if not rows_:
+            return {}
+
+        def summary(v):
+            v = np.asarray(v, float)
+            return {"min": float(v.min()), "p01": float(np.percentile(v, 1)),
+                    "p99": float(np.percentile(v, 99)), "max": float(v.max())}
+
+        counts = np.array([s["n_localizations"] for s in rows_], float)
+        area = np.array([s["area_um2"] for s in rows_], float)
+        total = counts.sum(axis=1)
+        return {"n_nuclei": len(rows_),
+                "localizations_per_channel": [summary(counts[:, k]) for k in range(counts.shape[1])],
+                "area_um2": summary(area),
+                "density_per_um2": summary(total / np.maximum(area, 1e-9))}
+
+
+def load_nuclei(manifest: Manifest, spec: RenderSpec, cache: RenderCache, *, patch_size: int | None = None,
+                min_occupied: float = 0.75, on_item: Callable[[], None] | None = None) -> NucleusSet:
+    """Render (or read from the cache) every manifest row.
+
+    A row that fails (unreadable file, no localization in the channels...) is recorded in
+    ``failed`` with its one-line message and left out; the rest go on. In patch mode a
+    nucleus with no patch above ``min_occupied`` is recorded as failed too.
+    """
+    from engine.errors import AinuError
+
+    out = NucleusSet()
+    ys, owners = [], []
+    y = manifest.y
+    for row, path in enumerate(manifest.files):
+        try:
+            img, stats = cache.get(path, spec, patch_size=patch_size, min_occupied=min_occupied)
+            if patch_size:
+                if len(img) == 0:
+                    raise InputError(f"no {patch_size}x{patch_size} patch is more than "
+                                     f"{min_occupied:.0%} occupied", path=path,
+                                     hint="use smaller patches or a higher magnification")
+                items = [img[i] for i in range(len(img))]
+            else:
+                items = [img]
+        except AinuError as err:
+            out.failed[row] = str(err)
+        else:
+            out.stats[row] = stats
+            out.images.extend(items)
+            ys.extend([int(y[row])] * len(items))
+            owners.extend([row] * len(items))
+        if on_item is not None:
+            on_item()
+    out.y = np.asarray(ys, np.int64)
+    out.owner = np.asarray(owners, np.int64)
+    return out

@@ -1,0 +1,742 @@
+"""The training loop and the paper's protocol: stratified 80/20 split with a withheld test set,
+stratified k-fold cross-validation on the training part (model selection, ``compare``), and a
+final model trained on the training part and evaluated once on the test set.
+
+Everything is written into a run folder a person can read::
+
+    RUN/config.json          the whole configuration, RenderSpec, manifest hash, versions, commit
+    RUN/train.log            what happened, line by line
+    RUN/data.csv             every manifest row: split (train/test/failed), error, counts
+    RUN/cv.json, cv.csv      k-fold results per architecture and fold (mean ± sd)
+    RUN/cv/                  learning curves of every fold
+    RUN/history.csv          the final model's epochs; learning_curves.png
+    RUN/best.pt              checkpoint: weights (best epoch), model + training config, classes,
+                             RenderSpec, metrics, training statistics, provenance
+    RUN/metrics.json         test-set metrics (scikit-learn, 95 % CIs); confusion/roc/pr.png
+    RUN/predictions.csv      test-set calls and probabilities per nucleus
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import InputError, OutputError
+from engine.render import RenderSpec
+
+from .augment import AugmentConfig
+from .data import Manifest, NucleusSet, RenderCache, load_nuclei
+from .splits import Split, kfold_splits, train_test_split
+
+__all__ = ["TrainConfig", "FitResult", "fit", "predict", "vote", "train", "load_checkpoint",
+           "resolve_device", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "ainu-engine-checkpoint-1"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (saved in config.json and the checkpoint).
+
+    Parameters
+    ----------
+    arch : str, default "densenet121"
+        Registry name (``training.models.list_models()``).
+    epochs : int, default 300
+        Upper bound; early stopping usually ends sooner.
+    batch_size : int, default 16
+    lr : float, default 1e-3
+        Learning rate of Adam/AdamW.
+    weight_decay : float, default 1e-4
+    optimizer : {"adamw", "adam"}
+    patience : int, default 20
+        Epochs without a lower validation loss before stopping; the best epoch's weights are
+        restored.
+    val_fraction : float, default 0.2
+        Part of each training set held out (stratified, group-aware) for early stopping.
+    test_fraction : float, default 0.2
+        Withheld test set (the paper's 80/20).
+    folds : int, default 5
+        k of the stratified k-fold CV on the training part; 0 skips it.
+    seed : int, default 0
+        Splits, initialisation, shuffling and augmentation; the same seed gives the same model
+        on the same machine (on CUDA add ``deterministic``).
+    device : {"auto", "cpu", "cuda"}
+    amp : bool, default True
+        Mixed precision (float16 autocast + gradient scaling) on CUDA; ignored on CPU.
+    channels_last : bool, default True
+        channels_last memory format on CUDA; ignored on CPU.
+    deterministic : bool, default False
+        Deterministic cuDNN algorithms (slower) on CUDA.
+    use_groups : bool, default True
+        Keep each manifest group on one side of every split when the manifest has groups.
+    class_weights : bool, default True
+        Cross-entropy weighted by n / (K · n_class) (scikit-learn's "balanced").
+    patch_size : int, optional
+        Patch mode: train on ``patch_size`` patches of the raw render (use a fine pixel size,
+        the paper: x30); a nucleus's call is the class most of its patches vote for.
+    min_occupied : float, default 0.75
+        Patch mode: keep patches with more than this fraction of pixels containing
+        localizations.
+    augment : AugmentConfig
+        Training-time augmentation (never a change of aspect ratio or pixel scale).
+    model_kwargs : dict
+        Architecture options (e.g. ``drop_rate``).
+    eval_batch_size : int, default 32
+    threads : int, optional
+        ``torch.set_num_threads`` for the run (default: torch's choice).
+    """
+
+    arch: str = "densenet121"
+    epochs: int = 300
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    patience: int = 20
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    folds: int = 5
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    deterministic: bool = False
+    use_groups: bool = True
+    class_weights: bool = True
+    patch_size: int | None = None
+    min_occupied: float = 0.75
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model_kwargs: dict = field(default_factory=dict)
+    eval_batch_size: int = 32
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        for name in ("val_fraction", "test_fraction"):
+            v = getattr(self, name)
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"{name} must lie in (0, 1), got {v!r}")
+        if not isinstance(self.folds, int) or self.folds == 1 or self.folds < 0:
+            raise ValueError(f"folds must be 0 (no cross-validation) or >= 2, got {self.folds!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.patch_size is not None and self.patch_size < 8:
+            raise ValueError(f"patch_size must be >= 8 pixels, got {self.patch_size!r}")
+        if isinstance(self.augment, dict):
+            aug = dict(self.augment)
+            if "grid_unit" in aug:
+                aug["grid_unit"] = tuple(aug["grid_unit"])
+            self.augment = AugmentConfig(**aug)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["augment"] = self.augment.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        return cls(**d)
+
+
+# -- device, seeds ------------------------------------------------------------------------------
+def resolve_device(device: str = "auto") -> tuple[str, str | None]:
+    """(``"cpu"`` or ``"cuda"``, a note when ``auto`` fell back to the CPU)."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: torch sees no CUDA GPU",
+                         hint="use --device cpu, or install a CUDA build of torch")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda", None
+        return "cpu", "no CUDA GPU visible to torch: training on the CPU"
+    return device, None
+
+
+def _seed(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# -- one model ----------------------------------------------------------------------------------
+@dataclass
+class FitResult:
+    """What :func:`fit` did: per-epoch history, the restored best epoch and its loss."""
+
+    history: list[dict]
+    best_epoch: int
+    best_val_loss: float
+    stopped_early: bool
+    seconds: float
+
+
+def _batches(n: int, size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    out = [order[i:i + size] for i in range(0, n, size)]
+    if rng is not None and len(out) > 1 and len(out[-1]) == 1:
+        out[-2] = np.concatenate([out[-2], out.pop()])  # batch norm needs two items per batch
+    return out
+
+
+def _to_device(x: np.ndarray, device: str, channels_last: bool):
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device, non_blocking=True)
+    if channels_last and device == "cuda":
+        t = t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
+def fit(model, data: NucleusSet, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig, *,
+        device: str = "cpu", on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+    """Train ``model`` on items ``train_idx`` of ``data``, early-stopping on ``val_idx``.
+
+    AdamW (or Adam), class-weighted cross-entropy (weights from the training items), early
+    stopping on the validation loss with ``cfg.patience``; the weights of the epoch with the
+    lowest validation loss are restored before returning. Mixed precision and channels_last
+    on CUDA. ``on_epoch`` receives each epoch's record (epoch, train_loss, train_accuracy,
+    val_loss, val_accuracy, lr, seconds).
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from training.data import NucleusSet
+    >>> from training.models import create_model
+    >>> from training.train import TrainConfig, fit
+    >>> _ = torch.manual_seed(0)
+    >>> x = np.random.default_rng(0).random((8, 1, 16, 16), dtype=np.float32)
+    >>> data = NucleusSet(list(x), np.array([0, 1] * 4), np.arange(8))
+    >>> cfg = TrainConfig(arch="small_cnn", epochs=2, batch_size=4, folds=0)
+    >>> r = fit(create_model("small_cnn", in_chans=1), data, np.arange(6), np.arange(6, 8), cfg)
+    >>> len(r.history), r.best_epoch in (1, 2)
+    (2, True)
+    """
+    import torch
+    from torch import nn
+
+    from .augment import augment
+
+    if len(train_idx) < 2 or len(val_idx) < 1:
+        raise ValueError(f"need at least 2 training and 1 validation items, got {len(train_idx)} and {len(val_idx)}")
+    t0 = time.perf_counter()
+    k = model.config.num_classes if hasattr(model, "config") else int(data.y.max()) + 1
+    y_train = data.y[train_idx]
+    if cfg.class_weights:
+        counts = np.bincount(y_train, minlength=k).astype(float)
+        w = np.where(counts > 0, len(y_train) / (k * np.maximum(counts, 1)), 0.0)
+        weight = torch.tensor(w, dtype=torch.float32, device=device)
+    else:
+        weight = None
+    criterion = nn.CrossEntropyLoss(weight=weight)
+    model.to(device)
+    if cfg.channels_last and device == "cuda":
+        model.to(memory_format=torch.channels_last)
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    use_amp = cfg.amp and device == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    best = (math.inf, 0, None)
+    history: list[dict] = []
+    stopped = False
+    for epoch in range(1, cfg.epochs + 1):
+        te = time.perf_counter()
+        model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        for b in _batches(len(train_idx), cfg.batch_size, rng):
+            idx = train_idx[b]
+            x = _to_device(data.batch(idx), device, cfg.channels_last)
+            x = augment(x, cfg.augment, generator=gen)
+            yt = torch.from_numpy(data.y[idx]).to(device)
+            with torch.autocast(device_type=device, dtype=torch.float16, enabled=use_amp):
+                logits = model(x)
+                loss = criterion(logits.float(), yt)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            total += len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((logits.detach().argmax(1) == yt).sum())
+        val_logits = _logits(model, data, val_idx, device=device, batch_size=cfg.eval_batch_size,
+                             channels_last=cfg.channels_last, amp=use_amp)
+        yv = torch.from_numpy(data.y[val_idx])
+        val_loss = float(nn.functional.cross_entropy(val_logits, yv, weight=None if weight is None else weight.cpu()))
+        rec = {"epoch": epoch, "train_loss": loss_sum / total, "train_accuracy": correct / total,
+               "val_loss": val_loss, "val_accuracy": float((val_logits.argmax(1) == yv).float().mean()),
+               "lr": cfg.lr, "seconds": time.perf_counter() - te}
+        history.append(rec)
+        if val_loss < best[0]:
+            best = (val_loss, epoch, {n: t.detach().to("cpu", copy=True) for n, t in model.state_dict().items()})
+        rec["best_epoch"] = best[1]
+        if on_epoch is not None:
+            on_epoch(rec)
+        if not math.isfinite(rec["train_loss"]):
+            raise FloatingPointError(f"training loss is {rec['train_loss']} at epoch {epoch}: lower the learning rate")
+        if epoch - best[1] >= cfg.patience:
+            stopped = True
+            break
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+    return FitResult(history, best[1], best[0], stopped, time.perf_counter() - t0)
+
+
+def _logits(model, data: NucleusSet, idx: np.ndarray, *, device: str, batch_size: int,
+            channels_last: bool = True, amp: bool = False):
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for b in _batches(len(idx), batch_size, None):
+            x = _to_device(data.batch(idx[b]), device, channels_last)
+            with torch.autocast(device_type=device, dtype=torch.float16, enabled=amp and device == "cuda"):
+                out.append(model(x).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def predict(model, data: NucleusSet, idx: np.ndarray, *, device: str = "cpu", batch_size: int = 32) -> np.ndarray:
+    """Class probabilities (softmax of the logits), shape (len(idx), K), in float32 eval mode."""
+    import torch
+
+    logits = _logits(model, data, np.asarray(idx), device=device, batch_size=batch_size, amp=False)
+    return torch.softmax(logits, 1).numpy()
+
+
+def vote(prob: np.ndarray, owner: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-nucleus calls from per-item (patch) probabilities.
+
+    Returns ``rows`` (the nuclei, sorted), ``scores`` (N, K) and ``undecided`` (N,) bool. A
+    nucleus's call is the class that more than 50 % of its patches vote for (argmax per
+    patch); its score per class is that vote share, plus 1e-3 x the mean patch probability
+    so that a nucleus without a majority (``undecided``) falls to the more probable class and
+    ROC/PR curves have a continuous score. In image mode (one item per nucleus) the scores are
+    the probabilities themselves.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from training.train import vote
+    >>> p = np.array([[.9, .1], [.8, .2], [.3, .7], [.4, .6]])
+    >>> rows, s, und = vote(p, np.array([0, 0, 0, 1]), 2)
+    >>> s.argmax(1).tolist(), und.tolist()
+    ([0, 1], [False, False])
+    """
+    rows = np.unique(owner)
+    if len(rows) == len(owner):
+        order = np.argsort(owner)
+        return owner[order], prob[order], np.zeros(len(rows), bool)
+    scores = np.zeros((len(rows), num_classes))
+    undecided = np.zeros(len(rows), bool)
+    for i, r in enumerate(rows):
+        p = prob[owner == r]
+        share = np.bincount(p.argmax(1), minlength=num_classes) / len(p)
+        undecided[i] = share.max() <= 0.5
+        s = share + 1e-3 * p.mean(0)
+        scores[i] = s / s.sum()
+    return rows, scores, undecided
+
+
+# -- the protocol -------------------------------------------------------------------------------
+class Reporter:
+    """Where a run reports progress: ``log`` lines and per-stage progress (``stage`` yields a
+    function taking a short status text, called once per finished step). The CLI passes a
+    rich-based one; this default writes nothing."""
+
+    def log(self, message: str) -> None:
+        pass
+
+    @contextmanager
+    def stage(self, description: str, total: int):
+        yield lambda status="": None
+
+
+def _mean_sd(v: Sequence[float]) -> tuple[float, float]:
+    a = np.asarray(v, float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def _inner_split(rows: np.ndarray, y: np.ndarray, groups, cfg: TrainConfig) -> Split:
+    """Early-stopping split of manifest rows (group-aware where possible)."""
+    g = None if groups is None else np.asarray(groups)[rows]
+    if g is not None and np.unique(g).size < max(2, round(1 / cfg.val_fraction)):
+        g = None  # too few groups to hold some out: fall back to a stratified split
+    s = train_test_split(y[rows], test_fraction=cfg.val_fraction, groups=g, seed=cfg.seed + 1)
+    return Split(rows[s.train], rows[s.test])
+
+
+class _Run:
+    """State of one ``train`` call (the run folder, the data, the log)."""
+
+    def __init__(self, manifest: Manifest, out: Path, cfg: TrainConfig, spec: RenderSpec,
+                 reporter: Reporter, device: str):
+        self.manifest, self.out, self.cfg, self.spec = manifest, out, cfg, spec
+        self.reporter, self.device = reporter, device
+        self.channels: tuple[str, ...] = ()
+        self.log_fh = open(out / "train.log", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def log(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.log_fh.write(f"{stamp} {message}\n")
+        self.log_fh.flush()
+        self.reporter.log(message)
+
+    def close(self) -> None:
+        self.log_fh.close()
+
+    def new_model(self, arch: str):
+        import torch
+
+        from .models import create_model
+
+        torch.manual_seed(self.cfg.seed)
+        return create_model(arch, in_chans=self.spec.n_channels, num_classes=len(self.manifest.classes), **self.cfg.model_kwargs)
+
+    def fit_rows(self, arch: str, data: NucleusSet, rows: np.ndarray, title: str):
+        cfg = self.cfg
+        inner = _inner_split(rows, self.manifest.y, self._groups(), cfg)
+        tr, va = data.items_of(inner.train), data.items_of(inner.test)
+        model = self.new_model(arch)
+        with self.reporter.stage(title, cfg.epochs) as step:
+            def on_epoch(rec):
+                self.log(f"{title} epoch {rec['epoch']}: train loss {rec['train_loss']:.4f} "
+                         f"acc {rec['train_accuracy']:.3f}, val loss {rec['val_loss']:.4f} "
+                         f"acc {rec['val_accuracy']:.3f} ({rec['seconds']:.1f} s)")
+                step(f"loss {rec['train_loss']:.3f} val {rec['val_loss']:.3f} acc {rec['val_accuracy']:.2f}")
+
+            res = fit(model, data, tr, va, cfg, device=self.device, on_epoch=on_epoch)
+        self.log(f"{title}: best epoch {res.best_epoch} (val loss {res.best_val_loss:.4f}) of "
+                 f"{len(res.history)}{', stopped early' if res.stopped_early else ''}; "
+                 f"{len(inner.train)} training / {len(inner.test)} validation nuclei, {res.seconds:.1f} s")
+        return model, res
+
+    def _groups(self):
+        return self.manifest.groups if self.cfg.use_groups else None
+
+    def evaluate(self, model, data: NucleusSet, rows: np.ndarray) -> dict:
+        """Nucleus-level scores, calls and loss on manifest ``rows``."""
+        idx = data.items_of(rows)
+        prob = predict(model, data, idx, device=self.device, batch_size=self.cfg.eval_batch_size)
+        k = len(self.manifest.classes)
+        item_loss = float(-np.mean(np.log(np.clip(prob[np.arange(len(idx)), data.y[idx]], 1e-12, None))))
+        nrows, scores, undecided = vote(prob, data.owner[idx], k)
+        y = self.manifest.y[nrows]
+        return {"rows": nrows, "y": y, "scores": scores, "undecided": undecided, "loss": item_loss,
+                "accuracy": float((scores.argmax(1) == y).mean()), "n_items": len(idx)}
+
+
+def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = TrainConfig(),
+          spec: RenderSpec = RenderSpec(size=512), compare: Sequence[str] | None = None,
+          cache: RenderCache | None = None, reporter: Reporter | None = None, force: bool = False) -> dict:
+    """Run the paper's protocol on a manifest and write the run folder ``out``.
+
+    1. Render every nucleus once (cache); rows that fail are listed in data.csv and left out.
+    2. Split 80/20 (stratified; group-disjoint when the manifest has groups): the 20 % test
+       set is not looked at until step 4.
+    3. Stratified k-fold CV (``config.folds``) on the 80 % for ``config.arch`` — or for each
+       architecture in ``compare`` — reporting mean ± sd accuracy and loss on the held-out
+       folds. With ``compare``, the architecture with the best mean CV accuracy (then the
+       lowest loss) is the one trained in step 4.
+    4. Train on the 80 % (a stratified ``val_fraction`` of it for early stopping), restore the
+       best epoch, evaluate once on the test set, write metrics, plots and ``best.pt``.
+
+    Returns
+    -------
+    dict
+        The summary written to metrics.json (``test`` metrics, ``cv`` per architecture, the
+        chosen ``arch``, paths).
+
+    Raises
+    ------
+    engine.errors.OutputError
+        ``out`` holds a finished run (``best.pt``) and ``force`` is False.
+    engine.errors.InputError
+        Too few nuclei left for the splits, a class with no nucleus after rendering.
+    """
+    import torch
+
+    from .metrics import classification_metrics, plot_learning_curves, plot_metrics
+    from .models import list_models
+
+    cfg = config
+    reporter = reporter or Reporter()
+    out = Path(out)
+    archs = list(compare) if compare else [cfg.arch]
+    for a in archs:
+        if a not in list_models():
+            from .models import create_model
+
+            create_model(a)  # raises with the close matches
+    if (out / "best.pt").exists() and not force:
+        raise OutputError("holds a finished run (best.pt)", path=out, hint="pass --force or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device, note = resolve_device(cfg.device)
+    if cfg.deterministic and device == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    if cfg.patch_size and spec.size != 0:
+        spec = RenderSpec.from_dict({**spec.to_dict(), "size": 0})  # patches come from the raw render
+    cache = cache or RenderCache(default_cache_dir())
+    run = _Run(manifest, out, cfg, spec, reporter, device)
+    run.channels = manifest.channel_names if manifest.channel_names and len(manifest.channel_names) == spec.n_channels \
+        else tuple(f"ch{c}" for c in (spec.channels or (0,)))
+    try:
+        if note:
+            run.log(note)
+        config_doc = {
+            "train_config": cfg.to_dict(), "render_spec": spec.to_dict(), "compare": list(compare or []),
+            "manifest": {"path": str(manifest.path) if manifest.path else None, "sha256": manifest.sha256,
+                         "rows": len(manifest), "classes": list(manifest.classes),
+                         "groups": manifest.groups is not None, "channel_names": list(run.channels)},
+            "device": device, "cache": str(cache.root), "provenance": _provenance(manifest),
+        }
+        (out / "config.json").write_text(json.dumps(config_doc, indent=2) + "\n")
+        run.log(f"run {out}: {len(manifest)} nuclei, classes {list(manifest.classes)}, "
+                f"architectures {archs}, device {device}, RenderSpec {spec.hash()}")
+
+        # 1. render
+        with reporter.stage("render", len(manifest)) as step:
+            data = load_nuclei(manifest, spec, cache, patch_size=cfg.patch_size,
+                               min_occupied=cfg.min_occupied, on_item=step)
+        if cache.device_note:
+            run.log(cache.device_note)
+        run.log(f"rendered {len(manifest)} nuclei ({cache.hits} from the cache, {cache.misses} new), "
+                f"{len(data)} training items" + (f", {len(data.failed)} failed" if data.failed else ""))
+        for msg in data.failed.values():
+            run.log(f"left out: {msg}")
+        ok = np.array(sorted(data.stats), np.int64)
+        y_all = manifest.y
+        counts = np.bincount(y_all[ok], minlength=len(manifest.classes)) if len(ok) else np.zeros(1)
+        if len(ok) < 4 or counts.min() < 2:
+            raise InputError(f"too few usable nuclei: {dict(zip(manifest.classes, counts.tolist(), strict=False))}",
+                             path=manifest.path, hint="each class needs several nuclei that render")
+
+        # 2. split
+        groups = run._groups()
+        g_ok = None if groups is None else np.asarray(groups)[ok]
+        s = train_test_split(y_all[ok], test_fraction=cfg.test_fraction, groups=g_ok, seed=cfg.seed)
+        train_rows, test_rows = ok[s.train], ok[s.test]
+        run.log(f"split: {len(train_rows)} training+validation, {len(test_rows)} test nuclei"
+                + (" (group-disjoint)" if g_ok is not None else ""))
+        _write_data_csv(out / "data.csv", manifest, data, set(train_rows.tolist()), set(test_rows.tolist()))
+
+        # 3. k-fold CV per architecture
+        cv: dict[str, dict] = {}
+        if cfg.folds:
+            gtr = None if groups is None else np.asarray(groups)[train_rows]
+            folds = kfold_splits(y_all[train_rows], k=cfg.folds, groups=gtr, seed=cfg.seed)
+            (out / "cv").mkdir(exist_ok=True)
+            for arch in archs:
+                per_fold = []
+                for f in folds:
+                    title = f"cv {arch} fold {f.fold + 1}/{cfg.folds}"
+                    model, res = run.fit_rows(arch, data, train_rows[f.train], title)
+                    ev = run.evaluate(model, data, train_rows[f.test])
+                    plot_learning_curves(res.history, out / "cv" / f"{arch}_fold{f.fold + 1}.png")
+                    per_fold.append({"fold": f.fold + 1, "accuracy": ev["accuracy"], "loss": ev["loss"],
+                                     "n_test": len(ev["rows"]), "best_epoch": res.best_epoch,
+                                     "epochs_run": len(res.history), "seconds": round(res.seconds, 2)})
+                    run.log(f"{title}: held-out accuracy {ev['accuracy']:.3f}, loss {ev['loss']:.4f}")
+                acc = _mean_sd([p["accuracy"] for p in per_fold])
+                loss = _mean_sd([p["loss"] for p in per_fold])
+                cv[arch] = {"accuracy_mean": acc[0], "accuracy_sd": acc[1], "loss_mean": loss[0],
+                            "loss_sd": loss[1], "folds": per_fold}
+                run.log(f"cv {arch}: accuracy {acc[0]:.3f} ± {acc[1]:.3f}, loss {loss[0]:.4f} ± {loss[1]:.4f}")
+            (out / "cv.json").write_text(json.dumps(cv, indent=2) + "\n")
+            with open(out / "cv.csv", "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["arch", "fold", "accuracy", "loss", "n_test", "best_epoch", "epochs_run", "seconds"])
+                for arch, r in cv.items():
+                    for p in r["folds"]:
+                        w.writerow([arch, p["fold"], f"{p['accuracy']:.6f}", f"{p['loss']:.6f}", p["n_test"],
+                                    p["best_epoch"], p["epochs_run"], p["seconds"]])
+            if len(archs) > 1:
+                _plot_compare(cv, out / "compare.png")
+        arch = min(archs, key=lambda a: (-cv[a]["accuracy_mean"], cv[a]["loss_mean"])) if cv else archs[0]
+        if len(archs) > 1:
+            run.log(f"selected {arch} (best mean cross-validation accuracy)")
+
+        # 4. final model, test set
+        model, res = run.fit_rows(arch, data, train_rows, f"final {arch}")
+        _write_history(out / "history.csv", res.history)
+        plot_learning_curves(res.history, out / "learning_curves.png")
+        ev = run.evaluate(model, data, test_rows)
+        metrics = classification_metrics(ev["y"], ev["scores"], manifest.classes, seed=cfg.seed)
+        metrics["loss"] = ev["loss"]
+        metrics["n_undecided"] = int(ev["undecided"].sum())
+        metrics["unit"] = "nucleus" + (f" (vote over {ev['n_items']} patches)" if cfg.patch_size else "")
+        summary = {"arch": arch, "test": metrics, "cv": cv, "best_epoch": res.best_epoch,
+                   "epochs_run": len(res.history), "device": device}
+        plot_metrics(metrics, out)  # confusion/roc/pr.png and metrics.json (test set)
+        (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        _write_predictions(out / "predictions.csv", manifest, ev)
+        stats = data.training_stats(train_rows)
+        _save_checkpoint(out / "best.pt", model, cfg, spec, manifest, run.channels, summary, stats, res)
+        run.log(f"test set ({len(test_rows)} nuclei): accuracy {metrics['accuracy']:.3f} "
+                f"(95 % CI {metrics['accuracy_ci_normal'][0]:.3f}-{metrics['accuracy_ci_normal'][1]:.3f}), "
+                f"balanced {metrics['balanced_accuracy']:.3f}; wrote {out / 'best.pt'}")
+        return summary
+    finally:
+        run.close()
+
+
+def default_cache_dir() -> Path:
+    """``$AINU_CACHE_DIR/renders``, else ``$XDG_CACHE_HOME/ainu-engine/renders`` (~/.cache)."""
+    base = os.environ.get("AINU_CACHE_DIR")
+    if base:
+        return Path(base) / "renders"
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "ainu-engine" / "renders"
+
+
+def _provenance(manifest: Manifest) -> dict:
+    import torch
+
+    from engine import __version__
+    from engine._provenance import git_commit
+
+    return {"git_commit": git_commit(), "manifest_sha256": manifest.sha256,
+            "manifest": str(manifest.path) if manifest.path else None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ainu_engine": __version__,
+            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
+
+
+def _save_checkpoint(path: Path, model, cfg: TrainConfig, spec: RenderSpec, manifest: Manifest,
+                     channels, summary: dict, stats: dict, res: FitResult) -> None:
+    import torch
+
+    from engine.io._atomic import atomic_path
+
+    test = summary["test"]
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "model_config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "classes": list(manifest.classes),
+        "render_spec": spec.to_dict(),
+        "channel_names": list(channels),
+        "input_size": cfg.patch_size or spec.size,
+        "preprocessing": _preprocessing(cfg, spec),
+        "train_config": cfg.to_dict(),
+        "metrics": {"test": {k: test[k] for k in ("n", "accuracy", "accuracy_ci_normal", "balanced_accuracy",
+                                                   "f1_macro", "loss", "roc_auc", "roc_auc_macro_ovr")
+                             if k in test},
+                    "cv": {a: {k: v for k, v in r.items() if k != "folds"} for a, r in summary["cv"].items()},
+                    "best_epoch": res.best_epoch, "epochs_run": len(res.history)},
+        "training_stats": stats,
+        "provenance": _provenance(manifest),
+        "history": res.history,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def _preprocessing(cfg: TrainConfig, spec: RenderSpec) -> dict:
+    if cfg.patch_size:
+        return {"mode": "patches", "patch_size": cfg.patch_size, "min_occupied": cfg.min_occupied,
+                "scaling": spec.scaling, "percentile": spec.percentile,
+                "call": "class voted by more than 50 % of the patches"}
+    return {"mode": "image", "scaling": spec.scaling, "percentile": spec.percentile,
+            "note": "engine.render(locs, render_spec) gives the model input (resize, pad, scaling, outside)"}
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[object, dict]:
+    """Rebuild the model of a ``best.pt`` (eval mode, CPU) and return ``(model, checkpoint)``.
+
+    Raises
+    ------
+    engine.errors.InputError
+        Not a file, not an ainu-engine checkpoint.
+    """
+    import torch
+
+    from .models import ModelConfig, create_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("checkpoint not found", path=path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - pickle/zip errors of many kinds
+        raise InputError(f"cannot read the checkpoint: {str(err).splitlines()[0]}", path=path) from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise InputError("not an ainu-engine checkpoint", path=path, expected=CHECKPOINT_FORMAT,
+                         found=str(ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__))
+    mc = ModelConfig.from_dict(ckpt["model_config"])
+    model = create_model(mc.name, in_chans=mc.in_chans, num_classes=mc.num_classes, **mc.kwargs)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    keys = list(history[0]) if history else []
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, keys)
+        w.writeheader()
+        w.writerows(history)
+
+
+def _write_data_csv(path: Path, manifest: Manifest, data: NucleusSet, train_rows: set, test_rows: set) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row", "path", "label", "group", "split", "items", "localizations", "area_um2", "error"])
+        for i, p in enumerate(manifest.files):
+            st = data.stats.get(i, {})
+            split = "failed" if i in data.failed else "train" if i in train_rows else "test" if i in test_rows else ""
+            w.writerow([i, str(p), manifest.labels[i], manifest.groups[i] if manifest.groups else "", split,
+                        int(np.count_nonzero(data.owner == i)), "+".join(map(str, st.get("n_localizations", []))),
+                        round(st["area_um2"], 3) if "area_um2" in st else "", data.failed.get(i, "")])
+
+
+def _write_predictions(path: Path, manifest: Manifest, ev: dict) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "predicted", "correct", "undecided"] + [f"p_{c}" for c in manifest.classes])
+        for r, s, u in zip(ev["rows"], ev["scores"], ev["undecided"], strict=True):
+            pred = manifest.classes[int(s.argmax())]
+            w.writerow([str(manifest.files[r]), manifest.labels[r], pred, pred == manifest.labels[r], bool(u)]
+                       + [f"{v:.6f}" for v in s])
+
+
+def _plot_compare(cv: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .metrics import _save
+
+    names = list(cv)
+    fig, axes = plt.subplots(1, 2, figsize=(3 + 1.2 * len(names), 3.5))
+    for ax, what in zip(axes, ("accuracy", "loss"), strict=True):
+        ax.bar(names, [cv[n][f"{what}_mean"] for n in names], yerr=[cv[n][f"{what}_sd"] for n in names],
+               capsize=4, color="#4c72b0")
+        ax.set_ylabel(f"{what} (mean ± sd over folds)")
+        ax.tick_params(axis="x", rotation=30)
+    _save(fig, path)
