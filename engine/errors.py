@@ -18,6 +18,7 @@ __all__ = [
     "PixelSizeError",
     "OutputError",
     "RenderError",
+    "ParityError",
 ]
 
 
@@ -108,3 +109,8 @@ class OutputError(AinuError):
 
 class RenderError(AinuError):
     """Localizations cannot be rendered as asked (none selected, image too large, no GPU)."""
+
+
+class ParityError(AinuError):
+    """Two computations that must agree do not (an exported model against its PyTorch source,
+    a backend against the reference); nothing is written."""

@@ -399,11 +399,12 @@ class _Run:
         self.channels: tuple[str, ...] = ()
         self.log_fh = open(out / "train.log", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
-    def log(self, message: str) -> None:
+    def log(self, message: str, *, echo: bool = True) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         self.log_fh.write(f"{stamp} {message}\n")
         self.log_fh.flush()
-        self.reporter.log(message)
+        if echo:
+            self.reporter.log(message)
 
     def close(self) -> None:
         self.log_fh.close()
@@ -425,7 +426,7 @@ class _Run:
             def on_epoch(rec):
                 self.log(f"{title} epoch {rec['epoch']}: train loss {rec['train_loss']:.4f} "
                          f"acc {rec['train_accuracy']:.3f}, val loss {rec['val_loss']:.4f} "
-                         f"acc {rec['val_accuracy']:.3f} ({rec['seconds']:.1f} s)")
+                         f"acc {rec['val_accuracy']:.3f} ({rec['seconds']:.1f} s)", echo=False)
                 step(f"loss {rec['train_loss']:.3f} val {rec['val_loss']:.3f} acc {rec['val_accuracy']:.2f}")
 
             res = fit(model, data, tr, va, cfg, device=self.device, on_epoch=on_epoch)
@@ -597,7 +598,8 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = T
         (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
         _write_predictions(out / "predictions.csv", manifest, ev)
         stats = data.training_stats(train_rows)
-        _save_checkpoint(out / "best.pt", model, cfg, spec, manifest, run.channels, summary, stats, res)
+        samples = data.batch(data.items_of(test_rows)[:4])  # export checks ONNX against torch on these
+        _save_checkpoint(out / "best.pt", model, cfg, spec, manifest, run.channels, summary, stats, res, samples)
         run.log(f"test set ({len(test_rows)} nuclei): accuracy {metrics['accuracy']:.3f} "
                 f"(95 % CI {metrics['accuracy_ci_normal'][0]:.3f}-{metrics['accuracy_ci_normal'][1]:.3f}), "
                 f"balanced {metrics['balanced_accuracy']:.3f}; wrote {out / 'best.pt'}")
@@ -628,7 +630,7 @@ def _provenance(manifest: Manifest) -> dict:
 
 
 def _save_checkpoint(path: Path, model, cfg: TrainConfig, spec: RenderSpec, manifest: Manifest,
-                     channels, summary: dict, stats: dict, res: FitResult) -> None:
+                     channels, summary: dict, stats: dict, res: FitResult, samples: np.ndarray) -> None:
     import torch
 
     from engine.io._atomic import atomic_path
@@ -652,9 +654,20 @@ def _save_checkpoint(path: Path, model, cfg: TrainConfig, spec: RenderSpec, mani
         "training_stats": stats,
         "provenance": _provenance(manifest),
         "history": res.history,
+        "samples": torch.from_numpy(np.ascontiguousarray(samples, np.float32)),
     }
+    tensors = {"state_dict": ckpt.pop("state_dict"), "samples": ckpt.pop("samples")}
+    ckpt = json.loads(json.dumps(ckpt, default=_plain))  # plain types: loads with weights_only=True
     with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+        torch.save({**ckpt, **tensors}, tmp)
+
+
+def _plain(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"cannot store {type(v).__name__} in a checkpoint")
 
 
 def _preprocessing(cfg: TrainConfig, spec: RenderSpec) -> dict:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import convert, formats, info, render, simulate
+from . import convert, evaluate, export, formats, info, render, simulate, train
 from ._errors import debug_enabled
 
 app = typer.Typer(
@@ -44,3 +44,6 @@ app.command("convert")(convert.convert)
 app.command("formats")(formats.formats)
 app.command("simulate")(simulate.simulate)
 app.command("render")(render.render)
+app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
+app.command("export")(export.export)

@@ -53,3 +53,55 @@ def read_kwargs(fmt: str, pixel: str | None, unit: str | None, columns: str | No
         raise typer.BadParameter(f"expected nm, px or um, got {unit!r}", param_hint="--unit")
     return {"format": fmt, "camera_pixel_nm": parse_pixel(pixel), "unit": unit,
             "columns": parse_columns(columns)}
+
+
+# -- the RenderSpec options shared by render, train (and screen) --------------------------------
+PixelNmOpt = Annotated[float | None, typer.Option("--pixel-nm", help="Render pixel in nm (default 16).")]
+MagnificationOpt = Annotated[float | None, typer.Option(
+    help="Render pixel = camera pixel / magnification (x10 of 160 nm = 16 nm).")]
+SigmaOpt = Annotated[float, typer.Option("--sigma-nm", help="Gaussian bandwidth in nm.")]
+SigmaPrecisionOpt = Annotated[bool, typer.Option(
+    "--sigma-from-precision", help="Bandwidth = each localization's precision (floored).")]
+TruncateOpt = Annotated[float, typer.Option(help="Kernel window half-width in sigmas.")]
+ChannelsOpt = Annotated[str | None, typer.Option(
+    help="File channel ids to render as image channels, e.g. 1,2 (default: all in one).")]
+NormalizationOpt = Annotated[str, typer.Option(help="density (image of a localization sums to 1) or sklearn.")]
+ScalingOpt = Annotated[str, typer.Option(help="Per-channel scaling: max, percentile or none.")]
+OutsideOpt = Annotated[float | None, typer.Option(
+    help="Value of pixels outside the nucleus mask (the paper: 1 = white).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+
+
+def render_spec(*, pixel_nm, magnification, camera_pixel_nm, sigma_nm, sigma_from_precision=False,
+                truncate=5.0, size=512, channels=None, normalization="density", scaling="max", outside=None):
+    """A RenderSpec from command-line values; conflicting or invalid values are usage errors."""
+    from ..render import RenderSpec
+
+    if pixel_nm is not None and magnification is not None:
+        raise typer.BadParameter("give --pixel-nm or --magnification, not both", param_hint="--pixel-nm")
+    cam = parse_pixel(camera_pixel_nm) if isinstance(camera_pixel_nm, str) else camera_pixel_nm
+    cam = cam[0] if isinstance(cam, tuple) else cam
+    try:
+        chans = None if not channels else tuple(int(c) for c in channels.split(","))
+    except ValueError as err:
+        raise typer.BadParameter(f"expected channel ids like 1,2, got {channels!r}", param_hint="--channels") from err
+    try:
+        return RenderSpec(pixel_nm=pixel_nm or 16.0, magnification=magnification,
+                          camera_pixel_nm=cam if magnification else None, sigma_nm=sigma_nm,
+                          sigma_from_precision=sigma_from_precision, truncate=truncate, size=size,
+                          channels=chans, normalization=normalization, scaling=scaling, outside=outside)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+
+
+def need_train_extra() -> None:
+    """Fail with one clear line when the training dependencies are not installed."""
+    import importlib.util
+
+    from ..errors import AinuError
+
+    missing = [m for m in ("torch", "onnx", "sklearn", "matplotlib", "onnxruntime")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise AinuError(f"this command needs the train extra; missing: {', '.join(missing)}",
+                        hint='pip install -c constraints.txt -e ".[cpu,train]"')

@@ -89,3 +89,30 @@ class Output:
                     bar.update(task, rate=f"{t.completed / t.elapsed:.1f} files/s")
 
             yield advance
+
+    @contextmanager
+    def stage(self, description: str, total: int):
+        """Progress of one stage of long work (e.g. the epochs of one training): a bar with a
+        status text on a terminal, else a plain line about every 5 % of the stage. Yields a
+        function ``step(status="")`` to call once per finished step."""
+        if self.err.is_terminal:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                          console=self.err, transient=True) as bar:
+                task = bar.add_task(description, total=total, status="")
+
+                def step(status: str = "") -> None:
+                    bar.update(task, advance=1, status=escape(status))
+
+                yield step
+            return
+        every = max(1, total // 20)
+        done = 0
+
+        def step(status: str = "") -> None:
+            nonlocal done
+            done += 1
+            if done % every == 0 or done == total:
+                self.log(f"{description}: {done}/{total} {status}".rstrip())
+
+        yield step

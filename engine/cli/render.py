@@ -9,7 +9,22 @@ import numpy as np
 import typer
 from rich.markup import escape
 
-from ._options import JsonOpt, PixelOpt, parse_pixel
+from ._options import (
+    ChannelsOpt,
+    DeviceOpt,
+    JsonOpt,
+    MagnificationOpt,
+    NormalizationOpt,
+    OutsideOpt,
+    PixelNmOpt,
+    PixelOpt,
+    ScalingOpt,
+    SigmaOpt,
+    SigmaPrecisionOpt,
+    TruncateOpt,
+    parse_pixel,
+    render_spec,
+)
 from ._output import Output
 
 
@@ -46,18 +61,18 @@ def render(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Localization files; one image per nucleus.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")],
-    pixel_nm: Annotated[float | None, typer.Option("--pixel-nm", help="Render pixel in nm (default 16).")] = None,
-    magnification: Annotated[float | None, typer.Option(help="Render pixel = camera pixel / magnification (x10 of 160 nm = 16 nm).")] = None,
-    sigma_nm: Annotated[float, typer.Option("--sigma-nm", help="Gaussian bandwidth in nm.")] = 20.0,
-    sigma_from_precision: Annotated[bool, typer.Option("--sigma-from-precision", help="Bandwidth = each localization's precision (floored).")] = False,
-    truncate: Annotated[float, typer.Option(help="Kernel window half-width in sigmas.")] = 5.0,
+    pixel_nm: PixelNmOpt = None,
+    magnification: MagnificationOpt = None,
+    sigma_nm: SigmaOpt = 20.0,
+    sigma_from_precision: SigmaPrecisionOpt = False,
+    truncate: TruncateOpt = 5.0,
     size: Annotated[int, typer.Option(help="Output side in pixels (resize + pad); 0 = raw render, no scaling.")] = 512,
-    channels: Annotated[str | None, typer.Option(help="File channel ids to render as image channels, e.g. 1,2 (default: all in one).")] = None,
-    normalization: Annotated[str, typer.Option(help="density (image of a localization sums to 1) or sklearn.")] = "density",
-    scaling: Annotated[str, typer.Option(help="Per-channel scaling: max, percentile or none.")] = "max",
-    outside: Annotated[float | None, typer.Option(help="Value of pixels outside the nucleus mask (the paper: 1 = white).")] = None,
+    channels: ChannelsOpt = None,
+    normalization: NormalizationOpt = "density",
+    scaling: ScalingOpt = "max",
+    outside: OutsideOpt = None,
     roi: Annotated[Path | None, typer.Option(help="ImageJ ROI set (.zip/.roi, camera pixels): one image per ROI.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: DeviceOpt = "auto",
     method: Annotated[str, typer.Option(help="kde (fast, exact to the truncation) or sklearn (the paper's slow computation).")] = "kde",
     image_format: Annotated[str, typer.Option("--format", help="tiff or npy (float32 values) or png (colour, for people).")] = "tiff",
     input_format: Annotated[str, typer.Option("--input-format", help="Localization file format, or auto.")] = "auto",
@@ -74,26 +89,19 @@ def render(
     """
     from ..errors import OutputError
     from ..io import read
-    from ..render import RenderSpec, render_sklearn
     from ..render import render as render_fn
+    from ..render import render_sklearn
     from ..render._export import IMAGE_FORMATS, write_rendered
 
     if image_format not in IMAGE_FORMATS:
         raise typer.BadParameter(f"expected one of {', '.join(IMAGE_FORMATS)}", param_hint="--format")
     if method not in ("kde", "sklearn"):
         raise typer.BadParameter("expected kde or sklearn", param_hint="--method")
-    if pixel_nm is not None and magnification is not None:
-        raise typer.BadParameter("give --pixel-nm or --magnification, not both", param_hint="--pixel-nm")
     cam = parse_pixel(camera_pixel_nm)
     cam = cam[0] if isinstance(cam, tuple) else cam
-    try:
-        spec = RenderSpec(pixel_nm=pixel_nm or 16.0, magnification=magnification,
-                          camera_pixel_nm=cam if magnification else None, sigma_nm=sigma_nm,
-                          sigma_from_precision=sigma_from_precision, truncate=truncate, size=size,
-                          channels=None if not channels else tuple(int(c) for c in channels.split(",")),
-                          normalization=normalization, scaling=scaling, outside=outside)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from err
+    spec = render_spec(pixel_nm=pixel_nm, magnification=magnification, camera_pixel_nm=cam, sigma_nm=sigma_nm,
+                       sigma_from_precision=sigma_from_precision, truncate=truncate, size=size,
+                       channels=channels, normalization=normalization, scaling=scaling, outside=outside)
     if method == "sklearn" and size != 0:
         raise typer.BadParameter("--method sklearn writes raw renders: use --size 0", param_hint="--size")
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,102 @@
+"""Evaluate an exported model on a labelled manifest: render with the model's own RenderSpec,
+run it through ONNX Runtime, and write metrics, plots and per-nucleus predictions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import InputError
+from engine.model import read_model_info
+
+from .data import RenderCache, load_nuclei, read_manifest
+
+__all__ = ["evaluate", "onnx_logits"]
+
+
+def _session(path: str):
+    import onnxruntime as ort
+
+    avail = ort.get_available_providers()
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
+    return ort.InferenceSession(path, providers=providers)
+
+
+def onnx_logits(model_path: str | os.PathLike, images, *, batch_size: int = 32, session=None) -> np.ndarray:
+    """Logits (N, K) of an exported model on float32 images (N, C, S, S) or a list of
+    (C, S, S) arrays, in batches, through ONNX Runtime (CUDA EP when present, else CPU)."""
+    info = read_model_info(model_path)
+    sess = session or _session(os.fspath(model_path))
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = np.ascontiguousarray(np.stack([np.asarray(a) for a in images[i:i + batch_size]]), np.float32)
+        out.append(sess.run([info.output_name], {info.input_name: x})[0])
+    return np.concatenate(out) if out else np.zeros((0, len(info.classes)), np.float32)
+
+
+def evaluate(model_path: str | os.PathLike, manifest_path: str | os.PathLike, out: str | os.PathLike, *,
+             cache: RenderCache | None = None, batch_size: int = 32, reporter=None) -> dict:
+    """Metrics of an exported model on a manifest (labels must be among the model's classes).
+
+    Writes ``out/metrics.json``, ``confusion.png``, ``roc.png``, ``pr.png``,
+    ``predictions.csv`` (one row per nucleus) and ``errors.csv`` (rows that could not be
+    rendered, with their message). In patch mode a nucleus's call is the patch vote.
+
+    Returns the metrics dict.
+    """
+    from .metrics import classification_metrics, plot_metrics
+    from .train import Reporter, _write_predictions, default_cache_dir, vote
+
+    reporter = reporter or Reporter()
+    t0 = time.perf_counter()
+    info = read_model_info(model_path)
+    manifest = read_manifest(manifest_path, classes=info.classes)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pre = info.preprocessing or {}
+    patch = int(pre["patch_size"]) if pre.get("mode") == "patches" else None
+    cache = cache or RenderCache(default_cache_dir())
+    with reporter.stage("render", len(manifest)) as step:
+        data = load_nuclei(manifest, info.render_spec, cache, patch_size=patch,
+                           min_occupied=float(pre.get("min_occupied", 0.75)), on_item=step)
+    with open(out / "errors.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "error"])
+        for row, msg in sorted(data.failed.items()):
+            w.writerow([str(manifest.files[row]), msg])
+    for msg in data.failed.values():
+        reporter.log(f"left out: {msg}")
+    if len(data) == 0:
+        raise InputError("no nucleus of the manifest could be rendered", path=manifest.path)
+    shape = np.asarray(data.images[0]).shape
+    if shape != (info.n_channels, info.input_size, info.input_size):
+        raise InputError(f"inputs are {shape}, the model needs {(info.n_channels, info.input_size, info.input_size)}",
+                         path=model_path)
+    t1 = time.perf_counter()
+    logits = onnx_logits(model_path, data.images, batch_size=batch_size)
+    t2 = time.perf_counter()
+    z = logits - logits.max(1, keepdims=True)
+    prob = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    k = len(info.classes)
+    rows, scores, undecided = vote(prob, data.owner, k)
+    y = manifest.y[rows]
+    metrics = classification_metrics(y, scores, info.classes)
+    item_y = data.y
+    metrics["loss"] = float(-np.mean(np.log(np.clip(prob[np.arange(len(item_y)), item_y], 1e-12, None))))
+    metrics["n_undecided"] = int(undecided.sum())
+    metrics["n_failed"] = len(data.failed)
+    metrics["unit"] = "nucleus" + (f" (vote over {len(data)} patches)" if patch else "")
+    metrics["model"] = {"path": os.fspath(model_path), "arch": info.model.get("name"),
+                        "training_metrics": info.metrics}
+    metrics["manifest"] = {"path": os.fspath(manifest_path), "sha256": manifest.sha256}
+    metrics["seconds"] = {"render": t1 - t0, "inference": t2 - t1}
+    plot_metrics(metrics, out)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _write_predictions(out / "predictions.csv", manifest,
+                       {"rows": rows, "scores": scores, "undecided": undecided})
+    return metrics

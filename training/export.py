@@ -1,0 +1,182 @@
+"""Export a trained checkpoint to one self-describing ONNX file, checked against PyTorch.
+
+The file has a dynamic batch axis, opset >= 17, all weights inside (no external-data file),
+passes ``onnx.checker`` (full check) and strict shape inference, and carries the
+:class:`engine.model.ModelInfo` (classes, RenderSpec, input size and channels, preprocessing,
+training metrics and statistics, provenance) in ``metadata_props``. Before anything is
+written, ONNX Runtime runs the model on sample inputs and its logits are compared with
+PyTorch's; a model that differs by more than the tolerance is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.compare import Comparison, compare_outputs
+from engine.errors import OutputError, ParityError
+from engine.model import ModelInfo
+from engine.render import RenderSpec
+
+__all__ = ["ExportResult", "export_onnx", "MIN_OPSET"]
+
+MIN_OPSET = 17
+_TWO_GB = 2**31
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_onnx` wrote and how it was checked."""
+
+    path: Path
+    info: ModelInfo
+    comparison: Comparison
+    opset: int
+    sha256: str
+    size_bytes: int
+    seconds: float
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The dynamo exporter logs warnings about torchvision ops a model never uses."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels, strict=True):
+            lg.setLevel(lv)
+
+
+def model_info_from_checkpoint(ckpt: dict, *, extra_provenance: dict | None = None) -> ModelInfo:
+    """The :class:`ModelInfo` an export of checkpoint ``ckpt`` carries."""
+    return ModelInfo(classes=tuple(ckpt["classes"]), render_spec=RenderSpec.from_dict(ckpt["render_spec"]),
+                     input_size=int(ckpt["input_size"]), channel_names=tuple(ckpt["channel_names"]),
+                     preprocessing=ckpt.get("preprocessing", {"mode": "image"}), metrics=ckpt.get("metrics", {}),
+                     training_stats=ckpt.get("training_stats", {}),
+                     provenance={**ckpt.get("provenance", {}), **(extra_provenance or {})},
+                     model=ckpt["model_config"])
+
+
+def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset: int = 18,
+                atol: float = 1e-4, force: bool = False, seed: int = 0) -> ExportResult:
+    """Export ``RUN/best.pt`` to ``out`` (.onnx) after checking ONNX Runtime against PyTorch.
+
+    Parameters
+    ----------
+    checkpoint : path
+        A checkpoint written by ``training.train.train`` (``best.pt``).
+    out : path
+        The .onnx file to write (atomically: complete or not at all).
+    opset : int, default 18
+        ONNX opset (>= 17).
+    atol : float, default 1e-4
+        Largest allowed |logit difference| between ONNX Runtime (CPU) and PyTorch (float32,
+        eval mode), on the checkpoint's sample test images and on random images, at batch
+        sizes 1 and 3 (which also checks the dynamic batch axis).
+    force : bool
+        Replace an existing ``out``.
+    seed : int
+        Seed of the random check images.
+
+    Raises
+    ------
+    engine.errors.ParityError
+        ONNX Runtime and PyTorch differ by more than ``atol``; nothing is written.
+    engine.errors.OutputError
+        ``out`` exists and ``force`` is False.
+    engine.errors.InputError
+        Not a checkpoint.
+    """
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from .train import load_checkpoint
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset must be >= {MIN_OPSET}, got {opset!r}")
+    if out.exists() and not force:
+        raise OutputError("exists already", path=out, hint="pass --force to replace it")
+    if not out.parent.is_dir():
+        raise OutputError("output folder does not exist", path=out.parent)
+    model, ckpt = load_checkpoint(checkpoint)
+    ckpt_hash = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    info = model_info_from_checkpoint(ckpt, extra_provenance={
+        "checkpoint_sha256": ckpt_hash, "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "onnx": onnx.__version__, "opset": opset, "torch_export": torch.__version__})
+    c, s = info.n_channels, info.input_size
+    example = torch.zeros(2, c, s, s)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with _quiet_exporter():
+        program = torch.onnx.export(model, (example,), None, input_names=[info.input_name],
+                                    output_names=[info.output_name], opset_version=opset, dynamo=True,
+                                    external_data=False, dynamic_shapes=({0: batch},), optimize=True)
+    proto = program.model_proto
+    del proto.metadata_props[:]
+    for key, value in info.to_metadata().items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.doc_string = (f"ainu-engine {info.model.get('name')} classifier of {', '.join(info.classes)}; "
+                        f"input {info.input_name} float32 (N, {c}, {s}, {s}), output {info.output_name} (N, "
+                        f"{len(info.classes)}) logits; see metadata_props ainu.*")
+    proto.producer_name = "ainu-engine"
+    _check_proto(proto, info)
+    data = proto.SerializeToString()
+    if len(data) >= _TWO_GB:
+        raise OutputError("the model is over 2 GB and cannot be stored in one ONNX file", path=out)
+
+    # parity: ONNX Runtime (CPU) against PyTorch float32
+    rng = np.random.default_rng(seed)
+    inputs = [rng.random((1, c, s, s), dtype=np.float32), rng.random((3, c, s, s), dtype=np.float32)]
+    samples = ckpt.get("samples")
+    if samples is not None and len(samples):
+        inputs.append(np.asarray(samples, np.float32))
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    refs, outs = [], []
+    with torch.inference_mode():
+        for x in inputs:
+            refs.append(model(torch.from_numpy(x)).numpy())
+            outs.append(sess.run([info.output_name], {info.input_name: x})[0])
+    cmp = compare_outputs(np.concatenate(refs), np.concatenate(outs), atol=atol)
+    if not cmp:
+        raise ParityError(f"ONNX Runtime and PyTorch logits differ: {cmp}", path=out,
+                          hint="the model was not written; report this with the checkpoint")
+
+    from engine.io._atomic import atomic_write_bytes
+
+    atomic_write_bytes(out, data)
+    return ExportResult(out, ModelInfo(**{**info.__dict__, "path": str(out)}), cmp, opset,
+                        hashlib.sha256(data).hexdigest(), len(data), time.perf_counter() - t0)
+
+
+def _check_proto(proto, info: ModelInfo) -> None:
+    """onnx.checker (full), strict shape inference, dynamic batch, no external data."""
+    import onnx
+
+    onnx.checker.check_model(proto, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    for init in inferred.graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise RuntimeError(f"initializer {init.name} uses external data")
+    (inp,) = [i for i in inferred.graph.input if i.name == info.input_name]
+    dims = inp.type.tensor_type.shape.dim
+    if not dims[0].dim_param or [d.dim_value for d in dims[1:]] != [info.n_channels, info.input_size, info.input_size]:
+        raise RuntimeError(f"unexpected input shape {[d.dim_param or d.dim_value for d in dims]}")
+    opsets = {o.domain: o.version for o in proto.opset_import}
+    if opsets.get("", opsets.get("ai.onnx", 0)) < MIN_OPSET:
+        raise RuntimeError(f"opset {opsets} is below {MIN_OPSET}")
