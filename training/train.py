@@ -385,7 +385,9 @@ def _inner_split(rows: np.ndarray, y: np.ndarray, groups, cfg: TrainConfig) -> S
     g = None if groups is None else np.asarray(groups)[rows]
     if g is not None and np.unique(g).size < max(2, round(1 / cfg.val_fraction)):
         g = None  # too few groups to hold some out: fall back to a stratified split
-    s = train_test_split(y[rows], test_fraction=cfg.val_fraction, groups=g, seed=cfg.seed + 1)
+    k = np.unique(y[rows]).size
+    frac = min(0.5, max(cfg.val_fraction, k / len(rows)))  # at least one nucleus per class
+    s = train_test_split(y[rows], test_fraction=frac, groups=g, seed=cfg.seed + 1)
     return Split(rows[s.train], rows[s.test])
 
 

@@ -1,0 +1,156 @@
+"""Export: one self-contained ONNX file with a dynamic batch, checked against PyTorch, whose
+metadata round-trips; evaluate and the CLI commands on top of it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+onnx = pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
+
+from engine.cli import main  # noqa: E402
+from engine.errors import InputError, OutputError, ParityError  # noqa: E402
+from engine.model import ModelInfo, read_model_info  # noqa: E402
+from engine.render import RenderSpec  # noqa: E402
+from training.data import RenderCache, read_manifest  # noqa: E402
+from training.export import export_onnx  # noqa: E402
+from training.simulate import Observation, simulate_dataset  # noqa: E402
+from training.train import TrainConfig, load_checkpoint, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("export")
+    manifest = simulate_dataset(root / "data", classes=("hiPSC", "somatic"), n_per_class=6,
+                                channels=("polII", "h3"), observation=Observation(locs_per_channel=4000), seed=4)
+    spec = RenderSpec(pixel_nm=150, sigma_nm=120, size=48, channels=(1, 2))
+    train(read_manifest(manifest), root / "run", spec=spec, cache=RenderCache(root / "cache", device="cpu"),
+          config=TrainConfig(arch="small_cnn", epochs=2, patience=2, batch_size=4, folds=0, seed=0))
+    yield root, manifest, spec
+    torch.set_num_threads(before)
+
+
+def test_export_is_self_contained_checked_and_described(run, tmp_path):
+    root, _, spec = run
+    out = tmp_path / "model.onnx"
+    r = export_onnx(root / "run" / "best.pt", out)
+    assert r.comparison.passed and r.comparison.max_abs <= 1e-4 and r.comparison.same_argmax
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no external-data file
+    m = onnx.load(out)
+    onnx.checker.check_model(m, full_check=True)
+    assert all(init.data_location != onnx.TensorProto.EXTERNAL for init in m.graph.initializer)
+    assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [2, 48, 48]
+    info = read_model_info(out)
+    assert info.classes == ("hiPSC", "somatic")
+    assert info.render_spec == spec
+    assert info.channel_names == ("polII", "h3") and info.input_size == 48
+    assert info.preprocessing["mode"] == "image" and info.model["name"] == "small_cnn"
+    assert info.provenance["manifest_sha256"] and "git_commit" in info.provenance
+    assert info.provenance["checkpoint_sha256"]
+    assert "test" in info.metrics and info.training_stats["n_nuclei"] > 0
+    # ONNX Runtime at several batch sizes equals PyTorch
+    model, _ = load_checkpoint(root / "run" / "best.pt")
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for b in (1, 5):
+        x = np.random.default_rng(b).random((b, 2, 48, 48), dtype=np.float32)
+        with torch.inference_mode():
+            ref = model(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(sess.run(None, {"image": x})[0], ref, atol=1e-4, rtol=0)
+
+
+def test_metadata_round_trips_through_the_file(run, tmp_path):
+    root, _, _ = run
+    out = tmp_path / "m.onnx"
+    r = export_onnx(root / "run" / "best.pt", out)
+    props = {p.key: p.value for p in onnx.load(out).metadata_props}
+    assert ModelInfo.from_metadata(props) == ModelInfo.from_metadata(r.info.to_metadata())
+    assert json.loads(props["ainu.render_spec"]) == r.info.render_spec.to_dict()
+    # the ONNX Runtime reader (no onnx package needed at screening time) sees the same
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert ModelInfo.from_metadata(dict(sess.get_modelmeta().custom_metadata_map)) == \
+        ModelInfo.from_metadata(props)
+
+
+def test_export_refuses_a_model_that_disagrees_with_pytorch(run, tmp_path, monkeypatch):
+    """A model left in training mode (batch-norm on batch statistics) computes something else
+    than the exported inference graph: the export must refuse and write nothing."""
+    root, _, _ = run
+    import training.train as tt
+
+    real = tt.load_checkpoint
+
+    def in_training_mode(path):
+        model, ckpt = real(path)
+        return model.train(), ckpt
+
+    monkeypatch.setattr(tt, "load_checkpoint", in_training_mode)
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(ParityError, match="differ"):
+        export_onnx(root / "run" / "best.pt", out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_errors(run, tmp_path):
+    root, _, _ = run
+    (tmp_path / "x.onnx").write_bytes(b"")
+    with pytest.raises(OutputError, match="exists"):
+        export_onnx(root / "run" / "best.pt", tmp_path / "x.onnx")
+    bad = tmp_path / "bad.pt"
+    torch.save({"weights": 1}, bad)
+    with pytest.raises(InputError, match="not an ainu-engine checkpoint"):
+        export_onnx(bad, tmp_path / "y.onnx")
+    not_model = tmp_path / "plain.onnx"
+    not_model.write_bytes(b"garbage")
+    with pytest.raises(InputError, match="plain.onnx"):
+        read_model_info(not_model)
+
+
+def test_cli_export_and_evaluate(run, tmp_path, capsys):
+    root, manifest, _ = run
+    model = tmp_path / "model.onnx"
+    assert main(["export", str(root / "run" / "best.pt"), "--out", str(model), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["parity"]["passed"] and rec["input_shape"] == ["batch", 2, 48, 48]
+    assert main(["evaluate", str(model), str(manifest), "--out", str(tmp_path / "ev"), "--json",
+                 "--cache", str(root / "cache")]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["n"] == 12 and 0 <= rec["accuracy"] <= 1
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["confusion"] and sum(map(sum, metrics["confusion"])) == 12
+    for name in ("confusion.png", "roc.png", "pr.png", "predictions.csv", "errors.csv"):
+        assert (tmp_path / "ev" / name).is_file()
+    # the ONNX calls equal the PyTorch model's on the same rendered nuclei
+    from training.data import load_nuclei
+    from training.train import predict
+
+    m = read_manifest(manifest)
+    data = load_nuclei(m, read_model_info(model).render_spec, RenderCache(root / "cache"))
+    torch_model, _ = load_checkpoint(root / "run" / "best.pt")
+    p = predict(torch_model, data, np.arange(len(data)))
+    rows = (tmp_path / "ev" / "predictions.csv").read_text().splitlines()[1:]
+    onnx_p = np.array([[float(v) for v in r.split(",")[-2:]] for r in rows])
+    np.testing.assert_allclose(onnx_p, p, atol=1e-5)
+
+
+def test_cli_train_writes_a_run(run, tmp_path, capsys):
+    _, manifest, _ = run
+    code = main(["train", str(manifest), "--out", str(tmp_path / "r"), "--arch", "small_cnn", "--image-size", "32",
+                 "--pixel-nm", "200", "--sigma-nm", "150", "--epochs", "1", "--folds", "2", "--batch-size", "4",
+                 "--no-groups", "--cache", str(tmp_path / "c"), "--device", "cpu", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rec = json.loads(out)
+    assert rec["arch"] == "small_cnn" and "small_cnn" in rec["cv"] and rec["test_n"] == 3
+    assert (tmp_path / "r" / "best.pt").is_file() and (tmp_path / "r" / "cv.csv").is_file()
+    code = main(["train", str(manifest), "--out", str(tmp_path / "r"), "--arch", "small_cnn"])
+    assert code == 1 and "finished run" in capsys.readouterr().err
+    code = main(["train", str(manifest), "--out", str(tmp_path / "r2"), "--arch", "densnet121"])
+    assert code == 2 and "did you mean densenet121" in capsys.readouterr().err
