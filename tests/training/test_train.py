@@ -177,3 +177,20 @@ def test_too_few_nuclei_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="too few usable nuclei"):
         train(m, tmp_path / "run", config=TrainConfig(arch="small_cnn", folds=0),
               spec=RenderSpec(size=32), cache=RenderCache(tmp_path / "c"))
+
+
+def test_learned_model_exports_and_onnx_runtime_matches(learned, tmp_path):
+    pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
+    from training.export import export_onnx
+
+    root, summary, _ = learned
+    r = export_onnx(root / "run" / "best.pt", tmp_path / "model.onnx")
+    assert r.comparison.passed and r.comparison.max_abs <= 1e-4
+    assert r.info.metrics["test"]["accuracy"] == pytest.approx(summary["test"]["accuracy"])
+    model, ckpt = load_checkpoint(root / "run" / "best.pt")
+    x = ckpt["samples"].numpy()
+    sess = ort.InferenceSession(str(r.path), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        ref = model(ckpt["samples"]).numpy()
+    np.testing.assert_allclose(sess.run(None, {"image": x})[0], ref, atol=1e-4, rtol=0)
