@@ -24,7 +24,6 @@ import numpy as np
 from engine.compare import Comparison, compare_outputs
 from engine.errors import OutputError, ParityError
 from engine.model import ModelInfo
-from engine.render import RenderSpec
 
 __all__ = ["ExportResult", "export_onnx", "MIN_OPSET"]
 
@@ -59,16 +58,6 @@ def _quiet_exporter():
     finally:
         for lg, lv in zip(loggers, levels, strict=True):
             lg.setLevel(lv)
-
-
-def model_info_from_checkpoint(ckpt: dict, *, extra_provenance: dict | None = None) -> ModelInfo:
-    """The :class:`ModelInfo` an export of checkpoint ``ckpt`` carries."""
-    return ModelInfo(classes=tuple(ckpt["classes"]), render_spec=RenderSpec.from_dict(ckpt["render_spec"]),
-                     input_size=int(ckpt["input_size"]), channel_names=tuple(ckpt["channel_names"]),
-                     preprocessing=ckpt.get("preprocessing", {"mode": "image"}), metrics=ckpt.get("metrics", {}),
-                     training_stats=ckpt.get("training_stats", {}),
-                     provenance={**ckpt.get("provenance", {}), **(extra_provenance or {})},
-                     model=ckpt["model_config"])
 
 
 def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset: int = 18,
@@ -117,7 +106,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
         raise OutputError("output folder does not exist", path=out.parent)
     model, ckpt = load_checkpoint(checkpoint)
     ckpt_hash = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
-    info = model_info_from_checkpoint(ckpt, extra_provenance={
+    info = ModelInfo.from_checkpoint(ckpt, extra_provenance={
         "checkpoint_sha256": ckpt_hash, "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "onnx": onnx.__version__, "opset": opset, "torch_export": torch.__version__})
     c, s = info.n_channels, info.input_size

@@ -1,0 +1,140 @@
+"""The one runner contract every inference backend follows (after Polygraphy's runners)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AinuError, InputError
+from ..model import ModelInfo, read_model_info
+
+__all__ = ["Backend", "BackendUnavailable"]
+
+
+class BackendUnavailable(AinuError):
+    """A backend cannot run here: a package or a device is missing (the message names it)."""
+
+
+def _is_device_array(x) -> bool:
+    """CuPy arrays and CUDA torch tensors expose ``__cuda_array_interface__``."""
+    return hasattr(x, "__cuda_array_interface__")
+
+
+class Backend:
+    """Load a model, warm it up, turn batches of images into logits; a context manager.
+
+    Subclasses implement ``_load_impl``, ``_infer_impl`` (and optionally ``_close_impl``,
+    ``_describe_impl``); the public methods validate inputs against the model's metadata
+    and time every call with ``perf_counter`` (``last_seconds``, ``total_seconds``).
+
+    Parameters
+    ----------
+    model_path : path
+        An exported ``.onnx`` model (the torch backend also takes a ``best.pt`` checkpoint).
+    device : {"cpu", "cuda"}
+    """
+
+    name = "base"
+    #: batch size this backend runs best at on its device (screening fills batches to it)
+    preferred_batch = 8
+
+    def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu") -> None:
+        self.model_path = Path(model_path)
+        self.device = device
+        self.info: ModelInfo | None = None
+        self.loaded = False
+        self.last_seconds = 0.0
+        self.total_seconds = 0.0
+        self.n_inferred = 0
+
+    # -- public ---------------------------------------------------------------------------------
+    def load(self) -> Backend:
+        """Read the model's metadata and build the runtime; returns ``self``."""
+        if not self.loaded:
+            if self.info is None:
+                self.info = self._read_info()
+            self._load_impl()
+            self.loaded = True
+        return self
+
+    def warmup(self, batch_size: int | None = None, *, repeat: int = 2) -> None:
+        """Run ``repeat`` batches of zeros so that lazy initialisation is not timed later."""
+        self.load()
+        x = np.zeros((batch_size or self.preferred_batch, *self.input_shape[1:]), np.float32)
+        for _ in range(repeat):
+            self.infer(x)
+
+    def infer(self, x) -> np.ndarray:
+        """Logits (N, K) as float32 NumPy for images ``x`` (N, C, S, S) float32.
+
+        ``x`` may be a NumPy array or, on CUDA backends, a CuPy array / CUDA torch tensor that
+        is used in place (no copy through the host).
+
+        Raises
+        ------
+        engine.errors.InputError
+            ``x`` does not have the model's channels and size.
+        """
+        self.load()
+        shape = tuple(x.shape)
+        want = self.input_shape[1:]
+        if len(shape) != 4 or shape[1:] != want or shape[0] < 1:
+            raise InputError(f"input batch has shape {shape}; the model takes (N, {', '.join(map(str, want))})",
+                             path=self.model_path)
+        if not _is_device_array(x):
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        t0 = time.perf_counter()
+        out = self._infer_impl(x)
+        dt = time.perf_counter() - t0
+        self.last_seconds = dt
+        self.total_seconds += dt
+        self.n_inferred += shape[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def probabilities(self, x) -> np.ndarray:
+        """Softmax of :meth:`infer`'s logits."""
+        z = self.infer(x)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def describe(self) -> dict:
+        """Name, device, precision and runtime details (what ran, for logs and results)."""
+        d = {"backend": self.name, "device": self.device, "model": str(self.model_path)}
+        d.update(self._describe_impl())
+        return d
+
+    def close(self) -> None:
+        if self.loaded:
+            self._close_impl()
+            self.loaded = False
+
+    def __enter__(self) -> Backend:
+        return self.load()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def input_shape(self) -> tuple:
+        info = self.info or self._read_info()
+        return ("batch", info.n_channels, info.input_size, info.input_size)
+
+    # -- for subclasses -------------------------------------------------------------------------
+    def _read_info(self) -> ModelInfo:
+        return read_model_info(self.model_path)
+
+    def _load_impl(self) -> None:
+        raise NotImplementedError
+
+    def _infer_impl(self, x) -> np.ndarray:
+        raise NotImplementedError
+
+    def _describe_impl(self) -> dict:
+        return {}
+
+    def _close_impl(self) -> None:
+        pass

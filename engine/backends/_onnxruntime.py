@@ -1,0 +1,143 @@
+"""ONNX Runtime backend: CPU execution provider with tuned threads, CUDA EP with IO binding
+(inputs already on the GPU are not copied through the host), TensorRT EP (fp16, engine and
+timing caches in the user cache directory)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ._base import Backend, BackendUnavailable, _is_device_array
+
+__all__ = ["OnnxRuntimeBackend", "cache_dir"]
+
+_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+
+
+def cache_dir(*parts: str) -> str:
+    """``$AINU_CACHE_DIR`` or ``$XDG_CACHE_HOME/ainu-engine`` (``~/.cache/ainu-engine``), joined
+    with ``parts`` and created."""
+    base = os.environ.get("AINU_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ainu-engine")
+    path = os.path.join(base, *parts)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def physical_cores() -> int:
+    """Cores this process may use (affinity), the useful intra-op thread count on a CPU."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class OnnxRuntimeBackend(Backend):
+    """Run an exported model through ONNX Runtime.
+
+    Parameters
+    ----------
+    model_path : path
+        The ``.onnx`` file.
+    provider : {"cpu", "cuda", "tensorrt"}
+        Execution provider (``cuda``/``tensorrt`` need the ``onnxruntime-gpu`` build).
+    threads : int, optional
+        Intra-op threads on the CPU (default: the cores this process may use).
+    fp16 : bool, default True
+        TensorRT EP only: allow float16 kernels.
+
+    Examples
+    --------
+    >>> from engine.backends import OnnxRuntimeBackend  # doctest: +SKIP
+    >>> with OnnxRuntimeBackend("model.onnx") as b:      # doctest: +SKIP
+    ...     logits = b.infer(images)
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, model_path, *, provider: str = "cpu", threads: int | None = None, fp16: bool = True) -> None:
+        if provider not in _PROVIDERS:
+            raise ValueError(f"provider must be one of {', '.join(_PROVIDERS)}, got {provider!r}")
+        super().__init__(model_path, device="cpu" if provider == "cpu" else "cuda")
+        self.provider = provider
+        self.threads = threads
+        self.fp16 = fp16
+        self.preferred_batch = 8 if provider == "cpu" else 64
+        self.session = None
+
+    def _load_impl(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise BackendUnavailable("onnxruntime is not installed", path=self.model_path,
+                                     hint='pip install "ainu-engine[cpu]" (or [cuda12]/[cuda13] on a GPU)') from err
+        want = _PROVIDERS[self.provider]
+        if want not in ort.get_available_providers():
+            raise BackendUnavailable(f"ONNX Runtime has no {want} here (available: "
+                                     f"{', '.join(ort.get_available_providers())})", path=self.model_path,
+                                     hint="install onnxruntime-gpu ([cuda12]/[cuda13]) on a machine with an NVIDIA GPU")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        if self.provider == "cpu":
+            so.intra_op_num_threads = self.threads or physical_cores()
+            so.inter_op_num_threads = 1
+        providers: list = []
+        if self.provider == "tensorrt":
+            info = self.info
+            c, s = info.n_channels, info.input_size
+            shape = f"{info.input_name}:{{}}x{c}x{s}x{s}"
+            trt_cache = cache_dir("tensorrt-ep")
+            providers.append(("TensorrtExecutionProvider", {
+                "trt_fp16_enable": bool(self.fp16),
+                "trt_engine_cache_enable": True, "trt_engine_cache_path": trt_cache,
+                "trt_timing_cache_enable": True, "trt_timing_cache_path": trt_cache,
+                "trt_profile_min_shapes": shape.format(1), "trt_profile_opt_shapes": shape.format(64),
+                "trt_profile_max_shapes": shape.format(256)}))
+        if self.provider in ("cuda", "tensorrt"):
+            providers.append(("CUDAExecutionProvider", {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE"}))
+        providers.append("CPUExecutionProvider")
+        self.session = ort.InferenceSession(os.fspath(self.model_path), sess_options=so, providers=providers)
+        used = self.session.get_providers()
+        if used[0] != want:
+            raise BackendUnavailable(f"ONNX Runtime could not start {want} (it fell back to {used[0]})",
+                                     path=self.model_path, hint="check the CUDA/cuDNN/TensorRT libraries")
+
+    def _infer_impl(self, x) -> np.ndarray:
+        info = self.info
+        if _is_device_array(x) and self.device == "cuda":
+            # IO binding: the input stays where it is on the GPU; only the logits come back
+            cai = x.__cuda_array_interface__
+            if cai.get("typestr") not in ("<f4", "|f4") or cai.get("strides") not in (None,):
+                raise ValueError("GPU input must be a C-contiguous float32 array")
+            binding = self.session.io_binding()
+            binding.bind_input(info.input_name, "cuda", 0, np.float32, list(x.shape), int(cai["data"][0]))
+            binding.bind_output(info.output_name, "cpu")
+            self.session.run_with_iobinding(binding)
+            return binding.copy_outputs_to_cpu()[0]
+        if _is_device_array(x):
+            x = _to_host(x)
+        return self.session.run([info.output_name], {info.input_name: x})[0]
+
+    def _describe_impl(self) -> dict:
+        d = {"provider": self.provider, "precision": "fp16 allowed" if self.provider == "tensorrt" and self.fp16
+             else "fp32"}
+        if self.session is not None:
+            import onnxruntime as ort
+
+            d["providers"] = self.session.get_providers()
+            d["onnxruntime"] = ort.__version__
+        if self.provider == "cpu":
+            d["threads"] = self.threads or physical_cores()
+        return d
+
+    def _close_impl(self) -> None:
+        self.session = None
+
+
+def _to_host(x) -> np.ndarray:
+    if hasattr(x, "get"):  # CuPy
+        return np.ascontiguousarray(x.get(), np.float32)
+    return np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)  # torch

@@ -1,0 +1,161 @@
+"""Native TensorRT (10+) backend: an engine built from the .onnx with an optimisation profile
+over the batch range, fp16 where the GPU supports it, a serialised-engine cache keyed by model
+hash + GPU + TensorRT version, asynchronous execution on a CUDA stream (CuPy memory).
+
+Written against the TensorRT 10 Python API (name-based tensors, ``execute_async_v3``); TensorRT
+cannot be installed on the machines this project is developed on, so this path is unverified
+there and its tests skip with that reason."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from ._base import Backend, BackendUnavailable, _is_device_array
+from ._onnxruntime import cache_dir
+
+__all__ = ["TensorRTBackend"]
+
+
+class TensorRTBackend(Backend):
+    """Run an exported model as a TensorRT engine.
+
+    Parameters
+    ----------
+    model_path : path
+        The ``.onnx`` file.
+    fp16 : bool, default True
+        Allow float16 kernels (when the GPU has fast fp16).
+    max_batch : int, default 256
+        Largest batch of the optimisation profile (min 1, opt ``opt_batch``).
+    opt_batch : int, default 64
+    workspace_gib : float, default 4
+    """
+
+    name = "tensorrt"
+
+    def __init__(self, model_path, *, fp16: bool = True, max_batch: int = 256, opt_batch: int = 64,
+                 workspace_gib: float = 4.0) -> None:
+        super().__init__(model_path, device="cuda")
+        self.fp16 = fp16
+        self.max_batch = max_batch
+        self.opt_batch = min(opt_batch, max_batch)
+        self.workspace_gib = workspace_gib
+        self.preferred_batch = self.opt_batch
+        self.engine = self.context = self.stream = None
+        self.engine_path: str | None = None
+        self.from_cache = False
+
+    def _load_impl(self) -> None:
+        try:
+            import tensorrt as trt
+        except ImportError as err:
+            raise BackendUnavailable("tensorrt is not installed", path=self.model_path,
+                                     hint='pip install "ainu-engine[tensorrt]" on a machine with an NVIDIA GPU') from err
+        try:
+            import cupy as cp
+        except ImportError as err:
+            raise BackendUnavailable("cupy is not installed (the TensorRT backend keeps its buffers in CuPy)",
+                                     path=self.model_path, hint='pip install "ainu-engine[cuda12]" or [cuda13]') from err
+        try:
+            n_gpu = cp.cuda.runtime.getDeviceCount()
+        except cp.cuda.runtime.CUDARuntimeError:
+            n_gpu = 0
+        if n_gpu < 1:
+            raise BackendUnavailable("no CUDA GPU", path=self.model_path, hint="use --backend onnxruntime")
+        info = self.info
+        data = self.model_path.read_bytes()
+        gpu = cp.cuda.runtime.getDeviceProperties(0)["name"]
+        gpu = gpu.decode() if isinstance(gpu, bytes) else str(gpu)
+        key = hashlib.sha256(b"\0".join([hashlib.sha256(data).digest(), gpu.encode(), trt.__version__.encode(),
+                                         f"fp16={self.fp16},batch={self.opt_batch}/{self.max_batch}".encode()]))
+        self.engine_path = os.path.join(cache_dir("tensorrt"), key.hexdigest()[:32] + ".engine")
+        logger = trt.Logger(trt.Logger.WARNING)
+        runtime = trt.Runtime(logger)
+        serialized = None
+        if os.path.isfile(self.engine_path):
+            with open(self.engine_path, "rb") as fh:
+                serialized = fh.read()
+            self.from_cache = True
+        else:
+            serialized = self._build(trt, logger, data, info)
+            tmp = self.engine_path + ".part"
+            with open(tmp, "wb") as fh:
+                fh.write(serialized)
+            os.replace(tmp, self.engine_path)
+        self.engine = runtime.deserialize_cuda_engine(serialized)
+        if self.engine is None:
+            raise BackendUnavailable("TensorRT could not deserialize the engine", path=self.engine_path,
+                                     hint="delete the cached engine and retry")
+        self.context = self.engine.create_execution_context()
+        self.stream = cp.cuda.Stream(non_blocking=True)
+        self._cp = cp
+        self._out_buf = None
+
+    def _build(self, trt, logger, data: bytes, info) -> bytes:
+        builder = trt.Builder(logger)
+        network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse(data):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise BackendUnavailable(f"TensorRT cannot parse the model: {errors}", path=self.model_path)
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(self.workspace_gib * 2**30))
+        if self.fp16 and builder.platform_has_fast_fp16:
+            config.set_flag(trt.BuilderFlag.FP16)
+        c, s = info.n_channels, info.input_size
+        profile = builder.create_optimization_profile()
+        profile.set_shape(info.input_name, (1, c, s, s), (self.opt_batch, c, s, s), (self.max_batch, c, s, s))
+        config.add_optimization_profile(profile)
+        timing_path = os.path.join(cache_dir("tensorrt"), "timing.cache")
+        blob = b""
+        if os.path.isfile(timing_path):
+            with open(timing_path, "rb") as fh:
+                blob = fh.read()
+        timing = config.create_timing_cache(blob)
+        config.set_timing_cache(timing, ignore_mismatch=True)
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise BackendUnavailable("TensorRT failed to build the engine (see its log above)", path=self.model_path)
+        with open(timing_path + ".part", "wb") as fh:
+            fh.write(memoryview(config.get_timing_cache().serialize()))
+        os.replace(timing_path + ".part", timing_path)
+        return bytes(serialized)
+
+    def _infer_impl(self, x) -> np.ndarray:
+        cp = self._cp
+        info = self.info
+        n = x.shape[0]
+        if n > self.max_batch:
+            return np.concatenate([self._infer_impl(x[i:i + self.max_batch]) for i in range(0, n, self.max_batch)])
+        with self.stream:
+            xin = cp.ascontiguousarray(cp.asarray(x, dtype=cp.float32)) if _is_device_array(x) \
+                else cp.asarray(np.ascontiguousarray(x, np.float32))
+            out = cp.empty((n, len(info.classes)), dtype=cp.float32)
+            self.context.set_input_shape(info.input_name, tuple(xin.shape))
+            self.context.set_tensor_address(info.input_name, int(xin.data.ptr))
+            self.context.set_tensor_address(info.output_name, int(out.data.ptr))
+            if not self.context.execute_async_v3(self.stream.ptr):
+                raise RuntimeError("TensorRT execute_async_v3 failed")
+            host = cp.asnumpy(out, stream=self.stream)
+        self.stream.synchronize()
+        return host
+
+    def _describe_impl(self) -> dict:
+        d = {"precision": "fp16 allowed" if self.fp16 else "fp32", "engine": self.engine_path,
+             "engine_from_cache": self.from_cache, "batch_profile": [1, self.opt_batch, self.max_batch]}
+        try:
+            import tensorrt as trt
+
+            d["tensorrt"] = trt.__version__
+        except ImportError:
+            pass
+        return d
+
+    def _close_impl(self) -> None:
+        self.context = self.engine = None
+        if self.stream is not None:
+            self.stream.synchronize()
+        self.stream = None

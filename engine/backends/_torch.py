@@ -1,0 +1,115 @@
+"""PyTorch backend: the training checkpoint run eagerly (channels_last), or with torch.compile and
+CUDA graphs on a GPU. The baseline of the benchmarks, and the fallback where ONNX Runtime is
+missing. It runs the checkpoint (``RUN/best.pt``): an ONNX graph cannot be turned back into the
+PyTorch model (batch norm is folded into the convolutions at export)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..model import ModelInfo
+from ._base import Backend, BackendUnavailable, _is_device_array
+
+__all__ = ["TorchBackend"]
+
+
+class TorchBackend(Backend):
+    """Run a training checkpoint with PyTorch.
+
+    Parameters
+    ----------
+    model_path : path
+        ``RUN/best.pt``, or an ``.onnx`` with ``checkpoint`` naming the checkpoint it came from.
+    checkpoint : path, optional
+        The checkpoint, when ``model_path`` is the exported ``.onnx``.
+    device : {"cpu", "cuda"}
+    compile : bool, default False
+        ``torch.compile`` (on CUDA with ``mode="reduce-overhead"``, i.e. CUDA graphs).
+    fp16 : bool, default False
+        float16 autocast on CUDA (reduced precision: same top-1, logits within ~1e-2).
+    channels_last : bool, default True
+    threads : int, optional
+        ``torch.set_num_threads`` on the CPU.
+    """
+
+    name = "torch"
+
+    def __init__(self, model_path, *, checkpoint: str | os.PathLike | None = None, device: str = "cpu",
+                 compile: bool = False, fp16: bool = False, channels_last: bool = True,
+                 threads: int | None = None) -> None:
+        super().__init__(model_path, device=device)
+        path = Path(model_path)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else (path if path.suffix == ".pt" else None)
+        self.compile = compile
+        self.fp16 = fp16 and device == "cuda"
+        self.channels_last = channels_last
+        self.threads = threads
+        self.preferred_batch = 8 if device == "cpu" else 64
+        self.model = None
+        self._run = None
+
+    def _read_info(self) -> ModelInfo:
+        if self.checkpoint is None:
+            raise BackendUnavailable("the torch backend runs the PyTorch checkpoint, and an .onnx file "
+                                     "cannot be turned back into one", path=self.model_path,
+                                     hint="pass the training checkpoint (RUN/best.pt) as the model, "
+                                          "or use --backend onnxruntime")
+        return self._load_checkpoint()[1]
+
+    def _load_checkpoint(self):
+        try:
+            import torch  # noqa: F401
+        except ImportError as err:
+            raise BackendUnavailable("torch is not installed", path=self.model_path,
+                                     hint='pip install -c constraints.txt "ainu-engine[train]"') from err
+        try:
+            from training.train import load_checkpoint
+        except ImportError as err:  # an installation without the training package
+            raise BackendUnavailable(f"the training package cannot be imported: {err}", path=self.model_path) from err
+        model, ckpt = load_checkpoint(self.checkpoint)
+        return model, ModelInfo.from_checkpoint(ckpt, path=self.checkpoint)
+
+    def _load_impl(self) -> None:
+        import torch
+
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailable("torch sees no CUDA GPU", path=self.model_path, hint="use device cpu")
+        if self.threads and self.device == "cpu":
+            torch.set_num_threads(self.threads)
+        model, info = self._load_checkpoint()
+        self.info = info
+        model = model.eval().to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        run = model
+        if self.compile:
+            run = torch.compile(model, mode="reduce-overhead" if self.device == "cuda" else "default",
+                                dynamic=False)
+        self._run = run
+
+    def _infer_impl(self, x) -> np.ndarray:
+        import torch
+
+        if _is_device_array(x):
+            t = torch.as_tensor(x, device=self.device)
+        else:
+            t = torch.from_numpy(x).to(self.device, non_blocking=True)
+        if self.channels_last:
+            t = t.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16):
+            out = self._run(t)
+        return out.float().cpu().numpy()
+
+    def _describe_impl(self) -> dict:
+        import torch
+
+        return {"precision": "fp16 autocast" if self.fp16 else "fp32", "compiled": self.compile,
+                "channels_last": self.channels_last, "torch": torch.__version__,
+                "checkpoint": None if self.checkpoint is None else str(self.checkpoint)}
+
+    def _close_impl(self) -> None:
+        self.model = self._run = None
