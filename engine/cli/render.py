@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.markup import escape
 
@@ -29,32 +28,13 @@ from ._output import Output
 
 
 def _nuclei(locs, roi_path, camera_pixel):
-    """(suffix, localizations, roi polygon in nm or None) for each nucleus of a file."""
-    if roi_path is not None:
-        import roifile
+    """(suffix, localizations, roi polygon in nm or None) for each nucleus of a file: one per ROI
+    with --roi, one per cell_id, else the whole file."""
+    from ..screen import split_nuclei
 
-        from ..errors import InputError
-
-        try:
-            rois = roifile.roiread(roi_path)
-        except Exception as err:  # noqa: BLE001 - roifile raises several types
-            raise InputError(f"cannot read the ImageJ ROI set: {err}", path=roi_path) from err
-        rois = rois if isinstance(rois, list) else [rois]
-        px = camera_pixel or (locs.meta.camera_pixel_nm[0] if locs.meta.camera_pixel_nm else None)
-        if px is None:
-            raise InputError("ROI coordinates are in camera pixels and no camera pixel size is known",
-                             path=roi_path, hint="pass --camera-pixel-nm")
-        for k, roi in enumerate(rois):
-            poly = np.asarray(roi.coordinates(), np.float64) * px
-            lo, hi = poly.min(axis=0), poly.max(axis=0)
-            inside = ((locs.x_nm >= lo[0]) & (locs.x_nm <= hi[0]) & (locs.y_nm >= lo[1])
-                      & (locs.y_nm <= hi[1]))
-            yield f"_roi{k:03d}", locs[inside], poly
-    elif "cell_id" in locs.extra:
-        for cid in np.unique(locs.extra["cell_id"]):
-            yield f"_cell{int(cid):03d}", locs[locs.extra["cell_id"] == cid], None
-    else:
-        yield "", locs, None
+    mode = "roi" if roi_path is not None else ("cell_id" if "cell_id" in locs.extra else "file")
+    for n in split_nuclei(locs, mode=mode, roi_path=roi_path, camera_pixel_nm=camera_pixel):
+        yield (f"_{n.id}" if n.id else ""), n.locs, n.roi_nm
 
 
 def render(

@@ -1,0 +1,176 @@
+"""Nuclei of a localization file: the whole file, one per ``cell_id``, one per ImageJ/Fiji ROI
+(the paper selected nuclei by hand in Fiji), or detected automatically in a field from the
+localization density."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..io import Localizations
+
+__all__ = ["Nucleus", "split_nuclei", "find_roi_set", "read_rois_nm", "detect_nuclei", "NUCLEI_MODES"]
+
+NUCLEI_MODES = ("auto", "file", "cell_id", "roi", "detect")
+
+
+@dataclass
+class Nucleus:
+    """One nucleus: its id within the file, localizations, outline (nm) if known, and whether
+    it touches the edge of the field (cut off)."""
+
+    id: str
+    locs: Localizations
+    roi_nm: np.ndarray | None = None
+    at_edge: bool = False
+
+
+def find_roi_set(path: Path) -> Path | None:
+    """An ImageJ ROI set beside ``path``: ``NAME.roi.zip``, ``NAME.zip``, ``NAME.roi``, or a
+    ``RoiSet.zip`` in the same folder (Fiji's default name)."""
+    stem = path.name.split(".")[0]
+    for cand in (path.with_name(stem + ".roi.zip"), path.with_name(stem + ".zip"),
+                 path.with_name(stem + ".roi"), path.with_name("RoiSet.zip")):
+        if cand.is_file() and cand != path:
+            return cand
+    return None
+
+
+def read_rois_nm(roi_path: str | os.PathLike, camera_pixel_nm: float | None) -> list[tuple[str, np.ndarray]]:
+    """(name, polygon (K, 2) in nm) for every ROI of an ImageJ ROI file or set (camera pixels,
+    0-based, as Fiji saves them over the widefield/STORM camera image)."""
+    import roifile
+
+    roi_path = Path(roi_path)
+    try:
+        rois = roifile.roiread(roi_path)
+    except Exception as err:  # noqa: BLE001 - roifile raises several types
+        raise InputError(f"cannot read the ImageJ ROI set: {err}", path=roi_path) from err
+    rois = rois if isinstance(rois, list) else [rois]
+    if camera_pixel_nm is None:
+        raise InputError("ROI coordinates are in camera pixels and no camera pixel size is known",
+                         path=roi_path, hint="pass --camera-pixel-nm")
+    out = []
+    for k, roi in enumerate(rois):
+        poly = np.asarray(roi.coordinates(), np.float64) * float(camera_pixel_nm)
+        if poly.ndim != 2 or len(poly) < 3:
+            continue
+        out.append((f"roi{k:03d}", poly))
+    if not out:
+        raise InputError("the ROI set holds no polygon", path=roi_path)
+    return out
+
+
+def points_in_polygon(poly: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon test, vectorised over points (bounding box first)."""
+    lo, hi = poly.min(axis=0), poly.max(axis=0)
+    inside = (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1])
+    idx = np.flatnonzero(inside)
+    px, py = x[idx].astype(np.float64), y[idx].astype(np.float64)
+    res = np.zeros(len(idx), bool)
+    xj, yj = poly[-1]
+    for xi, yi in poly:
+        cross = (yi > py) != (yj > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xint = (xj - xi) * (py - yi) / (yj - yi) + xi
+        res ^= cross & (px < xint)
+        xj, yj = xi, yi
+    inside[idx] = res
+    return inside
+
+
+def detect_nuclei(x: np.ndarray, y: np.ndarray, *, cell_nm: float = 500.0, min_area_um2: float = 20.0,
+                  max_area_um2: float = 600.0, min_density: float | None = None) -> tuple[np.ndarray, list[bool]]:
+    """Label each localization with its nucleus (−1 for none) by connected components of a coarse
+    occupancy map: cells of ``cell_nm`` holding at least ``min_density`` localizations (default:
+    20 % of the 90th percentile of occupied cells), closed and hole-filled; components with an
+    area in [min_area_um2, max_area_um2] are nuclei. Also returns, per nucleus, whether it
+    touches the border of the field (cut off)."""
+    from scipy import ndimage
+
+    if len(x) == 0:
+        return np.full(0, -1), []
+    x0, y0 = float(x.min()), float(y.min())
+    nx = max(1, math.ceil((float(x.max()) - x0) / cell_nm) + 1)
+    ny = max(1, math.ceil((float(y.max()) - y0) / cell_nm) + 1)
+    ix = np.minimum(((x - x0) / cell_nm).astype(np.int64), nx - 1)
+    iy = np.minimum(((y - y0) / cell_nm).astype(np.int64), ny - 1)
+    counts = np.bincount(iy * nx + ix, minlength=nx * ny).reshape(ny, nx)
+    occupied = counts[counts > 0]
+    thr = min_density if min_density is not None else max(2.0, 0.2 * float(np.percentile(occupied, 90)))
+    occ = counts >= thr
+    occ = ndimage.binary_closing(np.pad(occ, 2), iterations=1)[2:-2, 2:-2]
+    occ = ndimage.binary_fill_holes(occ)
+    labels, n = ndimage.label(occ)
+    cell_area = (cell_nm / 1000.0) ** 2
+    keep = {}
+    edges = []
+    for lab in range(1, n + 1):
+        region = labels == lab
+        area = float(region.sum()) * cell_area
+        if min_area_um2 <= area <= max_area_um2:
+            keep[lab] = len(keep)
+            rows, cols = np.nonzero(region)
+            edges.append(bool(rows.min() == 0 or cols.min() == 0 or rows.max() == ny - 1 or cols.max() == nx - 1))
+    lut = np.full(n + 1, -1, np.int64)
+    for lab, k in keep.items():
+        lut[lab] = k
+    return lut[labels[iy, ix]], edges
+
+
+def split_nuclei(locs: Localizations, *, mode: str = "auto", roi_path: str | os.PathLike | None = None,
+                 camera_pixel_nm: float | None = None, min_localizations: int = 1) -> Iterator[Nucleus]:
+    """The nuclei of one file's localizations.
+
+    Parameters
+    ----------
+    mode : {"auto", "file", "cell_id", "roi", "detect"}
+        ``auto``: a ``cell_id`` column if there is one, else an ROI set beside the file (or
+        ``roi_path``), else the whole file is one nucleus. ``detect`` finds nuclei in a field
+        from the localization density (:func:`detect_nuclei`).
+    roi_path : path, optional
+        ImageJ ROI file or set; default: looked for beside the file (:func:`find_roi_set`).
+    camera_pixel_nm : float, optional
+        For ROIs (in camera pixels); default the file's own.
+    """
+    if mode not in NUCLEI_MODES:
+        raise ValueError(f"mode must be one of {', '.join(NUCLEI_MODES)}, got {mode!r}")
+    src = Path(locs.meta.source_path) if locs.meta.source_path else None
+    cam = camera_pixel_nm
+    if cam is None and locs.meta.camera_pixel_nm is not None:
+        cam = locs.meta.camera_pixel_nm[0]
+    has_ids = "cell_id" in locs.extra
+    if mode == "cell_id" and not has_ids:
+        raise InputError("no cell_id column", path=src, hint="use --nuclei auto, roi or detect")
+    if mode in ("auto", "cell_id") and has_ids:
+        ids = locs.extra["cell_id"]
+        for cid in np.unique(ids):
+            sel = ids == cid
+            if int(sel.sum()) >= min_localizations:
+                yield Nucleus(f"cell{int(cid):03d}", locs[sel])
+        return
+    roi = Path(roi_path) if roi_path is not None else (find_roi_set(src) if src is not None and mode in ("auto", "roi")
+                                                       else None)
+    if mode == "roi" and roi is None:
+        raise InputError("no ImageJ ROI set beside the file (NAME.roi.zip, NAME.roi or RoiSet.zip)", path=src)
+    if roi is not None and mode in ("auto", "roi"):
+        x, y = locs.x_nm, locs.y_nm
+        for name, poly in read_rois_nm(roi, cam):
+            sel = points_in_polygon(poly, x, y)
+            if int(sel.sum()) >= min_localizations:
+                yield Nucleus(name, locs[sel], poly)
+        return
+    if mode == "detect":
+        labels, edges = detect_nuclei(locs.x_nm, locs.y_nm)
+        for k, edge in enumerate(edges):
+            sel = labels == k
+            if int(sel.sum()) >= min_localizations:
+                yield Nucleus(f"det{k:03d}", locs[sel], None, edge)
+        return
+    yield Nucleus("", locs)
