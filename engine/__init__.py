@@ -14,4 +14,13 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 from .errors import AinuError
 
-__all__ = ["AinuError", "__version__"]
+__all__ = ["AinuError", "Classifier", "Prediction", "__version__"]
+
+
+def __getattr__(name: str):
+    # Classifier pulls in the renderer and I/O; load it on first use so `import engine` stays light
+    if name in ("Classifier", "Prediction"):
+        from . import _classifier
+
+        return getattr(_classifier, name)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

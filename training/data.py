@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import InputError, MissingColumnError
-from engine.render import RenderSpec
+from engine.render import RenderSpec, scale_channels
 
-__all__ = ["Manifest", "read_manifest", "RenderCache", "NucleusSet", "load_nuclei", "scale_channels",
-           "IMAGE_SUFFIXES"]
+__all__ = ["Manifest", "read_manifest", "RenderCache", "NucleusSet", "load_nuclei", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
 #: Files beside a localization file that change what it reads as (pixel size sidecars, YAML).
@@ -157,21 +156,6 @@ def file_sha256(path: Path) -> str:
         if s != path and s.is_file():
             h.update(b"\0sidecar\0" + s.read_bytes())
     return h.hexdigest()
-
-
-def scale_channels(img: np.ndarray, scaling: str, percentile: float = 99.5) -> np.ndarray:
-    """Per-channel intensity scaling of a (C, H, W) float32 image in place, as ``render`` does:
-    ``max`` divides by the channel maximum, ``percentile`` by that percentile and clips to [0, 1],
-    ``none`` leaves it. Returns ``img``."""
-    if scaling == "none":
-        return img
-    for k in range(img.shape[0]):
-        ref = float(img[k].max()) if scaling == "max" else float(np.percentile(img[k], percentile))
-        if ref > 0:
-            img[k] /= np.float32(ref)
-            if scaling == "percentile":
-                np.clip(img[k], 0.0, 1.0, out=img[k])
-    return img
 
 
 class RenderCache:

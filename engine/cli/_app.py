@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import convert, evaluate, export, formats, info, render, simulate, train
+from . import convert, evaluate, export, formats, info, render, screen, simulate, train
 from ._errors import debug_enabled
 
 app = typer.Typer(
@@ -47,3 +47,4 @@ app.command("render")(render.render)
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("export")(export.export)
+app.command("screen")(screen.screen)

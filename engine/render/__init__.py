@@ -3,12 +3,13 @@
 ``render(locs, spec, device="auto") -> Rendered(image, origin_nm, pixel_nm, mask, ...)``.
 """
 
-from ._patches import Patch, extract_patches
+from ._patches import Patch, extract_patches, scale_channels
 from ._render import MAX_PIXELS, Rendered, nucleus_mask, render, select_device
 from ._sklearn import render_sklearn
 from ._spec import RenderSpec
 
 __all__ = [
+    "scale_channels",
     "MAX_PIXELS",
     "Patch",
     "RenderSpec",

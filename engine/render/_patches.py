@@ -8,7 +8,7 @@ import numpy as np
 
 from ._render import Rendered
 
-__all__ = ["Patch", "extract_patches"]
+__all__ = ["Patch", "extract_patches", "scale_channels"]
 
 
 @dataclass
@@ -59,3 +59,18 @@ def extract_patches(rendered: Rendered, size: int = 512, *, min_occupied: float 
                 out.append(Patch(img[:, r:r + size, c:c + size].copy(), r, c,
                                  (rendered.origin_nm[0] + c * p, rendered.origin_nm[1] + r * p), frac))
     return out
+
+
+def scale_channels(img: np.ndarray, scaling: str, percentile: float = 99.5) -> np.ndarray:
+    """Per-channel intensity scaling of a (C, H, W) float32 image in place, as ``render`` does:
+    ``max`` divides by the channel maximum, ``percentile`` by that percentile and clips to [0, 1],
+    ``none`` leaves it. Returns ``img``."""
+    if scaling == "none":
+        return img
+    for k in range(img.shape[0]):
+        ref = float(img[k].max()) if scaling == "max" else float(np.percentile(img[k], percentile))
+        if ref > 0:
+            img[k] /= np.float32(ref)
+            if scaling == "percentile":
+                np.clip(img[k], 0.0, 1.0, out=img[k])
+    return img

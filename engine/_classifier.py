@@ -1,0 +1,189 @@
+"""``Classifier``: an exported model plus everything needed to call a nucleus — render with the
+model's RenderSpec, infer on a backend, vote patches, and flag nuclei unlike the training ones."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .io import Localizations
+from .model import ModelInfo
+
+__all__ = ["Classifier", "Prediction", "Prepared", "QC_FLAGS"]
+
+#: QC flags a prediction can carry, and what they mean.
+QC_FLAGS = {
+    "few_localizations": "fewer localizations (in some channel) than any training nucleus had",
+    "density_out_of_range": "localization density outside the training nuclei's range",
+    "area_out_of_range": "nucleus area outside the training nuclei's range",
+    "cut_by_edge": "the nucleus touches the border of the field (automatic detection)",
+    "undecided": "patch mode: no class has more than half of the patches",
+}
+#: without training statistics in the model, fewer than this many localizations is "few"
+MIN_LOCALIZATIONS = 1000
+
+
+@dataclass
+class Prepared:
+    """A nucleus ready for the model: its input items (1 image, or P patches) and statistics."""
+
+    items: np.ndarray  #: float32 (P, C, S, S)
+    n_localizations: list[int]
+    area_um2: float | None
+    at_edge: bool = False
+    render_seconds: float = 0.0
+
+
+@dataclass
+class Prediction:
+    """The call for one nucleus."""
+
+    label: str
+    probabilities: dict[str, float]
+    qc: list[str] = field(default_factory=list)
+    n_localizations: list[int] = field(default_factory=list)
+    area_um2: float | None = None
+    n_items: int = 1
+    undecided: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.qc
+
+
+class Classifier:
+    """An exported model on a backend, with the model's own preprocessing.
+
+    Examples
+    --------
+    >>> from engine import Classifier                       # doctest: +SKIP
+    >>> clf = Classifier.load("model.onnx", backend="auto")  # doctest: +SKIP
+    >>> clf.classify(read("nucleus.bin")).label               # doctest: +SKIP
+    'hiPSC'
+    """
+
+    def __init__(self, backend, *, render_device: str = "auto") -> None:
+        self.backend = backend.load()
+        self.info: ModelInfo = backend.info
+        self.render_device = render_device
+        pre = self.info.preprocessing or {}
+        self.patch_size = int(pre["patch_size"]) if pre.get("mode") == "patches" else None
+        self.min_occupied = float(pre.get("min_occupied", 0.75))
+
+    @classmethod
+    def load(cls, model: str | os.PathLike, backend: str = "auto", *, device: str = "auto",
+             render_device: str = "auto", **options) -> Classifier:
+        """Load ``model`` (.onnx, or a .pt checkpoint for torch) on ``backend`` (see
+        :func:`engine.backends.create_backend`)."""
+        from .backends import create_backend
+
+        return cls(create_backend(model, backend, device=device, **options), render_device=render_device)
+
+    # -- preprocessing ---------------------------------------------------------------------------
+    def prepare(self, locs: Localizations, *, roi_nm=None, at_edge: bool = False) -> Prepared:
+        """Render a nucleus as the model was trained (image, or scaled patches of the raw render)."""
+        import time
+
+        from .render import RenderSpec, extract_patches, render, scale_channels
+
+        t0 = time.perf_counter()
+        spec = self.info.render_spec
+        if self.patch_size:
+            raw = render(locs, RenderSpec.from_dict({**spec.to_dict(), "size": 0}), device=self.render_device,
+                         roi_nm=roi_nm)
+            patches = extract_patches(raw, self.patch_size, min_occupied=self.min_occupied)
+            if not patches:
+                raise InputError(f"no {self.patch_size}x{self.patch_size} patch is more than "
+                                 f"{self.min_occupied:.0%} occupied", path=locs.meta.source_path)
+            items = np.stack([scale_channels(p.image, spec.scaling, spec.percentile) for p in patches])
+            r = raw
+        else:
+            r = render(locs, spec, device=self.render_device, roi_nm=roi_nm)
+            items = r.image[None]
+        counts = [int(r.n_localizations.get(k, 0)) for k in range(spec.n_channels)]
+        return Prepared(np.ascontiguousarray(items, np.float32), counts, float(r.area_um2), at_edge,
+                        time.perf_counter() - t0)
+
+    def _image_item(self, image: np.ndarray) -> Prepared:
+        img = np.asarray(image, np.float32)
+        if img.ndim == 2:
+            img = img[None]
+        want = (self.info.n_channels, self.info.input_size, self.info.input_size)
+        if img.shape != want:
+            raise InputError(f"image is {img.shape}; the model takes {want}")
+        return Prepared(img[None], [], None)
+
+    # -- calls -------------------------------------------------------------------------------------
+    def predict_prepared(self, prepared: Sequence[Prepared]) -> list[Prediction]:
+        """Calls for prepared nuclei, inferring all their items in the backend's batches."""
+        if not prepared:
+            return []
+        items = np.concatenate([p.items for p in prepared])
+        bs = self.backend.preferred_batch
+        logits = np.concatenate([self.backend.infer(items[i:i + bs]) for i in range(0, len(items), bs)])
+        z = logits - logits.max(1, keepdims=True)
+        prob = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        out, start = [], 0
+        k = len(self.info.classes)
+        for p in prepared:
+            n = len(p.items)
+            pp = prob[start:start + n]
+            start += n
+            if n == 1:
+                score, undecided = pp[0], False
+            else:  # the training vote: > 50 % of the patches; ties to the higher mean probability
+                share = np.bincount(pp.argmax(1), minlength=k) / n
+                undecided = bool(share.max() <= 0.5)
+                score = share + 1e-3 * pp.mean(0)
+                score = score / score.sum()
+            out.append(Prediction(self.info.classes[int(np.argmax(score))],
+                                  {c: float(v) for c, v in zip(self.info.classes, score, strict=True)},
+                                  self.qc(p, undecided), p.n_localizations, p.area_um2, n, undecided))
+        return out
+
+    def classify(self, locs_or_image, *, roi_nm=None) -> Prediction:
+        """Call one nucleus (its :class:`~engine.io.Localizations`, or an already rendered image)."""
+        return self.classify_batch([locs_or_image], roi_nm=[roi_nm])[0]
+
+    def classify_batch(self, batch: Sequence, *, roi_nm: Sequence | None = None) -> list[Prediction]:
+        """Call several nuclei at once (batched inference; same results as one by one)."""
+        rois = list(roi_nm) if roi_nm is not None else [None] * len(batch)
+        prepared = [self.prepare(b, roi_nm=r) if isinstance(b, Localizations) else self._image_item(b)
+                    for b, r in zip(batch, rois, strict=True)]
+        return self.predict_prepared(prepared)
+
+    def qc(self, p: Prepared, undecided: bool = False) -> list[str]:
+        """QC flags of a prepared nucleus against the model's training statistics."""
+        flags = []
+        ts = self.info.training_stats or {}
+        per_channel = ts.get("localizations_per_channel") or []
+        if p.n_localizations:
+            if per_channel:
+                if any(n < s["min"] for n, s in zip(p.n_localizations, per_channel, strict=False)):
+                    flags.append("few_localizations")
+            elif sum(p.n_localizations) < MIN_LOCALIZATIONS:
+                flags.append("few_localizations")
+        if p.area_um2 and "density_per_um2" in ts:
+            d = sum(p.n_localizations) / p.area_um2
+            if not ts["density_per_um2"]["min"] <= d <= ts["density_per_um2"]["max"]:
+                flags.append("density_out_of_range")
+        if p.area_um2 and "area_um2" in ts and not ts["area_um2"]["min"] <= p.area_um2 <= ts["area_um2"]["max"]:
+            flags.append("area_out_of_range")
+        if p.at_edge:
+            flags.append("cut_by_edge")
+        if undecided:
+            flags.append("undecided")
+        return flags
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,95 @@
+"""``ainu-engine screen INPUT... --model M.onnx --out DIR``: cell-state calls for every nucleus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ._options import JsonOpt, PixelOpt, parse_pixel
+from ._output import Output
+
+
+def screen(
+    inputs: Annotated[list[str], typer.Argument(help="Files, folders (recursive), globs or manifests.")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="Exported model (.onnx); a .pt checkpoint with --backend torch.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: results.parquet, errors.csv, report.html.")],
+    backend: Annotated[str, typer.Option(help="auto, onnxruntime, onnxruntime-tensorrt, tensorrt, torch, torch-compile.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (inference and rendering).")] = "auto",
+    nuclei: Annotated[str, typer.Option(help="auto (cell_id column, else ROI set beside the file, else whole file), file, cell_id, roi, detect.")] = "auto",
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Model batch (default: the backend's best).")] = None,
+    read_threads: Annotated[int, typer.Option("--read-threads", min=1, help="Threads reading files.")] = 2,
+    camera_pixel_nm: PixelOpt = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Also write results.csv.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo nuclei already done with this model and settings.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Classify every nucleus of a batch of localization files with an exported model.
+
+    Pipeline: read (threads) -> render -> batch -> infer -> write, with bounded queues. Results
+    are written batch by batch; rerunning skips what is done. A bad file goes to errors.csv and
+    the screen goes on; exit code 1 when some inputs failed.
+    """
+    import time
+
+    from ..backends import BACKENDS
+    from ..screen import NUCLEI_MODES
+    from ..screen._pipeline import screen as run_screen
+
+    if backend not in BACKENDS:
+        raise typer.BadParameter(f"expected one of {', '.join(BACKENDS)}", param_hint="--backend")
+    if nuclei not in NUCLEI_MODES:
+        raise typer.BadParameter(f"expected one of {', '.join(NUCLEI_MODES)}", param_hint="--nuclei")
+    if device not in ("auto", "cpu", "cuda"):
+        raise typer.BadParameter("expected auto, cpu or cuda", param_hint="--device")
+    cam = parse_pixel(camera_pixel_nm)
+    cam = cam[0] if isinstance(cam, tuple) else cam
+    o = Output(json_lines=json)
+
+    state = {"last": 0.0}
+
+    def on_error(path, msg):
+        o.error(msg)
+
+    show = o.err.is_terminal
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TextColumn("files {task.fields[rate]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=o.err, transient=True, disable=not show)
+    task = None
+
+    def on_progress(p):
+        nonlocal task
+        if task is None:
+            task = bar.add_task("screen", total=p["files"], rate="")
+        bar.update(task, completed=p["files_done"],
+                   rate=f"{p['nuclei']} nuclei, {p['nuclei'] / max(p['elapsed_s'], 1e-9):.1f} nuclei/s")
+        if not show and time.perf_counter() - state["last"] > 10:
+            state["last"] = time.perf_counter()
+            o.log(f"screen: {p['files_done']}/{p['files']} files, {p['nuclei']} nuclei, "
+                  f"{p['nuclei'] / max(p['elapsed_s'], 1e-9):.1f} nuclei/s")
+
+    with bar:
+        s = run_screen(inputs, model, out, backend=backend, device=device, nuclei=nuclei, batch_size=batch_size,
+                       read_threads=read_threads, camera_pixel_nm=cam, force=force, csv=csv,
+                       on_progress=on_progress, on_error=on_error)
+    d = s.to_dict()
+    text = [f"{s.n_nuclei} nuclei from {s.n_files} files in {s.seconds:.1f} s ({s.nuclei_per_s:.1f} nuclei/s)"
+            + (f"; {s.n_files_skipped} files already done" if s.n_files_skipped else "")
+            + (f"; {s.n_failed} failures (errors.csv)" if s.n_failed else ""),
+            f"  backend: {s.backend.get('backend')} on {s.backend.get('device')} ({s.backend.get('reason')})",
+            "  calls: " + ", ".join(f"{c} {n}" for c, n in s.calls.items()),
+            "  stages: " + ", ".join(f"{st['stage']} busy {st['busy_s']:.2f} s / idle {st['idle_s']:.2f} s"
+                                     for st in s.stages),
+            f"  results: {s.results}", f"  report:  {out / 'report.html'}"]
+    o.record(d, escape("\n".join(text)))
+    raise typer.Exit(1 if s.n_failed else 0)

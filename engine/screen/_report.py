@@ -1,0 +1,112 @@
+"""A self-contained HTML report of a screen (PNG plots embedded): calls per folder, probability
+histograms, QC summary, throughput per pipeline stage, failures."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import Counter
+from pathlib import Path
+
+__all__ = ["write_report"]
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return [("Plots", "<p>matplotlib is not installed: no plots (pip install matplotlib).</p>")]
+    out = []
+    src = table.column("source").to_pylist()
+    pred = table.column("predicted").to_pylist()
+    folders = [str(Path(s).parent.name or ".") for s in src]
+    names = sorted(set(folders))
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(names) + 2), 3.5))
+    bottom = [0] * len(names)
+    for c in classes:
+        v = [sum(1 for f, p in zip(folders, pred, strict=True) if f == n and p == c) for n in names]
+        ax.bar(names, v, bottom=bottom, label=c)
+        bottom = [a + b for a, b in zip(bottom, v, strict=True)]
+    ax.set_ylabel("nuclei")
+    ax.set_title("calls per folder (slide)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(fontsize=8)
+    out.append(("Calls per folder", _png(fig)))
+    fig, axes = plt.subplots(1, len(classes), figsize=(3.2 * len(classes), 3), squeeze=False)
+    for ax, c in zip(axes[0], classes, strict=True):
+        ax.hist(table.column(f"p_{c}").to_pylist(), bins=20, range=(0, 1), color="#4c72b0")
+        ax.set_xlabel(f"p({c})")
+        ax.set_ylabel("nuclei")
+    out.append(("Probability per class", _png(fig)))
+    flags = Counter(f for s in table.column("qc_flags").to_pylist() for f in s.split(",") if f)
+    fig, ax = plt.subplots(figsize=(5, 2.8))
+    labels = ["ok"] + sorted(flags)
+    ax.barh(labels, [sum(table.column("qc_ok").to_pylist())] + [flags[f] for f in sorted(flags)], color="#55a868")
+    ax.set_xlabel("nuclei")
+    ax.set_title("QC")
+    out.append(("Quality control", _png(fig)))
+    stages = doc.get("stages", [])
+    if stages:
+        fig, ax = plt.subplots(figsize=(5, 2.8))
+        ax.barh([s["stage"] for s in stages], [s["busy_s"] for s in stages], label="busy", color="#c44e52")
+        ax.barh([s["stage"] for s in stages], [s["idle_s"] for s in stages], left=[s["busy_s"] for s in stages],
+                label="idle", color="#cccccc")
+        ax.set_xlabel("seconds")
+        ax.legend(fontsize=8)
+        ax.set_title("pipeline stages (the busiest sets the pace)")
+        out.append(("Throughput per stage", _png(fig)))
+    return out
+
+
+def write_report(path: Path, table, doc: dict, info, errors) -> Path:
+    """Write ``report.html`` (atomically) for a finished screen."""
+    from ..io._atomic import atomic_path
+
+    classes = list(info.classes)
+    e = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>ainu-engine screen</title>"
+             "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+             "th{background:#f3f3f3}.note{color:#666}</style></head><body>",
+             "<h1>ainu-engine screen</h1>",
+             f"<p>{doc['nuclei']} nuclei from {doc['files']} files ({doc['files_skipped_done']} already done), "
+             f"{doc['failed']} failures, {doc['seconds']:.1f} s ({doc['nuclei_per_s']:.2f} nuclei/s) — "
+             f"model <code>{e(str(doc['model']))}</code> ({e(info.model.get('name', '?'))}, classes "
+             f"{e(', '.join(classes))}), backend {e(doc['backend'].get('backend', '?'))} on "
+             f"{e(doc['backend'].get('device', '?'))}: {e(doc['backend'].get('reason', ''))}.</p>"]
+    prov = info.provenance or {}
+    if prov.get("training_data"):
+        parts.append(f"<p class='note'>Model trained on: {e(str(prov['training_data']))}</p>")
+    parts.append("<h2>Calls</h2><table><tr><th>class</th><th>nuclei</th></tr>"
+                 + "".join(f"<tr><td>{e(c)}</td><td>{doc['calls'].get(c, 0)}</td></tr>" for c in classes)
+                 + "</table>")
+    for title, body in _plots(table, doc, classes):
+        parts.append(f"<h2>{e(title)}</h2>{body}")
+    parts.append("<h2>Stages</h2><table><tr><th>stage</th><th>items</th><th>busy s</th><th>idle s</th>"
+                 "<th>items / busy s</th></tr>"
+                 + "".join(f"<tr><td>{e(s['stage'])}</td><td>{s['items']}</td><td>{s['busy_s']}</td>"
+                           f"<td>{s['idle_s']}</td><td>{s['items_per_busy_s']}</td></tr>" for s in doc["stages"])
+                 + "</table>")
+    if errors:
+        parts.append(f"<h2>Failures ({len(errors)})</h2><table><tr><th>file</th><th>error</th></tr>"
+                     + "".join(f"<tr><td>{e(p)}</td><td style='text-align:left'>{e(m)}</td></tr>"
+                               for p, m in errors[:200]) + "</table>")
+    parts.append("<p class='note'>Results: results.parquet (one row per nucleus), errors.csv, summary.json.</p>"
+                 "</body></html>")
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("\n".join(parts), encoding="utf-8")
+    return path
