@@ -1,0 +1,88 @@
+"""Backends: one contract; each available backend agrees with the PyTorch model on the same
+inputs. CUDA and TensorRT paths run only where they can; no mocked backend counts as tested."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from engine.backends import BackendUnavailable, create_backend
+from engine.compare import compare_outputs
+from engine.errors import InputError
+
+torch = pytest.importorskip("torch", reason="the torch backend (reference) needs the train extra")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
+
+HAS_CUDA_EP = "CUDAExecutionProvider" in ort.get_available_providers()
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None and HAS_CUDA_EP
+
+
+def _inputs(n=5, seed=0):
+    return np.random.default_rng(seed).random((n, 2, 48, 48), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def reference(screen_model):
+    _, ckpt, _ = screen_model
+    with create_backend(ckpt, "torch", device="cpu") as ref:
+        return {n: ref.infer(_inputs(n)) for n in (1, 5)}
+
+
+def test_auto_on_a_cpu_machine_is_onnxruntime_and_says_why(screen_model):
+    model, _, _ = screen_model
+    b = create_backend(model, device="cpu")
+    assert b.name == "onnxruntime" and "CPU" in b.reason
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_onnxruntime_cpu_equals_torch(screen_model, reference, n):
+    model, _, _ = screen_model
+    with create_backend(model, "onnxruntime", device="cpu", threads=2) as b:
+        got = b.infer(_inputs(n))
+        d = b.describe()
+    cmp = compare_outputs(reference[n], got, atol=1e-4)
+    assert cmp, str(cmp)
+    assert d["provider"] == "cpu" and d["threads"] == 2 and d["precision"] == "fp32"
+
+
+def test_contract_errors(screen_model):
+    model, ckpt, _ = screen_model
+    with create_backend(model, "onnxruntime", device="cpu") as b:
+        with pytest.raises(InputError, match=r"takes \(N, 2, 48, 48\)"):
+            b.infer(np.zeros((2, 1, 48, 48), np.float32))
+        assert b.probabilities(_inputs(3)).sum(1) == pytest.approx(np.ones(3), abs=1e-6)
+    with pytest.raises(BackendUnavailable, match="cannot be turned back"):
+        create_backend(model, "torch", device="cpu").load()
+    with pytest.raises(ValueError, match="backend must be one of"):
+        create_backend(model, "tvm")
+    if not HAS_TRT:
+        with pytest.raises(BackendUnavailable, match="tensorrt is not installed|no CUDA GPU|cupy"):
+            create_backend(model, "tensorrt").load()
+
+
+@pytest.mark.skipif(not HAS_CUDA_EP, reason="needs onnxruntime-gpu and an NVIDIA GPU (CUDA execution provider)")
+def test_onnxruntime_cuda_equals_torch(screen_model, reference):
+    model, _, _ = screen_model
+    with create_backend(model, "onnxruntime", device="cuda") as b:
+        assert compare_outputs(reference[5], b.infer(_inputs(5)), atol=1e-4)
+        x = torch.from_numpy(_inputs(5)).cuda()  # IO binding: input already on the GPU
+        assert compare_outputs(reference[5], b.infer(x), atol=1e-4)
+
+
+@pytest.mark.skipif(not HAS_TRT, reason="TensorRT is not installed here (it cannot be on these machines)")
+@pytest.mark.parametrize("name", ["tensorrt", "onnxruntime-tensorrt"])
+def test_tensorrt_fp16_keeps_the_calls(screen_model, reference, name):
+    model, _, _ = screen_model
+    with create_backend(model, name) as b:
+        got = b.infer(_inputs(5))
+    cmp = compare_outputs(reference[5], got, atol=5e-2, rtol=5e-2)  # fp16: same top-1, logits within 5 %
+    assert cmp.same_argmax and cmp, str(cmp)
+
+
+@pytest.mark.skipif(not (HAS_CUDA_EP or torch.cuda.is_available()), reason="torch.compile with CUDA graphs needs a GPU")
+def test_torch_compile_cuda_equals_eager(screen_model, reference):
+    _, ckpt, _ = screen_model
+    with create_backend(ckpt, "torch-compile", device="cuda") as b:
+        assert compare_outputs(reference[5], b.infer(_inputs(5)), atol=1e-3)
