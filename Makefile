@@ -31,6 +31,9 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/ainu-engine info demo-out/simulated/hiPSC_0000.bin
 	$(BIN)/ainu-engine render demo-out/simulated/*_0000.bin --out demo-out/images --channels 1,2 \
 		--format png --force
+	@echo "--- screening the bundled example batch with the bundled model (trained on SIMULATED nuclei)"
+	$(BIN)/ainu-engine screen examples/screen --model examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx \
+		--out demo-out/screen --csv --force
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
