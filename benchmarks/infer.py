@@ -1,0 +1,198 @@
+"""Inference backends and ``screen`` end to end, on DenseNet-121 at 512 x 512 (2 channels).
+
+1. Images/s of every available backend at batch 1 and at its best batch, against torch eager
+   fp32 (the baseline) on the same model and machine; parity of each with torch is recorded.
+2. ``screen`` end to end (nuclei/s) against its slowest stage alone (rendering alone,
+   inference alone, measured in the same run) — goal >= 0.9 of it.
+
+Goals (issue "Screening"): CPU: onnxruntime >= 1.5x torch eager; GPU (``--device cuda``):
+best backend >= 3x torch eager fp32 at batch >= 32.
+
+The model has random weights whose batch-norm statistics were set on random images (speed
+does not depend on what the weights learned), saved as a training checkpoint and exported
+with ``training.export.export_onnx`` (so the export's ONNX Runtime check runs too).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._harness import measure, register
+
+SIZE = 512
+CHANNELS = 2
+
+
+def _model(tmp: Path, size: int, arch: str):
+    """A checkpoint + .onnx of ``arch`` with calibrated batch norm, for timing."""
+    import torch
+
+    from engine.render import RenderSpec
+    from training.export import export_onnx
+    from training.models import create_model
+    from training.train import CHECKPOINT_FORMAT
+
+    torch.manual_seed(0)
+    m = create_model(arch, in_chans=CHANNELS, num_classes=2)
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.momentum = None  # cumulative average over the calibration batches
+    m.train()
+    with torch.no_grad():
+        for _ in range(3):
+            m(torch.rand(4, CHANNELS, size, size))
+    m.eval()
+    ckpt = {"format": CHECKPOINT_FORMAT, "model_config": m.config.to_dict(), "state_dict": m.state_dict(),
+            "classes": ["hiPSC", "somatic"], "render_spec": RenderSpec(size=size, channels=(1, 2)).to_dict(),
+            "channel_names": ["polII", "h3"], "input_size": size, "preprocessing": {"mode": "image"},
+            "train_config": {}, "metrics": {}, "training_stats": {},
+            "provenance": {"training_data": "random weights (benchmark)"}, "history": [],
+            "samples": torch.rand(2, CHANNELS, size, size)}
+    torch.save(ckpt, tmp / "best.pt")
+    export_onnx(tmp / "best.pt", tmp / "model.onnx", atol=1e-3)
+    return tmp / "best.pt", tmp / "model.onnx"
+
+
+def _candidates(device: str):
+    from engine.backends import _has, _ort_providers
+
+    prov = _ort_providers()
+    out = [("torch eager fp32", "torch", {})]
+    if device == "cpu":
+        if "CPUExecutionProvider" in prov:
+            out.append(("onnxruntime cpu", "onnxruntime", {}))
+        return out
+    if "CUDAExecutionProvider" in prov:
+        out.append(("onnxruntime cuda", "onnxruntime", {}))
+    if "TensorrtExecutionProvider" in prov:
+        out.append(("onnxruntime tensorrt-ep fp16", "onnxruntime-tensorrt", {}))
+    if _has("tensorrt") and _has("cupy"):
+        out.append(("tensorrt fp16", "tensorrt", {}))
+    out.append(("torch compile (cuda graphs) fp32", "torch-compile", {}))
+    return out
+
+
+@register("infer", "DenseNet-121 512 px: images/s per backend vs torch eager; screen end to end vs its "
+                   "slowest stage", devices=("cpu", "cuda"))
+def run(*, device: str = "cpu", quick: bool = False, arch: str = "densenet121") -> dict:
+    import torch
+
+    from engine.backends import create_backend
+    from engine.compare import compare_outputs
+
+    size = 128 if quick else SIZE
+    batches = [1, 4] if quick else ([1, 4, 8] if device == "cpu" else [1, 8, 32, 64, 128])
+    repeat = 2 if quick else (3 if device == "cpu" else 20)
+    tmp = Path(tempfile.mkdtemp(prefix="ainu-bench-"))
+    ckpt, onnx_path = _model(tmp, size, arch)
+    rng = np.random.default_rng(0)
+    timings, parity, figures, goals = {}, {}, [], []
+    x_par = rng.random((4, CHANNELS, size, size), dtype=np.float32)
+    with create_backend(ckpt, "torch", device=device) as ref:
+        ref_logits = ref.infer(x_par)
+    for label, name, kw in _candidates(device):
+        model = ckpt if name.startswith("torch") else onnx_path
+        try:
+            b = create_backend(model, name, device=device, **kw).load()
+        except Exception as err:  # noqa: BLE001 - report what could not run, and why
+            timings[label] = {"skipped": f"{type(err).__name__}: {err}"}
+            continue
+        with b:
+            cmp = compare_outputs(ref_logits, b.infer(x_par), atol=1e-4 if "fp16" not in label else 5e-2,
+                                  rtol=0 if "fp16" not in label else 5e-2)
+            parity[label] = cmp.to_dict()
+            rows = {}
+            for bs in batches:
+                x = rng.random((bs, CHANNELS, size, size), dtype=np.float32)
+                if device == "cuda":
+                    import cupy as cp
+
+                    xin = cp.asarray(x)  # inputs already on the GPU, as the pipeline gives them
+                    sync = cp.cuda.Device().synchronize
+                else:
+                    xin, sync = x, None
+                t = measure(lambda xin=xin: b.infer(xin), repeat=repeat, warmup=2, sync=sync)
+                rows[bs] = {**t, "images_per_s": bs / t["median_s"]}
+            timings[label] = {str(k): v for k, v in rows.items()}
+    base = timings["torch eager fp32"]
+    best_label, best_rate, best_bs = None, 0.0, None
+    for label, rows in timings.items():
+        if "skipped" in rows:
+            figures.append({"name": f"{label}", "project": "skipped", "note": rows["skipped"]})
+            continue
+        for bs, r in rows.items():
+            fig = {"name": f"{label} @ batch {bs} (images/s)", "project": round(r["images_per_s"], 3),
+                   "baseline": round(base[bs]["images_per_s"], 3), "baseline_name": "torch eager fp32, same batch",
+                   "ratio": r["images_per_s"] / base[bs]["images_per_s"]}
+            figures.append(fig)
+            if label != "torch eager fp32" and r["images_per_s"] > best_rate:
+                best_label, best_rate, best_bs = label, r["images_per_s"], bs
+    base_best = max(r["images_per_s"] for r in base.values())
+    if device == "cpu" and "onnxruntime cpu" in timings and "skipped" not in timings["onnxruntime cpu"]:
+        ort_best = max(r["images_per_s"] for r in timings["onnxruntime cpu"].values())
+        goals.append({"goal": "CPU: onnxruntime >= 1.5x torch eager (best batch of each)",
+                      "measured": f"{ort_best / base_best:.2f}x ({ort_best:.2f} vs {base_best:.2f} images/s)",
+                      "met": ort_best / base_best >= 1.5})
+    if device == "cuda" and best_label:
+        big = [int(b) for b in base if int(b) >= 32]
+        ratio = max((timings[best_label][str(b)]["images_per_s"] / base[str(b)]["images_per_s"]) for b in big) \
+            if big and all(str(b) in timings[best_label] for b in big) else float("nan")
+        goals.append({"goal": "GPU: best backend >= 3x torch eager fp32 at batch >= 32",
+                      "measured": f"{ratio:.2f}x ({best_label})", "met": ratio >= 3})
+    screen_part = _screen(onnx_path, tmp, device=device, quick=quick, size=size)
+    figures.extend(screen_part.pop("figures"))
+    goals.extend(screen_part.pop("goals"))
+    return {"inputs": {"arch": arch, "image": [CHANNELS, size, size], "batches": batches, "repeat": repeat,
+                       "threads_torch": torch.get_num_threads()},
+            "baseline": "torch eager fp32 (the training checkpoint, channels_last, inference_mode)",
+            "timings": timings, "parity_vs_torch": parity,
+            "best": {"backend": best_label, "images_per_s": best_rate, "batch": best_bs}, "screen": screen_part,
+            "figures": figures, "goals": goals}
+
+
+def _screen(onnx_path: Path, tmp: Path, *, device: str, quick: bool, size: int) -> dict:
+    """screen end to end vs each stage alone, on simulated nuclei (Parquet, 2 channels)."""
+    from engine import Classifier
+    from engine.io import read
+    from engine.screen._pipeline import expand_inputs, screen
+    from training.simulate import Observation, simulate_dataset
+
+    n = 6 if quick else 32
+    data = tmp / "nuclei"
+    simulate_dataset(data, classes=("hiPSC", "somatic"), n_per_class=n // 2, channels=("polII", "h3"),
+                     observation=Observation(locs_per_channel=5e4 if quick else 2e5), seed=3)
+    files = expand_inputs([data])
+    clf = Classifier.load(onnx_path, backend="auto", device=device, render_device=device)
+    locs = [read(f) for f in files]
+    clf.prepare(locs[0])  # JIT and caches warm
+    t0 = time.perf_counter()
+    prepared = [clf.prepare(x) for x in locs]
+    t_render = time.perf_counter() - t0
+    clf.predict_prepared(prepared[:2])
+    t0 = time.perf_counter()
+    clf.predict_prepared(prepared)
+    t_infer = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for f in files:
+        read(f)
+    t_read = time.perf_counter() - t0
+    clf.close()
+    s = screen([data], onnx_path, tmp / "screen-out", device=device, report=False, force=True)
+    alone = {"read": n / t_read, "render": n / t_render, "infer": n / t_infer}
+    slowest = min(alone, key=alone.get)
+    e2e = s.n_nuclei / s.seconds
+    ratio = e2e / alone[slowest]
+    return {"nuclei": len(files), "stage_alone_nuclei_per_s": alone, "slowest_stage": slowest,
+            "end_to_end_nuclei_per_s": e2e, "end_to_end_seconds": s.seconds, "stages": s.stages,
+            "backend": s.backend,
+            "figures": [{"name": f"screen end to end, {len(files)} nuclei (nuclei/s)", "project": round(e2e, 3),
+                         "baseline": round(alone[slowest], 3),
+                         "baseline_name": f"slowest stage alone ({slowest})", "ratio": ratio}],
+            "goals": [{"goal": "screen end to end >= 0.9 x its slowest stage alone",
+                       "measured": f"{ratio:.2f} ({e2e:.2f} vs {slowest} alone {alone[slowest]:.2f} nuclei/s; "
+                                   "end to end includes model load and start-up)",
+                       "met": ratio >= 0.9}]}
