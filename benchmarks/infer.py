@@ -115,7 +115,7 @@ def run(*, device: str = "cpu", quick: bool = False, arch: str = "densenet121") 
                     sync = cp.cuda.Device().synchronize
                 else:
                     xin, sync = x, None
-                t = measure(lambda xin=xin: b.infer(xin), repeat=repeat, warmup=2, sync=sync)
+                t = measure(lambda xin=xin, b=b: b.infer(xin), repeat=repeat, warmup=2, sync=sync)
                 rows[bs] = {**t, "images_per_s": bs / t["median_s"]}
             timings[label] = {str(k): v for k, v in rows.items()}
     base = timings["torch eager fp32"]
