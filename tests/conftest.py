@@ -18,3 +18,13 @@ def shared_formats() -> Path:
         pytest.skip(f"real-format samples not found at {SHARED_FORMATS} "
                     "(they live in ../shared/data/formats beside the checkout)")
     return SHARED_FORMATS
+
+
+@pytest.fixture
+def torch_threads():
+    """Torch tests run beside other work: two threads, restored afterwards."""
+    torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

@@ -69,3 +69,19 @@ def test_render_benchmark_tiny_run():
     assert acc["engine_cpu_5sigma"]["max_rel_err_bright"] <= 5e-4
     assert acc["engine_cpu_3sigma"]["max_rel_err_bright"] > acc["engine_cpu_5sigma"]["max_rel_err_bright"]
     assert any("EXTRAPOLATED" in f["name"] for f in payload["figures"])
+
+
+def test_infer_tiny_run_compares_backends_and_screen(torch_threads):
+    pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
+    pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
+    from benchmarks import infer
+
+    payload = infer.run(device="cpu", quick=True, arch="small_cnn")
+    assert {"torch eager fp32", "onnxruntime cpu"} <= set(payload["timings"])
+    assert payload["parity_vs_torch"]["onnxruntime cpu"]["passed"]
+    goals = {g["goal"] for g in payload["goals"]}
+    assert any("onnxruntime >= 1.5x" in g for g in goals) and any("slowest stage" in g for g in goals)
+    scr = payload["screen"]
+    assert scr["nuclei"] == 6 and scr["end_to_end_nuclei_per_s"] > 0
+    assert [s["stage"] for s in scr["stages"]] == ["read", "render", "infer", "write"]
+
