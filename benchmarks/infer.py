@@ -184,15 +184,23 @@ def _screen(onnx_path: Path, tmp: Path, *, device: str, quick: bool, size: int) 
     s = screen([data], onnx_path, tmp / "screen-out", device=device, report=False, force=True)
     alone = {"read": n / t_read, "render": n / t_render, "infer": n / t_infer}
     slowest = min(alone, key=alone.get)
-    e2e = s.n_nuclei / s.seconds
+    e2e = s.n_nuclei / s.pipeline_seconds  # the stage-alone rates exclude the model load too
     ratio = e2e / alone[slowest]
+    # render and infer both use every core on a CPU-only machine: they cannot overlap there, so the
+    # best a pipeline can do is the serial rate 1 / (1/render + 1/infer)
+    serial = 1.0 / (1.0 / alone["render"] + 1.0 / alone["infer"])
     return {"nuclei": len(files), "stage_alone_nuclei_per_s": alone, "slowest_stage": slowest,
-            "end_to_end_nuclei_per_s": e2e, "end_to_end_seconds": s.seconds, "stages": s.stages,
+            "end_to_end_nuclei_per_s": e2e, "end_to_end_seconds_with_model_load": s.seconds,
+            "pipeline_seconds": s.pipeline_seconds, "serial_render_plus_infer_nuclei_per_s": serial,
+            "stages": s.stages,
             "backend": s.backend,
             "figures": [{"name": f"screen end to end, {len(files)} nuclei (nuclei/s)", "project": round(e2e, 3),
                          "baseline": round(alone[slowest], 3),
-                         "baseline_name": f"slowest stage alone ({slowest})", "ratio": ratio}],
+                         "baseline_name": f"slowest stage alone ({slowest})", "ratio": ratio},
+                        {"name": "screen end to end vs render and infer one after the other (nuclei/s)",
+                         "project": round(e2e, 3), "baseline": round(serial, 3),
+                         "baseline_name": "1 / (1/render alone + 1/infer alone)", "ratio": e2e / serial}],
             "goals": [{"goal": "screen end to end >= 0.9 x its slowest stage alone",
                        "measured": f"{ratio:.2f} ({e2e:.2f} vs {slowest} alone {alone[slowest]:.2f} nuclei/s; "
-                                   "end to end includes model load and start-up)",
+                                   f"render and infer in series would give {serial:.2f})",
                        "met": ratio >= 0.9}]}

@@ -114,6 +114,7 @@ class ScreenSummary:
     stages: list[dict] = field(default_factory=list)
     backend: dict = field(default_factory=dict)
     calls: dict = field(default_factory=dict)
+    pipeline_seconds: float = 0.0  #: from the start of the stages to the last row (no model load)
 
     @property
     def nuclei_per_s(self) -> float:
@@ -123,6 +124,7 @@ class ScreenSummary:
         return {"out": str(self.out), "results": str(self.results), "files": self.n_files,
                 "files_skipped_done": self.n_files_skipped, "nuclei": self.n_nuclei, "failed": self.n_failed,
                 "seconds": round(self.seconds, 3), "nuclei_per_s": round(self.nuclei_per_s, 3),
+                "pipeline_seconds": round(self.pipeline_seconds, 3),
                 "stages": self.stages, "backend": self.backend, "calls": self.calls}
 
 
@@ -489,7 +491,7 @@ def screen(inputs: Sequence[str | os.PathLike], model: str | os.PathLike, out: s
         preds = table.column("predicted").to_pylist()
         calls = {c: preds.count(c) for c in info.classes}
     summary = ScreenSummary(out, results, len(files), skipped, n_nuclei, len(errors), seconds,
-                            [s.to_dict() for s in stats.values()], b.describe(), calls)
+                            [s.to_dict() for s in stats.values()], b.describe(), calls, stats["write"].wall_s)
     summary.backend["reason"] = getattr(b, "reason", "")
     doc = {**summary.to_dict(), "model": str(model), "model_sha256": model_sha, "render_spec_hash": spec_hash,
            "classes": list(info.classes), "nuclei_mode": nuclei, "total_rows": 0 if table is None else table.num_rows}
