@@ -60,10 +60,15 @@ class Classifier:
 
     Examples
     --------
-    >>> from engine import Classifier                       # doctest: +SKIP
-    >>> clf = Classifier.load("model.onnx", backend="auto")  # doctest: +SKIP
-    >>> clf.classify(read("nucleus.bin")).label               # doctest: +SKIP
-    'hiPSC'
+    The bundled example model (trained on simulated nuclei) on a bundled nucleus:
+
+    >>> from engine import Classifier
+    >>> from engine.io import read
+    >>> model = "examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+    >>> with Classifier.load(model, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
+    ...     p = clf.classify(read("examples/screen/slide1/somatic_0000.bin"))
+    >>> p.label, sorted(p.probabilities), p.qc
+    ('somatic', ['hiPSC', 'somatic'], [])
     """
 
     def __init__(self, backend, *, render_device: str = "auto") -> None:

@@ -49,9 +49,13 @@ class OnnxRuntimeBackend(Backend):
 
     Examples
     --------
-    >>> from engine.backends import OnnxRuntimeBackend  # doctest: +SKIP
-    >>> with OnnxRuntimeBackend("model.onnx") as b:      # doctest: +SKIP
-    ...     logits = b.infer(images)
+    >>> import numpy as np
+    >>> from engine.backends import OnnxRuntimeBackend
+    >>> with OnnxRuntimeBackend("examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx") as b:
+    ...     logits = b.infer(np.zeros((3, 1, 64, 64), np.float32))
+    ...     shape, ready = b.input_shape, logits.shape
+    >>> shape, ready
+    (('batch', 1, 64, 64), (3, 2))
     """
 
     name = "onnxruntime"
