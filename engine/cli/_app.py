@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import convert, evaluate, export, formats, info, render, screen, simulate, train
+from . import convert, evaluate, explain, export, formats, info, render, screen, simulate, train
 from ._errors import debug_enabled
 
 app = typer.Typer(
@@ -48,3 +48,4 @@ app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("export")(export.export)
 app.command("screen")(screen.screen)
+app.command("explain")(explain.explain)
