@@ -1,0 +1,116 @@
+"""CAM / Grad-CAM / IG, structure fractions, nucleoli replacement, overlays and the explain CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.cli import main
+from engine.explain._structures import (
+    replace_nucleoli,
+    structure_fractions,
+    structure_masks,
+    write_overlay,
+)
+
+torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+pytest.importorskip("captum", reason="the train extra (captum) is not installed")
+
+MODEL = "examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+
+
+@pytest.fixture(scope="module")
+def net():
+    from training.models import create_model
+
+    torch.manual_seed(1)
+    return create_model("small_cnn", in_chans=1, num_classes=2).eval()
+
+
+def test_cam_is_the_class_weighted_sum_of_the_last_feature_maps(torch_threads, net):
+    from engine.explain._cam import cam
+
+    img = np.random.default_rng(0).random((1, 32, 32), dtype=np.float32)
+    a = cam(net, img, target="all", class_names=["a", "b"])
+    assert a.maps.shape == (2, 32, 32) and a.targets == [0, 1]
+    with torch.inference_mode():
+        f = net.forward_features(torch.from_numpy(img[None]))[0]
+        want = torch.einsum("k,khw->hw", net.classifier.weight[1], f)
+    # the map's mean over the feature grid is the class logit minus the bias (global average pooling)
+    assert float(want.mean()) == pytest.approx(float(a.output[1]) - float(net.classifier.bias[1].detach()), rel=1e-4, abs=1e-6)
+    small = torch.nn.functional.interpolate(torch.from_numpy(a.maps[1])[None, None], size=f.shape[-2:],
+                                            mode="area")[0, 0]
+    assert torch.allclose(small, want, rtol=0.2, atol=0.2 * float(want.abs().max()))
+
+
+def test_gradcam_and_integrated_gradients_run_on_the_model(torch_threads, net):
+    from engine.explain._cam import gradcam, integrated_gradients
+
+    img = np.random.default_rng(1).random((1, 32, 32), dtype=np.float32)
+    g = gradcam(net, img, target=0)
+    assert g.maps.shape == (1, 32, 32) and np.isfinite(g.maps).all()
+    ig = integrated_gradients(net, img, target=1, steps=8)
+    # completeness: IG sums to f(x) - f(baseline)
+    with torch.inference_mode():
+        f0 = net(torch.zeros(1, 1, 32, 32))[0, 1].item()
+    assert float(ig.maps.sum()) == pytest.approx(float(ig.output[1]) - f0, rel=0.05, abs=1e-3)
+
+
+def test_structure_fractions_on_hand_built_masks():
+    nucleus = np.zeros((10, 10), bool)
+    nucleus[1:9, 1:9] = True  # 64 px
+    nucleoli = np.zeros_like(nucleus)
+    nucleoli[2:4, 2:4] = True  # 4 px
+    amap = np.zeros((10, 10))
+    amap[2:4, 2:4] = 3.0  # 12 of positive attribution in the nucleoli
+    amap[6, 6] = 4.0       # 4 elsewhere
+    amap[7, 7] = -5.0      # negative: not counted
+    amap[0, 0] = 9.0       # outside the nucleus: not counted
+    fr = structure_fractions(amap, {"nucleus": nucleus, "nucleoli": nucleoli})
+    assert fr["nucleoli"]["positive_attribution_fraction"] == pytest.approx(0.75)
+    assert fr["nucleoli"]["area_fraction"] == pytest.approx(4 / 64)
+    assert fr["nucleoli"]["enrichment"] == pytest.approx(12.0)
+
+
+def test_masks_from_polygons_and_nucleoli_replacement():
+    truth = {"outline_nm": [[0, 0], [1000, 0], [1000, 1000], [0, 1000]],
+             "nucleoli_nm": [[[200, 200], [400, 200], [400, 400], [200, 400]]],
+             "params": {"cell_state": {"periphery_width_nm": 100}}}
+    m = structure_masks(truth, shape=(20, 20), origin_nm=(0, 0), pixel_nm=50)
+    assert m["nucleus"].sum() == 400 and m["nucleoli"].sum() == 16
+    assert m["periphery"].sum() == 400 - 16 * 16  # a 2-pixel band
+    img = np.zeros((1, 20, 20), np.float32)
+    img[0, m["nucleoli"]] = 5.0
+    img[0, 12:18, 12:18] = np.arange(36, dtype=np.float32).reshape(6, 6)
+    out = replace_nucleoli(img, m, rng=np.random.default_rng(0))
+    assert (out[0, ~m["nucleoli"]] == img[0, ~m["nucleoli"]]).all()  # only the nucleoli change
+    assert not (out[0, m["nucleoli"]] == 5.0).any()                  # they hold cloned pixels now
+
+
+def test_overlay_png(tmp_path):
+    p = write_overlay(tmp_path / "o.png", np.random.default_rng(0).random((2, 16, 16)), np.linspace(-1, 1, 256).reshape(16, 16))
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explain_cli_on_the_bundled_model(capsys, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
+    code = main(["explain", "examples/screen/slide1", "--model", MODEL, "--out", str(tmp_path), "--window", "16",
+                 "--stride", "8", "--perturb", "nucleoli", "--device", "cpu", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    recs = [json.loads(line) for line in out.splitlines()]
+    assert len(recs) == 2 and all(r["method"] == "occlusion" for r in recs)
+    for r in recs:
+        assert (tmp_path / r["overlay"].split("/")[-1]).is_file()
+        maps = np.load(r["map"])
+        assert maps.shape == (1, 64, 64)
+        nuc = r["structures"][r["targets"][0]]["nucleoli"]
+        assert 0 < nuc["area_fraction"] < 0.3
+        assert r["after_nucleoli_replaced"] in ("hiPSC", "somatic")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["nuclei"] == 2 and "perturb_nucleoli" in summary
+    code = main(["explain", "examples/screen/slide1", "--model", MODEL, "--out", str(tmp_path / "x"),
+                 "--method", "cam"])
+    assert code == 1 and "needs the PyTorch model" in capsys.readouterr().err
