@@ -24,6 +24,7 @@ def screen(
     camera_pixel_nm: PixelOpt = None,
     csv: Annotated[bool, typer.Option("--csv", help="Also write results.csv.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Redo nuclei already done with this model and settings.")] = False,
+    explain: Annotated[int, typer.Option(min=0, help="Occlusion maps for the first N nuclei (OUT/explain/, and in the report).")] = 0,
     json: JsonOpt = False,
 ) -> None:
     """Classify every nucleus of a batch of localization files with an exported model.
@@ -81,7 +82,7 @@ def screen(
     with bar:
         s = run_screen(inputs, model, out, backend=backend, device=device, nuclei=nuclei, batch_size=batch_size,
                        read_threads=read_threads, camera_pixel_nm=cam, force=force, csv=csv,
-                       on_progress=on_progress, on_error=on_error)
+                       on_progress=on_progress, on_error=on_error, explain=explain)
     d = s.to_dict()
     text = [f"{s.n_nuclei} nuclei from {s.n_files} files in {s.seconds:.1f} s ({s.nuclei_per_s:.1f} nuclei/s)"
             + (f"; {s.n_files_skipped} files already done" if s.n_files_skipped else "")

@@ -224,7 +224,8 @@ def screen(inputs: Sequence[str | os.PathLike], model: str | os.PathLike, out: s
            backend: str = "auto", device: str = "auto", nuclei: str = "auto", batch_size: int | None = None,
            read_threads: int = 2, camera_pixel_nm: float | None = None, force: bool = False, csv: bool = False,
            report: bool = True, on_progress: Callable[[dict], None] | None = None,
-           on_error: Callable[[str, str], None] | None = None, queue_size: int = 64) -> ScreenSummary:
+           on_error: Callable[[str, str], None] | None = None, queue_size: int = 64,
+           explain: int = 0) -> ScreenSummary:
     """Classify every nucleus of ``inputs`` with ``model``; results in ``out``.
 
     Parameters
@@ -253,6 +254,9 @@ def screen(inputs: Sequence[str | os.PathLike], model: str | os.PathLike, out: s
         Called after every written batch with counts (files done, nuclei, elapsed).
     on_error : callable, optional
         Called with (path, message) for every failed file or nucleus.
+    explain : int, default 0
+        Occlusion maps (64/32 px at 512 px, scaled to the model's input size) for the first
+        ``explain`` nuclei of the results, in ``OUT/explain/`` and in the report.
 
     Returns
     -------
@@ -497,8 +501,21 @@ def screen(inputs: Sequence[str | os.PathLike], model: str | os.PathLike, out: s
            "classes": list(info.classes), "nuclei_mode": nuclei, "total_rows": 0 if table is None else table.num_rows}
     with atomic_path(out / "summary.json") as tmp:
         Path(tmp).write_text(json.dumps(doc, indent=2) + "\n")
+    explained = []
+    if explain and table is not None and table.num_rows:
+        from ..explain._run import explain_files
+
+        sources = list(dict.fromkeys(table.column("source").to_pylist()))[:explain]
+        side = info.input_size
+        window = max(1, round(64 * side / 512))
+        ex = explain_files(sources, model, out / "explain", window=window, stride=max(1, window // 2),
+                           backend=backend, device=device, limit=explain)
+        doc["explain"] = {k: ex[k] for k in ("nuclei", "failed", "seconds", "structures")}
+        explained = [json.loads(line) for line in (out / "explain" / "explain.jsonl").read_text().splitlines()]
+        with atomic_path(out / "summary.json") as tmp:
+            Path(tmp).write_text(json.dumps(doc, indent=2) + "\n")
     if report and table is not None:
         from ._report import write_report
 
-        write_report(out / "report.html", table, doc, info, errors)
+        write_report(out / "report.html", table, doc, info, errors, explained=explained)
     return summary

@@ -72,7 +72,7 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
     return out
 
 
-def write_report(path: Path, table, doc: dict, info, errors) -> Path:
+def write_report(path: Path, table, doc: dict, info, errors, *, explained: list | None = None) -> Path:
     """Write ``report.html`` (atomically) for a finished screen."""
     from ..io._atomic import atomic_path
 
@@ -101,6 +101,15 @@ def write_report(path: Path, table, doc: dict, info, errors) -> Path:
                  + "".join(f"<tr><td>{e(s['stage'])}</td><td>{s['items']}</td><td>{s['busy_s']}</td>"
                            f"<td>{s['idle_s']}</td><td>{s['items_per_busy_s']}</td></tr>" for s in doc["stages"])
                  + "</table>")
+    if explained:
+        parts.append(f"<h2>Occlusion maps ({len(explained)} nuclei)</h2><p class='note'>Red: evidence for the "
+                     "class; blue: against (occlusion on the logits, as Captum and the paper).</p>")
+        for rec in explained:
+            png = Path(rec["overlay"])
+            if png.is_file():
+                data = base64.b64encode(png.read_bytes()).decode()
+                parts.append(f"<p>{e(Path(rec['source']).name)} {e(rec.get('nucleus_id') or '')}: "
+                             f"{e(rec['predicted'])}<br><img alt='occlusion map' src='data:image/png;base64,{data}'></p>")
     if errors:
         parts.append(f"<h2>Failures ({len(errors)})</h2><table><tr><th>file</th><th>error</th></tr>"
                      + "".join(f"<tr><td>{e(p)}</td><td style='text-align:left'>{e(m)}</td></tr>"
