@@ -142,6 +142,8 @@ class OnnxRuntimeBackend(Backend):
 
 
 def _to_host(x) -> np.ndarray:
+    if hasattr(x, "copy_to_host"):  # Numba device array
+        return np.ascontiguousarray(x.copy_to_host(), np.float32)
     if hasattr(x, "get"):  # CuPy
         return np.ascontiguousarray(x.get(), np.float32)
     return np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)  # torch

@@ -123,6 +123,7 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
     sh, sw = (stride, stride) if isinstance(stride, int) else tuple(stride)
     fwd, names, preferred = forward_fn(model)
     bs = int(batch_size or max(preferred, 8))
+    on_gpu = _backend_device(model) == "cuda" and _real_gpu()
 
     def f(x):
         z = np.asarray(fwd(x), np.float64)
@@ -153,16 +154,19 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
             base = np.ascontiguousarray(np.broadcast_to(np.asarray(baseline, np.float32), img.shape))
         base = base.astype(np.float32)
         tops, lefts = window_grid(h, w, (wh, ww), (sh, sw))
-        attr = np.zeros((len(targets), h, w), np.float64)
-        counts = np.zeros((h, w), np.int64)
-        buf = np.empty((min(bs, len(tops)), c, h, w), np.float32)
         ref = base_out[n, targets]
-        for s in range(0, len(tops), bs):
-            tb, lb = tops[s:s + bs], lefts[s:s + bs]
-            fill_occluded(img, base, tb, lb, wh, ww, buf)
-            out = f(buf[:len(tb)])
-            deltas = np.ascontiguousarray(ref[None, :] - out[:, targets])
-            accumulate_deltas(deltas, tb, lb, wh, ww, attr, counts)
+        if on_gpu:
+            attr, counts = _occlude_on_gpu(f, img, base, tops, lefts, wh, ww, bs, ref, targets)
+        else:
+            attr = np.zeros((len(targets), h, w), np.float64)
+            counts = np.zeros((h, w), np.int64)
+            buf = np.empty((min(bs, len(tops)), c, h, w), np.float32)
+            for s in range(0, len(tops), bs):
+                tb, lb = tops[s:s + bs], lefts[s:s + bs]
+                fill_occluded(img, base, tb, lb, wh, ww, buf)
+                out = f(buf[:len(tb)])
+                deltas = np.ascontiguousarray(ref[None, :] - out[:, targets])
+                accumulate_deltas(deltas, tb, lb, wh, ww, attr, counts)
         maps = (attr / np.maximum(counts, 1)[None]).astype(np.float32)
         results.append(Attribution(maps, targets, names, "occlusion",
                                    {"window": [wh, ww], "stride": [sh, sw], "n_windows": int(len(tops)),
@@ -173,6 +177,42 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
     for r in results:
         r.seconds = seconds / len(results)
     return results[0] if single else results
+
+
+def _backend_device(model) -> str:
+    if hasattr(model, "backend") and hasattr(model, "info"):
+        model = model.backend
+    return getattr(model, "device", "cpu")
+
+
+def _real_gpu() -> bool:
+    try:
+        from kernels._kde_cuda import cuda_available
+    except ImportError:
+        return False
+    return cuda_available()
+
+
+def _occlude_on_gpu(f, img, base, tops, lefts, wh, ww, bs, ref, targets):
+    """The occluded batches are built in device memory and handed to the backend there (ONNX
+    Runtime's IO binding, TensorRT, torch); deltas are accumulated on the device."""
+    from numba import cuda
+
+    from kernels._occlusion_cuda import accumulate_deltas_cuda, fill_occluded_cuda
+
+    c, h, w = img.shape
+    d_img, d_base = cuda.to_device(img), cuda.to_device(base)
+    d_tops, d_lefts = cuda.to_device(tops), cuda.to_device(lefts)
+    d_buf = cuda.device_array((min(bs, len(tops)), c, h, w), np.float32)
+    d_attr = cuda.to_device(np.zeros((len(targets), h, w), np.float64))
+    d_counts = cuda.to_device(np.zeros((h, w), np.int64))
+    for s in range(0, len(tops), bs):
+        e = min(s + bs, len(tops))
+        fill_occluded_cuda(d_img, d_base, d_tops[s:e], d_lefts[s:e], wh, ww, d_buf)
+        out = f(d_buf[:e - s])
+        deltas = np.ascontiguousarray(ref[None, :] - out[:, targets])
+        accumulate_deltas_cuda(cuda.to_device(deltas), d_tops[s:e], d_lefts[s:e], wh, ww, d_attr, d_counts)
+    return d_attr.copy_to_host(), d_counts.copy_to_host()
 
 
 def _class_index(t, names, k: int) -> int:

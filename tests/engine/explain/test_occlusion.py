@@ -96,3 +96,32 @@ def test_batches_of_images_give_the_single_image_maps(torch_threads, model):
     for i, a in enumerate(many):
         one = occlusion(model, imgs[i], window=32, stride=16, target=0)
         np.testing.assert_allclose(a.maps, one.maps, atol=1e-5 * np.abs(one.maps).max())
+
+
+def test_cuda_kernels_equal_the_cpu_kernels_under_the_simulator():
+    from numba import config
+
+    if not config.ENABLE_CUDASIM and not __import__("os").environ.get("AINU_REAL_GPU"):
+        pytest.skip("runs in Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, set by conftest) or on a GPU")
+    from numba import cuda
+
+    from kernels._occlusion import accumulate_deltas, window_grid
+    from kernels._occlusion_cuda import accumulate_deltas_cuda, fill_occluded_cuda
+
+    rng = np.random.default_rng(3)
+    img = rng.random((2, 12, 10), dtype=np.float32)
+    base = np.full_like(img, -1.0)
+    tops, lefts = window_grid(12, 10, (5, 4), (3, 2))
+    cpu = np.empty((len(tops), 2, 12, 10), np.float32)
+    fill_occluded(img, base, tops, lefts, 5, 4, cpu)
+    d_out = cuda.device_array(cpu.shape, np.float32)
+    fill_occluded_cuda(cuda.to_device(img), cuda.to_device(base), cuda.to_device(tops), cuda.to_device(lefts),
+                       5, 4, d_out)
+    np.testing.assert_array_equal(d_out.copy_to_host(), cpu)
+    deltas = rng.random((len(tops), 2))
+    a_cpu, c_cpu = np.zeros((2, 12, 10)), np.zeros((12, 10), np.int64)
+    accumulate_deltas(deltas, tops, lefts, 5, 4, a_cpu, c_cpu)
+    d_a, d_c = cuda.to_device(np.zeros((2, 12, 10))), cuda.to_device(np.zeros((12, 10), np.int64))
+    accumulate_deltas_cuda(cuda.to_device(deltas), cuda.to_device(tops), cuda.to_device(lefts), 5, 4, d_a, d_c)
+    np.testing.assert_allclose(d_a.copy_to_host(), a_cpu, rtol=1e-12)
+    np.testing.assert_array_equal(d_c.copy_to_host(), c_cpu)
