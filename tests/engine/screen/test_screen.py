@@ -171,3 +171,14 @@ def test_detection_finds_separate_blobs_and_flags_edges():
         assert (sel >= 0).mean() > 0.95
     # the cut nucleus is flagged; the round ones that merely touch the field's extent are not
     assert edges == [True, False, False]
+
+
+def test_screen_explain_adds_maps_to_the_report(screen_model, tmp_path):
+    model, _, data = screen_model
+    s = screen([data / "slideA"], model, tmp_path / "out", device="cpu", explain=2)
+    assert s.n_nuclei == 4
+    maps = sorted((tmp_path / "out" / "explain").glob("*.npy"))
+    assert len(maps) == 2 and np.load(maps[0]).shape == (1, 48, 48)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Occlusion maps (2 nuclei)" in html
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["explain"]["nuclei"] == 2
