@@ -182,3 +182,32 @@ def test_screen_explain_adds_maps_to_the_report(screen_model, tmp_path):
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Occlusion maps (2 nuclei)" in html
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["explain"]["nuclei"] == 2
+
+
+def test_a_patch_mode_model_screens_by_patch_vote(tmp_path, torch_threads):
+    """Train, export and screen a patch-mode model: every nucleus is called by its patches."""
+    pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
+    from engine.render import RenderSpec
+    from training.data import RenderCache, read_manifest
+    from training.export import export_onnx
+    from training.simulate import Observation, simulate_dataset
+    from training.train import TrainConfig, train
+
+    obs = Observation(locs_per_channel=5000)
+    manifest = simulate_dataset(tmp_path / "train", classes=("hiPSC", "somatic"), n_per_class=6,
+                                channels=("polII",), observation=obs, seed=8)
+    train(read_manifest(manifest), tmp_path / "run", spec=RenderSpec(pixel_nm=100, sigma_nm=100, size=0),
+          cache=RenderCache(tmp_path / "cache", device="cpu"),
+          config=TrainConfig(arch="small_cnn", epochs=1, patience=1, batch_size=8, folds=0, seed=0,
+                             patch_size=32, min_occupied=0.5, use_groups=False))
+    export_onnx(tmp_path / "run" / "best.pt", tmp_path / "patch.onnx")
+    from engine.model import read_model_info
+
+    info = read_model_info(tmp_path / "patch.onnx")
+    assert info.preprocessing["mode"] == "patches" and info.input_size == 32
+    s = screen([tmp_path / "train"], tmp_path / "patch.onnx", tmp_path / "out", device="cpu")
+    t = pq.read_table(tmp_path / "out" / "results.parquet").to_pylist()
+    assert s.n_nuclei == 12 and all(r["n_items"] > 1 for r in t)
+    for r in t:
+        assert r["predicted"] in ("hiPSC", "somatic")
+        assert r["undecided"] == ("undecided" in r["qc_flags"])
