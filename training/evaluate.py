@@ -1,5 +1,6 @@
 """Evaluate an exported model on a labelled manifest: render with the model's own RenderSpec,
-run it through ONNX Runtime, and write metrics, plots and per-nucleus predictions."""
+run it on an inference backend (ONNX Runtime by default), and write metrics, plots and
+per-nucleus predictions."""
 
 from __future__ import annotations
 
@@ -19,28 +20,22 @@ from .data import RenderCache, load_nuclei, read_manifest
 __all__ = ["evaluate", "onnx_logits"]
 
 
-def _session(path: str):
-    import onnxruntime as ort
+def onnx_logits(model_path: str | os.PathLike, images, *, batch_size: int = 32, backend: str = "auto",
+                device: str = "auto") -> np.ndarray:
+    """Logits (N, K) of an exported model on float32 images (N, C, S, S) or a list of (C, S, S)
+    arrays, in batches, on an ``engine.backends`` backend (``auto``: the fastest available)."""
+    from engine.backends import create_backend
 
-    avail = ort.get_available_providers()
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
-    return ort.InferenceSession(path, providers=providers)
-
-
-def onnx_logits(model_path: str | os.PathLike, images, *, batch_size: int = 32, session=None) -> np.ndarray:
-    """Logits (N, K) of an exported model on float32 images (N, C, S, S) or a list of
-    (C, S, S) arrays, in batches, through ONNX Runtime (CUDA EP when present, else CPU)."""
-    info = read_model_info(model_path)
-    sess = session or _session(os.fspath(model_path))
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = np.ascontiguousarray(np.stack([np.asarray(a) for a in images[i:i + batch_size]]), np.float32)
-        out.append(sess.run([info.output_name], {info.input_name: x})[0])
-    return np.concatenate(out) if out else np.zeros((0, len(info.classes)), np.float32)
+    with create_backend(model_path, backend, device=device) as b:
+        out = [b.infer(np.stack([np.asarray(a) for a in images[i:i + batch_size]]))
+               for i in range(0, len(images), batch_size)]
+        k = len(b.info.classes)
+    return np.concatenate(out) if out else np.zeros((0, k), np.float32)
 
 
 def evaluate(model_path: str | os.PathLike, manifest_path: str | os.PathLike, out: str | os.PathLike, *,
-             cache: RenderCache | None = None, batch_size: int = 32, reporter=None) -> dict:
+             cache: RenderCache | None = None, batch_size: int = 32, reporter=None, backend: str = "auto",
+             device: str = "auto") -> dict:
     """Metrics of an exported model on a manifest (labels must be among the model's classes).
 
     Writes ``out/metrics.json``, ``confusion.png``, ``roc.png``, ``pr.png``,
@@ -78,7 +73,7 @@ def evaluate(model_path: str | os.PathLike, manifest_path: str | os.PathLike, ou
         raise InputError(f"inputs are {shape}, the model needs {(info.n_channels, info.input_size, info.input_size)}",
                          path=model_path)
     t1 = time.perf_counter()
-    logits = onnx_logits(model_path, data.images, batch_size=batch_size)
+    logits = onnx_logits(model_path, data.images, batch_size=batch_size, backend=backend, device=device)
     t2 = time.perf_counter()
     z = logits - logits.max(1, keepdims=True)
     prob = np.exp(z) / np.exp(z).sum(1, keepdims=True)

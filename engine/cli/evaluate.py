@@ -33,7 +33,8 @@ def evaluate(
     cam = cam[0] if isinstance(cam, tuple) else cam
     o = Output(json_lines=json)
     rc = RenderCache(cache or default_cache_dir(), device=device, camera_pixel_nm=cam)
-    m = run_evaluate(model, manifest, out, cache=rc, batch_size=batch_size, reporter=o)
+    m = run_evaluate(model, manifest, out, cache=rc, batch_size=batch_size, reporter=o,
+                     device="cpu" if device == "cpu" else "auto")
     lo, hi = m["accuracy_ci_normal"]
     o.record({"model": str(model), "manifest": str(manifest), "out": str(out), "n": m["n"],
               "accuracy": m["accuracy"], "accuracy_ci_normal": m["accuracy_ci_normal"],
