@@ -38,12 +38,12 @@ demo: $(VENV)/.installed-runtime
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
-# Benchmarks run in their own environment: the baselines (Picasso, scikit-learn) are
-# installed there only, never in the runtime or test environment.
+# Benchmarks run in their own environment: the baselines (Picasso, scikit-learn, and torch +
+# Captum for inference and occlusion) are installed there only, never in the runtime environment.
 BENCH := .venv-bench
 $(BENCH)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(BENCH)
-	$(BENCH)/bin/python -m pip install $(PIPFLAGS) -e ".[cpu]"
+	$(BENCH)/bin/python -m pip install $(PIPFLAGS) -e ".[cpu,train]"
 	# the baselines resolve their own dependencies around the pinned numeric core
 	$(BENCH)/bin/python -m pip install --disable-pip-version-check -q -e ".[cpu,bench]" \
 		$$(grep -E '^(numpy|numba|llvmlite|scipy|pyarrow|h5py)==' constraints.txt)
@@ -53,6 +53,8 @@ bench: $(BENCH)/.installed
 	$(BENCH)/bin/python -m benchmarks run io_load
 	$(BENCH)/bin/python -m benchmarks run simulate
 	$(BENCH)/bin/python -m benchmarks run render
+	$(BENCH)/bin/python -m benchmarks run infer
+	$(BENCH)/bin/python -m benchmarks run explain
 	$(BENCH)/bin/python -m benchmarks report
 
 lint: $(VENV)/.installed-dev
