@@ -102,7 +102,9 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
     them) and the last one is clipped at the border; each covers every channel. Attribution of
     pixel p = Σ over windows k covering p of (f_t(x) − f_t(x_k)) / K(p). The occluded batches are
     built in one buffer by a Numba kernel and the deltas accumulated by another
-    (``kernels._occlusion``); only the model's outputs come back per batch.
+    (``kernels._occlusion``); only the model's outputs come back per batch. Windows of several
+    images share batches (on a CUDA backend the batches are built on the device, one image at a
+    time).
 
     References
     ----------
@@ -129,11 +131,12 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
         z = np.asarray(fwd(x), np.float64)
         return _softmax(z) if output == "probabilities" else z
 
-    results = []
     base_out = f(np.stack(images))
+    k = base_out.shape[1]
+    jobs = []  # per image: targets, baseline, windows, accumulators
     for n, img in enumerate(images):
-        c, h, w = img.shape
-        k = base_out.shape[1]
+        if img.shape != images[0].shape:
+            raise ValueError("all images must have the same shape")
         if target is None:
             targets = [int(np.argmax(base_out[n]))]
         elif isinstance(target, str) and target == "all":
@@ -142,34 +145,42 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
             targets = [_class_index(target, names, k)]
         else:
             targets = [_class_index(t, names, k) for t in target]
-        if isinstance(baseline, str):
-            if baseline != "blur":
-                raise ValueError(f"baseline must be a number, 'blur' or an array, got {baseline!r}")
-            from scipy import ndimage
-
-            base = np.stack([ndimage.gaussian_filter(ch, blur_sigma_px, mode="nearest") for ch in img])
-        elif np.isscalar(baseline):
-            base = np.full_like(img, np.float32(baseline))
-        else:
-            base = np.ascontiguousarray(np.broadcast_to(np.asarray(baseline, np.float32), img.shape))
-        base = base.astype(np.float32)
-        tops, lefts = window_grid(h, w, (wh, ww), (sh, sw))
-        ref = base_out[n, targets]
-        if on_gpu:
-            attr, counts = _occlude_on_gpu(f, img, base, tops, lefts, wh, ww, bs, ref, targets)
-        else:
-            attr = np.zeros((len(targets), h, w), np.float64)
-            counts = np.zeros((h, w), np.int64)
-            buf = np.empty((min(bs, len(tops)), c, h, w), np.float32)
-            for s in range(0, len(tops), bs):
-                tb, lb = tops[s:s + bs], lefts[s:s + bs]
-                fill_occluded(img, base, tb, lb, wh, ww, buf)
-                out = f(buf[:len(tb)])
-                deltas = np.ascontiguousarray(ref[None, :] - out[:, targets])
-                accumulate_deltas(deltas, tb, lb, wh, ww, attr, counts)
-        maps = (attr / np.maximum(counts, 1)[None]).astype(np.float32)
-        results.append(Attribution(maps, targets, names, "occlusion",
-                                   {"window": [wh, ww], "stride": [sh, sw], "n_windows": int(len(tops)),
+        tops, lefts = window_grid(img.shape[1], img.shape[2], (wh, ww), (sh, sw))
+        jobs.append({"targets": targets, "base": _baseline(img, baseline, blur_sigma_px), "tops": tops,
+                     "lefts": lefts, "attr": np.zeros((len(targets), *img.shape[1:]), np.float64),
+                     "counts": np.zeros(img.shape[1:], np.int64)})
+    if on_gpu:
+        for n, (img, job) in enumerate(zip(images, jobs, strict=True)):
+            job["attr"], job["counts"] = _occlude_on_gpu(f, img, job["base"], job["tops"], job["lefts"], wh, ww, bs,
+                                                         base_out[n, job["targets"]], job["targets"])
+    else:
+        # one queue of (image, window) for all images: batches are filled across images
+        queue = [(n, w) for n, job in enumerate(jobs) for w in range(len(job["tops"]))]
+        buf = np.empty((min(bs, len(queue)), *images[0].shape), np.float32)
+        for s in range(0, len(queue), bs):
+            chunk = queue[s:s + bs]
+            segments = []  # (image, first window, count, offset in the batch)
+            for off, (n, w) in enumerate(chunk):
+                if segments and segments[-1][0] == n:
+                    segments[-1][2] += 1
+                else:
+                    segments.append([n, w, 1, off])
+            for n, w0, cnt, off in segments:
+                job = jobs[n]
+                fill_occluded(images[n], job["base"], job["tops"][w0:w0 + cnt], job["lefts"][w0:w0 + cnt], wh, ww,
+                              buf[off:off + cnt])
+            out = f(buf[:len(chunk)])
+            for n, w0, cnt, off in segments:
+                job = jobs[n]
+                ref = base_out[n, job["targets"]]
+                deltas = np.ascontiguousarray(ref[None, :] - out[off:off + cnt][:, job["targets"]])
+                accumulate_deltas(deltas, job["tops"][w0:w0 + cnt], job["lefts"][w0:w0 + cnt], wh, ww,
+                                  job["attr"], job["counts"])
+    results = []
+    for n, job in enumerate(jobs):
+        maps = (job["attr"] / np.maximum(job["counts"], 1)[None]).astype(np.float32)
+        results.append(Attribution(maps, job["targets"], names, "occlusion",
+                                   {"window": [wh, ww], "stride": [sh, sw], "n_windows": int(len(job["tops"])),
                                     "baseline": baseline if isinstance(baseline, (int, float, str)) else "array",
                                     "output": output, "batch_size": bs},
                                    base_out[n].astype(np.float32)))
@@ -177,6 +188,18 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
     for r in results:
         r.seconds = seconds / len(results)
     return results[0] if single else results
+
+
+def _baseline(img: np.ndarray, baseline, blur_sigma_px: float) -> np.ndarray:
+    if isinstance(baseline, str):
+        if baseline != "blur":
+            raise ValueError(f"baseline must be a number, 'blur' or an array, got {baseline!r}")
+        from scipy import ndimage
+
+        return np.stack([ndimage.gaussian_filter(ch, blur_sigma_px, mode="nearest") for ch in img]).astype(np.float32)
+    if np.isscalar(baseline):
+        return np.full_like(img, np.float32(baseline))
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(baseline, np.float32), img.shape))
 
 
 def _backend_device(model) -> str:
