@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._scores import patch_vote, softmax
 from .errors import InputError
 from .io import Localizations
 from .model import ModelInfo
@@ -130,21 +131,14 @@ class Classifier:
         items = np.concatenate([p.items for p in prepared])
         bs = self.backend.preferred_batch
         logits = np.concatenate([self.backend.infer(items[i:i + bs]) for i in range(0, len(items), bs)])
-        z = logits - logits.max(1, keepdims=True)
-        prob = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        prob = softmax(logits, axis=1)
         out, start = [], 0
-        k = len(self.info.classes)
         for p in prepared:
             n = len(p.items)
             pp = prob[start:start + n]
             start += n
-            if n == 1:
-                score, undecided = pp[0], False
-            else:  # the training vote: > 50 % of the patches; ties to the higher mean probability
-                share = np.bincount(pp.argmax(1), minlength=k) / n
-                undecided = bool(share.max() <= 0.5)
-                score = share + 1e-3 * pp.mean(0)
-                score = score / score.sum()
+            # patch-mode models: the training vote, also for a nucleus with a single patch
+            score, undecided = patch_vote(pp) if self.patch_size else (pp[0], False)
             out.append(Prediction(self.info.classes[int(np.argmax(score))],
                                   {c: float(v) for c, v in zip(self.info.classes, score, strict=True)},
                                   self.qc(p, undecided), p.n_localizations, p.area_um2, n, undecided))

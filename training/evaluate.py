@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine._scores import mean_cross_entropy, softmax
 from engine.errors import InputError
 from engine.model import read_model_info
 
@@ -75,14 +76,13 @@ def evaluate(model_path: str | os.PathLike, manifest_path: str | os.PathLike, ou
     t1 = time.perf_counter()
     logits = onnx_logits(model_path, data.images, batch_size=batch_size, backend=backend, device=device)
     t2 = time.perf_counter()
-    z = logits - logits.max(1, keepdims=True)
-    prob = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    prob = softmax(logits, axis=1)
     k = len(info.classes)
     rows, scores, undecided = vote(prob, data.owner, k)
     y = manifest.y[rows]
     metrics = classification_metrics(y, scores, info.classes)
     item_y = data.y
-    metrics["loss"] = float(-np.mean(np.log(np.clip(prob[np.arange(len(item_y)), item_y], 1e-12, None))))
+    metrics["loss"] = mean_cross_entropy(prob, item_y)
     metrics["n_undecided"] = int(undecided.sum())
     metrics["n_failed"] = len(data.failed)
     metrics["unit"] = "nucleus" + (f" (vote over {len(data)} patches)" if patch else "")

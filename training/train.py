@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine._scores import mean_cross_entropy, patch_vote
 from engine.errors import InputError, OutputError
 from engine.render import RenderSpec
 
@@ -334,7 +335,7 @@ def vote(prob: np.ndarray, owner: np.ndarray, num_classes: int) -> tuple[np.ndar
     nucleus's call is the class that more than 50 % of its patches vote for (argmax per
     patch); its score per class is that vote share, plus 1e-3 x the mean patch probability
     so that a nucleus without a majority (``undecided``) falls to the more probable class and
-    ROC/PR curves have a continuous score. In image mode (one item per nucleus) the scores are
+    ROC/PR curves have a continuous score (:func:`engine._scores.patch_vote`). In image mode (one item per nucleus) the scores are
     the probabilities themselves.
 
     Examples
@@ -353,11 +354,7 @@ def vote(prob: np.ndarray, owner: np.ndarray, num_classes: int) -> tuple[np.ndar
     scores = np.zeros((len(rows), num_classes))
     undecided = np.zeros(len(rows), bool)
     for i, r in enumerate(rows):
-        p = prob[owner == r]
-        share = np.bincount(p.argmax(1), minlength=num_classes) / len(p)
-        undecided[i] = share.max() <= 0.5
-        s = share + 1e-3 * p.mean(0)
-        scores[i] = s / s.sum()
+        scores[i], undecided[i] = patch_vote(prob[owner == r])
     return rows, scores, undecided
 
 
@@ -445,7 +442,7 @@ class _Run:
         idx = data.items_of(rows)
         prob = predict(model, data, idx, device=self.device, batch_size=self.cfg.eval_batch_size)
         k = len(self.manifest.classes)
-        item_loss = float(-np.mean(np.log(np.clip(prob[np.arange(len(idx)), data.y[idx]], 1e-12, None))))
+        item_loss = mean_cross_entropy(prob, data.y[idx])
         nrows, scores, undecided = vote(prob, data.owner[idx], k)
         y = self.manifest.y[nrows]
         return {"rows": nrows, "y": y, "scores": scores, "undecided": undecided, "loss": item_loss,

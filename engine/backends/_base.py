@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._scores import softmax
 from ..errors import AinuError, InputError
 from ..model import ModelInfo, read_model_info
 
@@ -96,10 +97,7 @@ class Backend:
 
     def probabilities(self, x) -> np.ndarray:
         """Softmax of :meth:`infer`'s logits."""
-        z = self.infer(x)
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.infer(x), axis=1)
 
     def describe(self) -> dict:
         """Name, device, precision and runtime details (what ran, for logs and results)."""

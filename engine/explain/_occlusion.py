@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._scores import softmax
+
 __all__ = ["Attribution", "occlusion", "forward_fn"]
 
 
@@ -56,12 +58,6 @@ def forward_fn(model):
 
         return run, None, 32
     raise TypeError(f"expected a backend, a Classifier or a torch.nn.Module, got {type(model).__name__}")
-
-
-def _softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int | tuple[int, int] = 32,
@@ -129,7 +125,7 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
 
     def f(x):
         z = np.asarray(fwd(x), np.float64)
-        return _softmax(z) if output == "probabilities" else z
+        return softmax(z) if output == "probabilities" else z
 
     base_out = f(np.stack(images))
     k = base_out.shape[1]

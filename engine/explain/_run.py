@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._scores import softmax
 from ..errors import AinuError, InputError
 
 __all__ = ["explain_files", "METHODS"]
@@ -88,8 +89,7 @@ def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.Path
                                       output=output)
                     else:
                         a = fn(clf, img, target=target, class_names=names)
-                    z = a.output - a.output.max()
-                    prob = np.exp(z) / np.exp(z).sum()
+                    prob = softmax(a.output)
                     pred = names[int(np.argmax(prob))]
                     stem = Path(path).name.split(".")[0] + (f"_{n.id}" if n.id else "")
                     np.save(out / f"{stem}.npy", a.maps)
