@@ -609,11 +609,9 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = T
 
 def default_cache_dir() -> Path:
     """``$AINU_CACHE_DIR/renders``, else ``$XDG_CACHE_HOME/ainu-engine/renders`` (~/.cache)."""
-    base = os.environ.get("AINU_CACHE_DIR")
-    if base:
-        return Path(base) / "renders"
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "ainu-engine" / "renders"
+    from engine._cache import cache_root
+
+    return cache_root() / "renders"
 
 
 def _provenance(manifest: Manifest) -> dict:

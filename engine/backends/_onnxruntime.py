@@ -8,21 +8,12 @@ import os
 
 import numpy as np
 
+from .._cache import cache_dir
 from ._base import Backend, BackendUnavailable, _is_device_array
 
-__all__ = ["OnnxRuntimeBackend", "cache_dir"]
+__all__ = ["OnnxRuntimeBackend"]
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
-
-
-def cache_dir(*parts: str) -> str:
-    """``$AINU_CACHE_DIR`` or ``$XDG_CACHE_HOME/ainu-engine`` (``~/.cache/ainu-engine``), joined
-    with ``parts`` and created."""
-    base = os.environ.get("AINU_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ainu-engine")
-    path = os.path.join(base, *parts)
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def physical_cores() -> int:

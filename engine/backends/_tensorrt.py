@@ -13,8 +13,8 @@ import os
 
 import numpy as np
 
+from .._cache import cache_dir
 from ._base import Backend, BackendUnavailable, _is_device_array
-from ._onnxruntime import cache_dir
 
 __all__ = ["TensorRTBackend"]
 
