@@ -35,6 +35,12 @@ def parse_pixel(value: str | None):
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
+def parse_camera_pixel(value: str | None) -> float | None:
+    """``--camera-pixel-nm`` for commands that need one value: the first of NM[,NM]."""
+    cam = parse_pixel(value)
+    return cam[0] if isinstance(cam, tuple) else cam
+
+
 def parse_columns(value: str | None):
     """``"x=X_pos,y=Y_pos"`` -> ``{"x": "X_pos", "y": "Y_pos"}``."""
     if not value:
@@ -79,8 +85,7 @@ def render_spec(*, pixel_nm, magnification, camera_pixel_nm, sigma_nm, sigma_fro
 
     if pixel_nm is not None and magnification is not None:
         raise typer.BadParameter("give --pixel-nm or --magnification, not both", param_hint="--pixel-nm")
-    cam = parse_pixel(camera_pixel_nm) if isinstance(camera_pixel_nm, str) else camera_pixel_nm
-    cam = cam[0] if isinstance(cam, tuple) else cam
+    cam = parse_camera_pixel(camera_pixel_nm) if isinstance(camera_pixel_nm, str) else camera_pixel_nm
     try:
         chans = None if not channels else tuple(int(c) for c in channels.split(","))
     except ValueError as err:

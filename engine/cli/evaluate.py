@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import JsonOpt, PixelOpt, need_train_extra, parse_pixel
+from ._options import JsonOpt, PixelOpt, need_train_extra, parse_camera_pixel
 from ._output import Output
 
 
@@ -29,8 +29,7 @@ def evaluate(
     from training.evaluate import evaluate as run_evaluate
     from training.train import default_cache_dir
 
-    cam = parse_pixel(camera_pixel_nm)
-    cam = cam[0] if isinstance(cam, tuple) else cam
+    cam = parse_camera_pixel(camera_pixel_nm)
     o = Output(json_lines=json)
     rc = RenderCache(cache or default_cache_dir(), device=device, camera_pixel_nm=cam)
     m = run_evaluate(model, manifest, out, cache=rc, batch_size=batch_size, reporter=o,

@@ -21,7 +21,7 @@ from ._options import (
     SigmaOpt,
     SigmaPrecisionOpt,
     TruncateOpt,
-    parse_pixel,
+    parse_camera_pixel,
     render_spec,
 )
 from ._output import Output
@@ -77,8 +77,7 @@ def render(
         raise typer.BadParameter(f"expected one of {', '.join(IMAGE_FORMATS)}", param_hint="--format")
     if method not in ("kde", "sklearn"):
         raise typer.BadParameter("expected kde or sklearn", param_hint="--method")
-    cam = parse_pixel(camera_pixel_nm)
-    cam = cam[0] if isinstance(cam, tuple) else cam
+    cam = parse_camera_pixel(camera_pixel_nm)
     spec = render_spec(pixel_nm=pixel_nm, magnification=magnification, camera_pixel_nm=cam, sigma_nm=sigma_nm,
                        sigma_from_precision=sigma_from_precision, truncate=truncate, size=size,
                        channels=channels, normalization=normalization, scaling=scaling, outside=outside)

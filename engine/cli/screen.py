@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import JsonOpt, PixelOpt, parse_pixel
+from ._options import JsonOpt, PixelOpt, parse_camera_pixel
 from ._output import Output
 
 
@@ -45,8 +45,7 @@ def screen(
         raise typer.BadParameter(f"expected one of {', '.join(NUCLEI_MODES)}", param_hint="--nuclei")
     if device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter("expected auto, cpu or cuda", param_hint="--device")
-    cam = parse_pixel(camera_pixel_nm)
-    cam = cam[0] if isinstance(cam, tuple) else cam
+    cam = parse_camera_pixel(camera_pixel_nm)
     o = Output(json_lines=json)
 
     state = {"last": 0.0}

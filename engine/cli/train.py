@@ -20,7 +20,7 @@ from ._options import (
     SigmaOpt,
     SigmaPrecisionOpt,
     need_train_extra,
-    parse_pixel,
+    parse_camera_pixel,
     render_spec,
 )
 from ._output import Output
@@ -69,8 +69,7 @@ def train(
     from training.train import TrainConfig, default_cache_dir
     from training.train import train as run_train
 
-    cam = parse_pixel(camera_pixel_nm)
-    cam = cam[0] if isinstance(cam, tuple) else cam
+    cam = parse_camera_pixel(camera_pixel_nm)
     spec = render_spec(pixel_nm=pixel_nm, magnification=magnification, camera_pixel_nm=cam, sigma_nm=sigma_nm,
                        sigma_from_precision=sigma_from_precision, size=0 if patch_size else image_size,
                        channels=channels, scaling=scaling, outside=outside)
