@@ -38,6 +38,18 @@ def _targets(target, logits: np.ndarray, names):
     return [_class_index(t, names, k) for t in target]
 
 
+def _forward(model, image: np.ndarray, target, class_names):
+    """(module, input tensor on its device, logits of the image, target indices)."""
+    import torch
+
+    m = torch_model(model)
+    dev = next(m.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(image, np.float32)[None]).to(dev)
+    with torch.no_grad():
+        logits = m(x)[0].float().cpu().numpy()
+    return m, x, logits, _targets(target, logits, class_names)
+
+
 def cam(model, image: np.ndarray, *, target=None, class_names=None) -> Attribution:
     """Class activation map (Zhou et al. 2016): Σ_k w_tk · F_k(x) of the last feature maps,
     upsampled bilinearly to the image size. Needs ``forward_features`` followed by global
@@ -69,12 +81,7 @@ def gradcam(model, image: np.ndarray, *, target=None, class_names=None) -> Attri
     from captum.attr import LayerAttribution, LayerGradCam
 
     t0 = time.perf_counter()
-    m = torch_model(model)
-    dev = next(m.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(image, np.float32)[None]).to(dev)
-    with torch.no_grad():
-        logits = m(x)[0].float().cpu().numpy()
-    targets = _targets(target, logits, class_names)
+    m, x, logits, targets = _forward(model, image, target, class_names)
 
     class _Features(torch.nn.Module):  # a layer Captum can hook: the output of forward_features
         def forward(self, f):
@@ -97,16 +104,10 @@ def gradcam(model, image: np.ndarray, *, target=None, class_names=None) -> Attri
 def integrated_gradients(model, image: np.ndarray, *, target=None, class_names=None, steps: int = 32,
                          baseline: float = 0.0) -> Attribution:
     """Integrated Gradients (Sundararajan et al. 2017) via Captum, summed over channels."""
-    import torch
     from captum.attr import IntegratedGradients
 
     t0 = time.perf_counter()
-    m = torch_model(model)
-    dev = next(m.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(image, np.float32)[None]).to(dev)
-    with torch.no_grad():
-        logits = m(x)[0].float().cpu().numpy()
-    targets = _targets(target, logits, class_names)
+    m, x, logits, targets = _forward(model, image, target, class_names)
     ig = IntegratedGradients(m)
     maps = [ig.attribute(x, baselines=baseline, target=t, n_steps=steps, internal_batch_size=8)[0].sum(0)
             .detach().cpu().numpy() for t in targets]
