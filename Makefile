@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip
 # Quiet, no version check; the constraints file pins what the test suite runs with.
 PIPFLAGS := --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench gpu-wheels lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ bench: $(BENCH)/.installed
 	$(BENCH)/bin/python -m benchmarks run infer
 	$(BENCH)/bin/python -m benchmarks run explain
 	$(BENCH)/bin/python -m benchmarks report
+
+# Pure-Python packages the GPU device image lacks, as wheels for benchmarks/gpu_session.sh
+# (carry .whl to the device; it reaches no registry). Versions from constraints.txt.
+gpu-wheels:
+	$(PYTHON) -m pip download --disable-pip-version-check -q --no-deps --only-binary=:all: \
+		--python-version 3.12 --implementation py -d .whl \
+		$$(grep -E '^(captum|roifile)==' constraints.txt)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check engine kernels training benchmarks tests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -9,12 +10,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_commit(root: str | Path = ROOT) -> str | None:
-    """``HEAD`` of the checkout at ``root`` (``-dirty`` when tracked files changed), or None."""
+    """``HEAD`` of the checkout at ``root`` (``-dirty`` when tracked files changed); where
+    ``root`` is no git checkout (a copy of the tree sent to a GPU machine), the value of
+    ``AINU_GIT_COMMIT`` marked as given, else None."""
+    given = os.environ.get("AINU_GIT_COMMIT")
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else None
+        if out.returncode == 0:
+            return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return None
+        pass
+    return f"{given} (AINU_GIT_COMMIT; no git checkout)" if given else None
