@@ -8,6 +8,8 @@ constant). The aspect ratio is kept by resizing both axes by the same factor.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["area_matrix", "resize_area", "resize_area_reference", "fit_longest", "pad_to_square"]
@@ -23,16 +25,14 @@ def area_matrix(n_in: int, n_out: int, scale: float | None = None):
     if n_in < 1 or n_out < 1:
         raise ValueError(f"sizes must be >= 1, got n_in={n_in}, n_out={n_out}")
     s = n_in / n_out if scale is None else float(scale)
-    rows, cols, vals = [], [], []
-    for k in range(n_out):
-        a, b = k * s, (k + 1) * s
-        i0, i1 = int(np.floor(a)), min(int(np.ceil(b)), n_in)
-        for i in range(i0, i1):
-            overlap = min(b, i + 1) - max(a, i)
-            if overlap > 0:
-                rows.append(k)
-                cols.append(i)
-                vals.append(overlap / s)
+    # output k overlaps inputs floor(k·s) .. ceil((k+1)·s) - 1: at most ceil(s) + 1 of them
+    a = np.arange(n_out, dtype=np.float64) * s
+    b = np.arange(1, n_out + 1, dtype=np.float64) * s
+    i = np.floor(a).astype(np.int64)[:, None] + np.arange(int(math.ceil(s)) + 1)[None, :]
+    overlap = np.minimum(b[:, None], i + 1) - np.maximum(a[:, None], i)
+    keep = (overlap > 0) & (i < n_in)
+    rows = np.broadcast_to(np.arange(n_out)[:, None], i.shape)[keep]
+    cols, vals = i[keep], overlap[keep] / s
     return sparse.csr_matrix((vals, (rows, cols)), shape=(n_out, n_in))
 
 

@@ -102,7 +102,16 @@ def select_device(device: str) -> tuple[str, str | None]:
 def _channel_index(locs: Localizations, spec: RenderSpec) -> np.ndarray:
     if spec.channels is None:
         return np.zeros(locs.n, np.int32)
-    ids = np.zeros(locs.n, np.int64) if locs.channel is None else locs.channel.astype(np.int64)
+    if locs.channel is None:
+        return np.full(locs.n, spec.channels.index(0) if 0 in spec.channels else -1, np.int32)
+    ids = locs.channel
+    lo, hi = (int(ids.min()), int(ids.max())) if locs.n else (0, 0)
+    if lo >= 0 and hi < 1 << 16:  # the usual small ids: one table lookup
+        lut = np.full(hi + 1, -1, np.int32)
+        for k, cid in enumerate(spec.channels):
+            if 0 <= cid <= hi:
+                lut[cid] = k
+        return lut[ids]
     out = np.full(locs.n, -1, np.int32)
     for k, cid in enumerate(spec.channels):
         out[ids == cid] = k
@@ -132,7 +141,7 @@ def nucleus_mask(x: np.ndarray, y: np.ndarray, *, shape: tuple[int, int], origin
     """
     from scipy import ndimage
 
-    from kernels._raster import polygon_mask
+    from kernels._raster import grid_counts, polygon_mask
 
     h, w = shape
     if roi_nm is not None:
@@ -145,8 +154,7 @@ def nucleus_mask(x: np.ndarray, y: np.ndarray, *, shape: tuple[int, int], origin
     cell = cell_nm
     for _ in range(12):  # coarsen until the dense cells hold >= 12 localizations
         nx, ny = max(1, math.ceil(ext_w / cell)), max(1, math.ceil(ext_h / cell))
-        counts, _, _ = np.histogram2d(y, x, bins=(ny, nx),
-                                      range=((y0, y0 + ny * cell), (x0, x0 + nx * cell)))
+        counts = grid_counts(x, y, origin=(x0, y0), cell=cell, shape=(ny, nx))
         occupied = counts[counts > 0]
         if np.percentile(occupied, 90) >= 12 or max(nx, ny) <= 8:
             break

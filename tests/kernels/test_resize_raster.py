@@ -6,8 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels._raster import polygon_mask, polygon_mask_reference
-from kernels._resize import fit_longest, pad_to_square, resize_area, resize_area_reference
+from kernels._raster import grid_counts, polygon_mask, polygon_mask_reference
+from kernels._resize import (
+    area_matrix,
+    fit_longest,
+    pad_to_square,
+    resize_area,
+    resize_area_reference,
+)
 
 
 @pytest.mark.parametrize("shape,out", [((2, 37, 53), (12, 17)), ((1, 20, 20), (64, 64)),
@@ -48,3 +54,42 @@ def test_polygon_mask_matches_even_odd_reference(seed):
     poly = np.stack([20 + r * np.cos(th), 17 + r * np.sin(th)], axis=1)
     poly[0] = [20.5, 17.5]  # a vertex on a pixel centre
     np.testing.assert_array_equal(polygon_mask(poly, (35, 41)), polygon_mask_reference(poly, (35, 41)))
+
+
+def _area_matrix_loop(n_in, n_out, scale=None):
+    """The per-pixel loop the vectorised area_matrix replaced (dense)."""
+    s = n_in / n_out if scale is None else float(scale)
+    m = np.zeros((n_out, n_in))
+    for k in range(n_out):
+        a, b = k * s, (k + 1) * s
+        for i in range(int(np.floor(a)), min(int(np.ceil(b)), n_in)):
+            overlap = min(b, i + 1) - max(a, i)
+            if overlap > 0:
+                m[k, i] += overlap / s
+    return m
+
+
+@pytest.mark.parametrize("n_in,n_out,scale", [(1128, 512, None), (1127, 511, 1128 / 512), (7, 3, None),
+                                              (3, 8, None), (5, 5, None), (1, 4, None), (10, 3, 4.0)])
+def test_area_matrix_equals_the_loop(n_in, n_out, scale):
+    np.testing.assert_array_equal(area_matrix(n_in, n_out, scale).toarray(), _area_matrix_loop(n_in, n_out, scale))
+
+
+def test_grid_counts_equals_histogram2d_on_edges_and_outside_points():
+    rng = np.random.default_rng(0)
+    x0, y0, cell, ny, nx = 100.0, -50.0, 250.0, 7, 9
+    x = rng.uniform(x0 - 300, x0 + nx * cell + 300, 5000)
+    y = rng.uniform(y0 - 300, y0 + ny * cell + 300, 5000)
+    # points exactly on cell borders, on the far edges (counted in the last cell) and NaN
+    x[:40] = x0 + cell * rng.integers(0, nx + 1, 40)
+    y[40:80] = y0 + cell * rng.integers(0, ny + 1, 40)
+    x[80], y[80] = x0 + nx * cell, y0 + ny * cell
+    x[81] = np.nan
+    ref, _, _ = np.histogram2d(y, x, bins=(ny, nx), range=((y0, y0 + ny * cell), (x0, x0 + nx * cell)))
+    got = grid_counts(x, y, origin=(x0, y0), cell=cell, shape=(ny, nx))
+    np.testing.assert_array_equal(got, ref)
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)  # what Localizations hold
+    ref32, _, _ = np.histogram2d(y32.astype(np.float64), x32.astype(np.float64), bins=(ny, nx),
+                                 range=((y0, y0 + ny * cell), (x0, x0 + nx * cell)))
+    np.testing.assert_array_equal(grid_counts(x32, y32, origin=(x0, y0), cell=cell, shape=(ny, nx)), ref32)
+    assert grid_counts(np.zeros(0), np.zeros(0), origin=(0, 0), cell=1.0, shape=(2, 3)).sum() == 0
