@@ -172,7 +172,11 @@ def _screen(onnx_path: Path, tmp: Path, *, device: str, quick: bool, size: int) 
     t0 = time.perf_counter()
     prepared = [clf.prepare(x) for x in locs]
     t_render = time.perf_counter() - t0
-    clf.predict_prepared(prepared[:2])
+    # warm with full batches: ONNX Runtime's first runs at a new batch shape are several times
+    # slower (memory planning), and a stage "alone" means its steady state
+    warm = prepared[: clf.backend.preferred_batch]
+    for _ in range(2):
+        clf.predict_prepared(warm)
     t0 = time.perf_counter()
     clf.predict_prepared(prepared)
     t_infer = time.perf_counter() - t0
