@@ -417,6 +417,10 @@ def screen(inputs: Sequence[str | os.PathLike], model: str | os.PathLike, out: s
         if last:  # a file with a failed nucleus is not marked done: a rerun retries it
             parts.mark_done(key)
 
+    if todo:
+        # with the model load, not inside the stages: a runtime's first runs at the batch shape
+        # (memory planning, kernel choice) are several times slower than the steady state
+        b.warmup()
     threads = [threading.Thread(target=guarded(f), daemon=True, name=f"screen-{f.__name__}")
                for f in (reader, renderer, inferrer)]
     for t in threads:
