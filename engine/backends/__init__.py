@@ -58,7 +58,7 @@ def _cuda_gpu() -> bool:
 
 def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: str = "auto",
                    checkpoint: str | os.PathLike | None = None, threads: int | None = None,
-                   fp16: bool = True) -> Backend:
+                   fp16: bool = True, spinning: bool = True) -> Backend:
     """Make (not yet load) the backend that runs ``model``; ``backend.reason`` says why this one.
 
     Parameters
@@ -77,6 +77,9 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
         CPU threads.
     fp16 : bool, default True
         Reduced precision where the backend uses it (TensorRT; torch on CUDA when asked).
+    spinning : bool, default True
+        ONNX Runtime on the CPU: let idle worker threads spin between operators (fastest
+        alone); False when other CPU work runs beside inference (``screen`` renders there).
 
     Raises
     ------
@@ -116,7 +119,7 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
         reason = "asked for"
     if backend == "onnxruntime":
         b = OnnxRuntimeBackend(model, provider="cuda" if gpu and "CUDAExecutionProvider" in providers
-                               and device != "cpu" else "cpu", threads=threads)
+                               and device != "cpu" else "cpu", threads=threads, spinning=spinning)
     elif backend == "onnxruntime-tensorrt":
         b = OnnxRuntimeBackend(model, provider="tensorrt", fp16=fp16)
     elif backend == "tensorrt":

@@ -269,7 +269,8 @@ def screen(inputs: Sequence[str | os.PathLike], model: str | os.PathLike, out: s
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = expand_inputs(inputs)
-    b = create_backend(model, backend, device=device)
+    # reading and rendering run beside inference: ONNX Runtime's CPU threads sleep when idle
+    b = create_backend(model, backend, device=device, spinning=False)
     clf = Classifier(b, render_device="cpu" if device == "cpu" else "auto")
     info = clf.info
     if batch_size:

@@ -36,10 +36,11 @@ def test_auto_on_a_cpu_machine_is_onnxruntime_and_says_why(screen_model):
     assert b.name == "onnxruntime" and "CPU" in b.reason
 
 
-@pytest.mark.parametrize("n", [1, 5])
-def test_onnxruntime_cpu_equals_torch(screen_model, reference, n):
+@pytest.mark.parametrize("n,spinning", [(1, True), (5, True), (5, False)])
+def test_onnxruntime_cpu_equals_torch(screen_model, reference, n, spinning):
     model, _, _ = screen_model
-    with create_backend(model, "onnxruntime", device="cpu", threads=2) as b:
+    with create_backend(model, "onnxruntime", device="cpu", threads=2, spinning=spinning) as b:
+        assert b.spinning is spinning
         got = b.infer(_inputs(n))
         d = b.describe()
     cmp = compare_outputs(reference[n], got, atol=1e-4)
