@@ -2,9 +2,10 @@
 
 Localizations are bucketed by the image tiles (TILE x TILE pixels) their windows touch;
 one thread block renders one tile: it stages the tile's localizations in shared memory in
-chunks, and each thread sums the contributions to its own pixel in a float64 register —
-no atomics on the image, and the per-pixel weight is the same :func:`kernels._kde.axis_weight`
-the CPU kernel uses (compiled here as a CUDA device function).
+chunks together with their separable weights (TILE column and TILE row weights each, by the
+same :func:`kernels._kde.axis_weight` the CPU kernel uses, compiled here as a CUDA device
+function), and each thread sums weight products for its own pixel in a float64 register —
+no atomics on the image.
 
 This module imports numba.cuda; the engine imports it only when a GPU path is used. Under ``NUMBA_ENABLE_CUDASIM=1`` the same kernels
 run in Numba's CUDA simulator (how the test suite checks them on machines without a GPU).
@@ -25,7 +26,9 @@ from ._kde import axis_weight, axis_window
 __all__ = ["render_kde_cuda", "cuda_available", "TILE", "CHUNK", "MAX_CHANNELS"]
 
 TILE = 16  #: tile side in pixels = threads per block side (256 threads)
-CHUNK = TILE * TILE  #: localizations staged in shared memory per step (one per thread)
+#: localizations staged in shared memory per step, with their TILE column and TILE row
+#: weights (float64): 64·(3·8 + 4 + 2·16·8) bytes = 17.9 kB of the 48 kB static limit
+CHUNK = 64
 MAX_CHANNELS = 4  #: image channels rendered in one pass (per-thread accumulators)
 COUNT_THREADS = 256  #: threads per block of the bucketing kernels
 
@@ -80,38 +83,55 @@ def _kernels():
 
     @cuda.jit
     def gather(x, y, sigma, chan, starts, index, img, x0, y0, pixel, truncate, tiles_x):
+        # Separable weights: a localization's contribution to the tile's pixel (i, j) is
+        # wx[j]·wy[i], so the block first computes each staged localization's TILE column and
+        # TILE row weights once (2·TILE exponentials per localization and tile instead of
+        # TILE²), then every thread adds one product per localization to its own pixel.
         c_n, h, w = img.shape
         tile = cuda.blockIdx.x
-        i = (tile // tiles_x) * TILE + cuda.threadIdx.y
-        j = (tile % tiles_x) * TILE + cuda.threadIdx.x
-        lane = cuda.threadIdx.y * TILE + cuda.threadIdx.x
+        i0 = (tile // tiles_x) * TILE
+        j0 = (tile % tiles_x) * TILE
+        ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
+        lane = ty * TILE + tx
         sx = cuda.shared.array(CHUNK, float64)
         sy = cuda.shared.array(CHUNK, float64)
         ss = cuda.shared.array(CHUNK, float64)
         sc = cuda.shared.array(CHUNK, int32)
+        wxs = cuda.shared.array((CHUNK, TILE), float64)
+        wys = cuda.shared.array((CHUNK, TILE), float64)
         acc = cuda.local.array(MAX_CHANNELS, float64)
         for c in range(MAX_CHANNELS):
             acc[c] = 0.0
-        cx = x0 + (j + 0.5) * pixel
-        cy = y0 + (i + 0.5) * pixel
         first = starts[tile]
         last = starts[tile + 1]
         per_sigma = sigma.shape[0] > 1
         for base in range(first, last, CHUNK):
-            if base + lane < last:
+            m = min(CHUNK, last - base)
+            if lane < m:
                 k = index[base + lane]
                 sx[lane] = x[k]
                 sy[lane] = y[k]
                 ss[lane] = sigma[k] if per_sigma else sigma[0]
                 sc[lane] = chan[k]
             cuda.syncthreads()
-            for u in range(min(CHUNK, last - base)):
-                s = ss[u]
-                reach = truncate * s
-                # the same window rule as the CPU kernel: centre within reach on each axis
-                if abs(cx - sx[u]) <= reach and abs(cy - sy[u]) <= reach:
-                    acc[sc[u]] += weight(cx, sx[u], s, pixel) * weight(cy, sy[u], s, pixel)
+            for e in range(lane, 2 * CHUNK * TILE, TILE * TILE):
+                u = e // (2 * TILE)
+                t = e % TILE
+                if u < m:
+                    s = ss[u]
+                    reach = truncate * s
+                    # the same window rule as before: centre within reach on each axis
+                    if (e // TILE) % 2 == 0:
+                        cxp = x0 + (j0 + t + 0.5) * pixel
+                        wxs[u, t] = weight(cxp, sx[u], s, pixel) if abs(cxp - sx[u]) <= reach else 0.0
+                    else:
+                        cyp = y0 + (i0 + t + 0.5) * pixel
+                        wys[u, t] = weight(cyp, sy[u], s, pixel) if abs(cyp - sy[u]) <= reach else 0.0
             cuda.syncthreads()
+            for u in range(m):
+                acc[sc[u]] += wxs[u, tx] * wys[u, ty]
+            cuda.syncthreads()
+        i, j = i0 + ty, j0 + tx
         if i < h and j < w:
             for c in range(c_n):
                 img[c, i, j] += acc[c]

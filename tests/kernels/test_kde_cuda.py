@@ -70,3 +70,15 @@ def test_cupy_inputs_and_output_stay_on_the_gpu():
     img = cp.asarray(d)  # zero-copy view through __cuda_array_interface__
     assert isinstance(img, cp.ndarray)
     check(cp.asnumpy(img), kde_reference(x, y, 20.0, ch, **KW))
+
+
+def test_cuda_kernel_tile_with_several_chunks_of_localizations():
+    """More localizations in one tile than the kernel stages at once (CHUNK): the chunk loop,
+    its synchronisation and the separable weights of every chunk."""
+    rng = np.random.default_rng(11)
+    n = 2 * kde_cuda.CHUNK + 7
+    kw = dict(shape=(1, 16, 16), origin_nm=(0.0, 0.0), pixel_nm=P)  # one tile
+    x, y = rng.uniform(20, 230, n), rng.uniform(20, 230, n)
+    ch = np.zeros(n, np.int32)
+    img = kde_cuda.render_kde_cuda(x, y, 20.0, ch, **kw)
+    check(img, kde_reference(x, y, 20.0, ch, **kw))
