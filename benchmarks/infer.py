@@ -73,6 +73,9 @@ def _candidates(device: str):
     if _has("tensorrt") and _has("cupy"):
         out.append(("tensorrt fp16", "tensorrt", {}))
     out.append(("torch compile (cuda graphs) fp32", "torch-compile", {}))
+    # reduced precision on tensor cores: what the device image can run without TensorRT
+    out.append(("torch eager fp16 autocast", "torch", {"fp16": True}))
+    out.append(("torch compile (cuda graphs) fp16", "torch-compile", {"fp16": True}))
     return out
 
 

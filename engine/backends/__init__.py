@@ -58,7 +58,7 @@ def _cuda_gpu() -> bool:
 
 def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: str = "auto",
                    checkpoint: str | os.PathLike | None = None, threads: int | None = None,
-                   fp16: bool = True, spinning: bool = True) -> Backend:
+                   fp16: bool | None = None, spinning: bool = True) -> Backend:
     """Make (not yet load) the backend that runs ``model``; ``backend.reason`` says why this one.
 
     Parameters
@@ -75,8 +75,9 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
         The torch backends' checkpoint when ``model`` is the ``.onnx``.
     threads : int, optional
         CPU threads.
-    fp16 : bool, default True
-        Reduced precision where the backend uses it (TensorRT; torch on CUDA when asked).
+    fp16 : bool, optional
+        Reduced precision. Default: on for TensorRT (native and ONNX Runtime's EP), off for
+        torch; ``True`` makes torch on CUDA run under float16 autocast (ignored on the CPU).
     spinning : bool, default True
         ONNX Runtime on the CPU: let idle worker threads spin between operators (fastest
         alone); False when other CPU work runs beside inference (``screen`` renders there).
@@ -121,12 +122,12 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
         b = OnnxRuntimeBackend(model, provider="cuda" if gpu and "CUDAExecutionProvider" in providers
                                and device != "cpu" else "cpu", threads=threads, spinning=spinning)
     elif backend == "onnxruntime-tensorrt":
-        b = OnnxRuntimeBackend(model, provider="tensorrt", fp16=fp16)
+        b = OnnxRuntimeBackend(model, provider="tensorrt", fp16=fp16 is not False)
     elif backend == "tensorrt":
-        b = TensorRTBackend(model, fp16=fp16)
+        b = TensorRTBackend(model, fp16=fp16 is not False)
     else:
         b = TorchBackend(model, checkpoint=checkpoint, device="cuda" if gpu else "cpu",
-                         compile=backend == "torch-compile", fp16=False,
+                         compile=backend == "torch-compile", fp16=bool(fp16),
                          threads=threads)
     b.reason = reason
     return b

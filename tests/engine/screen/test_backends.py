@@ -82,6 +82,23 @@ def test_tensorrt_fp16_keeps_the_calls(screen_model, reference, name):
     assert cmp.same_argmax and cmp, str(cmp)
 
 
+def test_torch_fp16_is_asked_for_and_cpu_only_ignores_it(screen_model):
+    _, ckpt, _ = screen_model
+    assert create_backend(ckpt, "torch", device="cpu").fp16 is False  # torch default: fp32
+    with create_backend(ckpt, "torch", device="cpu", fp16=True) as b:  # no autocast on the CPU
+        assert b.fp16 is False and b.describe()["precision"] == "fp32"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="float16 autocast runs on a CUDA GPU")
+@pytest.mark.parametrize("name", ["torch", "torch-compile"])
+def test_torch_fp16_cuda_keeps_the_calls(screen_model, reference, name):
+    _, ckpt, _ = screen_model
+    with create_backend(ckpt, name, device="cuda", fp16=True) as b:
+        assert b.describe()["precision"] == "fp16 autocast"
+        cmp = compare_outputs(reference[5], b.infer(_inputs(5)), atol=5e-2, rtol=5e-2)
+    assert cmp.same_argmax and cmp, str(cmp)
+
+
 @pytest.mark.skipif(not (HAS_CUDA_EP or torch.cuda.is_available()), reason="torch.compile with CUDA graphs needs a GPU")
 def test_torch_compile_cuda_equals_eager(screen_model, reference):
     _, ckpt, _ = screen_model
