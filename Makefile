@@ -41,7 +41,7 @@ test: $(VENV)/.installed-dev
 # Benchmarks run in their own environment: the baselines (Picasso, scikit-learn, and torch +
 # Captum for inference and occlusion) are installed there only, never in the runtime environment.
 BENCH := .venv-bench
-$(BENCH)/.installed: pyproject.toml constraints.txt
+$(BENCH)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(BENCH)
 	$(BENCH)/bin/python -m pip install $(PIPFLAGS) -e ".[cpu,train]"
 	# the baselines resolve their own dependencies around the pinned numeric core
