@@ -195,7 +195,7 @@ def _render_bands(xy, ss, cs, img, x0, y0, pixel, truncate, starts, phase):
     c_n, h, w = img.shape
     n_bands = starts.shape[0] - 1
     per_sigma = ss.shape[0] > 1
-    multi = cs.shape[0] > 1
+    multi = c_n > 1  # as in _sort_by_band: one channel value per localization only then
     n_tasks = (n_bands - phase + 2) // 3
     for task in numba.prange(n_tasks):
         b = phase + 3 * task

@@ -87,6 +87,14 @@ def test_zero_points_and_empty_image():
     assert render_kde_cpu([1.0], [1.0], 20.0, [0], shape=(1, 0, 5), origin_nm=(0, 0), pixel_nm=P).size == 0
 
 
+@pytest.mark.parametrize("chan", [0, 1, 2])
+def test_a_single_localization_lands_in_its_own_channel(chan):
+    kw = dict(shape=(3, 16, 16), origin_nm=(0.0, 0.0), pixel_nm=P)
+    img = render_kde_cpu([100.0], [100.0], 20.0, [chan], **kw)
+    assert img[chan].sum() == pytest.approx(1.0, abs=2e-3)
+    assert not np.delete(img, chan, axis=0).any()
+
+
 def test_two_channels_are_separate():
     x, y, s, ch, kw = case(5, 300)
     img = render_kde_cpu(x, y, s, ch, **kw)
