@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from pathlib import Path
@@ -50,6 +51,14 @@ class Backend:
         self.last_seconds = 0.0
         self.total_seconds = 0.0
         self.n_inferred = 0
+
+    def _require(self, module: str, *, hint: str, why: str = ""):
+        """Import ``module`` for this backend, or raise :class:`BackendUnavailable` naming it
+        (``why`` says what it is needed for) and how to install it."""
+        try:
+            return importlib.import_module(module)
+        except ImportError as err:
+            raise BackendUnavailable(f"{module} is not installed{why}", path=self.model_path, hint=hint) from err
 
     # -- public ---------------------------------------------------------------------------------
     def load(self) -> Backend:

@@ -64,11 +64,7 @@ class OnnxRuntimeBackend(Backend):
         self.session = None
 
     def _load_impl(self) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as err:
-            raise BackendUnavailable("onnxruntime is not installed", path=self.model_path,
-                                     hint='pip install "ainu-engine[cpu]" (or [cuda12]/[cuda13] on a GPU)') from err
+        ort = self._require("onnxruntime", hint='pip install "ainu-engine[cpu]" (or [cuda12]/[cuda13] on a GPU)')
         want = _PROVIDERS[self.provider]
         if want not in ort.get_available_providers():
             raise BackendUnavailable(f"ONNX Runtime has no {want} here (available: "

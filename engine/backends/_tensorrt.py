@@ -49,16 +49,9 @@ class TensorRTBackend(Backend):
         self.from_cache = False
 
     def _load_impl(self) -> None:
-        try:
-            import tensorrt as trt
-        except ImportError as err:
-            raise BackendUnavailable("tensorrt is not installed", path=self.model_path,
-                                     hint='pip install "ainu-engine[tensorrt]" on a machine with an NVIDIA GPU') from err
-        try:
-            import cupy as cp
-        except ImportError as err:
-            raise BackendUnavailable("cupy is not installed (the TensorRT backend keeps its buffers in CuPy)",
-                                     path=self.model_path, hint='pip install "ainu-engine[cuda12]" or [cuda13]') from err
+        trt = self._require("tensorrt", hint='pip install "ainu-engine[tensorrt]" on a machine with an NVIDIA GPU')
+        cp = self._require("cupy", why=" (the TensorRT backend keeps its buffers in CuPy)",
+                           hint='pip install "ainu-engine[cuda12]" or [cuda13]')
         try:
             n_gpu = cp.cuda.runtime.getDeviceCount()
         except cp.cuda.runtime.CUDARuntimeError:

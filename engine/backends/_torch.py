@@ -62,11 +62,7 @@ class TorchBackend(Backend):
         return self._load_checkpoint()[1]
 
     def _load_checkpoint(self):
-        try:
-            import torch  # noqa: F401
-        except ImportError as err:
-            raise BackendUnavailable("torch is not installed", path=self.model_path,
-                                     hint='pip install -c constraints.txt "ainu-engine[train]"') from err
+        self._require("torch", hint='pip install -c constraints.txt "ainu-engine[train]"')
         try:
             from training.train import load_checkpoint
         except ImportError as err:  # an installation without the training package
