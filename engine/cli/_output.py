@@ -69,6 +69,13 @@ class Output:
     def log(self, message: str) -> None:
         self.err.print(escape(message))
 
+    def bar(self, fields: str, *, transient: bool, disable: bool = False) -> Progress:
+        """The CLI's progress bar on stderr: description, bar, n/total, ``fields`` (a rich
+        format string over ``task.fields``), elapsed and remaining time."""
+        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(fields),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=self.err, transient=transient,
+                        disable=disable)
+
     @contextmanager
     def progress(self, total: int, description: str):
         """A progress bar on stderr (only when there is more than one item and stderr is a TTY
@@ -77,9 +84,7 @@ class Output:
         if not show:
             yield lambda: None
             return
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=self.err, transient=False) as bar:
+        with self.bar("{task.fields[rate]}", transient=False) as bar:
             task = bar.add_task(description, total=total, rate="")
 
             def advance():
@@ -96,9 +101,7 @@ class Output:
         status text on a terminal, else a plain line about every 5 % of the stage. Yields a
         function ``step(status="")`` to call once per finished step."""
         if self.err.is_terminal:
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                          console=self.err, transient=True) as bar:
+            with self.bar("{task.fields[status]}", transient=True) as bar:
                 task = bar.add_task(description, total=total, status="")
 
                 def step(status: str = "") -> None:

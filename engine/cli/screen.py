@@ -54,17 +54,7 @@ def screen(
         o.error(msg)
 
     show = o.err.is_terminal
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TextColumn("files {task.fields[rate]}"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=o.err, transient=True, disable=not show)
+    bar = o.bar("files {task.fields[rate]}", transient=True, disable=not show)
     task = None
 
     def on_progress(p):
