@@ -63,7 +63,7 @@ def forward_fn(model):
 def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int | tuple[int, int] = 32,
               target: int | str | Sequence | None = None, baseline: float | str | np.ndarray = 0.0,
               output: str = "logits", batch_size: int | None = None,
-              blur_sigma_px: float = 16.0) -> Attribution | list[Attribution]:
+              blur_sigma_px: float = 16.0, incremental: bool | None = None) -> Attribution | list[Attribution]:
     """Occlusion attribution of one image (C, H, W) — or a list / (N, C, H, W) batch, whose
     windows are batched together — equal to ``captum.attr.Occlusion(model).attribute(x,
     sliding_window_shapes=(C, wh, ww), strides=(C, sh, sw), target=t, baselines=b)``.
@@ -86,7 +86,14 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
         the logits; probabilities give changes in softmax probability. The sign convention is
         the same for both: positive = evidence for the target.
     batch_size : int, optional
-        Occluded images per forward pass (default: the backend's preferred batch).
+        Occluded images per forward pass (default: the backend's preferred batch; 256 copies
+        per pass of the incremental plan).
+    incremental : bool, optional
+        On an ONNX Runtime CPU backend, re-compute only what each window changes
+        (:class:`~engine.explain._incremental.IncrementalPlan`: the same outputs, ~6x fewer
+        operations for 64/32 on a 512 px ResNet-18). ``None`` (default): when the backend and
+        model allow it, else whole passes (``params["incremental"]`` says which and why);
+        ``True``: required (an error says why it cannot); ``False``: whole passes.
 
     Returns
     -------
@@ -100,7 +107,9 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
     built in one buffer by a Numba kernel and the deltas accumulated by another
     (``kernels._occlusion``); only the model's outputs come back per batch. Windows of several
     images share batches (on a CUDA backend the batches are built on the device, one image at a
-    time).
+    time). With the incremental plan the model's output after a global average pool is
+    computed in float64 from float32 features (a window's effect is not the difference of two
+    rounded outputs), which is at least as close to the exact value as whole passes.
 
     References
     ----------
@@ -119,32 +128,43 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
         raise ValueError("image must be (C, H, W), (N, C, H, W) or a list of (C, H, W) arrays")
     wh, ww = (window, window) if isinstance(window, int) else tuple(window)
     sh, sw = (stride, stride) if isinstance(stride, int) else tuple(stride)
+    if any(img.shape != images[0].shape for img in images):
+        raise ValueError("all images must have the same shape")
     fwd, names, preferred = forward_fn(model)
-    bs = int(batch_size or max(preferred, 8))
     on_gpu = _backend_device(model) == "cuda" and _real_gpu()
+    plan, why = _incremental_plan(model, images[0].shape, incremental)
 
     def f(x):
         z = np.asarray(fwd(x), np.float64)
-        return softmax(z) if output == "probabilities" else z
+        return _output(z, output)
 
-    base_out = f(np.stack(images))
-    k = base_out.shape[1]
-    jobs = []  # per image: targets, baseline, windows, accumulators
-    for n, img in enumerate(images):
-        if img.shape != images[0].shape:
-            raise ValueError("all images must have the same shape")
+    def job(img, out_row):
         if target is None:
-            targets = [int(np.argmax(base_out[n]))]
+            targets = [int(np.argmax(out_row))]
         elif isinstance(target, str) and target == "all":
-            targets = list(range(k))
+            targets = list(range(len(out_row)))
         elif isinstance(target, (str, int, np.integer)):
-            targets = [_class_index(target, names, k)]
+            targets = [_class_index(target, names, len(out_row))]
         else:
-            targets = [_class_index(t, names, k) for t in target]
+            targets = [_class_index(t, names, len(out_row)) for t in target]
         tops, lefts = window_grid(img.shape[1], img.shape[2], (wh, ww), (sh, sw))
-        jobs.append({"targets": targets, "base": _baseline(img, baseline, blur_sigma_px), "tops": tops,
-                     "lefts": lefts, "attr": np.zeros((len(targets), *img.shape[1:]), np.float64),
-                     "counts": np.zeros(img.shape[1:], np.int64)})
+        return {"targets": targets, "base": _baseline(img, baseline, blur_sigma_px), "tops": tops,
+                "lefts": lefts, "attr": np.zeros((len(targets), *img.shape[1:]), np.float64),
+                "counts": np.zeros(img.shape[1:], np.int64)}
+
+    if plan is not None:
+        bs = int(batch_size or 256)
+        rows, jobs = [], []
+        for img in images:  # one image at a time: its cached activations are large
+            cache = plan.cache(img)
+            rows.append(_output(cache["__out__"][None], output)[0])
+            jobs.append(job(img, rows[-1]))
+            _occlude_incremental(plan, cache, jobs[-1], rows[-1], (wh, ww), (sh, sw), bs, output)
+        return _results(images, jobs, names, np.stack(rows), (wh, ww), (sh, sw), baseline, output, bs,
+                        {"incremental": True, **plan.description}, t_start, single)
+    bs = int(batch_size or max(preferred, 8))
+    base_out = f(np.stack(images))
+    jobs = [job(img, row) for img, row in zip(images, base_out, strict=True)]
     if on_gpu:
         for n, (img, job) in enumerate(zip(images, jobs, strict=True)):
             job["attr"], job["counts"] = _occlude_on_gpu(f, img, job["base"], job["tops"], job["lefts"], wh, ww, bs,
@@ -172,18 +192,71 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
                 deltas = np.ascontiguousarray(ref[None, :] - out[off:off + cnt][:, job["targets"]])
                 accumulate_deltas(deltas, job["tops"][w0:w0 + cnt], job["lefts"][w0:w0 + cnt], wh, ww,
                                   job["attr"], job["counts"])
+    return _results(images, jobs, names, base_out, (wh, ww), (sh, sw), baseline, output, bs,
+                    {"incremental": False, "incremental_why_not": why}, t_start, single)
+
+
+def _output(z: np.ndarray, output: str) -> np.ndarray:
+    return softmax(z) if output == "probabilities" else z
+
+
+def _results(images, jobs, names, base_out, window, stride, baseline, output, bs, extra, t_start, single):
     results = []
     for n, job in enumerate(jobs):
         maps = (job["attr"] / np.maximum(job["counts"], 1)[None]).astype(np.float32)
         results.append(Attribution(maps, job["targets"], names, "occlusion",
-                                   {"window": [wh, ww], "stride": [sh, sw], "n_windows": int(len(job["tops"])),
+                                   {"window": list(window), "stride": list(stride),
+                                    "n_windows": int(len(job["tops"])),
                                     "baseline": baseline if isinstance(baseline, (int, float, str)) else "array",
-                                    "output": output, "batch_size": bs},
+                                    "output": output, "batch_size": bs, **extra},
                                    base_out[n].astype(np.float32)))
     seconds = time.perf_counter() - t_start
     for r in results:
         r.seconds = seconds / len(results)
     return results[0] if single else results
+
+
+def _incremental_plan(model, shape, incremental: bool | None):
+    """(plan, None) when occlusion can run incrementally, else (None, the reason)."""
+    if incremental is False:
+        return None, "incremental=False"
+    backend = model.backend if hasattr(model, "backend") and hasattr(model, "info") else model
+    why = None
+    if getattr(backend, "name", None) != "onnxruntime" or getattr(backend, "provider", None) != "cpu":
+        why = "the incremental plan runs on the ONNX Runtime CPU backend only"
+    else:
+        plans = backend.__dict__.setdefault("_incremental_plans", {})
+        key = tuple(shape)
+        if key not in plans:
+            try:
+                from ._incremental import IncrementalPlan, IncrementalUnsupported
+
+                try:
+                    plans[key] = IncrementalPlan.from_onnx(backend.model_path, shape, threads=backend.threads,
+                                                           spinning=backend.spinning)
+                except IncrementalUnsupported as err:
+                    plans[key] = str(err)
+            except ImportError as err:  # the onnx package (the train extra) reads the graph
+                plans[key] = f"the incremental plan needs the onnx package ({err})"
+        if not isinstance(plans[key], str):
+            return plans[key], None
+        why = plans[key]
+    if incremental:
+        raise ValueError(f"occlusion cannot run incrementally: {why}")
+    return None, why
+
+
+def _occlude_incremental(plan, cache, job, ref, window, stride, bs, output):
+    """Windows of one image through the incremental plan, ``bs`` occluded copies per pass."""
+    from kernels._occlusion import accumulate_deltas
+
+    n_win = len(job["tops"])
+    for s in range(0, n_win, bs):
+        idx = np.arange(s, min(s + bs, n_win))
+        out = _output(plan.logits([cache], np.zeros(len(idx), np.int64), idx, [job["base"]], window, stride), output)
+        deltas = np.ascontiguousarray(ref[job["targets"]][None, :] - out[:, job["targets"]])
+        accumulate_deltas(deltas, job["tops"][s:s + len(idx)], job["lefts"][s:s + len(idx)], window[0], window[1],
+                          job["attr"], job["counts"])
 
 
 def _baseline(img: np.ndarray, baseline, blur_sigma_px: float) -> np.ndarray:

@@ -1,0 +1,485 @@
+"""Exact incremental occlusion on ONNX Runtime: re-compute only what a window changes.
+
+Occluding one 64 x 64 window of a 512 x 512 image changes a small part of every early feature
+map: a convolution's output changes only where its receptive field meets the change. The plan
+splits an exported model into *units* — one convolution or pooling with the point-wise
+operators after it (ReLU, a residual Add, ...), or point-wise operators alone — each an ONNX
+Runtime session with free spatial size and the window operator's padding removed. For every
+occluded copy, a unit runs only on the region its output changes in: its input is cut from the
+original image's cached activation over exactly the positions that region reads, with the
+copy's changed values pasted in and the operator's padding (0, or -inf for max pooling) written
+explicitly where the region reaches past the border. A global average pool at the end is
+updated from the changed region alone, and a linear classifier after it is applied in float64,
+so a window's effect on the output is never the small difference of two rounded outputs. Each
+output element is computed by the same arithmetic as in the whole model, so the outputs equal
+the whole model's up to float32 summation order (tests compare them with Captum at 1e-5 of the
+map's maximum).
+
+This is the exact mode of Krypton (Nakandala, Kumar & Papakonstantinou, SIGMOD 2019), built
+from the ONNX graph instead of a hand-split network. Conv, MaxPool, AveragePool (padding counted)
+and point-wise operators (Relu, Add, Mul, Concat over channels, ...) are understood; the first
+node that is none of these (a squeeze-excitation block's pooling, the classifier) ends the
+incremental part, and what follows runs on whole maps.
+
+References
+----------
+Nakandala, Kumar & Papakonstantinou, "Incremental and approximate inference for faster
+occlusion-based deep CNN explanations", Proc. SIGMOD 2019, 1589-1606, doi:10.1145/3299869.3319874.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["IncrementalPlan", "IncrementalUnsupported"]
+
+# operators whose output element depends on the same spatial position of each input only
+_POINTWISE = {"Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Clip",
+              "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "BatchNormalization", "Identity", "Dropout",
+              "Softplus", "Mish", "Gelu", "Erf", "Sqrt", "Neg", "Abs", "Exp", "Log"}
+_WINDOWED = {"Conv", "MaxPool", "AveragePool"}
+_FLAT = {"Reshape", "Flatten", "Squeeze"}
+
+
+class IncrementalUnsupported(ValueError):
+    """The model has no part the incremental plan can split (occlusion then runs whole passes)."""
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """One spatial axis of a window operator: effective kernel, stride, leading pad, lengths."""
+
+    k: int
+    s: int
+    p: int
+    n_in: int
+    n_out: int
+
+    def back(self, lo, hi):
+        """Input positions read by outputs lo..hi (inclusive), not clipped (padding outside)."""
+        return lo * self.s - self.p, hi * self.s - self.p + self.k - 1
+
+    def fwd(self, lo, hi):
+        """Outputs whose input window meets input positions lo..hi (may be empty: lo > hi)."""
+        return max(0, -(-(lo + self.p - self.k + 1) // self.s)), min(self.n_out - 1, (hi + self.p) // self.s)
+
+
+@dataclass
+class _Unit:
+    """A window operator (or none) and the point-wise nodes after it, run as one session.
+
+    ``inputs``: the live tensors it reads (``inputs[0]`` feeds the window operator when there
+    is one); ``outputs``: the tensors it makes that later units or the tail read.
+    """
+
+    inputs: list[str]
+    outputs: list[str]
+    first_output: str  # names the window operator in the extracted sub-model
+    axes: tuple[_Axis, _Axis] | None
+    pad_value: float
+    out_hw: tuple[int, int]
+    session: object = None
+
+    def region(self, regions: dict):
+        """Changed output region (r0, r1, c0, c1 inclusive) from the inputs' changed regions
+        (``None``: unchanged); ``None`` when nothing changes."""
+        got = []
+        for k, name in enumerate(self.inputs):
+            r = regions.get(name)
+            if r is None:
+                continue
+            if k == 0 and self.axes is not None:
+                r = (*self.axes[0].fwd(r[0], r[1]), *self.axes[1].fwd(r[2], r[3]))
+                if r[0] > r[1] or r[2] > r[3]:
+                    continue
+            got.append(r)
+        if not got:
+            return None
+        return (min(g[0] for g in got), max(g[1] for g in got), min(g[2] for g in got), max(g[3] for g in got))
+
+    def reads(self, k: int, out):
+        """Region of input ``k`` that output region ``out`` reads (unclipped for the window
+        operator's input: the part outside the map is its padding)."""
+        if k == 0 and self.axes is not None:
+            return (*self.axes[0].back(out[0], out[1]), *self.axes[1].back(out[2], out[3]))
+        return out
+
+
+@dataclass
+class _Layout:
+    """Per unit, the changed output region of every window (n_windows, 4): r0, r1, c0, c1
+    inclusive; r0 = -1 where the window changes nothing there."""
+
+    regions: list[dict]  # per unit boundary: tensor -> (n, 4) array (only tensors live there)
+
+
+@dataclass
+class IncrementalPlan:
+    """The split of one ONNX model for incremental occlusion of (C, H, W) images.
+
+    Build it with :meth:`from_onnx`; :meth:`cache` computes an image's activations,
+    :meth:`logits` the outputs of a batch of its occluded copies.
+    """
+
+    units: list[_Unit]
+    cache_session: object
+    cache_names: list[str]
+    input_name: str
+    tail: object  # session from the live tensors (or the pooled features) to the output
+    tail_inputs: list[str]
+    out_name: str
+    image_shape: tuple[int, int, int]
+    pooled: str | None = None  # the tensor a global average pool reads, when the tail starts there
+    pool_keepdims: bool = True
+    linear: tuple[np.ndarray, np.ndarray] | None = None  # (W (K, F), b (K,)) float64 after the pool
+    description: dict = field(default_factory=dict)
+    _layouts: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_onnx(cls, model_path, image_shape, *, threads: int | None = None,
+                  spinning: bool = True) -> IncrementalPlan:
+        """Split ``model_path`` for images shaped ``image_shape`` (C, H, W); raises
+        :class:`IncrementalUnsupported` when the model starts with nothing it can split."""
+        import onnx
+        import onnxruntime as ort
+        from onnx import helper, numpy_helper, shape_inference
+
+        from ..backends._onnxruntime import physical_cores
+
+        c, h, w = (int(v) for v in image_shape)
+        model = onnx.load(os.fspath(model_path))
+        graph = model.graph
+        inits = {i.name: i for i in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in inits]
+        if len(inputs) != 1 or len(graph.output) != 1:
+            raise IncrementalUnsupported(f"{model_path}: needs one image input and one output")
+        in_name, out_name = inputs[0].name, graph.output[0].name
+        fixed = onnx.ModelProto()
+        fixed.CopyFrom(model)
+        dims = next(i for i in fixed.graph.input if i.name == in_name).type.tensor_type.shape.dim
+        if len(dims) != 4:
+            raise IncrementalUnsupported(f"{model_path}: the input is not (batch, C, H, W)")
+        for d, v in zip(dims[1:], (c, h, w), strict=True):
+            if d.HasField("dim_value") and d.dim_value != v:
+                raise IncrementalUnsupported(f"{model_path}: input is {[x.dim_value for x in dims]}, "
+                                             f"images are {(c, h, w)}")
+            d.Clear()
+            d.dim_value = v
+        inferred = shape_inference.infer_shapes(fixed).graph
+        shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+                  for vi in (*inferred.value_info, *inferred.input, *inferred.output)}
+        values = {k: numpy_helper.to_array(v) for k, v in inits.items()}
+        for n in graph.node:
+            if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+                values[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+        consts = set(values) | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+        order = [n for n in graph.node if n.op_type != "Constant"]
+        last_use = {}
+        for k, n in enumerate(order):
+            for i in n.input:
+                if i and i not in consts:
+                    last_use[i] = k
+        last_use[out_name] = len(order)
+
+        # units: a window operator and the point-wise chain after it, or point-wise nodes alone
+        units, groups, k, stop = [], [], 0, None
+        while k < len(order):
+            n = order[k]
+            acts = [i for i in n.input if i and i not in consts]
+            kind = _kind(n, acts, shapes, values)
+            if kind is None:
+                stop = k
+                break
+            members, produced = [k], {n.output[0]}
+            window_src = acts[0] if kind == "window" else None
+            while k + 1 < len(order):
+                nxt = order[k + 1]
+                nxt_acts = [i for i in nxt.input if i and i not in consts]
+                if (_kind(nxt, nxt_acts, shapes, values) != "pointwise" or not any(a in produced for a in nxt_acts)
+                        or window_src in nxt_acts or shapes[nxt.output[0]][2:] != shapes[n.output[0]][2:]):
+                    break
+                k += 1
+                members.append(k)
+                produced.add(nxt.output[0])
+            groups.append((members, kind))
+            k += 1
+        if stop is None:
+            raise IncrementalUnsupported(f"{model_path}: the model's output is a map, not class scores")
+        live = {in_name}
+        for members, kind in groups:
+            nodes = [order[m] for m in members]
+            produced = {nd.output[0] for nd in nodes}
+            reads = []
+            for nd in nodes:
+                for i in nd.input:
+                    if i and i not in consts and i not in produced and i not in reads:
+                        reads.append(i)
+            axes, pad = None, 0.0
+            if kind == "window":
+                first = nodes[0]
+                src = next(i for i in first.input if i and i not in consts)
+                reads.remove(src)
+                reads.insert(0, src)
+                axes = _axes(first, shapes[src][2:], shapes[first.output[0]][2:])
+                pad = -np.inf if first.op_type == "MaxPool" else 0.0
+            outs = [t for t in (nd.output[0] for nd in nodes) if last_use.get(t, -1) > members[-1]]
+            units.append(_Unit(reads, outs, nodes[0].output[0], axes, pad,
+                               tuple(shapes[nodes[-1].output[0]][2:])))
+            live = {t for t in live | set(outs) if last_use.get(t, -1) > members[-1]}
+        if not units:
+            raise IncrementalUnsupported(f"{model_path}: its first node ({order[0].op_type}) cannot be split")
+        tail_inputs = sorted(live)
+        # a global average pool of the last map is updated from the changed region alone, and a
+        # linear classifier after it is applied in float64
+        pooled, keepdims, linear, tail_from = None, True, None, tail_inputs
+        stop_node = order[stop]
+        if len(live) == 1 and _is_global_mean(stop_node, values) and stop_node.input[0] in live:
+            pooled, keepdims = stop_node.input[0], bool(_attr(stop_node, "keepdims", 1))
+            tail_from = [stop_node.output[0]]
+            linear = _linear_head(order[stop + 1:], stop_node.output[0], out_name, values)
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        so.intra_op_num_threads = threads or physical_cores()
+        so.inter_op_num_threads = 1
+        if not spinning:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+        def session(proto):
+            return ort.InferenceSession(proto.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+
+        extractor = onnx.utils.Extractor(model)
+        for unit in units:
+            sub = extractor.extract_model(unit.inputs, unit.outputs)
+            for nd in sub.graph.node:
+                if unit.axes is not None and list(nd.output) == [unit.first_output]:
+                    for a in nd.attribute:
+                        if a.name == "pads":
+                            del a.ints[:]
+                            a.ints.extend([0, 0, 0, 0])
+            _free_dims(sub, (0, 2, 3))
+            unit.session = session(sub)
+        tail = extractor.extract_model(tail_from, [out_name])
+        _free_dims(tail, (0,))
+        cache_names = sorted({t for u in units for t in u.inputs + u.outputs if t != in_name} | set(tail_inputs))
+        cached = onnx.ModelProto()
+        cached.CopyFrom(model)
+        for t in cache_names:
+            cached.graph.output.append(helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
+        desc = {"units": len(units), "window_units": sum(u.axes is not None for u in units),
+                "tail": ("global average pool updated incrementally, then "
+                         + ("a float64 linear head" if linear is not None else "the model's head")) if pooled
+                else f"whole maps of {', '.join(tail_inputs)}"}
+        return cls(units, session(cached), cache_names, in_name, session(tail), tail_from, out_name, (c, h, w),
+                   pooled, keepdims, linear, desc)
+
+    def layout(self, window: tuple[int, int], stride: tuple[int, int]) -> list[np.ndarray]:
+        """Changed output region of every unit (n_windows, 4) for a ``window`` / ``stride``
+        occlusion: r0, r1, c0, c1 inclusive, r0 = -1 where nothing changes."""
+        from kernels._occlusion import window_grid
+
+        key = (tuple(window), tuple(stride))
+        if key not in self._layouts:
+            _, h, w = self.image_shape
+            tops, lefts = window_grid(h, w, key[0], key[1])
+            out = [np.full((len(tops), 4), -1, np.int64) for _ in self.units]
+            for b, (t, lf) in enumerate(zip(tops, lefts, strict=True)):
+                regions = {self.input_name: (int(t), min(int(t) + window[0], h) - 1,
+                                             int(lf), min(int(lf) + window[1], w) - 1)}
+                for u_i, unit in enumerate(self.units):
+                    r = unit.region(regions)
+                    for o in unit.outputs:
+                        regions[o] = r
+                    if r is not None:
+                        out[u_i][b] = r
+            self._layouts[key] = out
+        return self._layouts[key]
+
+    def cache(self, image: np.ndarray) -> dict:
+        """Activations of ``image`` (C, H, W) that the units and the tail read, by tensor name,
+        and the model's output for it (``"__out__"``, float64 when the head is linear)."""
+        x = np.ascontiguousarray(image, np.float32)
+        got = self.cache_session.run([self.out_name, *self.cache_names], {self.input_name: x[None]})
+        acts = {name: v[0] for name, v in zip(self.cache_names, got[1:], strict=True)}
+        acts[self.input_name] = x
+        if self.pooled is not None:
+            acts["__pool__"] = acts[self.pooled].astype(np.float64).mean(axis=(1, 2))
+            acts["__out__"] = self._head(acts["__pool__"][None])[0]
+        else:
+            acts["__out__"] = got[0][0].astype(np.float64)
+        return acts
+
+    def logits(self, caches: list[dict], which: np.ndarray, windows: np.ndarray, baselines: list[np.ndarray],
+               window: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+        """Outputs (B, K) float64 of occluded copies: copy b is image ``which[b]`` (an index
+        into ``caches``, from :meth:`cache`) with window ``windows[b]`` of the ``window`` /
+        ``stride`` grid (row-major, as :func:`kernels._occlusion.window_grid`) set to
+        ``baselines[which[b]]`` (C, H, W)."""
+        from kernels._occlusion import window_grid
+
+        layout = self.layout(window, stride)
+        _, h, w = self.image_shape
+        tops, lefts = window_grid(h, w, tuple(window), tuple(stride))
+        n_b = len(windows)
+        # per copy: tensor -> (region, values over the region)
+        state = []
+        for b, win in enumerate(windows):
+            r = (int(tops[win]), min(int(tops[win]) + window[0], h) - 1,
+                 int(lefts[win]), min(int(lefts[win]) + window[1], w) - 1)
+            state.append({self.input_name: (r, baselines[which[b]][:, r[0]:r[1] + 1, r[2]:r[3] + 1])})
+        for u_i, unit in enumerate(self.units):
+            out = layout[u_i][windows]
+            groups: dict = {}
+            for b in np.flatnonzero(out[:, 0] >= 0):
+                groups.setdefault((out[b, 1] - out[b, 0], out[b, 3] - out[b, 2]), []).append(b)
+            for members in groups.values():
+                feeds = {}
+                for k, name in enumerate(unit.inputs):
+                    boxes = [unit.reads(k, tuple(out[b])) for b in members]
+                    r0, r1, c0, c1 = boxes[0]
+                    x = np.empty((len(members), caches[0][name].shape[0], r1 - r0 + 1, c1 - c0 + 1), np.float32)
+                    for j, b in enumerate(members):
+                        _crop(x[j], caches[which[b]][name], state[b].get(name), boxes[j],
+                              unit.pad_value if k == 0 else 0.0)
+                    feeds[name] = x
+                ys = unit.session.run(unit.outputs, feeds)
+                for j, b in enumerate(members):
+                    r = tuple(int(v) for v in out[b])
+                    for name, y in zip(unit.outputs, ys, strict=True):
+                        state[b][name] = (r, y[j])
+        if self.pooled is not None:
+            pooled = np.empty((n_b, len(caches[0]["__pool__"])), np.float64)
+            for b in range(n_b):
+                cache = caches[which[b]]
+                pooled[b] = cache["__pool__"]
+                if self.pooled in state[b]:
+                    (r0, r1, c0, c1), new = state[b][self.pooled]
+                    old = cache[self.pooled][:, r0:r1 + 1, c0:c1 + 1]
+                    pooled[b] += (new.astype(np.float64) - old).sum(axis=(1, 2)) / (
+                        cache[self.pooled].shape[1] * cache[self.pooled].shape[2])
+            return self._head(pooled)
+        feeds = {}
+        for name in self.tail_inputs:
+            x = np.stack([caches[which[b]][name] for b in range(n_b)])
+            for b in range(n_b):
+                if name in state[b]:
+                    (r0, r1, c0, c1), new = state[b][name]
+                    x[b][:, r0:r1 + 1, c0:c1 + 1] = new
+            feeds[name] = x
+        return self.tail.run([self.out_name], feeds)[0].astype(np.float64)
+
+    def _head(self, pooled: np.ndarray) -> np.ndarray:
+        if self.linear is not None:
+            weight, bias = self.linear
+            return pooled @ weight.T + bias
+        x = np.ascontiguousarray(pooled, np.float32)
+        x = x[:, :, None, None] if self.pool_keepdims else x
+        return self.tail.run([self.out_name], {self.tail_inputs[0]: x})[0].astype(np.float64)
+
+
+def _crop(x: np.ndarray, full: np.ndarray, changed, box, pad: float) -> None:
+    """Write into ``x`` the map ``full`` (C, H, W) over rows box[0]..box[1] and columns
+    box[2]..box[3] (inclusive), with the changed values pasted in and ``pad`` where the box
+    leaves the map."""
+    r0, r1, c0, c1 = (int(v) for v in box)
+    _, h, w = full.shape
+    a0, a1, b0, b1 = max(r0, 0), min(r1, h - 1), max(c0, 0), min(c1, w - 1)
+    if a0 != r0 or a1 != r1 or b0 != c0 or b1 != c1:
+        x.fill(pad)
+    x[:, a0 - r0:a1 + 1 - r0, b0 - c0:b1 + 1 - c0] = full[:, a0:a1 + 1, b0:b1 + 1]
+    if changed is not None:
+        (q0, q1, p0, p1), vals = changed
+        # the changed region may reach past this box (positions a strided window skips)
+        a0, a1, b0, b1 = max(q0, r0), min(q1, r1), max(p0, c0), min(p1, c1)
+        if a0 <= a1 and b0 <= b1:
+            x[:, a0 - r0:a1 + 1 - r0, b0 - c0:b1 + 1 - c0] = vals[:, a0 - q0:a1 + 1 - q0, b0 - p0:b1 + 1 - p0]
+
+
+def _kind(node, acts, shapes, values):
+    """"window", "pointwise", or None for a node the plan cannot map position by position."""
+    out_shape = shapes.get(node.output[0], [])
+    if not acts or len(out_shape) != 4 or any(len(shapes.get(i, [])) != 4 for i in acts):
+        return None
+    if node.op_type in _WINDOWED:
+        if len(acts) != 1 or _axes(node, shapes[acts[0]][2:], out_shape[2:]) is None:
+            return None
+        if node.op_type == "AveragePool" and any(_attr(node, "pads", [0]))\
+                and not _attr(node, "count_include_pad", 0):
+            return None  # the divisor changes near the border: explicit padding would not equal it
+        return "window"
+    if node.op_type in _POINTWISE or (node.op_type == "Concat" and _attr(node, "axis", 0) in (1, -3)):
+        # every activation input at the output's size (a pooled (B, C, 1, 1) factor is not per position)
+        return "pointwise" if all(shapes[i][2:] == out_shape[2:] for i in acts) else None
+    return None
+
+
+def _attr(node, name, default):
+    from onnx import helper
+
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _axes(node, in_hw, out_hw):
+    auto = _attr(node, "auto_pad", b"NOTSET")
+    if (auto.decode() if isinstance(auto, bytes) else auto) not in ("NOTSET", "VALID") or _attr(node, "ceil_mode", 0):
+        return None
+    kernel = _attr(node, "kernel_shape", None)
+    if kernel is None or len(kernel) != 2:
+        return None
+    strides = _attr(node, "strides", [1, 1])
+    dil = _attr(node, "dilations", [1, 1])
+    pads = _attr(node, "pads", [0, 0, 0, 0])
+    return tuple(_Axis((kernel[i] - 1) * dil[i] + 1, strides[i], pads[i], in_hw[i], out_hw[i]) for i in range(2))
+
+
+def _is_global_mean(node, values) -> bool:
+    if node.op_type == "GlobalAveragePool":
+        return True
+    if node.op_type != "ReduceMean":
+        return False
+    axes = _attr(node, "axes", None)
+    if axes is None and len(node.input) > 1:
+        axes = values.get(node.input[1])
+    return axes is not None and sorted(int(a) % 4 for a in np.ravel(axes)) == [2, 3]
+
+
+def _linear_head(nodes, pooled: str, out_name: str, values):
+    """(W, b) float64 when the nodes after the pool are reshapes and one Gemm with constant
+    weights (alpha * x @ W^T + beta * b), else None."""
+    current = pooled
+    for k, nd in enumerate(nodes):
+        if nd.op_type in _FLAT and nd.input[0] == current:
+            current = nd.output[0]
+            continue
+        if (nd.op_type == "Gemm" and nd.input[0] == current and nd.output[0] == out_name and k == len(nodes) - 1
+                and nd.input[1] in values and not _attr(nd, "transA", 0)):
+            weight = np.asarray(values[nd.input[1]], np.float64)
+            weight = weight if _attr(nd, "transB", 0) else weight.T
+            weight = weight * float(_attr(nd, "alpha", 1.0))
+            bias = np.zeros(weight.shape[0])
+            if len(nd.input) > 2 and nd.input[2]:
+                if nd.input[2] not in values:
+                    return None
+                bias = np.broadcast_to(np.asarray(values[nd.input[2]], np.float64) * float(_attr(nd, "beta", 1.0)),
+                                       (weight.shape[0],)).copy()
+            return weight, bias
+        return None
+    return None
+
+
+def _free_dims(model, which: tuple[int, ...]) -> None:
+    """Dimensions ``which`` of a sub-model's inputs and outputs become free (any size)."""
+    for vi in (*model.graph.input, *model.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        for i in which:
+            if i < len(dims):
+                dims[i].Clear()
+                dims[i].dim_param = f"d{i}"
+    del model.graph.value_info[:]
