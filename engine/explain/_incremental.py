@@ -81,6 +81,7 @@ class _Unit:
     axes: tuple[_Axis, _Axis] | None
     pad_value: float
     out_hw: tuple[int, int]
+    cost: float = 1.0  # multiply-adds per output position (the window operator's weights)
     session: object = None
 
     def region(self, regions: dict):
@@ -218,6 +219,7 @@ class IncrementalPlan:
                     if i and i not in consts and i not in produced and i not in reads:
                         reads.append(i)
             axes, pad = None, 0.0
+            cost = float(sum(shapes[nd.output[0]][1] for nd in nodes))  # point-wise: ~1 per value
             if kind == "window":
                 first = nodes[0]
                 src = next(i for i in first.input if i and i not in consts)
@@ -225,9 +227,12 @@ class IncrementalPlan:
                 reads.insert(0, src)
                 axes = _axes(first, shapes[src][2:], shapes[first.output[0]][2:])
                 pad = -np.inf if first.op_type == "MaxPool" else 0.0
+                weight = values.get(first.input[1]) if first.op_type == "Conv" and len(first.input) > 1 else None
+                kernel = axes[0].k * axes[1].k
+                cost += float(np.prod(weight.shape)) if weight is not None else float(shapes[src][1] * kernel)
             outs = [t for t in (nd.output[0] for nd in nodes) if last_use.get(t, -1) > members[-1]]
             units.append(_Unit(reads, outs, nodes[0].output[0], axes, pad,
-                               tuple(shapes[nodes[-1].output[0]][2:])))
+                               tuple(shapes[nodes[-1].output[0]][2:]), cost))
             live = {t for t in live | set(outs) if last_use.get(t, -1) > members[-1]}
         if not units:
             raise IncrementalUnsupported(f"{model_path}: its first node ({order[0].op_type}) cannot be split")
@@ -298,6 +303,18 @@ class IncrementalPlan:
                         out[u_i][b] = r
             self._layouts[key] = out
         return self._layouts[key]
+
+    def work_fraction(self, window: tuple[int, int], stride: tuple[int, int]) -> float:
+        """Multiply-adds of the incremental units over those of whole passes for every window
+        of a ``window`` / ``stride`` occlusion (the tail is not counted)."""
+        layout = self.layout(window, stride)
+        part = whole = 0.0
+        for unit, regions in zip(self.units, layout, strict=True):
+            live = regions[:, 0] >= 0
+            area = np.where(live, (regions[:, 1] - regions[:, 0] + 1) * (regions[:, 3] - regions[:, 2] + 1), 0)
+            part += unit.cost * float(area.sum())
+            whole += unit.cost * unit.out_hw[0] * unit.out_hw[1] * len(regions)
+        return part / whole if whole else 1.0
 
     def cache(self, image: np.ndarray) -> dict:
         """Activations of ``image`` (C, H, W) that the units and the tail read, by tensor name,

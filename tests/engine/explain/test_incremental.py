@@ -167,7 +167,7 @@ def test_occlusion_on_onnxruntime_equals_captum(torch_threads, exported, window,
         ref = Occlusion(net).attribute(torch.from_numpy(img[None]), sliding_window_shapes=(2, window, window),
                                        strides=(2, stride, stride), target=target, baselines=0.0,
                                        perturbations_per_eval=16)[0, 0].numpy()
-        ours = occlusion(ort, img, window=window, stride=stride, target=target, batch_size=9)
+        ours = occlusion(ort, img, window=window, stride=stride, target=target, batch_size=9, incremental=True)
         assert ours.params["incremental"] is True
         assert np.abs(ours.maps[0] - ref).max() <= 1e-5 * np.abs(ref).max()
 
@@ -178,13 +178,18 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
     ckpt, onnx_path = exported
     img = np.random.default_rng(4).random((2, 80, 80), dtype=np.float32)
     ort = create_backend(onnx_path, "onnxruntime", threads=2).load()
-    inc = occlusion(ort, [img, img[:, ::-1].copy()], window=32, stride=16, target="all", output="probabilities")
-    whole = occlusion(ort, [img, img[:, ::-1].copy()], window=32, stride=16, target="all", output="probabilities",
+    # 16/8 windows change 16 % of small_cnn's work at 80 px: auto takes the incremental plan
+    inc = occlusion(ort, [img, img[:, ::-1].copy()], window=16, stride=8, target="all", output="probabilities")
+    whole = occlusion(ort, [img, img[:, ::-1].copy()], window=16, stride=8, target="all", output="probabilities",
                       incremental=False)
     assert inc[0].params["incremental"] is True and whole[0].params["incremental"] is False
+    assert 0.1 < inc[0].params["work_fraction"] < 0.2
     for a, b in zip(inc, whole, strict=True):
         assert np.abs(a.maps - b.maps).max() <= 1e-5 * np.abs(b.maps).max() + 1e-7
         np.testing.assert_allclose(a.maps.sum(0), 0.0, atol=1e-6)  # probability deltas sum to zero
+    # 64/32 windows change most of it: whole passes, and the reason
+    big = occlusion(ort, img, window=64, stride=32)
+    assert big.params["incremental"] is False and "of the model's work" in big.params["incremental_why_not"]
     tb = create_backend(ckpt, "torch").load()
     on_torch = occlusion(tb, img, window=32, stride=16)
     assert on_torch.params["incremental"] is False
