@@ -30,6 +30,7 @@ occlusion-based deep CNN explanations", Proc. SIGMOD 2019, 1589-1606, doi:10.114
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,7 +138,9 @@ class IncrementalPlan:
     pool_keepdims: bool = True
     linear: tuple[np.ndarray, np.ndarray] | None = None  # (W (K, F), b (K,)) float64 after the pool
     description: dict = field(default_factory=dict)
+    threads: int = 1
     _layouts: dict = field(default_factory=dict, repr=False)
+    _pool: object = field(default=None, repr=False)
 
     @classmethod
     def from_onnx(cls, model_path, image_shape, *, threads: int | None = None,
@@ -246,15 +249,16 @@ class IncrementalPlan:
             tail_from = [stop_node.output[0]]
             linear = _linear_head(order[stop + 1:], stop_node.output[0], out_name, values)
 
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
-        so.intra_op_num_threads = threads or physical_cores()
-        so.inter_op_num_threads = 1
-        if not spinning:
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        n_threads = int(threads or physical_cores())
 
-        def session(proto):
+        def session(proto, intra: int):
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            so.log_severity_level = 3
+            so.intra_op_num_threads = intra
+            so.inter_op_num_threads = 1
+            if not spinning:
+                so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             return ort.InferenceSession(proto.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
 
         extractor = onnx.utils.Extractor(model)
@@ -267,7 +271,9 @@ class IncrementalPlan:
                             del a.ints[:]
                             a.ints.extend([0, 0, 0, 0])
             _free_dims(sub, (0, 2, 3))
-            unit.session = session(sub)
+            # small crops: one thread per session, the copies spread over threads (measured 17 %
+            # faster than two threads inside each call on 2 cores)
+            unit.session = session(sub, 1)
         tail = extractor.extract_model(tail_from, [out_name])
         _free_dims(tail, (0,))
         cache_names = sorted({t for u in units for t in u.inputs + u.outputs if t != in_name} | set(tail_inputs))
@@ -279,8 +285,8 @@ class IncrementalPlan:
                 "tail": ("global average pool updated incrementally, then "
                          + ("a float64 linear head" if linear is not None else "the model's head")) if pooled
                 else f"whole maps of {', '.join(tail_inputs)}"}
-        return cls(units, session(cached), cache_names, in_name, session(tail), tail_from, out_name, (c, h, w),
-                   pooled, keepdims, linear, desc)
+        return cls(units, session(cached, n_threads), cache_names, in_name, session(tail, n_threads), tail_from,
+                   out_name, (c, h, w), pooled, keepdims, linear, desc, n_threads)
 
     def layout(self, window: tuple[int, int], stride: tuple[int, int]) -> list[np.ndarray]:
         """Changed output region of every unit (n_windows, 4) for a ``window`` / ``stride``
@@ -353,10 +359,10 @@ class IncrementalPlan:
             groups: dict = {}
             for b in np.flatnonzero(out[:, 0] >= 0):
                 groups.setdefault((out[b, 1] - out[b, 0], out[b, 3] - out[b, 2]), []).append(b)
-            for members in groups.values():
+            def run(members, unit=unit, out=out):
                 feeds = {}
                 for k, name in enumerate(unit.inputs):
-                    boxes = [unit.reads(k, tuple(out[b])) for b in members]
+                    boxes = [unit.reads(k, tuple(int(v) for v in out[b])) for b in members]
                     r0, r1, c0, c1 = boxes[0]
                     x = np.empty((len(members), caches[0][name].shape[0], r1 - r0 + 1, c1 - c0 + 1), np.float32)
                     for j, b in enumerate(members):
@@ -368,6 +374,16 @@ class IncrementalPlan:
                     r = tuple(int(v) for v in out[b])
                     for name, y in zip(unit.outputs, ys, strict=True):
                         state[b][name] = (r, y[j])
+            # each group (one crop shape) split in as many parts as threads: parts run concurrently
+            parts = [part for members in groups.values()
+                     for part in np.array_split(members, min(self.threads, len(members))) if len(part)]
+            if self.threads > 1:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ainu-incremental")
+                list(self._pool.map(run, parts))
+            else:
+                for part in parts:
+                    run(part)
         if self.pooled is not None:
             pooled = np.empty((n_b, len(caches[0]["__pool__"])), np.float64)
             for b in range(n_b):
@@ -402,7 +418,7 @@ def _crop(x: np.ndarray, full: np.ndarray, changed, box, pad: float) -> None:
     """Write into ``x`` the map ``full`` (C, H, W) over rows box[0]..box[1] and columns
     box[2]..box[3] (inclusive), with the changed values pasted in and ``pad`` where the box
     leaves the map."""
-    r0, r1, c0, c1 = (int(v) for v in box)
+    r0, r1, c0, c1 = box
     _, h, w = full.shape
     a0, a1, b0, b1 = max(r0, 0), min(r1, h - 1), max(c0, 0), min(c1, w - 1)
     if a0 != r0 or a1 != r1 or b0 != c0 or b1 != c1:
