@@ -83,6 +83,7 @@ class _Unit:
     pad_value: float
     out_hw: tuple[int, int]
     cost: float = 1.0  # multiply-adds per output position (the window operator's weights)
+    done: list[str] = field(default_factory=list)  # inputs no later unit reads
     session: object = None
 
     def region(self, regions: dict):
@@ -240,6 +241,10 @@ class IncrementalPlan:
         if not units:
             raise IncrementalUnsupported(f"{model_path}: its first node ({order[0].op_type}) cannot be split")
         tail_inputs = sorted(live)
+        last_reader = {t: u_i for u_i, unit in enumerate(units) for t in unit.inputs}
+        for t, u_i in last_reader.items():
+            if t not in live:
+                units[u_i].done.append(t)  # the copies' changed values of t are dropped after it
         # a global average pool of the last map is updated from the changed region alone, and a
         # linear classifier after it is applied in float64
         pooled, keepdims, linear, tail_from = None, True, None, tail_inputs
@@ -251,8 +256,13 @@ class IncrementalPlan:
 
         n_threads = int(threads or physical_cores())
 
-        def session(proto, intra: int):
+        def session(proto, intra: int, arena: bool = True):
             so = ort.SessionOptions()
+            # one memory arena per unit session would grow to each unit's largest batch and keep
+            # it: a DenseNet-121 (124 units) went past 24 GB that way
+            so.enable_cpu_mem_arena = arena
+            if not arena and _shared_arena(ort):
+                so.add_session_config_entry("session.use_env_allocators", "1")
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             so.log_severity_level = 3
             so.intra_op_num_threads = intra
@@ -273,7 +283,7 @@ class IncrementalPlan:
             _free_dims(sub, (0, 2, 3))
             # small crops: one thread per session, the copies spread over threads (measured 17 %
             # faster than two threads inside each call on 2 cores)
-            unit.session = session(sub, 1)
+            unit.session = session(sub, 1, arena=False)
         tail = extractor.extract_model(tail_from, [out_name])
         _free_dims(tail, (0,))
         cache_names = sorted({t for u in units for t in u.inputs + u.outputs if t != in_name} | set(tail_inputs))
@@ -384,6 +394,9 @@ class IncrementalPlan:
             else:
                 for part in parts:
                     run(part)
+            for copy in state:  # memory: only the changed values later units read are kept
+                for name in unit.done:
+                    copy.pop(name, None)
         if self.pooled is not None:
             pooled = np.empty((n_b, len(caches[0]["__pool__"])), np.float64)
             for b in range(n_b):
@@ -412,6 +425,21 @@ class IncrementalPlan:
         x = np.ascontiguousarray(pooled, np.float32)
         x = x[:, :, None, None] if self.pool_keepdims else x
         return self.tail.run([self.out_name], {self.tail_inputs[0]: x})[0].astype(np.float64)
+
+
+_SHARED_ARENA: list = []
+
+
+def _shared_arena(ort) -> bool:
+    """One CPU memory arena for all unit sessions (registered once per process)."""
+    if not _SHARED_ARENA:
+        try:
+            info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
+            _SHARED_ARENA.append(True)
+        except Exception:  # noqa: BLE001 - an older ONNX Runtime: each session allocates by itself
+            _SHARED_ARENA.append(False)
+    return _SHARED_ARENA[0]
 
 
 def _crop(x: np.ndarray, full: np.ndarray, changed, box, pad: float) -> None:

@@ -86,7 +86,7 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
         the logits; probabilities give changes in softmax probability. The sign convention is
         the same for both: positive = evidence for the target.
     batch_size : int, optional
-        Occluded images per forward pass (default: the backend's preferred batch; 256 copies
+        Occluded images per forward pass (default: the backend's preferred batch; 64 copies
         per pass of the incremental plan).
     incremental : bool, optional
         On an ONNX Runtime CPU backend, re-compute only what each window changes
@@ -153,7 +153,7 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
                 "counts": np.zeros(img.shape[1:], np.int64)}
 
     if plan is not None:
-        bs = int(batch_size or 256)
+        bs = int(batch_size or 64)  # DenseNet-121 at 512 px: 15.6 s and 3.7 GB at 64, 20.0 s and 9.7 GB at 256
         rows, jobs = [], []
         for img in images:  # one image at a time: its cached activations are large
             cache = plan.cache(img)
