@@ -243,8 +243,8 @@ def _incremental_plan(model, shape, incremental: bool | None, window, stride):
                                                            spinning=backend.spinning)
                 except IncrementalUnsupported as err:
                     plans[key] = str(err)
-            except ImportError as err:  # the onnx package (the train extra) reads the graph
-                plans[key] = f"the incremental plan needs the onnx package ({err})"
+            except ImportError as err:  # the onnx package (cpu/cuda/train extras) reads the graph
+                plans[key] = f"the incremental plan needs the onnx package (pip install onnx): {err}"
         if isinstance(plans[key], str):
             why = plans[key]
         else:
