@@ -25,6 +25,7 @@ def explain(
     perturb: Annotated[str | None, typer.Option(help="'nucleoli': also classify each nucleus with its nucleoli replaced by cloned non-nucleolar regions (needs ground truth).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Explain at most this many nuclei.")] = None,
     backend: Annotated[str, typer.Option(help="Inference backend for occlusion (see screen).")] = "auto",
+    incremental: Annotated[bool | None, typer.Option("--incremental/--no-incremental", help="Occlusion re-computes only what each window changes (ONNX Runtime CPU; same maps). Default: where it pays.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     json: JsonOpt = False,
 ) -> None:
@@ -53,6 +54,7 @@ def explain(
     s = explain_files(inputs, model, out, method=method, window=window, stride=stride,
                       target=None if target is None else (target if not target.isdigit() else int(target)),
                       baseline=base, output=output, backend=backend, device=device, perturb=perturb,
+                      incremental=incremental,
                       limit=limit, on_item=on_item, on_error=lambda p, m: o.error(m))
     if not json:
         for key, structs in s["structures"].items():

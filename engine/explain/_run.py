@@ -23,7 +23,8 @@ METHODS = ("occlusion", "cam", "gradcam", "ig")
 def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.PathLike, *, method: str = "occlusion",
                   window: int = 64, stride: int = 32, target=None, baseline: float | str = 0.0,
                   output: str = "logits", backend: str = "auto", device: str = "auto", perturb: str | None = None,
-                  limit: int | None = None, seed: int = 0, on_item: Callable[[dict], None] | None = None,
+                  limit: int | None = None, seed: int = 0, incremental: bool | None = None,
+                  on_item: Callable[[dict], None] | None = None,
                   on_error: Callable[[str, str], None] | None = None) -> dict:
     """Explain every nucleus of ``inputs`` (files, folders, globs, manifests).
 
@@ -33,7 +34,8 @@ def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.Path
     attribution against its area share). With ``perturb="nucleoli"`` every nucleus with
     ground-truth nucleoli is also classified after its nucleoli are replaced by cloned
     non-nucleolar regions, and ``OUT/perturb.json`` reports per-class accuracy before and after.
-    ``summary.json`` sums it up. Returns the summary.
+    ``summary.json`` sums it up. ``incremental`` is passed to
+    :func:`~engine.explain.occlusion`. Returns the summary.
     """
     from .._classifier import Classifier
     from ..backends import create_backend
@@ -86,7 +88,7 @@ def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.Path
                     img = r.image
                     if method == "occlusion":
                         a = occlusion(clf, img, window=window, stride=stride, target=target, baseline=baseline,
-                                      output=output)
+                                      output=output, incremental=incremental)
                     else:
                         a = fn(clf, img, target=target, class_names=names)
                     prob = softmax(a.output)

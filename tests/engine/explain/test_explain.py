@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -103,6 +104,8 @@ def test_explain_cli_on_the_bundled_model(capsys, tmp_path):
     recs = [json.loads(line) for line in out.splitlines()]
     assert len(recs) == 2 and all(r["method"] == "occlusion" for r in recs)
     for r in recs:
+        if importlib.util.find_spec("onnx") is not None:  # 16/8 on 64 px: 17 % of the work -> incremental
+            assert r["params"]["incremental"] is True and r["params"]["work_fraction"] < 0.35
         assert (tmp_path / r["overlay"].split("/")[-1]).is_file()
         maps = np.load(r["map"])
         assert maps.shape == (1, 64, 64)
@@ -111,6 +114,13 @@ def test_explain_cli_on_the_bundled_model(capsys, tmp_path):
         assert r["after_nucleoli_replaced"] in ("hiPSC", "somatic")
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["nuclei"] == 2 and "perturb_nucleoli" in summary
+    code = main(["explain", "examples/screen/slide1", "--model", MODEL, "--out", str(tmp_path / "w"), "--window",
+                 "16", "--stride", "8", "--no-incremental", "--device", "cpu", "--json"])
+    whole = [json.loads(line) for line in capsys.readouterr()[0].splitlines()]
+    assert code == 0 and [r["params"]["incremental"] for r in whole] == [False, False]
+    for a, b in zip(recs, whole, strict=True):  # the same maps either way
+        ma, mb = np.load(a["map"]), np.load(b["map"])
+        assert np.abs(ma - mb).max() <= 1e-5 * np.abs(mb).max()
     code = main(["explain", "examples/screen/slide1", "--model", MODEL, "--out", str(tmp_path / "x"),
                  "--method", "cam"])
     assert code == 1 and "needs the PyTorch model" in capsys.readouterr().err
