@@ -132,6 +132,7 @@ class OnnxRuntimeBackend(Backend):
 
     def _close_impl(self) -> None:
         self.session = None
+        self.__dict__.pop("_incremental_plans", None)  # engine.explain's split sessions of this model
 
 
 def _to_host(x) -> np.ndarray:

@@ -184,6 +184,7 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
                       incremental=False)
     assert inc[0].params["incremental"] is True and whole[0].params["incremental"] is False
     assert 0.1 < inc[0].params["work_fraction"] < 0.2
+    assert ort.__dict__.get("_incremental_plans")  # the split model is kept with the backend ...
     for a, b in zip(inc, whole, strict=True):
         assert np.abs(a.maps - b.maps).max() <= 1e-5 * np.abs(b.maps).max() + 1e-7
         np.testing.assert_allclose(a.maps.sum(0), 0.0, atol=1e-6)  # probability deltas sum to zero
@@ -196,3 +197,5 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
     assert "ONNX Runtime CPU" in on_torch.params["incremental_why_not"]
     with pytest.raises(ValueError, match="cannot run incrementally"):
         occlusion(tb, img, window=32, stride=16, incremental=True)
+    ort.close()
+    assert "_incremental_plans" not in ort.__dict__  # ... and goes with it
