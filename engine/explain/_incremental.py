@@ -140,6 +140,7 @@ class IncrementalPlan:
     linear: tuple[np.ndarray, np.ndarray] | None = None  # (W (K, F), b (K,)) float64 after the pool
     description: dict = field(default_factory=dict)
     threads: int = 1
+    tail_cost: float = 0.0  # multiply-adds per copy after the incremental part (whole maps)
     _layouts: dict = field(default_factory=dict, repr=False)
     _pool: object = field(default=None, repr=False)
 
@@ -150,7 +151,7 @@ class IncrementalPlan:
         :class:`IncrementalUnsupported` when the model starts with nothing it can split."""
         import onnx
         import onnxruntime as ort
-        from onnx import helper, numpy_helper, shape_inference
+        from onnx import numpy_helper, shape_inference
 
         from ..backends._onnxruntime import physical_cores
 
@@ -235,9 +236,11 @@ class IncrementalPlan:
                 kernel = axes[0].k * axes[1].k
                 cost += float(np.prod(weight.shape)) if weight is not None else float(shapes[src][1] * kernel)
             outs = [t for t in (nd.output[0] for nd in nodes) if last_use.get(t, -1) > members[-1]]
+            live = {t for t in live | set(outs) if last_use.get(t, -1) > members[-1]}
+            if not outs:
+                continue  # nothing reads what these nodes make
             units.append(_Unit(reads, outs, nodes[0].output[0], axes, pad,
                                tuple(shapes[nodes[-1].output[0]][2:]), cost))
-            live = {t for t in live | set(outs) if last_use.get(t, -1) > members[-1]}
         if not units:
             raise IncrementalUnsupported(f"{model_path}: its first node ({order[0].op_type}) cannot be split")
         tail_inputs = sorted(live)
@@ -249,7 +252,9 @@ class IncrementalPlan:
         # linear classifier after it is applied in float64
         pooled, keepdims, linear, tail_from = None, True, None, tail_inputs
         stop_node = order[stop]
-        if len(live) == 1 and _is_global_mean(stop_node, values) and stop_node.input[0] in live:
+        # (a squeeze-excitation pool also reads the last map, but so does a later Mul: no shortcut)
+        if (len(live) == 1 and _is_global_mean(stop_node, values) and stop_node.input[0] in live
+                and last_use.get(stop_node.input[0]) == stop):
             pooled, keepdims = stop_node.input[0], bool(_attr(stop_node, "keepdims", 1))
             tail_from = [stop_node.output[0]]
             linear = _linear_head(order[stop + 1:], stop_node.output[0], out_name, values)
@@ -271,32 +276,28 @@ class IncrementalPlan:
                 so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             return ort.InferenceSession(proto.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
 
-        extractor = onnx.utils.Extractor(model)
-        for unit in units:
-            sub = extractor.extract_model(unit.inputs, unit.outputs)
-            for nd in sub.graph.node:
-                if unit.axes is not None and list(nd.output) == [unit.first_output]:
-                    for a in nd.attribute:
-                        if a.name == "pads":
-                            del a.ints[:]
-                            a.ints.extend([0, 0, 0, 0])
-            _free_dims(sub, (0, 2, 3))
-            # small crops: one thread per session, the copies spread over threads (measured 17 %
-            # faster than two threads inside each call on 2 cores)
-            unit.session = session(sub, 1, arena=False)
-        tail = extractor.extract_model(tail_from, [out_name])
-        _free_dims(tail, (0,))
-        cache_names = sorted({t for u in units for t in u.inputs + u.outputs if t != in_name} | set(tail_inputs))
-        cached = onnx.ModelProto()
-        cached.CopyFrom(model)
-        for t in cache_names:
-            cached.graph.output.append(helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
+        try:
+            cache_session, tail_session, cache_names = _build_sessions(model, units, tail_from, tail_inputs, in_name,
+                                                                       out_name, session, n_threads)
+        except Exception as err:  # noqa: BLE001 - a split ONNX Runtime cannot load: whole passes
+            raise IncrementalUnsupported(f"{model_path}: a part of the split model does not load "
+                                         f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+        # the tail's multiply-adds per copy (whole maps): convolution weights x output positions,
+        # one per output value elsewhere
+        tail_cost = 0.0
+        for n in order[stop:]:
+            out = shapes.get(n.output[0], [])
+            weight = values.get(n.input[1]) if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1 else None
+            if weight is not None:
+                tail_cost += float(weight.size) * (float(np.prod(out[2:])) if len(out) > 2 else 1.0)
+            else:
+                tail_cost += float(np.prod(out[1:])) if len(out) > 1 else 1.0
         desc = {"units": len(units), "window_units": sum(u.axes is not None for u in units),
                 "tail": ("global average pool updated incrementally, then "
                          + ("a float64 linear head" if linear is not None else "the model's head")) if pooled
                 else f"whole maps of {', '.join(tail_inputs)}"}
-        return cls(units, session(cached, n_threads), cache_names, in_name, session(tail, n_threads), tail_from,
-                   out_name, (c, h, w), pooled, keepdims, linear, desc, n_threads)
+        return cls(units, cache_session, cache_names, in_name, tail_session, tail_from,
+                   out_name, (c, h, w), pooled, keepdims, linear, desc, n_threads, tail_cost)
 
     def layout(self, window: tuple[int, int], stride: tuple[int, int]) -> list[np.ndarray]:
         """Changed output region of every unit (n_windows, 4) for a ``window`` / ``stride``
@@ -321,10 +322,10 @@ class IncrementalPlan:
         return self._layouts[key]
 
     def work_fraction(self, window: tuple[int, int], stride: tuple[int, int]) -> float:
-        """Multiply-adds of the incremental units over those of whole passes for every window
-        of a ``window`` / ``stride`` occlusion (the tail is not counted)."""
+        """Multiply-adds of the plan over those of whole passes for every window of a
+        ``window`` / ``stride`` occlusion (the tail counts whole for every copy)."""
         layout = self.layout(window, stride)
-        part = whole = 0.0
+        part = whole = self.tail_cost * len(layout[0])
         for unit, regions in zip(self.units, layout, strict=True):
             live = regions[:, 0] >= 0
             area = np.where(live, (regions[:, 1] - regions[:, 0] + 1) * (regions[:, 3] - regions[:, 2] + 1), 0)
@@ -440,6 +441,35 @@ def _shared_arena(ort) -> bool:
         except Exception:  # noqa: BLE001 - an older ONNX Runtime: each session allocates by itself
             _SHARED_ARENA.append(False)
     return _SHARED_ARENA[0]
+
+
+def _build_sessions(model, units, tail_from, tail_inputs, in_name, out_name, session, n_threads: int):
+    """Sessions of every unit (window operator padding removed, free spatial size), of the tail
+    and of the whole model with every cached tensor as an extra output."""
+    import onnx
+    from onnx import helper
+
+    extractor = onnx.utils.Extractor(model)
+    for unit in units:
+        sub = extractor.extract_model(unit.inputs, unit.outputs)
+        for nd in sub.graph.node:
+            if unit.axes is not None and list(nd.output) == [unit.first_output]:
+                for a in nd.attribute:
+                    if a.name == "pads":
+                        del a.ints[:]
+                        a.ints.extend([0, 0, 0, 0])
+        _free_dims(sub, (0, 2, 3))
+        # small crops: one thread per session, the copies spread over threads (measured 17 %
+        # faster than two threads inside each call on 2 cores)
+        unit.session = session(sub, 1, arena=False)
+    tail = extractor.extract_model(tail_from, [out_name])
+    _free_dims(tail, (0,))
+    cache_names = sorted({t for u in units for t in u.inputs + u.outputs if t != in_name} | set(tail_inputs))
+    cached = onnx.ModelProto()
+    cached.CopyFrom(model)
+    for t in cache_names:
+        cached.graph.output.append(helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
+    return session(cached, n_threads), session(tail, n_threads), cache_names
 
 
 def _crop(x: np.ndarray, full: np.ndarray, changed, box, pad: float) -> None:

@@ -52,6 +52,22 @@ class _Odd(nn.Module):
         return self.flat(x.flatten(1))
 
 
+class _SqueezeExcite(nn.Module):
+    """A squeeze-excitation block: its global pool ends the incremental part (tail on whole maps)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(2, 8, 3, stride=2, padding=1)
+        self.se = nn.Conv2d(8, 8, 1)
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = x * torch.sigmoid(self.se(x.mean(dim=(2, 3), keepdim=True)))
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
 class _GlobalFirst(nn.Module):
     """Starts with a global operation: nothing to split."""
 
@@ -133,6 +149,16 @@ def test_resnet18_with_its_linear_head_in_float64(torch_threads, tmp_path):
     assert plan.description["window_units"] == 21  # stem conv, max pool, 16 block convs, 3 shortcuts
     image = np.random.default_rng(1).random(shape, dtype=np.float32)
     _check(plan, net, image, (32, 32), (16, 16), batch=64)
+
+
+def test_a_global_pool_inside_the_network_ends_the_incremental_part(torch_threads, tmp_path):
+    torch.manual_seed(2)
+    shape = (2, 40, 40)
+    net = _SqueezeExcite()
+    plan = IncrementalPlan.from_onnx(_export(net, shape, tmp_path / "se.onnx"), shape, threads=2)
+    assert plan.description["units"] == 1 and plan.pooled is None  # the stem; the rest runs whole
+    assert plan.work_fraction((8, 8), (4, 4)) > 0.5  # the whole-map tail counts: auto would not take it
+    _check(plan, net, np.random.default_rng(2).random(shape, dtype=np.float32), (8, 8), (4, 4), batch=16)
 
 
 def test_a_model_that_starts_with_a_global_operation_is_refused(torch_threads, tmp_path):
