@@ -24,6 +24,23 @@ def physical_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def session_options(ort, *, threads: int | None = None, spinning: bool = True):
+    """The project's ONNX Runtime session options: all graph optimisations, sequential, quiet;
+    on the CPU ``threads`` intra-op threads (one inter-op) and, with ``spinning=False``, idle
+    worker threads that sleep instead of spinning — slower at batch 1 (measured 7.5 vs 9.7
+    images/s), but the cores go to the work beside it (rendering in screen)."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    if threads is not None:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
 class OnnxRuntimeBackend(Backend):
     """Run an exported model through ONNX Runtime.
 
@@ -62,6 +79,8 @@ class OnnxRuntimeBackend(Backend):
         self.spinning = spinning
         self.preferred_batch = 8 if provider == "cpu" else 64
         self.session = None
+        #: engine.explain's incremental-occlusion plans of this model, by image shape (or why not)
+        self.incremental_plans: dict = {}
 
     def _load_impl(self) -> None:
         ort = self._require("onnxruntime", hint='pip install "ainu-engine[cpu]" (or [cuda12]/[cuda13] on a GPU)')
@@ -70,17 +89,9 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailable(f"ONNX Runtime has no {want} here (available: "
                                      f"{', '.join(ort.get_available_providers())})", path=self.model_path,
                                      hint="install onnxruntime-gpu ([cuda12]/[cuda13]) on a machine with an NVIDIA GPU")
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.log_severity_level = 3
-        if self.provider == "cpu":
-            so.intra_op_num_threads = self.threads or physical_cores()
-            so.inter_op_num_threads = 1
-            if not self.spinning:
-                # idle worker threads sleep instead of spinning: slower at batch 1 (measured 7.5 vs
-                # 9.7 images/s), but the cores go to the work beside it (rendering in screen)
-                so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        cpu = self.provider == "cpu"
+        so = session_options(ort, threads=(self.threads or physical_cores()) if cpu else None,
+                             spinning=self.spinning or not cpu)
         providers: list = []
         if self.provider == "tensorrt":
             info = self.info
@@ -132,7 +143,7 @@ class OnnxRuntimeBackend(Backend):
 
     def _close_impl(self) -> None:
         self.session = None
-        self.__dict__.pop("_incremental_plans", None)  # engine.explain's split sessions of this model
+        self.incremental_plans.clear()
 
 
 def _to_host(x) -> np.ndarray:

@@ -112,14 +112,6 @@ class _Unit:
 
 
 @dataclass
-class _Layout:
-    """Per unit, the changed output region of every window (n_windows, 4): r0, r1, c0, c1
-    inclusive; r0 = -1 where the window changes nothing there."""
-
-    regions: list[dict]  # per unit boundary: tensor -> (n, 4) array (only tensors live there)
-
-
-@dataclass
 class IncrementalPlan:
     """The split of one ONNX model for incremental occlusion of (C, H, W) images.
 
@@ -153,7 +145,7 @@ class IncrementalPlan:
         import onnxruntime as ort
         from onnx import numpy_helper, shape_inference
 
-        from ..backends._onnxruntime import physical_cores
+        from ..backends._onnxruntime import physical_cores, session_options
 
         c, h, w = (int(v) for v in image_shape)
         model = onnx.load(os.fspath(model_path))
@@ -262,18 +254,12 @@ class IncrementalPlan:
         n_threads = int(threads or physical_cores())
 
         def session(proto, intra: int, arena: bool = True):
-            so = ort.SessionOptions()
+            so = session_options(ort, threads=intra, spinning=spinning)
             # one memory arena per unit session would grow to each unit's largest batch and keep
             # it: a DenseNet-121 (124 units) went past 24 GB that way
             so.enable_cpu_mem_arena = arena
             if not arena and _shared_arena(ort):
                 so.add_session_config_entry("session.use_env_allocators", "1")
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            so.log_severity_level = 3
-            so.intra_op_num_threads = intra
-            so.inter_op_num_threads = 1
-            if not spinning:
-                so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             return ort.InferenceSession(proto.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
 
         try:
@@ -347,12 +333,12 @@ class IncrementalPlan:
             acts["__out__"] = got[0][0].astype(np.float64)
         return acts
 
-    def logits(self, caches: list[dict], which: np.ndarray, windows: np.ndarray, baselines: list[np.ndarray],
-               window: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
-        """Outputs (B, K) float64 of occluded copies: copy b is image ``which[b]`` (an index
-        into ``caches``, from :meth:`cache`) with window ``windows[b]`` of the ``window`` /
+    def logits(self, cache: dict, windows: np.ndarray, baseline: np.ndarray, window: tuple[int, int],
+               stride: tuple[int, int]) -> np.ndarray:
+        """Outputs (B, K) float64 of occluded copies of the image whose activations ``cache``
+        holds (from :meth:`cache`): copy b has window ``windows[b]`` of the ``window`` /
         ``stride`` grid (row-major, as :func:`kernels._occlusion.window_grid`) set to
-        ``baselines[which[b]]`` (C, H, W)."""
+        ``baseline`` (C, H, W)."""
         from kernels._occlusion import window_grid
 
         layout = self.layout(window, stride)
@@ -361,30 +347,30 @@ class IncrementalPlan:
         n_b = len(windows)
         # per copy: tensor -> (region, values over the region)
         state = []
-        for b, win in enumerate(windows):
+        for win in windows:
             r = (int(tops[win]), min(int(tops[win]) + window[0], h) - 1,
                  int(lefts[win]), min(int(lefts[win]) + window[1], w) - 1)
-            state.append({self.input_name: (r, baselines[which[b]][:, r[0]:r[1] + 1, r[2]:r[3] + 1])})
+            state.append({self.input_name: (r, baseline[:, r[0]:r[1] + 1, r[2]:r[3] + 1])})
         for u_i, unit in enumerate(self.units):
             out = layout[u_i][windows]
             groups: dict = {}
             for b in np.flatnonzero(out[:, 0] >= 0):
                 groups.setdefault((out[b, 1] - out[b, 0], out[b, 3] - out[b, 2]), []).append(b)
+
             def run(members, unit=unit, out=out):
+                regions = [tuple(int(v) for v in out[b]) for b in members]
                 feeds = {}
                 for k, name in enumerate(unit.inputs):
-                    boxes = [unit.reads(k, tuple(int(v) for v in out[b])) for b in members]
+                    boxes = [unit.reads(k, r) for r in regions]
                     r0, r1, c0, c1 = boxes[0]
-                    x = np.empty((len(members), caches[0][name].shape[0], r1 - r0 + 1, c1 - c0 + 1), np.float32)
+                    x = np.empty((len(members), cache[name].shape[0], r1 - r0 + 1, c1 - c0 + 1), np.float32)
                     for j, b in enumerate(members):
-                        _crop(x[j], caches[which[b]][name], state[b].get(name), boxes[j],
-                              unit.pad_value if k == 0 else 0.0)
+                        _crop(x[j], cache[name], state[b].get(name), boxes[j], unit.pad_value if k == 0 else 0.0)
                     feeds[name] = x
                 ys = unit.session.run(unit.outputs, feeds)
                 for j, b in enumerate(members):
-                    r = tuple(int(v) for v in out[b])
                     for name, y in zip(unit.outputs, ys, strict=True):
-                        state[b][name] = (r, y[j])
+                        state[b][name] = (regions[j], y[j])
             # each group (one crop shape) split in as many parts as threads: parts run concurrently
             parts = [part for members in groups.values()
                      for part in np.array_split(members, min(self.threads, len(members))) if len(part)]
@@ -399,19 +385,17 @@ class IncrementalPlan:
                 for name in unit.done:
                     copy.pop(name, None)
         if self.pooled is not None:
-            pooled = np.empty((n_b, len(caches[0]["__pool__"])), np.float64)
+            full = cache[self.pooled]
+            pooled = np.repeat(cache["__pool__"][None], n_b, axis=0)
             for b in range(n_b):
-                cache = caches[which[b]]
-                pooled[b] = cache["__pool__"]
                 if self.pooled in state[b]:
                     (r0, r1, c0, c1), new = state[b][self.pooled]
-                    old = cache[self.pooled][:, r0:r1 + 1, c0:c1 + 1]
-                    pooled[b] += (new.astype(np.float64) - old).sum(axis=(1, 2)) / (
-                        cache[self.pooled].shape[1] * cache[self.pooled].shape[2])
+                    old = full[:, r0:r1 + 1, c0:c1 + 1]
+                    pooled[b] += (new.astype(np.float64) - old).sum(axis=(1, 2)) / (full.shape[1] * full.shape[2])
             return self._head(pooled)
         feeds = {}
         for name in self.tail_inputs:
-            x = np.stack([caches[which[b]][name] for b in range(n_b)])
+            x = np.repeat(cache[name][None], n_b, axis=0)
             for b in range(n_b):
                 if name in state[b]:
                     (r0, r1, c0, c1), new = state[b][name]

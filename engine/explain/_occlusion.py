@@ -232,7 +232,7 @@ def _incremental_plan(model, shape, incremental: bool | None, window, stride):
     if getattr(backend, "name", None) != "onnxruntime" or getattr(backend, "provider", None) != "cpu":
         why = "the incremental plan runs on the ONNX Runtime CPU backend only"
     else:
-        plans = backend.__dict__.setdefault("_incremental_plans", {})
+        plans = backend.incremental_plans
         key = tuple(shape)
         if key not in plans:
             try:
@@ -265,7 +265,7 @@ def _occlude_incremental(plan, cache, job, ref, window, stride, bs, output):
     n_win = len(job["tops"])
     for s in range(0, n_win, bs):
         idx = np.arange(s, min(s + bs, n_win))
-        out = _output(plan.logits([cache], np.zeros(len(idx), np.int64), idx, [job["base"]], window, stride), output)
+        out = _output(plan.logits(cache, idx, job["base"], window, stride), output)
         deltas = np.ascontiguousarray(ref[job["targets"]][None, :] - out[:, job["targets"]])
         accumulate_deltas(deltas, job["tops"][s:s + len(idx)], job["lefts"][s:s + len(idx)], window[0], window[1],
                           job["attr"], job["counts"])

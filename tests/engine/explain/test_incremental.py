@@ -108,8 +108,8 @@ def _reference(net, image, window, stride, baseline=0.0):
 def _check(plan, net, image, window, stride, batch):
     cache = plan.cache(image)
     n = len(window_grid(image.shape[1], image.shape[2], window, stride)[0])
-    got = np.concatenate([plan.logits([cache], np.zeros(len(idx), np.int64), idx, [np.zeros_like(image)], window,
-                                      stride) for idx in np.array_split(np.arange(n), max(1, n // batch))])
+    got = np.concatenate([plan.logits(cache, idx, np.zeros_like(image), window, stride)
+                          for idx in np.array_split(np.arange(n), max(1, n // batch))])
     ref, full = _reference(net, image, window, stride)
     effect = np.abs(ref - full).max()
     assert effect > 1e-4  # the windows change the output
@@ -210,7 +210,7 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
                       incremental=False)
     assert inc[0].params["incremental"] is True and whole[0].params["incremental"] is False
     assert 0.1 < inc[0].params["work_fraction"] < 0.2
-    assert ort.__dict__.get("_incremental_plans")  # the split model is kept with the backend ...
+    assert ort.incremental_plans  # the split model is kept with the backend ...
     for a, b in zip(inc, whole, strict=True):
         assert np.abs(a.maps - b.maps).max() <= 1e-5 * np.abs(b.maps).max() + 1e-7
         np.testing.assert_allclose(a.maps.sum(0), 0.0, atol=1e-6)  # probability deltas sum to zero
@@ -224,4 +224,4 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
     with pytest.raises(ValueError, match="cannot run incrementally"):
         occlusion(tb, img, window=32, stride=16, incremental=True)
     ort.close()
-    assert "_incremental_plans" not in ort.__dict__  # ... and goes with it
+    assert not ort.incremental_plans  # ... and goes with it
