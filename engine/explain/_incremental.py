@@ -443,8 +443,8 @@ def _build_sessions(model, units, tail_from, tail_inputs, in_name, out_name, ses
                         del a.ints[:]
                         a.ints.extend([0, 0, 0, 0])
         _free_dims(sub, (0, 2, 3))
-        # small crops: one thread per session, the copies spread over threads (measured 17 %
-        # faster than two threads inside each call on 2 cores)
+        # small crops: one thread per session, the copies spread over threads (faster than two
+        # threads inside each call on 2 cores in development runs: ~17 %)
         unit.session = session(sub, 1, arena=False)
     tail = extractor.extract_model(tail_from, [out_name])
     _free_dims(tail, (0,))

@@ -153,7 +153,7 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
                 "counts": np.zeros(img.shape[1:], np.int64)}
 
     if plan is not None:
-        bs = int(batch_size or 64)  # DenseNet-121 at 512 px: 15.6 s and 3.7 GB at 64, 20.0 s and 9.7 GB at 256
+        bs = int(batch_size or 64)  # a DenseNet-121 keeps every copy's changed feature maps: memory
         rows, jobs = [], []
         for img in images:  # one image at a time: its cached activations are large
             cache = plan.cache(img)
@@ -218,8 +218,8 @@ def _results(images, jobs, names, base_out, window, stride, baseline, output, bs
 
 
 #: ``incremental=None`` uses the plan when its units do at most this part of whole passes' work
-#: (ResNet-18 on 2 cores: 16 % of the work at 512 px ran in a quarter of the time; 62 % at 128 px
-#: ran slower than whole passes)
+#: (ResNet-18 on 2 cores: 16 % of the work at 512 px ran in 0.23 of the time of whole passes,
+#: benchmarks/results/explain-cpu.json; at 128 px, 62 %, it was slower in a ``--quick`` run)
 INCREMENTAL_MAX_WORK = 0.35
 
 
