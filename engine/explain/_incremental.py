@@ -43,6 +43,10 @@ _POINTWISE = {"Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Sigmoid", "HardSigmo
               "Softplus", "Mish", "Gelu", "Erf", "Sqrt", "Neg", "Abs", "Exp", "Log"}
 _WINDOWED = {"Conv", "MaxPool", "AveragePool"}
 _FLAT = {"Reshape", "Flatten", "Squeeze"}
+#: Cost of a multiply-add on a crop relative to one on whole maps, for :meth:`IncrementalPlan.cut`
+#: (cropping, pasting, small single-threaded runs: ResNet-18 at 512 px did 16 % of the work in
+#: 23 % of the time of whole passes, benchmarks/results/explain-cpu.json)
+CROP_OVERHEAD = 1.5
 
 
 class IncrementalUnsupported(ValueError):
@@ -133,7 +137,13 @@ class IncrementalPlan:
     description: dict = field(default_factory=dict)
     threads: int = 1
     tail_cost: float = 0.0  # multiply-adds per copy after the incremental part (whole maps)
+    tail_batch: int = 4  # copies per run of a cut plan's whole-map part
+    live_at: list = field(default_factory=list)  # live_at[k]: tensors made before unit k, read from it on
+    _model: object = field(default=None, repr=False)  # the ONNX model, for the tails of cut plans
+    _session: object = field(default=None, repr=False)  # makes an ONNX Runtime session (threads=...)
     _layouts: dict = field(default_factory=dict, repr=False)
+    _cuts: dict = field(default_factory=dict, repr=False)
+    _cut_tails: dict = field(default_factory=dict, repr=False)
     _pool: object = field(default=None, repr=False)
 
     @classmethod
@@ -278,12 +288,20 @@ class IncrementalPlan:
                 tail_cost += float(weight.size) * (float(np.prod(out[2:])) if len(out) > 2 else 1.0)
             else:
                 tail_cost += float(np.prod(out[1:])) if len(out) > 1 else 1.0
+        # live_at[k]: what units from k on (and the tail) read of what was made before unit k
+        made, live_at = {in_name}, []
+        for k in range(len(units) + 1):
+            needed = {t for u in units[k:] for t in u.inputs} | set(tail_inputs)
+            live_at.append(sorted(made & needed))
+            if k < len(units):
+                made |= set(units[k].outputs)
         desc = {"units": len(units), "window_units": sum(u.axes is not None for u in units),
                 "tail": ("global average pool updated incrementally, then "
                          + ("a float64 linear head" if linear is not None else "the model's head")) if pooled
                 else f"whole maps of {', '.join(tail_inputs)}"}
         return cls(units, cache_session, cache_names, in_name, tail_session, tail_from,
-                   out_name, (c, h, w), pooled, keepdims, linear, desc, n_threads, tail_cost)
+                   out_name, (c, h, w), pooled, keepdims, linear, desc, n_threads, tail_cost,
+                   live_at=live_at, _model=model, _session=session)
 
     def layout(self, window: tuple[int, int], stride: tuple[int, int]) -> list[np.ndarray]:
         """Changed output region of every unit (n_windows, 4) for a ``window`` / ``stride``
@@ -307,17 +325,41 @@ class IncrementalPlan:
             self._layouts[key] = out
         return self._layouts[key]
 
-    def work_fraction(self, window: tuple[int, int], stride: tuple[int, int]) -> float:
-        """Multiply-adds of the plan over those of whole passes for every window of a
-        ``window`` / ``stride`` occlusion (the tail counts whole for every copy)."""
-        layout = self.layout(window, stride)
-        part = whole = self.tail_cost * len(layout[0])
-        for unit, regions in zip(self.units, layout, strict=True):
+    def _work(self, window: tuple[int, int], stride: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Multiply-adds of every unit over all windows: (incremental, whole maps)."""
+        inc, whole = [], []
+        for unit, regions in zip(self.units, self.layout(window, stride), strict=True):
             live = regions[:, 0] >= 0
             area = np.where(live, (regions[:, 1] - regions[:, 0] + 1) * (regions[:, 3] - regions[:, 2] + 1), 0)
-            part += unit.cost * float(area.sum())
-            whole += unit.cost * unit.out_hw[0] * unit.out_hw[1] * len(regions)
-        return part / whole if whole else 1.0
+            inc.append(unit.cost * float(area.sum()))
+            whole.append(unit.cost * unit.out_hw[0] * unit.out_hw[1] * len(regions))
+        return np.asarray(inc), np.asarray(whole)
+
+    def cut(self, window: tuple[int, int], stride: tuple[int, int]) -> int:
+        """First unit that runs on whole maps for a ``window`` / ``stride`` occlusion (``len(units)``:
+        none). Deep layers whose changed region covers most of the map gain nothing from crops;
+        from the cut on, the copies run batched on whole maps (same outputs). The cut minimises
+        ``CROP_OVERHEAD`` x the units' multiply-adds before it + whole maps' after it."""
+        key = (tuple(window), tuple(stride))
+        if key not in self._cuts:
+            inc, whole = self._work(*key)
+            before = np.concatenate([[0.0], np.cumsum(inc)]) * CROP_OVERHEAD
+            after = whole.sum() - np.concatenate([[0.0], np.cumsum(whole)])
+            cost = before + after
+            # the last of the cheapest (ties: more incremental work), never 0 (that is whole passes)
+            k = int(len(cost) - 1 - np.argmin(cost[::-1]))
+            self._cuts[key] = max(k, 1)
+        return self._cuts[key]
+
+    def work_fraction(self, window: tuple[int, int], stride: tuple[int, int]) -> float:
+        """Multiply-adds of the plan over those of whole passes for every window of a
+        ``window`` / ``stride`` occlusion (the units after the :meth:`cut` and the tail count
+        whole for every copy)."""
+        inc, whole = self._work(window, stride)
+        k = self.cut(window, stride)
+        n = len(self.layout(window, stride)[0])
+        total = whole.sum() + self.tail_cost * n
+        return float((inc[:k].sum() + whole[k:].sum() + self.tail_cost * n) / total) if total else 1.0
 
     def cache(self, image: np.ndarray) -> dict:
         """Activations of ``image`` (C, H, W) that the units and the tail read, by tensor name,
@@ -351,7 +393,8 @@ class IncrementalPlan:
             r = (int(tops[win]), min(int(tops[win]) + window[0], h) - 1,
                  int(lefts[win]), min(int(lefts[win]) + window[1], w) - 1)
             state.append({self.input_name: (r, baseline[:, r[0]:r[1] + 1, r[2]:r[3] + 1])})
-        for u_i, unit in enumerate(self.units):
+        cut = self.cut(window, stride)
+        for u_i, unit in enumerate(self.units[:cut]):
             out = layout[u_i][windows]
             groups: dict = {}
             for b in np.flatnonzero(out[:, 0] >= 0):
@@ -384,6 +427,13 @@ class IncrementalPlan:
             for copy in state:  # memory: only the changed values later units read are kept
                 for name in unit.done:
                     copy.pop(name, None)
+        if cut < len(self.units):  # the rest on whole maps, a few copies per run
+            tail, names, step = self._tail_at(cut), self.live_at[cut], self.tail_batch
+            y = np.concatenate([tail.run(None, self._whole_maps(cache, state[s:s + step], names))[0]
+                                for s in range(0, n_b, step)])
+            if self.pooled is None:
+                return y.astype(np.float64)
+            return self._head(y.astype(np.float64).mean(axis=(2, 3)))
         if self.pooled is not None:
             full = cache[self.pooled]
             pooled = np.repeat(cache["__pool__"][None], n_b, axis=0)
@@ -393,15 +443,30 @@ class IncrementalPlan:
                     old = full[:, r0:r1 + 1, c0:c1 + 1]
                     pooled[b] += (new.astype(np.float64) - old).sum(axis=(1, 2)) / (full.shape[1] * full.shape[2])
             return self._head(pooled)
+        return self.tail.run([self.out_name], self._whole_maps(cache, state, self.tail_inputs))[0].astype(np.float64)
+
+    @staticmethod
+    def _whole_maps(cache: dict, state: list, names) -> dict:
+        """Batches of whole maps ``names`` of every copy: the image's, with the copy's changed values."""
         feeds = {}
-        for name in self.tail_inputs:
-            x = np.repeat(cache[name][None], n_b, axis=0)
-            for b in range(n_b):
-                if name in state[b]:
-                    (r0, r1, c0, c1), new = state[b][name]
+        for name in names:
+            x = np.repeat(cache[name][None], len(state), axis=0)
+            for b, copy in enumerate(state):
+                if name in copy:
+                    (r0, r1, c0, c1), new = copy[name]
                     x[b][:, r0:r1 + 1, c0:c1 + 1] = new
             feeds[name] = x
-        return self.tail.run([self.out_name], feeds)[0].astype(np.float64)
+        return feeds
+
+    def _tail_at(self, cut: int):
+        """Session from the tensors live before unit ``cut`` to the pooled map (or the output)."""
+        if cut not in self._cut_tails:
+            import onnx
+
+            sub = onnx.utils.Extractor(self._model).extract_model(self.live_at[cut], [self.pooled or self.out_name])
+            _free_dims(sub, (0,))
+            self._cut_tails[cut] = self._session(sub, self.threads)
+        return self._cut_tails[cut]
 
     def _head(self, pooled: np.ndarray) -> np.ndarray:
         if self.linear is not None:

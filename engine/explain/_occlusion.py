@@ -91,7 +91,9 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
     incremental : bool, optional
         On an ONNX Runtime CPU backend, re-compute only what each window changes
         (:class:`~engine.explain._incremental.IncrementalPlan`: the same outputs, ~6x fewer
-        operations for 64/32 on a 512 px ResNet-18). ``None`` (default): when the backend and
+        operations for 64/32 on a 512 px ResNet-18; deep layers whose changed region covers
+        most of the map, as in a DenseNet, run on whole maps: ``params["incremental_units"]``
+        says how many run on crops). ``None`` (default): when the backend and
         model allow it, else whole passes (``params["incremental"]`` says which and why);
         ``True``: required (an error says why it cannot); ``False``: whole passes.
 
@@ -162,6 +164,7 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
             _occlude_incremental(plan, cache, jobs[-1], rows[-1], (wh, ww), (sh, sw), bs, output)
         return _results(images, jobs, names, np.stack(rows), (wh, ww), (sh, sw), baseline, output, bs,
                         {"incremental": True, **plan.description,
+                         "incremental_units": plan.cut((wh, ww), (sh, sw)),
                          "work_fraction": round(plan.work_fraction((wh, ww), (sh, sw)), 4)}, t_start, single)
     bs = int(batch_size or max(preferred, 8))
     base_out = f(np.stack(images))

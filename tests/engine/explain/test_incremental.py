@@ -68,6 +68,25 @@ class _SqueezeExcite(nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
+class _Dense(nn.Module):
+    """A small DenseNet: every layer reads the concatenation of all earlier features, and deep
+    layers' changed regions cover the whole map (the plan cuts there and runs whole maps)."""
+
+    def __init__(self, layers: int = 12, growth: int = 4):
+        super().__init__()
+        self.stem = nn.Conv2d(2, 8, 3, stride=2, padding=1)
+        self.layers = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(8 + growth * i), nn.ReLU(),
+                                                  nn.Conv2d(8 + growth * i, growth, 3, padding=1))
+                                    for i in range(layers))
+        self.fc = nn.Linear(8 + growth * layers, 3)
+
+    def forward(self, x):
+        feats = [self.stem(x)]
+        for layer in self.layers:
+            feats.append(layer(torch.cat(feats, 1)))
+        return self.fc(torch.relu(torch.cat(feats, 1)).mean(dim=(2, 3)))
+
+
 class _GlobalFirst(nn.Module):
     """Starts with a global operation: nothing to split."""
 
@@ -105,7 +124,9 @@ def _reference(net, image, window, stride, baseline=0.0):
     return out, full
 
 
-def _check(plan, net, image, window, stride, batch):
+def _check(plan, net, image, window, stride, batch, cut=None):
+    if cut is not None:  # force where whole maps take over (default: IncrementalPlan.cut decides)
+        plan._cuts[(tuple(window), tuple(stride))] = cut
     cache = plan.cache(image)
     n = len(window_grid(image.shape[1], image.shape[2], window, stride)[0])
     got = np.concatenate([plan.logits(cache, idx, np.zeros_like(image), window, stride)
@@ -135,6 +156,34 @@ def test_every_operator_rule_on_odd_sizes(torch_threads, tmp_path, pooled_head):
     image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     for window, stride in [((16, 16), (8, 8)), ((9, 13), (4, 5))]:
         _check(plan, net, image, window, stride, batch=11)
+    # whole maps from any unit on (residual and concat inputs live across the cut): same outputs
+    for cut in range(1, len(plan.units)):
+        _check(plan, net, image, (9, 13), (4, 5), batch=11, cut=cut)
+
+
+def test_deep_layers_whose_changes_cover_the_map_run_on_whole_maps(torch_threads, tmp_path):
+    torch.manual_seed(3)
+    shape = (2, 32, 32)
+    net = _Dense()
+    with torch.no_grad():  # batch norm statistics that are not the identity
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    plan = IncrementalPlan.from_onnx(_export(net, shape, tmp_path / "dense.onnx"), shape, threads=2)
+    window, stride = (8, 8), (4, 4)
+    k = plan.cut(window, stride)
+    assert 1 < k < len(plan.units)  # early layers on crops, the deep ones on whole maps
+    inc, whole = plan._work(window, stride)
+    changed = inc / whole  # the part of each unit's maps that the windows change, on average
+    assert changed[0] < 0.2 and changed[k] > 0.5  # small crops before the cut, most of the map after
+    assert len(plan.live_at[k]) > 1  # every earlier feature map crosses the cut
+    inc_all = plan.work_fraction(window, stride)
+    plan._cuts[(window, stride)] = len(plan.units)
+    assert plan.work_fraction(window, stride) < inc_all  # the cut does more multiply-adds ...
+    del plan._cuts[(window, stride)]
+    image = np.random.default_rng(5).random(shape, dtype=np.float32)
+    _check(plan, net, image, window, stride, batch=13)  # ... and gives the same outputs
 
 
 def test_resnet18_with_its_linear_head_in_float64(torch_threads, tmp_path):
@@ -210,6 +259,7 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
                       incremental=False)
     assert inc[0].params["incremental"] is True and whole[0].params["incremental"] is False
     assert 0.1 < inc[0].params["work_fraction"] < 0.2
+    assert inc[0].params["incremental_units"] == inc[0].params["units"]  # small windows: no unit on whole maps
     assert ort.incremental_plans  # the split model is kept with the backend ...
     for a, b in zip(inc, whole, strict=True):
         assert np.abs(a.maps - b.maps).max() <= 1e-5 * np.abs(b.maps).max() + 1e-7
