@@ -220,10 +220,10 @@ def _results(images, jobs, names, base_out, window, stride, baseline, output, bs
     return results[0] if single else results
 
 
-#: ``incremental=None`` uses the plan when its units do at most this part of whole passes' work
-#: (ResNet-18 on 2 cores: 16 % of the work at 512 px ran in 0.23 of the time of whole passes,
-#: benchmarks/results/explain-cpu.json; at 128 px, 62 %, it was slower in a ``--quick`` run)
-INCREMENTAL_MAX_WORK = 0.35
+#: ``incremental=None`` uses the plan when it does at most this part of whole passes' work
+#: (2 cores, benchmarks/results/explain_plan-cpu.json: ~5x faster than whole passes at 13-16 %
+#: of the work, ~1.8x at 30-45 %, break-even near 65-75 %, slower above)
+INCREMENTAL_MAX_WORK = 0.6
 
 
 def _incremental_plan(model, shape, incremental: bool | None, window, stride):
