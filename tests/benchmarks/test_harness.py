@@ -85,3 +85,19 @@ def test_infer_tiny_run_compares_backends_and_screen(torch_threads):
     assert scr["nuclei"] == 6 and scr["end_to_end_nuclei_per_s"] > 0
     assert [s["stage"] for s in scr["stages"]] == ["read", "render", "infer", "write"]
 
+
+
+def test_explain_plan_tiny_run_compares_the_two_paths(torch_threads):
+    pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
+    pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
+    from benchmarks import explain_plan
+
+    payload = explain_plan.run(quick=True)
+    rows = {r["config"]: r for r in payload["configs"]}
+    assert set(rows) == {"small_cnn 128px 32/16", "small_cnn 80px 64/32"}
+    small, large = rows["small_cnn 128px 32/16"], rows["small_cnn 80px 64/32"]
+    # auto mode follows the work fraction: small windows incremental, 64 px windows on 80 px whole
+    assert small["work_fraction"] < 0.6 < large["work_fraction"]
+    assert small["auto_incremental"] and not large["auto_incremental"]
+    assert all(r["max_rel_diff"] <= 1e-5 for r in rows.values())  # the same maps both ways
+    assert all(f["baseline"] > 0 and f["ratio"] > 0 for f in payload["figures"])
