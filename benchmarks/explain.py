@@ -43,10 +43,11 @@ def run(*, device: str = "cpu", quick: bool = False, arch: str = "resnet18",
                           f"{rows[best_cap]['median_s']:.2f} s per map)", "met": ratio >= want},
              {"goal": f"maps equal to Captum's (max |diff| <= 1e-5 x max |attribution|), {arch}",
               "measured": ", ".join(f"{k}: {v:.1e}" for k, v in equal.items()), "met": max(equal.values()) <= 1e-5}]
-    timings, others = {arch: rows}, {}
+    timings, others, skipped = {arch: rows}, {}, {arch: main["skipped"]}
     for other in also:
         res = _one(other, device, quick, tmp, img, window, stride, extra=True)
         timings[other] = res["rows"]
+        skipped[other] = res["skipped"]
         figures += res["figures"]
         others[other] = {"incremental_plan": res["plan"], "max_rel_diff_vs_captum": res["equal"],
                          "max_rel_diff_vs_float64_captum": res["vs_float64"]}
@@ -61,7 +62,8 @@ def run(*, device: str = "cpu", quick: bool = False, arch: str = "resnet18",
                        "threads_torch": torch.get_num_threads(), "incremental_plan": main["plan"],
                        "others": others},
             "baseline": "captum.attr.Occlusion on the same torch model (best perturbations_per_eval)",
-            "timings": timings, "max_rel_diff_vs_captum": equal, "figures": figures, "goals": goals}
+            "timings": timings, "max_rel_diff_vs_captum": equal, "skipped": skipped, "figures": figures,
+            "goals": goals}
 
 
 def _one(arch: str, device: str, quick: bool, tmp: Path, img, window: int, stride: int, *, extra: bool) -> dict:
@@ -70,7 +72,7 @@ def _one(arch: str, device: str, quick: bool, tmp: Path, img, window: int, strid
     import torch
     from captum.attr import Occlusion
 
-    from engine.backends import create_backend
+    from engine.backends import BackendUnavailable, create_backend
     from engine.explain import occlusion
 
     from .infer import _model
@@ -102,11 +104,15 @@ def _one(arch: str, device: str, quick: bool, tmp: Path, img, window: int, strid
                     sync=torch.cuda.synchronize if device == "cuda" else None)
         rows[f"captum ppe={ppe}"] = t
         maps["captum"] = cap()[0, 0].detach().cpu().numpy()
-    ort_backend = create_backend(onnx_path, "auto", device=device).load()
+    skipped = {}
+    try:  # the exported model on the best backend for the device (TensorRT / ONNX Runtime)
+        ort_backend = create_backend(onnx_path, "auto", device=device).load()
+    except BackendUnavailable as err:  # a GPU with the CPU build of ONNX Runtime: torch rows only
+        ort_backend, skipped["engine onnx model"] = None, str(err)
     # (label, backend, batch sizes, incremental): whole passes batch every occluded copy through
     # the full model; the incremental plan (ONNX Runtime CPU) re-computes only what a window changes
     whole = ([8] if extra else [8, 32]) if device == "cpu" else [64, 225]
-    engines = [("engine onnxruntime", ort_backend, whole, False)]
+    engines = [(f"engine {ort_backend.name}", ort_backend, whole, False)] if ort_backend is not None else []
     if not (extra and device == "cpu"):
         engines.append(("engine torch", torch_backend, whole, False))
     if device == "cpu":  # 64 copies per pass is occlusion's default; DenseNet-121 keeps more in memory
@@ -123,7 +129,8 @@ def _one(arch: str, device: str, quick: bool, tmp: Path, img, window: int, strid
             if inc:
                 plan = {k: v for k, v in result.params.items()
                         if k in ("units", "window_units", "incremental_units", "tail", "work_fraction")}
-    ort_backend.close()
+    if ort_backend is not None:
+        ort_backend.close()
     best_cap = min((k for k in rows if k.startswith("captum")), key=lambda k: rows[k]["median_s"])
     scale = float(np.abs(maps["captum"]).max())
     equal = {k: float(np.abs(v - maps["captum"]).max() / scale) for k, v in maps.items() if k != "captum"}
@@ -147,4 +154,4 @@ def _one(arch: str, device: str, quick: bool, tmp: Path, img, window: int, strid
         figures.append(fig)
     best = min((k for k in rows if not k.startswith("captum")), key=lambda k: rows[k]["median_s"])
     return {"rows": rows, "equal": equal, "figures": figures, "plan": plan, "best_cap": best_cap, "best": best,
-            "vs_float64": vs_float64}
+            "vs_float64": vs_float64, "skipped": skipped}

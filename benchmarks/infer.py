@@ -146,7 +146,7 @@ def run(*, device: str = "cpu", quick: bool = False, arch: str = "densenet121") 
             if big and all(str(b) in timings[best_label] for b in big) else float("nan")
         goals.append({"goal": "GPU: best backend >= 3x torch eager fp32 at batch >= 32",
                       "measured": f"{ratio:.2f}x ({best_label})", "met": ratio >= 3})
-    screen_part = _screen(onnx_path, tmp, device=device, quick=quick, size=size)
+    screen_part = _screen(onnx_path, ckpt, tmp, device=device, quick=quick, size=size)
     figures.extend(screen_part.pop("figures"))
     goals.extend(screen_part.pop("goals"))
     return {"inputs": {"arch": arch, "image": [CHANNELS, size, size], "batches": batches, "repeat": repeat,
@@ -160,10 +160,12 @@ def run(*, device: str = "cpu", quick: bool = False, arch: str = "densenet121") 
 REPEATS = 3
 
 
-def _screen(onnx_path: Path, tmp: Path, *, device: str, quick: bool, size: int) -> dict:
+def _screen(onnx_path: Path, ckpt: Path, tmp: Path, *, device: str, quick: bool, size: int) -> dict:
     """screen end to end vs each stage alone, on simulated nuclei (Parquet, 2 channels); each
-    side the best of REPEATS runs."""
+    side the best of REPEATS runs. On a GPU whose ONNX Runtime has no CUDA EP (the CPU build, as
+    on the project's device image) both run PyTorch on the GPU with the checkpoint."""
     from engine import Classifier
+    from engine.backends import _ort_providers
     from engine.io import read
     from engine.screen._pipeline import expand_inputs, screen
     from training.simulate import Observation, simulate_dataset
@@ -173,7 +175,10 @@ def _screen(onnx_path: Path, tmp: Path, *, device: str, quick: bool, size: int) 
     simulate_dataset(data, classes=("hiPSC", "somatic"), n_per_class=n // 2, channels=("polII", "h3"),
                      observation=Observation(locs_per_channel=5e4 if quick else 2e5), seed=3)
     files = expand_inputs([data])
-    clf = Classifier.load(onnx_path, backend="auto", device=device, render_device=device)
+    model, backend = onnx_path, "auto"
+    if device == "cuda" and "CUDAExecutionProvider" not in _ort_providers():
+        model, backend = ckpt, "torch"
+    clf = Classifier.load(model, backend=backend, device=device, render_device=device)
     locs = [read(f) for f in files]
     clf.prepare(locs[0])  # JIT and caches warm
 
@@ -194,7 +199,7 @@ def _screen(onnx_path: Path, tmp: Path, *, device: str, quick: bool, size: int) 
     t_infer, infer_runs, _ = best_of(lambda: clf.predict_prepared(prepared))
     t_read, read_runs, _ = best_of(lambda: [read(f) for f in files])
     clf.close()
-    screens = [screen([data], onnx_path, tmp / "screen-out", device=device, report=False, force=True)
+    screens = [screen([data], model, tmp / "screen-out", backend=backend, device=device, report=False, force=True)
                for _ in range(REPEATS)]
     s = min(screens, key=lambda x: x.pipeline_seconds)
     alone = {"read": n / t_read, "render": n / t_render, "infer": n / t_infer}

@@ -67,8 +67,10 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
         Exported ``.onnx`` (any backend) or training checkpoint ``.pt`` (torch only).
     backend : str
         One of :data:`BACKENDS`. ``auto``: native TensorRT when it and a GPU are present, else
-        ONNX Runtime's TensorRT or CUDA EP on a GPU, else ONNX Runtime on the CPU (measured
-        faster than torch eager there, see ``benchmarks/``), else torch.
+        ONNX Runtime's TensorRT or CUDA EP on a GPU, else PyTorch on the GPU when the
+        ``checkpoint`` is given (a GPU with the CPU build of ONNX Runtime), else ONNX Runtime
+        on the CPU (measured faster than torch eager there, see ``benchmarks/``; with
+        ``device="cuda"`` an error instead), else torch.
     device : {"auto", "cpu", "cuda"}
         For ``onnxruntime`` and ``torch``: where to run.
     checkpoint : path, optional
@@ -107,9 +109,21 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
             backend, reason = "onnxruntime-tensorrt", "ONNX Runtime's TensorRT EP and a CUDA GPU are present"
         elif gpu and "CUDAExecutionProvider" in providers:
             backend, reason = "onnxruntime", "ONNX Runtime's CUDA EP and a CUDA GPU are present"
+        elif gpu and checkpoint is not None and _has("torch"):
+            # a GPU, but the CPU build of ONNX Runtime and no TensorRT: the GPU through PyTorch
+            backend, reason = "torch", ("a CUDA GPU is present but ONNX Runtime has no CUDA EP here and TensorRT "
+                                        "is missing: PyTorch on the GPU with the checkpoint")
+        elif gpu and device == "cuda":
+            raise BackendUnavailable("device cuda asked, but this ONNX Runtime has no CUDA or TensorRT execution "
+                                     "provider (the CPU build is installed) and TensorRT is missing",
+                                     path=model, hint='pip install "ainu-engine[cuda12]" (onnxruntime-gpu), give the '
+                                                      'training checkpoint to run PyTorch on the GPU, or use '
+                                                      '--device cpu')
         elif "CPUExecutionProvider" in providers:
-            backend, reason = "onnxruntime", ("no usable GPU: ONNX Runtime on the CPU (faster than torch "
-                                              "eager there, see benchmarks/)")
+            backend, reason = "onnxruntime", (
+                "a CUDA GPU is present but ONNX Runtime has no CUDA EP here (CPU build) and TensorRT is missing: "
+                "ONNX Runtime on the CPU (install onnxruntime-gpu, or give the checkpoint, to use the GPU)" if gpu
+                else "no usable GPU: ONNX Runtime on the CPU (faster than torch eager there, see benchmarks/)")
             gpu = False
         elif checkpoint is not None and _has("torch"):
             backend, reason = "torch", "ONNX Runtime is not installed: PyTorch on the checkpoint"
@@ -119,6 +133,10 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
     else:
         reason = "asked for"
     if backend == "onnxruntime":
+        if device == "cuda" and "CUDAExecutionProvider" not in providers:
+            raise BackendUnavailable("device cuda asked, but this ONNX Runtime has no CUDA execution provider "
+                                     "(the CPU build is installed)", path=model,
+                                     hint='pip install "ainu-engine[cuda12]" (onnxruntime-gpu), or use --device cpu')
         b = OnnxRuntimeBackend(model, provider="cuda" if gpu and "CUDAExecutionProvider" in providers
                                and device != "cpu" else "cpu", threads=threads, spinning=spinning)
     elif backend == "onnxruntime-tensorrt":

@@ -36,6 +36,29 @@ def test_auto_on_a_cpu_machine_is_onnxruntime_and_says_why(screen_model):
     assert b.name == "onnxruntime" and "CPU" in b.reason
 
 
+def test_auto_on_a_gpu_with_the_cpu_build_of_onnxruntime(screen_model, monkeypatch):
+    """A GPU machine whose ONNX Runtime has no CUDA EP (the device image here): auto mode uses the
+    GPU through PyTorch when it has the checkpoint, says why it stays on the CPU when it has not,
+    and an explicit --device cuda never falls back to the CPU silently. (Only the choice is
+    checked: nothing is loaded on a GPU.)"""
+    import engine.backends as backends
+
+    model, ckpt, _ = screen_model
+    monkeypatch.setattr(backends, "_cuda_gpu", lambda: True)
+    monkeypatch.setattr(backends, "_ort_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(backends, "_has", lambda m: m != "tensorrt" and importlib.util.find_spec(m) is not None)
+    b = create_backend(model, checkpoint=ckpt)
+    assert b.name == "torch" and b.device == "cuda" and "checkpoint" in b.reason
+    b = create_backend(model)
+    assert b.name == "onnxruntime" and b.provider == "cpu"
+    assert "GPU is present" in b.reason and "onnxruntime-gpu" in b.reason
+    with pytest.raises(BackendUnavailable, match="device cuda asked.*CPU build"):
+        create_backend(model, device="cuda")
+    with pytest.raises(BackendUnavailable, match="device cuda asked.*no CUDA execution provider"):
+        create_backend(model, "onnxruntime", device="cuda")
+    assert create_backend(model, device="cuda", checkpoint=ckpt).name == "torch"
+
+
 @pytest.mark.parametrize("n,spinning", [(1, True), (5, True), (5, False)])
 def test_onnxruntime_cpu_equals_torch(screen_model, reference, n, spinning):
     model, _, _ = screen_model
