@@ -77,6 +77,12 @@ class TorchBackend(Backend):
             raise BackendUnavailable("torch sees no CUDA GPU", path=self.model_path, hint="use device cpu")
         if self.threads and self.device == "cpu":
             torch.set_num_threads(self.threads)
+        if self.device == "cuda":
+            # fp32 means fp32: PyTorch lets cuDNN convolutions run in TF32 (10-bit mantissa) by
+            # default on Ampere and later, ~1e-3 off on logits and far more on occlusion deltas.
+            # These flags are process-wide; float16 autocast is the fast mode asked for explicitly.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         model, info = self._load_checkpoint()
         self.info = info
         model = model.eval().to(self.device)
@@ -105,7 +111,8 @@ class TorchBackend(Backend):
     def _describe_impl(self) -> dict:
         import torch
 
-        return {"precision": "fp16 autocast" if self.fp16 else "fp32", "compiled": self.compile,
+        return {"precision": "fp16 autocast" if self.fp16 else ("fp32 (TF32 off)" if self.device == "cuda" else "fp32"),
+                "compiled": self.compile,
                 "channels_last": self.channels_last, "torch": torch.__version__,
                 "checkpoint": None if self.checkpoint is None else str(self.checkpoint)}
 

@@ -127,3 +127,32 @@ def test_torch_compile_cuda_equals_eager(screen_model, reference):
     _, ckpt, _ = screen_model
     with create_backend(ckpt, "torch-compile", device="cuda") as b:
         assert compare_outputs(reference[5], b.infer(_inputs(5)), atol=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the torch CUDA backend needs a CUDA GPU")
+def test_torch_cuda_fp32_is_fp32_and_equals_the_cpu(screen_model, reference):
+    _, ckpt, _ = screen_model
+    with create_backend(ckpt, "torch", device="cuda") as b:
+        assert b.describe()["precision"] == "fp32 (TF32 off)" and not torch.backends.cudnn.allow_tf32
+        cmp = compare_outputs(reference[5], b.infer(_inputs(5)), atol=1e-4)
+    assert cmp, str(cmp)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="occlusion on a CUDA backend needs a CUDA GPU")
+def test_occlusion_on_a_cuda_backend_equals_captum_there(screen_model):
+    """The GPU path of engine.explain.occlusion (occluded batches built and deltas accumulated in
+    device memory by the Numba-CUDA kernels) against Captum on the same model on the GPU."""
+    from captum.attr import Occlusion
+
+    from engine.explain import occlusion
+
+    _, ckpt, _ = screen_model
+    img = np.random.default_rng(7).random((2, 48, 48), dtype=np.float32)
+    img[:, 10:24, 14:30] += 2.0
+    with create_backend(ckpt, "torch", device="cuda") as b:
+        ours = occlusion(b, img, window=16, stride=8, target=0, batch_size=13)
+        x = torch.from_numpy(img[None]).cuda()
+        ref = Occlusion(b.model).attribute(x, sliding_window_shapes=(2, 16, 16), strides=(2, 8, 8), target=0,
+                                           baselines=0.0, perturbations_per_eval=16)[0, 0].cpu().numpy()
+    assert ours.params["incremental"] is False
+    assert np.abs(ours.maps[0] - ref).max() <= 1e-5 * np.abs(ref).max()
