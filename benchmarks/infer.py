@@ -104,12 +104,18 @@ def run(*, device: str = "cpu", quick: bool = False, arch: str = "densenet121") 
         except Exception as err:  # noqa: BLE001 - report what could not run, and why
             timings[label] = {"skipped": f"{type(err).__name__}: {err}"}
             continue
+        # torch.compile builds one graph per batch size (a minute or more each for DenseNet-121 at
+        # 512 px): on the GPU it is timed at batch 64 alone, its parity checked inside that batch
+        one_shape = name == "torch-compile" and device == "cuda" and not quick
+        cand_batches = [64] if one_shape else batches
         with b:
-            cmp = compare_outputs(ref_logits, b.infer(x_par), atol=1e-4 if "fp16" not in label else 5e-2,
+            x_check = np.concatenate([x_par, rng.random((60, *x_par.shape[1:]), dtype=np.float32)]) \
+                if one_shape else x_par
+            cmp = compare_outputs(ref_logits, b.infer(x_check)[: len(x_par)], atol=1e-4 if "fp16" not in label else 5e-2,
                                   rtol=0 if "fp16" not in label else 5e-2)
             parity[label] = cmp.to_dict()
             rows = {}
-            for bs in batches:
+            for bs in cand_batches:
                 x = rng.random((bs, CHANNELS, size, size), dtype=np.float32)
                 if device == "cuda":
                     import cupy as cp
@@ -141,11 +147,13 @@ def run(*, device: str = "cpu", quick: bool = False, arch: str = "densenet121") 
                       "measured": f"{ort_best / base_best:.2f}x ({ort_best:.2f} vs {base_best:.2f} images/s)",
                       "met": ort_best / base_best >= 1.5})
     if device == "cuda" and best_label:
-        big = [int(b) for b in base if int(b) >= 32]
-        ratio = max((timings[best_label][str(b)]["images_per_s"] / base[str(b)]["images_per_s"]) for b in big) \
-            if big and all(str(b) in timings[best_label] for b in big) else float("nan")
+        # each backend at each batch >= 32 it ran, against torch eager fp32 at that batch
+        at_big = [(r["images_per_s"] / base[bs]["images_per_s"], label, bs) for label, rows in timings.items()
+                  if label != "torch eager fp32" and "skipped" not in rows
+                  for bs, r in rows.items() if int(bs) >= 32 and bs in base]
+        ratio, label, bs = max(at_big) if at_big else (float("nan"), None, None)
         goals.append({"goal": "GPU: best backend >= 3x torch eager fp32 at batch >= 32",
-                      "measured": f"{ratio:.2f}x ({best_label})", "met": ratio >= 3})
+                      "measured": f"{ratio:.2f}x ({label} at batch {bs})", "met": ratio >= 3})
     screen_part = _screen(onnx_path, ckpt, tmp, device=device, quick=quick, size=size)
     figures.extend(screen_part.pop("figures"))
     goals.extend(screen_part.pop("goals"))
