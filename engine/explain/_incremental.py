@@ -371,7 +371,7 @@ class IncrementalPlan:
         acts = {name: v[0] for name, v in zip(self.cache_names, got[1:], strict=True)}
         acts[self.input_name] = x
         if self.pooled is not None:
-            acts["__pool__"] = acts[self.pooled].astype(np.float64).mean(axis=(1, 2))
+            acts["__pool__"] = acts[self.pooled].mean(axis=(1, 2), dtype=np.float64)
             acts["__out__"] = self._head(acts["__pool__"][None])[0]
         else:
             acts["__out__"] = got[0][0].astype(np.float64)
@@ -435,7 +435,7 @@ class IncrementalPlan:
                                 for s in range(0, n_b, step)])
             if self.pooled is None:
                 return y.astype(np.float64)
-            return self._head(y.astype(np.float64).mean(axis=(2, 3)))
+            return self._head(y.mean(axis=(2, 3), dtype=np.float64))
         if self.pooled is not None:
             full = cache[self.pooled]
             pooled = np.repeat(cache["__pool__"][None], n_b, axis=0)
