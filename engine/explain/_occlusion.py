@@ -221,8 +221,8 @@ def _results(images, jobs, names, base_out, window, stride, baseline, output, bs
 
 
 #: ``incremental=None`` uses the plan when it does at most this part of whole passes' work
-#: (2 cores, benchmarks/results/explain_plan-cpu.json: ~5x faster than whole passes at 13-16 %
-#: of the work, ~1.8x at 30-45 %, break-even near 65-75 %, slower above)
+#: (2 cores, benchmarks/results/explain_plan-cpu.json: 2-5x faster than whole passes at 14-16 %
+#: of the work, 1.5-2.2x at 32-53 %, break-even near 64 %, slower above)
 INCREMENTAL_MAX_WORK = 0.6
 
 
