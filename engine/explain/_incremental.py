@@ -340,7 +340,7 @@ class IncrementalPlan:
     def cut(self, window: tuple[int, int], stride: tuple[int, int]) -> int:
         """First unit that runs on whole maps for a ``window`` / ``stride`` occlusion (``len(units)``:
         none). Deep layers whose changed region covers most of the map gain nothing from crops;
-        from the cut on, the copies run batched on whole maps (same outputs). The cut minimises
+        from the cut on, the copies run on whole maps (same outputs). The cut minimises
         ``CROP_OVERHEAD`` x the units' multiply-adds before it + whole maps' after it."""
         key = (tuple(window), tuple(stride))
         if key not in self._cuts:
@@ -423,8 +423,8 @@ class IncrementalPlan:
             for copy in state:  # memory: only the changed values later units read are kept
                 for name in unit.done:
                     copy.pop(name, None)
-        if cut < len(self.units):  # the rest on whole maps, a few copies per run
-            # single-threaded runs of a few copies, spread over a thread per core: ~12 % faster
+        if cut < len(self.units):  # the rest on whole maps
+            # single-threaded runs of tail_batch copies, spread over a thread per core: ~12 % faster
             # than 4 copies per run on 2 intra-op threads (DenseNet-121, development runs)
             tail, names, step = self._tail_at(cut), self.live_at[cut], self.tail_batch
 
