@@ -25,6 +25,27 @@ def test_resize_matches_reference_and_keeps_mean(shape, out):
     np.testing.assert_allclose(got.mean(axis=(1, 2)), img.mean(axis=(1, 2)), rtol=1e-5)
 
 
+@pytest.mark.parametrize("shape,scale_to", [((2, 1128, 1127), 512), ((1, 300, 1000), 512), ((1, 20, 20), 64),
+                                            ((3, 9, 31), 10)])
+def test_resize_kernel_equals_the_sparse_product(shape, scale_to):
+    """The Numba kernel applies area_matrix's weights in scipy's order: the same float32 bits,
+    for float32, float64 and bool (mask) input."""
+    rng = np.random.default_rng(1)
+    h2, w2, scale = fit_longest(shape[1], shape[2], scale_to)
+    ry, rx = area_matrix(shape[1], h2, scale), area_matrix(shape[2], w2, scale)
+    for img in (rng.random(shape).astype(np.float32), rng.random(shape), rng.random(shape) > 0.5):
+        want = np.stack([(rx @ (ry @ c.astype(np.float64)).T).T for c in img]).astype(np.float32)
+        np.testing.assert_array_equal(resize_area(img, h2, w2, scale), want)
+
+
+def test_resize_reads_views_and_rejects_empty_sizes():
+    img = np.random.default_rng(2).random((2, 40, 60)).astype(np.float32)
+    view = img[:, ::2, 1:]  # not contiguous
+    np.testing.assert_array_equal(resize_area(view, 5, 7), resize_area(view.copy(), 5, 7))
+    with pytest.raises(ValueError, match="sizes must be >= 1"):
+        resize_area(img, 0, 7)
+
+
 def test_fit_longest_keeps_aspect_and_one_scale():
     h2, w2, scale = fit_longest(300, 1000, 512)
     assert w2 == 512 and scale == pytest.approx(1000 / 512)
