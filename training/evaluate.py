@@ -5,13 +5,13 @@ per-nucleus predictions."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from engine._json import dumps
 from engine._scores import mean_cross_entropy, softmax
 from engine.errors import InputError
 from engine.model import read_model_info
@@ -91,7 +91,7 @@ def evaluate(model_path: str | os.PathLike, manifest_path: str | os.PathLike, ou
     metrics["manifest"] = {"path": os.fspath(manifest_path), "sha256": manifest.sha256}
     metrics["seconds"] = {"render": t1 - t0, "inference": t2 - t1}
     plot_metrics(metrics, out)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(dumps(metrics, indent=2) + "\n")
     _write_predictions(out / "predictions.csv", manifest,
                        {"rows": rows, "scores": scores, "undecided": undecided})
     return metrics

@@ -3,12 +3,13 @@ and the plots a person reads (confusion matrix, ROC, PR, learning curves)."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from engine._json import dumps
 
 __all__ = ["classification_metrics", "normal_ci", "bootstrap_ci", "plot_metrics", "plot_learning_curves"]
 
@@ -165,7 +166,7 @@ def plot_metrics(metrics: dict, out_dir: str | Path, *, prefix: str = "") -> lis
         ax.legend(loc="lower right" if kind == "roc" else "lower left", fontsize=8)
         written.append(_save(fig, out / f"{prefix}{kind}.png"))
     path = out / f"{prefix}metrics.json"
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    path.write_text(dumps(metrics, indent=2) + "\n")
     written.append(path)
     return written
 

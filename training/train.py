@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine._json import dumps
 from engine._scores import mean_cross_entropy, patch_vote
 from engine.errors import InputError, OutputError
 from engine.render import RenderSpec
@@ -568,7 +569,7 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = T
                 cv[arch] = {"accuracy_mean": acc[0], "accuracy_sd": acc[1], "loss_mean": loss[0],
                             "loss_sd": loss[1], "folds": per_fold}
                 run.log(f"cv {arch}: accuracy {acc[0]:.3f} ± {acc[1]:.3f}, loss {loss[0]:.4f} ± {loss[1]:.4f}")
-            (out / "cv.json").write_text(json.dumps(cv, indent=2) + "\n")
+            (out / "cv.json").write_text(dumps(cv, indent=2) + "\n")
             with open(out / "cv.csv", "w", newline="") as fh:
                 w = csv.writer(fh)
                 w.writerow(["arch", "fold", "accuracy", "loss", "n_test", "best_epoch", "epochs_run", "seconds"])
@@ -594,7 +595,7 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = T
         summary = {"arch": arch, "test": metrics, "cv": cv, "best_epoch": res.best_epoch,
                    "epochs_run": len(res.history), "device": device}
         plot_metrics(metrics, out)  # confusion/roc/pr.png and metrics.json (test set)
-        (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (out / "metrics.json").write_text(dumps(summary, indent=2) + "\n")
         _write_predictions(out / "predictions.csv", manifest, ev)
         stats = data.training_stats(train_rows)
         samples = data.batch(data.items_of(test_rows)[:4])  # export checks ONNX against torch on these

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import contextmanager
 
@@ -16,6 +15,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from .._json import dumps
 
 
 class Output:
@@ -36,7 +37,7 @@ class Output:
     def record(self, obj: dict, text: str | None = None) -> None:
         """Emit one result: JSON line in --json mode, else ``text`` (rich markup allowed)."""
         if self.json_lines:
-            sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            sys.stdout.write(dumps(obj, ensure_ascii=False) + "\n")
             sys.stdout.flush()
         elif text is not None:
             self.out.print(text)

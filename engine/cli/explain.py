@@ -17,8 +17,8 @@ def explain(
     model: Annotated[Path, typer.Option("--model", "-m", help="Exported .onnx (occlusion) or RUN/best.pt (any method).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for overlays (.png), maps (.npy), explain.jsonl, summary.json.")],
     method: Annotated[str, typer.Option(help="occlusion, cam, gradcam or ig.")] = "occlusion",
-    window: Annotated[int, typer.Option(min=1, help="Occlusion window in pixels (the paper: 64 on 512 px, also 32).")] = 64,
-    stride: Annotated[int, typer.Option(min=1, help="Occlusion stride in pixels (the paper: 32, also 16 and 8).")] = 32,
+    window: Annotated[int | None, typer.Option(min=1, help="Occlusion window in pixels (the paper: 64 on 512 px, also 32). Default: the model's input size / 8.")] = None,
+    stride: Annotated[int | None, typer.Option(min=1, help="Occlusion stride in pixels (the paper: 32, also 16 and 8). Default: half the window.")] = None,
     target: Annotated[str | None, typer.Option(help="Class to explain: a name, 'all', or the predicted one (default).")] = None,
     baseline: Annotated[str, typer.Option(help="Occlusion baseline: a number or 'blur'.")] = "0",
     output: Annotated[str, typer.Option(help="Occlusion on logits (Captum's and the paper's) or probabilities.")] = "logits",
@@ -46,8 +46,11 @@ def explain(
 
     def on_item(rec):
         s = rec.get("structures", {}).get(rec["targets"][0], {}).get("nucleoli")
-        extra = (f", nucleoli {s['positive_attribution_fraction']:.2f} of positive attribution vs "
-                 f"{s['area_fraction']:.2f} of area" if s else "")
+        extra = ""
+        if s:
+            share = s["positive_attribution_fraction"]
+            extra = (f", nucleoli {share:.2f} of positive attribution vs {s['area_fraction']:.2f} of area"
+                     if share == share else ", no positive attribution")  # NaN: none at all
         o.record(rec, escape(f"{rec['source']}{' ' + rec['nucleus_id'] if rec['nucleus_id'] else ''}: "
                              f"{rec['predicted']} -> {rec['overlay']}{extra}"))
 
@@ -59,6 +62,10 @@ def explain(
     if not json:
         for key, structs in s["structures"].items():
             for name, v in structs.items():
+                if not v["n"]:
+                    o.log(f"{key}: no map with positive attribution (area share of {name} "
+                          f"{v['area_fraction_mean']:.3f})")
+                    continue
                 o.log(f"{key}: {name} hold {v['positive_attribution_fraction_mean']:.3f} of the positive "
                       f"attribution on {v['area_fraction_mean']:.3f} of the area (n={v['n']})")
         for c, v in s.get("perturb_nucleoli", {}).items():

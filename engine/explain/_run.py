@@ -3,7 +3,6 @@ fractions against ground truth, and the nucleoli-replacement test."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
@@ -12,16 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .._json import dumps
 from .._scores import softmax
 from ..errors import AinuError, InputError
 
-__all__ = ["explain_files", "METHODS"]
+__all__ = ["explain_files", "default_window", "METHODS"]
 
 METHODS = ("occlusion", "cam", "gradcam", "ig")
 
 
 def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.PathLike, *, method: str = "occlusion",
-                  window: int = 64, stride: int = 32, target=None, baseline: float | str = 0.0,
+                  window: int | None = None, stride: int | None = None, target=None, baseline: float | str = 0.0,
                   output: str = "logits", backend: str = "auto", device: str = "auto", perturb: str | None = None,
                   limit: int | None = None, seed: int = 0, incremental: bool | None = None,
                   on_item: Callable[[dict], None] | None = None,
@@ -36,6 +36,10 @@ def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.Path
     non-nucleolar regions, and ``OUT/perturb.json`` reports per-class accuracy before and after.
     ``summary.json`` sums it up. ``incremental`` is passed to
     :func:`~engine.explain.occlusion`. Returns the summary.
+
+    ``window`` and ``stride`` (occlusion, pixels of the model input) default to the paper's
+    64 and 32 on 512 px scaled to the model's input size S: :func:`default_window`. A window
+    covering the whole input (one occlusion, a constant map) is an error.
     """
     from .._classifier import Classifier
     from ..backends import create_backend
@@ -67,6 +71,13 @@ def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.Path
     info = clf.info
     if clf.patch_size:
         raise InputError("explain works on image-mode models (this one votes patches)", path=model)
+    if method == "occlusion":
+        window, stride = default_window(info.input_size, window, stride)
+        if window >= info.input_size:
+            raise InputError(f"an occlusion window of {window} px covers the whole {info.input_size} px input: "
+                             "one occlusion, a constant map", path=model,
+                             hint=f"use a smaller window (--window); this model's default is "
+                                  f"{default_window(info.input_size)[0]}")
     names = list(info.classes)
     rng = np.random.default_rng(seed)
     files = expand_inputs(inputs)
@@ -114,7 +125,7 @@ def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.Path
                             perturb_rows.append({"label": rec["label"], "before": pred, "after": after})
                             rec["after_nucleoli_replaced"] = after
                     records.append(rec)
-                    log.write(json.dumps(rec) + "\n")
+                    log.write(dumps(rec) + "\n")
                     log.flush()
                     if on_item is not None:
                         on_item(rec)
@@ -131,10 +142,17 @@ def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.Path
     if perturb == "nucleoli":
         summary["perturb_nucleoli"] = _perturb_summary(perturb_rows, names)
         with atomic_path(out / "perturb.json") as tmp:
-            Path(tmp).write_text(json.dumps(summary["perturb_nucleoli"], indent=2) + "\n")
+            Path(tmp).write_text(dumps(summary["perturb_nucleoli"], indent=2) + "\n")
     with atomic_path(out / "summary.json") as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
+        Path(tmp).write_text(dumps(summary, indent=2) + "\n")
     return summary
+
+
+def default_window(size: int, window: int | None = None, stride: int | None = None) -> tuple[int, int]:
+    """Occlusion window and stride for a model input of ``size`` px: the given ones, else the
+    paper's 64 / 32 on 512 px in proportion (``size / 8``, and half the window)."""
+    window = max(1, round(64 * size / 512)) if window is None else int(window)
+    return window, max(1, window // 2) if stride is None else int(stride)
 
 
 def _truth_nucleus(truth: dict | None, nucleus) -> dict | None:

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._json import dumps
 from ..errors import AinuError, InputError
 from ._nuclei import split_nuclei
 
@@ -171,7 +172,7 @@ class _Parts:
         from ..io._atomic import atomic_path
 
         with atomic_path(self.journal) as tmp:
-            Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+            Path(tmp).write_text("".join(dumps(r) + "\n" for r in recs), encoding="utf-8")
 
     def _load(self) -> None:
         import pyarrow.parquet as pq
@@ -505,20 +506,17 @@ def screen(inputs: Sequence[str | os.PathLike], model: str | os.PathLike, out: s
     doc = {**summary.to_dict(), "model": str(model), "model_sha256": model_sha, "render_spec_hash": spec_hash,
            "classes": list(info.classes), "nuclei_mode": nuclei, "total_rows": 0 if table is None else table.num_rows}
     with atomic_path(out / "summary.json") as tmp:
-        Path(tmp).write_text(json.dumps(doc, indent=2) + "\n")
+        Path(tmp).write_text(dumps(doc, indent=2) + "\n")
     explained = []
     if explain and table is not None and table.num_rows:
         from ..explain._run import explain_files
 
         sources = list(dict.fromkeys(table.column("source").to_pylist()))[:explain]
-        side = info.input_size
-        window = max(1, round(64 * side / 512))
-        ex = explain_files(sources, model, out / "explain", window=window, stride=max(1, window // 2),
-                           backend=backend, device=device, limit=explain)
+        ex = explain_files(sources, model, out / "explain", backend=backend, device=device, limit=explain)
         doc["explain"] = {k: ex[k] for k in ("nuclei", "failed", "seconds", "structures")}
         explained = [json.loads(line) for line in (out / "explain" / "explain.jsonl").read_text().splitlines()]
         with atomic_path(out / "summary.json") as tmp:
-            Path(tmp).write_text(json.dumps(doc, indent=2) + "\n")
+            Path(tmp).write_text(dumps(doc, indent=2) + "\n")
     if report and table is not None:
         from ._report import write_report
 

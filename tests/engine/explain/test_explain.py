@@ -124,3 +124,48 @@ def test_explain_cli_on_the_bundled_model(capsys, tmp_path):
     code = main(["explain", "examples/screen/slide1", "--model", MODEL, "--out", str(tmp_path / "x"),
                  "--method", "cam"])
     assert code == 1 and "needs the PyTorch model" in capsys.readouterr().err
+
+
+def test_explain_defaults_to_the_papers_window_in_proportion_and_refuses_a_whole_image_window(capsys, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
+    from engine.explain._run import default_window
+
+    assert default_window(512) == (64, 32) and default_window(64) == (8, 4) and default_window(768) == (96, 48)
+    assert default_window(64, 16) == (16, 8) and default_window(64, 16, 3) == (16, 3) and default_window(4) == (1, 1)
+    code = main(["explain", "examples/screen/slide1/hiPSC_0000.bin", "--model", MODEL, "--out", str(tmp_path / "d"),
+                 "--device", "cpu", "--json"])
+    rec = json.loads(capsys.readouterr()[0])
+    assert code == 0 and rec["params"]["window"] == [8, 8] and rec["params"]["stride"] == [4, 4]
+    code = main(["explain", "examples/screen/slide1/hiPSC_0000.bin", "--model", MODEL, "--out", str(tmp_path / "w"),
+                 "--window", "64", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and "covers the whole 64 px input" in err and "default is 8" in err
+
+
+def test_a_map_without_positive_attribution_is_null_in_json_and_said_in_text(capsys, tmp_path, monkeypatch):
+    """The structure shares of such a map are NaN: strict JSON files (null) and plain words."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
+    import engine.explain._structures as st
+
+    real = st.structure_fractions
+
+    def none_positive(m, masks):  # the real function on a map with no positive value
+        return real(-np.abs(m), masks)
+
+    monkeypatch.setattr(st, "structure_fractions", none_positive)
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} written to JSON"))
+
+    code = main(["explain", "examples/screen/slide1/hiPSC_0000.bin", "--model", MODEL, "--out", str(tmp_path / "a"),
+                 "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "no positive attribution" in out and "nan" not in (out + err).lower()
+    assert "no map with positive attribution" in err
+    rec = strict((tmp_path / "a" / "explain.jsonl").read_text())
+    assert rec["structures"]["hiPSC"]["nucleoli"]["positive_attribution_fraction"] is None
+    summary = strict((tmp_path / "a" / "summary.json").read_text())
+    assert summary["structures"]["label=hiPSC, target=hiPSC"]["nucleoli"]["n"] == 0
+    code = main(["explain", "examples/screen/slide1/hiPSC_0000.bin", "--model", MODEL, "--out", str(tmp_path / "b"),
+                 "--device", "cpu", "--json"])
+    assert code == 0 and strict(capsys.readouterr()[0])["structures"]["hiPSC"]["nucleoli"]["enrichment"] is None
