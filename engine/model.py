@@ -75,6 +75,34 @@ class ModelInfo:
     def input_shape(self) -> tuple[int | str, int, int, int]:
         return ("batch", self.n_channels, self.input_size, self.input_size)
 
+    def summary(self) -> dict:
+        """What a person receiving the model wants to know first, as a plain dict: classes,
+        input, how nuclei are rendered for it, what it was trained on and how it tested."""
+        spec = self.render_spec
+        test = (self.metrics or {}).get("test", {})
+        stats = self.training_stats or {}
+        return {
+            "path": self.path, "kind": "model",
+            "classes": list(self.classes),
+            "architecture": (self.model or {}).get("name"),
+            "input": f"{self.n_channels} x {self.input_size} x {self.input_size}",
+            "channel_names": list(self.channel_names),
+            "mode": self.preprocessing.get("mode", "image"),
+            "patch_size": self.preprocessing.get("patch_size"),
+            "render": {"pixel_nm": spec.pixel_nm, "magnification": spec.magnification,
+                       "camera_pixel_nm": spec.camera_pixel_nm,
+                       "sigma_nm": "from precision" if spec.sigma_from_precision else spec.sigma_nm,
+                       "truncate_sigma": spec.truncate, "size": spec.size, "channels": spec.channels,
+                       "scaling": spec.scaling, "outside": spec.outside, "hash": spec.hash()},
+            "training_data": (self.provenance or {}).get("training_data"),
+            "training_nuclei": stats.get("n_nuclei"),
+            "training_ranges": {k: _range(v) for k, v in stats.items() if _range(v) is not None},
+            "test": {k: test[k] for k in ("n", "accuracy", "balanced_accuracy", "f1_macro", "roc_auc")
+                     if k in test},
+            "created": (self.provenance or {}).get("created"),
+            "git_commit": (self.provenance or {}).get("git_commit"),
+        }
+
     def to_metadata(self) -> dict[str, str]:
         """The ``metadata_props`` of the ONNX file (string keys and JSON string values)."""
         d = {
@@ -136,6 +164,15 @@ class ModelInfo:
                    metrics=get("metrics", {}), training_stats=get("training_stats", {}),
                    provenance=get("provenance", {}), model=get("model", {}), input_name=inp.get("name", "image"),
                    output_name=get("output", {"name": "logits"}).get("name", "logits"), path=p)
+
+
+def _range(v):
+    """[min, max] of a training statistic, a list of them for per-channel ones, else None."""
+    if isinstance(v, dict) and "min" in v:
+        return [v["min"], v.get("max")]
+    if isinstance(v, list) and v and all(isinstance(x, dict) and "min" in x for x in v):
+        return [[x["min"], x.get("max")] for x in v]
+    return None
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:

@@ -1,4 +1,4 @@
-"""``ainu-engine info FILE...``: what each localization file holds."""
+"""``ainu-engine info FILE...``: what each localization file (or exported model) holds."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from ..io import read, summarize
+from ..model import read_model_info
 from ._options import ColumnsOpt, FormatOpt, JsonOpt, PixelOpt, UnitOpt, read_kwargs
 from ._output import Output
 
@@ -50,9 +51,58 @@ def _text(s: dict) -> str:
     return "\n".join(lines)
 
 
+MODEL_SUFFIXES = (".onnx", ".pt")
+
+
+def _model_summary(path: Path) -> dict:
+    """The :meth:`ModelInfo.summary` of an exported .onnx or a training checkpoint (.pt)."""
+    if path.suffix.lower() == ".onnx":
+        return read_model_info(path).summary()
+    from ..backends._torch import TorchBackend
+
+    return TorchBackend(path)._read_info().summary()  # the torch backend's checkpoint reader
+
+
+def _g(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _model_text(s: dict) -> str:
+    """Human-readable block for one model (rich markup; data values escaped)."""
+    r = s["render"]
+    px = (f"{r['pixel_nm']:g} nm" if r["pixel_nm"] else
+          f"x{r['magnification']:g} of the camera pixel" + (f" ({r['camera_pixel_nm']:g} nm)" if r["camera_pixel_nm"] else ""))
+    sigma = r["sigma_nm"] if isinstance(r["sigma_nm"], str) else f"{r['sigma_nm']:g} nm"
+    size = "raw render (no resize)" if not r["size"] else f"resized and padded to {r['size']} px"
+    mode = ("one image per nucleus" if s["mode"] == "image"
+            else f"{s['patch_size']} px patches, the nucleus's call by majority")
+    ranges = ", ".join(f"{k} " + (" / ".join(f"{_g(a)}..{_g(b)}" for a, b in v) if isinstance(v[0], list)
+                                  else f"{_g(v[0])}..{_g(v[1])}") for k, v in s["training_ranges"].items())
+    test = ", ".join(f"{k} {v:.3f}" for k, v in s["test"].items() if k != "n" and isinstance(v, (int, float)))
+    lines = [
+        f"[bold]{escape(str(s['path']))}[/]",
+        f"  kind              ainu-engine model ({escape(str(s['architecture']))})",
+        f"  classes           {escape(', '.join(s['classes']))}",
+        f"  input             {s['input']} ({escape(', '.join(s['channel_names']))}), {mode}",
+        f"  render            {px} pixels, sigma {sigma} ({r['truncate_sigma']:g} sigma window), {size}, "
+        f"scaling {r['scaling']}" + ("" if r["outside"] is None else f", outside the nucleus {r['outside']:g}"),
+        f"  render spec hash  {r['hash']}",
+        f"  trained on        {escape(str(s['training_data'] or '-'))}"
+        + (f" ({s['training_nuclei']} nuclei)" if s["training_nuclei"] else ""),
+    ]
+    if ranges:
+        lines.append(f"  training ranges   {escape(ranges)}")
+    lines.append(f"  test set          {escape(test)} (n={s['test']['n']})" if test and "n" in s["test"]
+                 else "  test set          -")
+    lines.append(f"  created           {escape(str(s['created'] or '-'))}, commit {escape(str(s['git_commit'] or '-'))}")
+    return "\n".join(lines)
+
+
 def info(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Localization files (any supported format).")],
+    files: Annotated[list[Path], typer.Argument(help="Localization files (any supported format), exported .onnx models or training checkpoints (RUN/best.pt).")],
     format: FormatOpt = "auto",
     camera_pixel_nm: PixelOpt = None,
     unit: UnitOpt = None,
@@ -60,6 +110,9 @@ def info(
     json: JsonOpt = False,
 ) -> None:
     """Report format, counts, channels, ranges (nm) and frames of each file.
+
+    For a model (exported .onnx, or a training checkpoint RUN/best.pt): its classes, input, RenderSpec, training data and test
+    metrics.
 
     Files that fail are reported with their error and the others still reported;
     the exit code is 1 if any file failed.
@@ -69,6 +122,12 @@ def info(
     with out.progress(len(files), "info") as advance:
         for path in files:
             try:
+                if path.suffix.lower() in MODEL_SUFFIXES:
+                    s = _model_summary(path)
+                    s["path"] = str(path)
+                    out.record(s, _model_text(s))
+                    advance()
+                    continue
                 s = summarize(read(path, **kwargs))
                 s["path"] = str(path)
                 out.record(s, _text(s))

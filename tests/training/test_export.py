@@ -154,3 +154,25 @@ def test_cli_train_writes_a_run(run, tmp_path, capsys):
     assert code == 1 and "finished run" in capsys.readouterr().err
     code = main(["train", str(manifest), "--out", str(tmp_path / "r2"), "--arch", "densnet121"])
     assert code == 2 and "did you mean densenet121" in capsys.readouterr().err
+
+
+def test_info_describes_the_exported_model_and_its_checkpoint(run, tmp_path, capsys):
+    root, _, spec = run
+    model = tmp_path / "model.onnx"
+    export_onnx(root / "run" / "best.pt", model)
+    assert main(["info", "--json", str(model), str(root / "run" / "best.pt")]) == 0
+    onnx_rec, pt_rec = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    for rec in (onnx_rec, pt_rec):
+        assert rec["kind"] == "model" and rec["classes"] == ["hiPSC", "somatic"]
+        assert rec["input"] == "2 x 48 x 48" and rec["channel_names"] == ["polII", "h3"]
+        assert rec["render"]["pixel_nm"] == 150 and rec["render"]["sigma_nm"] == 120
+        assert rec["render"]["hash"] == spec.hash() and rec["architecture"] == "small_cnn"
+        assert rec["training_nuclei"] > 0 and rec["test"]["n"] > 0 and 0 <= rec["test"]["accuracy"] <= 1
+        lo, hi = rec["training_ranges"]["area_um2"]
+        assert 0 < lo <= hi
+        assert len(rec["training_ranges"]["localizations_per_channel"]) == 2
+    assert {k: v for k, v in onnx_rec.items() if k != "path"} == {k: v for k, v in pt_rec.items() if k != "path"}
+    assert main(["info", str(model)]) == 0
+    text = capsys.readouterr().out
+    assert "classes           hiPSC, somatic" in text and "150 nm pixels, sigma 120 nm" in text
+    assert "test set          accuracy" in text
