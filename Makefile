@@ -32,6 +32,7 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/ainu-engine render demo-out/simulated/*_0000.bin --out demo-out/images --channels 1,2 \
 		--format png --force
 	@echo "--- screening the bundled example batch with the bundled model (trained on SIMULATED nuclei)"
+	$(BIN)/ainu-engine info examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx
 	$(BIN)/ainu-engine screen examples/screen --model examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx \
 		--out demo-out/screen --csv --force
 
