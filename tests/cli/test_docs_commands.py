@@ -1,0 +1,66 @@
+"""Every ``ainu-engine`` command line in the README and docs/ names a real command and only
+options that command has: the docs cannot drift from the CLI unnoticed."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import typer
+
+from engine.cli._app import app
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("**/*.md"))]
+
+
+def _command_lines(text: str):
+    """``ainu-engine ...`` lines of code blocks (``$`` prompts and continuation lines joined)."""
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+        lines = block.splitlines()
+        i = 0
+        while i < len(lines):
+            line = lines[i].strip().removeprefix("$ ")
+            while line.endswith("\\") and i + 1 < len(lines):
+                i += 1
+                line = line[:-1] + " " + lines[i].strip()
+            if line.startswith("ainu-engine "):
+                yield line
+            i += 1
+
+
+def _options(line: str) -> tuple[str, list[str]]:
+    line = re.sub(r"\s#.*$", "", line)  # a trailing comment
+    tokens = shlex.split(line, posix=True)
+    words = [t for t in tokens[1:] if not t.startswith("-")]
+    opts = [t.strip("[]").split("=")[0] for t in tokens[1:] if t.lstrip("[").startswith("--")]
+    return (words[0] if words else ""), opts
+
+
+def _cases():
+    for doc in DOCS:
+        for line in _command_lines(doc.read_text(encoding="utf-8")):
+            yield pytest.param(line, id=f"{doc.relative_to(REPO)}: {line[:60]}")
+
+
+@pytest.fixture(scope="module")
+def cli():
+    return typer.main.get_command(app)
+
+
+def test_the_docs_show_commands():
+    assert len(list(_cases())) > 20
+
+
+@pytest.mark.parametrize("line", list(_cases()))
+def test_documented_command_line_matches_the_cli(cli, line):
+    name, opts = _options(line)
+    if name in ("", "--help", "--version"):
+        return
+    assert name in cli.commands, f"no command {name!r}"
+    cmd = cli.commands[name]
+    known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help", "--debug"}
+    unknown = [o for o in opts if o not in known]
+    assert not unknown, f"{name}: no option {unknown} (has {sorted(known)})"
