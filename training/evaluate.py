@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from engine._json import dumps
 from engine._scores import mean_cross_entropy, softmax
 from engine.errors import InputError
 from engine.model import read_model_info
@@ -90,8 +89,7 @@ def evaluate(model_path: str | os.PathLike, manifest_path: str | os.PathLike, ou
                         "training_metrics": info.metrics}
     metrics["manifest"] = {"path": os.fspath(manifest_path), "sha256": manifest.sha256}
     metrics["seconds"] = {"render": t1 - t0, "inference": t2 - t1}
-    plot_metrics(metrics, out)
-    (out / "metrics.json").write_text(dumps(metrics, indent=2) + "\n")
+    plot_metrics(metrics, out)  # the plots and metrics.json
     _write_predictions(out / "predictions.csv", manifest,
                        {"rows": rows, "scores": scores, "undecided": undecided})
     return metrics

@@ -123,14 +123,11 @@ def info(
         for path in files:
             try:
                 if path.suffix.lower() in MODEL_SUFFIXES:
-                    s = _model_summary(path)
-                    s["path"] = str(path)
-                    out.record(s, _model_text(s))
-                    advance()
-                    continue
-                s = summarize(read(path, **kwargs))
+                    s, text = _model_summary(path), _model_text
+                else:
+                    s, text = summarize(read(path, **kwargs)), _text
                 s["path"] = str(path)
-                out.record(s, _text(s))
+                out.record(s, text(s))
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
                 out.failure(err, {"path": str(path)}, debug=ctx.obj["debug"] if ctx.obj else None)
             advance()

@@ -12,7 +12,7 @@ explicitly where the region reaches past the border. A global average pool at th
 updated from the changed region alone, and a linear classifier after it is applied in float64,
 so a window's effect on the output is never the small difference of two rounded outputs. Deep
 units whose changed region covers most of the map anyway (a DenseNet's later blocks) run on
-whole maps instead, a few copies per call, from the unit :meth:`IncrementalPlan.cut` picks. Each
+whole maps instead, one copy per single-threaded run, from the unit :meth:`IncrementalPlan.cut` picks. Each
 output element is computed by the same arithmetic as in the whole model, so the outputs equal
 the whole model's up to float32 summation order (tests compare them with Captum at 1e-5 of the
 map's maximum).

@@ -245,11 +245,11 @@ def render(
     sigma = _sigma(locs, spec)
     x, y = locs.x_nm, locs.y_nm  # float32: the CPU kernel reads them in place
     margin = spec.margin_nm if spec.margin_nm is not None else spec.truncate * float(sigma.max())
+    xs, ys = (x, y) if sel.all() else (x[sel], y[sel])
     if roi_nm is not None:
         roi_nm = np.asarray(roi_nm, np.float64)
         lo, hi = roi_nm.min(axis=0), roi_nm.max(axis=0)
-    xs, ys = (x, y) if sel.all() else (x[sel], y[sel])
-    if roi_nm is None:
+    else:
         lo = np.array([xs.min(), ys.min()], np.float64)
         hi = np.array([xs.max(), ys.max()], np.float64)
     origin = np.floor((lo - margin) / pixel) * pixel
