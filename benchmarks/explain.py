@@ -1,4 +1,4 @@
-"""Occlusion maps per second: ainu-engine (``engine.explain.occlusion`` on ONNX Runtime — the
+"""Occlusion maps per second: ainu-engine (``ainu_engine.explain.occlusion`` on ONNX Runtime — the
 incremental plan on the CPU, and whole passes — and on the torch model) vs
 ``captum.attr.Occlusion`` at its best ``perturbations_per_eval``, on the same ResNet-18
 (2 channels, 512 x 512, window 64 / stride 32 = 225 occluded copies per map), image and
@@ -72,8 +72,8 @@ def _one(arch: str, device: str, quick: bool, tmp: Path, img, window: int, strid
     import torch
     from captum.attr import Occlusion
 
-    from engine.backends import BackendUnavailable, create_backend
-    from engine.explain import occlusion
+    from ainu_engine.backends import BackendUnavailable, create_backend
+    from ainu_engine.explain import occlusion
 
     from .infer import _model
 

@@ -1,9 +1,9 @@
-"""When does incremental occlusion pay? The incremental plan (``engine.explain.occlusion``,
+"""When does incremental occlusion pay? The incremental plan (``ainu_engine.explain.occlusion``,
 ``incremental=True``) against whole passes (``incremental=False``) on the same ONNX Runtime CPU
 backend, model and image, over models, image sizes and windows whose work fraction (the plan's
 multiply-adds over those of whole passes) spans 0.1 to 0.8.
 
-This calibrates ``engine.explain._occlusion.INCREMENTAL_MAX_WORK``, the work fraction up to
+This calibrates ``ainu_engine.explain._occlusion.INCREMENTAL_MAX_WORK``, the work fraction up to
 which ``incremental=None`` takes the plan; the check: in every configuration auto mode picks
 the faster path, or the path it leaves is at most 15 % faster. Models have random weights with
 calibrated batch norm (speed does not depend on what they learned); maps are checked equal.
@@ -29,9 +29,9 @@ SLACK = 1.15  # the path auto mode leaves may be this much faster
 
 @register("explain_plan", "incremental occlusion vs whole passes over work fractions (calibrates auto mode)")
 def run(*, device: str = "cpu", quick: bool = False) -> dict:
-    from engine.backends import create_backend
-    from engine.explain import occlusion
-    from engine.explain._occlusion import INCREMENTAL_MAX_WORK
+    from ainu_engine.backends import create_backend
+    from ainu_engine.explain import occlusion
+    from ainu_engine.explain._occlusion import INCREMENTAL_MAX_WORK
 
     from .infer import _model
 
@@ -76,5 +76,5 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
     return {"inputs": {"configs": [r["config"] for r in rows], "image_channels": CHANNELS,
                        "backend": "onnxruntime cpu", "copies_per_pass": "occlusion's defaults",
                        "incremental_max_work": INCREMENTAL_MAX_WORK},
-            "baseline": "engine.explain.occlusion with incremental=False (whole passes) on the same backend",
+            "baseline": "ainu_engine.explain.occlusion with incremental=False (whole passes) on the same backend",
             "configs": rows, "figures": figures, "goals": goals}

@@ -10,7 +10,7 @@ best backend >= 3x torch eager fp32 at batch >= 32.
 
 The model has random weights whose batch-norm statistics were set on random images (speed
 does not depend on what the weights learned), saved as a training checkpoint and exported
-with ``training.export.export_onnx`` (so the export's ONNX Runtime check runs too).
+with ``ainu_engine.training.export.export_onnx`` (so the export's ONNX Runtime check runs too).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ def _model(tmp: Path, size: int, arch: str):
     """A checkpoint + .onnx of ``arch`` with calibrated batch norm, for timing."""
     import torch
 
-    from engine.render import RenderSpec
-    from training.export import export_onnx
-    from training.models import create_model
-    from training.train import CHECKPOINT_FORMAT
+    from ainu_engine.render import RenderSpec
+    from ainu_engine.training.export import export_onnx
+    from ainu_engine.training.models import create_model
+    from ainu_engine.training.train import CHECKPOINT_FORMAT
 
     torch.manual_seed(0)
     m = create_model(arch, in_chans=CHANNELS, num_classes=2)
@@ -58,7 +58,7 @@ def _model(tmp: Path, size: int, arch: str):
 
 
 def _candidates(device: str):
-    from engine.backends import _has, _ort_providers
+    from ainu_engine.backends import _has, _ort_providers
 
     prov = _ort_providers()
     out = [("torch eager fp32", "torch", {})]
@@ -84,8 +84,8 @@ def _candidates(device: str):
 def run(*, device: str = "cpu", quick: bool = False, arch: str = "densenet121") -> dict:
     import torch
 
-    from engine.backends import create_backend
-    from engine.compare import compare_outputs
+    from ainu_engine.backends import create_backend
+    from ainu_engine.compare import compare_outputs
 
     size = 128 if quick else SIZE
     batches = [1, 4] if quick else ([1, 4, 8] if device == "cpu" else [1, 8, 32, 64, 128])
@@ -172,11 +172,11 @@ def _screen(onnx_path: Path, ckpt: Path, tmp: Path, *, device: str, quick: bool,
     """screen end to end vs each stage alone, on simulated nuclei (Parquet, 2 channels); each
     side the best of REPEATS runs. On a GPU whose ONNX Runtime has no CUDA EP (the CPU build, as
     on the project's device image) both run PyTorch on the GPU with the checkpoint."""
-    from engine import Classifier
-    from engine.backends import _ort_providers
-    from engine.io import read
-    from engine.screen._pipeline import expand_inputs, screen
-    from training.simulate import Observation, simulate_dataset
+    from ainu_engine import Classifier
+    from ainu_engine.backends import _ort_providers
+    from ainu_engine.io import read
+    from ainu_engine.screen._pipeline import expand_inputs, screen
+    from ainu_engine.training.simulate import Observation, simulate_dataset
 
     n = 6 if quick else 32
     data = tmp / "nuclei"

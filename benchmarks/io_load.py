@@ -1,4 +1,4 @@
-"""Loading localization tables: CSV through engine.io (pyarrow) vs numpy.loadtxt, and Parquet.
+"""Loading localization tables: CSV through ainu_engine.io (pyarrow) vs numpy.loadtxt, and Parquet.
 
 Goals (issue "Foundation"): a 10-million-localization CSV loads at >= 50 MB/s on 2 cores;
 Parquet round-trips losslessly and loads >= 10x faster than CSV.
@@ -16,7 +16,7 @@ from ._harness import SCRATCH, measure, register
 
 
 def _table(n: int, seed: int = 0):
-    from engine.io import Localizations
+    from ainu_engine.io import Localizations
 
     rng = np.random.default_rng(seed)
     return Localizations(
@@ -29,9 +29,9 @@ def _table(n: int, seed: int = 0):
     )
 
 
-@register("io_load", "read a 10M-localization CSV (engine.io vs numpy.loadtxt) and Parquet")
+@register("io_load", "read a 10M-localization CSV (ainu_engine.io vs numpy.loadtxt) and Parquet")
 def run(*, device: str = "cpu", quick: bool = False, n: int | None = None) -> dict:
-    from engine.io import read, write
+    from ainu_engine.io import read, write
 
     n = n or (1_000_000 if quick else 10_000_000)
     SCRATCH.mkdir(parents=True, exist_ok=True)
@@ -69,11 +69,11 @@ def run(*, device: str = "cpu", quick: bool = False, n: int | None = None) -> di
          "baseline": round(n / t_np["median_s"] / 1e6, 2), "baseline_name": "numpy.loadtxt"},
         {"name": "Parquet read (s) vs engine CSV read", "project": round(t_pq["median_s"], 3),
          "baseline": round(t_csv["median_s"], 3), "ratio": t_csv["median_s"] / t_pq["median_s"],
-         "baseline_name": "engine.io.read on the CSV"},
+         "baseline_name": "ainu_engine.io.read on the CSV"},
     ]
     return {
         "inputs": {"n_localizations": n, "csv_mb": round(csv_mb, 1), "parquet_mb": round(pq_mb, 1),
-                   "columns": locs.columns, "format": "ThunderSTORM CSV written by engine.io"},
+                   "columns": locs.columns, "format": "ThunderSTORM CSV written by ainu_engine.io"},
         "baseline": "numpy.loadtxt for CSV; engine CSV read for Parquet",
         "timings": {"engine_csv": t_csv, "engine_parquet": t_pq, "numpy_loadtxt": t_np},
         "figures": figures,

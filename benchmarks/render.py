@@ -1,7 +1,7 @@
-"""Rendering simulated nuclei (float32 coordinates as engine.io holds them, 16 nm pixels, sigma = 20 nm): ainu-engine vs Picasso, vs binning +
+"""Rendering simulated nuclei (float32 coordinates as ainu_engine.io holds them, 16 nm pixels, sigma = 20 nm): ainu-engine vs Picasso, vs binning +
 scipy.ndimage.gaussian_filter, vs the paper's scikit-learn KernelDensity (small inputs,
 extrapolated and labelled as such), each with its maximum pixel error against the float64
-KDE (kernels.kde_reference_fast at 8 sigma = untruncated to float64 precision).
+KDE (ainu_engine.kernels.kde_reference_fast at 8 sigma = untruncated to float64 precision).
 
 Goals (issue "Rendering"): CPU >= 4x Picasso on 2 cores at equal or better accuracy;
 GPU >= 1e9 localizations/s (only on a real GPU; ``--device cuda``).
@@ -33,12 +33,12 @@ def _errors(img: np.ndarray, ref: np.ndarray) -> dict:
 
 
 def _nucleus(n: float, seed: int = 0):
-    from training.simulate import Observation, simulate_nucleus
+    from ainu_engine.training.simulate import Observation, simulate_nucleus
 
     nu = simulate_nucleus("somatic", rng=np.random.default_rng(seed), channels=("h3",),
                           observation=Observation(locs_per_channel=n, locs_spread=0.0))
-    # float32, as the simulator makes them and engine.io stores every format's coordinates: what
-    # engine.render hands the kernel (and what Picasso is given, in camera pixels)
+    # float32, as the simulator makes them and ainu_engine.io stores every format's coordinates: what
+    # ainu_engine.render hands the kernel (and what Picasso is given, in camera pixels)
     return nu.x_nm, nu.y_nm
 
 
@@ -104,8 +104,8 @@ def _sklearn(x, y, shape, origin):
 @register("render", "Gaussian KDE of 1e6/1e7 localizations: engine vs Picasso, histogram+blur, sklearn",
           devices=("cpu", "cuda"))
 def run(*, device: str = "cpu", quick: bool = False, sizes=None, sklearn_n=None) -> dict:
-    from kernels import render_kde_cpu
-    from kernels._kde import kde_reference_fast
+    from ainu_engine.kernels import render_kde_cpu
+    from ainu_engine.kernels._kde import kde_reference_fast
 
     sizes = sizes or ([1e5, 1e6] if quick else [1e6, 1e7])
     sklearn_n = sklearn_n or ([1000, 3000] if quick else [10_000, 20_000])
@@ -124,7 +124,7 @@ def run(*, device: str = "cpu", quick: bool = False, sizes=None, sklearn_n=None)
         if device == "cuda":
             from numba import cuda
 
-            from kernels._kde_cuda import render_kde_cuda
+            from ainu_engine.kernels._kde_cuda import render_kde_cuda
 
             dx, dy, dc = cuda.to_device(x), cuda.to_device(y), cuda.to_device(ch)
             gpu = partial(render_kde_cuda, dx, dy, SIGMA_NM, dc, to_host=False, **kw)
@@ -191,8 +191,8 @@ def run(*, device: str = "cpu", quick: bool = False, sizes=None, sklearn_n=None)
                         "project": round(per_loc * n, 1), "baseline_name": "extrapolated, not run"})
     return {
         "inputs": {"sizes": [int(s) for s in sizes], "pixel_nm": PIXEL_NM, "sigma_nm": SIGMA_NM,
-                   "data": "training.simulate somatic nucleus, H3 channel; float32 coordinates (as engine.io "
-                           "stores them and engine.render passes them), one row with them widened to float64",
+                   "data": "ainu_engine.training.simulate somatic nucleus, H3 channel; float32 coordinates (as ainu_engine.io "
+                           "stores them and ainu_engine.render passes them), one row with them widened to float64",
                    "accuracy_metric": "relative error on pixels above 1 % of the max of the float64 "
                                       "untruncated KDE (kde_reference_fast, 8 sigma)"},
         "baseline": "picasso.render.render(blur_method='gaussian'); histogram2d + scipy gaussian_filter; "

@@ -63,8 +63,8 @@ class Classifier:
     --------
     The bundled example model (trained on simulated nuclei) on a bundled nucleus:
 
-    >>> from engine import Classifier
-    >>> from engine.io import read
+    >>> from ainu_engine import Classifier
+    >>> from ainu_engine.io import read
     >>> model = "examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
     >>> with Classifier.load(model, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
     ...     p = clf.classify(read("examples/screen/slide1/somatic_0000.bin"))
@@ -84,7 +84,7 @@ class Classifier:
     def load(cls, model: str | os.PathLike, backend: str = "auto", *, device: str = "auto",
              render_device: str = "auto", **options) -> Classifier:
         """Load ``model`` (.onnx, or a .pt checkpoint for torch) on ``backend`` (see
-        :func:`engine.backends.create_backend`)."""
+        :func:`ainu_engine.backends.create_backend`)."""
         from .backends import create_backend
 
         return cls(create_backend(model, backend, device=device, **options), render_device=render_device)
@@ -145,7 +145,7 @@ class Classifier:
         return out
 
     def classify(self, locs_or_image, *, roi_nm=None) -> Prediction:
-        """Call one nucleus (its :class:`~engine.io.Localizations`, or an already rendered image)."""
+        """Call one nucleus (its :class:`~ainu_engine.io.Localizations`, or an already rendered image)."""
         return self.classify_batch([locs_or_image], roi_nm=[roi_nm])[0]
 
     def classify_batch(self, batch: Sequence, *, roi_nm: Sequence | None = None) -> list[Prediction]:

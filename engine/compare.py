@@ -44,7 +44,7 @@ def compare_outputs(ref, test, *, rtol: float = 0.0, atol: float = 1e-4) -> Comp
     Examples
     --------
     >>> import numpy as np
-    >>> from engine.compare import compare_outputs
+    >>> from ainu_engine.compare import compare_outputs
     >>> r = compare_outputs(np.array([[1.0, 2.0]]), np.array([[1.0, 2.00005]]), atol=1e-4)
     >>> bool(r), r.same_argmax
     (True, True)

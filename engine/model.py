@@ -1,6 +1,6 @@
 """What an exported ainu-engine model says about itself (the ONNX file's ``metadata_props``).
 
-One ``.onnx`` file is self-describing: class names, the full :class:`~engine.render.RenderSpec`,
+One ``.onnx`` file is self-describing: class names, the full :class:`~ainu_engine.render.RenderSpec`,
 the input size and channel layout, the preprocessing, the training metrics and statistics,
 and the provenance travel in it as ``ainu.*`` keys with JSON values, so screening needs
 nothing but the model file and the data. :class:`ModelInfo` is the one place that writes and
@@ -182,7 +182,7 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
 
     Raises
     ------
-    engine.errors.InputError
+    ainu_engine.errors.InputError
         Missing or unreadable file, or a model without ainu-engine metadata.
     """
     path = os.fspath(path)

@@ -1,7 +1,7 @@
 """Write the small example files bundled in examples/data (run from the repository root).
 
 One synthetic nucleus (an ellipse of ~12 x 9 µm with two nucleoli and clustered chromatin,
-3,000 localizations, two channels), written in three formats through engine.io:
+3,000 localizations, two channels), written in three formats through ainu_engine.io:
 ThunderSTORM CSV, Insight3 .bin (160 nm camera pixels, recorded in a .bin.json sidecar) and
 Parquet. Deterministic: the same files on every machine. The full simulator with ground
 truth is training/simulate.py; these files only exist so that `make demo` has data.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.io import Localizations, Metadata, write
+from ainu_engine.io import Localizations, Metadata, write
 
 OUT = Path(__file__).parent / "data"
 

@@ -25,11 +25,11 @@ LOCS = 1.2e4  # localizations per nucleus: small files, still enough to tell the
 def main() -> int:
     import torch
 
-    from engine.render import RenderSpec
-    from training.data import RenderCache, read_manifest
-    from training.export import export_onnx
-    from training.simulate import Observation, simulate_dataset
-    from training.train import TrainConfig, train
+    from ainu_engine.render import RenderSpec
+    from ainu_engine.training.data import RenderCache, read_manifest
+    from ainu_engine.training.export import export_onnx
+    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.training.train import TrainConfig, train
 
     torch.set_num_threads(2)
     obs = Observation(locs_per_channel=LOCS)

@@ -9,7 +9,7 @@ A localization at (x, y) with bandwidth σ contributes
 to every pixel whose centre lies within ``truncate·σ`` of it along *each* axis (a square
 window, so the weights are separable). The image of one localization sums to ≈ 1 (density
 in localizations per pixel). The per-axis weight is written once (:func:`axis_weight`) and
-compiled for the CPU here and for CUDA in :mod:`kernels._kde_cuda`.
+compiled for the CPU here and for CUDA in :mod:`ainu_engine.kernels._kde_cuda`.
 """
 
 from __future__ import annotations

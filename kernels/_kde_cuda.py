@@ -3,7 +3,7 @@
 Localizations are bucketed by the image tiles (TILE x TILE pixels) their windows touch;
 one thread block renders one tile: it stages the tile's localizations in shared memory in
 chunks together with their separable weights (TILE column and TILE row weights each, by the
-same :func:`kernels._kde.axis_weight` the CPU kernel uses, compiled here as a CUDA device
+same :func:`ainu_engine.kernels._kde.axis_weight` the CPU kernel uses, compiled here as a CUDA device
 function), and each thread sums weight products for its own pixel in a float64 register —
 no atomics on the image.
 
@@ -152,7 +152,7 @@ def render_kde_cuda(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncat
                     out=None, to_host=True):
     """Render localizations into a float32 (C, H, W) image on the GPU.
 
-    Same arguments and result as :func:`kernels.render_kde_cpu`. ``x``, ``y`` (float64),
+    Same arguments and result as :func:`ainu_engine.kernels.render_kde_cpu`. ``x``, ``y`` (float64),
     ``sigma`` (float64, one value or one per localization) and ``channel`` (int32) may
     already be on the device. ``out`` may be a device array to add into. With
     ``to_host=False`` the device array is returned (it can feed inference without a copy).

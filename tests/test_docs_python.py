@@ -1,5 +1,5 @@
 """The Python examples in the README and docs/ are valid Python, every name they import from
-``engine`` or ``training`` exists, and every keyword they pass to one of those names is one of its
+``ainu_engine`` exists, and every keyword they pass to one of those names is one of its
 parameters: the documented API cannot drift from the code unnoticed."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_python_example_parses_and_its_imports_exist(block):
     tree = ast.parse(block)
     names = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("engine", "training"):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("ainu_engine",):
             try:
                 mod = importlib.import_module(node.module)
             except ImportError as err:
@@ -45,7 +45,7 @@ def test_python_example_parses_and_its_imports_exist(block):
             names.update({a.asname or a.name: getattr(mod, a.name) for a in node.names})
         elif isinstance(node, ast.Import):
             for a in node.names:
-                if a.name.split(".")[0] in ("engine", "training"):
+                if a.name.split(".")[0] in ("ainu_engine",):
                     importlib.import_module(a.name)
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))):

@@ -16,7 +16,7 @@ HEAVY = ("torch", "onnxruntime", "cupy", "tensorrt", "numba.cuda", "matplotlib",
 
 
 def test_import_engine_is_light():
-    code = ("import sys, engine, engine.io, engine.cli, engine.cli._app, kernels\n"
+    code = ("import sys, ainu_engine, ainu_engine.io, ainu_engine.cli, ainu_engine.cli._app, ainu_engine.kernels\n"
             f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
             "print(','.join(heavy))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
@@ -81,3 +81,41 @@ def test_readme_quick_start_is_two_commands():
 def test_constraints_pin_cpu_torch():
     lines = (REPO / "constraints.txt").read_text().splitlines()
     assert "torch==2.13.0" in lines
+
+
+FOLDERS = {"engine": "ainu_engine", "kernels": "ainu_engine.kernels", "training": "ainu_engine.training"}
+
+
+def test_every_package_folder_is_installed_under_ainu_engine():
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert tool["package-dir"] == {v: k for k, v in FOLDERS.items()}
+    found = set()
+    for folder, name in FOLDERS.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / folder).parts
+            found.add(".".join((name, *rel)))
+    assert set(tool["packages"]) == found
+
+
+def test_no_top_level_engine_kernels_or_training_is_importable(tmp_path):
+    # -I: no current folder and no PYTHONPATH on sys.path, only what is installed
+    code = ("import importlib.util, ainu_engine, ainu_engine.kernels, ainu_engine.training\n"
+            "print([m for m in ('engine', 'kernels', 'training') if importlib.util.find_spec(m)])")
+    res = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_importing_every_module_loads_no_old_top_level_name():
+    code = ("import pkgutil, sys, importlib\n"
+            "import ainu_engine, ainu_engine.kernels, ainu_engine.training\n"
+            "for root in (ainu_engine, ainu_engine.kernels, ainu_engine.training):\n"
+            "    for i in pkgutil.walk_packages(root.__path__, root.__name__ + '.'):\n"
+            "        if not i.name.endswith('__main__'):\n"
+            "            importlib.import_module(i.name)\n"
+            "print([m for m in sys.modules if m.split('.')[0] in ('engine', 'kernels', 'training')])")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

@@ -47,7 +47,7 @@ def augment(x, cfg: AugmentConfig = AugmentConfig(), *, generator=None):
     Examples
     --------
     >>> import torch
-    >>> from training.augment import augment
+    >>> from ainu_engine.training.augment import augment
     >>> x = torch.rand(4, 2, 64, 64)
     >>> augment(x, generator=torch.Generator().manual_seed(0)).shape
     torch.Size([4, 2, 64, 64])

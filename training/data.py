@@ -1,7 +1,7 @@
-"""Training data: a manifest of labelled files, rendered once through ``engine.render`` into an
+"""Training data: a manifest of labelled files, rendered once through ``ainu_engine.render`` into an
 on-disk cache keyed by the file's content and the RenderSpec, so epochs and folds never re-render.
 
-A manifest is a CSV with a header: ``path`` (a localization file in any format ``engine.io``
+A manifest is a CSV with a header: ``path`` (a localization file in any format ``ainu_engine.io``
 reads, or an already rendered ``.tif``/``.tiff``/``.npy`` image of shape (C, S, S)), ``label``,
 and optionally ``group`` (cell line, donor, slide: splits keep a group on one side) and
 ``channels`` (channel names joined by ``+``, e.g. ``polII+h3``). Relative paths are relative to
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import InputError, MissingColumnError
-from engine.render import RenderSpec, scale_channels
+from ainu_engine.errors import InputError, MissingColumnError
+from ainu_engine.render import RenderSpec, scale_channels
 
 __all__ = ["Manifest", "read_manifest", "RenderCache", "NucleusSet", "load_nuclei", "IMAGE_SUFFIXES"]
 
@@ -76,14 +76,14 @@ def read_manifest(path: str | os.PathLike, *, classes: Sequence[str] | None = No
 
     Raises
     ------
-    engine.errors.InputError
+    ainu_engine.errors.InputError
         Missing column, empty label or path, a listed file that does not exist (the first
         one is named, with its line), fewer than two classes, a label outside ``classes``.
 
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from training.data import read_manifest
+    >>> from ainu_engine.training.data import read_manifest
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> for n in ("a.bin", "b.bin"): _ = (d / n).write_bytes(b"")
     >>> _ = (d / "m.csv").write_text("path,label\\na.bin,hiPSC\\nb.bin,somatic\\n")
@@ -171,7 +171,7 @@ class RenderCache:
         Cache folder (created). ``ainu-engine train`` uses ``~/.cache/ainu-engine/renders``
         unless ``--cache`` says otherwise (``AINU_CACHE_DIR`` moves the whole cache).
     device : {"auto", "cpu", "cuda"}
-        Where ``engine.render`` runs.
+        Where ``ainu_engine.render`` runs.
     camera_pixel_nm : float, optional
         For files in camera pixels that do not record their pixel size.
     """
@@ -209,7 +209,7 @@ class RenderCache:
         self.misses += 1
         img, stats = self._render(path, spec, patch_size, min_occupied)
         npy.parent.mkdir(exist_ok=True)
-        from engine.io._atomic import atomic_path
+        from ainu_engine.io._atomic import atomic_path
 
         with atomic_path(npy) as tmp:
             with open(tmp, "wb") as fh:
@@ -221,8 +221,8 @@ class RenderCache:
     def _render(self, path: Path, spec: RenderSpec, patch_size, min_occupied) -> tuple[np.ndarray, dict]:
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return _load_image(path, spec, patch_size), {"source": str(path), "rendered": False}
-        from engine.io import read
-        from engine.render import extract_patches, render
+        from ainu_engine.io import read
+        from ainu_engine.render import extract_patches, render
 
         locs = read(path, camera_pixel_nm=self.camera_pixel_nm)
         cells = locs.extra.get("cell_id") if locs.extra else None
@@ -322,7 +322,7 @@ def load_nuclei(manifest: Manifest, spec: RenderSpec, cache: RenderCache, *, pat
     ``failed`` with its one-line message and left out; the rest go on. In patch mode a
     nucleus with no patch above ``min_occupied`` is recorded as failed too.
     """
-    from engine.errors import AinuError
+    from ainu_engine.errors import AinuError
 
     out = NucleusSet()
     ys, owners = [], []

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine._scores import mean_cross_entropy, softmax
-from engine.errors import InputError
-from engine.model import read_model_info
+from ainu_engine._scores import mean_cross_entropy, softmax
+from ainu_engine.errors import InputError
+from ainu_engine.model import read_model_info
 
 from .data import RenderCache, load_nuclei, read_manifest
 
@@ -23,8 +23,8 @@ __all__ = ["evaluate", "onnx_logits"]
 def onnx_logits(model_path: str | os.PathLike, images, *, batch_size: int = 32, backend: str = "auto",
                 device: str = "auto") -> np.ndarray:
     """Logits (N, K) of an exported model on float32 images (N, C, S, S) or a list of (C, S, S)
-    arrays, in batches, on an ``engine.backends`` backend (``auto``: the fastest available)."""
-    from engine.backends import create_backend
+    arrays, in batches, on an ``ainu_engine.backends`` backend (``auto``: the fastest available)."""
+    from ainu_engine.backends import create_backend
 
     with create_backend(model_path, backend, device=device) as b:
         out = [b.infer(np.stack([np.asarray(a) for a in images[i:i + batch_size]]))

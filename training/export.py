@@ -2,7 +2,7 @@
 
 The file has a dynamic batch axis, opset >= 17, all weights inside (no external-data file),
 passes ``onnx.checker`` (full check) and strict shape inference, and carries the
-:class:`engine.model.ModelInfo` (classes, RenderSpec, input size and channels, preprocessing,
+:class:`ainu_engine.model.ModelInfo` (classes, RenderSpec, input size and channels, preprocessing,
 training metrics and statistics, provenance) in ``metadata_props``. Before anything is
 written, ONNX Runtime runs the model on sample inputs and its logits are compared with
 PyTorch's; a model that differs by more than the tolerance is refused.
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.compare import Comparison, compare_outputs
-from engine.errors import OutputError, ParityError
-from engine.model import ModelInfo
+from ainu_engine.compare import Comparison, compare_outputs
+from ainu_engine.errors import OutputError, ParityError
+from ainu_engine.model import ModelInfo
 
 __all__ = ["ExportResult", "export_onnx", "MIN_OPSET"]
 
@@ -67,7 +67,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
     Parameters
     ----------
     checkpoint : path
-        A checkpoint written by ``training.train.train`` (``best.pt``).
+        A checkpoint written by ``ainu_engine.training.train.train`` (``best.pt``).
     out : path
         The .onnx file to write (atomically: complete or not at all).
     opset : int, default 18
@@ -83,11 +83,11 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
 
     Raises
     ------
-    engine.errors.ParityError
+    ainu_engine.errors.ParityError
         ONNX Runtime and PyTorch differ by more than ``atol``; nothing is written.
-    engine.errors.OutputError
+    ainu_engine.errors.OutputError
         ``out`` exists and ``force`` is False.
-    engine.errors.InputError
+    ainu_engine.errors.InputError
         Not a checkpoint.
     """
     import onnx
@@ -146,7 +146,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
         raise ParityError(f"ONNX Runtime and PyTorch logits differ: {cmp}", path=out,
                           hint="the model was not written; report this with the checkpoint")
 
-    from engine.io._atomic import atomic_write_bytes
+    from ainu_engine.io._atomic import atomic_write_bytes
 
     atomic_write_bytes(out, data)
     return ExportResult(out, ModelInfo(**{**info.__dict__, "path": str(out)}), cmp, opset,

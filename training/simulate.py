@@ -588,7 +588,7 @@ def simulate_nucleus(
 # datasets on disk
 # ---------------------------------------------------------------------------------------------
 
-#: Output format -> (engine.io format, extension).
+#: Output format -> (ainu_engine.io format, extension).
 OUTPUT_FORMATS = {"insight3": ".bin", "thunderstorm": ".csv", "parquet": ".parquet"}
 
 
@@ -632,7 +632,7 @@ def simulate_dataset(
 
     Returns the path of the manifest.
     """
-    from engine.io import Localizations, Metadata, write
+    from ainu_engine.io import Localizations, Metadata, write
 
     if format not in OUTPUT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {format!r}")
@@ -647,7 +647,7 @@ def simulate_dataset(
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.csv"
     if manifest.exists() and not overwrite:
-        from engine.errors import OutputError
+        from ainu_engine.errors import OutputError
 
         raise OutputError("exists already", path=manifest, hint="pass --force to overwrite the dataset")
     ext = OUTPUT_FORMATS[format]
@@ -711,7 +711,7 @@ def _write_truth(stem: Path, nuclei, columns: dict, *, label, group, seed, data_
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from engine.io._atomic import atomic_path, atomic_write_bytes
+    from ainu_engine.io._atomic import atomic_path, atomic_write_bytes
 
     table = pa.table({k: pa.array(v) for k, v in columns.items()})
     with atomic_path(stem.with_suffix(".truth.parquet")) as tmp:
@@ -747,7 +747,7 @@ def _write_roi(path: Path, nuclei, pixel_nm: float) -> None:
 
     import roifile
 
-    from engine.io._atomic import atomic_path
+    from ainu_engine.io._atomic import atomic_path
 
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
         for i, nu in enumerate(nuclei):
@@ -762,7 +762,7 @@ def _write_manifest(path: Path, rows: list[dict]) -> None:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from engine.io._atomic import atomic_path
+    from ainu_engine.io._atomic import atomic_path
 
     table = pa.Table.from_pylist(rows)
     with atomic_path(path) as tmp:

@@ -48,7 +48,7 @@ def train_test_split(labels: Sequence, *, test_fraction: float = 0.2, groups: Se
 
     Examples
     --------
-    >>> from training.splits import train_test_split
+    >>> from ainu_engine.training.splits import train_test_split
     >>> s = train_test_split(["a"] * 10 + ["b"] * 10, seed=1)
     >>> len(s.train), len(s.test)
     (16, 4)

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine._json import dumps
-from engine._scores import mean_cross_entropy, patch_vote
-from engine.errors import InputError, OutputError
-from engine.render import RenderSpec
+from ainu_engine._json import dumps
+from ainu_engine._scores import mean_cross_entropy, patch_vote
+from ainu_engine.errors import InputError, OutputError
+from ainu_engine.render import RenderSpec
 
 from .augment import AugmentConfig
 from .data import Manifest, NucleusSet, RenderCache, load_nuclei
@@ -53,7 +53,7 @@ class TrainConfig:
     Parameters
     ----------
     arch : str, default "densenet121"
-        Registry name (``training.models.list_models()``).
+        Registry name (``ainu_engine.training.models.list_models()``).
     epochs : int, default 300
         Upper bound; early stopping usually ends sooner.
     batch_size : int, default 16
@@ -225,9 +225,9 @@ def fit(model, data: NucleusSet, train_idx: np.ndarray, val_idx: np.ndarray, cfg
     Examples
     --------
     >>> import numpy as np, torch
-    >>> from training.data import NucleusSet
-    >>> from training.models import create_model
-    >>> from training.train import TrainConfig, fit
+    >>> from ainu_engine.training.data import NucleusSet
+    >>> from ainu_engine.training.models import create_model
+    >>> from ainu_engine.training.train import TrainConfig, fit
     >>> _ = torch.manual_seed(0)
     >>> x = np.random.default_rng(0).random((8, 1, 16, 16), dtype=np.float32)
     >>> data = NucleusSet(list(x), np.array([0, 1] * 4), np.arange(8))
@@ -336,13 +336,13 @@ def vote(prob: np.ndarray, owner: np.ndarray, num_classes: int) -> tuple[np.ndar
     nucleus's call is the class that more than 50 % of its patches vote for (argmax per
     patch); its score per class is that vote share, plus 1e-3 x the mean patch probability
     so that a nucleus without a majority (``undecided``) falls to the more probable class and
-    ROC/PR curves have a continuous score (:func:`engine._scores.patch_vote`). In image mode (one item per nucleus) the scores are
+    ROC/PR curves have a continuous score (:func:`ainu_engine._scores.patch_vote`). In image mode (one item per nucleus) the scores are
     the probabilities themselves.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from training.train import vote
+    >>> from ainu_engine.training.train import vote
     >>> p = np.array([[.9, .1], [.8, .2], [.3, .7], [.4, .6]])
     >>> rows, s, und = vote(p, np.array([0, 0, 0, 1]), 2)
     >>> s.argmax(1).tolist(), und.tolist()
@@ -473,9 +473,9 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = T
 
     Raises
     ------
-    engine.errors.OutputError
+    ainu_engine.errors.OutputError
         ``out`` holds a finished run (``best.pt``) and ``force`` is False.
-    engine.errors.InputError
+    ainu_engine.errors.InputError
         Too few nuclei left for the splits, a class with no nucleus after rendering.
     """
     import torch
@@ -610,7 +610,7 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = T
 
 def default_cache_dir() -> Path:
     """``$AINU_CACHE_DIR/renders``, else ``$XDG_CACHE_HOME/ainu-engine/renders`` (~/.cache)."""
-    from engine._cache import cache_root
+    from ainu_engine._cache import cache_root
 
     return cache_root() / "renders"
 
@@ -618,8 +618,8 @@ def default_cache_dir() -> Path:
 def _provenance(manifest: Manifest) -> dict:
     import torch
 
-    from engine import __version__
-    from engine._provenance import git_commit
+    from ainu_engine import __version__
+    from ainu_engine._provenance import git_commit
 
     return {"git_commit": git_commit(), "manifest_sha256": manifest.sha256,
             "manifest": str(manifest.path) if manifest.path else None,
@@ -631,7 +631,7 @@ def _save_checkpoint(path: Path, model, cfg: TrainConfig, spec: RenderSpec, mani
                      channels, summary: dict, stats: dict, res: FitResult, samples: np.ndarray) -> None:
     import torch
 
-    from engine.io._atomic import atomic_path
+    from ainu_engine.io._atomic import atomic_path
 
     test = summary["test"]
     ckpt = {
@@ -674,7 +674,7 @@ def _preprocessing(cfg: TrainConfig, spec: RenderSpec) -> dict:
                 "scaling": spec.scaling, "percentile": spec.percentile,
                 "call": "class voted by more than 50 % of the patches"}
     return {"mode": "image", "scaling": spec.scaling, "percentile": spec.percentile,
-            "note": "engine.render(locs, render_spec) gives the model input (resize, pad, scaling, outside)"}
+            "note": "ainu_engine.render(locs, render_spec) gives the model input (resize, pad, scaling, outside)"}
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[object, dict]:
@@ -682,7 +682,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[object, dict]:
 
     Raises
     ------
-    engine.errors.InputError
+    ainu_engine.errors.InputError
         Not a file, not an ainu-engine checkpoint.
     """
     import torch

@@ -85,7 +85,7 @@ class Backend:
 
         Raises
         ------
-        engine.errors.InputError
+        ainu_engine.errors.InputError
             ``x`` does not have the model's channels and size.
         """
         self.load()

@@ -58,7 +58,7 @@ class OnnxRuntimeBackend(Backend):
     Examples
     --------
     >>> import numpy as np
-    >>> from engine.backends import OnnxRuntimeBackend
+    >>> from ainu_engine.backends import OnnxRuntimeBackend
     >>> with OnnxRuntimeBackend("examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx") as b:
     ...     logits = b.infer(np.zeros((3, 1, 64, 64), np.float32))
     ...     shape, ready = b.input_shape, logits.shape
@@ -79,7 +79,7 @@ class OnnxRuntimeBackend(Backend):
         self.spinning = spinning
         self.preferred_batch = 8 if provider == "cpu" else 64
         self.session = None
-        #: engine.explain's incremental-occlusion plans of this model, by image shape (or why not)
+        #: ainu_engine.explain's incremental-occlusion plans of this model, by image shape (or why not)
         self.incremental_plans: dict = {}
 
     def _load_impl(self) -> None:

@@ -64,7 +64,7 @@ class TorchBackend(Backend):
     def _load_checkpoint(self):
         self._require("torch", hint='pip install -c constraints.txt "ainu-engine[train]"')
         try:
-            from training.train import load_checkpoint
+            from ainu_engine.training.train import load_checkpoint
         except ImportError as err:  # an installation without the training package
             raise BackendUnavailable(f"the training package cannot be imported: {err}", path=self.model_path) from err
         model, ckpt = load_checkpoint(self.checkpoint)

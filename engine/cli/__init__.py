@@ -1,4 +1,4 @@
-"""The ``ainu-engine`` command line: a thin layer over ``engine`` functions."""
+"""The ``ainu-engine`` command line: a thin layer over ``ainu_engine`` functions."""
 
 from __future__ import annotations
 

@@ -25,9 +25,9 @@ def evaluate(
     """Render the manifest's nuclei with the model's RenderSpec, classify them with ONNX
     Runtime and write metrics with 95 % CIs, confusion/ROC/PR plots and per-nucleus calls."""
     need_train_extra()
-    from training.data import RenderCache
-    from training.evaluate import evaluate as run_evaluate
-    from training.train import default_cache_dir
+    from ainu_engine.training.data import RenderCache
+    from ainu_engine.training.evaluate import evaluate as run_evaluate
+    from ainu_engine.training.train import default_cache_dir
 
     cam = parse_camera_pixel(camera_pixel_nm)
     o = Output(json_lines=json)

@@ -24,7 +24,7 @@ def export(
     classes, RenderSpec, input size, channels, preprocessing, metrics, provenance). ONNX Runtime
     is checked against PyTorch first; a model that differs by more than --atol is not written."""
     need_train_extra()
-    from training.export import export_onnx
+    from ainu_engine.training.export import export_onnx
 
     r = export_onnx(checkpoint, out, opset=opset, atol=atol, force=force)
     Output(json_lines=json).record(

@@ -1,4 +1,4 @@
-"""``ainu-engine simulate OUT``: simulated nuclei with ground truth (training.simulate)."""
+"""``ainu-engine simulate OUT``: simulated nuclei with ground truth (ainu_engine.training.simulate)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def simulate(
     Writes the data files, NAME.truth.json / NAME.truth.parquet beside each, and
     manifest.csv (path, label, group, truth, ...). See docs/simulation.md.
     """
-    from training.simulate import OUTPUT_FORMATS, Observation, simulate_dataset
+    from ainu_engine.training.simulate import OUTPUT_FORMATS, Observation, simulate_dataset
 
     if format not in OUTPUT_FORMATS:
         raise typer.BadParameter(f"expected one of {', '.join(OUTPUT_FORMATS)}, got {format!r}",

@@ -1,4 +1,4 @@
-"""``ainu-engine train MANIFEST --out RUN``: the paper's training protocol (training.train)."""
+"""``ainu-engine train MANIFEST --out RUN``: the paper's training protocol (ainu_engine.training.train)."""
 
 from __future__ import annotations
 
@@ -64,10 +64,10 @@ def train(
     evaluates it once on the withheld test set and writes RUN/best.pt for `ainu-engine export`.
     """
     need_train_extra()
-    from training.augment import AugmentConfig
-    from training.data import RenderCache, read_manifest
-    from training.train import TrainConfig, default_cache_dir
-    from training.train import train as run_train
+    from ainu_engine.training.augment import AugmentConfig
+    from ainu_engine.training.data import RenderCache, read_manifest
+    from ainu_engine.training.train import TrainConfig, default_cache_dir
+    from ainu_engine.training.train import train as run_train
 
     cam = parse_camera_pixel(camera_pixel_nm)
     spec = render_spec(pixel_nm=pixel_nm, magnification=magnification, camera_pixel_nm=cam, sigma_nm=sigma_nm,

@@ -308,7 +308,7 @@ class IncrementalPlan:
     def layout(self, window: tuple[int, int], stride: tuple[int, int]) -> list[np.ndarray]:
         """Changed output region of every unit (n_windows, 4) for a ``window`` / ``stride``
         occlusion: r0, r1, c0, c1 inclusive, r0 = -1 where nothing changes."""
-        from kernels._occlusion import window_grid
+        from ainu_engine.kernels._occlusion import window_grid
 
         key = (tuple(window), tuple(stride))
         if key not in self._layouts:
@@ -381,9 +381,9 @@ class IncrementalPlan:
                stride: tuple[int, int]) -> np.ndarray:
         """Outputs (B, K) float64 of occluded copies of the image whose activations ``cache``
         holds (from :meth:`cache`): copy b has window ``windows[b]`` of the ``window`` /
-        ``stride`` grid (row-major, as :func:`kernels._occlusion.window_grid`) set to
+        ``stride`` grid (row-major, as :func:`ainu_engine.kernels._occlusion.window_grid`) set to
         ``baseline`` (C, H, W)."""
-        from kernels._occlusion import window_grid
+        from ainu_engine.kernels._occlusion import window_grid
 
         layout = self.layout(window, stride)
         _, h, w = self.image_shape

@@ -39,10 +39,10 @@ class Attribution:
 
 def forward_fn(model):
     """A function (B, C, H, W) float32 NumPy -> (B, K) NumPy logits, and the class names, for a
-    backend, a :class:`~engine.Classifier` or a PyTorch module."""
+    backend, a :class:`~ainu_engine.Classifier` or a PyTorch module."""
     if hasattr(model, "backend") and hasattr(model, "info"):  # Classifier
         model = model.backend
-    if hasattr(model, "infer"):  # engine.backends.Backend
+    if hasattr(model, "infer"):  # ainu_engine.backends.Backend
         model.load()
         names = list(model.info.classes) if model.info is not None else None
         return model.infer, names, model.preferred_batch
@@ -90,7 +90,7 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
         per pass of the incremental plan).
     incremental : bool, optional
         On an ONNX Runtime CPU backend, re-compute only what each window changes
-        (:class:`~engine.explain._incremental.IncrementalPlan`: the same outputs, ~6x fewer
+        (:class:`~ainu_engine.explain._incremental.IncrementalPlan`: the same outputs, ~6x fewer
         operations for 64/32 on a 512 px ResNet-18; deep layers whose changed region covers
         most of the map, as in a DenseNet, run on whole maps: ``params["incremental_units"]``
         says how many run on crops). ``None`` (default): when the backend and
@@ -107,7 +107,7 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
     them) and the last one is clipped at the border; each covers every channel. Attribution of
     pixel p = Σ over windows k covering p of (f_t(x) − f_t(x_k)) / K(p). The occluded batches are
     built in one buffer by a Numba kernel and the deltas accumulated by another
-    (``kernels._occlusion``); only the model's outputs come back per batch. Windows of several
+    (``ainu_engine.kernels._occlusion``); only the model's outputs come back per batch. Windows of several
     images share batches (on a CUDA backend the batches are built on the device, one image at a
     time). With the incremental plan the model's output after a global average pool is
     computed in float64 from float32 features (a window's effect is not the difference of two
@@ -118,7 +118,7 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
     Carnevali et al., Nat. Mach. Intell. 6, 1021-1033 (2024), doi:10.1038/s42256-024-00883-x;
     Zeiler & Fergus, ECCV 2014 (occlusion); Captum ``Occlusion``.
     """
-    from kernels._occlusion import accumulate_deltas, fill_occluded, window_grid
+    from ainu_engine.kernels._occlusion import accumulate_deltas, fill_occluded, window_grid
 
     t_start = time.perf_counter()
     if output not in ("logits", "probabilities"):
@@ -263,7 +263,7 @@ def _incremental_plan(model, shape, incremental: bool | None, window, stride):
 
 def _occlude_incremental(plan, cache, job, ref, window, stride, bs, output):
     """Windows of one image through the incremental plan, ``bs`` occluded copies per pass."""
-    from kernels._occlusion import accumulate_deltas
+    from ainu_engine.kernels._occlusion import accumulate_deltas
 
     n_win = len(job["tops"])
     for s in range(0, n_win, bs):
@@ -294,7 +294,7 @@ def _backend_device(model) -> str:
 
 def _real_gpu() -> bool:
     try:
-        from kernels._kde_cuda import cuda_available
+        from ainu_engine.kernels._kde_cuda import cuda_available
     except ImportError:
         return False
     return cuda_available()
@@ -305,7 +305,7 @@ def _occlude_on_gpu(f, img, base, tops, lefts, wh, ww, bs, ref, targets):
     Runtime's IO binding, TensorRT, torch); deltas are accumulated on the device."""
     from numba import cuda
 
-    from kernels._occlusion_cuda import accumulate_deltas_cuda, fill_occluded_cuda
+    from ainu_engine.kernels._occlusion_cuda import accumulate_deltas_cuda, fill_occluded_cuda
 
     c, h, w = img.shape
     d_img, d_base = cuda.to_device(img), cuda.to_device(base)

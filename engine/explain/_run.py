@@ -35,7 +35,7 @@ def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.Path
     ground-truth nucleoli is also classified after its nucleoli are replaced by cloned
     non-nucleolar regions, and ``OUT/perturb.json`` reports per-class accuracy before and after.
     ``summary.json`` sums it up. ``incremental`` is passed to
-    :func:`~engine.explain.occlusion`. Returns the summary.
+    :func:`~ainu_engine.explain.occlusion`. Returns the summary.
 
     ``window`` and ``stride`` (occlusion, pixels of the model input) default to the paper's
     64 and 32 on 512 px scaled to the model's input size S: :func:`default_window`. A window

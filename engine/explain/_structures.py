@@ -26,7 +26,7 @@ def structure_masks(truth_nucleus: dict, *, shape: tuple[int, int], origin_nm, p
     (i, j) covers [x0 + j·p, x0 + (j+1)·p) x [y0 + i·p, ...) nm (a Rendered's origin/pixel)."""
     from scipy import ndimage
 
-    from kernels._raster import polygon_mask
+    from ainu_engine.kernels._raster import polygon_mask
 
     def mask(poly):
         px = (np.asarray(poly, np.float64) - np.asarray(origin_nm, np.float64)) / pixel_nm

@@ -91,7 +91,7 @@ def _format_by_name(name: str) -> Format:
 def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     """Name of the format of the file at ``path``, from its content (not its extension).
 
-    Raises :class:`~engine.errors.UnknownFormatError` when no known format matches.
+    Raises :class:`~ainu_engine.errors.UnknownFormatError` when no known format matches.
     """
     p = Path(path)
     if head is None:
@@ -175,7 +175,7 @@ def read(
 
     Raises
     ------
-    engine.errors.AinuError
+    ainu_engine.errors.AinuError
         For any problem with the file: missing, a directory, empty, unknown or wrong
         format, truncated, non-numeric values, missing columns, unknown pixel size. The
         message names the file and, where it can, the line or record.
@@ -188,7 +188,7 @@ def read(
 
     Examples
     --------
-    >>> from engine.io import read
+    >>> from ainu_engine.io import read
     >>> locs = read("examples/data/nucleus_thunderstorm.csv")
     >>> locs.meta.source_format, locs.n > 0
     ('thunderstorm', True)
@@ -278,7 +278,7 @@ def write(
     Examples
     --------
     >>> import tempfile, os
-    >>> from engine.io import read, write
+    >>> from ainu_engine.io import read, write
     >>> locs = read("examples/data/nucleus_thunderstorm.csv")
     >>> out = os.path.join(tempfile.mkdtemp(), "nucleus.parquet")
     >>> write(locs, out)

@@ -120,7 +120,7 @@ class Localizations:
     Examples
     --------
     >>> import numpy as np
-    >>> from engine.io import Localizations
+    >>> from ainu_engine.io import Localizations
     >>> locs = Localizations(np.array([10.0, 20.0]), np.array([5.0, 7.5]), channel=[0, 1])
     >>> len(locs), locs.columns
     (2, ['x_nm', 'y_nm', 'channel'])

@@ -33,8 +33,8 @@ def extract_patches(rendered: Rendered, size: int = 512, *, min_occupied: float 
 
     Examples
     --------
-    >>> from engine.io import read
-    >>> from engine.render import RenderSpec, render, extract_patches
+    >>> from ainu_engine.io import read
+    >>> from ainu_engine.render import RenderSpec, render, extract_patches
     >>> r = render(read("examples/data/nucleus.parquet"),
     ...            RenderSpec(pixel_nm=20, sigma_nm=40, size=0), device="cpu")
     >>> patches = extract_patches(r, 128, min_occupied=0.75)

@@ -87,7 +87,7 @@ def select_device(device: str) -> tuple[str, str | None]:
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     if device == "cpu":
         return "cpu", None
-    from kernels._kde_cuda import cuda_available
+    from ainu_engine.kernels._kde_cuda import cuda_available
 
     if device == "cuda":
         if not cuda_available(allow_simulator=True):
@@ -141,7 +141,7 @@ def nucleus_mask(x: np.ndarray, y: np.ndarray, *, shape: tuple[int, int], origin
     """
     from scipy import ndimage
 
-    from kernels._raster import grid_counts, polygon_mask
+    from ainu_engine.kernels._raster import grid_counts, polygon_mask
 
     h, w = shape
     if roi_nm is not None:
@@ -201,14 +201,14 @@ def render(
 
     Raises
     ------
-    engine.errors.RenderError
+    ainu_engine.errors.RenderError
         No localization in the selected channels, an image over :data:`MAX_PIXELS`, no GPU
         for ``device="cuda"``, no precision column for ``sigma_from_precision``.
 
     Notes
     -----
     The raw render evaluates the KDE at pixel centres with a square window of
-    ``spec.truncate`` sigmas (see ``kernels._kde``). With ``spec.size > 0`` it is
+    ``spec.truncate`` sigmas (see ``ainu_engine.kernels._kde``). With ``spec.size > 0`` it is
     area-resampled so that its longest side is ``size`` (one scale for both axes, so pixels
     stay square and the physical scale is recorded in ``pixel_nm``), padded to a square,
     scaled per channel, and pixels outside the mask set to ``spec.outside``.
@@ -219,15 +219,15 @@ def render(
 
     Examples
     --------
-    >>> from engine.io import read
-    >>> from engine.render import RenderSpec, render
+    >>> from ainu_engine.io import read
+    >>> from ainu_engine.render import RenderSpec, render
     >>> locs = read("examples/data/nucleus.parquet")
     >>> r = render(locs, RenderSpec(pixel_nm=50, sigma_nm=30, size=128), device="cpu")
     >>> r.image.shape, r.image.dtype.name, round(float(r.image.max()), 3)
     ((1, 128, 128), 'float32', 1.0)
     """
-    from kernels._kde import render_kde_cpu
-    from kernels._resize import fit_longest, pad_to_square, resize_area
+    from ainu_engine.kernels._kde import render_kde_cpu
+    from ainu_engine.kernels._resize import fit_longest, pad_to_square, resize_area
 
     t0 = time.perf_counter()
     dev, note = select_device(device)
@@ -263,7 +263,7 @@ def render(
     shape = (c_n, h, w)
     t1 = time.perf_counter()
     if dev == "cuda":
-        from kernels._kde_cuda import render_kde_cuda
+        from ainu_engine.kernels._kde_cuda import render_kde_cuda
 
         raw = render_kde_cuda(x, y, sigma, chan, shape=shape, origin_nm=origin, pixel_nm=pixel,
                               truncate=spec.truncate)

@@ -19,7 +19,7 @@ def render_sklearn(locs: Localizations, spec: RenderSpec, *, max_localizations: 
     pixel centres (untruncated, exact), as AINU did; raw render only.
 
     The grid is that of ``like`` when given (to compare with a fast render), else the one
-    :func:`engine.render.render` would use. Values follow ``spec.normalization``:
+    :func:`ainu_engine.render.render` would use. Values follow ``spec.normalization``:
     ``sklearn`` gives exp(score_samples) (nm^-2), ``density`` multiplies by N·p² so that it
     is directly comparable with the KDE kernels. Needs scikit-learn (the ``train`` or
     ``bench`` extra).

@@ -71,7 +71,7 @@ class RenderSpec:
 
     Examples
     --------
-    >>> from engine.render import RenderSpec
+    >>> from ainu_engine.render import RenderSpec
     >>> spec = RenderSpec(magnification=10, camera_pixel_nm=160, sigma_nm=20, size=512)
     >>> spec.resolved_pixel_nm()
     16.0

@@ -54,7 +54,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 
     Raises
     ------
-    engine.errors.InputError
+    ainu_engine.errors.InputError
         An input that is neither a file, a folder nor a glob that matches something.
     """
     out: list[Path] = []
@@ -239,9 +239,9 @@ def screen(inputs: Sequence[str | os.PathLike], model: str | os.PathLike, out: s
         Output folder: ``results.parquet`` (one row per nucleus), ``errors.csv``,
         ``summary.json``, ``report.html``, ``parts/`` (incremental results, for resuming).
     backend, device : str
-        See :func:`engine.backends.create_backend`; ``device`` also sets where rendering runs.
+        See :func:`ainu_engine.backends.create_backend`; ``device`` also sets where rendering runs.
     nuclei : {"auto", "file", "cell_id", "roi", "detect"}
-        How nuclei are found in a file (see :func:`engine.screen.split_nuclei`).
+        How nuclei are found in a file (see :func:`ainu_engine.screen.split_nuclei`).
     batch_size : int, optional
         Model batch (default: the backend's preferred one).
     read_threads : int, default 2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from ainu_engine.cli import main
 from tests.engine.io import samples as S
 from tests.engine.io.test_shared_formats import CASES
 
@@ -21,7 +21,7 @@ def run(capsys, *args):
 
 
 def test_version(capsys):
-    from engine import __version__
+    from ainu_engine import __version__
 
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.strip() == f"ainu-engine {__version__}"
@@ -140,7 +140,7 @@ def test_convert_same_stem_collision(capsys, tmp_path):
 
 
 def test_formats_lists_every_format(capsys):
-    from engine.io import FORMATS
+    from ainu_engine.io import FORMATS
 
     code, out, _ = run(capsys, "formats", "--json")
     assert code == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from engine.cli._app import app
+from ainu_engine.cli._app import app
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("**/*.md"))]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from engine.cli import main
-from training.simulate import Observation, simulate_dataset
+from ainu_engine.cli import main
+from ainu_engine.training.simulate import Observation, simulate_dataset
 
 OBS = Observation(locs_per_channel=4000)
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from engine.compare import compare_outputs
-from engine.errors import InputError
-from engine.model import METADATA_VERSION, ModelInfo
-from engine.render import RenderSpec
+from ainu_engine.compare import compare_outputs
+from ainu_engine.errors import InputError
+from ainu_engine.model import METADATA_VERSION, ModelInfo
+from ainu_engine.render import RenderSpec
 
 INFO = ModelInfo(classes=("hiPSC", "somatic"), render_spec=RenderSpec(pixel_nm=16, sigma_nm=20, channels=(1, 2)),
                  input_size=512, channel_names=("polII", "h3"), metrics={"test": {"accuracy": 0.9}})

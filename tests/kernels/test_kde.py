@@ -11,7 +11,7 @@ import numba
 import numpy as np
 import pytest
 
-from kernels import kde_reference, render_kde_cpu
+from ainu_engine.kernels import kde_reference, render_kde_cpu
 
 P = 16.0
 
@@ -157,7 +157,7 @@ def test_reference_agrees_with_sklearn_kernel_density():
 
 
 def test_fast_float64_reference_equals_the_numpy_reference():
-    from kernels._kde import kde_reference_fast
+    from ainu_engine.kernels._kde import kde_reference_fast
 
     x, y, s, ch, kw = case(12, 300, sigma=lambda rng, n: rng.uniform(3, 40, n))
     np.testing.assert_allclose(kde_reference_fast(x, y, s, ch, **kw),

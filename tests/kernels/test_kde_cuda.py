@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels import kde_reference, render_kde_cpu
+from ainu_engine.kernels import kde_reference, render_kde_cpu
 
-kde_cuda = pytest.importorskip("kernels._kde_cuda")
+kde_cuda = pytest.importorskip("ainu_engine.kernels._kde_cuda")
 
 if not kde_cuda.cuda_available(allow_simulator=True):
     pytest.skip("no CUDA GPU and the CUDA simulator is not enabled", allow_module_level=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels._raster import grid_counts, polygon_mask, polygon_mask_reference
-from kernels._resize import (
+from ainu_engine.kernels._raster import grid_counts, polygon_mask, polygon_mask_reference
+from ainu_engine.kernels._resize import (
     area_matrix,
     fit_longest,
     pad_to_square,

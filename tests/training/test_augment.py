@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
 
-from training.augment import AugmentConfig, augment  # noqa: E402
+from ainu_engine.training.augment import AugmentConfig, augment  # noqa: E402
 
 NONE = AugmentConfig(flip=0, rot90=False, rotate=0, intensity=0, contrast=0, gridmask=0)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.errors import InputError, MissingColumnError
-from engine.render import RenderSpec
-from training.data import Manifest, RenderCache, load_nuclei, read_manifest
-from training.simulate import Observation, simulate_dataset
+from ainu_engine.errors import InputError, MissingColumnError
+from ainu_engine.render import RenderSpec
+from ainu_engine.training.data import Manifest, RenderCache, load_nuclei, read_manifest
+from ainu_engine.training.simulate import Observation, simulate_dataset
 
 SPEC = RenderSpec(pixel_nm=200, sigma_nm=150, size=32)
 

@@ -12,14 +12,14 @@ torch = pytest.importorskip("torch", reason="the train extra (torch) is not inst
 onnx = pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
 
-from engine.cli import main  # noqa: E402
-from engine.errors import InputError, OutputError, ParityError  # noqa: E402
-from engine.model import ModelInfo, read_model_info  # noqa: E402
-from engine.render import RenderSpec  # noqa: E402
-from training.data import RenderCache, read_manifest  # noqa: E402
-from training.export import export_onnx  # noqa: E402
-from training.simulate import Observation, simulate_dataset  # noqa: E402
-from training.train import TrainConfig, load_checkpoint, train  # noqa: E402
+from ainu_engine.cli import main  # noqa: E402
+from ainu_engine.errors import InputError, OutputError, ParityError  # noqa: E402
+from ainu_engine.model import ModelInfo, read_model_info  # noqa: E402
+from ainu_engine.render import RenderSpec  # noqa: E402
+from ainu_engine.training.data import RenderCache, read_manifest  # noqa: E402
+from ainu_engine.training.export import export_onnx  # noqa: E402
+from ainu_engine.training.simulate import Observation, simulate_dataset  # noqa: E402
+from ainu_engine.training.train import TrainConfig, load_checkpoint, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_export_refuses_a_model_that_disagrees_with_pytorch(run, tmp_path, monke
     """A model left in training mode (batch-norm on batch statistics) computes something else
     than the exported inference graph: the export must refuse and write nothing."""
     root, _, _ = run
-    import training.train as tt
+    import ainu_engine.training.train as tt
 
     real = tt.load_checkpoint
 
@@ -128,8 +128,8 @@ def test_cli_export_and_evaluate(run, tmp_path, capsys):
     for name in ("confusion.png", "roc.png", "pr.png", "predictions.csv", "errors.csv"):
         assert (tmp_path / "ev" / name).is_file()
     # the ONNX calls equal the PyTorch model's on the same rendered nuclei
-    from training.data import load_nuclei
-    from training.train import predict
+    from ainu_engine.training.data import load_nuclei
+    from ainu_engine.training.train import predict
 
     m = read_manifest(manifest)
     data = load_nuclei(m, read_model_info(model).render_spec, RenderCache(root / "cache"))

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
 
-from training.models import ModelConfig, create_model, list_models, load_weights  # noqa: E402
+from ainu_engine.training.models import ModelConfig, create_model, list_models, load_weights  # noqa: E402
 
 #: torchvision's published parameter counts (ImageNet heads, 3 input channels), from the
 #: "num_params" of torchvision.models.*_Weights.IMAGENET1K_V1 metadata.

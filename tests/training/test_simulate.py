@@ -1,5 +1,5 @@
 """The simulator keeps the statistics its parameters promise (tolerances stated per test),
-is deterministic, and writes datasets that engine.io reads back."""
+is deterministic, and writes datasets that ainu_engine.io reads back."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from engine.cli import main
-from engine.io import read
-from training.simulate import (
+from ainu_engine.cli import main
+from ainu_engine.io import read
+from ainu_engine.training.simulate import (
     CELL_STATES,
     NUCLEOLUS,
     PERIPHERY,
@@ -122,7 +122,7 @@ def test_nucleus_geometry_ranges():
 
 
 def test_3hpi_compartments_exclude_host_chromatin():
-    from training.simulate import _ellipse_r  # noqa: F401  (geometry helper used via polygons)
+    from ainu_engine.training.simulate import _ellipse_r  # noqa: F401  (geometry helper used via polygons)
 
     """Host chromatin density inside compartments vs the nucleus: the class excludes 85 %
     (per nucleus 0.85 x lognormal(0.15)); clutches make counts lumpy, so the test asks for
@@ -179,7 +179,7 @@ def test_difficulty_scales_class_differences():
 
 def test_depth_kernel_matches_numpy_reference():
     """The Numba envelope kernel equals the float64 NumPy definition to 1e-9 nm."""
-    from training.simulate import _Geometry, depth_reference
+    from ainu_engine.training.simulate import _Geometry, depth_reference
 
     rng = np.random.default_rng(3)
     g = _Geometry(rng, effective_state("somatic", 0.0), np.array([9000.0, 9000.0]))

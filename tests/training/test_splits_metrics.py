@@ -8,14 +8,14 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from training.metrics import (  # noqa: E402
+from ainu_engine.training.metrics import (  # noqa: E402
     bootstrap_ci,
     classification_metrics,
     normal_ci,
     plot_learning_curves,
     plot_metrics,
 )
-from training.splits import kfold_splits, train_test_split  # noqa: E402
+from ainu_engine.training.splits import kfold_splits, train_test_split  # noqa: E402
 
 LABELS = np.array(["hiPSC"] * 60 + ["somatic"] * 40)
 GROUPS = np.array([f"slide{i % 10}" for i in range(60)] + [f"slide{10 + i % 8}" for i in range(40)])

@@ -11,12 +11,12 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
 
-from engine.render import RenderSpec  # noqa: E402
-from training.augment import AugmentConfig  # noqa: E402
-from training.data import Manifest, NucleusSet, RenderCache, read_manifest  # noqa: E402
-from training.models import create_model  # noqa: E402
-from training.simulate import Observation, simulate_dataset  # noqa: E402
-from training.train import TrainConfig, fit, load_checkpoint, predict, train, vote  # noqa: E402
+from ainu_engine.render import RenderSpec  # noqa: E402
+from ainu_engine.training.augment import AugmentConfig  # noqa: E402
+from ainu_engine.training.data import Manifest, NucleusSet, RenderCache, read_manifest  # noqa: E402
+from ainu_engine.training.models import create_model  # noqa: E402
+from ainu_engine.training.simulate import Observation, simulate_dataset  # noqa: E402
+from ainu_engine.training.train import TrainConfig, fit, load_checkpoint, predict, train, vote  # noqa: E402
 
 NO_AUG = AugmentConfig(flip=0, rot90=False, rotate=0, intensity=0, contrast=0, gridmask=0)
 
@@ -161,7 +161,7 @@ def test_patch_mode_and_cross_validation_run(torch_threads, tmp_path):
     cv = json.loads((tmp_path / "run" / "cv.json").read_text())["small_cnn"]
     assert len(cv["folds"]) == 2 and 0.0 <= cv["accuracy_mean"] <= 1.0
     assert sum(f["n_test"] for f in cv["folds"]) == 9  # every training nucleus held out once
-    from engine.errors import OutputError
+    from ainu_engine.errors import OutputError
 
     with pytest.raises(OutputError, match="finished run"):
         train(read_manifest(manifest), tmp_path / "run", config=cfg, spec=spec,
@@ -169,7 +169,7 @@ def test_patch_mode_and_cross_validation_run(torch_threads, tmp_path):
 
 
 def test_too_few_nuclei_is_a_clear_error(tmp_path):
-    from engine.errors import InputError
+    from ainu_engine.errors import InputError
 
     x = tmp_path / "a.npy"
     np.save(x, np.zeros((1, 32, 32), np.float32))
@@ -182,7 +182,7 @@ def test_too_few_nuclei_is_a_clear_error(tmp_path):
 def test_learned_model_exports_and_onnx_runtime_matches(learned, tmp_path):
     pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
-    from training.export import export_onnx
+    from ainu_engine.training.export import export_onnx
 
     root, summary, _ = learned
     r = export_onnx(root / "run" / "best.pt", tmp_path / "model.onnx")

@@ -73,7 +73,7 @@ def create_model(name: str, *, in_chans: int = 1, num_classes: int = 2,
 
     Examples
     --------
-    >>> from training.models import create_model
+    >>> from ainu_engine.training.models import create_model
     >>> m = create_model("small_cnn", in_chans=2, num_classes=3)
     >>> m.config.name, m.config.num_classes
     ('small_cnn', 3)

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.cli import main
-from engine.explain._structures import (
+from ainu_engine.cli import main
+from ainu_engine.explain._structures import (
     replace_nucleoli,
     structure_fractions,
     structure_masks,
@@ -24,14 +24,14 @@ MODEL = "examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
 
 @pytest.fixture(scope="module")
 def net():
-    from training.models import create_model
+    from ainu_engine.training.models import create_model
 
     torch.manual_seed(1)
     return create_model("small_cnn", in_chans=1, num_classes=2).eval()
 
 
 def test_cam_is_the_class_weighted_sum_of_the_last_feature_maps(torch_threads, net):
-    from engine.explain._cam import cam
+    from ainu_engine.explain._cam import cam
 
     img = np.random.default_rng(0).random((1, 32, 32), dtype=np.float32)
     a = cam(net, img, target="all", class_names=["a", "b"])
@@ -47,7 +47,7 @@ def test_cam_is_the_class_weighted_sum_of_the_last_feature_maps(torch_threads, n
 
 
 def test_gradcam_and_integrated_gradients_run_on_the_model(torch_threads, net):
-    from engine.explain._cam import gradcam, integrated_gradients
+    from ainu_engine.explain._cam import gradcam, integrated_gradients
 
     img = np.random.default_rng(1).random((1, 32, 32), dtype=np.float32)
     g = gradcam(net, img, target=0)
@@ -128,7 +128,7 @@ def test_explain_cli_on_the_bundled_model(capsys, tmp_path):
 
 def test_explain_defaults_to_the_papers_window_in_proportion_and_refuses_a_whole_image_window(capsys, tmp_path):
     pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
-    from engine.explain._run import default_window
+    from ainu_engine.explain._run import default_window
 
     assert default_window(512) == (64, 32) and default_window(64) == (8, 4) and default_window(768) == (96, 48)
     assert default_window(64, 16) == (16, 8) and default_window(64, 16, 3) == (16, 3) and default_window(4) == (1, 1)
@@ -145,7 +145,7 @@ def test_explain_defaults_to_the_papers_window_in_proportion_and_refuses_a_whole
 def test_a_map_without_positive_attribution_is_null_in_json_and_said_in_text(capsys, tmp_path, monkeypatch):
     """The structure shares of such a map are NaN: strict JSON files (null) and plain words."""
     pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
-    import engine.explain._structures as st
+    import ainu_engine.explain._structures as st
 
     real = st.structure_fractions
 

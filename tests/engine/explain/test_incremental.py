@@ -1,4 +1,4 @@
-"""Incremental occlusion (engine.explain._incremental) gives the whole model's outputs.
+"""Incremental occlusion (ainu_engine.explain._incremental) gives the whole model's outputs.
 
 The reference is the same network in float64 on each occluded copy: the incremental outputs
 must be as close to it as float32 features allow (1e-5 of the largest window effect), on
@@ -18,9 +18,9 @@ torch = pytest.importorskip("torch", reason="the train extra (torch) is not inst
 pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
 pytest.importorskip("onnxruntime", reason="the cpu extra (onnxruntime) is not installed")
 
-from engine.explain import occlusion  # noqa: E402
-from engine.explain._incremental import IncrementalPlan, IncrementalUnsupported  # noqa: E402
-from kernels._occlusion import fill_occluded, window_grid  # noqa: E402
+from ainu_engine.explain import occlusion  # noqa: E402
+from ainu_engine.explain._incremental import IncrementalPlan, IncrementalUnsupported  # noqa: E402
+from ainu_engine.kernels._occlusion import fill_occluded, window_grid  # noqa: E402
 
 nn = torch.nn
 
@@ -187,7 +187,7 @@ def test_deep_layers_whose_changes_cover_the_map_run_on_whole_maps(torch_threads
 
 
 def test_resnet18_with_its_linear_head_in_float64(torch_threads, tmp_path):
-    from training.models import create_model
+    from ainu_engine.training.models import create_model
 
     torch.manual_seed(0)
     net = create_model("resnet18", in_chans=2, num_classes=3)
@@ -230,7 +230,7 @@ def exported(tmp_path_factory):
 def test_occlusion_on_onnxruntime_equals_captum(torch_threads, exported, window, stride):
     from captum.attr import Occlusion
 
-    from engine.backends import create_backend
+    from ainu_engine.backends import create_backend
 
     ckpt, onnx_path = exported
     net = create_backend(ckpt, "torch").load().model
@@ -248,7 +248,7 @@ def test_occlusion_on_onnxruntime_equals_captum(torch_threads, exported, window,
 
 
 def test_auto_mode_says_which_path_and_why(torch_threads, exported):
-    from engine.backends import create_backend
+    from ainu_engine.backends import create_backend
 
     ckpt, onnx_path = exported
     img = np.random.default_rng(4).random((2, 80, 80), dtype=np.float32)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.explain import occlusion
-from kernels._occlusion import fill_occluded, occlusion_reference, window_starts
+from ainu_engine.explain import occlusion
+from ainu_engine.kernels._occlusion import fill_occluded, occlusion_reference, window_starts
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
 captum = pytest.importorskip("captum", reason="the train extra (captum) is not installed")
@@ -14,7 +14,7 @@ captum = pytest.importorskip("captum", reason="the train extra (captum) is not i
 
 @pytest.fixture(scope="module")
 def model():
-    from training.models import create_model
+    from ainu_engine.training.models import create_model
 
     torch.manual_seed(0)
     m = create_model("small_cnn", in_chans=2, num_classes=3).eval()
@@ -105,8 +105,8 @@ def test_cuda_kernels_equal_the_cpu_kernels():
     if not config.ENABLE_CUDASIM and not cuda.is_available():
         pytest.skip("needs Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, set by conftest) or a CUDA GPU")
 
-    from kernels._occlusion import accumulate_deltas, window_grid
-    from kernels._occlusion_cuda import accumulate_deltas_cuda, fill_occluded_cuda
+    from ainu_engine.kernels._occlusion import accumulate_deltas, window_grid
+    from ainu_engine.kernels._occlusion_cuda import accumulate_deltas_cuda, fill_occluded_cuda
 
     rng = np.random.default_rng(3)
     img = rng.random((2, 12, 10), dtype=np.float32)

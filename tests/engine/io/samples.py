@@ -200,7 +200,7 @@ def smlm(path: Path, n: int = 5, *, rows_declared: int | None = None, cut: int =
 
 
 def insight3(path: Path, n: int = 5, *, pixel: float | None = PIXEL_NM) -> Path:
-    from engine.io import Localizations, write
+    from ainu_engine.io import Localizations, write
 
     x, y = coords(n)
     write(Localizations(x, y, frame=np.arange(n), channel=np.zeros(n)), path,
@@ -212,7 +212,7 @@ def insight3(path: Path, n: int = 5, *, pixel: float | None = PIXEL_NM) -> Path:
 
 def engine_table(path: Path, n: int = 5) -> Path:
     """Parquet or Arrow IPC, as the extension of ``path`` says."""
-    from engine.io import Localizations, write
+    from ainu_engine.io import Localizations, write
 
     x, y = coords(n)
     write(Localizations(x, y, frame=np.arange(n)), path, overwrite=True)

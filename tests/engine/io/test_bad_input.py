@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from engine.errors import (
+from ainu_engine.errors import (
     AinuError,
     FormatError,
     InputError,
@@ -18,7 +18,7 @@ from engine.errors import (
     PixelSizeError,
     UnknownFormatError,
 )
-from engine.io import FORMATS, read
+from ainu_engine.io import FORMATS, read
 
 from . import samples as S
 
@@ -127,7 +127,7 @@ def test_smlm_manifest_only(tmp_path):
 
 @pytest.mark.parametrize("name", ["parquet", "arrow"])
 def test_arrow_formats_zero_rows_is_empty(tmp_path, name):
-    from engine.io import Localizations, write
+    from ainu_engine.io import Localizations, write
 
     path = tmp_path / S.BUILDERS[name][1]
     write(Localizations(np.zeros(0), np.zeros(0)), path)
@@ -261,7 +261,7 @@ def test_nan_rows_in_binary_formats(tmp_path):
     path = S.picasso(tmp_path / "p.hdf5", values={"x": [np.nan, 1, 2, 3, np.inf]})
     locs = read(path)
     assert locs.n == 3 and any("dropped 2 of 5" in w for w in locs.meta.warnings)
-    from engine.io import Localizations, write
+    from ainu_engine.io import Localizations, write
 
     b = tmp_path / "n.bin"
     write(Localizations([np.nan, 1.0, 2.0], [1.0, 2.0, 3.0]), b, camera_pixel_nm=100)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.errors import FormatError
-from engine.io import detect_format, read
+from ainu_engine.errors import FormatError
+from ainu_engine.io import detect_format, read
 
 from . import samples as S
 

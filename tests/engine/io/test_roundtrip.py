@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from engine.io import Localizations, Metadata, read, write
+from ainu_engine.io import Localizations, Metadata, read, write
 
 F32 = np.finfo(np.float32)
 coord = st.floats(-1e7, 1e7, allow_nan=False, allow_infinity=False, width=32)
@@ -107,7 +107,7 @@ def test_insight3_within_float32_pixels(tmp_path, locs, pixel):
 
 
 def test_thunderstorm_refuses_empty_table(tmp_path):
-    from engine.errors import OutputError
+    from ainu_engine.errors import OutputError
 
     with pytest.raises(OutputError, match="no localizations to write"):
         write(Localizations(np.zeros(0), np.zeros(0)), tmp_path / "e.csv")
@@ -115,7 +115,7 @@ def test_thunderstorm_refuses_empty_table(tmp_path):
 
 
 def test_write_refuses_to_overwrite_and_leaves_no_partial_file(tmp_path):
-    from engine.errors import OutputError
+    from ainu_engine.errors import OutputError
 
     locs = Localizations([1.0, 2.0], [3.0, 4.0])
     path = tmp_path / "a.parquet"
@@ -131,7 +131,7 @@ def test_write_refuses_to_overwrite_and_leaves_no_partial_file(tmp_path):
 
 
 def test_write_unknown_extension(tmp_path):
-    from engine.errors import OutputError
+    from ainu_engine.errors import OutputError
 
     with pytest.raises(OutputError, match="cannot tell the output format"):
         write(Localizations([1.0], [2.0]), tmp_path / "a.xyz")

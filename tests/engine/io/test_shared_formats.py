@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.io import read, summarize
+from ainu_engine.io import read, summarize
 
 # name -> (relative path, read kwargs, expected)
 CASES = {
@@ -136,7 +136,7 @@ def test_smap_fields(shared_formats):
 
 
 def test_insight3_without_pixel_size_names_the_flag(shared_formats):
-    from engine.errors import PixelSizeError
+    from ainu_engine.errors import PixelSizeError
 
     with pytest.raises(PixelSizeError, match=r"storm-analysis_test.*--camera-pixel-nm"):
         read(shared_formats / "insight3_bin/storm-analysis_test_300x200_dh_olist.bin")

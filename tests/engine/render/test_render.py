@@ -1,4 +1,4 @@
-"""engine.render: RenderSpec, geometry of the render, masks, resizing, scaling, patches."""
+"""ainu_engine.render: RenderSpec, geometry of the render, masks, resizing, scaling, patches."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from engine.errors import RenderError
-from engine.io import Localizations, Metadata
-from engine.render import RenderSpec, extract_patches, nucleus_mask, render, select_device
-from kernels import kde_reference
+from ainu_engine.errors import RenderError
+from ainu_engine.io import Localizations, Metadata
+from ainu_engine.kernels import kde_reference
+from ainu_engine.render import RenderSpec, extract_patches, nucleus_mask, render, select_device
 
 
 def locs_at(x, y, **kw):
@@ -107,7 +107,7 @@ def test_sigma_from_precision_with_floor():
 
 
 def test_mask_from_localizations_matches_the_simulated_outline():
-    from training.simulate import Observation, simulate_nucleus
+    from ainu_engine.training.simulate import Observation, simulate_nucleus
 
     nu = simulate_nucleus("somatic", rng=np.random.default_rng(3), channels=("h3",),
                           observation=Observation(locs_per_channel=5e4))
@@ -148,7 +148,7 @@ def test_errors_and_devices():
 
 
 def test_cuda_path_equals_cpu_path_under_the_simulator():
-    from kernels._kde_cuda import cuda_available
+    from ainu_engine.kernels._kde_cuda import cuda_available
 
     if not cuda_available(allow_simulator=True):
         pytest.skip("no CUDA GPU and the CUDA simulator is not enabled")
@@ -182,7 +182,7 @@ def test_sidecar_is_json():
 
 def test_sklearn_method_matches_kernel_density():
     pytest.importorskip("sklearn")
-    from engine.render import render_sklearn
+    from ainu_engine.render import render_sklearn
 
     loc = disc(300, r=1500, seed=8)
     spec = RenderSpec(pixel_nm=40, sigma_nm=35, size=0)
@@ -197,8 +197,8 @@ def test_sklearn_method_matches_kernel_density():
 @pytest.mark.parametrize("ids", [None, [0, 1, 2, 3, 2, 1], [-2, 0, 3, 1, -2, 5], [0, 70000, 1, 69999, 2, 1]])
 @pytest.mark.parametrize("channels", [(1, 2), (0,), (2, 1, 0), (5,), (-2, 3), (70000, 1)])
 def test_channel_index_maps_file_ids_to_image_channels(ids, channels):
-    from engine.io import Localizations
-    from engine.render._render import _channel_index
+    from ainu_engine.io import Localizations
+    from ainu_engine.render._render import _channel_index
 
     n = 6
     locs = Localizations(np.zeros(n), np.zeros(n), channel=ids)

@@ -10,11 +10,11 @@ def screen_model(tmp_path_factory):
     """(model.onnx, best.pt, data folder): small CNN on simulated hiPSC vs somatic, 48 px, 2 channels."""
     torch = pytest.importorskip("torch", reason="the train extra (torch) is needed to make a test model")
     pytest.importorskip("onnx", reason="the train extra (onnx) is needed to export a test model")
-    from engine.render import RenderSpec
-    from training.data import RenderCache, read_manifest
-    from training.export import export_onnx
-    from training.simulate import Observation, simulate_dataset
-    from training.train import TrainConfig, train
+    from ainu_engine.render import RenderSpec
+    from ainu_engine.training.data import RenderCache, read_manifest
+    from ainu_engine.training.export import export_onnx
+    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.training.train import TrainConfig, train
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

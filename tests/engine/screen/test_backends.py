@@ -8,9 +8,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from engine.backends import BackendUnavailable, create_backend
-from engine.compare import compare_outputs
-from engine.errors import InputError
+from ainu_engine.backends import BackendUnavailable, create_backend
+from ainu_engine.compare import compare_outputs
+from ainu_engine.errors import InputError
 
 torch = pytest.importorskip("torch", reason="the torch backend (reference) needs the train extra")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
@@ -41,7 +41,7 @@ def test_auto_on_a_gpu_with_the_cpu_build_of_onnxruntime(screen_model, monkeypat
     GPU through PyTorch when it has the checkpoint, says why it stays on the CPU when it has not,
     and an explicit --device cuda never falls back to the CPU silently. (Only the choice is
     checked: nothing is loaded on a GPU.)"""
-    import engine.backends as backends
+    import ainu_engine.backends as backends
 
     model, ckpt, _ = screen_model
     monkeypatch.setattr(backends, "_cuda_gpu", lambda: True)
@@ -140,11 +140,11 @@ def test_torch_cuda_fp32_is_fp32_and_equals_the_cpu(screen_model, reference):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="occlusion on a CUDA backend needs a CUDA GPU")
 def test_occlusion_on_a_cuda_backend_equals_captum_there(screen_model):
-    """The GPU path of engine.explain.occlusion (occluded batches built and deltas accumulated in
+    """The GPU path of ainu_engine.explain.occlusion (occluded batches built and deltas accumulated in
     device memory by the Numba-CUDA kernels) against Captum on the same model on the GPU."""
     from captum.attr import Occlusion
 
-    from engine.explain import occlusion
+    from ainu_engine.explain import occlusion
 
     _, ckpt, _ = screen_model
     img = np.random.default_rng(7).random((2, 48, 48), dtype=np.float32)

@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from engine.cli import main
-from engine.errors import InputError
-from engine.screen import detect_nuclei, split_nuclei
-from engine.screen._pipeline import expand_inputs, screen
+from ainu_engine.cli import main
+from ainu_engine.errors import InputError
+from ainu_engine.screen import detect_nuclei, split_nuclei
+from ainu_engine.screen._pipeline import expand_inputs, screen
 
 pytest.importorskip("onnxruntime", reason="screening runs the model through ONNX Runtime (cpu extra)")
 
@@ -58,8 +58,8 @@ def test_screen_writes_one_row_per_nucleus_and_resumes(screen_model, tmp_path):
 
 
 def test_same_calls_as_the_classifier_and_as_torch(screen_model, tmp_path):
-    from engine import Classifier
-    from engine.io import read
+    from ainu_engine import Classifier
+    from ainu_engine.io import read
 
     model, ckpt, data = screen_model
     out = tmp_path / "out"
@@ -104,7 +104,7 @@ def test_killed_screen_loses_no_finished_batch_and_duplicates_nothing(screen_mod
     out = tmp_path / "out"
     code = f"""
 import os, sys, signal
-from engine.screen._pipeline import screen
+from ainu_engine.screen._pipeline import screen
 n = 0
 def progress(p):
     global n
@@ -127,13 +127,13 @@ screen([{str(data)!r}], {str(model)!r}, {str(out)!r}, device="cpu", batch_size=1
 
 
 def test_nuclei_from_roi_sets_cell_ids_and_detection(tmp_path):
-    from training.simulate import Observation, simulate_dataset
+    from ainu_engine.training.simulate import Observation, simulate_dataset
 
     obs = Observation(locs_per_channel=4000)
     simulate_dataset(tmp_path / "roi", classes=("mock",), n_per_class=2, nuclei_per_file=2, field_mode=True,
                      roi=True, format="insight3", observation=obs, seed=1)
     simulate_dataset(tmp_path / "ids", classes=("mock",), n_per_class=2, nuclei_per_file=2, observation=obs, seed=1)
-    from engine.io import read
+    from ainu_engine.io import read
 
     f = next((tmp_path / "roi").glob("*.bin"))
     locs = read(f)
@@ -187,11 +187,11 @@ def test_screen_explain_adds_maps_to_the_report(screen_model, tmp_path):
 def test_a_patch_mode_model_screens_by_patch_vote(tmp_path, torch_threads):
     """Train, export and screen a patch-mode model: every nucleus is called by its patches."""
     pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
-    from engine.render import RenderSpec
-    from training.data import RenderCache, read_manifest
-    from training.export import export_onnx
-    from training.simulate import Observation, simulate_dataset
-    from training.train import TrainConfig, train
+    from ainu_engine.render import RenderSpec
+    from ainu_engine.training.data import RenderCache, read_manifest
+    from ainu_engine.training.export import export_onnx
+    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.training.train import TrainConfig, train
 
     obs = Observation(locs_per_channel=5000)
     manifest = simulate_dataset(tmp_path / "train", classes=("hiPSC", "somatic"), n_per_class=6,
@@ -201,7 +201,7 @@ def test_a_patch_mode_model_screens_by_patch_vote(tmp_path, torch_threads):
           config=TrainConfig(arch="small_cnn", epochs=1, patience=1, batch_size=8, folds=0, seed=0,
                              patch_size=32, min_occupied=0.5, use_groups=False))
     export_onnx(tmp_path / "run" / "best.pt", tmp_path / "patch.onnx")
-    from engine.model import read_model_info
+    from ainu_engine.model import read_model_info
 
     info = read_model_info(tmp_path / "patch.onnx")
     assert info.preprocessing["mode"] == "patches" and info.input_size == 32
