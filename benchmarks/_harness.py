@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from ainu_engine._provenance import git_commit
+from ainu_engine.provenance import git_commit
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"

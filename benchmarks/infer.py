@@ -32,9 +32,9 @@ def _model(tmp: Path, size: int, arch: str):
     import torch
 
     from ainu_engine.render import RenderSpec
+    from ainu_engine.training.checkpoint import save_checkpoint
     from ainu_engine.training.export import export_onnx
     from ainu_engine.training.models import create_model
-    from ainu_engine.training.train import CHECKPOINT_FORMAT
 
     torch.manual_seed(0)
     m = create_model(arch, in_chans=CHANNELS, num_classes=2)
@@ -46,13 +46,11 @@ def _model(tmp: Path, size: int, arch: str):
         for _ in range(3):
             m(torch.rand(4, CHANNELS, size, size))
     m.eval()
-    ckpt = {"format": CHECKPOINT_FORMAT, "model_config": m.config.to_dict(), "state_dict": m.state_dict(),
-            "classes": ["hiPSC", "somatic"], "render_spec": RenderSpec(size=size, channels=(1, 2)).to_dict(),
-            "channel_names": ["polII", "h3"], "input_size": size, "preprocessing": {"mode": "image"},
-            "train_config": {}, "metrics": {}, "training_stats": {},
-            "provenance": {"training_data": "random weights (benchmark)"}, "history": [],
-            "samples": torch.rand(2, CHANNELS, size, size)}
-    torch.save(ckpt, tmp / "best.pt")
+    save_checkpoint(tmp / "best.pt", m, classes=["hiPSC", "somatic"], render_spec=RenderSpec(size=size, channels=(1, 2)),
+                    channel_names=["polII", "h3"], input_size=size, preprocessing={"mode": "image"},
+                    train_config={}, metrics={}, training_stats={},
+                    provenance={"training_data": "random weights (benchmark)"}, history=[],
+                    samples=torch.rand(2, CHANNELS, size, size).numpy())
     export_onnx(tmp / "best.pt", tmp / "model.onnx", atol=1e-3)
     return tmp / "best.pt", tmp / "model.onnx"
 
@@ -175,7 +173,8 @@ def _screen(onnx_path: Path, ckpt: Path, tmp: Path, *, device: str, quick: bool,
     from ainu_engine import Classifier
     from ainu_engine.backends import _ort_providers
     from ainu_engine.io import read
-    from ainu_engine.screen._pipeline import expand_inputs, screen
+    from ainu_engine.nuclei import expand_inputs
+    from ainu_engine.screen import screen
     from ainu_engine.training.simulate import Observation, simulate_dataset
 
     n = 6 if quick else 32

@@ -5,14 +5,8 @@ https://doi.org/10.1038/s42256-024-00883-x). ``import ainu_engine`` is light: no
 library and no ONNX Runtime is imported until a function needs it.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("ainu-engine")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
-
 from .errors import AinuError
+from .provenance import __version__
 
 __all__ = ["AinuError", "Classifier", "Prediction", "__version__"]
 

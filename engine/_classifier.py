@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._scores import patch_vote, softmax
 from .errors import InputError
 from .io import Localizations
 from .model import ModelInfo
+from .scores import patch_vote, softmax
 
 __all__ = ["Classifier", "Prediction", "Prepared", "QC_FLAGS"]
 
@@ -37,6 +37,7 @@ class Prepared:
     area_um2: float | None
     at_edge: bool = False
     render_seconds: float = 0.0
+    rendered: object = None  #: the :class:`~ainu_engine.render.Rendered` the items come from
 
 
 @dataclass
@@ -76,9 +77,9 @@ class Classifier:
         self.backend = backend.load()
         self.info: ModelInfo = backend.info
         self.render_device = render_device
-        pre = self.info.preprocessing or {}
-        self.patch_size = int(pre["patch_size"]) if pre.get("mode") == "patches" else None
-        self.min_occupied = float(pre.get("min_occupied", 0.75))
+        from .render import patch_mode
+
+        self.patch_size, self.min_occupied = patch_mode(self.info.preprocessing)
 
     @classmethod
     def load(cls, model: str | os.PathLike, backend: str = "auto", *, device: str = "auto",
@@ -91,28 +92,12 @@ class Classifier:
 
     # -- preprocessing ---------------------------------------------------------------------------
     def prepare(self, locs: Localizations, *, roi_nm=None, at_edge: bool = False) -> Prepared:
-        """Render a nucleus as the model was trained (image, or scaled patches of the raw render)."""
-        import time
+        """Render a nucleus as the model was trained (:func:`ainu_engine.render.model_input`)."""
+        from .render import model_input
 
-        from .render import RenderSpec, extract_patches, render, scale_channels
-
-        t0 = time.perf_counter()
-        spec = self.info.render_spec
-        if self.patch_size:
-            raw = render(locs, RenderSpec.from_dict({**spec.to_dict(), "size": 0}), device=self.render_device,
-                         roi_nm=roi_nm)
-            patches = extract_patches(raw, self.patch_size, min_occupied=self.min_occupied)
-            if not patches:
-                raise InputError(f"no {self.patch_size}x{self.patch_size} patch is more than "
-                                 f"{self.min_occupied:.0%} occupied", path=locs.meta.source_path)
-            items = np.stack([scale_channels(p.image, spec.scaling, spec.percentile) for p in patches])
-            r = raw
-        else:
-            r = render(locs, spec, device=self.render_device, roi_nm=roi_nm)
-            items = r.image[None]
-        counts = [int(r.n_localizations.get(k, 0)) for k in range(spec.n_channels)]
-        return Prepared(np.ascontiguousarray(items, np.float32), counts, float(r.area_um2), at_edge,
-                        time.perf_counter() - t0)
+        m = model_input(locs, self.info.render_spec, self.info.preprocessing, device=self.render_device,
+                        roi_nm=roi_nm)
+        return Prepared(m.items, m.n_localizations, m.area_um2, at_edge, m.seconds, m.rendered)
 
     def _image_item(self, image: np.ndarray) -> Prepared:
         img = np.asarray(image, np.float32)

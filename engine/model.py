@@ -121,17 +121,6 @@ class ModelInfo:
         return {_PREFIX + k: json.dumps(v, sort_keys=True) for k, v in d.items()}
 
     @classmethod
-    def from_checkpoint(cls, ckpt: dict, *, extra_provenance: dict | None = None,
-                        path: str | os.PathLike | None = None) -> ModelInfo:
-        """The ModelInfo of a training checkpoint (``RUN/best.pt`` loaded as a dict)."""
-        return cls(classes=tuple(ckpt["classes"]), render_spec=RenderSpec.from_dict(ckpt["render_spec"]),
-                   input_size=int(ckpt["input_size"]), channel_names=tuple(ckpt["channel_names"]),
-                   preprocessing=ckpt.get("preprocessing", {"mode": "image"}), metrics=ckpt.get("metrics", {}),
-                   training_stats=ckpt.get("training_stats", {}),
-                   provenance={**ckpt.get("provenance", {}), **(extra_provenance or {})},
-                   model=ckpt["model_config"], path=None if path is None else os.fspath(path))
-
-    @classmethod
     def from_metadata(cls, props: dict[str, str], *, path: str | os.PathLike | None = None) -> ModelInfo:
         """Parse ``metadata_props``; raises :class:`InputError` naming the file and key."""
         p = None if path is None else os.fspath(path)

@@ -26,6 +26,7 @@ def main() -> int:
     import torch
 
     from ainu_engine.render import RenderSpec
+    from ainu_engine.training.checkpoint import update_provenance
     from ainu_engine.training.data import RenderCache, read_manifest
     from ainu_engine.training.export import export_onnx
     from ainu_engine.training.simulate import Observation, simulate_dataset
@@ -42,12 +43,10 @@ def main() -> int:
         summary = train(read_manifest(manifest), tmp / "run", config=cfg, spec=spec,
                         cache=RenderCache(tmp / "cache", device="cpu"))
         ckpt_path = tmp / "run" / "best.pt"
-        ckpt = torch.load(ckpt_path, weights_only=True)
-        ckpt["provenance"]["training_data"] = ("SIMULATED nuclei (training.simulate: hiPSC vs somatic, "
-                                               f"difficulty 0, seed 11, {LOCS:.0f} Pol II localizations each); "
-                                               "not a model of real cells")
-        ckpt["provenance"]["manifest"] = "simulated by examples/make_screen_example.py"
-        torch.save(ckpt, ckpt_path)
+        update_provenance(ckpt_path, training_data=("SIMULATED nuclei (training.simulate: hiPSC vs somatic, "
+                                                    f"difficulty 0, seed 11, {LOCS:.0f} Pol II localizations "
+                                                    "each); not a model of real cells"),
+                          manifest="simulated by examples/make_screen_example.py")
         MODEL.parent.mkdir(exist_ok=True)
         r = export_onnx(ckpt_path, MODEL, force=True)
         print(f"model: {MODEL.relative_to(HERE.parent)} ({r.size_bytes / 1e3:.0f} kB), test accuracy on "

@@ -1,9 +1,44 @@
 """Performance-critical numeric kernels of ainu-engine (pure functions on arrays, no I/O).
 
 Each kernel has a float64 NumPy reference it is tested against. Nothing here imports
-the engine; GPU kernels import numba.cuda / cupy only when first used.
+the engine. The CPU kernels (Numba, compiled on first call and cached) are imported with this
+package; the GPU kernels (``render_kde_cuda``, ``fill_occluded_cuda``,
+``accumulate_deltas_cuda``, ``cuda_available``) import numba.cuda only when first used.
 """
 
-from ._kde import axis_weight, kde_reference, render_kde_cpu
+from ._kde import axis_weight, kde_reference, kde_reference_fast, render_kde_cpu
+from ._occlusion import (
+    accumulate_deltas,
+    fill_occluded,
+    occlusion_reference,
+    window_grid,
+    window_starts,
+)
+from ._raster import grid_counts, polygon_mask, polygon_mask_reference
+from ._resize import (
+    area_matrix,
+    area_weights,
+    fit_longest,
+    pad_to_square,
+    resize_area,
+    resize_area_reference,
+)
 
-__all__ = ["axis_weight", "kde_reference", "render_kde_cpu"]
+_GPU = {"render_kde_cuda": "_kde_cuda", "cuda_available": "_kde_cuda",
+        "fill_occluded_cuda": "_occlusion_cuda", "accumulate_deltas_cuda": "_occlusion_cuda"}
+
+__all__ = [
+    "accumulate_deltas", "accumulate_deltas_cuda", "area_matrix", "area_weights", "axis_weight",
+    "cuda_available", "fill_occluded", "fill_occluded_cuda", "fit_longest", "grid_counts", "kde_reference",
+    "kde_reference_fast", "occlusion_reference", "pad_to_square", "polygon_mask", "polygon_mask_reference",
+    "render_kde_cpu", "render_kde_cuda", "resize_area", "resize_area_reference", "window_grid", "window_starts",
+]
+
+
+def __getattr__(name: str):
+    # the GPU kernels import numba.cuda: load them on first use so the CPU path stays light
+    if name in _GPU:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_GPU[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

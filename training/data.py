@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ainu_engine.errors import InputError, MissingColumnError
-from ainu_engine.render import RenderSpec, scale_channels
+from ainu_engine.render import RenderSpec
 
 __all__ = ["Manifest", "read_manifest", "RenderCache", "NucleusSet", "load_nuclei", "IMAGE_SUFFIXES"]
 
@@ -209,7 +209,7 @@ class RenderCache:
         self.misses += 1
         img, stats = self._render(path, spec, patch_size, min_occupied)
         npy.parent.mkdir(exist_ok=True)
-        from ainu_engine.io._atomic import atomic_path
+        from ainu_engine.io import atomic_path
 
         with atomic_path(npy) as tmp:
             with open(tmp, "wb") as fh:
@@ -222,28 +222,21 @@ class RenderCache:
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return _load_image(path, spec, patch_size), {"source": str(path), "rendered": False}
         from ainu_engine.io import read
-        from ainu_engine.render import extract_patches, render
+        from ainu_engine.render import model_input
 
         locs = read(path, camera_pixel_nm=self.camera_pixel_nm)
         cells = locs.extra.get("cell_id") if locs.extra else None
         if cells is not None and np.unique(cells).size > 1:
             raise InputError(f"{np.unique(cells).size} nuclei (cell_id column) in one manifest row",
                              path=path, hint="one nucleus per row: split the file first")
-        if patch_size:
-            raw = render(locs, RenderSpec.from_dict({**spec.to_dict(), "size": 0}), device=self.device)
-            patches = extract_patches(raw, patch_size, min_occupied=min_occupied)
-            img = np.stack([scale_channels(p.image, spec.scaling, spec.percentile) for p in patches]) \
-                if patches else np.zeros((0, spec.n_channels, patch_size, patch_size), np.float32)
-            r = raw
-        else:
-            r = render(locs, spec, device=self.device)
-            img = r.image
+        pre = {"mode": "patches", "patch_size": patch_size, "min_occupied": min_occupied} if patch_size else None
+        m = model_input(locs, spec, pre, device=self.device)
+        img = m.items if patch_size else m.items[0]
+        r = m.rendered
         if r.device_note:
             self.device_note = r.device_note
-        counts = [int(r.n_localizations.get(k, 0)) for k in range(spec.n_channels)]
-        return np.ascontiguousarray(img, np.float32), {
-            "source": str(path), "rendered": True, "n_localizations": counts,
-            "area_um2": float(r.area_um2), "device": r.device}
+        return img, {"source": str(path), "rendered": True, "n_localizations": m.n_localizations,
+                     "area_um2": m.area_um2, "device": r.device}
 
 
 def _load_image(path: Path, spec: RenderSpec, patch_size: int | None) -> np.ndarray:

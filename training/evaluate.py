@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ainu_engine._scores import mean_cross_entropy, softmax
 from ainu_engine.errors import InputError
 from ainu_engine.model import read_model_info
+from ainu_engine.scores import mean_cross_entropy, softmax
 
 from .data import RenderCache, load_nuclei, read_manifest
 

@@ -94,7 +94,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
     import onnxruntime as ort
     import torch
 
-    from .train import load_checkpoint
+    from .checkpoint import checkpoint_info, load_checkpoint
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -106,7 +106,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
         raise OutputError("output folder does not exist", path=out.parent)
     model, ckpt = load_checkpoint(checkpoint)
     ckpt_hash = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
-    info = ModelInfo.from_checkpoint(ckpt, extra_provenance={
+    info = checkpoint_info(ckpt, extra_provenance={
         "checkpoint_sha256": ckpt_hash, "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "onnx": onnx.__version__, "opset": opset, "torch_export": torch.__version__})
     c, s = info.n_channels, info.input_size
@@ -146,7 +146,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
         raise ParityError(f"ONNX Runtime and PyTorch logits differ: {cmp}", path=out,
                           hint="the model was not written; report this with the checkpoint")
 
-    from ainu_engine.io._atomic import atomic_write_bytes
+    from ainu_engine.io import atomic_write_bytes
 
     atomic_write_bytes(out, data)
     return ExportResult(out, ModelInfo(**{**info.__dict__, "path": str(out)}), cmp, opset,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ainu_engine._json import dumps
+from ainu_engine.strict_json import dumps
 
 __all__ = ["classification_metrics", "normal_ci", "bootstrap_ci", "plot_metrics", "plot_learning_curves"]
 

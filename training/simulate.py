@@ -711,7 +711,7 @@ def _write_truth(stem: Path, nuclei, columns: dict, *, label, group, seed, data_
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ainu_engine.io._atomic import atomic_path, atomic_write_bytes
+    from ainu_engine.io import atomic_path, atomic_write_bytes
 
     table = pa.table({k: pa.array(v) for k, v in columns.items()})
     with atomic_path(stem.with_suffix(".truth.parquet")) as tmp:
@@ -747,7 +747,7 @@ def _write_roi(path: Path, nuclei, pixel_nm: float) -> None:
 
     import roifile
 
-    from ainu_engine.io._atomic import atomic_path
+    from ainu_engine.io import atomic_path
 
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
         for i, nu in enumerate(nuclei):
@@ -762,7 +762,7 @@ def _write_manifest(path: Path, rows: list[dict]) -> None:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from ainu_engine.io._atomic import atomic_path
+    from ainu_engine.io import atomic_path
 
     table = pa.Table.from_pylist(rows)
     with atomic_path(path) as tmp:

@@ -31,19 +31,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ainu_engine._json import dumps
-from ainu_engine._scores import mean_cross_entropy, patch_vote
 from ainu_engine.errors import InputError, OutputError
 from ainu_engine.render import RenderSpec
+from ainu_engine.scores import mean_cross_entropy, patch_vote
+from ainu_engine.strict_json import dumps
 
 from .augment import AugmentConfig
+from .checkpoint import save_checkpoint
 from .data import Manifest, NucleusSet, RenderCache, load_nuclei
 from .splits import Split, kfold_splits, train_test_split
 
-__all__ = ["TrainConfig", "FitResult", "fit", "predict", "vote", "train", "load_checkpoint",
-           "resolve_device", "CHECKPOINT_FORMAT"]
-
-CHECKPOINT_FORMAT = "ainu-engine-checkpoint-1"
+__all__ = ["TrainConfig", "FitResult", "fit", "predict", "vote", "train", "resolve_device"]
 
 
 @dataclass
@@ -336,7 +334,7 @@ def vote(prob: np.ndarray, owner: np.ndarray, num_classes: int) -> tuple[np.ndar
     nucleus's call is the class that more than 50 % of its patches vote for (argmax per
     patch); its score per class is that vote share, plus 1e-3 x the mean patch probability
     so that a nucleus without a majority (``undecided``) falls to the more probable class and
-    ROC/PR curves have a continuous score (:func:`ainu_engine._scores.patch_vote`). In image mode (one item per nucleus) the scores are
+    ROC/PR curves have a continuous score (:func:`ainu_engine.scores.patch_vote`). In image mode (one item per nucleus) the scores are
     the probabilities themselves.
 
     Examples
@@ -502,7 +500,7 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = T
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     if cfg.patch_size and spec.size != 0:
-        spec = RenderSpec.from_dict({**spec.to_dict(), "size": 0})  # patches come from the raw render
+        spec = spec.raw()  # patches come from the raw render
     cache = cache or RenderCache(default_cache_dir())
     run = _Run(manifest, out, cfg, spec, reporter, device)
     run.channels = manifest.channel_names if manifest.channel_names and len(manifest.channel_names) == spec.n_channels \
@@ -599,7 +597,7 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = T
         _write_predictions(out / "predictions.csv", manifest, ev)
         stats = data.training_stats(train_rows)
         samples = data.batch(data.items_of(test_rows)[:4])  # export checks ONNX against torch on these
-        _save_checkpoint(out / "best.pt", model, cfg, spec, manifest, run.channels, summary, stats, res, samples)
+        _write_checkpoint(out / "best.pt", model, cfg, spec, manifest, run.channels, summary, stats, res, samples)
         run.log(f"test set ({len(test_rows)} nuclei): accuracy {metrics['accuracy']:.3f} "
                 f"(95 % CI {metrics['accuracy_ci_normal'][0]:.3f}-{metrics['accuracy_ci_normal'][1]:.3f}), "
                 f"balanced {metrics['balanced_accuracy']:.3f}; wrote {out / 'best.pt'}")
@@ -610,7 +608,7 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = T
 
 def default_cache_dir() -> Path:
     """``$AINU_CACHE_DIR/renders``, else ``$XDG_CACHE_HOME/ainu-engine/renders`` (~/.cache)."""
-    from ainu_engine._cache import cache_root
+    from ainu_engine.cache import cache_root
 
     return cache_root() / "renders"
 
@@ -618,8 +616,7 @@ def default_cache_dir() -> Path:
 def _provenance(manifest: Manifest) -> dict:
     import torch
 
-    from ainu_engine import __version__
-    from ainu_engine._provenance import git_commit
+    from ainu_engine.provenance import __version__, git_commit
 
     return {"git_commit": git_commit(), "manifest_sha256": manifest.sha256,
             "manifest": str(manifest.path) if manifest.path else None,
@@ -627,45 +624,17 @@ def _provenance(manifest: Manifest) -> dict:
             "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
 
 
-def _save_checkpoint(path: Path, model, cfg: TrainConfig, spec: RenderSpec, manifest: Manifest,
-                     channels, summary: dict, stats: dict, res: FitResult, samples: np.ndarray) -> None:
-    import torch
-
-    from ainu_engine.io._atomic import atomic_path
-
+def _write_checkpoint(path: Path, model, cfg: TrainConfig, spec: RenderSpec, manifest: Manifest,
+                      channels, summary: dict, stats: dict, res: FitResult, samples: np.ndarray) -> None:
     test = summary["test"]
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "model_config": model.config.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "classes": list(manifest.classes),
-        "render_spec": spec.to_dict(),
-        "channel_names": list(channels),
-        "input_size": cfg.patch_size or spec.size,
-        "preprocessing": _preprocessing(cfg, spec),
-        "train_config": cfg.to_dict(),
-        "metrics": {"test": {k: test[k] for k in ("n", "accuracy", "accuracy_ci_normal", "balanced_accuracy",
-                                                   "f1_macro", "loss", "roc_auc", "roc_auc_macro_ovr")
-                             if k in test},
-                    "cv": {a: {k: v for k, v in r.items() if k != "folds"} for a, r in summary["cv"].items()},
-                    "best_epoch": res.best_epoch, "epochs_run": len(res.history)},
-        "training_stats": stats,
-        "provenance": _provenance(manifest),
-        "history": res.history,
-        "samples": torch.from_numpy(np.ascontiguousarray(samples, np.float32)),
-    }
-    tensors = {"state_dict": ckpt.pop("state_dict"), "samples": ckpt.pop("samples")}
-    ckpt = json.loads(json.dumps(ckpt, default=_plain))  # plain types: loads with weights_only=True
-    with atomic_path(path) as tmp:
-        torch.save({**ckpt, **tensors}, tmp)
-
-
-def _plain(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    raise TypeError(f"cannot store {type(v).__name__} in a checkpoint")
+    metrics = {"test": {k: test[k] for k in ("n", "accuracy", "accuracy_ci_normal", "balanced_accuracy",
+                                             "f1_macro", "loss", "roc_auc", "roc_auc_macro_ovr") if k in test},
+               "cv": {a: {k: v for k, v in r.items() if k != "folds"} for a, r in summary["cv"].items()},
+               "best_epoch": res.best_epoch, "epochs_run": len(res.history)}
+    save_checkpoint(path, model, classes=manifest.classes, render_spec=spec, channel_names=channels,
+                    input_size=cfg.patch_size or spec.size, preprocessing=_preprocessing(cfg, spec),
+                    train_config=cfg.to_dict(), metrics=metrics, training_stats=stats,
+                    provenance=_provenance(manifest), history=res.history, samples=samples)
 
 
 def _preprocessing(cfg: TrainConfig, spec: RenderSpec) -> dict:
@@ -675,34 +644,6 @@ def _preprocessing(cfg: TrainConfig, spec: RenderSpec) -> dict:
                 "call": "class voted by more than 50 % of the patches"}
     return {"mode": "image", "scaling": spec.scaling, "percentile": spec.percentile,
             "note": "ainu_engine.render(locs, render_spec) gives the model input (resize, pad, scaling, outside)"}
-
-
-def load_checkpoint(path: str | os.PathLike) -> tuple[object, dict]:
-    """Rebuild the model of a ``best.pt`` (eval mode, CPU) and return ``(model, checkpoint)``.
-
-    Raises
-    ------
-    ainu_engine.errors.InputError
-        Not a file, not an ainu-engine checkpoint.
-    """
-    import torch
-
-    from .models import ModelConfig, create_model
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("checkpoint not found", path=path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - pickle/zip errors of many kinds
-        raise InputError(f"cannot read the checkpoint: {str(err).splitlines()[0]}", path=path) from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise InputError("not an ainu-engine checkpoint", path=path, expected=CHECKPOINT_FORMAT,
-                         found=str(ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__))
-    mc = ModelConfig.from_dict(ckpt["model_config"])
-    model = create_model(mc.name, in_chans=mc.in_chans, num_classes=mc.num_classes, **mc.kwargs)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt
 
 
 def _write_history(path: Path, history: list[dict]) -> None:

@@ -5,7 +5,9 @@ batch into logits, describe; context managers.
 - ``onnxruntime-tensorrt``: ONNX Runtime's TensorRT EP (fp16, engine and timing caches);
 - ``tensorrt``: native TensorRT 10+ engine (optimisation profile over the batch, fp16, cache);
 - ``torch`` / ``torch-compile``: the training checkpoint in PyTorch — the baseline, and the
-  fallback where ONNX Runtime is missing.
+  fallback where ONNX Runtime is missing. They live in ``ainu_engine.training.backend`` and
+  reach this registry through the :data:`ENTRY_POINT_GROUP` entry points, so nothing here
+  imports the training package.
 
 ``create_backend(model, "auto")`` picks the fastest available one and says which and why.
 Nothing heavy is imported until a backend loads.
@@ -13,19 +15,78 @@ Nothing heavy is imported until a backend loads.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from ._base import Backend, BackendUnavailable
-from ._onnxruntime import OnnxRuntimeBackend
+from ._base import Backend, BackendUnavailable, is_device_array
+from ._onnxruntime import OnnxRuntimeBackend, physical_cores, session_options
 from ._tensorrt import TensorRTBackend
-from ._torch import TorchBackend
 
-__all__ = ["Backend", "BackendUnavailable", "OnnxRuntimeBackend", "TensorRTBackend", "TorchBackend",
-           "create_backend", "BACKENDS"]
+__all__ = ["Backend", "BackendUnavailable", "OnnxRuntimeBackend", "TensorRTBackend", "create_backend",
+           "register_backend", "is_device_array", "physical_cores", "session_options", "BACKENDS",
+           "ENTRY_POINT_GROUP"]
 
 BACKENDS = ("auto", "onnxruntime", "onnxruntime-tensorrt", "tensorrt", "torch", "torch-compile")
+
+#: Entry point group through which other packages (ainu_engine.training: ``torch`` and
+#: ``torch-compile``) add backends without the engine importing them.
+ENTRY_POINT_GROUP = "ainu_engine.backends"
+
+#: A factory: ``factory(model, *, device, checkpoint, threads, fp16, spinning, batch_size, reason)``
+#: -> an unloaded :class:`Backend`; ``device`` is "cpu" or "cuda" (already decided).
+BackendFactory = Callable[..., Backend]
+
+
+def _onnxruntime(model, *, device, threads, spinning, batch_size, reason, **_):
+    return OnnxRuntimeBackend(model, provider="cuda" if device == "cuda" else "cpu", threads=threads,
+                              spinning=spinning, batch_size=batch_size, reason=reason)
+
+
+def _onnxruntime_tensorrt(model, *, fp16, batch_size, reason, **_):
+    return OnnxRuntimeBackend(model, provider="tensorrt", fp16=fp16 is not False, batch_size=batch_size,
+                              reason=reason)
+
+
+def _tensorrt(model, *, fp16, batch_size, reason, **_):
+    return TensorRTBackend(model, fp16=fp16 is not False, batch_size=batch_size, reason=reason)
+
+
+_REGISTRY: dict[str, BackendFactory] = {
+    "onnxruntime": _onnxruntime, "onnxruntime-tensorrt": _onnxruntime_tensorrt, "tensorrt": _tensorrt}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    """Make ``create_backend(model, name)`` use ``factory`` (see :data:`BackendFactory`).
+
+    Packages can instead declare an entry point in the :data:`ENTRY_POINT_GROUP` group, which
+    is loaded only when that backend is asked for.
+    """
+    if not name or name == "auto":
+        raise ValueError(f"a backend cannot be registered as {name!r}")
+    _REGISTRY[name] = factory
+
+
+def _factory(name: str) -> BackendFactory:
+    if name not in _REGISTRY:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name == name:
+                try:
+                    _REGISTRY[name] = ep.load()
+                except ImportError as err:
+                    raise BackendUnavailable(f"the {name} backend cannot be loaded: {err}",
+                                             hint='pip install -c constraints.txt "ainu-engine[train]"') from err
+                break
+    if name not in _REGISTRY:
+        known = sorted({*_REGISTRY, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
+        close = difflib.get_close_matches(name, known, n=2)
+        raise BackendUnavailable(f"no backend named {name!r} is installed (installed: {', '.join(known)})",
+                                 hint=f"did you mean {' or '.join(close)}?" if close else
+                                 'the torch backends come with the training extra: pip install "ainu-engine[train]"')
+    return _REGISTRY[name]
 
 
 def _has(module: str) -> bool:
@@ -58,7 +119,7 @@ def _cuda_gpu() -> bool:
 
 def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: str = "auto",
                    checkpoint: str | os.PathLike | None = None, threads: int | None = None,
-                   fp16: bool | None = None, spinning: bool = True) -> Backend:
+                   fp16: bool | None = None, spinning: bool = True, batch_size: int | None = None) -> Backend:
     """Make (not yet load) the backend that runs ``model``; ``backend.reason`` says why this one.
 
     Parameters
@@ -66,7 +127,7 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
     model : path
         Exported ``.onnx`` (any backend) or training checkpoint ``.pt`` (torch only).
     backend : str
-        One of :data:`BACKENDS`. ``auto``: native TensorRT when it and a GPU are present, else
+        One of :data:`BACKENDS` (or a name registered with :func:`register_backend`). ``auto``: native TensorRT when it and a GPU are present, else
         ONNX Runtime's TensorRT or CUDA EP on a GPU, else PyTorch on the GPU when the
         ``checkpoint`` is given (a GPU with the CPU build of ONNX Runtime), else ONNX Runtime
         on the CPU (measured faster than torch eager there, see ``benchmarks/``; with
@@ -83,6 +144,8 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
     spinning : bool, default True
         ONNX Runtime on the CPU: let idle worker threads spin between operators (fastest
         alone); False when other CPU work runs beside inference (``screen`` renders there).
+    batch_size : int, optional
+        The backend's ``preferred_batch`` (default: its own, 8 on the CPU, 64 on a GPU).
 
     Raises
     ------
@@ -91,45 +154,18 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
     ValueError
         Unknown backend name.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     model = Path(model)
+    if backend not in BACKENDS and backend not in _REGISTRY \
+            and backend not in {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     gpu = device != "cpu" and _cuda_gpu()
     if device == "cuda" and not gpu:
         raise BackendUnavailable("device cuda asked, but no CUDA GPU is visible", path=model,
                                  hint="use --device cpu")
     providers = _ort_providers()
-    reason = ""
     if backend == "auto":
-        if model.suffix == ".pt":
-            backend, reason = "torch", "the model is a PyTorch checkpoint"
-        elif gpu and _has("tensorrt") and _has("cupy"):
-            backend, reason = "tensorrt", "TensorRT and a CUDA GPU are present (fp16 engine, fastest on NVIDIA GPUs)"
-        elif gpu and "TensorrtExecutionProvider" in providers:
-            backend, reason = "onnxruntime-tensorrt", "ONNX Runtime's TensorRT EP and a CUDA GPU are present"
-        elif gpu and "CUDAExecutionProvider" in providers:
-            backend, reason = "onnxruntime", "ONNX Runtime's CUDA EP and a CUDA GPU are present"
-        elif gpu and checkpoint is not None and _has("torch"):
-            # a GPU, but the CPU build of ONNX Runtime and no TensorRT: the GPU through PyTorch
-            backend, reason = "torch", ("a CUDA GPU is present but ONNX Runtime has no CUDA EP here and TensorRT "
-                                        "is missing: PyTorch on the GPU with the checkpoint")
-        elif gpu and device == "cuda":
-            raise BackendUnavailable("device cuda asked, but this ONNX Runtime has no CUDA or TensorRT execution "
-                                     "provider (the CPU build is installed) and TensorRT is missing",
-                                     path=model, hint='pip install "ainu-engine[cuda12]" (onnxruntime-gpu), give the '
-                                                      'training checkpoint to run PyTorch on the GPU, or use '
-                                                      '--device cpu')
-        elif "CPUExecutionProvider" in providers:
-            backend, reason = "onnxruntime", (
-                "a CUDA GPU is present but ONNX Runtime has no CUDA EP here (CPU build) and TensorRT is missing: "
-                "ONNX Runtime on the CPU (install onnxruntime-gpu, or give the checkpoint, to use the GPU)" if gpu
-                else "no usable GPU: ONNX Runtime on the CPU (faster than torch eager there, see benchmarks/)")
-            gpu = False
-        elif checkpoint is not None and _has("torch"):
-            backend, reason = "torch", "ONNX Runtime is not installed: PyTorch on the checkpoint"
-        else:
-            raise BackendUnavailable("no backend can run this model: onnxruntime is not installed",
-                                     path=model, hint='pip install "ainu-engine[cpu]"')
+        backend, reason, gpu = _choose(model, device=device, gpu=gpu, providers=providers,
+                                       checkpoint=checkpoint)
     else:
         reason = "asked for"
     if backend == "onnxruntime":
@@ -137,15 +173,37 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
             raise BackendUnavailable("device cuda asked, but this ONNX Runtime has no CUDA execution provider "
                                      "(the CPU build is installed)", path=model,
                                      hint='pip install "ainu-engine[cuda12]" (onnxruntime-gpu), or use --device cpu')
-        b = OnnxRuntimeBackend(model, provider="cuda" if gpu and "CUDAExecutionProvider" in providers
-                               and device != "cpu" else "cpu", threads=threads, spinning=spinning)
-    elif backend == "onnxruntime-tensorrt":
-        b = OnnxRuntimeBackend(model, provider="tensorrt", fp16=fp16 is not False)
-    elif backend == "tensorrt":
-        b = TensorRTBackend(model, fp16=fp16 is not False)
-    else:
-        b = TorchBackend(model, checkpoint=checkpoint, device="cuda" if gpu else "cpu",
-                         compile=backend == "torch-compile", fp16=bool(fp16),
-                         threads=threads)
-    b.reason = reason
-    return b
+        gpu = gpu and "CUDAExecutionProvider" in providers
+    return _factory(backend)(model, device="cuda" if gpu else "cpu", checkpoint=checkpoint, threads=threads,
+                             fp16=fp16, spinning=spinning, batch_size=batch_size, reason=reason)
+
+
+def _choose(model: Path, *, device: str, gpu: bool, providers: list[str], checkpoint) -> tuple[str, str, bool]:
+    """What ``auto`` runs: (backend name, why, whether on the GPU)."""
+    if model.suffix == ".pt":
+        return "torch", "the model is a PyTorch checkpoint", gpu
+    if gpu and _has("tensorrt") and _has("cupy"):
+        return "tensorrt", "TensorRT and a CUDA GPU are present (fp16 engine, fastest on NVIDIA GPUs)", True
+    if gpu and "TensorrtExecutionProvider" in providers:
+        return "onnxruntime-tensorrt", "ONNX Runtime's TensorRT EP and a CUDA GPU are present", True
+    if gpu and "CUDAExecutionProvider" in providers:
+        return "onnxruntime", "ONNX Runtime's CUDA EP and a CUDA GPU are present", True
+    if gpu and checkpoint is not None and _has("torch"):
+        # a GPU, but the CPU build of ONNX Runtime and no TensorRT: the GPU through PyTorch
+        return "torch", ("a CUDA GPU is present but ONNX Runtime has no CUDA EP here and TensorRT "
+                         "is missing: PyTorch on the GPU with the checkpoint"), True
+    if gpu and device == "cuda":
+        raise BackendUnavailable("device cuda asked, but this ONNX Runtime has no CUDA or TensorRT execution "
+                                 "provider (the CPU build is installed) and TensorRT is missing",
+                                 path=model, hint='pip install "ainu-engine[cuda12]" (onnxruntime-gpu), give the '
+                                                  'training checkpoint to run PyTorch on the GPU, or use '
+                                                  '--device cpu')
+    if "CPUExecutionProvider" in providers:
+        return "onnxruntime", (
+            "a CUDA GPU is present but ONNX Runtime has no CUDA EP here (CPU build) and TensorRT is missing: "
+            "ONNX Runtime on the CPU (install onnxruntime-gpu, or give the checkpoint, to use the GPU)" if gpu
+            else "no usable GPU: ONNX Runtime on the CPU (faster than torch eager there, see benchmarks/)"), False
+    if checkpoint is not None and _has("torch"):
+        return "torch", "ONNX Runtime is not installed: PyTorch on the checkpoint", gpu
+    raise BackendUnavailable("no backend can run this model: onnxruntime is not installed",
+                             path=model, hint='pip install "ainu-engine[cpu]"')

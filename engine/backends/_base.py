@@ -9,18 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .._scores import softmax
 from ..errors import AinuError, InputError
 from ..model import ModelInfo, read_model_info
+from ..scores import softmax
 
-__all__ = ["Backend", "BackendUnavailable"]
+__all__ = ["Backend", "BackendUnavailable", "is_device_array"]
 
 
 class BackendUnavailable(AinuError):
     """A backend cannot run here: a package or a device is missing (the message names it)."""
 
 
-def _is_device_array(x) -> bool:
+def is_device_array(x) -> bool:
     """CuPy arrays and CUDA torch tensors expose ``__cuda_array_interface__``."""
     return hasattr(x, "__cuda_array_interface__")
 
@@ -37,15 +37,24 @@ class Backend:
     model_path : path
         An exported ``.onnx`` model (the torch backend also takes a ``best.pt`` checkpoint).
     device : {"cpu", "cuda"}
+    batch_size : int, optional
+        Images per inference call that screening and occlusion fill batches to
+        (``preferred_batch``). Default: 8 on the CPU, 64 on a GPU (or the backend's own).
+    reason : str, optional
+        Why this backend was chosen (:func:`~ainu_engine.backends.create_backend` says).
     """
 
     name = "base"
-    #: batch size this backend runs best at on its device (screening fills batches to it)
-    preferred_batch = 8
 
-    def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu") -> None:
+    def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu", batch_size: int | None = None,
+                 reason: str = "") -> None:
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.model_path = Path(model_path)
         self.device = device
+        #: batch size this backend runs best at on its device (screening fills batches to it)
+        self.preferred_batch = batch_size or (8 if device == "cpu" else 64)
+        self.reason = reason
         self.info: ModelInfo | None = None
         self.loaded = False
         self.last_seconds = 0.0
@@ -94,7 +103,7 @@ class Backend:
         if len(shape) != 4 or shape[1:] != want or shape[0] < 1:
             raise InputError(f"input batch has shape {shape}; the model takes (N, {', '.join(map(str, want))})",
                              path=self.model_path)
-        if not _is_device_array(x):
+        if not is_device_array(x):
             x = np.ascontiguousarray(x, dtype=np.float32)
         t0 = time.perf_counter()
         out = self._infer_impl(x)

@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from .._cache import cache_dir
-from ._base import Backend, BackendUnavailable, _is_device_array
+from ..cache import cache_dir
+from ._base import Backend, BackendUnavailable, is_device_array
 
 __all__ = ["OnnxRuntimeBackend"]
 
@@ -69,18 +69,16 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, model_path, *, provider: str = "cpu", threads: int | None = None, fp16: bool = True,
-                 spinning: bool = True) -> None:
+                 spinning: bool = True, batch_size: int | None = None, reason: str = "") -> None:
         if provider not in _PROVIDERS:
             raise ValueError(f"provider must be one of {', '.join(_PROVIDERS)}, got {provider!r}")
-        super().__init__(model_path, device="cpu" if provider == "cpu" else "cuda")
+        super().__init__(model_path, device="cpu" if provider == "cpu" else "cuda", batch_size=batch_size,
+                         reason=reason)
         self.provider = provider
         self.threads = threads
         self.fp16 = fp16
         self.spinning = spinning
-        self.preferred_batch = 8 if provider == "cpu" else 64
         self.session = None
-        #: ainu_engine.explain's incremental-occlusion plans of this model, by image shape (or why not)
-        self.incremental_plans: dict = {}
 
     def _load_impl(self) -> None:
         ort = self._require("onnxruntime", hint='pip install "ainu-engine[cpu]" (or [cuda12]/[cuda13] on a GPU)')
@@ -115,7 +113,7 @@ class OnnxRuntimeBackend(Backend):
 
     def _infer_impl(self, x) -> np.ndarray:
         info = self.info
-        if _is_device_array(x) and self.device == "cuda":
+        if is_device_array(x) and self.device == "cuda":
             # IO binding: the input stays where it is on the GPU; only the logits come back
             cai = x.__cuda_array_interface__
             if cai.get("typestr") not in ("<f4", "|f4") or cai.get("strides") not in (None,):
@@ -125,7 +123,7 @@ class OnnxRuntimeBackend(Backend):
             binding.bind_output(info.output_name, "cpu")
             self.session.run_with_iobinding(binding)
             return binding.copy_outputs_to_cpu()[0]
-        if _is_device_array(x):
+        if is_device_array(x):
             x = _to_host(x)
         return self.session.run([info.output_name], {info.input_name: x})[0]
 
@@ -143,7 +141,6 @@ class OnnxRuntimeBackend(Backend):
 
     def _close_impl(self) -> None:
         self.session = None
-        self.incremental_plans.clear()
 
 
 def _to_host(x) -> np.ndarray:

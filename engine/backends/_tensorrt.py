@@ -13,8 +13,9 @@ import os
 
 import numpy as np
 
-from .._cache import cache_dir
-from ._base import Backend, BackendUnavailable, _is_device_array
+from ..cache import cache_dir
+from ..io import atomic_write_bytes
+from ._base import Backend, BackendUnavailable, is_device_array
 
 __all__ = ["TensorRTBackend"]
 
@@ -32,18 +33,20 @@ class TensorRTBackend(Backend):
         Largest batch of the optimisation profile (min 1, opt ``opt_batch``).
     opt_batch : int, default 64
     workspace_gib : float, default 4
+    batch_size, reason
+        As for :class:`~ainu_engine.backends.Backend` (``batch_size`` defaults to ``opt_batch``).
     """
 
     name = "tensorrt"
 
     def __init__(self, model_path, *, fp16: bool = True, max_batch: int = 256, opt_batch: int = 64,
-                 workspace_gib: float = 4.0) -> None:
-        super().__init__(model_path, device="cuda")
+                 workspace_gib: float = 4.0, batch_size: int | None = None, reason: str = "") -> None:
+        super().__init__(model_path, device="cuda", batch_size=batch_size or min(opt_batch, max_batch),
+                         reason=reason)
         self.fp16 = fp16
         self.max_batch = max_batch
         self.opt_batch = min(opt_batch, max_batch)
         self.workspace_gib = workspace_gib
-        self.preferred_batch = self.opt_batch
         self.engine = self.context = self.stream = None
         self.engine_path: str | None = None
         self.from_cache = False
@@ -74,10 +77,7 @@ class TensorRTBackend(Backend):
             self.from_cache = True
         else:
             serialized = self._build(trt, logger, data, info)
-            tmp = self.engine_path + ".part"
-            with open(tmp, "wb") as fh:
-                fh.write(serialized)
-            os.replace(tmp, self.engine_path)
+            atomic_write_bytes(self.engine_path, serialized)
         self.engine = runtime.deserialize_cuda_engine(serialized)
         if self.engine is None:
             raise BackendUnavailable("TensorRT could not deserialize the engine", path=self.engine_path,
@@ -85,7 +85,6 @@ class TensorRTBackend(Backend):
         self.context = self.engine.create_execution_context()
         self.stream = cp.cuda.Stream(non_blocking=True)
         self._cp = cp
-        self._out_buf = None
 
     def _build(self, trt, logger, data: bytes, info) -> bytes:
         builder = trt.Builder(logger)
@@ -112,9 +111,7 @@ class TensorRTBackend(Backend):
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise BackendUnavailable("TensorRT failed to build the engine (see its log above)", path=self.model_path)
-        with open(timing_path + ".part", "wb") as fh:
-            fh.write(memoryview(config.get_timing_cache().serialize()))
-        os.replace(timing_path + ".part", timing_path)
+        atomic_write_bytes(timing_path, bytes(memoryview(config.get_timing_cache().serialize())))
         return bytes(serialized)
 
     def _infer_impl(self, x) -> np.ndarray:
@@ -124,7 +121,7 @@ class TensorRTBackend(Backend):
         if n > self.max_batch:
             return np.concatenate([self._infer_impl(x[i:i + self.max_batch]) for i in range(0, n, self.max_batch)])
         with self.stream:
-            xin = cp.ascontiguousarray(cp.asarray(x, dtype=cp.float32)) if _is_device_array(x) \
+            xin = cp.ascontiguousarray(cp.asarray(x, dtype=cp.float32)) if is_device_array(x) \
                 else cp.asarray(np.ascontiguousarray(x, np.float32))
             out = cp.empty((n, len(info.classes)), dtype=cp.float32)
             self.context.set_input_shape(info.input_name, tuple(xin.shape))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .. import __version__
+from ..provenance import __version__
 from . import convert, evaluate, explain, export, formats, info, render, screen, simulate, train
 from ._errors import debug_enabled
 

@@ -16,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .._json import dumps
+from ..strict_json import dumps
 
 
 class Output:

@@ -32,7 +32,7 @@ def explain(
     """Occlusion maps (equal to Captum's), CAM, Grad-CAM or Integrated Gradients for every
     nucleus, as overlays over the render; with simulator ground truth beside the files, the share
     of positive attribution in nucleoli and periphery against their area."""
-    from ..explain._run import METHODS, explain_files
+    from ..explain import METHODS, explain_files
 
     if method not in METHODS:
         raise typer.BadParameter(f"expected one of {', '.join(METHODS)}", param_hint="--method")

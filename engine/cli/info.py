@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ..errors import InputError
 from ..io import read, summarize
 from ..model import read_model_info
 from ._options import ColumnsOpt, FormatOpt, JsonOpt, PixelOpt, UnitOpt, read_kwargs
@@ -58,9 +59,13 @@ def _model_summary(path: Path) -> dict:
     """The :meth:`ModelInfo.summary` of an exported .onnx or a training checkpoint (.pt)."""
     if path.suffix.lower() == ".onnx":
         return read_model_info(path).summary()
-    from ..backends._torch import TorchBackend
-
-    return TorchBackend(path)._read_info().summary()  # the torch backend's checkpoint reader
+    # the CLI is the one engine layer that may reach the training side (its checkpoint format)
+    try:
+        from ..training.checkpoint import checkpoint_info, read_checkpoint
+    except ImportError as err:
+        raise InputError(f"reading a checkpoint needs the training extra: {err}", path=path,
+                         hint='pip install -c constraints.txt "ainu-engine[train]"') from err
+    return checkpoint_info(read_checkpoint(path), path=path).summary()
 
 
 def _g(v) -> str:

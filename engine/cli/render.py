@@ -30,7 +30,7 @@ from ._output import Output
 def _nuclei(locs, roi_path, camera_pixel):
     """(suffix, localizations, roi polygon in nm or None) for each nucleus of a file: one per ROI
     with --roi, one per cell_id, else the whole file."""
-    from ..screen import split_nuclei
+    from ..nuclei import split_nuclei
 
     mode = "roi" if roi_path is not None else ("cell_id" if "cell_id" in locs.extra else "file")
     for n in split_nuclei(locs, mode=mode, roi_path=roi_path, camera_pixel_nm=camera_pixel):
@@ -69,9 +69,8 @@ def render(
     """
     from ..errors import OutputError
     from ..io import read
+    from ..render import IMAGE_FORMATS, render_sklearn, write_rendered
     from ..render import render as render_fn
-    from ..render import render_sklearn
-    from ..render._export import IMAGE_FORMATS, write_rendered
 
     if image_format not in IMAGE_FORMATS:
         raise typer.BadParameter(f"expected one of {', '.join(IMAGE_FORMATS)}", param_hint="--format")

@@ -36,8 +36,9 @@ def screen(
     import time
 
     from ..backends import BACKENDS
-    from ..screen import NUCLEI_MODES
-    from ..screen._pipeline import screen as run_screen
+    from ..explain import explain_prepared
+    from ..nuclei import NUCLEI_MODES
+    from ..screen import screen as run_screen
 
     if backend not in BACKENDS:
         raise typer.BadParameter(f"expected one of {', '.join(BACKENDS)}", param_hint="--backend")
@@ -71,7 +72,8 @@ def screen(
     with bar:
         s = run_screen(inputs, model, out, backend=backend, device=device, nuclei=nuclei, batch_size=batch_size,
                        read_threads=read_threads, camera_pixel_nm=cam, force=force, csv=csv,
-                       on_progress=on_progress, on_error=on_error, explain=explain)
+                       on_progress=on_progress, on_error=on_error, explain=explain,
+                       explainer=explain_prepared if explain else None)
     d = s.to_dict()
     text = [f"{s.n_nuclei} nuclei from {s.n_files} files in {s.seconds:.1f} s ({s.nuclei_per_s:.1f} nuclei/s)"
             + (f"; {s.n_files_skipped} files already done" if s.n_files_skipped else "")

@@ -1,6 +1,7 @@
 """Why a nucleus got its call: batched occlusion equal to Captum's on any backend, CAM, overlays,
 and attribution against ground-truth structures (nucleoli, periphery)."""
 
-from ._occlusion import Attribution, forward_fn, occlusion
+from ._occlusion import Attribution, IncrementalPlans, forward_fn, occlusion
+from ._run import METHODS, default_window, explain_files, explain_prepared
 
-__all__ = ["Attribution", "forward_fn", "occlusion"]
+__all__ = ["METHODS", "Attribution", "IncrementalPlans", "default_window", "explain_files", "explain_prepared", "forward_fn", "occlusion"]

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from ._occlusion import Attribution, _class_index
+from ._occlusion import Attribution, _targets
 
 __all__ = ["cam", "gradcam", "integrated_gradients", "torch_model"]
 
@@ -25,17 +25,6 @@ def torch_model(model):
         raise TypeError("CAM, Grad-CAM and Integrated Gradients need the PyTorch model: load the training "
                         "checkpoint (RUN/best.pt) with the torch backend")
     return model.eval()
-
-
-def _targets(target, logits: np.ndarray, names):
-    k = logits.shape[0]
-    if target is None:
-        return [int(np.argmax(logits))]
-    if isinstance(target, str) and target == "all":
-        return list(range(k))
-    if isinstance(target, (str, int, np.integer)):
-        return [_class_index(target, names, k)]
-    return [_class_index(t, names, k) for t in target]
 
 
 def _forward(model, image: np.ndarray, target, class_names):

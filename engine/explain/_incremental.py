@@ -139,7 +139,6 @@ class IncrementalPlan:
     description: dict = field(default_factory=dict)
     threads: int = 1
     tail_cost: float = 0.0  # multiply-adds per copy after the incremental part (whole maps)
-    tail_batch: int = 1  # copies per run of a cut plan's whole-map part (runs spread over threads)
     live_at: list = field(default_factory=list)  # live_at[k]: tensors made before unit k, read from it on
     _model: object = field(default=None, repr=False)  # the ONNX model, for the tails of cut plans
     _session: object = field(default=None, repr=False)  # makes an ONNX Runtime session (threads=...)
@@ -157,7 +156,7 @@ class IncrementalPlan:
         import onnxruntime as ort
         from onnx import numpy_helper, shape_inference
 
-        from ..backends._onnxruntime import physical_cores, session_options
+        from ..backends import physical_cores, session_options
 
         c, h, w = (int(v) for v in image_shape)
         model = onnx.load(os.fspath(model_path))
@@ -308,7 +307,7 @@ class IncrementalPlan:
     def layout(self, window: tuple[int, int], stride: tuple[int, int]) -> list[np.ndarray]:
         """Changed output region of every unit (n_windows, 4) for a ``window`` / ``stride``
         occlusion: r0, r1, c0, c1 inclusive, r0 = -1 where nothing changes."""
-        from ainu_engine.kernels._occlusion import window_grid
+        from ainu_engine.kernels import window_grid
 
         key = (tuple(window), tuple(stride))
         if key not in self._layouts:
@@ -383,7 +382,7 @@ class IncrementalPlan:
         holds (from :meth:`cache`): copy b has window ``windows[b]`` of the ``window`` /
         ``stride`` grid (row-major, as :func:`ainu_engine.kernels._occlusion.window_grid`) set to
         ``baseline`` (C, H, W)."""
-        from ainu_engine.kernels._occlusion import window_grid
+        from ainu_engine.kernels import window_grid
 
         layout = self.layout(window, stride)
         _, h, w = self.image_shape
@@ -424,13 +423,12 @@ class IncrementalPlan:
                 for name in unit.done:
                     copy.pop(name, None)
         if cut < len(self.units):  # the rest on whole maps
-            # single-threaded runs of tail_batch copies, spread over a thread per core: ~12 % faster
-            # than 4 copies per run on 2 intra-op threads (DenseNet-121, development runs)
-            tail, names, step = self._tail_at(cut), self.live_at[cut], self.tail_batch
+            # one copy per single-threaded run, the runs spread over a thread per core
+            tail, names = self._tail_at(cut), self.live_at[cut]
 
             def whole(s):
-                return tail.run(None, self._whole_maps(cache, state[s:s + step], names))[0]
-            y = np.concatenate(list(self._map(whole, range(0, n_b, step))))
+                return tail.run(None, self._whole_maps(cache, state[s:s + 1], names))[0]
+            y = np.concatenate(list(self._map(whole, range(n_b))))
             if self.pooled is None:
                 return y.astype(np.float64)
             return self._head(y.mean(axis=(2, 3), dtype=np.float64))
@@ -444,6 +442,20 @@ class IncrementalPlan:
                     pooled[b] += (new.astype(np.float64) - old).sum(axis=(1, 2)) / (full.shape[1] * full.shape[2])
             return self._head(pooled)
         return self.tail.run([self.out_name], self._whole_maps(cache, state, self.tail_inputs))[0].astype(np.float64)
+
+    def close(self) -> None:
+        """Shut down the plan's thread pool and drop its ONNX Runtime sessions."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._cut_tails.clear()
+        self.units, self.tail, self.cache_session = [], None, None
+
+    def __enter__(self) -> IncrementalPlan:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _map(self, fn, items):
         """``fn`` over ``items`` on a thread per core (ONNX Runtime releases the GIL in runs)."""

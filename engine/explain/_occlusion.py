@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._scores import softmax
+from ..scores import softmax
 
-__all__ = ["Attribution", "occlusion", "forward_fn"]
+__all__ = ["Attribution", "IncrementalPlans", "occlusion", "forward_fn"]
 
 
 @dataclass
@@ -63,7 +63,8 @@ def forward_fn(model):
 def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int | tuple[int, int] = 32,
               target: int | str | Sequence | None = None, baseline: float | str | np.ndarray = 0.0,
               output: str = "logits", batch_size: int | None = None,
-              blur_sigma_px: float = 16.0, incremental: bool | None = None) -> Attribution | list[Attribution]:
+              blur_sigma_px: float = 16.0, incremental: bool | None = None,
+              plans: IncrementalPlans | None = None) -> Attribution | list[Attribution]:
     """Occlusion attribution of one image (C, H, W) — or a list / (N, C, H, W) batch, whose
     windows are batched together — equal to ``captum.attr.Occlusion(model).attribute(x,
     sliding_window_shapes=(C, wh, ww), strides=(C, sh, sw), target=t, baselines=b)``.
@@ -96,6 +97,9 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
         says how many run on crops). ``None`` (default): when the backend and
         model allow it, else whole passes (``params["incremental"]`` says which and why);
         ``True``: required (an error says why it cannot); ``False``: whole passes.
+    plans : IncrementalPlans, optional
+        Where the incremental plans live between calls (build once per model and image shape;
+        the caller closes it). Default: a plan made for this call and closed after it.
 
     Returns
     -------
@@ -118,86 +122,115 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
     Carnevali et al., Nat. Mach. Intell. 6, 1021-1033 (2024), doi:10.1038/s42256-024-00883-x;
     Zeiler & Fergus, ECCV 2014 (occlusion); Captum ``Occlusion``.
     """
-    from ainu_engine.kernels._occlusion import accumulate_deltas, fill_occluded, window_grid
-
     t_start = time.perf_counter()
     if output not in ("logits", "probabilities"):
         raise ValueError(f"output must be 'logits' or 'probabilities', got {output!r}")
+    images, single = _as_images(image)
+    win = (window, window) if isinstance(window, int) else tuple(window)
+    step = (stride, stride) if isinstance(stride, int) else tuple(stride)
+    fwd, names, preferred = forward_fn(model)
+    owned = plans is None
+    plans = IncrementalPlans() if owned else plans
+    try:
+        plan, why = _incremental_plan(model, images[0].shape, incremental, win, step, plans)
+        if plan is not None:
+            bs = int(batch_size or 64)  # a DenseNet-121 keeps every copy's changed feature maps: memory
+            base_out, jobs = _occlude_incremental_all(plan, images, target, names, baseline, blur_sigma_px,
+                                                      win, step, bs, output)
+            extra = {"incremental": True, **plan.description, "incremental_units": plan.cut(win, step),
+                     "work_fraction": round(plan.work_fraction(win, step), 4)}
+        else:
+            bs = int(batch_size or max(preferred, 8))
+
+            def f(x):
+                return _output(np.asarray(fwd(x), np.float64), output)
+
+            base_out = f(np.stack(images))
+            jobs = [_job(img, row, target, names, baseline, blur_sigma_px, win, step)
+                    for img, row in zip(images, base_out, strict=True)]
+            if _backend_device(model) == "cuda" and _real_gpu():
+                for n, (img, job) in enumerate(zip(images, jobs, strict=True)):
+                    job["attr"], job["counts"] = _occlude_on_gpu(f, img, job, win, bs, base_out[n, job["targets"]])
+            else:
+                _occlude_whole(f, images, jobs, base_out, win, bs)
+            extra = {"incremental": False, "incremental_why_not": why}
+    finally:
+        if owned:
+            plans.close()
+    return _results(images, jobs, names, base_out, win, step, baseline, output, bs, extra, t_start, single)
+
+
+def _as_images(image) -> tuple[list[np.ndarray], bool]:
+    """The images as a list of contiguous float32 (C, H, W), and whether one was given alone."""
     single = isinstance(image, np.ndarray) and image.ndim == 3
     images = [np.ascontiguousarray(image, np.float32)] if single else [np.ascontiguousarray(i, np.float32)
                                                                         for i in image]
     if not images or any(i.ndim != 3 for i in images):
         raise ValueError("image must be (C, H, W), (N, C, H, W) or a list of (C, H, W) arrays")
-    wh, ww = (window, window) if isinstance(window, int) else tuple(window)
-    sh, sw = (stride, stride) if isinstance(stride, int) else tuple(stride)
     if any(img.shape != images[0].shape for img in images):
         raise ValueError("all images must have the same shape")
-    fwd, names, preferred = forward_fn(model)
-    on_gpu = _backend_device(model) == "cuda" and _real_gpu()
-    plan, why = _incremental_plan(model, images[0].shape, incremental, (wh, ww), (sh, sw))
+    return images, single
 
-    def f(x):
-        z = np.asarray(fwd(x), np.float64)
-        return _output(z, output)
 
-    def job(img, out_row):
-        if target is None:
-            targets = [int(np.argmax(out_row))]
-        elif isinstance(target, str) and target == "all":
-            targets = list(range(len(out_row)))
-        elif isinstance(target, (str, int, np.integer)):
-            targets = [_class_index(target, names, len(out_row))]
-        else:
-            targets = [_class_index(t, names, len(out_row)) for t in target]
-        tops, lefts = window_grid(img.shape[1], img.shape[2], (wh, ww), (sh, sw))
-        return {"targets": targets, "base": _baseline(img, baseline, blur_sigma_px), "tops": tops,
-                "lefts": lefts, "attr": np.zeros((len(targets), *img.shape[1:]), np.float64),
-                "counts": np.zeros(img.shape[1:], np.int64)}
+def _targets(target, out_row: np.ndarray, names) -> list[int]:
+    if target is None:
+        return [int(np.argmax(out_row))]
+    if isinstance(target, str) and target == "all":
+        return list(range(len(out_row)))
+    if isinstance(target, (str, int, np.integer)):
+        return [_class_index(target, names, len(out_row))]
+    return [_class_index(t, names, len(out_row)) for t in target]
 
-    if plan is not None:
-        bs = int(batch_size or 64)  # a DenseNet-121 keeps every copy's changed feature maps: memory
-        rows, jobs = [], []
-        for img in images:  # one image at a time: its cached activations are large
-            cache = plan.cache(img)
-            rows.append(_output(cache["__out__"][None], output)[0])
-            jobs.append(job(img, rows[-1]))
-            _occlude_incremental(plan, cache, jobs[-1], rows[-1], (wh, ww), (sh, sw), bs, output)
-        return _results(images, jobs, names, np.stack(rows), (wh, ww), (sh, sw), baseline, output, bs,
-                        {"incremental": True, **plan.description,
-                         "incremental_units": plan.cut((wh, ww), (sh, sw)),
-                         "work_fraction": round(plan.work_fraction((wh, ww), (sh, sw)), 4)}, t_start, single)
-    bs = int(batch_size or max(preferred, 8))
-    base_out = f(np.stack(images))
-    jobs = [job(img, row) for img, row in zip(images, base_out, strict=True)]
-    if on_gpu:
-        for n, (img, job) in enumerate(zip(images, jobs, strict=True)):
-            job["attr"], job["counts"] = _occlude_on_gpu(f, img, job["base"], job["tops"], job["lefts"], wh, ww, bs,
-                                                         base_out[n, job["targets"]], job["targets"])
-    else:
-        # one queue of (image, window) for all images: batches are filled across images
-        queue = [(n, w) for n, job in enumerate(jobs) for w in range(len(job["tops"]))]
-        buf = np.empty((min(bs, len(queue)), *images[0].shape), np.float32)
-        for s in range(0, len(queue), bs):
-            chunk = queue[s:s + bs]
-            segments = []  # (image, first window, count, offset in the batch)
-            for off, (n, w) in enumerate(chunk):
-                if segments and segments[-1][0] == n:
-                    segments[-1][2] += 1
-                else:
-                    segments.append([n, w, 1, off])
-            for n, w0, cnt, off in segments:
-                job = jobs[n]
-                fill_occluded(images[n], job["base"], job["tops"][w0:w0 + cnt], job["lefts"][w0:w0 + cnt], wh, ww,
-                              buf[off:off + cnt])
-            out = f(buf[:len(chunk)])
-            for n, w0, cnt, off in segments:
-                job = jobs[n]
-                ref = base_out[n, job["targets"]]
-                deltas = np.ascontiguousarray(ref[None, :] - out[off:off + cnt][:, job["targets"]])
-                accumulate_deltas(deltas, job["tops"][w0:w0 + cnt], job["lefts"][w0:w0 + cnt], wh, ww,
-                                  job["attr"], job["counts"])
-    return _results(images, jobs, names, base_out, (wh, ww), (sh, sw), baseline, output, bs,
-                    {"incremental": False, "incremental_why_not": why}, t_start, single)
+
+def _job(img, out_row, target, names, baseline, blur_sigma_px, window, stride) -> dict:
+    """One image's occlusion work: its targets, baseline, windows and accumulators."""
+    from ainu_engine.kernels import window_grid
+
+    targets = _targets(target, out_row, names)
+    tops, lefts = window_grid(img.shape[1], img.shape[2], window, stride)
+    return {"targets": targets, "base": _baseline(img, baseline, blur_sigma_px), "tops": tops, "lefts": lefts,
+            "attr": np.zeros((len(targets), *img.shape[1:]), np.float64),
+            "counts": np.zeros(img.shape[1:], np.int64)}
+
+
+def _occlude_incremental_all(plan, images, target, names, baseline, blur_sigma_px, window, stride, bs, output):
+    """Every image through the incremental plan, one at a time (its cached activations are large)."""
+    rows, jobs = [], []
+    for img in images:
+        cache = plan.cache(img)
+        rows.append(_output(cache["__out__"][None], output)[0])
+        jobs.append(_job(img, rows[-1], target, names, baseline, blur_sigma_px, window, stride))
+        _occlude_incremental(plan, cache, jobs[-1], rows[-1], window, stride, bs, output)
+    return np.stack(rows), jobs
+
+
+def _occlude_whole(f, images, jobs, base_out, window, bs) -> None:
+    """Whole passes on the CPU: one queue of (image, window) for all images, so that batches are
+    filled across images; each batch is built in one buffer and its deltas accumulated."""
+    from ainu_engine.kernels import accumulate_deltas, fill_occluded
+
+    wh, ww = window
+    queue = [(n, w) for n, job in enumerate(jobs) for w in range(len(job["tops"]))]
+    buf = np.empty((min(bs, len(queue)), *images[0].shape), np.float32)
+    for s in range(0, len(queue), bs):
+        chunk = queue[s:s + bs]
+        segments = []  # (image, first window, count, offset in the batch)
+        for off, (n, w) in enumerate(chunk):
+            if segments and segments[-1][0] == n:
+                segments[-1][2] += 1
+            else:
+                segments.append([n, w, 1, off])
+        for n, w0, cnt, off in segments:
+            job = jobs[n]
+            fill_occluded(images[n], job["base"], job["tops"][w0:w0 + cnt], job["lefts"][w0:w0 + cnt], wh, ww,
+                          buf[off:off + cnt])
+        out = f(buf[:len(chunk)])
+        for n, w0, cnt, off in segments:
+            job = jobs[n]
+            ref = base_out[n, job["targets"]]
+            deltas = np.ascontiguousarray(ref[None, :] - out[off:off + cnt][:, job["targets"]])
+            accumulate_deltas(deltas, job["tops"][w0:w0 + cnt], job["lefts"][w0:w0 + cnt], wh, ww,
+                              job["attr"], job["counts"])
 
 
 def _output(z: np.ndarray, output: str) -> np.ndarray:
@@ -226,34 +259,65 @@ def _results(images, jobs, names, base_out, window, stride, baseline, output, bs
 INCREMENTAL_MAX_WORK = 0.6
 
 
-def _incremental_plan(model, shape, incremental: bool | None, window, stride):
+class IncrementalPlans:
+    """Incremental-occlusion plans of the models a caller explains, by (model file, image shape)
+    — or why a model has none. Reused across images; :meth:`close` shuts their thread pools
+    down. :func:`occlusion` makes a short-lived one when it is given none.
+    """
+
+    def __init__(self) -> None:
+        self._plans: dict = {}
+
+    def get(self, backend, shape) -> object:
+        """The :class:`~ainu_engine.explain._incremental.IncrementalPlan` of ``backend``'s model for
+        images of ``shape`` (built on first use), or a string saying why there is none."""
+        key = (str(backend.model_path), tuple(shape))
+        if key not in self._plans:
+            self._plans[key] = self._build(backend, shape)
+        return self._plans[key]
+
+    @staticmethod
+    def _build(backend, shape):
+        try:
+            from ._incremental import IncrementalPlan, IncrementalUnsupported
+        except ImportError as err:  # the onnx package (cpu/cuda/train extras) reads the graph
+            return f"the incremental plan needs the onnx package (pip install onnx): {err}"
+        try:
+            return IncrementalPlan.from_onnx(backend.model_path, shape, threads=backend.threads,
+                                             spinning=backend.spinning)
+        except ImportError as err:
+            return f"the incremental plan needs the onnx package (pip install onnx): {err}"
+        except IncrementalUnsupported as err:
+            return str(err)
+
+    def close(self) -> None:
+        for plan in self._plans.values():
+            if not isinstance(plan, str):
+                plan.close()
+        self._plans.clear()
+
+    def __enter__(self) -> IncrementalPlans:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _incremental_plan(model, shape, incremental: bool | None, window, stride, plans: IncrementalPlans):
     """(plan, None) when occlusion runs incrementally, else (None, the reason)."""
     if incremental is False:
         return None, "incremental=False"
     backend = model.backend if hasattr(model, "backend") and hasattr(model, "info") else model
-    why = None
     if getattr(backend, "name", None) != "onnxruntime" or getattr(backend, "provider", None) != "cpu":
         why = "the incremental plan runs on the ONNX Runtime CPU backend only"
     else:
-        plans = backend.incremental_plans
-        key = tuple(shape)
-        if key not in plans:
-            try:
-                from ._incremental import IncrementalPlan, IncrementalUnsupported
-
-                try:
-                    plans[key] = IncrementalPlan.from_onnx(backend.model_path, shape, threads=backend.threads,
-                                                           spinning=backend.spinning)
-                except IncrementalUnsupported as err:
-                    plans[key] = str(err)
-            except ImportError as err:  # the onnx package (cpu/cuda/train extras) reads the graph
-                plans[key] = f"the incremental plan needs the onnx package (pip install onnx): {err}"
-        if isinstance(plans[key], str):
-            why = plans[key]
+        plan = plans.get(backend, shape)
+        if isinstance(plan, str):
+            why = plan
         else:
-            frac = plans[key].work_fraction(window, stride)
+            frac = plan.work_fraction(window, stride)
             if incremental or frac <= INCREMENTAL_MAX_WORK:
-                return plans[key], None
+                return plan, None
             return None, (f"windows this large change {frac:.0%} of the model's work "
                           f"(the incremental plan pays below {INCREMENTAL_MAX_WORK:.0%}; incremental=True forces it)")
     if incremental:
@@ -263,7 +327,7 @@ def _incremental_plan(model, shape, incremental: bool | None, window, stride):
 
 def _occlude_incremental(plan, cache, job, ref, window, stride, bs, output):
     """Windows of one image through the incremental plan, ``bs`` occluded copies per pass."""
-    from ainu_engine.kernels._occlusion import accumulate_deltas
+    from ainu_engine.kernels import accumulate_deltas
 
     n_win = len(job["tops"])
     for s in range(0, n_win, bs):
@@ -294,21 +358,23 @@ def _backend_device(model) -> str:
 
 def _real_gpu() -> bool:
     try:
-        from ainu_engine.kernels._kde_cuda import cuda_available
+        from ainu_engine.kernels import cuda_available
     except ImportError:
         return False
     return cuda_available()
 
 
-def _occlude_on_gpu(f, img, base, tops, lefts, wh, ww, bs, ref, targets):
+def _occlude_on_gpu(f, img, job, window, bs, ref):
     """The occluded batches are built in device memory and handed to the backend there (ONNX
     Runtime's IO binding, TensorRT, torch); deltas are accumulated on the device."""
     from numba import cuda
 
-    from ainu_engine.kernels._occlusion_cuda import accumulate_deltas_cuda, fill_occluded_cuda
+    from ainu_engine.kernels import accumulate_deltas_cuda, fill_occluded_cuda
 
+    wh, ww = window
+    tops, lefts, targets = job["tops"], job["lefts"], job["targets"]
     c, h, w = img.shape
-    d_img, d_base = cuda.to_device(img), cuda.to_device(base)
+    d_img, d_base = cuda.to_device(img), cuda.to_device(job["base"])
     d_tops, d_lefts = cuda.to_device(tops), cuda.to_device(lefts)
     d_buf = cuda.device_array((min(bs, len(tops)), c, h, w), np.float32)
     d_attr = cuda.to_device(np.zeros((len(targets), h, w), np.float64))

@@ -1,5 +1,10 @@
 """``explain``: attribution maps for the nuclei of localization files, with overlays, structure
-fractions against ground truth, and the nucleoli-replacement test."""
+fractions against ground truth, and the nucleoli-replacement test.
+
+:func:`explain_files` reads, splits and renders the nuclei itself; :func:`explain_prepared`
+takes nuclei a screen has already rendered (``screen --explain``). Both hand each nucleus to one
+:class:`_ExplainRun`, the owner of the output folder.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .._json import dumps
-from .._scores import softmax
 from ..errors import AinuError, InputError
+from ..io import atomic_path
+from ..scores import softmax
+from ..strict_json import dumps
+from ._occlusion import IncrementalPlans
 
-__all__ = ["explain_files", "default_window", "METHODS"]
+__all__ = ["explain_files", "explain_prepared", "default_window", "METHODS"]
 
 METHODS = ("occlusion", "cam", "gradcam", "ig")
 
@@ -44,108 +51,170 @@ def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.Path
     from .._classifier import Classifier
     from ..backends import create_backend
     from ..io import read
-    from ..io._atomic import atomic_path
-    from ..screen import expand_inputs, split_nuclei
-    from ._cam import cam, gradcam, integrated_gradients
-    from ._occlusion import occlusion
-    from ._structures import (
-        replace_nucleoli,
-        structure_fractions,
-        structure_masks,
-        truth_for,
-        write_overlay,
-    )
+    from ..nuclei import expand_inputs, split_nuclei
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if perturb not in (None, "nucleoli"):
-        raise ValueError(f"perturb must be 'nucleoli' or None, got {perturb!r}")
-    t0 = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if method != "occlusion" and Path(model).suffix != ".pt":
         raise InputError(f"--method {method} needs the PyTorch model", path=model,
                          hint="pass the training checkpoint (RUN/best.pt) as --model")
     clf = Classifier(create_backend(model, backend if method == "occlusion" else "torch", device=device),
                      render_device="cpu" if device == "cpu" else "auto")
-    info = clf.info
-    if clf.patch_size:
-        raise InputError("explain works on image-mode models (this one votes patches)", path=model)
-    if method == "occlusion":
-        window, stride = default_window(info.input_size, window, stride)
-        if window >= info.input_size:
-            raise InputError(f"an occlusion window of {window} px covers the whole {info.input_size} px input: "
-                             "one occlusion, a constant map", path=model,
-                             hint=f"use a smaller window (--window); this model's default is "
-                                  f"{default_window(info.input_size)[0]}")
-    names = list(info.classes)
-    rng = np.random.default_rng(seed)
-    files = expand_inputs(inputs)
-    records, errors = [], []
-    perturb_rows = []
-    fn = {"cam": cam, "gradcam": gradcam, "ig": integrated_gradients}.get(method)
-    jsonl = out / "explain.jsonl"
-    with open(jsonl, "w", encoding="utf-8") as log:
-        for path in files:
+    with clf, _ExplainRun(clf, out, method=method, window=window, stride=stride, target=target,
+                          baseline=baseline, output=output, perturb=perturb, seed=seed, incremental=incremental,
+                          on_item=on_item, on_error=on_error) as run:
+        for path in expand_inputs(inputs):
             try:
                 locs = read(path)
-                truth = truth_for(path)
                 for n in split_nuclei(locs):
-                    if limit is not None and len(records) >= limit:
+                    if run.full(limit):
                         break
-                    from ..render import render
-
-                    r = render(n.locs, info.render_spec, device=clf.render_device, roi_nm=n.roi_nm)
-                    img = r.image
-                    if method == "occlusion":
-                        a = occlusion(clf, img, window=window, stride=stride, target=target, baseline=baseline,
-                                      output=output, incremental=incremental)
-                    else:
-                        a = fn(clf, img, target=target, class_names=names)
-                    prob = softmax(a.output)
-                    pred = names[int(np.argmax(prob))]
-                    stem = Path(path).name.split(".")[0] + (f"_{n.id}" if n.id else "")
-                    np.save(out / f"{stem}.npy", a.maps)
-                    write_overlay(out / f"{stem}.png", img, a.maps[0],
-                                  title=f"{method} for {names[a.targets[0]]} (call {pred}, p={prob.max():.2f})")
-                    rec = {"source": str(path), "nucleus_id": n.id, "predicted": pred,
-                           "probabilities": {c: float(v) for c, v in zip(names, prob, strict=True)},
-                           "targets": [names[t] for t in a.targets], "method": method, "params": a.params,
-                           "map": str(out / f"{stem}.npy"), "overlay": str(out / f"{stem}.png"),
-                           "seconds": round(a.seconds, 3)}
-                    tn = _truth_nucleus(truth, n)
-                    if tn is not None:
-                        masks = structure_masks(tn, shape=img.shape[-2:], origin_nm=r.origin_nm, pixel_nm=r.pixel_nm)
-                        rec["label"] = tn.get("label", truth.get("label"))
-                        rec["structures"] = {names[t]: structure_fractions(a.maps[i], masks)
-                                             for i, t in enumerate(a.targets)}
-                        if perturb == "nucleoli" and masks["nucleoli"].any():
-                            pert = replace_nucleoli(img, masks, rng=rng)
-                            after = clf.classify(pert).label
-                            perturb_rows.append({"label": rec["label"], "before": pred, "after": after})
-                            rec["after_nucleoli_replaced"] = after
-                    records.append(rec)
-                    log.write(dumps(rec) + "\n")
-                    log.flush()
-                    if on_item is not None:
-                        on_item(rec)
+                    run.nucleus(path, n, clf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge))
             except AinuError as err:
-                errors.append((str(path), str(err)))
-                if on_error is not None:
-                    on_error(str(path), str(err))
-            if limit is not None and len(records) >= limit:
+                run.error(path, str(err))
+            if run.full(limit):
                 break
-    clf.close()
-    summary = {"model": str(model), "method": method, "nuclei": len(records), "failed": len(errors),
-               "errors": [{"path": p, "error": m} for p, m in errors], "seconds": round(time.perf_counter() - t0, 2),
-               "structures": _mean_structures(records)}
-    if perturb == "nucleoli":
-        summary["perturb_nucleoli"] = _perturb_summary(perturb_rows, names)
-        with atomic_path(out / "perturb.json") as tmp:
-            Path(tmp).write_text(dumps(summary["perturb_nucleoli"], indent=2) + "\n")
-    with atomic_path(out / "summary.json") as tmp:
-        Path(tmp).write_text(dumps(summary, indent=2) + "\n")
-    return summary
+        return run.finish()
+
+
+def explain_prepared(classifier, nuclei: Sequence, out: str | os.PathLike, *, method: str = "occlusion",
+                     window: int | None = None, stride: int | None = None, target=None,
+                     baseline: float | str = 0.0, output: str = "logits", incremental: bool | None = None) -> dict:
+    """Explain nuclei that are already rendered for ``classifier``'s model: ``nuclei`` is a list
+    of (path, Nucleus, Prepared[, Prediction]) as a screen keeps them. Same outputs and summary
+    as :func:`explain_files`; nothing is read or rendered again and the model is not reloaded.
+    """
+    with _ExplainRun(classifier, out, method=method, window=window, stride=stride, target=target,
+                     baseline=baseline, output=output, incremental=incremental) as run:
+        for path, n, prep, *_ in nuclei:
+            try:
+                run.nucleus(path, n, prep)
+            except AinuError as err:
+                run.error(path, str(err))
+        return run.finish()
+
+
+class _ExplainRun:
+    """One explain output folder: the settings, the per-nucleus files, ``explain.jsonl``, the
+    nucleoli-replacement rows, the incremental-occlusion plans, and the summary."""
+
+    def __init__(self, clf, out, *, method="occlusion", window=None, stride=None, target=None, baseline=0.0,
+                 output="logits", perturb=None, seed=0, incremental=None, on_item=None, on_error=None) -> None:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if perturb not in (None, "nucleoli"):
+            raise ValueError(f"perturb must be 'nucleoli' or None, got {perturb!r}")
+        info = clf.info
+        if clf.patch_size:
+            raise InputError("explain works on image-mode models (this one votes patches)", path=info.path)
+        if method == "occlusion":
+            window, stride = _check_window(info, window, stride)
+        self.t0 = time.perf_counter()
+        self.clf, self.method, self.names = clf, method, list(info.classes)
+        self.window, self.stride, self.target, self.baseline, self.output = window, stride, target, baseline, output
+        self.perturb, self.incremental = perturb, incremental
+        self.on_item, self.on_error = on_item, on_error
+        self.rng = np.random.default_rng(seed)
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.records, self.errors, self.perturb_rows = [], [], []
+        self.plans = IncrementalPlans()
+        self.log = open(self.out / "explain.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def full(self, limit: int | None) -> bool:
+        return limit is not None and len(self.records) >= limit
+
+    def attribution(self, img: np.ndarray):
+        from ._cam import cam, gradcam, integrated_gradients
+        from ._occlusion import occlusion
+
+        if self.method == "occlusion":
+            return occlusion(self.clf, img, window=self.window, stride=self.stride, target=self.target,
+                             baseline=self.baseline, output=self.output, incremental=self.incremental,
+                             plans=self.plans)
+        fn = {"cam": cam, "gradcam": gradcam, "ig": integrated_gradients}[self.method]
+        return fn(self.clf, img, target=self.target, class_names=self.names)
+
+    def nucleus(self, path, n, prep) -> dict:
+        """Explain one rendered nucleus; writes its map, overlay and JSON line."""
+        from ._structures import write_overlay
+
+        img, names = prep.items[0], self.names
+        a = self.attribution(img)
+        prob = softmax(a.output)
+        pred = names[int(np.argmax(prob))]
+        stem = Path(path).name.split(".")[0] + (f"_{n.id}" if n.id else "")
+        np.save(self.out / f"{stem}.npy", a.maps)
+        write_overlay(self.out / f"{stem}.png", img, a.maps[0],
+                      title=f"{self.method} for {names[a.targets[0]]} (call {pred}, p={prob.max():.2f})")
+        rec = {"source": str(path), "nucleus_id": n.id, "predicted": pred,
+               "probabilities": {c: float(v) for c, v in zip(names, prob, strict=True)},
+               "targets": [names[t] for t in a.targets], "method": self.method, "params": a.params,
+               "map": str(self.out / f"{stem}.npy"), "overlay": str(self.out / f"{stem}.png"),
+               "seconds": round(a.seconds, 3)}
+        self._against_truth(rec, path, n, prep, img, a, pred)
+        self.records.append(rec)
+        self.log.write(dumps(rec) + "\n")
+        self.log.flush()
+        if self.on_item is not None:
+            self.on_item(rec)
+        return rec
+
+    def _against_truth(self, rec, path, n, prep, img, a, pred) -> None:
+        """Structure fractions (and the nucleoli replacement) where the simulator's truth is beside the file."""
+        from ._structures import replace_nucleoli, structure_fractions, structure_masks, truth_for
+
+        truth = truth_for(path)
+        tn = _truth_nucleus(truth, n)
+        if tn is None:
+            return
+        r = prep.rendered
+        masks = structure_masks(tn, shape=img.shape[-2:], origin_nm=r.origin_nm, pixel_nm=r.pixel_nm)
+        rec["label"] = tn.get("label", truth.get("label"))
+        rec["structures"] = {self.names[t]: structure_fractions(a.maps[i], masks) for i, t in enumerate(a.targets)}
+        if self.perturb == "nucleoli" and masks["nucleoli"].any():
+            after = self.clf.classify(replace_nucleoli(img, masks, rng=self.rng)).label
+            self.perturb_rows.append({"label": rec["label"], "before": pred, "after": after})
+            rec["after_nucleoli_replaced"] = after
+
+    def error(self, path, message: str) -> None:
+        self.errors.append((str(path), message))
+        if self.on_error is not None:
+            self.on_error(str(path), message)
+
+    def finish(self) -> dict:
+        """Write ``summary.json`` (and ``perturb.json``); returns the summary."""
+        summary = {"model": str(self.clf.backend.model_path), "method": self.method,
+                   "nuclei": len(self.records), "failed": len(self.errors),
+                   "errors": [{"path": p, "error": m} for p, m in self.errors],
+                   "seconds": round(time.perf_counter() - self.t0, 2), "structures": _mean_structures(self.records)}
+        if self.perturb == "nucleoli":
+            summary["perturb_nucleoli"] = _perturb_summary(self.perturb_rows, self.names)
+            with atomic_path(self.out / "perturb.json") as tmp:
+                Path(tmp).write_text(dumps(summary["perturb_nucleoli"], indent=2) + "\n")
+        with atomic_path(self.out / "summary.json") as tmp:
+            Path(tmp).write_text(dumps(summary, indent=2) + "\n")
+        return summary
+
+    def close(self) -> None:
+        self.log.close()
+        self.plans.close()
+
+    def __enter__(self) -> _ExplainRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_window(info, window, stride) -> tuple[int, int]:
+    window, stride = default_window(info.input_size, window, stride)
+    if window >= info.input_size:
+        raise InputError(f"an occlusion window of {window} px covers the whole {info.input_size} px input: "
+                         "one occlusion, a constant map", path=info.path,
+                         hint=f"use a smaller window (--window); this model's default is "
+                              f"{default_window(info.input_size)[0]}")
+    return window, stride
 
 
 def default_window(size: int, window: int | None = None, stride: int | None = None) -> tuple[int, int]:

@@ -26,7 +26,7 @@ def structure_masks(truth_nucleus: dict, *, shape: tuple[int, int], origin_nm, p
     (i, j) covers [x0 + j·p, x0 + (j+1)·p) x [y0 + i·p, ...) nm (a Rendered's origin/pixel)."""
     from scipy import ndimage
 
-    from ainu_engine.kernels._raster import polygon_mask
+    from ainu_engine.kernels import polygon_mask
 
     def mask(poly):
         px = (np.asarray(poly, np.float64) - np.asarray(origin_nm, np.float64)) / pixel_nm
@@ -93,7 +93,7 @@ def write_overlay(path: str | os.PathLike, image: np.ndarray, amap: np.ndarray, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..io._atomic import atomic_path
+    from ..io import atomic_path
 
     grey = np.asarray(image, np.float32).mean(axis=0)
     lim = float(np.abs(amap).max()) or 1.0

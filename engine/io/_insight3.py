@@ -157,6 +157,6 @@ def write_insight3(locs: Localizations, path: Path, opts, *, final_path: Path | 
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..provenance import __version__
 
     return f"ainu-engine {__version__}"

@@ -3,14 +3,23 @@
 ``render(locs, spec, device="auto") -> Rendered(image, origin_nm, pixel_nm, mask, ...)``.
 """
 
+from ._export import IMAGE_FORMATS, to_rgb8, write_png, write_rendered
+from ._model_input import ModelInput, model_input, patch_mode
 from ._patches import Patch, extract_patches, scale_channels
 from ._render import MAX_PIXELS, Rendered, nucleus_mask, render, select_device
 from ._sklearn import render_sklearn
 from ._spec import RenderSpec
 
 __all__ = [
+    "IMAGE_FORMATS",
     "scale_channels",
+    "to_rgb8",
+    "write_png",
+    "write_rendered",
     "MAX_PIXELS",
+    "ModelInput",
+    "model_input",
+    "patch_mode",
     "Patch",
     "RenderSpec",
     "Rendered",

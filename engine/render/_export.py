@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io._atomic import atomic_path
+from ..io import atomic_path
 from ._render import Rendered
 
 __all__ = ["write_rendered", "to_rgb8", "write_png", "IMAGE_FORMATS"]

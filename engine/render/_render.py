@@ -87,7 +87,7 @@ def select_device(device: str) -> tuple[str, str | None]:
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     if device == "cpu":
         return "cpu", None
-    from ainu_engine.kernels._kde_cuda import cuda_available
+    from ainu_engine.kernels import cuda_available
 
     if device == "cuda":
         if not cuda_available(allow_simulator=True):
@@ -141,7 +141,7 @@ def nucleus_mask(x: np.ndarray, y: np.ndarray, *, shape: tuple[int, int], origin
     """
     from scipy import ndimage
 
-    from ainu_engine.kernels._raster import grid_counts, polygon_mask
+    from ainu_engine.kernels import grid_counts, polygon_mask
 
     h, w = shape
     if roi_nm is not None:
@@ -226,8 +226,7 @@ def render(
     >>> r.image.shape, r.image.dtype.name, round(float(r.image.max()), 3)
     ((1, 128, 128), 'float32', 1.0)
     """
-    from ainu_engine.kernels._kde import render_kde_cpu
-    from ainu_engine.kernels._resize import fit_longest, pad_to_square, resize_area
+    from ainu_engine.kernels import fit_longest, pad_to_square, render_kde_cpu, resize_area
 
     t0 = time.perf_counter()
     dev, note = select_device(device)
@@ -263,7 +262,7 @@ def render(
     shape = (c_n, h, w)
     t1 = time.perf_counter()
     if dev == "cuda":
-        from ainu_engine.kernels._kde_cuda import render_kde_cuda
+        from ainu_engine.kernels import render_kde_cuda
 
         raw = render_kde_cuda(x, y, sigma, chan, shape=shape, origin_nm=origin, pixel_nm=pixel,
                               truncate=spec.truncate)

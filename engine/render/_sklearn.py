@@ -38,7 +38,7 @@ def render_sklearn(locs: Localizations, spec: RenderSpec, *, max_localizations: 
     if like is None:
         from ._render import render
 
-        like = render(locs, RenderSpec.from_dict({**spec.to_dict(), "size": 0}), device="cpu")
+        like = render(locs, spec.raw(), device="cpu")
     c_n, h, w = like.raw_shape
     p = like.pixel_nm
     chan = _channel_index(locs, spec)

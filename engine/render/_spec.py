@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from .._validate import check_choice
 
@@ -134,6 +134,11 @@ class RenderSpec:
             raise ValueError("magnification needs a camera pixel size: set camera_pixel_nm "
                              "or render localizations whose metadata records one")
         return float(cam) / float(self.magnification)
+
+    def raw(self) -> RenderSpec:
+        """The same spec with ``size=0``: the raw render (no resize, pad, scaling or outside
+        value), which patches and the scikit-learn reference are taken from."""
+        return self if self.size == 0 else replace(self, size=0)
 
     @property
     def n_channels(self) -> int:

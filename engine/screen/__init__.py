@@ -1,8 +1,7 @@
-"""Screening: nuclei from files (whole file, cell ids, ImageJ ROI sets, automatic detection),
-a pipelined read → render → batch → infer → write over large batches, resumable results."""
+"""Screening: a pipelined read → split → render → batch → infer → write over large batches of
+localization files, with resumable results, errors, a summary and a report. The split step
+(which nuclei a file holds) is :mod:`ainu_engine.nuclei`."""
 
-from ._nuclei import NUCLEI_MODES, Nucleus, detect_nuclei, find_roi_set, read_rois_nm, split_nuclei
-from ._pipeline import ScreenSummary, expand_inputs, screen
+from ._pipeline import ScreenSummary, screen
 
-__all__ = ["NUCLEI_MODES", "Nucleus", "ScreenSummary", "detect_nuclei", "expand_inputs", "find_roi_set",
-           "read_rois_nm", "screen", "split_nuclei"]
+__all__ = ["ScreenSummary", "screen"]

@@ -74,7 +74,7 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
 
 def write_report(path: Path, table, doc: dict, info, errors, *, explained: list | None = None) -> Path:
     """Write ``report.html`` (atomically) for a finished screen."""
-    from ..io._atomic import atomic_path
+    from ..io import atomic_path
 
     classes = list(info.classes)
     e = html.escape

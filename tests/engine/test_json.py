@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from ainu_engine._json import dumps, finite
+from ainu_engine.strict_json import dumps, finite
 
 
 def test_non_finite_floats_become_null_at_any_depth():

@@ -1,6 +1,6 @@
 """Provenance of results: the git commit, or the one given where the tree is no checkout."""
 
-from ainu_engine._provenance import git_commit
+from ainu_engine.provenance import git_commit
 
 
 def test_a_checkout_reports_its_head():

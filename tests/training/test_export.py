@@ -16,10 +16,11 @@ from ainu_engine.cli import main  # noqa: E402
 from ainu_engine.errors import InputError, OutputError, ParityError  # noqa: E402
 from ainu_engine.model import ModelInfo, read_model_info  # noqa: E402
 from ainu_engine.render import RenderSpec  # noqa: E402
+from ainu_engine.training.checkpoint import load_checkpoint  # noqa: E402
 from ainu_engine.training.data import RenderCache, read_manifest  # noqa: E402
 from ainu_engine.training.export import export_onnx  # noqa: E402
 from ainu_engine.training.simulate import Observation, simulate_dataset  # noqa: E402
-from ainu_engine.training.train import TrainConfig, load_checkpoint, train  # noqa: E402
+from ainu_engine.training.train import TrainConfig, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_export_refuses_a_model_that_disagrees_with_pytorch(run, tmp_path, monke
     """A model left in training mode (batch-norm on batch statistics) computes something else
     than the exported inference graph: the export must refuse and write nothing."""
     root, _, _ = run
-    import ainu_engine.training.train as tt
+    import ainu_engine.training.checkpoint as tt
 
     real = tt.load_checkpoint
 

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch", reason="the train extra (torch) is not inst
 pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
 pytest.importorskip("onnxruntime", reason="the cpu extra (onnxruntime) is not installed")
 
-from ainu_engine.explain import occlusion  # noqa: E402
+from ainu_engine.explain import IncrementalPlans, occlusion  # noqa: E402
 from ainu_engine.explain._incremental import IncrementalPlan, IncrementalUnsupported  # noqa: E402
 from ainu_engine.kernels._occlusion import fill_occluded, window_grid  # noqa: E402
 
@@ -253,14 +253,19 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
     ckpt, onnx_path = exported
     img = np.random.default_rng(4).random((2, 80, 80), dtype=np.float32)
     ort = create_backend(onnx_path, "onnxruntime", threads=2).load()
+    plans = IncrementalPlans()
     # 16/8 windows change 16 % of small_cnn's work at 80 px: auto takes the incremental plan
-    inc = occlusion(ort, [img, img[:, ::-1].copy()], window=16, stride=8, target="all", output="probabilities")
+    inc = occlusion(ort, [img, img[:, ::-1].copy()], window=16, stride=8, target="all", output="probabilities",
+                    plans=plans)
     whole = occlusion(ort, [img, img[:, ::-1].copy()], window=16, stride=8, target="all", output="probabilities",
                       incremental=False)
     assert inc[0].params["incremental"] is True and whole[0].params["incremental"] is False
     assert 0.1 < inc[0].params["work_fraction"] < 0.2
     assert inc[0].params["incremental_units"] == inc[0].params["units"]  # small windows: no unit on whole maps
-    assert ort.incremental_plans  # the split model is kept with the backend ...
+    plan = plans.get(ort, img.shape)  # the split model is kept by its owner ...
+    assert plan is not None and not isinstance(plan, str) and plan.units
+    assert occlusion(ort, img, window=16, stride=8, plans=plans).params["incremental"] is True
+    assert plans.get(ort, img.shape) is plan  # ... reused, not rebuilt
     for a, b in zip(inc, whole, strict=True):
         assert np.abs(a.maps - b.maps).max() <= 1e-5 * np.abs(b.maps).max() + 1e-7
         np.testing.assert_allclose(a.maps.sum(0), 0.0, atol=1e-6)  # probability deltas sum to zero
@@ -274,4 +279,5 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
     with pytest.raises(ValueError, match="cannot run incrementally"):
         occlusion(tb, img, window=32, stride=16, incremental=True)
     ort.close()
-    assert not ort.incremental_plans  # ... and goes with it
+    plans.close()
+    assert not plan.units and plan._pool is None  # ... and closed with it (sessions, thread pool)

@@ -13,8 +13,8 @@ import pytest
 
 from ainu_engine.cli import main
 from ainu_engine.errors import InputError
-from ainu_engine.screen import detect_nuclei, split_nuclei
-from ainu_engine.screen._pipeline import expand_inputs, screen
+from ainu_engine.nuclei import detect_nuclei, expand_inputs, split_nuclei
+from ainu_engine.screen import screen
 
 pytest.importorskip("onnxruntime", reason="screening runs the model through ONNX Runtime (cpu extra)")
 
@@ -104,7 +104,7 @@ def test_killed_screen_loses_no_finished_batch_and_duplicates_nothing(screen_mod
     out = tmp_path / "out"
     code = f"""
 import os, sys, signal
-from ainu_engine.screen._pipeline import screen
+from ainu_engine.screen import screen
 n = 0
 def progress(p):
     global n
@@ -173,15 +173,41 @@ def test_detection_finds_separate_blobs_and_flags_edges():
     assert edges == [True, False, False]
 
 
-def test_screen_explain_adds_maps_to_the_report(screen_model, tmp_path):
+def test_screen_explain_adds_maps_to_the_report(screen_model, tmp_path, monkeypatch):
+    import ainu_engine.backends as backends
+    import ainu_engine.render as render
+    from ainu_engine.explain import explain_files, explain_prepared
+
     model, _, data = screen_model
-    s = screen([data / "slideA"], model, tmp_path / "out", device="cpu", explain=2)
+    calls = {"backend": 0, "render": 0}
+
+    def counting(name, fn):
+        def wrapped(*a, **k):
+            calls[name] += 1
+            return fn(*a, **k)
+        return wrapped
+
+    monkeypatch.setattr(backends, "create_backend", counting("backend", backends.create_backend))
+    monkeypatch.setattr(render, "model_input", counting("render", render.model_input))
+    s = screen([data / "slideA"], model, tmp_path / "out", device="cpu", explain=2, explainer=explain_prepared)
     assert s.n_nuclei == 4
+    # one model load and one render per nucleus: explaining reuses the screen's classifier and renders
+    assert calls == {"backend": 1, "render": 4}
     maps = sorted((tmp_path / "out" / "explain").glob("*.npy"))
     assert len(maps) == 2 and np.load(maps[0]).shape == (1, 48, 48)
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Occlusion maps (2 nuclei)" in html
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["explain"]["nuclei"] == 2
+    # the same maps as explaining the files from scratch
+    explain_files([data / "slideA"], model, tmp_path / "again", device="cpu", limit=2)
+    for m in maps:
+        np.testing.assert_array_equal(np.load(m), np.load(tmp_path / "again" / m.name))
+
+
+def test_screen_explain_needs_an_explainer(screen_model, tmp_path):
+    model, _, data = screen_model
+    with pytest.raises(ValueError, match="explainer"):
+        screen([data / "slideA"], model, tmp_path / "out", device="cpu", explain=2)
 
 
 def test_a_patch_mode_model_screens_by_patch_vote(tmp_path, torch_threads):

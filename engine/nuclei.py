@@ -1,22 +1,79 @@
-"""Nuclei of a localization file: the whole file, one per ``cell_id``, one per ImageJ/Fiji ROI
-(the paper selected nuclei by hand in Fiji), or detected automatically in a field from the
-localization density."""
+"""The "split" step of the data flow: which files a run reads (:func:`expand_inputs`), and the
+nuclei of each localization file — the whole file, one per ``cell_id``, one per ImageJ/Fiji
+ROI (the paper selected nuclei by hand in Fiji), or detected automatically in a field from
+the localization density (:func:`split_nuclei`). Screening, explaining and rendering share it."""
 
 from __future__ import annotations
 
+import glob
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..io import Localizations
+from .errors import InputError
+from .io import Localizations
 
-__all__ = ["Nucleus", "split_nuclei", "find_roi_set", "read_rois_nm", "detect_nuclei", "NUCLEI_MODES"]
+__all__ = ["Nucleus", "split_nuclei", "find_roi_set", "read_rois_nm", "detect_nuclei", "expand_inputs",
+           "NUCLEI_MODES", "LOCALIZATION_SUFFIXES"]
 
 NUCLEI_MODES = ("auto", "file", "cell_id", "roi", "detect")
+
+#: suffixes of files screen picks up inside folders
+LOCALIZATION_SUFFIXES = (".bin", ".csv", ".tsv", ".txt", ".hdf5", ".h5", ".smlm", ".parquet", ".arrow", ".mat")
+#: files beside the data that are never data
+_SIDE_SUFFIXES = (".truth.parquet", ".truth.json", ".bin.json", ".roi.zip")
+
+
+def _is_manifest(path: Path) -> bool:
+    if path.suffix.lower() != ".csv":
+        return False
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        header = fh.readline().strip().lower().replace('"', "")
+    return header.split(",")[0] == "path"
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files from files, folders (recursively, known localization suffixes), globs and
+    manifests (a CSV whose first column is ``path``); sorted, each once. Ground-truth and
+    sidecar files beside simulated data are skipped.
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        An input that is neither a file, a folder nor a glob that matches something.
+    """
+    out: list[Path] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            found = [q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in LOCALIZATION_SUFFIXES
+                     and not q.name.lower().endswith(_SIDE_SUFFIXES) and not (q.suffix.lower() == ".csv"
+                                                                            and _is_manifest(q))]
+            out.extend(sorted(found))
+        elif p.is_file():
+            if _is_manifest(p):
+                from pyarrow import csv
+
+                table = csv.read_csv(p)
+                col = table.column(table.column_names[0]).to_pylist()
+                out.extend((q if q.is_absolute() else p.parent / q) for q in map(Path, col))
+            else:
+                out.append(p)
+        else:
+            matches = sorted(glob.glob(os.fspath(raw), recursive=True))
+            if not matches:
+                raise InputError("no such file, folder or matching glob", path=p)
+            out.extend(Path(m) for m in matches if Path(m).is_file())
+    seen, uniq = set(), []
+    for q in out:
+        k = os.path.abspath(q)
+        if k not in seen:
+            seen.add(k)
+            uniq.append(q)
+    return uniq
 
 
 @dataclass

@@ -1,7 +1,12 @@
 """PyTorch backend: the training checkpoint run eagerly (channels_last), or with torch.compile and
 CUDA graphs on a GPU. The baseline of the benchmarks, and the fallback where ONNX Runtime is
 missing. It runs the checkpoint (``RUN/best.pt``): an ONNX graph cannot be turned back into the
-PyTorch model (batch norm is folded into the convolutions at export)."""
+PyTorch model (batch norm is folded into the convolutions at export).
+
+It lives on the training side (it needs the model registry and the checkpoint format) and is
+registered with the engine's backend registry as ``torch`` and ``torch-compile`` through the
+``ainu_engine.backends`` entry point group (pyproject.toml), so the engine never imports it
+by name: :func:`ainu_engine.backends.create_backend` loads it when one of those is asked for."""
 
 from __future__ import annotations
 
@@ -10,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model import ModelInfo
-from ._base import Backend, BackendUnavailable, _is_device_array
+from ainu_engine.backends import Backend, BackendUnavailable, is_device_array
+from ainu_engine.model import ModelInfo
 
-__all__ = ["TorchBackend"]
+from .checkpoint import checkpoint_info, load_checkpoint
+
+__all__ = ["TorchBackend", "torch_backend", "torch_compile_backend"]
 
 
 class TorchBackend(Backend):
@@ -34,14 +41,16 @@ class TorchBackend(Backend):
         Default: on CUDA only (on the CPU it made DenseNet-121 2-3x slower here).
     threads : int, optional
         ``torch.set_num_threads`` on the CPU.
+    batch_size, reason
+        As for :class:`~ainu_engine.backends.Backend`.
     """
 
     name = "torch"
 
     def __init__(self, model_path, *, checkpoint: str | os.PathLike | None = None, device: str = "cpu",
                  compile: bool = False, fp16: bool = False, channels_last: bool | None = None,
-                 threads: int | None = None) -> None:
-        super().__init__(model_path, device=device)
+                 threads: int | None = None, batch_size: int | None = None, reason: str = "") -> None:
+        super().__init__(model_path, device=device, batch_size=batch_size, reason=reason)
         path = Path(model_path)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else (path if path.suffix == ".pt" else None)
         self.compile = compile
@@ -49,7 +58,6 @@ class TorchBackend(Backend):
         # channels_last helps convolutions on CUDA; on the CPU it slowed DenseNet-121 2-3x (measured)
         self.channels_last = (device == "cuda") if channels_last is None else channels_last
         self.threads = threads
-        self.preferred_batch = 8 if device == "cpu" else 64
         self.model = None
         self._run = None
 
@@ -63,12 +71,8 @@ class TorchBackend(Backend):
 
     def _load_checkpoint(self):
         self._require("torch", hint='pip install -c constraints.txt "ainu-engine[train]"')
-        try:
-            from ainu_engine.training.train import load_checkpoint
-        except ImportError as err:  # an installation without the training package
-            raise BackendUnavailable(f"the training package cannot be imported: {err}", path=self.model_path) from err
         model, ckpt = load_checkpoint(self.checkpoint)
-        return model, ModelInfo.from_checkpoint(ckpt, path=self.checkpoint)
+        return model, checkpoint_info(ckpt, path=self.checkpoint)
 
     def _load_impl(self) -> None:
         import torch
@@ -98,7 +102,7 @@ class TorchBackend(Backend):
     def _infer_impl(self, x) -> np.ndarray:
         import torch
 
-        if _is_device_array(x):
+        if is_device_array(x):
             t = torch.as_tensor(x, device=self.device)
         else:
             t = torch.from_numpy(x).to(self.device, non_blocking=True)
@@ -118,3 +122,19 @@ class TorchBackend(Backend):
 
     def _close_impl(self) -> None:
         self.model = self._run = None
+
+
+def torch_backend(model, *, device: str = "cpu", checkpoint=None, threads: int | None = None,
+                  fp16: bool | None = None, batch_size: int | None = None, reason: str = "",
+                  **_options) -> TorchBackend:
+    """The ``torch`` entry of the backend registry (eager PyTorch on the checkpoint)."""
+    return TorchBackend(model, checkpoint=checkpoint, device=device, fp16=bool(fp16), threads=threads,
+                        batch_size=batch_size, reason=reason)
+
+
+def torch_compile_backend(model, *, device: str = "cpu", checkpoint=None, threads: int | None = None,
+                          fp16: bool | None = None, batch_size: int | None = None, reason: str = "",
+                          **_options) -> TorchBackend:
+    """The ``torch-compile`` entry of the backend registry (torch.compile; CUDA graphs on a GPU)."""
+    return TorchBackend(model, checkpoint=checkpoint, device=device, compile=True, fp16=bool(fp16),
+                        threads=threads, batch_size=batch_size, reason=reason)

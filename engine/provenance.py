@@ -1,10 +1,19 @@
-"""Where a result came from: the git commit of the code that produced it."""
+"""Where a result came from: the ainu-engine version and the git commit of the code that
+produced it."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+__all__ = ["__version__", "git_commit"]
+
+try:
+    __version__ = version("ainu-engine")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
 
 ROOT = Path(__file__).resolve().parent.parent
 

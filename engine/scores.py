@@ -25,7 +25,7 @@ def patch_vote(prob: np.ndarray) -> tuple[np.ndarray, bool]:
     Examples
     --------
     >>> import numpy as np
-    >>> from ainu_engine._scores import patch_vote
+    >>> from ainu_engine.scores import patch_vote
     >>> s, undecided = patch_vote(np.array([[.9, .1], [.8, .2], [.3, .7]]))
     >>> int(s.argmax()), undecided
     (0, False)

@@ -1,0 +1,104 @@
+"""The one way a nucleus becomes a model input, for training and for serving alike."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..io import Localizations
+from ._patches import extract_patches, scale_channels
+from ._render import Rendered, render
+from ._spec import RenderSpec
+
+__all__ = ["ModelInput", "model_input", "patch_mode"]
+
+
+@dataclass
+class ModelInput:
+    """A nucleus ready for the model.
+
+    Attributes
+    ----------
+    items : numpy.ndarray
+        float32 (P, C, S, S): one image (P = 1) in image mode, the kept patches in patch mode.
+    n_localizations : list of int
+        Localizations rendered per model channel.
+    area_um2 : float
+        Nucleus area on the (raw) render's mask.
+    rendered : Rendered
+        The render the items come from (origin, pixel size and mask map pixels back to nm;
+        in patch mode the raw render the patches were cut from).
+    seconds : float
+        Time taken.
+    """
+
+    items: np.ndarray
+    n_localizations: list[int]
+    area_um2: float
+    rendered: Rendered
+    seconds: float = 0.0
+
+
+def patch_mode(preprocessing: Mapping | None) -> tuple[int | None, float]:
+    """(patch size or None in image mode, minimum occupied fraction) of a model's preprocessing."""
+    pre = preprocessing or {}
+    size = int(pre["patch_size"]) if pre.get("mode") == "patches" else None
+    return size, float(pre.get("min_occupied", 0.75))
+
+
+def model_input(locs: Localizations, spec: RenderSpec, preprocessing: Mapping | None = None, *,
+                device: str = "auto", roi_nm=None) -> ModelInput:
+    """Render one nucleus as the model takes it.
+
+    Parameters
+    ----------
+    locs : Localizations
+        One nucleus.
+    spec : RenderSpec
+        The model's RenderSpec (in patch mode its ``size`` is ignored: patches are cut from
+        the raw render).
+    preprocessing : mapping, optional
+        The model's preprocessing (:attr:`ainu_engine.model.ModelInfo.preprocessing`):
+        ``{"mode": "image"}`` (default: the render, resized, padded and scaled by ``spec``) or
+        ``{"mode": "patches", "patch_size": S, "min_occupied": f}`` (S x S patches of the raw
+        render more than ``f`` inside the nucleus, each scaled per channel like an image).
+    device : {"auto", "cpu", "cuda"}
+        Where the KDE runs.
+    roi_nm : array (V, 2), optional
+        Nucleus outline in nm (else the mask comes from the localizations).
+
+    Returns
+    -------
+    ModelInput
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        Patch mode, and no patch is occupied enough.
+    ainu_engine.errors.RenderError
+        Nothing to render (see :func:`~ainu_engine.render.render`).
+
+    Notes
+    -----
+    Training (``ainu_engine.training.data``) and serving (:class:`ainu_engine.Classifier`)
+    both call this function, so a model sees at screening time exactly what it was trained on.
+    """
+    t0 = time.perf_counter()
+    patch_size, min_occupied = patch_mode(preprocessing)
+    if patch_size:
+        r = render(locs, spec.raw(), device=device, roi_nm=roi_nm)
+        patches = extract_patches(r, patch_size, min_occupied=min_occupied)
+        if not patches:
+            raise InputError(f"no {patch_size}x{patch_size} patch is more than {min_occupied:.0%} occupied",
+                             path=locs.meta.source_path, hint="use smaller patches or a higher magnification")
+        items = np.stack([scale_channels(p.image, spec.scaling, spec.percentile) for p in patches])
+    else:
+        r = render(locs, spec, device=device, roi_nm=roi_nm)
+        items = r.image[None]
+    counts = [int(r.n_localizations.get(k, 0)) for k in range(spec.n_channels)]
+    return ModelInput(np.ascontiguousarray(items, np.float32), counts, float(r.area_um2), r,
+                      time.perf_counter() - t0)

@@ -1,0 +1,145 @@
+"""The screen's results table and run folder: one owner for the row columns, the parts written
+batch by batch, the done-files journal, and the files a finished screen leaves.
+
+``OUT/parts/part-RUN-NNNNNN.parquet`` holds one written batch (renamed into place, so a killed
+run loses at most the batch in flight); ``OUT/parts/done.jsonl`` lists the files whose every
+nucleus is in a part. ``RUN`` is the run key: model, RenderSpec and nuclei mode.
+"""
+
+from __future__ import annotations
+
+import csv as pycsv
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+from ..io import atomic_path
+from ..strict_json import dumps
+
+__all__ = ["Parts", "file_key", "run_key", "result_row", "write_final"]
+
+
+def file_key(path: Path) -> str:
+    """What identifies an input file across runs."""
+    st = path.stat()
+    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def run_key(model_sha: str, spec_hash: str, nuclei: str) -> str:
+    return hashlib.sha256(f"{model_sha}|{spec_hash}|{nuclei}".encode()).hexdigest()[:16]
+
+
+def result_row(source, key: str, nucleus, prediction, *, channel_names, model_sha: str, spec_hash: str,
+               backend: str) -> dict:
+    """One row of ``results.parquet``: the call of one nucleus, its QC and what made it. The
+    columns are defined here and nowhere else."""
+    p = prediction
+    return {"source": str(source), "nucleus_id": nucleus.id, "predicted": p.label,
+            **{f"p_{c}": float(v) for c, v in p.probabilities.items()},
+            "undecided": p.undecided, "n_localizations": int(sum(p.n_localizations)),
+            **{f"n_loc_{c}": int(v) for c, v in zip(channel_names, p.n_localizations, strict=False)},
+            "area_um2": p.area_um2, "n_items": p.n_items, "qc_flags": ",".join(p.qc), "qc_ok": p.ok,
+            "model_sha256": model_sha, "render_spec_hash": spec_hash, "backend": backend, "file_key": key}
+
+
+class Parts:
+    """The parts folder: one Parquet file per written batch, and the done-files journal."""
+
+    def __init__(self, out: Path, key: str, force: bool):
+        self.dir = out / "parts"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.run_key = key
+        self.journal = self.dir / "done.jsonl"
+        if force:
+            for p in self.dir.glob(f"part-{key}-*.parquet"):
+                p.unlink()
+            self._rewrite_journal(keep=lambda rec: rec.get("run") != key)
+        self.done_files: set[str] = set()
+        self.done_nuclei: set[tuple[str, str]] = set()
+        self._load()
+        self.counter = len(list(self.dir.glob(f"part-{key}-*.parquet")))
+        self.lock = threading.Lock()
+
+    def _records(self):
+        if not self.journal.is_file():
+            return []
+        out = []
+        for line in self.journal.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn last line from a killed run
+        return out
+
+    def _rewrite_journal(self, keep) -> None:
+        recs = [r for r in self._records() if keep(r)]
+        with atomic_path(self.journal) as tmp:
+            Path(tmp).write_text("".join(dumps(r) + "\n" for r in recs), encoding="utf-8")
+
+    def _load(self) -> None:
+        import pyarrow.parquet as pq
+
+        for r in self._records():
+            if r.get("run") == self.run_key:
+                self.done_files.add(r["file"])
+        for p in sorted(self.dir.glob(f"part-{self.run_key}-*.parquet")):
+            t = pq.read_table(p, columns=["file_key", "nucleus_id"])
+            self.done_nuclei.update(zip(t.column("file_key").to_pylist(), t.column("nucleus_id").to_pylist(),
+                                        strict=True))
+
+    def write(self, rows: list[dict]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not rows:
+            return
+        with self.lock:
+            self.counter += 1
+            path = self.dir / f"part-{self.run_key}-{self.counter:06d}.parquet"
+        table = pa.Table.from_pylist(rows)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp, compression="lz4")
+
+    def mark_done(self, key: str) -> None:
+        with self.lock, open(self.journal, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"run": self.run_key, "file": key}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def gather(self):
+        """All parts of this run as one table, each nucleus once, sorted by source and nucleus."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(p) for p in sorted(self.dir.glob(f"part-{self.run_key}-*.parquet"))]
+        if not tables:
+            return None
+        t = pa.concat_tables(tables, promote_options="default")
+        # a nucleus written twice (a batch redone after a crash between write and journal) counts once
+        keys = list(zip(t.column("file_key").to_pylist(), t.column("nucleus_id").to_pylist(), strict=True))
+        last = {k: i for i, k in enumerate(keys)}
+        idx = sorted(last.values(), key=lambda i: (t.column("source")[i].as_py(), keys[i][1]))
+        return t.take(pa.array(idx, pa.int64())) if idx else t.slice(0, 0)
+
+
+def write_final(out: Path, table, errors: list[tuple[str, str]], *, csv: bool) -> Path:
+    """``results.parquet`` (and ``results.csv``) from the gathered table, and ``errors.csv``;
+    returns the results path."""
+    results = out / "results.parquet"
+    if table is not None:
+        import pyarrow.parquet as pq
+
+        with atomic_path(results) as tmp:
+            pq.write_table(table, tmp, compression="lz4")
+        if csv:
+            from pyarrow import csv as pacsv
+
+            with atomic_path(out / "results.csv") as tmp:
+                pacsv.write_csv(table, tmp)
+    with atomic_path(out / "errors.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = pycsv.writer(fh)
+        w.writerow(["path", "error"])
+        w.writerows(errors)
+    return results

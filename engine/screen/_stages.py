@@ -1,0 +1,280 @@
+"""The screen's pipeline: four stages, one thread each (reading with several), bounded queues::
+
+    read + split (threads) ──▶ render ──▶ batch + infer ──▶ write (parts, atomically)
+
+The slowest stage sets the pace; each stage's busy and idle time is measured and reported.
+Every stage's state is an attribute of :class:`Pipeline`; the stages share nothing else.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..errors import AinuError
+from ..io import read
+
+__all__ = ["Pipeline", "StageStats", "Errors"]
+
+_END = object()
+
+
+@dataclass
+class StageStats:
+    name: str
+    items: int = 0
+    busy_s: float = 0.0
+    wall_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        idle = max(0.0, self.wall_s - self.busy_s)
+        return {"stage": self.name, "items": self.items, "busy_s": round(self.busy_s, 3),
+                "idle_s": round(idle, 3), "items_per_busy_s": round(self.items / self.busy_s, 3) if self.busy_s else None}
+
+
+class Errors:
+    """Failed files and nuclei, (path, one-line message), from any thread; ``on_error`` is told each."""
+
+    def __init__(self, on_error: Callable[[str, str], None] | None = None) -> None:
+        self.items: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._on_error = on_error
+
+    def add(self, path, message: str) -> None:
+        with self._lock:
+            self.items.append((str(path), message))
+        if self._on_error is not None:
+            self._on_error(str(path), message)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class _Pending:
+    """Nuclei of each file not yet written. A file is journaled done when its last nucleus is
+    written; a file with a failed nucleus is not, so that a rerun retries it."""
+
+    def __init__(self, parts) -> None:
+        self.parts = parts
+        self._left: dict[str, int] = {}
+        self._failed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def expect(self, key: str, n: int) -> None:
+        with self._lock:
+            self._left[key] = n
+        if n == 0:
+            self.parts.mark_done(key)
+
+    def fail(self, key: str) -> None:
+        with self._lock:
+            self._failed.add(key)
+
+    def finish(self, key: str) -> None:
+        with self._lock:
+            self._left[key] -= 1
+            last = self._left[key] == 0 and key not in self._failed
+        if last:
+            self.parts.mark_done(key)
+
+    def files_done(self) -> int:
+        with self._lock:
+            return sum(1 for v in self._left.values() if v == 0)
+
+
+class Pipeline:
+    """Read, split, render, infer and write every nucleus of the files to do.
+
+    Parameters
+    ----------
+    classifier : Classifier
+        Renders (``prepare``) and calls (``predict_prepared``) nuclei.
+    parts : Parts
+        Where rows go, batch by batch, and which nuclei are done already.
+    errors : Errors
+    split : callable
+        ``split(locs) -> list[Nucleus]`` (the nuclei of one file).
+    make_row : callable
+        ``make_row(path, key, nucleus, prediction) -> dict`` (one results row).
+    read_options : dict
+        Keywords for :func:`ainu_engine.io.read`.
+    read_threads, queue_size : int
+    keep : int
+        How many written nuclei to keep, in order, as (path, nucleus, prepared, prediction)
+        in :attr:`kept` (for explaining them afterwards without rendering them again).
+    on_written : callable, optional
+        Called after every written batch with (nuclei written so far, files done).
+    """
+
+    def __init__(self, classifier, parts, errors: Errors, *, split: Callable, make_row: Callable,
+                 read_options: dict, read_threads: int = 2, queue_size: int = 64, keep: int = 0,
+                 on_written: Callable[[int, int], None] | None = None) -> None:
+        self.clf = classifier
+        self.parts = parts
+        self.errors = errors
+        self.split = split
+        self.make_row = make_row
+        self.read_options = read_options
+        self.read_threads = max(1, read_threads)
+        self.keep = keep
+        self.on_written = on_written
+        self.stats = {n: StageStats(n) for n in ("read", "render", "infer", "write")}
+        self.queues = {n: queue.Queue(maxsize=queue_size) for n in ("nuclei", "ready", "rows")}
+        self.pending = _Pending(parts)
+        self.stop = threading.Event()
+        self.crash: list[BaseException] = []
+        self.kept: list[tuple] = []
+        self.n_written = 0
+
+    def run(self, todo: list[tuple]) -> int:
+        """Screen ``todo`` ((path, file key) pairs); returns the number of nuclei written. An
+        exception in any stage stops all of them and is raised here."""
+        threads = [threading.Thread(target=self._guarded(fn, *args), daemon=True, name=f"screen-{name}")
+                   for name, fn, args in (("read", self._reader, (todo,)), ("render", self._renderer, ()),
+                                          ("infer", self._inferrer, ()))]
+        for t in threads:
+            t.start()
+        try:
+            self._writer()
+        except BaseException:
+            self.stop.set()
+            raise
+        finally:
+            for t in threads:
+                t.join(timeout=30)
+        if self.crash:
+            raise self.crash[0]
+        return self.n_written
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    def _guarded(self, fn, *args):
+        def run():
+            try:
+                fn(*args)
+            except BaseException as err:  # noqa: BLE001 - surfaced in the main thread
+                self.crash.append(err)
+                self.stop.set()
+        return run
+
+    def _put(self, name: str, item) -> None:
+        while not self.stop.is_set():
+            try:
+                self.queues[name].put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    # -- stage 1: read and split (threads) -------------------------------------------------------------
+    def _read_one(self, item):
+        path, key = item
+        t0 = time.perf_counter()
+        try:
+            locs = read(path, **self.read_options)
+            found = [n for n in self.split(locs) if (key, n.id) not in self.parts.done_nuclei]
+        except AinuError as err:
+            self.errors.add(path, str(err))
+            return 0.0, None
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the screen
+            self.errors.add(path, f"{path}: {type(err).__name__}: {err}")
+            return 0.0, None
+        return time.perf_counter() - t0, (path, key, found)
+
+    def _reader(self, todo) -> None:
+        st = self.stats["read"]
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(self.read_threads) as pool:
+            for busy, res in pool.map(self._read_one, todo):
+                st.busy_s += busy
+                if self.stop.is_set():
+                    break
+                if res is None:
+                    continue
+                path, key, found = res
+                self.pending.expect(key, len(found))
+                for n in found:
+                    st.items += 1
+                    self._put("nuclei", (path, key, n))
+        self._put("nuclei", _END)
+        st.wall_s = time.perf_counter() - t0
+
+    # -- stage 2: render -------------------------------------------------------------------------------
+    def _renderer(self) -> None:
+        st = self.stats["render"]
+        t0 = time.perf_counter()
+        while True:
+            item = self.queues["nuclei"].get()
+            if item is _END or self.stop.is_set():
+                break
+            path, key, n = item
+            t1 = time.perf_counter()
+            try:
+                prep = self.clf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge)
+            except AinuError as err:
+                self.errors.add(path, f"{err} (nucleus {n.id or 'whole file'})")
+                self.pending.fail(key)
+                self.pending.finish(key)
+                prep = None
+            st.busy_s += time.perf_counter() - t1
+            if prep is not None:
+                st.items += 1
+                self._put("ready", (path, key, n, prep))
+        self._put("ready", _END)
+        st.wall_s = time.perf_counter() - t0
+
+    # -- stage 3: batch + infer ------------------------------------------------------------------------
+    def _inferrer(self) -> None:
+        st = self.stats["infer"]
+        t0 = time.perf_counter()
+        batch, n_items = [], 0
+        while True:
+            item = self.queues["ready"].get()
+            done = item is _END or self.stop.is_set()
+            if not done:
+                batch.append(item)
+                n_items += len(item[3].items)
+            if batch and (done or n_items >= self.clf.backend.preferred_batch):
+                t1 = time.perf_counter()
+                preds = self.clf.predict_prepared([x[3] for x in batch])
+                st.busy_s += time.perf_counter() - t1
+                st.items += len(batch)
+                self._put("rows", list(zip(batch, preds, strict=True)))
+                batch, n_items = [], 0
+            if done:
+                break
+        self._put("rows", _END)
+        st.wall_s = time.perf_counter() - t0
+
+    # -- stage 4: write (the calling thread) -----------------------------------------------------------
+    def _writer(self) -> None:
+        st = self.stats["write"]
+        t0 = time.perf_counter()
+        try:
+            while True:
+                try:
+                    item = self.queues["rows"].get(timeout=0.5)
+                except queue.Empty:
+                    if self.crash:
+                        break
+                    continue
+                if item is _END:
+                    break
+                t1 = time.perf_counter()
+                self._write_batch(item)
+                st.busy_s += time.perf_counter() - t1
+                st.items += len(item)
+        finally:
+            st.wall_s = time.perf_counter() - t0
+
+    def _write_batch(self, batch: list) -> None:
+        self.parts.write([self.make_row(path, key, n, p) for (path, key, n, _prep), p in batch])
+        for (path, key, n, prep), p in batch:
+            self.pending.finish(key)
+            if len(self.kept) < self.keep:
+                self.kept.append((path, n, prep, p))
+        self.n_written += len(batch)
+        if self.on_written is not None:
+            self.on_written(self.n_written, self.pending.files_done())
