@@ -66,6 +66,55 @@ def run(*, device: str = "cpu", quick: bool = False, arch: str = "resnet18",
             "goals": goals}
 
 
+def _captum_rows(net, x, window: int, stride: int, target: int, *, device: str, quick: bool,
+                 extra: bool) -> tuple[dict, dict]:
+    """Captum's rows (each perturbations_per_eval setting) and its map."""
+    from captum.attr import Occlusion
+
+    if quick:
+        ppe_values = [8, 32]
+    elif device == "cpu":
+        ppe_values = [1, 16] if extra else [1, 16, 64]
+    else:  # a DenseNet-121 keeps its dense blocks' features alive: at most 64 copies at a time
+        ppe_values = [16, 64] if extra else [16, 64, 225]
+    rows, maps = {}, {}
+    for ppe in ppe_values:
+        occ = Occlusion(net)
+
+        def cap(ppe=ppe, occ=occ):
+            return occ.attribute(x, sliding_window_shapes=(CHANNELS, window, window), strides=(CHANNELS, stride, stride),
+                                 target=target, baselines=0.0, perturbations_per_eval=ppe)
+
+        import torch
+
+        t = measure(cap, repeat=1 if device == "cpu" else 3, warmup=0 if device == "cpu" else 1,
+                    sync=torch.cuda.synchronize if device == "cuda" else None)
+        rows[f"captum ppe={ppe}"] = t
+        maps["captum"] = cap()[0, 0].detach().cpu().numpy()
+    return rows, maps
+
+
+def _engine_rows(engines, img, window: int, stride: int, target: int, repeat: int, plans, rows: dict,
+                 maps: dict) -> dict:
+    """The engine's rows (into ``rows`` and ``maps``); returns the incremental plan's description."""
+    from ainu_engine.explain import occlusion
+
+    plan = {}
+    for label, b, sizes, inc in engines:
+        for bs in sizes:
+            def ours(b=b, bs=bs, inc=inc):
+                return occlusion(b, img, window=window, stride=stride, target=target, batch_size=bs,
+                                 incremental=inc, plans=plans)
+
+            rows[f"{label} batch={bs}"] = measure(ours, repeat=repeat, warmup=1)
+            result = ours()
+            maps[label] = result.maps[0]
+            if inc:
+                plan = {k: v for k, v in result.params.items()
+                        if k in ("units", "window_units", "incremental_units", "tail", "work_fraction")}
+    return plan
+
+
 def _one(arch: str, device: str, quick: bool, tmp: Path, img, window: int, stride: int, *, extra: bool) -> dict:
     """Captum and the engine's rows for one model; ``extra``: a second model (names prefixed,
     fewer settings on the CPU)."""
@@ -73,7 +122,7 @@ def _one(arch: str, device: str, quick: bool, tmp: Path, img, window: int, strid
     from captum.attr import Occlusion
 
     from ainu_engine.backends import BackendUnavailable, create_backend
-    from ainu_engine.explain import occlusion
+    from ainu_engine.explain import IncrementalPlans
 
     from .infer import _model
 
@@ -86,24 +135,7 @@ def _one(arch: str, device: str, quick: bool, tmp: Path, img, window: int, strid
     x = torch.from_numpy(img[None]).to(torch_backend.device)
     target = 0
     repeat = 1 if device == "cpu" else 3
-    rows, maps = {}, {}
-    if quick:
-        ppe_values = [8, 32]
-    elif device == "cpu":
-        ppe_values = [1, 16] if extra else [1, 16, 64]
-    else:  # a DenseNet-121 keeps its dense blocks' features alive: at most 64 copies at a time
-        ppe_values = [16, 64] if extra else [16, 64, 225]
-    for ppe in ppe_values:
-        occ = Occlusion(net)
-
-        def cap(ppe=ppe, occ=occ):
-            return occ.attribute(x, sliding_window_shapes=(CHANNELS, window, window), strides=(CHANNELS, stride, stride),
-                                 target=target, baselines=0.0, perturbations_per_eval=ppe)
-
-        t = measure(cap, repeat=repeat, warmup=0 if device == "cpu" else 1,
-                    sync=torch.cuda.synchronize if device == "cuda" else None)
-        rows[f"captum ppe={ppe}"] = t
-        maps["captum"] = cap()[0, 0].detach().cpu().numpy()
+    rows, maps = _captum_rows(net, x, window, stride, target, device=device, quick=quick, extra=extra)
     skipped = {}
     try:  # the exported model on the best backend for the device (TensorRT / ONNX Runtime)
         ort_backend = create_backend(onnx_path, "auto", device=device).load()
@@ -117,18 +149,8 @@ def _one(arch: str, device: str, quick: bool, tmp: Path, img, window: int, strid
         engines.append(("engine torch", torch_backend, whole, False))
     if device == "cpu":  # 64 copies per pass is occlusion's default; DenseNet-121 keeps more in memory
         engines.insert(0, ("engine onnxruntime incremental", ort_backend, [64] if extra else [256], True))
-    plan = {}
-    for label, b, sizes, inc in engines:
-        for bs in sizes:
-            def ours(b=b, bs=bs, inc=inc):
-                return occlusion(b, img, window=window, stride=stride, target=target, batch_size=bs, incremental=inc)
-
-            rows[f"{label} batch={bs}"] = measure(ours, repeat=repeat, warmup=1)
-            result = ours()
-            maps[label] = result.maps[0]
-            if inc:
-                plan = {k: v for k, v in result.params.items()
-                        if k in ("units", "window_units", "incremental_units", "tail", "work_fraction")}
+    with IncrementalPlans() as plans:  # built once per model, as explain and screen --explain do
+        plan = _engine_rows(engines, img, window, stride, target, repeat, plans, rows, maps)
     if ort_backend is not None:
         ort_backend.close()
     best_cap = min((k for k in rows if k.startswith("captum")), key=lambda k: rows[k]["median_s"])

@@ -30,7 +30,7 @@ SLACK = 1.15  # the path auto mode leaves may be this much faster
 @register("explain_plan", "incremental occlusion vs whole passes over work fractions (calibrates auto mode)")
 def run(*, device: str = "cpu", quick: bool = False) -> dict:
     from ainu_engine.backends import create_backend
-    from ainu_engine.explain import occlusion
+    from ainu_engine.explain import IncrementalPlans, occlusion
     from ainu_engine.explain._occlusion import INCREMENTAL_MAX_WORK
 
     from .infer import _model
@@ -44,9 +44,10 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
             _model(where, size, arch)
         onnx_path = where / "model.onnx"
         img = np.random.default_rng(0).random((CHANNELS, size, size), dtype=np.float32)
-        with create_backend(onnx_path, "onnxruntime", device="cpu") as backend:
-            def run_it(inc, backend=backend, img=img, window=window, stride=stride):
-                return occlusion(backend, img, window=window, stride=stride, target=0, incremental=inc)
+        with create_backend(onnx_path, "onnxruntime", device="cpu") as backend, IncrementalPlans() as plans:
+            def run_it(inc, backend=backend, img=img, window=window, stride=stride, plans=plans):
+                return occlusion(backend, img, window=window, stride=stride, target=0, incremental=inc,
+                                 plans=plans)
 
             big = size >= 512
             t_inc = measure(lambda: run_it(True), repeat=1 if big else 3, warmup=1)

@@ -14,16 +14,8 @@ from .io import Localizations
 from .model import ModelInfo
 from .scores import patch_vote, softmax
 
-__all__ = ["Classifier", "Prediction", "Prepared", "QC_FLAGS"]
+__all__ = ["Classifier", "Prediction", "Prepared"]
 
-#: QC flags a prediction can carry, and what they mean.
-QC_FLAGS = {
-    "few_localizations": "fewer localizations (in some channel) than any training nucleus had",
-    "density_out_of_range": "localization density outside the training nuclei's range",
-    "area_out_of_range": "nucleus area outside the training nuclei's range",
-    "cut_by_edge": "the nucleus touches the border of the field (automatic detection)",
-    "undecided": "patch mode: no class has more than half of the patches",
-}
 #: without training statistics in the model, fewer than this many localizations is "few"
 MIN_LOCALIZATIONS = 1000
 
@@ -42,7 +34,14 @@ class Prepared:
 
 @dataclass
 class Prediction:
-    """The call for one nucleus."""
+    """The call for one nucleus.
+
+    ``qc`` lists the flags that make it doubtful (``ok`` when there is none):
+    ``few_localizations`` (some channel has fewer than any training nucleus had),
+    ``density_out_of_range`` and ``area_out_of_range`` (outside the training nuclei's range),
+    ``cut_by_edge`` (automatic detection: the nucleus touches the border of the field) and
+    ``undecided`` (patch mode: no class has more than half of the patches).
+    """
 
     label: str
     probabilities: dict[str, float]

@@ -47,10 +47,14 @@ def cuda_available(*, allow_simulator: bool = False) -> bool:
 
 @lru_cache(maxsize=1)
 def _kernels():
-    # `cuda` must be this module's global: the simulator swaps it for its fake module
+    """(bucket_tiles, gather), compiled on first use. `cuda` must be this module's global: the
+    simulator swaps it for its fake module."""
     weight = cuda.jit(device=True)(axis_weight)
     window = cuda.jit(device=True)(axis_window)
+    return _bucket_kernel(window), _gather_kernel(weight)
 
+
+def _bucket_kernel(window):
     @cuda.jit(device=True)
     def tile_range(x, y, s, c, n_channels, x0, y0, pixel, h, w, truncate):
         # tiles (ty0, ty1, tx0, tx1) touched by a localization's window; empty when none
@@ -81,6 +85,10 @@ def _kernels():
                 else:
                     cuda.atomic.add(cursor, ty * tiles_x + tx + 1, 1)
 
+    return bucket_tiles
+
+
+def _gather_kernel(weight):
     @cuda.jit
     def gather(x, y, sigma, chan, starts, index, img, x0, y0, pixel, truncate, tiles_x):
         # Separable weights: a localization's contribution to the tile's pixel (i, j) is
@@ -136,7 +144,7 @@ def _kernels():
             for c in range(c_n):
                 img[c, i, j] += acc[c]
 
-    return bucket_tiles, gather
+    return gather
 
 
 def _device(a, dtype):

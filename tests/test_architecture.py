@@ -144,3 +144,14 @@ def test_no_underscore_module_of_another_package_is_imported():
             if owner is not None and not _visible(owner, m):
                 bad.append(f"{_where(m, line)}: {m} imports {d}")
     assert not bad, "private modules reached from another package:\n" + "\n".join(bad)
+
+
+def test_library_code_leaves_process_wide_settings_alone():
+    """No matplotlib.use() or pyplot (a Figure and savefig instead), no global thread pools."""
+    bad = []
+    for path, _ in MODULES.values():
+        text = path.read_text(encoding="utf-8")
+        for needle in ("matplotlib.use(", "matplotlib.pyplot", "import pyplot"):
+            if needle in text:
+                bad.append(f"{path.relative_to(REPO)}: {needle}")
+    assert not bad, "\n".join(bad)

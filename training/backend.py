@@ -38,7 +38,7 @@ class TorchBackend(Backend):
     fp16 : bool, default False
         float16 autocast on CUDA (reduced precision: same top-1, logits within ~1e-2).
     channels_last : bool, optional
-        Default: on CUDA only (on the CPU it made DenseNet-121 2-3x slower here).
+        Default: on CUDA only (on the CPU it slows DenseNet-121 down: docs/gpu.md).
     threads : int, optional
         ``torch.set_num_threads`` on the CPU.
     batch_size, reason
@@ -55,7 +55,7 @@ class TorchBackend(Backend):
         self.checkpoint = Path(checkpoint) if checkpoint is not None else (path if path.suffix == ".pt" else None)
         self.compile = compile
         self.fp16 = fp16 and device == "cuda"
-        # channels_last helps convolutions on CUDA; on the CPU it slowed DenseNet-121 2-3x (measured)
+        # channels_last helps convolutions on CUDA, not on the CPU
         self.channels_last = (device == "cuda") if channels_last is None else channels_last
         self.threads = threads
         self.model = None

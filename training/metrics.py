@@ -126,16 +126,14 @@ def classification_metrics(y_true: Sequence[int], y_prob: np.ndarray, class_name
 
 def plot_metrics(metrics: dict, out_dir: str | Path, *, prefix: str = "") -> list[Path]:
     """Write confusion.png, roc.png and pr.png (and metrics.json) into ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = metrics["class_names"]
     written = []
-    fig, ax = plt.subplots(figsize=(4 + 0.4 * len(names), 3.5 + 0.4 * len(names)))
+    fig = Figure(figsize=(4 + 0.4 * len(names), 3.5 + 0.4 * len(names)))
+    ax = fig.subplots()
     cm = np.asarray(metrics["confusion_normalized"])
     counts = np.asarray(metrics["confusion"])
     im = ax.imshow(cm, vmin=0, vmax=1, cmap="viridis")
@@ -153,7 +151,8 @@ def plot_metrics(metrics: dict, out_dir: str | Path, *, prefix: str = "") -> lis
     written.append(_save(fig, out / f"{prefix}confusion.png"))
     for kind, xs, ys, xl, yl in (("roc", "fpr", "tpr", "false positive rate", "true positive rate"),
                                  ("pr", "recall", "precision", "recall", "precision")):
-        fig, ax = plt.subplots(figsize=(4.5, 4))
+        fig = Figure(figsize=(4.5, 4))
+        ax = fig.subplots()
         for name, curve in metrics[f"{kind}_curves"].items():
             extra = (f"AP {metrics['average_precision'][name]:.3f}" if kind == "pr" else "")
             ax.plot(curve[xs], curve[ys], label=f"{name} {extra}".strip())
@@ -174,12 +173,10 @@ def plot_metrics(metrics: dict, out_dir: str | Path, *, prefix: str = "") -> lis
 def plot_learning_curves(history: Sequence[dict], path: str | Path) -> Path:
     """Loss and accuracy per epoch (``history`` items: epoch, train_loss, val_loss,
     train_accuracy, val_accuracy; missing keys are skipped) into one PNG."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    axes = fig.subplots(1, 2)
     epochs = [h["epoch"] for h in history]
     for ax, what in zip(axes, ("loss", "accuracy"), strict=True):
         for split in ("train", "val"):
@@ -193,9 +190,6 @@ def plot_learning_curves(history: Sequence[dict], path: str | Path) -> Path:
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

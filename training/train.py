@@ -171,16 +171,6 @@ def resolve_device(device: str = "auto") -> tuple[str, str | None]:
     return device, None
 
 
-def _seed(seed: int) -> None:
-    import random
-
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 # -- one model ----------------------------------------------------------------------------------
 @dataclass
 class FitResult:
@@ -394,7 +384,9 @@ class _Run:
                  reporter: Reporter, device: str):
         self.manifest, self.out, self.cfg, self.spec = manifest, out, cfg, spec
         self.reporter, self.device = reporter, device
-        self.channels: tuple[str, ...] = ()
+        self.channels: tuple[str, ...] = manifest.channel_names \
+            if manifest.channel_names and len(manifest.channel_names) == spec.n_channels \
+            else tuple(f"ch{c}" for c in (spec.channels or (0,)))
         self.log_fh = open(out / "train.log", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def log(self, message: str, *, echo: bool = True) -> None:
@@ -406,6 +398,20 @@ class _Run:
 
     def close(self) -> None:
         self.log_fh.close()
+
+    def write_config(self, archs: list[str], compare, cache: RenderCache) -> None:
+        """config.json: the whole configuration, the manifest, the device and provenance."""
+        manifest = self.manifest
+        doc = {
+            "train_config": self.cfg.to_dict(), "render_spec": self.spec.to_dict(), "compare": list(compare or []),
+            "manifest": {"path": str(manifest.path) if manifest.path else None, "sha256": manifest.sha256,
+                         "rows": len(manifest), "classes": list(manifest.classes),
+                         "groups": manifest.groups is not None, "channel_names": list(self.channels)},
+            "device": self.device, "cache": str(cache.root), "provenance": _provenance(manifest),
+        }
+        (self.out / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
+        self.log(f"run {self.out}: {len(manifest)} nuclei, classes {list(manifest.classes)}, "
+                 f"architectures {archs}, device {self.device}, RenderSpec {self.spec.hash()}")
 
     def new_model(self, arch: str):
         import torch
@@ -448,8 +454,8 @@ class _Run:
                 "accuracy": float((scores.argmax(1) == y).mean()), "n_items": len(idx)}
 
 
-def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = TrainConfig(),
-          spec: RenderSpec = RenderSpec(size=512), compare: Sequence[str] | None = None,
+def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig | None = None,
+          spec: RenderSpec | None = None, compare: Sequence[str] | None = None,
           cache: RenderCache | None = None, reporter: Reporter | None = None, force: bool = False) -> dict:
     """Run the paper's protocol on a manifest and write the run folder ``out``.
 
@@ -462,6 +468,8 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = T
        lowest loss) is the one trained in step 4.
     4. Train on the 80 % (a stratified ``val_fraction`` of it for early stopping), restore the
        best epoch, evaluate once on the test set, write metrics, plots and ``best.pt``.
+
+    ``config`` defaults to ``TrainConfig()`` and ``spec`` to ``RenderSpec(size=512)``.
 
     Returns
     -------
@@ -476,134 +484,160 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig = T
     ainu_engine.errors.InputError
         Too few nuclei left for the splits, a class with no nucleus after rendering.
     """
-    import torch
-
-    from .metrics import classification_metrics, plot_learning_curves, plot_metrics
-    from .models import list_models
-
-    cfg = config
+    cfg = config if config is not None else TrainConfig()
+    spec = spec if spec is not None else RenderSpec(size=512)
     reporter = reporter or Reporter()
     out = Path(out)
     archs = list(compare) if compare else [cfg.arch]
-    for a in archs:
-        if a not in list_models():
-            from .models import create_model
-
-            create_model(a)  # raises with the close matches
+    _check_archs(archs)
     if (out / "best.pt").exists() and not force:
         raise OutputError("holds a finished run (best.pt)", path=out, hint="pass --force or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    device, note = _torch_setup(cfg)
+    if cfg.patch_size and spec.size != 0:
+        spec = spec.raw()  # patches come from the raw render
+    cache = cache or RenderCache(default_cache_dir())
+    run = _Run(manifest, out, cfg, spec, reporter, device)
+    try:
+        if note:
+            run.log(note)
+        run.write_config(archs, compare, cache)
+        data, ok = _render_all(run, cache)                     # 1. render
+        train_rows, test_rows = _split(run, data, ok)         # 2. split
+        cv = _cross_validate(run, data, train_rows, archs)    # 3. k-fold CV per architecture
+        arch = min(archs, key=lambda a: (-cv[a]["accuracy_mean"], cv[a]["loss_mean"])) if cv else archs[0]
+        if len(archs) > 1:
+            run.log(f"selected {arch} (best mean cross-validation accuracy)")
+        return _final(run, arch, data, train_rows, test_rows, cv)  # 4. final model, test set
+    finally:
+        run.close()
+
+
+def _check_archs(archs: list[str]) -> None:
+    from .models import create_model, list_models
+
+    for a in archs:
+        if a not in list_models():
+            create_model(a)  # raises with the close matches
+
+
+def _torch_setup(cfg: TrainConfig) -> tuple[str, str | None]:
+    """Threads, device (and why, when it is not the one asked for), determinism."""
+    import torch
+
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device, note = resolve_device(cfg.device)
     if cfg.deterministic and device == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
-    if cfg.patch_size and spec.size != 0:
-        spec = spec.raw()  # patches come from the raw render
-    cache = cache or RenderCache(default_cache_dir())
-    run = _Run(manifest, out, cfg, spec, reporter, device)
-    run.channels = manifest.channel_names if manifest.channel_names and len(manifest.channel_names) == spec.n_channels \
-        else tuple(f"ch{c}" for c in (spec.channels or (0,)))
-    try:
-        if note:
-            run.log(note)
-        config_doc = {
-            "train_config": cfg.to_dict(), "render_spec": spec.to_dict(), "compare": list(compare or []),
-            "manifest": {"path": str(manifest.path) if manifest.path else None, "sha256": manifest.sha256,
-                         "rows": len(manifest), "classes": list(manifest.classes),
-                         "groups": manifest.groups is not None, "channel_names": list(run.channels)},
-            "device": device, "cache": str(cache.root), "provenance": _provenance(manifest),
-        }
-        (out / "config.json").write_text(json.dumps(config_doc, indent=2) + "\n")
-        run.log(f"run {out}: {len(manifest)} nuclei, classes {list(manifest.classes)}, "
-                f"architectures {archs}, device {device}, RenderSpec {spec.hash()}")
+    return device, note
 
-        # 1. render
-        with reporter.stage("render", len(manifest)) as step:
-            data = load_nuclei(manifest, spec, cache, patch_size=cfg.patch_size,
-                               min_occupied=cfg.min_occupied, on_item=step)
-        if cache.device_note:
-            run.log(cache.device_note)
-        run.log(f"rendered {len(manifest)} nuclei ({cache.hits} from the cache, {cache.misses} new), "
-                f"{len(data)} training items" + (f", {len(data.failed)} failed" if data.failed else ""))
-        for msg in data.failed.values():
-            run.log(f"left out: {msg}")
-        ok = np.array(sorted(data.stats), np.int64)
-        y_all = manifest.y
-        counts = np.bincount(y_all[ok], minlength=len(manifest.classes)) if len(ok) else np.zeros(1)
-        if len(ok) < 4 or counts.min() < 2:
-            raise InputError(f"too few usable nuclei: {dict(zip(manifest.classes, counts.tolist(), strict=False))}",
-                             path=manifest.path, hint="each class needs several nuclei that render")
 
-        # 2. split
-        groups = run._groups()
-        g_ok = None if groups is None else np.asarray(groups)[ok]
-        s = train_test_split(y_all[ok], test_fraction=cfg.test_fraction, groups=g_ok, seed=cfg.seed)
-        train_rows, test_rows = ok[s.train], ok[s.test]
-        run.log(f"split: {len(train_rows)} training+validation, {len(test_rows)} test nuclei"
-                + (" (group-disjoint)" if g_ok is not None else ""))
-        _write_data_csv(out / "data.csv", manifest, data, set(train_rows.tolist()), set(test_rows.tolist()))
+def _render_all(run: _Run, cache: RenderCache) -> tuple[NucleusSet, np.ndarray]:
+    """Every manifest row rendered (or read from the cache); the rows that rendered."""
+    manifest = run.manifest
+    with run.reporter.stage("render", len(manifest)) as step:
+        data = load_nuclei(manifest, run.spec, cache, patch_size=run.cfg.patch_size,
+                           min_occupied=run.cfg.min_occupied, on_item=step)
+    if cache.device_note:
+        run.log(cache.device_note)
+    run.log(f"rendered {len(manifest)} nuclei ({cache.hits} from the cache, {cache.misses} new), "
+            f"{len(data)} training items" + (f", {len(data.failed)} failed" if data.failed else ""))
+    for msg in data.failed.values():
+        run.log(f"left out: {msg}")
+    ok = np.array(sorted(data.stats), np.int64)
+    counts = np.bincount(manifest.y[ok], minlength=len(manifest.classes)) if len(ok) else np.zeros(1)
+    if len(ok) < 4 or counts.min() < 2:
+        raise InputError(f"too few usable nuclei: {dict(zip(manifest.classes, counts.tolist(), strict=False))}",
+                         path=manifest.path, hint="each class needs several nuclei that render")
+    return data, ok
 
-        # 3. k-fold CV per architecture
-        cv: dict[str, dict] = {}
-        if cfg.folds:
-            gtr = None if groups is None else np.asarray(groups)[train_rows]
-            folds = kfold_splits(y_all[train_rows], k=cfg.folds, groups=gtr, seed=cfg.seed)
-            (out / "cv").mkdir(exist_ok=True)
-            for arch in archs:
-                per_fold = []
-                for f in folds:
-                    title = f"cv {arch} fold {f.fold + 1}/{cfg.folds}"
-                    model, res = run.fit_rows(arch, data, train_rows[f.train], title)
-                    ev = run.evaluate(model, data, train_rows[f.test])
-                    plot_learning_curves(res.history, out / "cv" / f"{arch}_fold{f.fold + 1}.png")
-                    per_fold.append({"fold": f.fold + 1, "accuracy": ev["accuracy"], "loss": ev["loss"],
-                                     "n_test": len(ev["rows"]), "best_epoch": res.best_epoch,
-                                     "epochs_run": len(res.history), "seconds": round(res.seconds, 2)})
-                    run.log(f"{title}: held-out accuracy {ev['accuracy']:.3f}, loss {ev['loss']:.4f}")
-                acc = _mean_sd([p["accuracy"] for p in per_fold])
-                loss = _mean_sd([p["loss"] for p in per_fold])
-                cv[arch] = {"accuracy_mean": acc[0], "accuracy_sd": acc[1], "loss_mean": loss[0],
-                            "loss_sd": loss[1], "folds": per_fold}
-                run.log(f"cv {arch}: accuracy {acc[0]:.3f} ± {acc[1]:.3f}, loss {loss[0]:.4f} ± {loss[1]:.4f}")
-            (out / "cv.json").write_text(dumps(cv, indent=2) + "\n")
-            with open(out / "cv.csv", "w", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(["arch", "fold", "accuracy", "loss", "n_test", "best_epoch", "epochs_run", "seconds"])
-                for arch, r in cv.items():
-                    for p in r["folds"]:
-                        w.writerow([arch, p["fold"], f"{p['accuracy']:.6f}", f"{p['loss']:.6f}", p["n_test"],
-                                    p["best_epoch"], p["epochs_run"], p["seconds"]])
-            if len(archs) > 1:
-                _plot_compare(cv, out / "compare.png")
-        arch = min(archs, key=lambda a: (-cv[a]["accuracy_mean"], cv[a]["loss_mean"])) if cv else archs[0]
-        if len(archs) > 1:
-            run.log(f"selected {arch} (best mean cross-validation accuracy)")
 
-        # 4. final model, test set
-        model, res = run.fit_rows(arch, data, train_rows, f"final {arch}")
-        _write_history(out / "history.csv", res.history)
-        plot_learning_curves(res.history, out / "learning_curves.png")
-        ev = run.evaluate(model, data, test_rows)
-        metrics = classification_metrics(ev["y"], ev["scores"], manifest.classes, seed=cfg.seed)
-        metrics["loss"] = ev["loss"]
-        metrics["n_undecided"] = int(ev["undecided"].sum())
-        metrics["unit"] = "nucleus" + (f" (vote over {ev['n_items']} patches)" if cfg.patch_size else "")
-        summary = {"arch": arch, "test": metrics, "cv": cv, "best_epoch": res.best_epoch,
-                   "epochs_run": len(res.history), "device": device}
-        plot_metrics(metrics, out)  # confusion/roc/pr.png and metrics.json (test set)
-        (out / "metrics.json").write_text(dumps(summary, indent=2) + "\n")
-        _write_predictions(out / "predictions.csv", manifest, ev)
-        stats = data.training_stats(train_rows)
-        samples = data.batch(data.items_of(test_rows)[:4])  # export checks ONNX against torch on these
-        _write_checkpoint(out / "best.pt", model, cfg, spec, manifest, run.channels, summary, stats, res, samples)
-        run.log(f"test set ({len(test_rows)} nuclei): accuracy {metrics['accuracy']:.3f} "
-                f"(95 % CI {metrics['accuracy_ci_normal'][0]:.3f}-{metrics['accuracy_ci_normal'][1]:.3f}), "
-                f"balanced {metrics['balanced_accuracy']:.3f}; wrote {out / 'best.pt'}")
-        return summary
-    finally:
-        run.close()
+def _split(run: _Run, data: NucleusSet, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stratified (group-disjoint) 80/20 split of the rows that rendered; writes data.csv."""
+    groups = run._groups()
+    g_ok = None if groups is None else np.asarray(groups)[ok]
+    s = train_test_split(run.manifest.y[ok], test_fraction=run.cfg.test_fraction, groups=g_ok, seed=run.cfg.seed)
+    train_rows, test_rows = ok[s.train], ok[s.test]
+    run.log(f"split: {len(train_rows)} training+validation, {len(test_rows)} test nuclei"
+            + (" (group-disjoint)" if g_ok is not None else ""))
+    _write_data_csv(run.out / "data.csv", run.manifest, data, set(train_rows.tolist()), set(test_rows.tolist()))
+    return train_rows, test_rows
+
+
+def _cross_validate(run: _Run, data: NucleusSet, train_rows: np.ndarray, archs: list[str]) -> dict[str, dict]:
+    """k-fold CV of each architecture on the training rows; writes cv.json, cv.csv, cv/ plots."""
+    from .metrics import plot_learning_curves
+
+    cfg, out = run.cfg, run.out
+    if not cfg.folds:
+        return {}
+    groups = run._groups()
+    gtr = None if groups is None else np.asarray(groups)[train_rows]
+    folds = kfold_splits(run.manifest.y[train_rows], k=cfg.folds, groups=gtr, seed=cfg.seed)
+    (out / "cv").mkdir(exist_ok=True)
+    cv: dict[str, dict] = {}
+    for arch in archs:
+        per_fold = []
+        for f in folds:
+            title = f"cv {arch} fold {f.fold + 1}/{cfg.folds}"
+            model, res = run.fit_rows(arch, data, train_rows[f.train], title)
+            ev = run.evaluate(model, data, train_rows[f.test])
+            plot_learning_curves(res.history, out / "cv" / f"{arch}_fold{f.fold + 1}.png")
+            per_fold.append({"fold": f.fold + 1, "accuracy": ev["accuracy"], "loss": ev["loss"],
+                             "n_test": len(ev["rows"]), "best_epoch": res.best_epoch,
+                             "epochs_run": len(res.history), "seconds": round(res.seconds, 2)})
+            run.log(f"{title}: held-out accuracy {ev['accuracy']:.3f}, loss {ev['loss']:.4f}")
+        acc = _mean_sd([p["accuracy"] for p in per_fold])
+        loss = _mean_sd([p["loss"] for p in per_fold])
+        cv[arch] = {"accuracy_mean": acc[0], "accuracy_sd": acc[1], "loss_mean": loss[0],
+                    "loss_sd": loss[1], "folds": per_fold}
+        run.log(f"cv {arch}: accuracy {acc[0]:.3f} ± {acc[1]:.3f}, loss {loss[0]:.4f} ± {loss[1]:.4f}")
+    _write_cv(out, cv)
+    if len(archs) > 1:
+        _plot_compare(cv, out / "compare.png")
+    return cv
+
+
+def _write_cv(out: Path, cv: dict) -> None:
+    (out / "cv.json").write_text(dumps(cv, indent=2) + "\n")
+    with open(out / "cv.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["arch", "fold", "accuracy", "loss", "n_test", "best_epoch", "epochs_run", "seconds"])
+        for arch, r in cv.items():
+            for p in r["folds"]:
+                w.writerow([arch, p["fold"], f"{p['accuracy']:.6f}", f"{p['loss']:.6f}", p["n_test"],
+                            p["best_epoch"], p["epochs_run"], p["seconds"]])
+
+
+def _final(run: _Run, arch: str, data: NucleusSet, train_rows: np.ndarray, test_rows: np.ndarray,
+           cv: dict) -> dict:
+    """Train ``arch`` on the training rows, evaluate once on the test rows, write the metrics,
+    plots, predictions and the checkpoint; returns the summary."""
+    from .metrics import classification_metrics, plot_learning_curves, plot_metrics
+
+    cfg, out, manifest = run.cfg, run.out, run.manifest
+    model, res = run.fit_rows(arch, data, train_rows, f"final {arch}")
+    _write_history(out / "history.csv", res.history)
+    plot_learning_curves(res.history, out / "learning_curves.png")
+    ev = run.evaluate(model, data, test_rows)
+    metrics = classification_metrics(ev["y"], ev["scores"], manifest.classes, seed=cfg.seed)
+    metrics["loss"] = ev["loss"]
+    metrics["n_undecided"] = int(ev["undecided"].sum())
+    metrics["unit"] = "nucleus" + (f" (vote over {ev['n_items']} patches)" if cfg.patch_size else "")
+    summary = {"arch": arch, "test": metrics, "cv": cv, "best_epoch": res.best_epoch,
+               "epochs_run": len(res.history), "device": run.device}
+    plot_metrics(metrics, out)  # confusion/roc/pr.png and metrics.json (test set)
+    (out / "metrics.json").write_text(dumps(summary, indent=2) + "\n")
+    _write_predictions(out / "predictions.csv", manifest, ev)
+    stats = data.training_stats(train_rows)
+    samples = data.batch(data.items_of(test_rows)[:4])  # export checks ONNX against torch on these
+    _write_checkpoint(out / "best.pt", model, cfg, run.spec, manifest, run.channels, summary, stats, res, samples)
+    run.log(f"test set ({len(test_rows)} nuclei): accuracy {metrics['accuracy']:.3f} "
+            f"(95 % CI {metrics['accuracy_ci_normal'][0]:.3f}-{metrics['accuracy_ci_normal'][1]:.3f}), "
+            f"balanced {metrics['balanced_accuracy']:.3f}; wrote {out / 'best.pt'}")
+    return summary
 
 
 def default_cache_dir() -> Path:
@@ -677,15 +711,13 @@ def _write_predictions(path: Path, manifest: Manifest, ev: dict) -> None:
 
 
 def _plot_compare(cv: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from .metrics import _save
 
     names = list(cv)
-    fig, axes = plt.subplots(1, 2, figsize=(3 + 1.2 * len(names), 3.5))
+    fig = Figure(figsize=(3 + 1.2 * len(names), 3.5))
+    axes = fig.subplots(1, 2)
     for ax, what in zip(axes, ("accuracy", "loss"), strict=True):
         ax.bar(names, [cv[n][f"{what}_mean"] for n in names], yerr=[cv[n][f"{what}_sd"] for n in names],
                capsize=4, color="#4c72b0")

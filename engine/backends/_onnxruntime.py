@@ -27,8 +27,8 @@ def physical_cores() -> int:
 def session_options(ort, *, threads: int | None = None, spinning: bool = True):
     """The project's ONNX Runtime session options: all graph optimisations, sequential, quiet;
     on the CPU ``threads`` intra-op threads (one inter-op) and, with ``spinning=False``, idle
-    worker threads that sleep instead of spinning — slower at batch 1 (measured 7.5 vs 9.7
-    images/s), but the cores go to the work beside it (rendering in screen)."""
+    worker threads that sleep instead of spinning — slower at batch 1, but the cores go to the
+    work beside it (rendering in screen; docs/screening.md)."""
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

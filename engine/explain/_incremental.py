@@ -118,6 +118,209 @@ class _Unit:
 
 
 @dataclass
+class Partition:
+    """How a model splits for incremental occlusion (pure graph analysis: no ONNX Runtime).
+
+    ``units`` run on crops of the changed region, in order; the tail (``tail_from`` onwards)
+    runs on whole maps — or, when ``pooled`` is set, a global average pool of that tensor is
+    updated from the changed region and ``linear`` (W, b), when found, applied in float64.
+    """
+
+    units: list[_Unit]
+    in_name: str
+    out_name: str
+    image_shape: tuple[int, int, int]
+    tail_inputs: list[str]
+    tail_from: list[str]
+    pooled: str | None
+    keepdims: bool
+    linear: tuple[np.ndarray, np.ndarray] | None
+    tail_cost: float
+    live_at: list
+
+    def description(self) -> dict:
+        tail = ("global average pool updated incrementally, then "
+                + ("a float64 linear head" if self.linear is not None else "the model's head")) if self.pooled \
+            else f"whole maps of {', '.join(self.tail_inputs)}"
+        return {"units": len(self.units), "window_units": sum(u.axes is not None for u in self.units), "tail": tail}
+
+
+@dataclass
+class _Graph:
+    """The facts of a model's graph the partition needs, with the image shape fixed."""
+
+    in_name: str
+    out_name: str
+    shapes: dict
+    values: dict
+    consts: set
+    order: list
+    last_use: dict
+
+    def acts(self, node) -> list[str]:
+        return [i for i in node.input if i and i not in self.consts]
+
+
+def partition_graph(model, image_shape, *, name: str = "the model") -> Partition:
+    """Partition an ONNX ``model`` (a ModelProto) for images shaped ``image_shape`` (C, H, W).
+
+    Raises
+    ------
+    IncrementalUnsupported
+        The model has not one image input and one output, its output is a map, or its first
+        node cannot be split.
+    """
+    c, h, w = (int(v) for v in image_shape)
+    g = _graph(model, (c, h, w), name)
+    groups, stop = _groups(g)
+    if stop is None:
+        raise IncrementalUnsupported(f"{name}: the model's output is a map, not class scores")
+    units, live = _units(g, groups)
+    if not units:
+        raise IncrementalUnsupported(f"{name}: its first node ({g.order[0].op_type}) cannot be split")
+    tail_inputs = sorted(live)
+    last_reader = {t: u_i for u_i, unit in enumerate(units) for t in unit.inputs}
+    for t, u_i in last_reader.items():
+        if t not in live:
+            units[u_i].done.append(t)  # the copies' changed values of t are dropped after it
+    pooled, keepdims, linear, tail_from = _pool_shortcut(g, stop, live, tail_inputs)
+    return Partition(units, g.in_name, g.out_name, (c, h, w), tail_inputs, tail_from, pooled, keepdims, linear,
+                     _tail_cost(g, stop), _live_at(units, g.in_name, tail_inputs))
+
+
+def _graph(model, chw: tuple[int, int, int], name: str) -> _Graph:
+    from onnx import ModelProto, numpy_helper, shape_inference
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise IncrementalUnsupported(f"{name}: needs one image input and one output")
+    in_name, out_name = inputs[0].name, graph.output[0].name
+    fixed = ModelProto()
+    fixed.CopyFrom(model)
+    dims = next(i for i in fixed.graph.input if i.name == in_name).type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise IncrementalUnsupported(f"{name}: the input is not (batch, C, H, W)")
+    for d, v in zip(dims[1:], chw, strict=True):
+        if d.HasField("dim_value") and d.dim_value != v:
+            raise IncrementalUnsupported(f"{name}: input is {[x.dim_value for x in dims]}, images are {chw}")
+        d.Clear()
+        d.dim_value = v
+    inferred = shape_inference.infer_shapes(fixed).graph
+    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+              for vi in (*inferred.value_info, *inferred.input, *inferred.output)}
+    values = {k: numpy_helper.to_array(v) for k, v in inits.items()}
+    for n in graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            values[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    consts = set(values) | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    order = [n for n in graph.node if n.op_type != "Constant"]
+    last_use = {}
+    for k, n in enumerate(order):
+        for i in n.input:
+            if i and i not in consts:
+                last_use[i] = k
+    last_use[out_name] = len(order)
+    return _Graph(in_name, out_name, shapes, values, consts, order, last_use)
+
+
+def _groups(g: _Graph) -> tuple[list[tuple[list[int], str]], int | None]:
+    """Node groups (a window operator and the point-wise chain after it, or point-wise nodes
+    alone), and the index of the first node no group can take (None: the output is a map)."""
+    groups, k = [], 0
+    while k < len(g.order):
+        n = g.order[k]
+        acts = g.acts(n)
+        kind = _kind(n, acts, g.shapes, g.values)
+        if kind is None:
+            return groups, k
+        members, produced = [k], {n.output[0]}
+        window_src = acts[0] if kind == "window" else None
+        while k + 1 < len(g.order):
+            nxt = g.order[k + 1]
+            nxt_acts = g.acts(nxt)
+            if (_kind(nxt, nxt_acts, g.shapes, g.values) != "pointwise" or not any(a in produced for a in nxt_acts)
+                    or window_src in nxt_acts or g.shapes[nxt.output[0]][2:] != g.shapes[n.output[0]][2:]):
+                break
+            k += 1
+            members.append(k)
+            produced.add(nxt.output[0])
+        groups.append((members, kind))
+        k += 1
+    return groups, None
+
+
+def _units(g: _Graph, groups) -> tuple[list[_Unit], set]:
+    """One unit per group whose outputs something later reads, and the tensors live after them."""
+    units, live = [], {g.in_name}
+    for members, kind in groups:
+        nodes = [g.order[m] for m in members]
+        produced = {nd.output[0] for nd in nodes}
+        reads = []
+        for nd in nodes:
+            for i in g.acts(nd):
+                if i not in produced and i not in reads:
+                    reads.append(i)
+        axes, pad = None, 0.0
+        cost = float(sum(g.shapes[nd.output[0]][1] for nd in nodes))  # point-wise: ~1 per value
+        if kind == "window":
+            first = nodes[0]
+            src = g.acts(first)[0]
+            reads.remove(src)
+            reads.insert(0, src)
+            axes = _axes(first, g.shapes[src][2:], g.shapes[first.output[0]][2:])
+            pad = -np.inf if first.op_type == "MaxPool" else 0.0
+            weight = g.values.get(first.input[1]) if first.op_type == "Conv" and len(first.input) > 1 else None
+            kernel = axes[0].k * axes[1].k
+            cost += float(np.prod(weight.shape)) if weight is not None else float(g.shapes[src][1] * kernel)
+        outs = [t for t in (nd.output[0] for nd in nodes) if g.last_use.get(t, -1) > members[-1]]
+        live = {t for t in live | set(outs) if g.last_use.get(t, -1) > members[-1]}
+        if outs:  # else nothing reads what these nodes make
+            units.append(_Unit(reads, outs, nodes[0].output[0], axes, pad,
+                               tuple(g.shapes[nodes[-1].output[0]][2:]), cost))
+    return units, live
+
+
+def _pool_shortcut(g: _Graph, stop: int, live: set, tail_inputs: list[str]):
+    """(pooled tensor, keepdims, linear head, tail inputs): a global average pool of the last
+    map is updated from the changed region alone, and a linear classifier after it is applied
+    in float64. (A squeeze-excitation pool also reads the last map, but so does a later Mul:
+    no shortcut then.)"""
+    stop_node = g.order[stop]
+    if (len(live) == 1 and _is_global_mean(stop_node, g.values) and stop_node.input[0] in live
+            and g.last_use.get(stop_node.input[0]) == stop):
+        linear = _linear_head(g.order[stop + 1:], stop_node.output[0], g.out_name, g.values)
+        return stop_node.input[0], bool(_attr(stop_node, "keepdims", 1)), linear, [stop_node.output[0]]
+    return None, True, None, tail_inputs
+
+
+def _tail_cost(g: _Graph, stop: int) -> float:
+    """The tail's multiply-adds per copy (whole maps): convolution weights x output positions,
+    one per output value elsewhere."""
+    cost = 0.0
+    for n in g.order[stop:]:
+        out = g.shapes.get(n.output[0], [])
+        weight = g.values.get(n.input[1]) if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1 else None
+        if weight is not None:
+            cost += float(weight.size) * (float(np.prod(out[2:])) if len(out) > 2 else 1.0)
+        else:
+            cost += float(np.prod(out[1:])) if len(out) > 1 else 1.0
+    return cost
+
+
+def _live_at(units: list[_Unit], in_name: str, tail_inputs: list[str]) -> list[list[str]]:
+    """live_at[k]: what units from k on (and the tail) read of what was made before unit k."""
+    made, live_at = {in_name}, []
+    for k in range(len(units) + 1):
+        needed = {t for u in units[k:] for t in u.inputs} | set(tail_inputs)
+        live_at.append(sorted(made & needed))
+        if k < len(units):
+            made |= set(units[k].outputs)
+    return live_at
+
+
+@dataclass
 class IncrementalPlan:
     """The split of one ONNX model for incremental occlusion of (C, H, W) images.
 
@@ -154,114 +357,11 @@ class IncrementalPlan:
         :class:`IncrementalUnsupported` when the model starts with nothing it can split."""
         import onnx
         import onnxruntime as ort
-        from onnx import numpy_helper, shape_inference
 
         from ..backends import physical_cores, session_options
 
-        c, h, w = (int(v) for v in image_shape)
         model = onnx.load(os.fspath(model_path))
-        graph = model.graph
-        inits = {i.name: i for i in graph.initializer}
-        inputs = [i for i in graph.input if i.name not in inits]
-        if len(inputs) != 1 or len(graph.output) != 1:
-            raise IncrementalUnsupported(f"{model_path}: needs one image input and one output")
-        in_name, out_name = inputs[0].name, graph.output[0].name
-        fixed = onnx.ModelProto()
-        fixed.CopyFrom(model)
-        dims = next(i for i in fixed.graph.input if i.name == in_name).type.tensor_type.shape.dim
-        if len(dims) != 4:
-            raise IncrementalUnsupported(f"{model_path}: the input is not (batch, C, H, W)")
-        for d, v in zip(dims[1:], (c, h, w), strict=True):
-            if d.HasField("dim_value") and d.dim_value != v:
-                raise IncrementalUnsupported(f"{model_path}: input is {[x.dim_value for x in dims]}, "
-                                             f"images are {(c, h, w)}")
-            d.Clear()
-            d.dim_value = v
-        inferred = shape_inference.infer_shapes(fixed).graph
-        shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
-                  for vi in (*inferred.value_info, *inferred.input, *inferred.output)}
-        values = {k: numpy_helper.to_array(v) for k, v in inits.items()}
-        for n in graph.node:
-            if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
-                values[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-        consts = set(values) | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-        order = [n for n in graph.node if n.op_type != "Constant"]
-        last_use = {}
-        for k, n in enumerate(order):
-            for i in n.input:
-                if i and i not in consts:
-                    last_use[i] = k
-        last_use[out_name] = len(order)
-
-        # units: a window operator and the point-wise chain after it, or point-wise nodes alone
-        units, groups, k, stop = [], [], 0, None
-        while k < len(order):
-            n = order[k]
-            acts = [i for i in n.input if i and i not in consts]
-            kind = _kind(n, acts, shapes, values)
-            if kind is None:
-                stop = k
-                break
-            members, produced = [k], {n.output[0]}
-            window_src = acts[0] if kind == "window" else None
-            while k + 1 < len(order):
-                nxt = order[k + 1]
-                nxt_acts = [i for i in nxt.input if i and i not in consts]
-                if (_kind(nxt, nxt_acts, shapes, values) != "pointwise" or not any(a in produced for a in nxt_acts)
-                        or window_src in nxt_acts or shapes[nxt.output[0]][2:] != shapes[n.output[0]][2:]):
-                    break
-                k += 1
-                members.append(k)
-                produced.add(nxt.output[0])
-            groups.append((members, kind))
-            k += 1
-        if stop is None:
-            raise IncrementalUnsupported(f"{model_path}: the model's output is a map, not class scores")
-        live = {in_name}
-        for members, kind in groups:
-            nodes = [order[m] for m in members]
-            produced = {nd.output[0] for nd in nodes}
-            reads = []
-            for nd in nodes:
-                for i in nd.input:
-                    if i and i not in consts and i not in produced and i not in reads:
-                        reads.append(i)
-            axes, pad = None, 0.0
-            cost = float(sum(shapes[nd.output[0]][1] for nd in nodes))  # point-wise: ~1 per value
-            if kind == "window":
-                first = nodes[0]
-                src = next(i for i in first.input if i and i not in consts)
-                reads.remove(src)
-                reads.insert(0, src)
-                axes = _axes(first, shapes[src][2:], shapes[first.output[0]][2:])
-                pad = -np.inf if first.op_type == "MaxPool" else 0.0
-                weight = values.get(first.input[1]) if first.op_type == "Conv" and len(first.input) > 1 else None
-                kernel = axes[0].k * axes[1].k
-                cost += float(np.prod(weight.shape)) if weight is not None else float(shapes[src][1] * kernel)
-            outs = [t for t in (nd.output[0] for nd in nodes) if last_use.get(t, -1) > members[-1]]
-            live = {t for t in live | set(outs) if last_use.get(t, -1) > members[-1]}
-            if not outs:
-                continue  # nothing reads what these nodes make
-            units.append(_Unit(reads, outs, nodes[0].output[0], axes, pad,
-                               tuple(shapes[nodes[-1].output[0]][2:]), cost))
-        if not units:
-            raise IncrementalUnsupported(f"{model_path}: its first node ({order[0].op_type}) cannot be split")
-        tail_inputs = sorted(live)
-        last_reader = {t: u_i for u_i, unit in enumerate(units) for t in unit.inputs}
-        for t, u_i in last_reader.items():
-            if t not in live:
-                units[u_i].done.append(t)  # the copies' changed values of t are dropped after it
-        # a global average pool of the last map is updated from the changed region alone, and a
-        # linear classifier after it is applied in float64
-        pooled, keepdims, linear, tail_from = None, True, None, tail_inputs
-        stop_node = order[stop]
-        # (a squeeze-excitation pool also reads the last map, but so does a later Mul: no shortcut)
-        if (len(live) == 1 and _is_global_mean(stop_node, values) and stop_node.input[0] in live
-                and last_use.get(stop_node.input[0]) == stop):
-            pooled, keepdims = stop_node.input[0], bool(_attr(stop_node, "keepdims", 1))
-            tail_from = [stop_node.output[0]]
-            linear = _linear_head(order[stop + 1:], stop_node.output[0], out_name, values)
-
+        part = partition_graph(model, image_shape, name=str(model_path))
         n_threads = int(threads or physical_cores())
 
         def session(proto, intra: int, arena: bool = True):
@@ -274,35 +374,14 @@ class IncrementalPlan:
             return ort.InferenceSession(proto.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
 
         try:
-            cache_session, tail_session, cache_names = _build_sessions(model, units, tail_from, tail_inputs, in_name,
-                                                                       out_name, session, n_threads)
+            cache_session, tail_session, cache_names = _build_sessions(
+                model, part.units, part.tail_from, part.tail_inputs, part.in_name, part.out_name, session, n_threads)
         except Exception as err:  # noqa: BLE001 - a split ONNX Runtime cannot load: whole passes
             raise IncrementalUnsupported(f"{model_path}: a part of the split model does not load "
                                          f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
-        # the tail's multiply-adds per copy (whole maps): convolution weights x output positions,
-        # one per output value elsewhere
-        tail_cost = 0.0
-        for n in order[stop:]:
-            out = shapes.get(n.output[0], [])
-            weight = values.get(n.input[1]) if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1 else None
-            if weight is not None:
-                tail_cost += float(weight.size) * (float(np.prod(out[2:])) if len(out) > 2 else 1.0)
-            else:
-                tail_cost += float(np.prod(out[1:])) if len(out) > 1 else 1.0
-        # live_at[k]: what units from k on (and the tail) read of what was made before unit k
-        made, live_at = {in_name}, []
-        for k in range(len(units) + 1):
-            needed = {t for u in units[k:] for t in u.inputs} | set(tail_inputs)
-            live_at.append(sorted(made & needed))
-            if k < len(units):
-                made |= set(units[k].outputs)
-        desc = {"units": len(units), "window_units": sum(u.axes is not None for u in units),
-                "tail": ("global average pool updated incrementally, then "
-                         + ("a float64 linear head" if linear is not None else "the model's head")) if pooled
-                else f"whole maps of {', '.join(tail_inputs)}"}
-        return cls(units, cache_session, cache_names, in_name, tail_session, tail_from,
-                   out_name, (c, h, w), pooled, keepdims, linear, desc, n_threads, tail_cost,
-                   live_at=live_at, _model=model, _session=session)
+        return cls(part.units, cache_session, cache_names, part.in_name, tail_session, part.tail_from,
+                   part.out_name, part.image_shape, part.pooled, part.keepdims, part.linear, part.description(),
+                   n_threads, part.tail_cost, live_at=part.live_at, _model=model, _session=session)
 
     def layout(self, window: tuple[int, int], stride: tuple[int, int]) -> list[np.ndarray]:
         """Changed output region of every unit (n_windows, 4) for a ``window`` / ``stride``
@@ -387,7 +466,6 @@ class IncrementalPlan:
         layout = self.layout(window, stride)
         _, h, w = self.image_shape
         tops, lefts = window_grid(h, w, tuple(window), tuple(stride))
-        n_b = len(windows)
         # per copy: tensor -> (region, values over the region)
         state = []
         for win in windows:
@@ -396,52 +474,64 @@ class IncrementalPlan:
             state.append({self.input_name: (r, baseline[:, r[0]:r[1] + 1, r[2]:r[3] + 1])})
         cut = self.cut(window, stride)
         for u_i, unit in enumerate(self.units[:cut]):
-            out = layout[u_i][windows]
-            groups: dict = {}
-            for b in np.flatnonzero(out[:, 0] >= 0):
-                groups.setdefault((out[b, 1] - out[b, 0], out[b, 3] - out[b, 2]), []).append(b)
-
-            def run(members, unit=unit, out=out):
-                regions = [tuple(int(v) for v in out[b]) for b in members]
-                feeds = {}
-                for k, name in enumerate(unit.inputs):
-                    boxes = [unit.reads(k, r) for r in regions]
-                    r0, r1, c0, c1 = boxes[0]
-                    x = np.empty((len(members), cache[name].shape[0], r1 - r0 + 1, c1 - c0 + 1), np.float32)
-                    for j, b in enumerate(members):
-                        _crop(x[j], cache[name], state[b].get(name), boxes[j], unit.pad_value if k == 0 else 0.0)
-                    feeds[name] = x
-                ys = unit.session.run(unit.outputs, feeds)
-                for j, b in enumerate(members):
-                    for name, y in zip(unit.outputs, ys, strict=True):
-                        state[b][name] = (regions[j], y[j])
-            # each group (one crop shape) split in as many parts as threads: parts run concurrently
-            parts = [part for members in groups.values()
-                     for part in np.array_split(members, min(self.threads, len(members))) if len(part)]
-            list(self._map(run, parts))
-            for copy in state:  # memory: only the changed values later units read are kept
-                for name in unit.done:
-                    copy.pop(name, None)
-        if cut < len(self.units):  # the rest on whole maps
-            # one copy per single-threaded run, the runs spread over a thread per core
-            tail, names = self._tail_at(cut), self.live_at[cut]
-
-            def whole(s):
-                return tail.run(None, self._whole_maps(cache, state[s:s + 1], names))[0]
-            y = np.concatenate(list(self._map(whole, range(n_b))))
-            if self.pooled is None:
-                return y.astype(np.float64)
-            return self._head(y.mean(axis=(2, 3), dtype=np.float64))
+            self._run_unit(unit, layout[u_i][windows], cache, state)
+        if cut < len(self.units):
+            return self._tail_on_whole_maps(cut, cache, state)
         if self.pooled is not None:
-            full = cache[self.pooled]
-            pooled = np.repeat(cache["__pool__"][None], n_b, axis=0)
-            for b in range(n_b):
-                if self.pooled in state[b]:
-                    (r0, r1, c0, c1), new = state[b][self.pooled]
-                    old = full[:, r0:r1 + 1, c0:c1 + 1]
-                    pooled[b] += (new.astype(np.float64) - old).sum(axis=(1, 2)) / (full.shape[1] * full.shape[2])
-            return self._head(pooled)
+            return self._head(self._pooled(cache, state))
         return self.tail.run([self.out_name], self._whole_maps(cache, state, self.tail_inputs))[0].astype(np.float64)
+
+    def _run_unit(self, unit: _Unit, out: np.ndarray, cache: dict, state: list) -> None:
+        """One unit on the changed crops of every copy (``out``: each copy's changed output
+        region); copies with the same crop shape run together, split over a thread per core."""
+        groups: dict = {}
+        for b in np.flatnonzero(out[:, 0] >= 0):
+            groups.setdefault((out[b, 1] - out[b, 0], out[b, 3] - out[b, 2]), []).append(b)
+
+        def run(members):
+            regions = [tuple(int(v) for v in out[b]) for b in members]
+            feeds = {}
+            for k, name in enumerate(unit.inputs):
+                boxes = [unit.reads(k, r) for r in regions]
+                r0, r1, c0, c1 = boxes[0]
+                x = np.empty((len(members), cache[name].shape[0], r1 - r0 + 1, c1 - c0 + 1), np.float32)
+                for j, b in enumerate(members):
+                    _crop(x[j], cache[name], state[b].get(name), boxes[j], unit.pad_value if k == 0 else 0.0)
+                feeds[name] = x
+            ys = unit.session.run(unit.outputs, feeds)
+            for j, b in enumerate(members):
+                for name, y in zip(unit.outputs, ys, strict=True):
+                    state[b][name] = (regions[j], y[j])
+
+        parts = [part for members in groups.values()
+                 for part in np.array_split(members, min(self.threads, len(members))) if len(part)]
+        list(self._map(run, parts))
+        for copy in state:  # memory: only the changed values later units read are kept
+            for name in unit.done:
+                copy.pop(name, None)
+
+    def _tail_on_whole_maps(self, cut: int, cache: dict, state: list) -> np.ndarray:
+        """The units from ``cut`` on and the tail on whole maps: one copy per single-threaded
+        run, the runs spread over a thread per core."""
+        tail, names = self._tail_at(cut), self.live_at[cut]
+
+        def whole(s):
+            return tail.run(None, self._whole_maps(cache, state[s:s + 1], names))[0]
+        y = np.concatenate(list(self._map(whole, range(len(state)))))
+        if self.pooled is None:
+            return y.astype(np.float64)
+        return self._head(y.mean(axis=(2, 3), dtype=np.float64))
+
+    def _pooled(self, cache: dict, state: list) -> np.ndarray:
+        """The global average pool of every copy, updated from its changed region (float64)."""
+        full = cache[self.pooled]
+        pooled = np.repeat(cache["__pool__"][None], len(state), axis=0)
+        for b, copy in enumerate(state):
+            if self.pooled in copy:
+                (r0, r1, c0, c1), new = copy[self.pooled]
+                old = full[:, r0:r1 + 1, c0:c1 + 1]
+                pooled[b] += (new.astype(np.float64) - old).sum(axis=(1, 2)) / (full.shape[1] * full.shape[2])
+        return pooled
 
     def close(self) -> None:
         """Shut down the plan's thread pool and drop its ONNX Runtime sessions."""
@@ -528,8 +618,7 @@ def _build_sessions(model, units, tail_from, tail_inputs, in_name, out_name, ses
                         del a.ints[:]
                         a.ints.extend([0, 0, 0, 0])
         _free_dims(sub, (0, 2, 3))
-        # small crops: one thread per session, the copies spread over threads (faster than two
-        # threads inside each call on 2 cores in development runs: ~17 %)
+        # small crops: one thread per session, the copies spread over threads (docs/explain.md)
         unit.session = session(sub, 1, arena=False)
     tail = extractor.extract_model(tail_from, [out_name])
     _free_dims(tail, (0,))

@@ -88,16 +88,14 @@ def write_overlay(path: str | os.PathLike, image: np.ndarray, amap: np.ndarray, 
     """PNG: the rendered nucleus (channels averaged, grey) under the attribution in a diverging
     colour map centred on 0 (red = evidence for the class, blue = against, as in the paper's
     figures), with a colour bar."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from ..io import atomic_path
 
     grey = np.asarray(image, np.float32).mean(axis=0)
     lim = float(np.abs(amap).max()) or 1.0
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 4))
+    fig = Figure(figsize=(8.4, 4))
+    axes = fig.subplots(1, 2)
     axes[0].imshow(grey, cmap="gray")
     axes[0].set_title("render")
     axes[1].imshow(grey, cmap="gray")
@@ -110,5 +108,4 @@ def write_overlay(path: str | os.PathLike, image: np.ndarray, amap: np.ndarray, 
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
     return path

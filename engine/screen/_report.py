@@ -13,21 +13,15 @@ __all__ = ["write_report"]
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
 def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         return [("Plots", "<p>matplotlib is not installed: no plots (pip install matplotlib).</p>")]
     out = []
@@ -35,7 +29,8 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
     pred = table.column("predicted").to_pylist()
     folders = [str(Path(s).parent.name or ".") for s in src]
     names = sorted(set(folders))
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(names) + 2), 3.5))
+    fig = Figure(figsize=(max(4.5, 0.6 * len(names) + 2), 3.5))
+    ax = fig.subplots()
     bottom = [0] * len(names)
     for c in classes:
         v = [sum(1 for f, p in zip(folders, pred, strict=True) if f == n and p == c) for n in names]
@@ -46,14 +41,16 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
     ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize=8)
     out.append(("Calls per folder", _png(fig)))
-    fig, axes = plt.subplots(1, len(classes), figsize=(3.2 * len(classes), 3), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(classes), 3))
+    axes = fig.subplots(1, len(classes), squeeze=False)
     for ax, c in zip(axes[0], classes, strict=True):
         ax.hist(table.column(f"p_{c}").to_pylist(), bins=20, range=(0, 1), color="#4c72b0")
         ax.set_xlabel(f"p({c})")
         ax.set_ylabel("nuclei")
     out.append(("Probability per class", _png(fig)))
     flags = Counter(f for s in table.column("qc_flags").to_pylist() for f in s.split(",") if f)
-    fig, ax = plt.subplots(figsize=(5, 2.8))
+    fig = Figure(figsize=(5, 2.8))
+    ax = fig.subplots()
     labels = ["ok"] + sorted(flags)
     ax.barh(labels, [sum(table.column("qc_ok").to_pylist())] + [flags[f] for f in sorted(flags)], color="#55a868")
     ax.set_xlabel("nuclei")
@@ -61,7 +58,8 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
     out.append(("Quality control", _png(fig)))
     stages = doc.get("stages", [])
     if stages:
-        fig, ax = plt.subplots(figsize=(5, 2.8))
+        fig = Figure(figsize=(5, 2.8))
+        ax = fig.subplots()
         ax.barh([s["stage"] for s in stages], [s["busy_s"] for s in stages], label="busy", color="#c44e52")
         ax.barh([s["stage"] for s in stages], [s["idle_s"] for s in stages], left=[s["busy_s"] for s in stages],
                 label="idle", color="#cccccc")

@@ -281,3 +281,51 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
     ort.close()
     plans.close()
     assert not plan.units and plan._pool is None  # ... and closed with it (sessions, thread pool)
+
+
+def _tiny_onnx(head: bool = True):
+    """Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm, or without the pool and head (a map)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.random((4, 2, 3, 3), dtype=np.float32), "w"),
+             numpy_helper.from_array(rng.random(4, dtype=np.float32), "b"),
+             numpy_helper.from_array(rng.random((3, 4), dtype=np.float32), "fc_w"),
+             numpy_helper.from_array(rng.random(3, dtype=np.float32), "fc_b")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"])]
+    if head:
+        nodes += [helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+                  helper.make_node("Flatten", ["p"], ["f"]),
+                  helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], transB=1)]
+    out = "y" if head else "r"
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 16, 16])],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+                              initializer=inits if head else inits[:2])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_the_graph_partition_is_pure(monkeypatch):
+    """The partition is graph analysis: it runs with ONNX Runtime unimportable."""
+    import sys
+
+    from ainu_engine.explain._incremental import partition_graph
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    part = partition_graph(_tiny_onnx(), (2, 16, 16))
+    assert len(part.units) == 1 and part.units[0].axes is not None  # Conv + Relu run as one unit on crops
+    assert part.pooled == "r" and part.linear is not None and part.tail_from == ["p"]
+    assert part.live_at == [["x"], ["r"]]
+    assert part.description()["tail"].startswith("global average pool updated incrementally")
+    with pytest.raises(IncrementalUnsupported, match="output is a map"):
+        partition_graph(_tiny_onnx(head=False), (2, 16, 16))
+    with pytest.raises(IncrementalUnsupported, match="images are"):
+        partition_graph(_fixed(_tiny_onnx()), (2, 8, 16))
+
+
+def _fixed(model):
+    """The same model with its input fixed at 16 x 16."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].Clear()
+    dims[2].dim_value = 16
+    return model
