@@ -119,3 +119,12 @@ def test_importing_every_module_loads_no_old_top_level_name():
                          timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+def test_the_slow_marker_splits_off_a_quick_inner_loop():
+    """`pytest -m "not slow"` is the inner loop; `make test` (no -m) runs everything."""
+    makefile = (REPO / "Makefile").read_text()
+    test_rule = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "pytest" in test_rule and "-m" not in test_rule.replace("-m pytest", "")
+    marked = [p for p in (REPO / "tests").rglob("test_*.py") if "@pytest.mark.slow" in p.read_text()]
+    assert len(marked) >= 4

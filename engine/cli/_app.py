@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated
 
 import typer
@@ -34,18 +35,21 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help=(
         "Show tracebacks for errors (also AINU_DEBUG=1)."))] = False,
 ) -> None:
-    """ainu-engine: read SMLM localizations, and (as later commands land) render, classify
-    and explain nuclei."""
+    """ainu-engine: read SMLM localizations; simulate, render, train, screen and explain nuclei."""
     ctx.obj = {"debug": debug or debug_enabled()}
 
 
-app.command("info")(info.info)
-app.command("convert")(convert.convert)
-app.command("formats")(formats.formats)
-app.command("simulate")(simulate.simulate)
-app.command("render")(render.render)
-app.command("train")(train.train)
-app.command("evaluate")(evaluate.evaluate)
-app.command("export")(export.export)
-app.command("screen")(screen.screen)
-app.command("explain")(explain.explain)
+def paragraphs(doc: str | None) -> str:
+    """A docstring as help text: the lines of each paragraph joined (the terminal wraps them),
+    paragraphs kept apart by a blank line."""
+    text = inspect.cleandoc(doc or "")
+    return "\n\n".join(" ".join(line.strip() for line in para.splitlines())
+                        for para in text.split("\n\n") if para.strip())
+
+
+COMMANDS = {"info": info.info, "convert": convert.convert, "formats": formats.formats,
+            "simulate": simulate.simulate, "render": render.render, "train": train.train,
+            "evaluate": evaluate.evaluate, "export": export.export, "screen": screen.screen,
+            "explain": explain.explain}
+for _name, _fn in COMMANDS.items():
+    app.command(_name, help=paragraphs(_fn.__doc__))(_fn)

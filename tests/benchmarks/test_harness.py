@@ -53,6 +53,7 @@ def test_cli_list(capsys, argv):
     assert "io_load" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_simulate_benchmark_tiny_run():
     from benchmarks import simulate
 
@@ -61,6 +62,7 @@ def test_simulate_benchmark_tiny_run():
     assert payload["goals"][0]["met"] is False  # a 2e3 run cannot claim the 1e7 goal
 
 
+@pytest.mark.slow
 def test_render_benchmark_tiny_run():
     from benchmarks import render
 
@@ -71,6 +73,7 @@ def test_render_benchmark_tiny_run():
     assert any("EXTRAPOLATED" in f["name"] for f in payload["figures"])
 
 
+@pytest.mark.slow
 def test_infer_tiny_run_compares_backends_and_screen(torch_threads):
     pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
     pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
@@ -87,6 +90,7 @@ def test_infer_tiny_run_compares_backends_and_screen(torch_threads):
 
 
 
+@pytest.mark.slow
 def test_explain_plan_tiny_run_compares_the_two_paths(torch_threads):
     pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
     pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")

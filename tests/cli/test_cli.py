@@ -161,3 +161,16 @@ def test_console_script_runs(tmp_path):
     assert json.loads(lines[0])["n_localizations"] == 5
     assert "no such file" in json.loads(lines[1])["error"]
     assert res.stderr.strip().startswith("error:") and "Traceback" not in res.stderr
+
+
+def test_help_texts_read_as_paragraphs():
+    """No hard line breaks from docstrings inside a paragraph of any command's --help."""
+    import typer.main
+
+    from ainu_engine.cli._app import COMMANDS, app
+
+    group = typer.main.get_command(app)
+    assert set(group.commands) == set(COMMANDS)
+    for name, cmd in group.commands.items():
+        paras = cmd.help.split("\n\n")
+        assert paras and all(p and "\n" not in p for p in paras), name

@@ -114,6 +114,7 @@ def test_export_errors(run, tmp_path):
         read_model_info(not_model)
 
 
+@pytest.mark.slow
 def test_cli_export_and_evaluate(run, tmp_path, capsys):
     root, manifest, _ = run
     model = tmp_path / "model.onnx"
@@ -141,6 +142,7 @@ def test_cli_export_and_evaluate(run, tmp_path, capsys):
     np.testing.assert_allclose(onnx_p, p, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_train_writes_a_run(run, tmp_path, capsys):
     _, manifest, _ = run
     code = main(["train", str(manifest), "--out", str(tmp_path / "r"), "--arch", "small_cnn", "--image-size", "32",

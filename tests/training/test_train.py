@@ -109,6 +109,7 @@ def learned(tmp_path_factory):
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_small_cpu_run_learns_well_above_chance(learned):
     root, summary, _ = learned
     test = summary["test"]
@@ -150,6 +151,7 @@ def test_group_disjoint_split_in_the_run(learned):
     assert train_groups and test_groups and not train_groups & test_groups
 
 
+@pytest.mark.slow
 def test_patch_mode_and_cross_validation_run(torch_threads, tmp_path):
     manifest = simulate_dataset(tmp_path / "data", classes=("hiPSC", "somatic"), n_per_class=6,
                                 channels=("polII",), observation=Observation(locs_per_channel=5000), seed=2)
@@ -180,6 +182,7 @@ def test_too_few_nuclei_is_a_clear_error(tmp_path):
               spec=RenderSpec(size=32), cache=RenderCache(tmp_path / "c"))
 
 
+@pytest.mark.slow
 def test_learned_model_exports_and_onnx_runtime_matches(learned, tmp_path):
     pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")

@@ -141,6 +141,7 @@ def _check(plan, net, image, window, stride, batch, cut=None):
     assert err <= 1e-5 * effect + rounding, (err, effect)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pooled_head", [True, False])
 def test_every_operator_rule_on_odd_sizes(torch_threads, tmp_path, pooled_head):
     torch.manual_seed(1)
@@ -161,6 +162,7 @@ def test_every_operator_rule_on_odd_sizes(torch_threads, tmp_path, pooled_head):
         _check(plan, net, image, (9, 13), (4, 5), batch=11, cut=cut)
 
 
+@pytest.mark.slow
 def test_deep_layers_whose_changes_cover_the_map_run_on_whole_maps(torch_threads, tmp_path):
     torch.manual_seed(3)
     shape = (2, 32, 32)
@@ -186,6 +188,7 @@ def test_deep_layers_whose_changes_cover_the_map_run_on_whole_maps(torch_threads
     _check(plan, net, image, window, stride, batch=13)  # ... and gives the same outputs
 
 
+@pytest.mark.slow
 def test_resnet18_with_its_linear_head_in_float64(torch_threads, tmp_path):
     from ainu_engine.training.models import create_model
 

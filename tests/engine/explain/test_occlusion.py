@@ -98,6 +98,7 @@ def test_batches_of_images_give_the_single_image_maps(torch_threads, model):
         np.testing.assert_allclose(a.maps, one.maps, atol=1e-5 * np.abs(one.maps).max())
 
 
+@pytest.mark.slow
 def test_cuda_kernels_equal_the_cpu_kernels():
     """In Numba's CUDA simulator in the normal run; on the GPU with AINU_REAL_GPU=1."""
     from numba import config, cuda

@@ -97,6 +97,7 @@ def test_a_bad_file_is_isolated(screen_model, tmp_path, capsys):
     assert code == 1 and rec["files_skipped_done"] == 4 and rec["nuclei"] == 0 and rec["failed"] == 1
 
 
+@pytest.mark.slow
 def test_killed_screen_loses_no_finished_batch_and_duplicates_nothing(screen_model, tmp_path):
     """Kill the process after its first batches are written; the rerun completes the table
     with every nucleus exactly once."""
@@ -210,6 +211,7 @@ def test_screen_explain_needs_an_explainer(screen_model, tmp_path):
         screen([data / "slideA"], model, tmp_path / "out", device="cpu", explain=2)
 
 
+@pytest.mark.slow
 def test_a_patch_mode_model_screens_by_patch_vote(tmp_path, torch_threads):
     """Train, export and screen a patch-mode model: every nucleus is called by its patches."""
     pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
