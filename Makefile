@@ -66,7 +66,7 @@ gpu-wheels:
 		$$(grep -E '^(captum|roifile)==' constraints.txt)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check engine kernels training benchmarks tests
+	$(BIN)/ruff check engine kernels training benchmarks tests examples conftest.py
 
 clean:
 	rm -rf $(VENV) $(BENCH) demo-out .pytest_cache .hypothesis

@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run one benchmark and write its JSON result")
     run.add_argument("name", choices=sorted(REGISTRY))
     run.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    run.add_argument("--quick", action="store_true", help="small inputs (a smoke run, not a result)")
+    run.add_argument(
+        "--quick", action="store_true", help="small inputs (a smoke run, not a result)"
+    )
     sub.add_parser("report", help="regenerate benchmarks/RESULTS.md from results/*.json")
     args = parser.parse_args(argv)
     if args.cmd == "list":
@@ -29,15 +31,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     bench = REGISTRY[args.name]
     if args.device not in bench.devices:
-        print(f"{bench.name} has no {args.device} variant (devices: {', '.join(bench.devices)})",
-              file=sys.stderr)
+        print(
+            f"{bench.name} has no {args.device} variant (devices: {', '.join(bench.devices)})",
+            file=sys.stderr,
+        )
         return 2
     payload = bench.run(device=args.device, quick=args.quick)
     path = write_result(bench.name, args.device, payload, argv, quick=args.quick)
     print(path)
     for row in payload.get("figures", []):
-        print(f"  {row['name']}: {row['project']}  (baseline {row.get('baseline', '-')}, "
-              f"ratio {row.get('ratio', '-')})")
+        print(
+            f"  {row['name']}: {row['project']}  (baseline {row.get('baseline', '-')}, "
+            f"ratio {row.get('ratio', '-')})"
+        )
     for goal in payload.get("goals", []):
         print(f"  goal {goal['goal']}: {goal['measured']} -> {'met' if goal['met'] else 'NOT met'}")
     return 0

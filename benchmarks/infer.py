@@ -46,11 +46,21 @@ def _model(tmp: Path, size: int, arch: str):
         for _ in range(3):
             m(torch.rand(4, CHANNELS, size, size))
     m.eval()
-    save_checkpoint(tmp / "best.pt", m, classes=["hiPSC", "somatic"], render_spec=RenderSpec(size=size, channels=(1, 2)),
-                    channel_names=["polII", "h3"], input_size=size, preprocessing={"mode": "image"},
-                    train_config={}, metrics={}, training_stats={},
-                    provenance={"training_data": "random weights (benchmark)"}, history=[],
-                    samples=torch.rand(2, CHANNELS, size, size).numpy())
+    save_checkpoint(
+        tmp / "best.pt",
+        m,
+        classes=["hiPSC", "somatic"],
+        render_spec=RenderSpec(size=size, channels=(1, 2)),
+        channel_names=["polII", "h3"],
+        input_size=size,
+        preprocessing={"mode": "image"},
+        train_config={},
+        metrics={},
+        training_stats={},
+        provenance={"training_data": "random weights (benchmark)"},
+        history=[],
+        samples=torch.rand(2, CHANNELS, size, size).numpy(),
+    )
     export_onnx(tmp / "best.pt", tmp / "model.onnx", atol=1e-3)
     return tmp / "best.pt", tmp / "model.onnx"
 
@@ -77,8 +87,12 @@ def _candidates(device: str):
     return out
 
 
-@register("infer", "DenseNet-121 512 px: images/s per backend vs torch eager; screen end to end vs its "
-                   "slowest stage", devices=("cpu", "cuda"))
+@register(
+    "infer",
+    "DenseNet-121 512 px: images/s per backend vs torch eager; screen end to end vs its "
+    "slowest stage",
+    devices=("cpu", "cuda"),
+)
 def run(*, device: str = "cpu", quick: bool = False, arch: str = "densenet121") -> dict:
     import torch
 
@@ -107,10 +121,17 @@ def run(*, device: str = "cpu", quick: bool = False, arch: str = "densenet121") 
         one_shape = name == "torch-compile" and device == "cuda" and not quick
         cand_batches = [64] if one_shape else batches
         with b:
-            x_check = np.concatenate([x_par, rng.random((60, *x_par.shape[1:]), dtype=np.float32)]) \
-                if one_shape else x_par
-            cmp = compare_outputs(ref_logits, b.infer(x_check)[: len(x_par)], atol=1e-4 if "fp16" not in label else 5e-2,
-                                  rtol=0 if "fp16" not in label else 5e-2)
+            x_check = (
+                np.concatenate([x_par, rng.random((60, *x_par.shape[1:]), dtype=np.float32)])
+                if one_shape
+                else x_par
+            )
+            cmp = compare_outputs(
+                ref_logits,
+                b.infer(x_check)[: len(x_par)],
+                atol=1e-4 if "fp16" not in label else 5e-2,
+                rtol=0 if "fp16" not in label else 5e-2,
+            )
             parity[label] = cmp.to_dict()
             rows = {}
             for bs in cand_batches:
@@ -132,35 +153,67 @@ def run(*, device: str = "cpu", quick: bool = False, arch: str = "densenet121") 
             figures.append({"name": f"{label}", "project": "skipped", "note": rows["skipped"]})
             continue
         for bs, r in rows.items():
-            fig = {"name": f"{label} @ batch {bs} (images/s)", "project": round(r["images_per_s"], 3),
-                   "baseline": round(base[bs]["images_per_s"], 3), "baseline_name": "torch eager fp32, same batch",
-                   "ratio": r["images_per_s"] / base[bs]["images_per_s"]}
+            fig = {
+                "name": f"{label} @ batch {bs} (images/s)",
+                "project": round(r["images_per_s"], 3),
+                "baseline": round(base[bs]["images_per_s"], 3),
+                "baseline_name": "torch eager fp32, same batch",
+                "ratio": r["images_per_s"] / base[bs]["images_per_s"],
+            }
             figures.append(fig)
             if label != "torch eager fp32" and r["images_per_s"] > best_rate:
                 best_label, best_rate, best_bs = label, r["images_per_s"], bs
     base_best = max(r["images_per_s"] for r in base.values())
-    if device == "cpu" and "onnxruntime cpu" in timings and "skipped" not in timings["onnxruntime cpu"]:
+    if (
+        device == "cpu"
+        and "onnxruntime cpu" in timings
+        and "skipped" not in timings["onnxruntime cpu"]
+    ):
         ort_best = max(r["images_per_s"] for r in timings["onnxruntime cpu"].values())
-        goals.append({"goal": "CPU: onnxruntime >= 1.5x torch eager (best batch of each)",
-                      "measured": f"{ort_best / base_best:.2f}x ({ort_best:.2f} vs {base_best:.2f} images/s)",
-                      "met": ort_best / base_best >= 1.5})
+        goals.append(
+            {
+                "goal": "CPU: onnxruntime >= 1.5x torch eager (best batch of each)",
+                "measured": f"{ort_best / base_best:.2f}x ({ort_best:.2f} vs {base_best:.2f} "
+                "images/s)",
+                "met": ort_best / base_best >= 1.5,
+            }
+        )
     if device == "cuda" and best_label:
         # each backend at each batch >= 32 it ran, against torch eager fp32 at that batch
-        at_big = [(r["images_per_s"] / base[bs]["images_per_s"], label, bs) for label, rows in timings.items()
-                  if label != "torch eager fp32" and "skipped" not in rows
-                  for bs, r in rows.items() if int(bs) >= 32 and bs in base]
+        at_big = [
+            (r["images_per_s"] / base[bs]["images_per_s"], label, bs)
+            for label, rows in timings.items()
+            if label != "torch eager fp32" and "skipped" not in rows
+            for bs, r in rows.items()
+            if int(bs) >= 32 and bs in base
+        ]
         ratio, label, bs = max(at_big) if at_big else (float("nan"), None, None)
-        goals.append({"goal": "GPU: best backend >= 3x torch eager fp32 at batch >= 32",
-                      "measured": f"{ratio:.2f}x ({label} at batch {bs})", "met": ratio >= 3})
+        goals.append(
+            {
+                "goal": "GPU: best backend >= 3x torch eager fp32 at batch >= 32",
+                "measured": f"{ratio:.2f}x ({label} at batch {bs})",
+                "met": ratio >= 3,
+            }
+        )
     screen_part = _screen(onnx_path, ckpt, tmp, device=device, quick=quick, size=size)
     figures.extend(screen_part.pop("figures"))
     goals.extend(screen_part.pop("goals"))
-    return {"inputs": {"arch": arch, "image": [CHANNELS, size, size], "batches": batches, "repeat": repeat,
-                       "threads_torch": torch.get_num_threads()},
-            "baseline": "torch eager fp32 (the training checkpoint, channels_last, inference_mode)",
-            "timings": timings, "parity_vs_torch": parity,
-            "best": {"backend": best_label, "images_per_s": best_rate, "batch": best_bs}, "screen": screen_part,
-            "figures": figures, "goals": goals}
+    return {
+        "inputs": {
+            "arch": arch,
+            "image": [CHANNELS, size, size],
+            "batches": batches,
+            "repeat": repeat,
+            "threads_torch": torch.get_num_threads(),
+        },
+        "baseline": "torch eager fp32 (the training checkpoint, channels_last, inference_mode)",
+        "timings": timings,
+        "parity_vs_torch": parity,
+        "best": {"backend": best_label, "images_per_s": best_rate, "batch": best_bs},
+        "screen": screen_part,
+        "figures": figures,
+        "goals": goals,
+    }
 
 
 REPEATS = 3
@@ -179,8 +232,14 @@ def _screen(onnx_path: Path, ckpt: Path, tmp: Path, *, device: str, quick: bool,
 
     n = 6 if quick else 32
     data = tmp / "nuclei"
-    simulate_dataset(data, classes=("hiPSC", "somatic"), n_per_class=n // 2, channels=("polII", "h3"),
-                     observation=Observation(locs_per_channel=5e4 if quick else 2e5), seed=3)
+    simulate_dataset(
+        data,
+        classes=("hiPSC", "somatic"),
+        n_per_class=n // 2,
+        channels=("polII", "h3"),
+        observation=Observation(locs_per_channel=5e4 if quick else 2e5),
+        seed=3,
+    )
     files = expand_inputs([data])
     model, backend = onnx_path, "auto"
     if device == "cuda" and "CUDAExecutionProvider" not in _ort_providers():
@@ -206,8 +265,18 @@ def _screen(onnx_path: Path, ckpt: Path, tmp: Path, *, device: str, quick: bool,
     t_infer, infer_runs, _ = best_of(lambda: clf.predict_prepared(prepared))
     t_read, read_runs, _ = best_of(lambda: [read(f) for f in files])
     clf.close()
-    screens = [screen([data], model, tmp / "screen-out", backend=backend, device=device, report=False, force=True)
-               for _ in range(REPEATS)]
+    screens = [
+        screen(
+            [data],
+            model,
+            tmp / "screen-out",
+            backend=backend,
+            device=device,
+            report=False,
+            force=True,
+        )
+        for _ in range(REPEATS)
+    ]
     s = min(screens, key=lambda x: x.pipeline_seconds)
     alone = {"read": n / t_read, "render": n / t_render, "infer": n / t_infer}
     slowest = min(alone, key=alone.get)
@@ -216,20 +285,46 @@ def _screen(onnx_path: Path, ckpt: Path, tmp: Path, *, device: str, quick: bool,
     # render and infer both use every core on a CPU-only machine: they cannot overlap there, so the
     # best a pipeline can do is the serial rate 1 / (1/render + 1/infer)
     serial = 1.0 / (1.0 / alone["render"] + 1.0 / alone["infer"])
-    return {"nuclei": len(files), "repeats": REPEATS, "stage_alone_nuclei_per_s": alone, "slowest_stage": slowest,
-            "runs_s": {"read": read_runs, "render": render_runs, "infer": infer_runs,
-                       "screen_pipeline": [x.pipeline_seconds for x in screens]},
-            "end_to_end_nuclei_per_s": e2e, "end_to_end_seconds_with_model_load": s.seconds,
-            "pipeline_seconds": s.pipeline_seconds, "serial_render_plus_infer_nuclei_per_s": serial,
-            "stages": s.stages,
-            "backend": s.backend,
-            "figures": [{"name": f"screen end to end, {len(files)} nuclei (nuclei/s)", "project": round(e2e, 3),
-                         "baseline": round(alone[slowest], 3),
-                         "baseline_name": f"slowest stage alone ({slowest})", "ratio": ratio},
-                        {"name": "screen end to end vs render and infer one after the other (nuclei/s)",
-                         "project": round(e2e, 3), "baseline": round(serial, 3),
-                         "baseline_name": "1 / (1/render alone + 1/infer alone)", "ratio": e2e / serial}],
-            "goals": [{"goal": "screen end to end >= 0.9 x its slowest stage alone",
-                       "measured": f"{ratio:.2f} ({e2e:.2f} vs {slowest} alone {alone[slowest]:.2f} nuclei/s; "
-                                   f"render and infer in series would give {serial:.2f})",
-                       "met": ratio >= 0.9}]}
+    return {
+        "nuclei": len(files),
+        "repeats": REPEATS,
+        "stage_alone_nuclei_per_s": alone,
+        "slowest_stage": slowest,
+        "runs_s": {
+            "read": read_runs,
+            "render": render_runs,
+            "infer": infer_runs,
+            "screen_pipeline": [x.pipeline_seconds for x in screens],
+        },
+        "end_to_end_nuclei_per_s": e2e,
+        "end_to_end_seconds_with_model_load": s.seconds,
+        "pipeline_seconds": s.pipeline_seconds,
+        "serial_render_plus_infer_nuclei_per_s": serial,
+        "stages": s.stages,
+        "backend": s.backend,
+        "figures": [
+            {
+                "name": f"screen end to end, {len(files)} nuclei (nuclei/s)",
+                "project": round(e2e, 3),
+                "baseline": round(alone[slowest], 3),
+                "baseline_name": f"slowest stage alone ({slowest})",
+                "ratio": ratio,
+            },
+            {
+                "name": "screen end to end vs render and infer one after the other (nuclei/s)",
+                "project": round(e2e, 3),
+                "baseline": round(serial, 3),
+                "baseline_name": "1 / (1/render alone + 1/infer alone)",
+                "ratio": e2e / serial,
+            },
+        ],
+        "goals": [
+            {
+                "goal": "screen end to end >= 0.9 x its slowest stage alone",
+                "measured": f"{ratio:.2f} ({e2e:.2f} vs {slowest} alone {alone[slowest]:.2f} "
+                "nuclei/s; "
+                f"render and infer in series would give {serial:.2f})",
+                "met": ratio >= 0.9,
+            }
+        ],
+    }

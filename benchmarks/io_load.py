@@ -46,43 +46,77 @@ def run(*, device: str = "cpu", quick: bool = False, n: int | None = None) -> di
 
     # lossless: Parquet gives back every column bit for bit; CSV gives back the float32 values
     back = read(pq_path)
-    lossless = all(np.array_equal(back.column(c), locs.column(c)) for c in locs.columns) \
+    lossless = (
+        all(np.array_equal(back.column(c), locs.column(c)) for c in locs.columns)
         and back.columns == locs.columns
+    )
     csv_back = read(csv_path)
-    csv_exact = all(np.array_equal(csv_back.column(c).astype(locs.column(c).dtype), locs.column(c))
-                    for c in locs.columns)
+    csv_exact = all(
+        np.array_equal(csv_back.column(c).astype(locs.column(c).dtype), locs.column(c))
+        for c in locs.columns
+    )
     del back, csv_back
 
     t_csv = measure(lambda: read(csv_path), repeat=3 if not quick else 2)
     t_pq = measure(lambda: read(pq_path), repeat=5)
-    t_np = measure(lambda: np.loadtxt(csv_path, delimiter=",", skiprows=1, dtype=np.float64),
-                   repeat=1, warmup=0)
+    t_np = measure(
+        lambda: np.loadtxt(csv_path, delimiter=",", skiprows=1, dtype=np.float64),
+        repeat=1,
+        warmup=0,
+    )
 
     csv_rate = csv_mb / t_csv["median_s"]
     figures = [
-        {"name": "CSV read (s)", "project": round(t_csv["median_s"], 3),
-         "baseline": round(t_np["median_s"], 3), "ratio": t_np["median_s"] / t_csv["median_s"],
-         "baseline_name": "numpy.loadtxt (float64, same file)"},
-        {"name": "CSV read (MB/s)", "project": round(csv_rate, 1),
-         "baseline": round(csv_mb / t_np["median_s"], 1), "baseline_name": "numpy.loadtxt"},
-        {"name": "CSV read (M localizations/s)", "project": round(n / t_csv["median_s"] / 1e6, 2),
-         "baseline": round(n / t_np["median_s"] / 1e6, 2), "baseline_name": "numpy.loadtxt"},
-        {"name": "Parquet read (s) vs engine CSV read", "project": round(t_pq["median_s"], 3),
-         "baseline": round(t_csv["median_s"], 3), "ratio": t_csv["median_s"] / t_pq["median_s"],
-         "baseline_name": "ainu_engine.io.read on the CSV"},
+        {
+            "name": "CSV read (s)",
+            "project": round(t_csv["median_s"], 3),
+            "baseline": round(t_np["median_s"], 3),
+            "ratio": t_np["median_s"] / t_csv["median_s"],
+            "baseline_name": "numpy.loadtxt (float64, same file)",
+        },
+        {
+            "name": "CSV read (MB/s)",
+            "project": round(csv_rate, 1),
+            "baseline": round(csv_mb / t_np["median_s"], 1),
+            "baseline_name": "numpy.loadtxt",
+        },
+        {
+            "name": "CSV read (M localizations/s)",
+            "project": round(n / t_csv["median_s"] / 1e6, 2),
+            "baseline": round(n / t_np["median_s"] / 1e6, 2),
+            "baseline_name": "numpy.loadtxt",
+        },
+        {
+            "name": "Parquet read (s) vs engine CSV read",
+            "project": round(t_pq["median_s"], 3),
+            "baseline": round(t_csv["median_s"], 3),
+            "ratio": t_csv["median_s"] / t_pq["median_s"],
+            "baseline_name": "ainu_engine.io.read on the CSV",
+        },
     ]
     return {
-        "inputs": {"n_localizations": n, "csv_mb": round(csv_mb, 1), "parquet_mb": round(pq_mb, 1),
-                   "columns": locs.columns, "format": "ThunderSTORM CSV written by ainu_engine.io"},
+        "inputs": {
+            "n_localizations": n,
+            "csv_mb": round(csv_mb, 1),
+            "parquet_mb": round(pq_mb, 1),
+            "columns": locs.columns,
+            "format": "ThunderSTORM CSV written by ainu_engine.io",
+        },
         "baseline": "numpy.loadtxt for CSV; engine CSV read for Parquet",
         "timings": {"engine_csv": t_csv, "engine_parquet": t_pq, "numpy_loadtxt": t_np},
         "figures": figures,
         "checks": {"parquet_lossless": lossless, "csv_float32_exact": csv_exact},
         "goals": [
-            {"goal": "CSV load >= 50 MB/s", "measured": f"{csv_rate:.1f} MB/s", "met": csv_rate >= 50},
-            {"goal": "Parquet >= 10x faster than CSV",
-             "measured": f"{t_csv['median_s'] / t_pq['median_s']:.1f}x",
-             "met": t_csv["median_s"] / t_pq["median_s"] >= 10},
+            {
+                "goal": "CSV load >= 50 MB/s",
+                "measured": f"{csv_rate:.1f} MB/s",
+                "met": csv_rate >= 50,
+            },
+            {
+                "goal": "Parquet >= 10x faster than CSV",
+                "measured": f"{t_csv['median_s'] / t_pq['median_s']:.1f}x",
+                "met": t_csv["median_s"] / t_pq["median_s"] >= 10,
+            },
             {"goal": "Parquet round-trip lossless", "measured": str(lossless), "met": lossless},
         ],
     }

@@ -11,15 +11,21 @@ import numpy as np
 from ._harness import measure, register
 
 
-@register("simulate", "simulate_nucleus with 1e5/1e6/1e7 localizations: Numba kernel vs NumPy reference")
+@register(
+    "simulate", "simulate_nucleus with 1e5/1e6/1e7 localizations: Numba kernel vs NumPy reference"
+)
 def run(*, device: str = "cpu", quick: bool = False, sizes=None) -> dict:
     import ainu_engine.training.simulate as sim
 
     sizes = sizes or ([1e5, 1e6] if quick else [1e5, 1e6, 1e7])
 
     def project(n):
-        return sim.simulate_nucleus("somatic", rng=np.random.default_rng(0), channels=("h3",),
-                                    observation=sim.Observation(locs_per_channel=n))
+        return sim.simulate_nucleus(
+            "somatic",
+            rng=np.random.default_rng(0),
+            channels=("h3",),
+            observation=sim.Observation(locs_per_channel=n),
+        )
 
     def baseline(n):
         kernel = sim._depth_kernel
@@ -36,17 +42,27 @@ def run(*, device: str = "cpu", quick: bool = False, sizes=None) -> dict:
         tp = measure(lambda n=n: project(n), repeat=3, warmup=1)
         tb = measure(lambda n=n: baseline(n), repeat=3 if n < 1e7 else 1, warmup=0)
         timings[f"{n:.0e}"] = {"project": tp, "baseline": tb, "n_localizations": counts}
-        figures.append({"name": f"simulate {counts:,} localizations (s)",
-                        "project": round(tp["median_s"], 3), "baseline": round(tb["median_s"], 3),
-                        "baseline_name": "same simulator, NumPy reference envelope",
-                        "ratio": tb["median_s"] / tp["median_s"]})
+        figures.append(
+            {
+                "name": f"simulate {counts:,} localizations (s)",
+                "project": round(tp["median_s"], 3),
+                "baseline": round(tb["median_s"], 3),
+                "baseline_name": "same simulator, NumPy reference envelope",
+                "ratio": tb["median_s"] / tp["median_s"],
+            }
+        )
     big = timings[f"{sizes[-1]:.0e}"]
     return {
         "inputs": {"sizes": [int(s) for s in sizes], "cell_state": "somatic", "channels": ["h3"]},
-        "baseline": "ainu_engine.training.simulate with depth_reference (float64 NumPy) instead of the Numba kernel",
+        "baseline": "ainu_engine.training.simulate with depth_reference (float64 NumPy) instead of "
+        "the Numba kernel",
         "timings": timings,
         "figures": figures,
-        "goals": [{"goal": "1e7 localizations in seconds (< 10 s)",
-                   "measured": f"{big['project']['median_s']:.2f} s for {big['n_localizations']:,}",
-                   "met": sizes[-1] >= 1e7 and big["project"]["median_s"] < 10}],
+        "goals": [
+            {
+                "goal": "1e7 localizations in seconds (< 10 s)",
+                "measured": f"{big['project']['median_s']:.2f} s for {big['n_localizations']:,}",
+                "met": sizes[-1] >= 1e7 and big["project"]["median_s"] < 10,
+            }
+        ],
     }

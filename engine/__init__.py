@@ -12,7 +12,8 @@ __all__ = ["AinuError", "Classifier", "Prediction", "__version__"]
 
 
 def __getattr__(name: str):
-    # Classifier pulls in the renderer and I/O; load it on first use so `import ainu_engine` stays light
+    # Classifier pulls in the renderer and I/O; load it on first use so `import ainu_engine` stays
+    # light
     if name in ("Classifier", "Prediction"):
         from . import _classifier
 

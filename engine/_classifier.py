@@ -66,7 +66,8 @@ class Classifier:
     >>> from ainu_engine import Classifier
     >>> from ainu_engine.io import read
     >>> model = "examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
-    >>> with Classifier.load(model, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
+    >>> kw = {"backend": "onnxruntime", "device": "cpu", "render_device": "cpu"}
+    >>> with Classifier.load(model, **kw) as clf:
     ...     p = clf.classify(read("examples/screen/slide1/somatic_0000.bin"))
     >>> p.label, sorted(p.probabilities), p.qc
     ('somatic', ['hiPSC', 'somatic'], [])
@@ -81,21 +82,35 @@ class Classifier:
         self.patch_size, self.min_occupied = patch_mode(self.info.preprocessing)
 
     @classmethod
-    def load(cls, model: str | os.PathLike, backend: str = "auto", *, device: str = "auto",
-             render_device: str = "auto", **options) -> Classifier:
+    def load(
+        cls,
+        model: str | os.PathLike,
+        backend: str = "auto",
+        *,
+        device: str = "auto",
+        render_device: str = "auto",
+        **options,
+    ) -> Classifier:
         """Load ``model`` (.onnx, or a .pt checkpoint for torch) on ``backend`` (see
         :func:`ainu_engine.backends.create_backend`)."""
         from .backends import create_backend
 
-        return cls(create_backend(model, backend, device=device, **options), render_device=render_device)
+        return cls(
+            create_backend(model, backend, device=device, **options), render_device=render_device
+        )
 
     # -- preprocessing ---------------------------------------------------------------------------
     def prepare(self, locs: Localizations, *, roi_nm=None, at_edge: bool = False) -> Prepared:
         """Render a nucleus as the model was trained (:func:`ainu_engine.render.model_input`)."""
         from .render import model_input
 
-        m = model_input(locs, self.info.render_spec, self.info.preprocessing, device=self.render_device,
-                        roi_nm=roi_nm)
+        m = model_input(
+            locs,
+            self.info.render_spec,
+            self.info.preprocessing,
+            device=self.render_device,
+            roi_nm=roi_nm,
+        )
         return Prepared(m.items, m.n_localizations, m.area_um2, at_edge, m.seconds, m.rendered)
 
     def _image_item(self, image: np.ndarray) -> Prepared:
@@ -114,29 +129,44 @@ class Classifier:
             return []
         items = np.concatenate([p.items for p in prepared])
         bs = self.backend.preferred_batch
-        logits = np.concatenate([self.backend.infer(items[i:i + bs]) for i in range(0, len(items), bs)])
+        logits = np.concatenate(
+            [self.backend.infer(items[i : i + bs]) for i in range(0, len(items), bs)]
+        )
         prob = softmax(logits, axis=1)
         out, start = [], 0
         for p in prepared:
             n = len(p.items)
-            pp = prob[start:start + n]
+            pp = prob[start : start + n]
             start += n
             # patch-mode models: the training vote, also for a nucleus with a single patch
             score, undecided = patch_vote(pp) if self.patch_size else (pp[0], False)
-            out.append(Prediction(self.info.classes[int(np.argmax(score))],
-                                  {c: float(v) for c, v in zip(self.info.classes, score, strict=True)},
-                                  self.qc(p, undecided), p.n_localizations, p.area_um2, n, undecided))
+            out.append(
+                Prediction(
+                    self.info.classes[int(np.argmax(score))],
+                    {c: float(v) for c, v in zip(self.info.classes, score, strict=True)},
+                    self.qc(p, undecided),
+                    p.n_localizations,
+                    p.area_um2,
+                    n,
+                    undecided,
+                )
+            )
         return out
 
     def classify(self, locs_or_image, *, roi_nm=None) -> Prediction:
-        """Call one nucleus (its :class:`~ainu_engine.io.Localizations`, or an already rendered image)."""
+        """Call one nucleus (its :class:`~ainu_engine.io.Localizations`, or an already rendered
+        image)."""
         return self.classify_batch([locs_or_image], roi_nm=[roi_nm])[0]
 
-    def classify_batch(self, batch: Sequence, *, roi_nm: Sequence | None = None) -> list[Prediction]:
+    def classify_batch(
+        self, batch: Sequence, *, roi_nm: Sequence | None = None
+    ) -> list[Prediction]:
         """Call several nuclei at once (batched inference; same results as one by one)."""
         rois = list(roi_nm) if roi_nm is not None else [None] * len(batch)
-        prepared = [self.prepare(b, roi_nm=r) if isinstance(b, Localizations) else self._image_item(b)
-                    for b, r in zip(batch, rois, strict=True)]
+        prepared = [
+            self.prepare(b, roi_nm=r) if isinstance(b, Localizations) else self._image_item(b)
+            for b, r in zip(batch, rois, strict=True)
+        ]
         return self.predict_prepared(prepared)
 
     def qc(self, p: Prepared, undecided: bool = False) -> list[str]:
@@ -154,7 +184,11 @@ class Classifier:
             d = sum(p.n_localizations) / p.area_um2
             if not ts["density_per_um2"]["min"] <= d <= ts["density_per_um2"]["max"]:
                 flags.append("density_out_of_range")
-        if p.area_um2 and "area_um2" in ts and not ts["area_um2"]["min"] <= p.area_um2 <= ts["area_um2"]["max"]:
+        if (
+            p.area_um2
+            and "area_um2" in ts
+            and not ts["area_um2"]["min"] <= p.area_um2 <= ts["area_um2"]["max"]
+        ):
             flags.append("area_out_of_range")
         if p.at_edge:
             flags.append("cut_by_edge")

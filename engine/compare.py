@@ -31,9 +31,12 @@ class Comparison:
 
     def __str__(self) -> str:
         verdict = "pass" if self.passed else "FAIL"
-        return (f"{verdict}: max |diff| {self.max_abs:.3g} (mean {self.mean_abs:.3g}, p99 {self.p99_abs:.3g}), "
-                f"max rel {self.max_rel:.3g}; tolerance atol {self.atol:g} + rtol {self.rtol:g}·|ref|; "
-                f"top-1 {'identical' if self.same_argmax else 'differs'} over {self.n} values")
+        return (
+            f"{verdict}: max |diff| {self.max_abs:.3g} (mean {self.mean_abs:.3g}, p99 "
+            f"{self.p99_abs:.3g}), "
+            f"max rel {self.max_rel:.3g}; tolerance atol {self.atol:g} + rtol {self.rtol:g}·|ref|; "
+            f"top-1 {'identical' if self.same_argmax else 'differs'} over {self.n} values"
+        )
 
 
 def compare_outputs(ref, test, *, rtol: float = 0.0, atol: float = 1e-4) -> Comparison:
@@ -60,5 +63,14 @@ def compare_outputs(ref, test, *, rtol: float = 0.0, atol: float = 1e-4) -> Comp
     rel = d / np.maximum(np.abs(a), np.finfo(np.float32).tiny)
     same = bool((a.argmax(-1) == b.argmax(-1)).all()) if a.ndim else True
     passed = finite and bool((d <= atol + rtol * np.abs(a)).all())
-    return Comparison(passed, float(d.max()), float(d.mean()), float(np.percentile(d, 99)), float(rel.max()),
-                      atol, rtol, same, int(d.size))
+    return Comparison(
+        passed,
+        float(d.max()),
+        float(d.mean()),
+        float(np.percentile(d, 99)),
+        float(rel.max()),
+        atol,
+        rtol,
+        same,
+        int(d.size),
+    )

@@ -1,6 +1,7 @@
 """What an exported ainu-engine model says about itself (the ONNX file's ``metadata_props``).
 
-One ``.onnx`` file is self-describing: class names, the full :class:`~ainu_engine.render.RenderSpec`,
+One ``.onnx`` file is self-describing: class names, the full
+:class:`~ainu_engine.render.RenderSpec`,
 the input size and channel layout, the preprocessing, the training metrics and statistics,
 and the provenance travel in it as ``ainu.*`` keys with JSON values, so screening needs
 nothing but the model file and the data. :class:`ModelInfo` is the one place that writes and
@@ -82,23 +83,34 @@ class ModelInfo:
         test = (self.metrics or {}).get("test", {})
         stats = self.training_stats or {}
         return {
-            "path": self.path, "kind": "model",
+            "path": self.path,
+            "kind": "model",
             "classes": list(self.classes),
             "architecture": (self.model or {}).get("name"),
             "input": f"{self.n_channels} x {self.input_size} x {self.input_size}",
             "channel_names": list(self.channel_names),
             "mode": self.preprocessing.get("mode", "image"),
             "patch_size": self.preprocessing.get("patch_size"),
-            "render": {"pixel_nm": spec.pixel_nm, "magnification": spec.magnification,
-                       "camera_pixel_nm": spec.camera_pixel_nm,
-                       "sigma_nm": "from precision" if spec.sigma_from_precision else spec.sigma_nm,
-                       "truncate_sigma": spec.truncate, "size": spec.size, "channels": spec.channels,
-                       "scaling": spec.scaling, "outside": spec.outside, "hash": spec.hash()},
+            "render": {
+                "pixel_nm": spec.pixel_nm,
+                "magnification": spec.magnification,
+                "camera_pixel_nm": spec.camera_pixel_nm,
+                "sigma_nm": "from precision" if spec.sigma_from_precision else spec.sigma_nm,
+                "truncate_sigma": spec.truncate,
+                "size": spec.size,
+                "channels": spec.channels,
+                "scaling": spec.scaling,
+                "outside": spec.outside,
+                "hash": spec.hash(),
+            },
             "training_data": (self.provenance or {}).get("training_data"),
             "training_nuclei": stats.get("n_nuclei"),
             "training_ranges": {k: _range(v) for k, v in stats.items() if _range(v) is not None},
-            "test": {k: test[k] for k in ("n", "accuracy", "balanced_accuracy", "f1_macro", "roc_auc")
-                     if k in test},
+            "test": {
+                k: test[k]
+                for k in ("n", "accuracy", "balanced_accuracy", "f1_macro", "roc_auc")
+                if k in test
+            },
             "created": (self.provenance or {}).get("created"),
             "git_commit": (self.provenance or {}).get("git_commit"),
         }
@@ -109,9 +121,19 @@ class ModelInfo:
             "version": METADATA_VERSION,
             "classes": list(self.classes),
             "render_spec": self.render_spec.to_dict(),
-            "input": {"name": self.input_name, "shape": list(self.input_shape), "dtype": "float32",
-                      "layout": "NCHW", "size": self.input_size, "channel_names": list(self.channel_names)},
-            "output": {"name": self.output_name, "kind": "logits", "probabilities": "softmax over axis 1"},
+            "input": {
+                "name": self.input_name,
+                "shape": list(self.input_shape),
+                "dtype": "float32",
+                "layout": "NCHW",
+                "size": self.input_size,
+                "channel_names": list(self.channel_names),
+            },
+            "output": {
+                "name": self.output_name,
+                "kind": "logits",
+                "probabilities": "softmax over axis 1",
+            },
             "preprocessing": self.preprocessing,
             "metrics": self.metrics,
             "training_stats": self.training_stats,
@@ -121,12 +143,17 @@ class ModelInfo:
         return {_PREFIX + k: json.dumps(v, sort_keys=True) for k, v in d.items()}
 
     @classmethod
-    def from_metadata(cls, props: dict[str, str], *, path: str | os.PathLike | None = None) -> ModelInfo:
+    def from_metadata(
+        cls, props: dict[str, str], *, path: str | os.PathLike | None = None
+    ) -> ModelInfo:
         """Parse ``metadata_props``; raises :class:`InputError` naming the file and key."""
         p = None if path is None else os.fspath(path)
         if _PREFIX + "classes" not in props:
-            raise InputError("not an ainu-engine model: no 'ainu.classes' metadata", path=p,
-                             hint="export it with `ainu-engine export RUN/best.pt`")
+            raise InputError(
+                "not an ainu-engine model: no 'ainu.classes' metadata",
+                path=p,
+                hint="export it with `ainu-engine export RUN/best.pt`",
+            )
 
         def get(key, default=None):
             raw = props.get(_PREFIX + key)
@@ -137,22 +164,39 @@ class ModelInfo:
             try:
                 return json.loads(raw)
             except json.JSONDecodeError as err:
-                raise InputError(f"model metadata 'ainu.{key}' is not valid JSON: {err}", path=p) from err
+                raise InputError(
+                    f"model metadata 'ainu.{key}' is not valid JSON: {err}", path=p
+                ) from err
 
         version = int(get("version", 1))
         if version > METADATA_VERSION:
-            raise InputError(f"model metadata version {version} is newer than this ainu-engine "
-                             f"understands ({METADATA_VERSION})", path=p, hint="upgrade ainu-engine")
+            raise InputError(
+                f"model metadata version {version} is newer than this ainu-engine "
+                f"understands ({METADATA_VERSION})",
+                path=p,
+                hint="upgrade ainu-engine",
+            )
         inp = get("input")
         try:
             spec = RenderSpec.from_dict(get("render_spec"))
         except (TypeError, ValueError) as err:
-            raise InputError(f"model metadata 'ainu.render_spec' is invalid: {err}", path=p) from err
-        return cls(classes=tuple(get("classes")), render_spec=spec, input_size=int(inp["size"]),
-                   channel_names=tuple(inp["channel_names"]), preprocessing=get("preprocessing", {"mode": "image"}),
-                   metrics=get("metrics", {}), training_stats=get("training_stats", {}),
-                   provenance=get("provenance", {}), model=get("model", {}), input_name=inp.get("name", "image"),
-                   output_name=get("output", {"name": "logits"}).get("name", "logits"), path=p)
+            raise InputError(
+                f"model metadata 'ainu.render_spec' is invalid: {err}", path=p
+            ) from err
+        return cls(
+            classes=tuple(get("classes")),
+            render_spec=spec,
+            input_size=int(inp["size"]),
+            channel_names=tuple(inp["channel_names"]),
+            preprocessing=get("preprocessing", {"mode": "image"}),
+            metrics=get("metrics", {}),
+            training_stats=get("training_stats", {}),
+            provenance=get("provenance", {}),
+            model=get("model", {}),
+            input_name=inp.get("name", "image"),
+            output_name=get("output", {"name": "logits"}).get("name", "logits"),
+            path=p,
+        )
 
 
 def _range(v):
@@ -191,8 +235,13 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
             sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
             props = dict(sess.get_modelmeta().custom_metadata_map)
     except ImportError as err:
-        raise InputError("reading a model needs onnxruntime or onnx", path=path,
-                         hint='pip install "ainu-engine[cpu]"') from err
+        raise InputError(
+            "reading a model needs onnxruntime or onnx",
+            path=path,
+            hint='pip install "ainu-engine[cpu]"',
+        ) from err
     except Exception as err:  # noqa: BLE001 - protobuf / ORT raise many types
-        raise InputError(f"cannot read the ONNX model: {str(err).splitlines()[0]}", path=path) from err
+        raise InputError(
+            f"cannot read the ONNX model: {str(err).splitlines()[0]}", path=path
+        ) from err
     return ModelInfo.from_metadata(props, path=path)

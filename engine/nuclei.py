@@ -16,13 +16,32 @@ import numpy as np
 from .errors import InputError
 from .io import Localizations
 
-__all__ = ["Nucleus", "split_nuclei", "find_roi_set", "read_rois_nm", "detect_nuclei", "expand_inputs",
-           "NUCLEI_MODES", "LOCALIZATION_SUFFIXES"]
+__all__ = [
+    "Nucleus",
+    "split_nuclei",
+    "find_roi_set",
+    "read_rois_nm",
+    "detect_nuclei",
+    "expand_inputs",
+    "NUCLEI_MODES",
+    "LOCALIZATION_SUFFIXES",
+]
 
 NUCLEI_MODES = ("auto", "file", "cell_id", "roi", "detect")
 
 #: suffixes of files screen picks up inside folders
-LOCALIZATION_SUFFIXES = (".bin", ".csv", ".tsv", ".txt", ".hdf5", ".h5", ".smlm", ".parquet", ".arrow", ".mat")
+LOCALIZATION_SUFFIXES = (
+    ".bin",
+    ".csv",
+    ".tsv",
+    ".txt",
+    ".hdf5",
+    ".h5",
+    ".smlm",
+    ".parquet",
+    ".arrow",
+    ".mat",
+)
 #: files beside the data that are never data
 _SIDE_SUFFIXES = (".truth.parquet", ".truth.json", ".bin.json", ".roi.zip")
 
@@ -49,9 +68,14 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            found = [q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in LOCALIZATION_SUFFIXES
-                     and not q.name.lower().endswith(_SIDE_SUFFIXES) and not (q.suffix.lower() == ".csv"
-                                                                            and _is_manifest(q))]
+            found = [
+                q
+                for q in p.rglob("*")
+                if q.is_file()
+                and q.suffix.lower() in LOCALIZATION_SUFFIXES
+                and not q.name.lower().endswith(_SIDE_SUFFIXES)
+                and not (q.suffix.lower() == ".csv" and _is_manifest(q))
+            ]
             out.extend(sorted(found))
         elif p.is_file():
             if _is_manifest(p):
@@ -91,14 +115,20 @@ def find_roi_set(path: Path) -> Path | None:
     """An ImageJ ROI set beside ``path``: ``NAME.roi.zip``, ``NAME.zip``, ``NAME.roi``, or a
     ``RoiSet.zip`` in the same folder (Fiji's default name)."""
     stem = path.name.split(".")[0]
-    for cand in (path.with_name(stem + ".roi.zip"), path.with_name(stem + ".zip"),
-                 path.with_name(stem + ".roi"), path.with_name("RoiSet.zip")):
+    for cand in (
+        path.with_name(stem + ".roi.zip"),
+        path.with_name(stem + ".zip"),
+        path.with_name(stem + ".roi"),
+        path.with_name("RoiSet.zip"),
+    ):
         if cand.is_file() and cand != path:
             return cand
     return None
 
 
-def read_rois_nm(roi_path: str | os.PathLike, camera_pixel_nm: float | None) -> list[tuple[str, np.ndarray]]:
+def read_rois_nm(
+    roi_path: str | os.PathLike, camera_pixel_nm: float | None
+) -> list[tuple[str, np.ndarray]]:
     """(name, polygon (K, 2) in nm) for every ROI of an ImageJ ROI file or set (camera pixels,
     0-based, as Fiji saves them over the widefield/STORM camera image)."""
     import roifile
@@ -110,8 +140,11 @@ def read_rois_nm(roi_path: str | os.PathLike, camera_pixel_nm: float | None) -> 
         raise InputError(f"cannot read the ImageJ ROI set: {err}", path=roi_path) from err
     rois = rois if isinstance(rois, list) else [rois]
     if camera_pixel_nm is None:
-        raise InputError("ROI coordinates are in camera pixels and no camera pixel size is known",
-                         path=roi_path, hint="pass --camera-pixel-nm")
+        raise InputError(
+            "ROI coordinates are in camera pixels and no camera pixel size is known",
+            path=roi_path,
+            hint="pass --camera-pixel-nm",
+        )
     out = []
     for k, roi in enumerate(rois):
         poly = np.asarray(roi.coordinates(), np.float64) * float(camera_pixel_nm)
@@ -141,8 +174,15 @@ def points_in_polygon(poly: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndar
     return inside
 
 
-def detect_nuclei(x: np.ndarray, y: np.ndarray, *, cell_nm: float = 500.0, min_area_um2: float = 20.0,
-                  max_area_um2: float = 600.0, min_density: float | None = None) -> tuple[np.ndarray, list[bool]]:
+def detect_nuclei(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    cell_nm: float = 500.0,
+    min_area_um2: float = 20.0,
+    max_area_um2: float = 600.0,
+    min_density: float | None = None,
+) -> tuple[np.ndarray, list[bool]]:
     """Label each localization with its nucleus (−1 for none) by connected components of a coarse
     occupancy map: cells of ``cell_nm`` holding at least ``min_density`` localizations (default:
     20 % of the 90th percentile of occupied cells), closed and hole-filled; components with an
@@ -159,7 +199,11 @@ def detect_nuclei(x: np.ndarray, y: np.ndarray, *, cell_nm: float = 500.0, min_a
     iy = np.minimum(((y - y0) / cell_nm).astype(np.int64), ny - 1)
     counts = np.bincount(iy * nx + ix, minlength=nx * ny).reshape(ny, nx)
     occupied = counts[counts > 0]
-    thr = min_density if min_density is not None else max(2.0, 0.2 * float(np.percentile(occupied, 90)))
+    thr = (
+        min_density
+        if min_density is not None
+        else max(2.0, 0.2 * float(np.percentile(occupied, 90)))
+    )
     occ = counts >= thr
     occ = ndimage.binary_closing(np.pad(occ, 2), iterations=1)[2:-2, 2:-2]
     occ = ndimage.binary_fill_holes(occ)
@@ -186,14 +230,25 @@ def _cut_by_edge(region: np.ndarray, min_fraction: float = 0.6) -> bool:
     of its radius or more meets it along >= 0.6 of it)."""
     rows, cols = np.nonzero(region)
     height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
-    for line, extent in ((region[0], width), (region[-1], width), (region[:, 0], height), (region[:, -1], height)):
+    for line, extent in (
+        (region[0], width),
+        (region[-1], width),
+        (region[:, 0], height),
+        (region[:, -1], height),
+    ):
         if line.sum() >= max(2, min_fraction * extent):
             return True
     return False
 
 
-def split_nuclei(locs: Localizations, *, mode: str = "auto", roi_path: str | os.PathLike | None = None,
-                 camera_pixel_nm: float | None = None, min_localizations: int = 1) -> Iterator[Nucleus]:
+def split_nuclei(
+    locs: Localizations,
+    *,
+    mode: str = "auto",
+    roi_path: str | os.PathLike | None = None,
+    camera_pixel_nm: float | None = None,
+    min_localizations: int = 1,
+) -> Iterator[Nucleus]:
     """The nuclei of one file's localizations.
 
     Parameters
@@ -223,10 +278,15 @@ def split_nuclei(locs: Localizations, *, mode: str = "auto", roi_path: str | os.
             if int(sel.sum()) >= min_localizations:
                 yield Nucleus(f"cell{int(cid):03d}", locs[sel])
         return
-    roi = Path(roi_path) if roi_path is not None else (find_roi_set(src) if src is not None and mode in ("auto", "roi")
-                                                       else None)
+    roi = (
+        Path(roi_path)
+        if roi_path is not None
+        else (find_roi_set(src) if src is not None and mode in ("auto", "roi") else None)
+    )
     if mode == "roi" and roi is None:
-        raise InputError("no ImageJ ROI set beside the file (NAME.roi.zip, NAME.roi or RoiSet.zip)", path=src)
+        raise InputError(
+            "no ImageJ ROI set beside the file (NAME.roi.zip, NAME.roi or RoiSet.zip)", path=src
+        )
     if roi is not None and mode in ("auto", "roi"):
         x, y = locs.x_nm, locs.y_nm
         for name, poly in read_rois_nm(roi, cam):

@@ -27,7 +27,7 @@ def nucleus(seed: int = 20240101, n: int = 3000) -> Localizations:
     pts = []
     while len(pts) < 250:
         u = rng.uniform(-1, 1, 2)
-        if (u ** 2).sum() > 1:
+        if (u**2).sum() > 1:
             continue
         p = centre + u * axes
         if any(np.linalg.norm(p - c) < r for c, r in nucleoli):
@@ -42,7 +42,12 @@ def nucleus(seed: int = 20240101, n: int = 3000) -> Localizations:
     frame = np.sort(rng.integers(0, 60_000, n))
     photons = rng.gamma(4.0, 800.0, n)
     return Localizations(
-        xy[:, 0], xy[:, 1], frame=frame, channel=channel, photons=photons, precision_nm=precision,
+        xy[:, 0],
+        xy[:, 1],
+        frame=frame,
+        channel=channel,
+        photons=photons,
+        precision_nm=precision,
         meta=Metadata(camera_pixel_nm=(160.0, 160.0), camera_pixel_source="user"),
     )
 

@@ -36,28 +36,61 @@ def main() -> int:
     obs = Observation(locs_per_channel=LOCS)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        manifest = simulate_dataset(tmp / "train", classes=("hiPSC", "somatic"), n_per_class=60,
-                                    channels=("polII",), observation=obs, difficulty=0.0, seed=11)
+        manifest = simulate_dataset(
+            tmp / "train",
+            classes=("hiPSC", "somatic"),
+            n_per_class=60,
+            channels=("polII",),
+            observation=obs,
+            difficulty=0.0,
+            seed=11,
+        )
         spec = RenderSpec(pixel_nm=100, sigma_nm=100, size=64, scaling="percentile")
-        cfg = TrainConfig(arch="small_cnn", epochs=60, patience=20, batch_size=8, lr=3e-3, folds=0, seed=0)
-        summary = train(read_manifest(manifest), tmp / "run", config=cfg, spec=spec,
-                        cache=RenderCache(tmp / "cache", device="cpu"))
+        cfg = TrainConfig(
+            arch="small_cnn", epochs=60, patience=20, batch_size=8, lr=3e-3, folds=0, seed=0
+        )
+        summary = train(
+            read_manifest(manifest),
+            tmp / "run",
+            config=cfg,
+            spec=spec,
+            cache=RenderCache(tmp / "cache", device="cpu"),
+        )
         ckpt_path = tmp / "run" / "best.pt"
-        update_provenance(ckpt_path, training_data=("SIMULATED nuclei (training.simulate: hiPSC vs somatic, "
-                                                    f"difficulty 0, seed 11, {LOCS:.0f} Pol II localizations "
-                                                    "each); not a model of real cells"),
-                          manifest="simulated by examples/make_screen_example.py")
+        update_provenance(
+            ckpt_path,
+            training_data=(
+                "SIMULATED nuclei (training.simulate: hiPSC vs somatic, "
+                f"difficulty 0, seed 11, {LOCS:.0f} Pol II localizations "
+                "each); not a model of real cells"
+            ),
+            manifest="simulated by examples/make_screen_example.py",
+        )
         MODEL.parent.mkdir(exist_ok=True)
         r = export_onnx(ckpt_path, MODEL, force=True)
-        print(f"model: {MODEL.relative_to(HERE.parent)} ({r.size_bytes / 1e3:.0f} kB), test accuracy on "
-              f"{summary['test']['n']} simulated nuclei {summary['test']['accuracy']:.3f}; {r.comparison}")
+        print(
+            f"model: {MODEL.relative_to(HERE.parent)} ({r.size_bytes / 1e3:.0f} kB), test accuracy "
+            "on "
+            f"{summary['test']['n']} simulated nuclei {summary['test']['accuracy']:.3f}; "
+            f"{r.comparison}"
+        )
     if BATCH.exists():
         shutil.rmtree(BATCH)
-    for slide, fmt, classes, seed in (("slide1", "insight3", ("hiPSC", "somatic"), 21),
-                                      ("slide2", "thunderstorm", ("hiPSC", "somatic"), 22),
-                                      ("slide3", "parquet", ("somatic",), 23)):
-        simulate_dataset(BATCH / slide, classes=classes, n_per_class=1, channels=("polII",), observation=obs,
-                         difficulty=0.0, seed=seed, format=fmt)
+    for slide, fmt, classes, seed in (
+        ("slide1", "insight3", ("hiPSC", "somatic"), 21),
+        ("slide2", "thunderstorm", ("hiPSC", "somatic"), 22),
+        ("slide3", "parquet", ("somatic",), 23),
+    ):
+        simulate_dataset(
+            BATCH / slide,
+            classes=classes,
+            n_per_class=1,
+            channels=("polII",),
+            observation=obs,
+            difficulty=0.0,
+            seed=seed,
+            format=fmt,
+        )
     for truth in BATCH.rglob("*.truth.parquet"):  # per-localization tags: not needed for the demo
         truth.unlink()
     n = sum(1 for p in BATCH.rglob("*") if p.is_file())

@@ -24,14 +24,36 @@ from ._resize import (
     resize_area_reference,
 )
 
-_GPU = {"render_kde_cuda": "_kde_cuda", "cuda_available": "_kde_cuda",
-        "fill_occluded_cuda": "_occlusion_cuda", "accumulate_deltas_cuda": "_occlusion_cuda"}
+_GPU = {
+    "render_kde_cuda": "_kde_cuda",
+    "cuda_available": "_kde_cuda",
+    "fill_occluded_cuda": "_occlusion_cuda",
+    "accumulate_deltas_cuda": "_occlusion_cuda",
+}
 
 __all__ = [
-    "accumulate_deltas", "accumulate_deltas_cuda", "area_matrix", "area_weights", "axis_weight",
-    "cuda_available", "fill_occluded", "fill_occluded_cuda", "fit_longest", "grid_counts", "kde_reference",
-    "kde_reference_fast", "occlusion_reference", "pad_to_square", "polygon_mask", "polygon_mask_reference",
-    "render_kde_cpu", "render_kde_cuda", "resize_area", "resize_area_reference", "window_grid", "window_starts",
+    "accumulate_deltas",
+    "accumulate_deltas_cuda",
+    "area_matrix",
+    "area_weights",
+    "axis_weight",
+    "cuda_available",
+    "fill_occluded",
+    "fill_occluded_cuda",
+    "fit_longest",
+    "grid_counts",
+    "kde_reference",
+    "kde_reference_fast",
+    "occlusion_reference",
+    "pad_to_square",
+    "polygon_mask",
+    "polygon_mask_reference",
+    "render_kde_cpu",
+    "render_kde_cuda",
+    "resize_area",
+    "resize_area_reference",
+    "window_grid",
+    "window_starts",
 ]
 
 

@@ -29,6 +29,7 @@ BAND_ROWS = 16
 
 # -- the per-localization math, written once (plain Python, compiled per target) -------------
 
+
 def axis_weight(centre, u, sigma, pixel):
     """Weight along one axis of a pixel whose centre is at ``centre`` for a localization at
     ``u``: p/(√(2π)σ)·exp(−(centre−u)²/(2σ²))."""
@@ -52,7 +53,13 @@ def sigma_constants(sigma, pixel):
     """Per-bandwidth constants of :func:`weights_run`: 1/σ, step = p/σ, norm = p/(√(2π)σ),
     half_q = exp(−step²/2), q = exp(−step²)."""
     step = pixel / sigma
-    return 1.0 / sigma, step, pixel / (SQRT_2PI * sigma), math.exp(-0.5 * step * step), math.exp(-step * step)
+    return (
+        1.0 / sigma,
+        step,
+        pixel / (SQRT_2PI * sigma),
+        math.exp(-0.5 * step * step),
+        math.exp(-step * step),
+    )
 
 
 def weights_run(first_centre, u, inv_sigma, step, norm, half_q, q, count, out):
@@ -76,6 +83,7 @@ _sigma_constants = numba.njit(cache=True, inline="always")(sigma_constants)
 
 
 # -- float64 NumPy reference ------------------------------------------------------------------
+
 
 def kde_reference(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate=5.0):
     """Slow float64 renderer, the oracle of every kernel.
@@ -216,13 +224,15 @@ def _render_bands(xy, ss, cs, img, x0, y0, pixel, truncate, starts, phase):
             if nx <= 0 or ihi < ilo:
                 continue  # the window misses the image
             _weights_run(x0 + (jlo + 0.5) * pixel, xt, inv_s, step, norm, half_q, q, nx, wx)
-            _weights_run(y0 + (ilo + 0.5) * pixel, yt, inv_s, step, norm, half_q, q, ihi - ilo + 1, wy)
+            _weights_run(
+                y0 + (ilo + 0.5) * pixel, yt, inv_s, step, norm, half_q, q, ihi - ilo + 1, wy
+            )
             plane = img[cs[t] if multi else 0]
             for i in range(ihi - ilo + 1):
                 f = wy[i]
                 # a slice, so the inner loop's index is provably >= 0: no wraparound test, and
                 # LLVM vectorises it
-                seg = plane[ilo + i, jlo:jlo + nx]
+                seg = plane[ilo + i, jlo : jlo + nx]
                 for j in range(nx):
                     seg[j] += f * wx[j]
 
@@ -242,8 +252,11 @@ def render_kde_cpu(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate
     if truncate is None or not math.isfinite(truncate) or truncate <= 0:
         raise ValueError(f"truncate must be a positive finite number of sigmas, got {truncate!r}")
     # float32 coordinates (what Localizations holds) are used as they are, others as float64
-    dt = np.float32 if getattr(x, "dtype", None) == np.float32 and getattr(y, "dtype", None) == np.float32 \
+    dt = (
+        np.float32
+        if getattr(x, "dtype", None) == np.float32 and getattr(y, "dtype", None) == np.float32
         else np.float64
+    )
     x = np.ascontiguousarray(x, dt)
     y = np.ascontiguousarray(y, dt)
     sig = np.ascontiguousarray(np.atleast_1d(np.asarray(sigma, np.float64)))
@@ -262,11 +275,31 @@ def render_kde_cpu(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate
         return out
     c_n, h, w = out.shape
     rows = band_rows_for(float(sig.max()), float(pixel_nm), float(truncate))
-    starts, xy, ss, cs = _sort_by_band(x, y, sig, ch, c_n, float(origin_nm[1]), float(pixel_nm),
-                                           h, rows, 4 * numba.get_num_threads())
+    starts, xy, ss, cs = _sort_by_band(
+        x,
+        y,
+        sig,
+        ch,
+        c_n,
+        float(origin_nm[1]),
+        float(pixel_nm),
+        h,
+        rows,
+        4 * numba.get_num_threads(),
+    )
     for phase in range(3):
-        _render_bands(xy, ss, cs, out, float(origin_nm[0]), float(origin_nm[1]),
-                      float(pixel_nm), float(truncate), starts, phase)
+        _render_bands(
+            xy,
+            ss,
+            cs,
+            out,
+            float(origin_nm[0]),
+            float(origin_nm[1]),
+            float(pixel_nm),
+            float(truncate),
+            starts,
+            phase,
+        )
     return out
 
 
@@ -292,8 +325,15 @@ def kde_reference_fast(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, trun
     too large for NumPy loops (benchmarks). At ``truncate=8`` the neglected tail is below
     1.3e-14 of a kernel's peak, i.e. the untruncated KDE to float64 precision."""
     img = np.zeros(shape, np.float64)
-    _reference_f64(np.ascontiguousarray(x, np.float64), np.ascontiguousarray(y, np.float64),
-                   np.ascontiguousarray(np.atleast_1d(np.asarray(sigma, np.float64))),
-                   np.ascontiguousarray(channel, np.int32), img, float(origin_nm[0]),
-                   float(origin_nm[1]), float(pixel_nm), float(truncate))
+    _reference_f64(
+        np.ascontiguousarray(x, np.float64),
+        np.ascontiguousarray(y, np.float64),
+        np.ascontiguousarray(np.atleast_1d(np.asarray(sigma, np.float64))),
+        np.ascontiguousarray(channel, np.int32),
+        img,
+        float(origin_nm[0]),
+        float(origin_nm[1]),
+        float(pixel_nm),
+        float(truncate),
+    )
     return img

@@ -3,11 +3,13 @@
 Localizations are bucketed by the image tiles (TILE x TILE pixels) their windows touch;
 one thread block renders one tile: it stages the tile's localizations in shared memory in
 chunks together with their separable weights (TILE column and TILE row weights each, by the
-same :func:`ainu_engine.kernels._kde.axis_weight` the CPU kernel uses, compiled here as a CUDA device
+same :func:`ainu_engine.kernels._kde.axis_weight` the CPU kernel uses, compiled here as a CUDA
+device
 function), and each thread sums weight products for its own pixel in a float64 register —
 no atomics on the image.
 
-This module imports numba.cuda; the engine imports it only when a GPU path is used. Under ``NUMBA_ENABLE_CUDASIM=1`` the same kernels
+This module imports numba.cuda; the engine imports it only when a GPU path is used. Under
+``NUMBA_ENABLE_CUDASIM=1`` the same kernels
 run in Numba's CUDA simulator (how the test suite checks them on machines without a GPU).
 Inputs may be NumPy arrays or device arrays (anything with ``__cuda_array_interface__``, e.g.
 CuPy); the output stays on the device unless asked for.
@@ -68,16 +70,18 @@ def _bucket_kernel(window):
         return ilo // TILE, ihi // TILE, jlo // TILE, jhi // TILE
 
     @cuda.jit
-    def bucket_tiles(x, y, sigma, chan, n_channels, x0, y0, pixel, h, w, truncate, tiles_x,
-                     cursor, index, fill):
+    def bucket_tiles(
+        x, y, sigma, chan, n_channels, x0, y0, pixel, h, w, truncate, tiles_x, cursor, index, fill
+    ):
         # pass 1 (fill=False): count the localizations of each tile into cursor[tile + 1];
         # pass 2 (fill=True): cursor holds the tile starts; write each index into its slots
         k = cuda.grid(1)
         if k >= x.shape[0]:
             return
         s = sigma[k] if sigma.shape[0] > 1 else sigma[0]
-        ty0, ty1, tx0, tx1 = tile_range(x[k], y[k], s, chan[k], n_channels, x0, y0, pixel, h,
-                                        w, truncate)
+        ty0, ty1, tx0, tx1 = tile_range(
+            x[k], y[k], s, chan[k], n_channels, x0, y0, pixel, h, w, truncate
+        )
         for ty in range(ty0, ty1 + 1):
             for tx in range(tx0, tx1 + 1):
                 if fill:
@@ -131,10 +135,14 @@ def _gather_kernel(weight):
                     # the same window rule as before: centre within reach on each axis
                     if (e // TILE) % 2 == 0:
                         cxp = x0 + (j0 + t + 0.5) * pixel
-                        wxs[u, t] = weight(cxp, sx[u], s, pixel) if abs(cxp - sx[u]) <= reach else 0.0
+                        wxs[u, t] = (
+                            weight(cxp, sx[u], s, pixel) if abs(cxp - sx[u]) <= reach else 0.0
+                        )
                     else:
                         cyp = y0 + (i0 + t + 0.5) * pixel
-                        wys[u, t] = weight(cyp, sy[u], s, pixel) if abs(cyp - sy[u]) <= reach else 0.0
+                        wys[u, t] = (
+                            weight(cyp, sy[u], s, pixel) if abs(cyp - sy[u]) <= reach else 0.0
+                        )
             cuda.syncthreads()
             for u in range(m):
                 acc[sc[u]] += wxs[u, tx] * wys[u, ty]
@@ -156,8 +164,9 @@ def _device(a, dtype):
     return cuda.to_device(np.ascontiguousarray(a, dtype))
 
 
-def render_kde_cuda(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate=5.0,
-                    out=None, to_host=True):
+def render_kde_cuda(
+    x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate=5.0, out=None, to_host=True
+):
     """Render localizations into a float32 (C, H, W) image on the GPU.
 
     Same arguments and result as :func:`ainu_engine.kernels.render_kde_cpu`. ``x``, ``y`` (float64),
@@ -170,8 +179,11 @@ def render_kde_cuda(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncat
     c_n, h, w = (int(v) for v in shape)
     if c_n > MAX_CHANNELS:
         raise ValueError(f"the CUDA kernel renders at most {MAX_CHANNELS} channels, got {c_n}")
-    sig_host = None if hasattr(sigma, "__cuda_array_interface__") else \
-        np.atleast_1d(np.asarray(sigma, np.float64))
+    sig_host = (
+        None
+        if hasattr(sigma, "__cuda_array_interface__")
+        else np.atleast_1d(np.asarray(sigma, np.float64))
+    )
     if sig_host is not None and sig_host.size and not np.all(sig_host > 0):
         raise ValueError("sigma must be positive")
     dx, dy = _device(x, np.float64), _device(y, np.float64)
@@ -186,8 +198,16 @@ def render_kde_cuda(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncat
         bucket_tiles, gather = _kernels()
         tiles_y, tiles_x = -(-h // TILE), -(-w // TILE)
         n_tiles = tiles_y * tiles_x
-        args = (c_n, float(origin_nm[0]), float(origin_nm[1]), float(pixel_nm), h, w,
-                float(truncate), tiles_x)
+        args = (
+            c_n,
+            float(origin_nm[0]),
+            float(origin_nm[1]),
+            float(pixel_nm),
+            h,
+            w,
+            float(truncate),
+            tiles_x,
+        )
         blocks = -(-n // COUNT_THREADS)
         counts = cuda.to_device(np.zeros(n_tiles + 1, np.int64))
         no_index = cuda.device_array(1, np.int64)
@@ -198,10 +218,24 @@ def render_kde_cuda(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncat
         cursor = cuda.to_device(starts[:-1].copy())
         index = cuda.device_array(max(int(starts[-1]), 1), np.int64)
         bucket_tiles[blocks, COUNT_THREADS](dx, dy, ds, dc, *args, cursor, index, True)
-        gather[n_tiles, (TILE, TILE)](dx, dy, ds, dc, d_starts, index, d_img,
-                                      float(origin_nm[0]), float(origin_nm[1]), float(pixel_nm),
-                                      float(truncate), tiles_x)
+        gather[n_tiles, (TILE, TILE)](
+            dx,
+            dy,
+            ds,
+            dc,
+            d_starts,
+            index,
+            d_img,
+            float(origin_nm[0]),
+            float(origin_nm[1]),
+            float(pixel_nm),
+            float(truncate),
+            tiles_x,
+        )
     if to_host:
-        return d_img.copy_to_host() if out is None or hasattr(out, "__cuda_array_interface__") \
+        return (
+            d_img.copy_to_host()
+            if out is None or hasattr(out, "__cuda_array_interface__")
             else d_img.copy_to_host(out)
+        )
     return d_img

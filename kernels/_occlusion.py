@@ -15,7 +15,13 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["window_starts", "window_grid", "fill_occluded", "accumulate_deltas", "occlusion_reference"]
+__all__ = [
+    "window_starts",
+    "window_grid",
+    "fill_occluded",
+    "accumulate_deltas",
+    "occlusion_reference",
+]
 
 
 def window_starts(n: int, window: int, stride: int) -> np.ndarray:
@@ -25,12 +31,16 @@ def window_starts(n: int, window: int, stride: int) -> np.ndarray:
     if window > n:
         raise ValueError(f"window {window} is larger than the image side {n}")
     if stride > window:
-        raise ValueError(f"stride {stride} is larger than the window {window} (pixels would be skipped)")
+        raise ValueError(
+            f"stride {stride} is larger than the window {window} (pixels would be skipped)"
+        )
     count = int(math.ceil((n - window) / stride)) + 1
     return np.arange(count, dtype=np.int64) * stride
 
 
-def window_grid(h: int, w: int, window: tuple[int, int], stride: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def window_grid(
+    h: int, w: int, window: tuple[int, int], stride: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """(tops, lefts) of every window, row-major (the order Captum numbers them in is
     column-major, which does not change the result)."""
     t = window_starts(h, window[0], stride[0])
@@ -77,8 +87,9 @@ def accumulate_deltas(deltas, tops, lefts, wh, ww, attr, counts):  # pragma: no 
                     attr[t, i, j] += deltas[b, t]
 
 
-def occlusion_reference(forward, image: np.ndarray, *, window: int, stride: int, target: int,
-                        baseline: float = 0.0) -> np.ndarray:
+def occlusion_reference(
+    forward, image: np.ndarray, *, window: int, stride: int, target: int, baseline: float = 0.0
+) -> np.ndarray:
     """Plain NumPy occlusion, one window at a time (the tests' oracle): (H, W) float64."""
     c_n, h, w = image.shape
     f0 = float(forward(image[None])[0, target])
@@ -87,7 +98,9 @@ def occlusion_reference(forward, image: np.ndarray, *, window: int, stride: int,
     for top in window_starts(h, window, stride):
         for left in window_starts(w, window, stride):
             x = image.copy()
-            x[:, top:top + window, left:left + window] = baseline
-            attr[top:top + window, left:left + window] += f0 - float(forward(x[None])[0, target])
-            cnt[top:top + window, left:left + window] += 1
+            x[:, top : top + window, left : left + window] = baseline
+            attr[top : top + window, left : left + window] += f0 - float(
+                forward(x[None])[0, target]
+            )
+            cnt[top : top + window, left : left + window] += 1
     return attr / cnt

@@ -2,7 +2,8 @@
 device buffer (the backend's input, e.g. bound through ONNX Runtime's IO binding), and window
 deltas are accumulated on the device — only the model's outputs cross to the host.
 
-Same rule as :mod:`ainu_engine.kernels._occlusion` (Captum's). Under ``NUMBA_ENABLE_CUDASIM=1`` the kernels
+Same rule as :mod:`ainu_engine.kernels._occlusion` (Captum's). Under ``NUMBA_ENABLE_CUDASIM=1``
+the kernels
 run in Numba's simulator, which is how the test suite checks them without a GPU.
 """
 
@@ -56,7 +57,8 @@ def _kernels():
 
 
 def fill_occluded_cuda(image, baseline, tops, lefts, wh: int, ww: int, out) -> None:
-    """Device version of :func:`ainu_engine.kernels._occlusion.fill_occluded` (all arrays on the device,
+    """Device version of :func:`ainu_engine.kernels._occlusion.fill_occluded` (all arrays on the
+    device,
     or host arrays copied once; ``out`` a device array (B, C, H, W) float32)."""
     fill, _ = _kernels()
     c_n, h, w = image.shape
@@ -68,7 +70,8 @@ def fill_occluded_cuda(image, baseline, tops, lefts, wh: int, ww: int, out) -> N
 
 
 def accumulate_deltas_cuda(deltas, tops, lefts, wh: int, ww: int, attr, counts) -> None:
-    """Device version of :func:`ainu_engine.kernels._occlusion.accumulate_deltas` (attr float64 (T, H, W),
+    """Device version of :func:`ainu_engine.kernels._occlusion.accumulate_deltas` (attr float64
+    (T, H, W),
     counts int64 (H, W), both on the device)."""
     _, acc = _kernels()
     _, h, w = attr.shape

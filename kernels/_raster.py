@@ -30,8 +30,16 @@ def grid_counts(x, y, *, origin, cell: float, shape: tuple[int, int]) -> np.ndar
     ny, nx = shape
     counts = np.zeros((ny, nx), np.int64)
     if len(x):
-        _grid_counts(np.ascontiguousarray(x), np.ascontiguousarray(y), float(origin[0]),
-                     float(origin[1]), float(cell), int(ny), int(nx), counts)
+        _grid_counts(
+            np.ascontiguousarray(x),
+            np.ascontiguousarray(y),
+            float(origin[0]),
+            float(origin[1]),
+            float(cell),
+            int(ny),
+            int(nx),
+            counts,
+        )
     return counts
 
 
@@ -53,7 +61,9 @@ def polygon_mask(poly: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         cross = (y1 > yc) != (y2 > yc)
         if not cross.any():
             continue
-        xs = np.sort(x1[cross] + (yc - y1[cross]) * (x2[cross] - x1[cross]) / (y2[cross] - y1[cross]))
+        xs = np.sort(
+            x1[cross] + (yc - y1[cross]) * (x2[cross] - x1[cross]) / (y2[cross] - y1[cross])
+        )
         # pixel centres left of an odd number of crossings are inside
         n_left = np.searchsorted(xs, cx, side="right")
         mask[i] = (len(xs) - n_left) % 2 == 1

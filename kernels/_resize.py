@@ -17,7 +17,14 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["area_matrix", "area_weights", "resize_area", "resize_area_reference", "fit_longest", "pad_to_square"]
+__all__ = [
+    "area_matrix",
+    "area_weights",
+    "resize_area",
+    "resize_area_reference",
+    "fit_longest",
+    "pad_to_square",
+]
 
 
 def area_matrix(n_in: int, n_out: int, scale: float | None = None):
@@ -31,7 +38,9 @@ def area_matrix(n_in: int, n_out: int, scale: float | None = None):
     offset = np.arange(weights.shape[1])[None, :]
     keep = offset < count[:, None]
     rows = np.broadcast_to(np.arange(n_out)[:, None], keep.shape)[keep]
-    return sparse.csr_matrix((weights[keep], (rows, (first[:, None] + offset)[keep])), shape=(n_out, n_in))
+    return sparse.csr_matrix(
+        (weights[keep], (rows, (first[:, None] + offset)[keep])), shape=(n_out, n_in)
+    )
 
 
 def area_weights(n_in: int, n_out: int, scale: float | None = None):
@@ -91,7 +100,9 @@ def resize_area(img: np.ndarray, out_h: int, out_w: int, scale: float | None = N
     return out
 
 
-def resize_area_reference(img: np.ndarray, out_h: int, out_w: int, scale: float | None = None) -> np.ndarray:
+def resize_area_reference(
+    img: np.ndarray, out_h: int, out_w: int, scale: float | None = None
+) -> np.ndarray:
     """Slow float64 reference: integrate the piecewise-constant input over each output cell."""
     c_n, h, w = img.shape
     sy, sx = (h / out_h, w / out_w) if scale is None else (scale, scale)
@@ -114,8 +125,11 @@ def fit_longest(h: int, w: int, size: int) -> tuple[int, int, float]:
     the scale factor (input pixels per output pixel, the same on both axes; the shorter
     side is rounded up, its last pixel partly beyond the input)."""
     scale = max(h, w) / size
-    return (min(size, max(1, int(np.ceil(h / scale - 1e-9)))),
-            min(size, max(1, int(np.ceil(w / scale - 1e-9)))), scale)
+    return (
+        min(size, max(1, int(np.ceil(h / scale - 1e-9)))),
+        min(size, max(1, int(np.ceil(w / scale - 1e-9)))),
+        scale,
+    )
 
 
 def pad_to_square(img: np.ndarray, size: int, value: float) -> tuple[np.ndarray, tuple[int, int]]:
@@ -126,5 +140,5 @@ def pad_to_square(img: np.ndarray, size: int, value: float) -> tuple[np.ndarray,
         raise ValueError(f"image {h}x{w} does not fit in {size}x{size}")
     top, left = (size - h) // 2, (size - w) // 2
     out = np.full((c_n, size, size), value, np.float32)
-    out[:, top:top + h, left:left + w] = img
+    out[:, top : top + h, left : left + w] = img
     return out, (top, left)

@@ -8,15 +8,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FORMATS = Path(os.environ.get("AINU_SHARED_FORMATS", REPO.parent / "shared" / "data" / "formats"))
+SHARED_FORMATS = Path(
+    os.environ.get("AINU_SHARED_FORMATS", REPO.parent / "shared" / "data" / "formats")
+)
 
 
 @pytest.fixture(scope="session")
 def shared_formats() -> Path:
     """Folder of real localization files written by other software (not in this repository)."""
     if not SHARED_FORMATS.is_dir():
-        pytest.skip(f"real-format samples not found at {SHARED_FORMATS} "
-                    "(they live in ../shared/data/formats beside the checkout)")
+        pytest.skip(
+            f"real-format samples not found at {SHARED_FORMATS} "
+            "(they live in ../shared/data/formats beside the checkout)"
+        )
     return SHARED_FORMATS
 
 

@@ -21,7 +21,11 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 REPO = Path(__file__).resolve().parents[1]
-FOLDERS = {"engine": "ainu_engine", "kernels": "ainu_engine.kernels", "training": "ainu_engine.training"}
+FOLDERS = {
+    "engine": "ainu_engine",
+    "kernels": "ainu_engine.kernels",
+    "training": "ainu_engine.training",
+}
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
@@ -51,12 +55,14 @@ def _imports(name: str) -> list[tuple[str, int]]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
             # `from pkg import sub` imports the submodule pkg.sub when there is one
-            targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in MODULES else mod for a in node.names]
+            targets = [
+                f"{mod}.{a.name}" if f"{mod}.{a.name}" in MODULES else mod for a in node.names
+            ]
         else:
             continue
         for t in targets:
@@ -75,7 +81,11 @@ def _where(name: str, line: int) -> str:
 
 
 def test_the_graph_covers_all_three_folders():
-    assert {m.split(".")[1] if m.count(".") else m for m in MODULES} >= {"ainu_engine", "kernels", "training"}
+    assert {m.split(".")[1] if m.count(".") else m for m in MODULES} >= {
+        "ainu_engine",
+        "kernels",
+        "training",
+    }
     assert sum(len(v) for v in GRAPH.values()) > 100
 
 
@@ -93,7 +103,12 @@ def test_no_import_circle():
     for label in np.unique(labels):
         members = [names[i] for i in np.flatnonzero(labels == label)]
         if len(members) > 1:
-            edges = [f"{m} -> {d} ({_where(m, line)})" for m in members for d, line in GRAPH[m] if d in members]
+            edges = [
+                f"{m} -> {d} ({_where(m, line)})"
+                for m in members
+                for d, line in GRAPH[m]
+                if d in members
+            ]
             circles.append("\n  ".join(edges))
     assert not circles, "import circles:\n  " + "\n\n  ".join(circles)
 
@@ -108,14 +123,23 @@ def _layer(module: str) -> str:
     return "engine"
 
 
-ALLOWED = {"kernels": {"kernels"}, "engine": {"engine", "kernels"}, "cli": {"cli", "engine", "kernels", "training"},
-           "training": {"training", "engine", "kernels"}}
+ALLOWED = {
+    "kernels": {"kernels"},
+    "engine": {"engine", "kernels"},
+    "cli": {"cli", "engine", "kernels", "training"},
+    "training": {"training", "engine", "kernels"},
+}
 
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
 def test_dependencies_point_one_way(layer):
-    bad = [f"{_where(m, line)}: {m} imports {d}" for m, deps in GRAPH.items() if _layer(m) == layer
-           for d, line in deps if _layer(d) not in ALLOWED[layer]]
+    bad = [
+        f"{_where(m, line)}: {m} imports {d}"
+        for m, deps in GRAPH.items()
+        if _layer(m) == layer
+        for d, line in deps
+        if _layer(d) not in ALLOWED[layer]
+    ]
     assert not bad, "\n".join(bad)
 
 

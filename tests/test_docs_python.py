@@ -18,7 +18,9 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("**/*.md"))]
 
 def _blocks():
     for doc in DOCS:
-        for k, block in enumerate(re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)):
+        for k, block in enumerate(
+            re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
+        ):
             yield pytest.param(block, id=f"{doc.relative_to(REPO)}#{k}")
 
 
@@ -33,11 +35,20 @@ def test_python_example_parses_and_its_imports_exist(block):
     tree = ast.parse(block)
     names = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("ainu_engine",):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] in ("ainu_engine",)
+        ):
             try:
                 mod = importlib.import_module(node.module)
             except ImportError as err:
-                if err.name and err.name.split(".")[0] in ("torch", "captum", "onnx", "onnxruntime"):
+                if err.name and err.name.split(".")[0] in (
+                    "torch",
+                    "captum",
+                    "onnx",
+                    "onnxruntime",
+                ):
                     pytest.skip(f"{node.module} needs {err.name}, not installed here")
                 raise
             missing = [a.name for a in node.names if not hasattr(mod, a.name)]
@@ -53,7 +64,9 @@ def test_python_example_parses_and_its_imports_exist(block):
         fn = None
         if isinstance(node.func, ast.Name):
             fn = names.get(node.func.id)
-        elif isinstance(node.func.value, ast.Name) and node.func.value.id in names:  # Class.method(...)
+        elif (
+            isinstance(node.func.value, ast.Name) and node.func.value.id in names
+        ):  # Class.method(...)
             fn = getattr(names[node.func.value.id], node.func.attr, None)
         if fn is None or not callable(fn):
             continue
@@ -61,4 +74,6 @@ def test_python_example_parses_and_its_imports_exist(block):
         if any(p.kind is p.VAR_KEYWORD for p in params.values()):
             continue
         unknown = [k.arg for k in node.keywords if k.arg is not None and k.arg not in params]
-        assert not unknown, f"{ast.unparse(node.func)}(...): no parameter {unknown} (has {list(params)})"
+        assert not unknown, (
+            f"{ast.unparse(node.func)}(...): no parameter {unknown} (has {list(params)})"
+        )

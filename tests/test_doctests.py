@@ -60,4 +60,6 @@ def test_module_examples(name, monkeypatch):
     for test in tests:
         runner.run(test)
     result = runner.summarize(verbose=False)
-    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name} (output above)"
+    assert result.failed == 0, (
+        f"{result.failed} of {result.attempted} examples failed in {name} (output above)"
+    )

@@ -16,11 +16,15 @@ HEAVY = ("torch", "onnxruntime", "cupy", "tensorrt", "numba.cuda", "matplotlib",
 
 
 def test_import_engine_is_light():
-    code = ("import sys, ainu_engine, ainu_engine.io, ainu_engine.cli, ainu_engine.cli._app, ainu_engine.kernels\n"
-            f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
-            "print(','.join(heavy))")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                         timeout=120)
+    code = (
+        "import sys, ainu_engine, ainu_engine.io, ainu_engine.cli, ainu_engine.cli._app, "
+        "ainu_engine.kernels\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "", f"imported at import time: {res.stdout.strip()}"
 
@@ -63,18 +67,23 @@ def test_no_extra_pulls_both_onnxruntime_builds():
         assert "onnxruntime" not in _closure(cuda, extras)
 
 
-def test_ci_runs_make_test_only():
+def test_ci_runs_lint_then_make_test():
     script = (REPO / ".ci" / "run").read_text()
-    commands = [ln.strip() for ln in script.splitlines()
-                if ln.strip() and not ln.strip().startswith("#") and not ln.startswith(("set ", "cd "))]
-    assert commands == ["make test"]
+    commands = [
+        ln.strip()
+        for ln in script.splitlines()
+        if ln.strip() and not ln.strip().startswith("#") and not ln.startswith(("set ", "cd "))
+    ]
+    assert commands == ["make lint", "make test"]
 
 
 def test_readme_quick_start_is_two_commands():
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```(?:sh|bash|console)?\n(.*?)```", section, re.S).group(1)
-    commands = [ln.strip() for ln in block.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    commands = [
+        ln.strip() for ln in block.splitlines() if ln.strip() and not ln.strip().startswith("#")
+    ]
     assert commands == ["make demo", "make test"]
 
 
@@ -83,7 +92,11 @@ def test_constraints_pin_cpu_torch():
     assert "torch==2.13.0" in lines
 
 
-FOLDERS = {"engine": "ainu_engine", "kernels": "ainu_engine.kernels", "training": "ainu_engine.training"}
+FOLDERS = {
+    "engine": "ainu_engine",
+    "kernels": "ainu_engine.kernels",
+    "training": "ainu_engine.training",
+}
 
 
 def test_every_package_folder_is_installed_under_ainu_engine():
@@ -99,24 +112,34 @@ def test_every_package_folder_is_installed_under_ainu_engine():
 
 def test_no_top_level_engine_kernels_or_training_is_importable(tmp_path):
     # -I: no current folder and no PYTHONPATH on sys.path, only what is installed
-    code = ("import importlib.util, ainu_engine, ainu_engine.kernels, ainu_engine.training\n"
-            "print([m for m in ('engine', 'kernels', 'training') if importlib.util.find_spec(m)])")
-    res = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=120)
+    code = (
+        "import importlib.util, ainu_engine, ainu_engine.kernels, ainu_engine.training\n"
+        "print([m for m in ('engine', 'kernels', 'training') if importlib.util.find_spec(m)])"
+    )
+    res = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
 
 
 def test_importing_every_module_loads_no_old_top_level_name():
-    code = ("import pkgutil, sys, importlib\n"
-            "import ainu_engine, ainu_engine.kernels, ainu_engine.training\n"
-            "for root in (ainu_engine, ainu_engine.kernels, ainu_engine.training):\n"
-            "    for i in pkgutil.walk_packages(root.__path__, root.__name__ + '.'):\n"
-            "        if not i.name.endswith('__main__'):\n"
-            "            importlib.import_module(i.name)\n"
-            "print([m for m in sys.modules if m.split('.')[0] in ('engine', 'kernels', 'training')])")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                         timeout=300)
+    code = (
+        "import pkgutil, sys, importlib\n"
+        "import ainu_engine, ainu_engine.kernels, ainu_engine.training\n"
+        "for root in (ainu_engine, ainu_engine.kernels, ainu_engine.training):\n"
+        "    for i in pkgutil.walk_packages(root.__path__, root.__name__ + '.'):\n"
+        "        if not i.name.endswith('__main__'):\n"
+        "            importlib.import_module(i.name)\n"
+        "print([m for m in sys.modules if m.split('.')[0] in ('engine', 'kernels', 'training')])"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
 
@@ -126,5 +149,7 @@ def test_the_slow_marker_splits_off_a_quick_inner_loop():
     makefile = (REPO / "Makefile").read_text()
     test_rule = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "pytest" in test_rule and "-m" not in test_rule.replace("-m pytest", "")
-    marked = [p for p in (REPO / "tests").rglob("test_*.py") if "@pytest.mark.slow" in p.read_text()]
+    marked = [
+        p for p in (REPO / "tests").rglob("test_*.py") if "@pytest.mark.slow" in p.read_text()
+    ]
     assert len(marked) >= 4

@@ -89,9 +89,16 @@ def augment(x, cfg: AugmentConfig = AugmentConfig(), *, generator=None):
             theta[:, 1, 1] = cos
             grid = F.affine_grid(theta, (len(ang), c, h, w), align_corners=False)
             src = out[sel]
-            rotated = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-            inside = F.grid_sample(torch.ones_like(src[:, :1]), grid, mode="bilinear",
-                                   padding_mode="zeros", align_corners=False)
+            rotated = F.grid_sample(
+                src, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+            )
+            inside = F.grid_sample(
+                torch.ones_like(src[:, :1]),
+                grid,
+                mode="bilinear",
+                padding_mode="zeros",
+                align_corners=False,
+            )
             out[sel] = rotated + (1 - inside) * cfg.fill
     if cfg.intensity > 0 or cfg.contrast > 0:
         gain = 1 + (rand(n, 1, 1, 1) * 2 - 1) * cfg.intensity

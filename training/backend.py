@@ -47,12 +47,24 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(self, model_path, *, checkpoint: str | os.PathLike | None = None, device: str = "cpu",
-                 compile: bool = False, fp16: bool = False, channels_last: bool | None = None,
-                 threads: int | None = None, batch_size: int | None = None, reason: str = "") -> None:
+    def __init__(
+        self,
+        model_path,
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        device: str = "cpu",
+        compile: bool = False,
+        fp16: bool = False,
+        channels_last: bool | None = None,
+        threads: int | None = None,
+        batch_size: int | None = None,
+        reason: str = "",
+    ) -> None:
         super().__init__(model_path, device=device, batch_size=batch_size, reason=reason)
         path = Path(model_path)
-        self.checkpoint = Path(checkpoint) if checkpoint is not None else (path if path.suffix == ".pt" else None)
+        self.checkpoint = (
+            Path(checkpoint) if checkpoint is not None else (path if path.suffix == ".pt" else None)
+        )
         self.compile = compile
         self.fp16 = fp16 and device == "cuda"
         # channels_last helps convolutions on CUDA, not on the CPU
@@ -63,10 +75,13 @@ class TorchBackend(Backend):
 
     def _read_info(self) -> ModelInfo:
         if self.checkpoint is None:
-            raise BackendUnavailable("the torch backend runs the PyTorch checkpoint, and an .onnx file "
-                                     "cannot be turned back into one", path=self.model_path,
-                                     hint="pass the training checkpoint (RUN/best.pt) as the model, "
-                                          "or use --backend onnxruntime")
+            raise BackendUnavailable(
+                "the torch backend runs the PyTorch checkpoint, and an .onnx file "
+                "cannot be turned back into one",
+                path=self.model_path,
+                hint="pass the training checkpoint (RUN/best.pt) as the model, "
+                "or use --backend onnxruntime",
+            )
         return self._load_checkpoint()[1]
 
     def _load_checkpoint(self):
@@ -78,7 +93,9 @@ class TorchBackend(Backend):
         import torch
 
         if self.device == "cuda" and not torch.cuda.is_available():
-            raise BackendUnavailable("torch sees no CUDA GPU", path=self.model_path, hint="use device cpu")
+            raise BackendUnavailable(
+                "torch sees no CUDA GPU", path=self.model_path, hint="use device cpu"
+            )
         if self.threads and self.device == "cpu":
             torch.set_num_threads(self.threads)
         if self.device == "cuda":
@@ -95,8 +112,9 @@ class TorchBackend(Backend):
         self.model = model
         run = model
         if self.compile:
-            run = torch.compile(model, mode="reduce-overhead" if self.device == "cuda" else "default",
-                                dynamic=False)
+            run = torch.compile(
+                model, mode="reduce-overhead" if self.device == "cuda" else "default", dynamic=False
+            )
         self._run = run
 
     def _infer_impl(self, x) -> np.ndarray:
@@ -115,26 +133,62 @@ class TorchBackend(Backend):
     def _describe_impl(self) -> dict:
         import torch
 
-        return {"precision": "fp16 autocast" if self.fp16 else ("fp32 (TF32 off)" if self.device == "cuda" else "fp32"),
-                "compiled": self.compile,
-                "channels_last": self.channels_last, "torch": torch.__version__,
-                "checkpoint": None if self.checkpoint is None else str(self.checkpoint)}
+        return {
+            "precision": "fp16 autocast"
+            if self.fp16
+            else ("fp32 (TF32 off)" if self.device == "cuda" else "fp32"),
+            "compiled": self.compile,
+            "channels_last": self.channels_last,
+            "torch": torch.__version__,
+            "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
+        }
 
     def _close_impl(self) -> None:
         self.model = self._run = None
 
 
-def torch_backend(model, *, device: str = "cpu", checkpoint=None, threads: int | None = None,
-                  fp16: bool | None = None, batch_size: int | None = None, reason: str = "",
-                  **_options) -> TorchBackend:
+def torch_backend(
+    model,
+    *,
+    device: str = "cpu",
+    checkpoint=None,
+    threads: int | None = None,
+    fp16: bool | None = None,
+    batch_size: int | None = None,
+    reason: str = "",
+    **_options,
+) -> TorchBackend:
     """The ``torch`` entry of the backend registry (eager PyTorch on the checkpoint)."""
-    return TorchBackend(model, checkpoint=checkpoint, device=device, fp16=bool(fp16), threads=threads,
-                        batch_size=batch_size, reason=reason)
+    return TorchBackend(
+        model,
+        checkpoint=checkpoint,
+        device=device,
+        fp16=bool(fp16),
+        threads=threads,
+        batch_size=batch_size,
+        reason=reason,
+    )
 
 
-def torch_compile_backend(model, *, device: str = "cpu", checkpoint=None, threads: int | None = None,
-                          fp16: bool | None = None, batch_size: int | None = None, reason: str = "",
-                          **_options) -> TorchBackend:
+def torch_compile_backend(
+    model,
+    *,
+    device: str = "cpu",
+    checkpoint=None,
+    threads: int | None = None,
+    fp16: bool | None = None,
+    batch_size: int | None = None,
+    reason: str = "",
+    **_options,
+) -> TorchBackend:
     """The ``torch-compile`` entry of the backend registry (torch.compile; CUDA graphs on a GPU)."""
-    return TorchBackend(model, checkpoint=checkpoint, device=device, compile=True, fp16=bool(fp16),
-                        threads=threads, batch_size=batch_size, reason=reason)
+    return TorchBackend(
+        model,
+        checkpoint=checkpoint,
+        device=device,
+        compile=True,
+        fp16=bool(fp16),
+        threads=threads,
+        batch_size=batch_size,
+        reason=reason,
+    )

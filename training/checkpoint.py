@@ -25,16 +25,35 @@ from ainu_engine.io import atomic_path
 from ainu_engine.model import ModelInfo
 from ainu_engine.render import RenderSpec
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "read_checkpoint", "load_checkpoint", "checkpoint_info",
-           "update_provenance"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "save_checkpoint",
+    "read_checkpoint",
+    "load_checkpoint",
+    "checkpoint_info",
+    "update_provenance",
+]
 
 #: Version of the checkpoint layout; readers refuse any other.
 CHECKPOINT_FORMAT = "ainu-engine-checkpoint-1"
 
 
-def save_checkpoint(path: str | os.PathLike, model, *, classes, render_spec: RenderSpec, channel_names,
-                    input_size: int, preprocessing: dict, train_config: dict, metrics: dict,
-                    training_stats: dict, provenance: dict, history: list[dict], samples: np.ndarray) -> None:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model,
+    *,
+    classes,
+    render_spec: RenderSpec,
+    channel_names,
+    input_size: int,
+    preprocessing: dict,
+    train_config: dict,
+    metrics: dict,
+    training_stats: dict,
+    provenance: dict,
+    history: list[dict],
+    samples: np.ndarray,
+) -> None:
     """Write ``model`` (a registry model: it has ``.config``) and what describes it, atomically."""
     import torch
 
@@ -53,8 +72,10 @@ def save_checkpoint(path: str | os.PathLike, model, *, classes, render_spec: Ren
         "history": history,
     }
     ckpt = json.loads(json.dumps(ckpt, default=_plain))  # plain types: loads with weights_only=True
-    tensors = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "samples": torch.from_numpy(np.ascontiguousarray(samples, np.float32))}
+    tensors = {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "samples": torch.from_numpy(np.ascontiguousarray(samples, np.float32)),
+    }
     with atomic_path(Path(path)) as tmp:
         torch.save({**ckpt, **tensors}, tmp)
 
@@ -83,10 +104,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle/zip errors of many kinds
-        raise InputError(f"cannot read the checkpoint: {str(err).splitlines()[0]}", path=path) from err
+        raise InputError(
+            f"cannot read the checkpoint: {str(err).splitlines()[0]}", path=path
+        ) from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise InputError("not an ainu-engine checkpoint", path=path, expected=CHECKPOINT_FORMAT,
-                         found=str(ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__))
+        raise InputError(
+            "not an ainu-engine checkpoint",
+            path=path,
+            expected=CHECKPOINT_FORMAT,
+            found=str(ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__),
+        )
     return ckpt
 
 
@@ -113,18 +140,28 @@ def update_provenance(path: str | os.PathLike, **entries) -> None:
     import torch
 
     ckpt = read_checkpoint(path)
-    ckpt["provenance"] = {**ckpt.get("provenance", {}), **json.loads(json.dumps(entries, default=_plain))}
+    ckpt["provenance"] = {
+        **ckpt.get("provenance", {}),
+        **json.loads(json.dumps(entries, default=_plain)),
+    }
     with atomic_path(Path(path)) as tmp:
         torch.save(ckpt, tmp)
 
 
-def checkpoint_info(ckpt: dict, *, path: str | os.PathLike | None = None,
-                    extra_provenance: dict | None = None) -> ModelInfo:
+def checkpoint_info(
+    ckpt: dict, *, path: str | os.PathLike | None = None, extra_provenance: dict | None = None
+) -> ModelInfo:
     """The :class:`~ainu_engine.model.ModelInfo` of a checkpoint dict (what export writes into the
     ONNX file's metadata, and what ``ainu-engine info RUN/best.pt`` shows)."""
-    return ModelInfo(classes=tuple(ckpt["classes"]), render_spec=RenderSpec.from_dict(ckpt["render_spec"]),
-                     input_size=int(ckpt["input_size"]), channel_names=tuple(ckpt["channel_names"]),
-                     preprocessing=ckpt.get("preprocessing", {"mode": "image"}), metrics=ckpt.get("metrics", {}),
-                     training_stats=ckpt.get("training_stats", {}),
-                     provenance={**ckpt.get("provenance", {}), **(extra_provenance or {})},
-                     model=ckpt["model_config"], path=None if path is None else os.fspath(path))
+    return ModelInfo(
+        classes=tuple(ckpt["classes"]),
+        render_spec=RenderSpec.from_dict(ckpt["render_spec"]),
+        input_size=int(ckpt["input_size"]),
+        channel_names=tuple(ckpt["channel_names"]),
+        preprocessing=ckpt.get("preprocessing", {"mode": "image"}),
+        metrics=ckpt.get("metrics", {}),
+        training_stats=ckpt.get("training_stats", {}),
+        provenance={**ckpt.get("provenance", {}), **(extra_provenance or {})},
+        model=ckpt["model_config"],
+        path=None if path is None else os.fspath(path),
+    )

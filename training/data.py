@@ -22,7 +22,14 @@ import numpy as np
 from ainu_engine.errors import InputError, MissingColumnError
 from ainu_engine.render import RenderSpec
 
-__all__ = ["Manifest", "read_manifest", "RenderCache", "NucleusSet", "load_nuclei", "IMAGE_SUFFIXES"]
+__all__ = [
+    "Manifest",
+    "read_manifest",
+    "RenderCache",
+    "NucleusSet",
+    "load_nuclei",
+    "IMAGE_SUFFIXES",
+]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
 #: Files beside a localization file that change what it reads as (pixel size sidecars, YAML).
@@ -51,17 +58,32 @@ class Manifest:
         return np.array([index[v] for v in self.labels], dtype=np.int64)
 
     @classmethod
-    def from_rows(cls, files: Sequence, labels: Sequence[str], *, groups: Sequence[str] | None = None,
-                  classes: Sequence[str] | None = None) -> Manifest:
+    def from_rows(
+        cls,
+        files: Sequence,
+        labels: Sequence[str],
+        *,
+        groups: Sequence[str] | None = None,
+        classes: Sequence[str] | None = None,
+    ) -> Manifest:
         """A manifest from Python lists (classes sorted unless given)."""
         labels = tuple(str(v) for v in labels)
         cls_ = tuple(classes) if classes is not None else tuple(sorted(set(labels)))
         unknown = sorted(set(labels) - set(cls_))
         if unknown:
             raise ValueError(f"labels {unknown} are not among the classes {list(cls_)}")
-        h = hashlib.sha256(json.dumps([list(map(str, files)), labels, list(groups or [])]).encode()).hexdigest()
-        return cls(tuple(Path(f) for f in files), labels, cls_,
-                   None if groups is None else tuple(str(g) for g in groups), None, None, h)
+        h = hashlib.sha256(
+            json.dumps([list(map(str, files)), labels, list(groups or [])]).encode()
+        ).hexdigest()
+        return cls(
+            tuple(Path(f) for f in files),
+            labels,
+            cls_,
+            None if groups is None else tuple(str(g) for g in groups),
+            None,
+            None,
+            h,
+        )
 
 
 def read_manifest(path: str | os.PathLike, *, classes: Sequence[str] | None = None) -> Manifest:
@@ -98,16 +120,24 @@ def read_manifest(path: str | os.PathLike, *, classes: Sequence[str] | None = No
         raise InputError("manifest not found", path=path)
     raw = path.read_bytes()
     try:
-        table = csv.read_csv(pa.py_buffer(raw), convert_options=csv.ConvertOptions(
-            column_types={}, strings_can_be_null=False, auto_dict_encode=False),
-            read_options=csv.ReadOptions(autogenerate_column_names=False))
+        table = csv.read_csv(
+            pa.py_buffer(raw),
+            convert_options=csv.ConvertOptions(
+                column_types={}, strings_can_be_null=False, auto_dict_encode=False
+            ),
+            read_options=csv.ReadOptions(autogenerate_column_names=False),
+        )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
         raise InputError(f"not a readable CSV: {str(err).splitlines()[0]}", path=path) from err
     cols = {c.strip().lower(): c for c in table.column_names}
     for need in ("path", "label"):
         if need not in cols:
-            raise MissingColumnError(f"no '{need}' column", path=path, expected="columns path,label[,group]",
-                                     found=", ".join(table.column_names) or "none")
+            raise MissingColumnError(
+                f"no '{need}' column",
+                path=path,
+                expected="columns path,label[,group]",
+                found=", ".join(table.column_names) or "none",
+            )
 
     def column(name):
         return [("" if v is None else str(v)).strip() for v in table.column(cols[name]).to_pylist()]
@@ -122,27 +152,47 @@ def read_manifest(path: str | os.PathLike, *, classes: Sequence[str] | None = No
             raise InputError(f"empty {'path' if not f else 'label'}", path=path, where=line)
         p = Path(f) if Path(f).is_absolute() else base / f
         if not p.exists():
-            raise InputError(f"listed file {f!r} does not exist", path=path, where=line,
-                             hint="paths are relative to the manifest's folder")
+            raise InputError(
+                f"listed file {f!r} does not exist",
+                path=path,
+                where=line,
+                hint="paths are relative to the manifest's folder",
+            )
         resolved.append(p)
     if groups is not None and any(not g for g in groups):
         i = next(i for i, g in enumerate(groups) if not g)
-        raise InputError("empty group (leave the column out, or fill every row)", path=path, where=f"line {i + 2}")
+        raise InputError(
+            "empty group (leave the column out, or fill every row)",
+            path=path,
+            where=f"line {i + 2}",
+        )
     present = sorted(set(labels))
     cls_ = tuple(classes) if classes is not None else tuple(present)
     unknown = [v for v in present if v not in cls_]
     if unknown:
-        raise InputError(f"labels {unknown} are not among the model's classes {list(cls_)}", path=path)
+        raise InputError(
+            f"labels {unknown} are not among the model's classes {list(cls_)}", path=path
+        )
     if classes is None and len(cls_) < 2:
-        raise InputError("a manifest for training needs at least two classes", path=path,
-                         found=f"only {present!r}")
+        raise InputError(
+            "a manifest for training needs at least two classes",
+            path=path,
+            found=f"only {present!r}",
+        )
     names = None
     if "channels" in cols:
         distinct = set(column("channels"))
         if len(distinct) == 1 and "" not in distinct:
             names = tuple(distinct.pop().split("+"))
-    return Manifest(tuple(resolved), tuple(labels), cls_, None if groups is None else tuple(groups),
-                    names, path, hashlib.sha256(raw).hexdigest())
+    return Manifest(
+        tuple(resolved),
+        tuple(labels),
+        cls_,
+        None if groups is None else tuple(groups),
+        names,
+        path,
+        hashlib.sha256(raw).hexdigest(),
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -176,8 +226,9 @@ class RenderCache:
         For files in camera pixels that do not record their pixel size.
     """
 
-    def __init__(self, root: str | os.PathLike, *, device: str = "auto",
-                 camera_pixel_nm: float | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike, *, device: str = "auto", camera_pixel_nm: float | None = None
+    ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.device = device
@@ -187,8 +238,13 @@ class RenderCache:
         self.device_note: str | None = None
         self._hashes: dict[tuple, str] = {}
 
-    def key(self, path: Path, spec: RenderSpec, patch_size: int | None = None,
-            min_occupied: float = 0.75) -> str:
+    def key(
+        self,
+        path: Path,
+        spec: RenderSpec,
+        patch_size: int | None = None,
+        min_occupied: float = 0.75,
+    ) -> str:
         st = path.stat()
         hk = (str(path.resolve()), st.st_size, st.st_mtime_ns)
         if hk not in self._hashes:
@@ -197,8 +253,14 @@ class RenderCache:
         parts = [self._hashes[hk], spec.to_json(), mode, f"camera={self.camera_pixel_nm}"]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
-    def get(self, path: str | os.PathLike, spec: RenderSpec, *, patch_size: int | None = None,
-            min_occupied: float = 0.75) -> tuple[np.ndarray, dict]:
+    def get(
+        self,
+        path: str | os.PathLike,
+        spec: RenderSpec,
+        *,
+        patch_size: int | None = None,
+        min_occupied: float = 0.75,
+    ) -> tuple[np.ndarray, dict]:
         """The rendered image (C, S, S) — or patches (P, C, S, S) — of one file, and its stats."""
         path = Path(path)
         key = self.key(path, spec, patch_size, min_occupied)
@@ -218,7 +280,9 @@ class RenderCache:
             Path(tmp).write_text(json.dumps(stats))
         return img, stats
 
-    def _render(self, path: Path, spec: RenderSpec, patch_size, min_occupied) -> tuple[np.ndarray, dict]:
+    def _render(
+        self, path: Path, spec: RenderSpec, patch_size, min_occupied
+    ) -> tuple[np.ndarray, dict]:
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return _load_image(path, spec, patch_size), {"source": str(path), "rendered": False}
         from ainu_engine.io import read
@@ -227,16 +291,28 @@ class RenderCache:
         locs = read(path, camera_pixel_nm=self.camera_pixel_nm)
         cells = locs.extra.get("cell_id") if locs.extra else None
         if cells is not None and np.unique(cells).size > 1:
-            raise InputError(f"{np.unique(cells).size} nuclei (cell_id column) in one manifest row",
-                             path=path, hint="one nucleus per row: split the file first")
-        pre = {"mode": "patches", "patch_size": patch_size, "min_occupied": min_occupied} if patch_size else None
+            raise InputError(
+                f"{np.unique(cells).size} nuclei (cell_id column) in one manifest row",
+                path=path,
+                hint="one nucleus per row: split the file first",
+            )
+        pre = (
+            {"mode": "patches", "patch_size": patch_size, "min_occupied": min_occupied}
+            if patch_size
+            else None
+        )
         m = model_input(locs, spec, pre, device=self.device)
         img = m.items if patch_size else m.items[0]
         r = m.rendered
         if r.device_note:
             self.device_note = r.device_note
-        return img, {"source": str(path), "rendered": True, "n_localizations": m.n_localizations,
-                     "area_um2": m.area_um2, "device": r.device}
+        return img, {
+            "source": str(path),
+            "rendered": True,
+            "n_localizations": m.n_localizations,
+            "area_um2": m.area_um2,
+            "device": r.device,
+        }
 
 
 def _load_image(path: Path, spec: RenderSpec, patch_size: int | None) -> np.ndarray:
@@ -252,9 +328,12 @@ def _load_image(path: Path, spec: RenderSpec, patch_size: int | None) -> np.ndar
     side = patch_size or spec.size
     want = (spec.n_channels, side, side)
     if img.shape != want:
-        raise InputError(f"rendered image is {'x'.join(map(str, img.shape))}", path=path,
-                         expected=f"{'x'.join(map(str, want))} (channels x size x size of the run's RenderSpec)",
-                         hint="render with the same --size and --channels, or list localization files")
+        raise InputError(
+            f"rendered image is {'x'.join(map(str, img.shape))}",
+            path=path,
+            expected=f"{'x'.join(map(str, want))} (channels x size x size of the run's RenderSpec)",
+            hint="render with the same --size and --channels, or list localization files",
+        )
     return img[None] if patch_size else img
 
 
@@ -295,20 +374,33 @@ class NucleusSet:
 
         def summary(v):
             v = np.asarray(v, float)
-            return {"min": float(v.min()), "p01": float(np.percentile(v, 1)),
-                    "p99": float(np.percentile(v, 99)), "max": float(v.max())}
+            return {
+                "min": float(v.min()),
+                "p01": float(np.percentile(v, 1)),
+                "p99": float(np.percentile(v, 99)),
+                "max": float(v.max()),
+            }
 
         counts = np.array([s["n_localizations"] for s in rows_], float)
         area = np.array([s["area_um2"] for s in rows_], float)
         total = counts.sum(axis=1)
-        return {"n_nuclei": len(rows_),
-                "localizations_per_channel": [summary(counts[:, k]) for k in range(counts.shape[1])],
-                "area_um2": summary(area),
-                "density_per_um2": summary(total / np.maximum(area, 1e-9))}
+        return {
+            "n_nuclei": len(rows_),
+            "localizations_per_channel": [summary(counts[:, k]) for k in range(counts.shape[1])],
+            "area_um2": summary(area),
+            "density_per_um2": summary(total / np.maximum(area, 1e-9)),
+        }
 
 
-def load_nuclei(manifest: Manifest, spec: RenderSpec, cache: RenderCache, *, patch_size: int | None = None,
-                min_occupied: float = 0.75, on_item: Callable[[], None] | None = None) -> NucleusSet:
+def load_nuclei(
+    manifest: Manifest,
+    spec: RenderSpec,
+    cache: RenderCache,
+    *,
+    patch_size: int | None = None,
+    min_occupied: float = 0.75,
+    on_item: Callable[[], None] | None = None,
+) -> NucleusSet:
     """Render (or read from the cache) every manifest row.
 
     A row that fails (unreadable file, no localization in the channels...) is recorded in
@@ -325,9 +417,12 @@ def load_nuclei(manifest: Manifest, spec: RenderSpec, cache: RenderCache, *, pat
             img, stats = cache.get(path, spec, patch_size=patch_size, min_occupied=min_occupied)
             if patch_size:
                 if len(img) == 0:
-                    raise InputError(f"no {patch_size}x{patch_size} patch is more than "
-                                     f"{min_occupied:.0%} occupied", path=path,
-                                     hint="use smaller patches or a higher magnification")
+                    raise InputError(
+                        f"no {patch_size}x{patch_size} patch is more than "
+                        f"{min_occupied:.0%} occupied",
+                        path=path,
+                        hint="use smaller patches or a higher magnification",
+                    )
                 items = [img[i] for i in range(len(img))]
             else:
                 items = [img]

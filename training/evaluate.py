@@ -20,22 +20,38 @@ from .data import RenderCache, load_nuclei, read_manifest
 __all__ = ["evaluate", "onnx_logits"]
 
 
-def onnx_logits(model_path: str | os.PathLike, images, *, batch_size: int = 32, backend: str = "auto",
-                device: str = "auto") -> np.ndarray:
+def onnx_logits(
+    model_path: str | os.PathLike,
+    images,
+    *,
+    batch_size: int = 32,
+    backend: str = "auto",
+    device: str = "auto",
+) -> np.ndarray:
     """Logits (N, K) of an exported model on float32 images (N, C, S, S) or a list of (C, S, S)
     arrays, in batches, on an ``ainu_engine.backends`` backend (``auto``: the fastest available)."""
     from ainu_engine.backends import create_backend
 
     with create_backend(model_path, backend, device=device) as b:
-        out = [b.infer(np.stack([np.asarray(a) for a in images[i:i + batch_size]]))
-               for i in range(0, len(images), batch_size)]
+        out = [
+            b.infer(np.stack([np.asarray(a) for a in images[i : i + batch_size]]))
+            for i in range(0, len(images), batch_size)
+        ]
         k = len(b.info.classes)
     return np.concatenate(out) if out else np.zeros((0, k), np.float32)
 
 
-def evaluate(model_path: str | os.PathLike, manifest_path: str | os.PathLike, out: str | os.PathLike, *,
-             cache: RenderCache | None = None, batch_size: int = 32, reporter=None, backend: str = "auto",
-             device: str = "auto") -> dict:
+def evaluate(
+    model_path: str | os.PathLike,
+    manifest_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    cache: RenderCache | None = None,
+    batch_size: int = 32,
+    reporter=None,
+    backend: str = "auto",
+    device: str = "auto",
+) -> dict:
     """Metrics of an exported model on a manifest (labels must be among the model's classes).
 
     Writes ``out/metrics.json``, ``confusion.png``, ``roc.png``, ``pr.png``,
@@ -57,8 +73,14 @@ def evaluate(model_path: str | os.PathLike, manifest_path: str | os.PathLike, ou
     patch = int(pre["patch_size"]) if pre.get("mode") == "patches" else None
     cache = cache or RenderCache(default_cache_dir())
     with reporter.stage("render", len(manifest)) as step:
-        data = load_nuclei(manifest, info.render_spec, cache, patch_size=patch,
-                           min_occupied=float(pre.get("min_occupied", 0.75)), on_item=step)
+        data = load_nuclei(
+            manifest,
+            info.render_spec,
+            cache,
+            patch_size=patch,
+            min_occupied=float(pre.get("min_occupied", 0.75)),
+            on_item=step,
+        )
     with open(out / "errors.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "error"])
@@ -70,10 +92,15 @@ def evaluate(model_path: str | os.PathLike, manifest_path: str | os.PathLike, ou
         raise InputError("no nucleus of the manifest could be rendered", path=manifest.path)
     shape = np.asarray(data.images[0]).shape
     if shape != (info.n_channels, info.input_size, info.input_size):
-        raise InputError(f"inputs are {shape}, the model needs {(info.n_channels, info.input_size, info.input_size)}",
-                         path=model_path)
+        raise InputError(
+            f"inputs are {shape}, the model needs "
+            f"{(info.n_channels, info.input_size, info.input_size)}",
+            path=model_path,
+        )
     t1 = time.perf_counter()
-    logits = onnx_logits(model_path, data.images, batch_size=batch_size, backend=backend, device=device)
+    logits = onnx_logits(
+        model_path, data.images, batch_size=batch_size, backend=backend, device=device
+    )
     t2 = time.perf_counter()
     prob = softmax(logits, axis=1)
     k = len(info.classes)
@@ -85,11 +112,15 @@ def evaluate(model_path: str | os.PathLike, manifest_path: str | os.PathLike, ou
     metrics["n_undecided"] = int(undecided.sum())
     metrics["n_failed"] = len(data.failed)
     metrics["unit"] = "nucleus" + (f" (vote over {len(data)} patches)" if patch else "")
-    metrics["model"] = {"path": os.fspath(model_path), "arch": info.model.get("name"),
-                        "training_metrics": info.metrics}
+    metrics["model"] = {
+        "path": os.fspath(model_path),
+        "arch": info.model.get("name"),
+        "training_metrics": info.metrics,
+    }
     metrics["manifest"] = {"path": os.fspath(manifest_path), "sha256": manifest.sha256}
     metrics["seconds"] = {"render": t1 - t0, "inference": t2 - t1}
     plot_metrics(metrics, out)  # the plots and metrics.json
-    _write_predictions(out / "predictions.csv", manifest,
-                       {"rows": rows, "scores": scores, "undecided": undecided})
+    _write_predictions(
+        out / "predictions.csv", manifest, {"rows": rows, "scores": scores, "undecided": undecided}
+    )
     return metrics

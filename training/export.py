@@ -47,12 +47,18 @@ class ExportResult:
 @contextlib.contextmanager
 def _quiet_exporter():
     """The dynamo exporter logs warnings about torchvision ops a model never uses."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")]
+    loggers = [
+        logging.getLogger(n) for n in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")
+    ]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        with (
+            warnings.catch_warnings(),
+            open(os.devnull, "w") as devnull,
+            contextlib.redirect_stdout(devnull),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -60,8 +66,15 @@ def _quiet_exporter():
             lg.setLevel(lv)
 
 
-def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset: int = 18,
-                atol: float = 1e-4, force: bool = False, seed: int = 0) -> ExportResult:
+def export_onnx(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    opset: int = 18,
+    atol: float = 1e-4,
+    force: bool = False,
+    seed: int = 0,
+) -> ExportResult:
     """Export ``RUN/best.pt`` to ``out`` (.onnx) after checking ONNX Runtime against PyTorch.
 
     Parameters
@@ -106,23 +119,41 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
         raise OutputError("output folder does not exist", path=out.parent)
     model, ckpt = load_checkpoint(checkpoint)
     ckpt_hash = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
-    info = checkpoint_info(ckpt, extra_provenance={
-        "checkpoint_sha256": ckpt_hash, "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "onnx": onnx.__version__, "opset": opset, "torch_export": torch.__version__})
+    info = checkpoint_info(
+        ckpt,
+        extra_provenance={
+            "checkpoint_sha256": ckpt_hash,
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "onnx": onnx.__version__,
+            "opset": opset,
+            "torch_export": torch.__version__,
+        },
+    )
     c, s = info.n_channels, info.input_size
     example = torch.zeros(2, c, s, s)
     batch = torch.export.Dim("batch", min=1, max=4096)
     with _quiet_exporter():
-        program = torch.onnx.export(model, (example,), None, input_names=[info.input_name],
-                                    output_names=[info.output_name], opset_version=opset, dynamo=True,
-                                    external_data=False, dynamic_shapes=({0: batch},), optimize=True)
+        program = torch.onnx.export(
+            model,
+            (example,),
+            None,
+            input_names=[info.input_name],
+            output_names=[info.output_name],
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes=({0: batch},),
+            optimize=True,
+        )
     proto = program.model_proto
     del proto.metadata_props[:]
     for key, value in info.to_metadata().items():
         proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = (f"ainu-engine {info.model.get('name')} classifier of {', '.join(info.classes)}; "
-                        f"input {info.input_name} float32 (N, {c}, {s}, {s}), output {info.output_name} (N, "
-                        f"{len(info.classes)}) logits; see metadata_props ainu.*")
+    proto.doc_string = (
+        f"ainu-engine {info.model.get('name')} classifier of {', '.join(info.classes)}; "
+        f"input {info.input_name} float32 (N, {c}, {s}, {s}), output {info.output_name} (N, "
+        f"{len(info.classes)}) logits; see metadata_props ainu.*"
+    )
     proto.producer_name = "ainu-engine"
     _check_proto(proto, info)
     data = proto.SerializeToString()
@@ -131,7 +162,10 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
 
     # parity: ONNX Runtime (CPU) against PyTorch float32
     rng = np.random.default_rng(seed)
-    inputs = [rng.random((1, c, s, s), dtype=np.float32), rng.random((3, c, s, s), dtype=np.float32)]
+    inputs = [
+        rng.random((1, c, s, s), dtype=np.float32),
+        rng.random((3, c, s, s), dtype=np.float32),
+    ]
     samples = ckpt.get("samples")
     if samples is not None and len(samples):
         inputs.append(np.asarray(samples, np.float32))
@@ -143,14 +177,24 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
             outs.append(sess.run([info.output_name], {info.input_name: x})[0])
     cmp = compare_outputs(np.concatenate(refs), np.concatenate(outs), atol=atol)
     if not cmp:
-        raise ParityError(f"ONNX Runtime and PyTorch logits differ: {cmp}", path=out,
-                          hint="the model was not written; report this with the checkpoint")
+        raise ParityError(
+            f"ONNX Runtime and PyTorch logits differ: {cmp}",
+            path=out,
+            hint="the model was not written; report this with the checkpoint",
+        )
 
     from ainu_engine.io import atomic_write_bytes
 
     atomic_write_bytes(out, data)
-    return ExportResult(out, ModelInfo(**{**info.__dict__, "path": str(out)}), cmp, opset,
-                        hashlib.sha256(data).hexdigest(), len(data), time.perf_counter() - t0)
+    return ExportResult(
+        out,
+        ModelInfo(**{**info.__dict__, "path": str(out)}),
+        cmp,
+        opset,
+        hashlib.sha256(data).hexdigest(),
+        len(data),
+        time.perf_counter() - t0,
+    )
 
 
 def _check_proto(proto, info: ModelInfo) -> None:
@@ -158,13 +202,19 @@ def _check_proto(proto, info: ModelInfo) -> None:
     import onnx
 
     onnx.checker.check_model(proto, full_check=True)
-    inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    inferred = onnx.shape_inference.infer_shapes(
+        proto, check_type=True, strict_mode=True, data_prop=True
+    )
     for init in inferred.graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
             raise RuntimeError(f"initializer {init.name} uses external data")
     (inp,) = [i for i in inferred.graph.input if i.name == info.input_name]
     dims = inp.type.tensor_type.shape.dim
-    if not dims[0].dim_param or [d.dim_value for d in dims[1:]] != [info.n_channels, info.input_size, info.input_size]:
+    if not dims[0].dim_param or [d.dim_value for d in dims[1:]] != [
+        info.n_channels,
+        info.input_size,
+        info.input_size,
+    ]:
         raise RuntimeError(f"unexpected input shape {[d.dim_param or d.dim_value for d in dims]}")
     opsets = {o.domain: o.version for o in proto.opset_import}
     if opsets.get("", opsets.get("ai.onnx", 0)) < MIN_OPSET:

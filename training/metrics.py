@@ -11,7 +11,13 @@ import numpy as np
 
 from ainu_engine.strict_json import dumps
 
-__all__ = ["classification_metrics", "normal_ci", "bootstrap_ci", "plot_metrics", "plot_learning_curves"]
+__all__ = [
+    "classification_metrics",
+    "normal_ci",
+    "bootstrap_ci",
+    "plot_metrics",
+    "plot_learning_curves",
+]
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
@@ -24,8 +30,15 @@ def normal_ci(p: float, n: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, p - half), min(1.0, p + half))
 
 
-def bootstrap_ci(y_true: np.ndarray, y_prob: np.ndarray, metric, *, n_boot: int = 1000,
-                 seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    metric,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``metric(y_true, y_prob)`` over resampled items;
     resamples where the metric is undefined (e.g. one class only) are skipped."""
     import warnings
@@ -49,8 +62,14 @@ def bootstrap_ci(y_true: np.ndarray, y_prob: np.ndarray, metric, *, n_boot: int 
     return (float(np.quantile(values, a)), float(np.quantile(values, 1 - a)))
 
 
-def classification_metrics(y_true: Sequence[int], y_prob: np.ndarray, class_names: Sequence[str],
-                           *, n_boot: int = 1000, seed: int = 0) -> dict:
+def classification_metrics(
+    y_true: Sequence[int],
+    y_prob: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict:
     """Metrics of predicted class probabilities against integer labels.
 
     Parameters
@@ -90,25 +109,44 @@ def classification_metrics(y_true: Sequence[int], y_prob: np.ndarray, class_name
         "class_names": list(class_names),
         "accuracy": acc,
         "accuracy_ci_normal": list(normal_ci(acc, len(y))),
-        "accuracy_ci_bootstrap": list(bootstrap_ci(
-            y, p, lambda a, b: skm.accuracy_score(a, b.argmax(axis=1)), n_boot=n_boot, seed=seed)),
+        "accuracy_ci_bootstrap": list(
+            bootstrap_ci(
+                y, p, lambda a, b: skm.accuracy_score(a, b.argmax(axis=1)), n_boot=n_boot, seed=seed
+            )
+        ),
         "balanced_accuracy": float(skm.balanced_accuracy_score(y, pred)),
-        "balanced_accuracy_ci_bootstrap": list(bootstrap_ci(
-            y, p, lambda a, b: skm.balanced_accuracy_score(a, b.argmax(axis=1)), n_boot=n_boot, seed=seed)),
+        "balanced_accuracy_ci_bootstrap": list(
+            bootstrap_ci(
+                y,
+                p,
+                lambda a, b: skm.balanced_accuracy_score(a, b.argmax(axis=1)),
+                n_boot=n_boot,
+                seed=seed,
+            )
+        ),
         "f1_macro": float(skm.f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
-        "f1_per_class": [float(v) for v in skm.f1_score(y, pred, labels=labels, average=None, zero_division=0)],
+        "f1_per_class": [
+            float(v) for v in skm.f1_score(y, pred, labels=labels, average=None, zero_division=0)
+        ],
         "confusion": skm.confusion_matrix(y, pred, labels=labels).tolist(),
-        "confusion_normalized": np.nan_to_num(skm.confusion_matrix(y, pred, labels=labels, normalize="true")).tolist(),
+        "confusion_normalized": np.nan_to_num(
+            skm.confusion_matrix(y, pred, labels=labels, normalize="true")
+        ).tolist(),
     }
     present = np.unique(y)
     onehot = label_binarize(y, classes=labels) if k > 2 else np.stack([1 - y, y], axis=1)
     if k == 2:
         if present.size == 2:
             out["roc_auc"] = float(skm.roc_auc_score(y, p[:, 1]))
-            out["roc_auc_ci_bootstrap"] = list(bootstrap_ci(
-                y, p, lambda a, b: skm.roc_auc_score(a, b[:, 1]), n_boot=n_boot, seed=seed))
+            out["roc_auc_ci_bootstrap"] = list(
+                bootstrap_ci(
+                    y, p, lambda a, b: skm.roc_auc_score(a, b[:, 1]), n_boot=n_boot, seed=seed
+                )
+            )
     elif present.size == k:
-        out["roc_auc_macro_ovr"] = float(skm.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=labels))
+        out["roc_auc_macro_ovr"] = float(
+            skm.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=labels)
+        )
         out["roc_auc_micro_ovr"] = float(skm.roc_auc_score(onehot, p, average="micro"))
     out["average_precision"] = {}
     out["roc_curves"], out["pr_curves"] = {}, {}
@@ -139,22 +177,33 @@ def plot_metrics(metrics: dict, out_dir: str | Path, *, prefix: str = "") -> lis
     im = ax.imshow(cm, vmin=0, vmax=1, cmap="viridis")
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{cm[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center",
-                    color="white" if cm[i, j] < 0.6 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{cm[i, j]:.2f}\n({counts[i, j]})",
+                ha="center",
+                va="center",
+                color="white" if cm[i, j] < 0.6 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(len(names)), names, rotation=30)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     lo, hi = metrics["accuracy_ci_normal"]
-    ax.set_title(f"accuracy {metrics['accuracy']:.3f} (95 % CI {lo:.3f}-{hi:.3f}), n={metrics['n']}")
+    ax.set_title(
+        f"accuracy {metrics['accuracy']:.3f} (95 % CI {lo:.3f}-{hi:.3f}), n={metrics['n']}"
+    )
     fig.colorbar(im, ax=ax, fraction=0.046)
     written.append(_save(fig, out / f"{prefix}confusion.png"))
-    for kind, xs, ys, xl, yl in (("roc", "fpr", "tpr", "false positive rate", "true positive rate"),
-                                 ("pr", "recall", "precision", "recall", "precision")):
+    for kind, xs, ys, xl, yl in (
+        ("roc", "fpr", "tpr", "false positive rate", "true positive rate"),
+        ("pr", "recall", "precision", "recall", "precision"),
+    ):
         fig = Figure(figsize=(4.5, 4))
         ax = fig.subplots()
         for name, curve in metrics[f"{kind}_curves"].items():
-            extra = (f"AP {metrics['average_precision'][name]:.3f}" if kind == "pr" else "")
+            extra = f"AP {metrics['average_precision'][name]:.3f}" if kind == "pr" else ""
             ax.plot(curve[xs], curve[ys], label=f"{name} {extra}".strip())
         if kind == "roc":
             ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")

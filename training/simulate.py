@@ -92,36 +92,77 @@ def _state(name, series, **kw) -> CellState:
 #: populated nucleolar clusters, denser peripheral heterochromatin, elongated nuclei.
 #: The HSV-1 series: 1 hpi subtle host chromatin compaction; 3 hpi compaction plus
 #: replication compartments that exclude host chromatin and recruit Pol II.
-CELL_STATES: dict[str, CellState] = {s.name: s for s in [
-    _state("hiPSC", "pluripotency", aspect_ratio=(0.8, 0.97), major_axis_um=(10.0, 14.0),
-           heterochromatin_periphery=1.5, polII_nucleolar_fraction=0.22,
-           polII_nucleolar_cluster_emitters=4.0, polII_nucleolar_cluster_sigma_nm=30.0,
-           polII_nucleolar_clustered_fraction=0.85),
-    _state("somatic", "pluripotency", aspect_ratio=(0.55, 0.8), major_axis_um=(12.0, 18.0),
-           heterochromatin_periphery=2.6, polII_nucleolar_fraction=0.14,
-           polII_nucleolar_cluster_emitters=14.0, polII_nucleolar_cluster_sigma_nm=60.0,
-           polII_nucleolar_clustered_fraction=0.85),
-    _state("mock", "hsv1"),
-    _state("1hpi", "hsv1", clutch_nucleosomes=10.0, clutch_sigma_nm=8.5,
-           chromatin_clustered_fraction=0.76),
-    _state("3hpi", "hsv1", clutch_nucleosomes=12.0, clutch_sigma_nm=7.5,
-           chromatin_clustered_fraction=0.8, replication_compartments=(1, 3),
-           rc_chromatin_exclusion=0.85, rc_polII_enrichment=3.0),
-]}
+CELL_STATES: dict[str, CellState] = {
+    s.name: s
+    for s in [
+        _state(
+            "hiPSC",
+            "pluripotency",
+            aspect_ratio=(0.8, 0.97),
+            major_axis_um=(10.0, 14.0),
+            heterochromatin_periphery=1.5,
+            polII_nucleolar_fraction=0.22,
+            polII_nucleolar_cluster_emitters=4.0,
+            polII_nucleolar_cluster_sigma_nm=30.0,
+            polII_nucleolar_clustered_fraction=0.85,
+        ),
+        _state(
+            "somatic",
+            "pluripotency",
+            aspect_ratio=(0.55, 0.8),
+            major_axis_um=(12.0, 18.0),
+            heterochromatin_periphery=2.6,
+            polII_nucleolar_fraction=0.14,
+            polII_nucleolar_cluster_emitters=14.0,
+            polII_nucleolar_cluster_sigma_nm=60.0,
+            polII_nucleolar_clustered_fraction=0.85,
+        ),
+        _state("mock", "hsv1"),
+        _state(
+            "1hpi",
+            "hsv1",
+            clutch_nucleosomes=10.0,
+            clutch_sigma_nm=8.5,
+            chromatin_clustered_fraction=0.76,
+        ),
+        _state(
+            "3hpi",
+            "hsv1",
+            clutch_nucleosomes=12.0,
+            clutch_sigma_nm=7.5,
+            chromatin_clustered_fraction=0.8,
+            replication_compartments=(1, 3),
+            rc_chromatin_exclusion=0.85,
+            rc_polII_enrichment=3.0,
+        ),
+    ]
+}
 
-_DIFFERENTIAL = [f.name for f in fields(CellState)
-                 if f.name not in ("name", "series") and f.type in ("float", "tuple[float, float]",
-                                                                    "tuple[int, int]")]
+_DIFFERENTIAL = [
+    f.name
+    for f in fields(CellState)
+    if f.name not in ("name", "series")
+    and f.type in ("float", "tuple[float, float]", "tuple[int, int]")
+]
 
 
 #: Parameters that vary from nucleus to nucleus (lognormal, mean-preserving), and their caps.
-_VARYING = {"clutch_nucleosomes": None, "clutch_sigma_nm": None, "chromatin_clustered_fraction": 0.98,
-            "heterochromatin_periphery": None, "heterochromatin_perinucleolar": None,
-            "polII_nucleolar_fraction": 0.9, "polII_nucleolar_cluster_emitters": None,
-            "polII_nucleolar_cluster_sigma_nm": None, "polII_nucleolar_clustered_fraction": 0.98,
-            "polII_cluster_emitters": None, "polII_cluster_sigma_nm": None,
-            "polII_clustered_fraction": 0.98, "rc_chromatin_exclusion": 1.0,
-            "rc_polII_enrichment": None}
+_VARYING = {
+    "clutch_nucleosomes": None,
+    "clutch_sigma_nm": None,
+    "chromatin_clustered_fraction": 0.98,
+    "heterochromatin_periphery": None,
+    "heterochromatin_perinucleolar": None,
+    "polII_nucleolar_fraction": 0.9,
+    "polII_nucleolar_cluster_emitters": None,
+    "polII_nucleolar_cluster_sigma_nm": None,
+    "polII_nucleolar_clustered_fraction": 0.98,
+    "polII_cluster_emitters": None,
+    "polII_cluster_sigma_nm": None,
+    "polII_clustered_fraction": 0.98,
+    "rc_chromatin_exclusion": 1.0,
+    "rc_polII_enrichment": None,
+}
 
 
 def vary_state(s: CellState, rng: np.random.Generator) -> CellState:
@@ -142,8 +183,9 @@ def vary_state(s: CellState, rng: np.random.Generator) -> CellState:
     return replace(s, **changes)
 
 
-def effective_state(name: str, difficulty: float = 0.5, states: dict[str, CellState] | None = None
-                    ) -> CellState:
+def effective_state(
+    name: str, difficulty: float = 0.5, states: dict[str, CellState] | None = None
+) -> CellState:
     """The cell state ``name`` with every class difference scaled by ``1 - difficulty``.
 
     Each parameter is pulled towards the mean of its series (e.g. hiPSC and somatic):
@@ -157,8 +199,10 @@ def effective_state(name: str, difficulty: float = 0.5, states: dict[str, CellSt
 
         lower = {k.lower(): k for k in states}
         close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=2)]
-        raise ValueError(f"unknown cell state {name!r}; known: {', '.join(states)}"
-                         + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+        raise ValueError(
+            f"unknown cell state {name!r}; known: {', '.join(states)}"
+            + (f" (did you mean {' or '.join(close)}?)" if close else "")
+        )
     if not 0.0 <= difficulty <= 1.0:
         raise ValueError(f"difficulty must lie in [0, 1], got {difficulty!r}")
     me = states[name]
@@ -238,16 +282,30 @@ class _Geometry:
         self.phases = rng.uniform(0, 2 * np.pi, 3)
         self.periphery_width = s.periphery_width_nm
         self.nucleoli = self._place_ellipses(
-            rng, rng.integers(s.n_nucleoli[0], s.n_nucleoli[1] + 1), s.nucleolus_axis_um, (0.5, 0.9),
-            max_radius=0.6, avoid=[])
-        n_rc = int(rng.integers(s.replication_compartments[0], s.replication_compartments[1] + 1)) \
-            if s.replication_compartments[1] > 0 else 0
-        self.compartments = self._place_ellipses(rng, n_rc, s.rc_diameter_um, (0.7, 1.0),
-                                                 max_radius=0.55, avoid=self.nucleoli)
+            rng,
+            rng.integers(s.n_nucleoli[0], s.n_nucleoli[1] + 1),
+            s.nucleolus_axis_um,
+            (0.5, 0.9),
+            max_radius=0.6,
+            avoid=[],
+        )
+        n_rc = (
+            int(rng.integers(s.replication_compartments[0], s.replication_compartments[1] + 1))
+            if s.replication_compartments[1] > 0
+            else 0
+        )
+        self.compartments = self._place_ellipses(
+            rng, n_rc, s.rc_diameter_um, (0.7, 1.0), max_radius=0.55, avoid=self.nucleoli
+        )
 
     def _shape(self):
-        return (self.a, self.b, self.rot, np.asarray(self.amps, np.float64),
-                np.asarray(self.phases, np.float64))
+        return (
+            self.a,
+            self.b,
+            self.rot,
+            np.asarray(self.amps, np.float64),
+            np.asarray(self.phases, np.float64),
+        )
 
     def radius(self, theta: np.ndarray) -> np.ndarray:
         """Envelope radius (nm) at polar angle ``theta`` around the centre."""
@@ -256,8 +314,13 @@ class _Geometry:
 
     def depth(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Radial distance (nm) inside the envelope; negative outside."""
-        return _depth_kernel(np.ascontiguousarray(x, np.float64), np.ascontiguousarray(y, np.float64),
-                             float(self.centre[0]), float(self.centre[1]), *self._shape())
+        return _depth_kernel(
+            np.ascontiguousarray(x, np.float64),
+            np.ascontiguousarray(y, np.float64),
+            float(self.centre[0]),
+            float(self.centre[1]),
+            *self._shape(),
+        )
 
     def outline(self, n: int = 256) -> np.ndarray:
         th = np.linspace(0, 2 * np.pi, n, endpoint=False)
@@ -282,7 +345,9 @@ class _Geometry:
                 ring = _ellipse_polygon(e, 32)
                 if np.any(self.depth(ring[:, 0], ring[:, 1]) < self.periphery_width):
                     continue
-                if any(np.hypot(cx - o[0], cy - o[1]) < (e[2] + o[2]) * 1.1 for o in placed + avoid):
+                if any(
+                    np.hypot(cx - o[0], cy - o[1]) < (e[2] + o[2]) * 1.1 for o in placed + avoid
+                ):
                     continue
                 placed.append(e)
                 break
@@ -408,21 +473,34 @@ def _chromatin(rng, g: _Geometry, s: CellState, n: int) -> np.ndarray:
     def density(x, y):
         depth = g.depth(x, y)
         d = np.where(depth > 0, 1.0, 0.0)
-        d = d * (1.0 + (s.heterochromatin_periphery - 1.0) * np.exp(-np.maximum(depth, 0)
-                                                                     / s.heterochromatin_decay_nm))
+        d = d * (
+            1.0
+            + (s.heterochromatin_periphery - 1.0)
+            * np.exp(-np.maximum(depth, 0) / s.heterochromatin_decay_nm)
+        )
         for e in g.nucleoli:
             rr = _ellipse_r(e, x, y)
             rim = np.maximum(rr - 1.0, 0.0) * e[2]
-            d = d * np.where(rr < 1.0, s.nucleolar_chromatin,
-                             1.0 + (s.heterochromatin_perinucleolar - 1.0)
-                             * np.exp(-rim / s.heterochromatin_decay_nm))
+            d = d * np.where(
+                rr < 1.0,
+                s.nucleolar_chromatin,
+                1.0
+                + (s.heterochromatin_perinucleolar - 1.0)
+                * np.exp(-rim / s.heterochromatin_decay_nm),
+            )
         if g.compartments:
             d = d * np.where(_in_any(g.compartments, x, y), 1.0 - s.rc_chromatin_exclusion, 1.0)
         return d
 
     dmax = max(s.heterochromatin_periphery, 1.0) * max(s.heterochromatin_perinucleolar, 1.0)
-    return _clustered(rng, n, s.chromatin_clustered_fraction, s.clutch_nucleosomes,
-                      s.clutch_sigma_nm, lambda k: _rejection_sample(rng, k, bbox, density, dmax))
+    return _clustered(
+        rng,
+        n,
+        s.chromatin_clustered_fraction,
+        s.clutch_nucleosomes,
+        s.clutch_sigma_nm,
+        lambda k: _rejection_sample(rng, k, bbox, density, dmax),
+    )
 
 
 def _polII(rng, g: _Geometry, s: CellState, n: int) -> np.ndarray:
@@ -430,7 +508,9 @@ def _polII(rng, g: _Geometry, s: CellState, n: int) -> np.ndarray:
     n_nuc = int(rng.binomial(n, s.polII_nucleolar_fraction)) if g.nucleoli else 0
     parts = []
     if n_nuc:
-        boxes = [(e[:2] - np.array([e[2], e[2]]), e[:2] + np.array([e[2], e[2]])) for e in g.nucleoli]
+        boxes = [
+            (e[:2] - np.array([e[2], e[2]]), e[:2] + np.array([e[2], e[2]])) for e in g.nucleoli
+        ]
 
         def sample_nucleoli(k):
             # area-weighted choice of nucleolus, uniform inside it
@@ -441,13 +521,24 @@ def _polII(rng, g: _Geometry, s: CellState, n: int) -> np.ndarray:
                 idx = np.flatnonzero(which == i)
                 if idx.size:
                     out[idx] = _rejection_sample(
-                        rng, idx.size, boxes[i],
-                        lambda x, y, e=e: (_ellipse_r(e, x, y) < 1.0).astype(float), 1.0)
+                        rng,
+                        idx.size,
+                        boxes[i],
+                        lambda x, y, e=e: (_ellipse_r(e, x, y) < 1.0).astype(float),
+                        1.0,
+                    )
             return out
 
-        parts.append(_clustered(rng, n_nuc, s.polII_nucleolar_clustered_fraction,
-                                s.polII_nucleolar_cluster_emitters,
-                                s.polII_nucleolar_cluster_sigma_nm, sample_nucleoli))
+        parts.append(
+            _clustered(
+                rng,
+                n_nuc,
+                s.polII_nucleolar_clustered_fraction,
+                s.polII_nucleolar_cluster_emitters,
+                s.polII_nucleolar_cluster_sigma_nm,
+                sample_nucleoli,
+            )
+        )
 
     def density(x, y):
         d = (g.depth(x, y) > 0).astype(float)
@@ -457,9 +548,16 @@ def _polII(rng, g: _Geometry, s: CellState, n: int) -> np.ndarray:
         return d
 
     dmax = max(1.0, s.rc_polII_enrichment)
-    parts.append(_clustered(rng, n - n_nuc, s.polII_clustered_fraction, s.polII_cluster_emitters,
-                            s.polII_cluster_sigma_nm,
-                            lambda k: _rejection_sample(rng, k, bbox, density, dmax)))
+    parts.append(
+        _clustered(
+            rng,
+            n - n_nuc,
+            s.polII_clustered_fraction,
+            s.polII_cluster_emitters,
+            s.polII_cluster_sigma_nm,
+            lambda k: _rejection_sample(rng, k, bbox, density, dmax),
+        )
+    )
     return np.concatenate(parts)
 
 
@@ -531,15 +629,25 @@ def simulate_nucleus(
     g = _Geometry(rng, s, centre)
     xs, ys, chans, tags, frames = [], [], [], [], []
     for cid, target in enumerate(channels, start=1):
-        n_locs = max(1, int(round(ob.locs_per_channel * slide_factor[0]
-                                  * rng.lognormal(0.0, ob.locs_spread)
-                                  * np.exp(-ob.locs_spread ** 2 / 2))))
+        n_locs = max(
+            1,
+            int(
+                round(
+                    ob.locs_per_channel
+                    * slide_factor[0]
+                    * rng.lognormal(0.0, ob.locs_spread)
+                    * np.exp(-(ob.locs_spread**2) / 2)
+                )
+            ),
+        )
         n_spur = int(rng.binomial(n_locs, ob.spurious_fraction))
         n_true = n_locs - n_spur
         p_geo = 1.0 / ob.blinks_mean
         n_emit = int(math.ceil(n_true * p_geo * 1.15)) + 16
         while True:  # enough emitters for n_true localizations, in random order
-            emitters = _polII(rng, g, s, n_emit) if target == "polII" else _chromatin(rng, g, s, n_emit)
+            emitters = (
+                _polII(rng, g, s, n_emit) if target == "polII" else _chromatin(rng, g, s, n_emit)
+            )
             emitters = emitters[rng.permutation(len(emitters))]
             blinks = rng.geometric(p_geo, len(emitters))
             cs = np.cumsum(blinks)
@@ -565,23 +673,39 @@ def simulate_nucleus(
     x = np.concatenate(xs)
     y = np.concatenate(ys)
     n = len(x)
-    prec = rng.lognormal(np.log(ob.precision_median_nm * slide_factor[1]), ob.precision_sigma_log, n)
-    photons = ob.photons_at_median * (ob.precision_median_nm / prec) ** 2 * rng.lognormal(0, 0.15, n)
+    prec = rng.lognormal(
+        np.log(ob.precision_median_nm * slide_factor[1]), ob.precision_sigma_log, n
+    )
+    photons = (
+        ob.photons_at_median * (ob.precision_median_nm / prec) ** 2 * rng.lognormal(0, 0.15, n)
+    )
     x += rng.standard_normal(n) * prec
     y += rng.standard_normal(n) * prec
     frame = np.concatenate(frames)
     order = np.argsort(frame, kind="stable")  # a merge of a few sorted runs
-    params = {"cell_state": asdict(s), "observation": asdict(ob), "difficulty": difficulty,
-              "channels": {str(i): c for i, c in enumerate(channels, start=1)},
-              "slide_factor": list(slide_factor)}
+    params = {
+        "cell_state": asdict(s),
+        "observation": asdict(ob),
+        "difficulty": difficulty,
+        "channels": {str(i): c for i, c in enumerate(channels, start=1)},
+        "slide_factor": list(slide_factor),
+    }
     return SimulatedNucleus(
-        label=label, x_nm=x[order].astype(np.float32), y_nm=y[order].astype(np.float32),
-        channel=np.concatenate(chans)[order], frame=frame[order],
-        photons=photons[order].astype(np.float32), precision_nm=prec[order].astype(np.float32),
-        structure=np.concatenate(tags)[order], outline_nm=g.outline(),
+        label=label,
+        x_nm=x[order].astype(np.float32),
+        y_nm=y[order].astype(np.float32),
+        channel=np.concatenate(chans)[order],
+        frame=frame[order],
+        photons=photons[order].astype(np.float32),
+        precision_nm=prec[order].astype(np.float32),
+        structure=np.concatenate(tags)[order],
+        outline_nm=g.outline(),
         nucleoli_nm=[_ellipse_polygon(e) for e in g.nucleoli],
         compartments_nm=[_ellipse_polygon(e) for e in g.compartments],
-        centre_nm=centre, area_um2=g.area_um2(), params=params)
+        centre_nm=centre,
+        area_um2=g.area_um2(),
+        params=params,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -639,8 +763,10 @@ def simulate_dataset(
     if n_per_class < 1 or nuclei_per_file < 1:
         raise ValueError("n_per_class and nuclei_per_file must be >= 1")
     if format == "insight3" and nuclei_per_file > 1 and not field_mode:
-        raise ValueError("Insight3 .bin has no cell-id field: with nuclei_per_file > 1 use "
-                         "field_mode (and roi) or another format")
+        raise ValueError(
+            "Insight3 .bin has no cell-id field: with nuclei_per_file > 1 use "
+            "field_mode (and roi) or another format"
+        )
     for c in classes:
         effective_state(c, difficulty)  # validates the name early
     out = Path(out)
@@ -649,14 +775,20 @@ def simulate_dataset(
     if manifest.exists() and not overwrite:
         from ainu_engine.errors import OutputError
 
-        raise OutputError("exists already", path=manifest, hint="pass --force to overwrite the dataset")
+        raise OutputError(
+            "exists already", path=manifest, hint="pass --force to overwrite the dataset"
+        )
     ext = OUTPUT_FORMATS[format]
     rows = []
     n_files = math.ceil(n_per_class / nuclei_per_file)
     for label in classes:
-        slide_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(zlib.crc32(label.encode()), 2**31)))
-        slide_factors = [tuple(1.0 + observation.slide_variation * slide_rng.uniform(-1, 1, 2))
-                         for _ in range(n_slides)]
+        slide_rng = np.random.default_rng(
+            np.random.SeedSequence(seed, spawn_key=(zlib.crc32(label.encode()), 2**31))
+        )
+        slide_factors = [
+            tuple(1.0 + observation.slide_variation * slide_rng.uniform(-1, 1, 2))
+            for _ in range(n_slides)
+        ]
         for f in range(n_files):
             rng = _rng_for(seed, label, f)
             k = min(nuclei_per_file, n_per_class - f * nuclei_per_file)
@@ -666,9 +798,17 @@ def simulate_dataset(
             for _ in range(k):
                 half = CELL_STATES[label].major_axis_um[1] * 1000 / 2 * 1.15 + 2000.0
                 centre = (offset_x + half, half + rng.uniform(0, 3000.0))
-                nuclei.append(simulate_nucleus(label, rng=rng, channels=channels,
-                                               observation=observation, difficulty=difficulty,
-                                               centre_nm=centre, slide_factor=slide_factors[slide]))
+                nuclei.append(
+                    simulate_nucleus(
+                        label,
+                        rng=rng,
+                        channels=channels,
+                        observation=observation,
+                        difficulty=difficulty,
+                        centre_nm=centre,
+                        slide_factor=slide_factors[slide],
+                    )
+                )
                 offset_x += 2 * half
             name = f"{label}_{f:04d}"
             data_path = out / (name + ext)
@@ -682,22 +822,49 @@ def simulate_dataset(
             extra = {"cell_id": cell[order].astype(np.int32)} if k > 1 and not field_mode else {}
             px = observation.camera_pixel_nm
             locs = Localizations(
-                cat("x_nm")[order], cat("y_nm")[order], frame=frame[order],
-                channel=cat("channel")[order], photons=cat("photons")[order],
-                precision_nm=cat("precision_nm")[order], extra=extra,
-                meta=Metadata(camera_pixel_nm=(px, px), camera_pixel_source="user",
-                              channel_names={i: c for i, c in enumerate(channels, start=1)}))
+                cat("x_nm")[order],
+                cat("y_nm")[order],
+                frame=frame[order],
+                channel=cat("channel")[order],
+                photons=cat("photons")[order],
+                precision_nm=cat("precision_nm")[order],
+                extra=extra,
+                meta=Metadata(
+                    camera_pixel_nm=(px, px),
+                    camera_pixel_source="user",
+                    channel_names={i: c for i, c in enumerate(channels, start=1)},
+                ),
+            )
             write(locs, data_path, format=format, camera_pixel_nm=px, overwrite=True)
             group = f"{label}-slide{slide:02d}"
-            _write_truth(out / f"{name}.truth", nuclei, {
-                "structure": cat("structure")[order], "cell_id": cell[order],
-                "precision_nm": locs.precision_nm, "photons": locs.photons},
-                label=label, group=group, seed=seed, data_file=data_path.name)
+            _write_truth(
+                out / f"{name}.truth",
+                nuclei,
+                {
+                    "structure": cat("structure")[order],
+                    "cell_id": cell[order],
+                    "precision_nm": locs.precision_nm,
+                    "photons": locs.photons,
+                },
+                label=label,
+                group=group,
+                seed=seed,
+                data_file=data_path.name,
+            )
             if roi:
                 _write_roi(out / f"{name}.roi.zip", nuclei, px)
-            rows.append({"path": data_path.name, "label": label, "group": group,
-                         "truth": f"{name}.truth.json", "n_nuclei": k, "camera_pixel_nm": px,
-                         "channels": "+".join(channels), "seed": seed})
+            rows.append(
+                {
+                    "path": data_path.name,
+                    "label": label,
+                    "group": group,
+                    "truth": f"{name}.truth.json",
+                    "n_nuclei": k,
+                    "camera_pixel_nm": px,
+                    "channels": "+".join(channels),
+                    "seed": seed,
+                }
+            )
             if progress is not None:
                 progress()
     _write_manifest(manifest, rows)
@@ -725,20 +892,27 @@ def _write_truth(stem: Path, nuclei, columns: dict, *, label, group, seed, data_
         "structures": {str(k): v for k, v in STRUCTURES.items()},
         "tags_file": stem.name + ".parquet",
         "polygons_unit": "nm",
-        "nuclei": [{
-            "cell_id": i,
-            "label": nu.label,
-            "n_localizations": int(len(nu)),
-            "area_um2": round(nu.area_um2, 4),
-            "centre_nm": [round(float(v), 3) for v in nu.centre_nm],
-            "outline_nm": np.round(nu.outline_nm, 2).tolist(),
-            "nucleoli_nm": [np.round(p, 2).tolist() for p in nu.nucleoli_nm],
-            "replication_compartments_nm": [np.round(p, 2).tolist() for p in nu.compartments_nm],
-            "params": nu.params,
-        } for i, nu in enumerate(nuclei)],
+        "nuclei": [
+            {
+                "cell_id": i,
+                "label": nu.label,
+                "n_localizations": int(len(nu)),
+                "area_um2": round(nu.area_um2, 4),
+                "centre_nm": [round(float(v), 3) for v in nu.centre_nm],
+                "outline_nm": np.round(nu.outline_nm, 2).tolist(),
+                "nucleoli_nm": [np.round(p, 2).tolist() for p in nu.nucleoli_nm],
+                "replication_compartments_nm": [
+                    np.round(p, 2).tolist() for p in nu.compartments_nm
+                ],
+                "params": nu.params,
+            }
+            for i, nu in enumerate(nuclei)
+        ],
     }
-    atomic_write_bytes(stem.with_suffix(".truth.json"),
-                       json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    atomic_write_bytes(
+        stem.with_suffix(".truth.json"),
+        json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n",
+    )
 
 
 def _write_roi(path: Path, nuclei, pixel_nm: float) -> None:

@@ -38,8 +38,9 @@ def _labels(labels: Sequence) -> np.ndarray:
     return y
 
 
-def train_test_split(labels: Sequence, *, test_fraction: float = 0.2, groups: Sequence | None = None,
-                     seed: int = 0) -> Split:
+def train_test_split(
+    labels: Sequence, *, test_fraction: float = 0.2, groups: Sequence | None = None, seed: int = 0
+) -> Split:
     """One stratified split (80/20 by default) with a fixed seed.
 
     With ``groups``, whole groups go to one side (``StratifiedGroupKFold`` with
@@ -72,8 +73,9 @@ def train_test_split(labels: Sequence, *, test_fraction: float = 0.2, groups: Se
     return split
 
 
-def kfold_splits(labels: Sequence, *, k: int = 5, groups: Sequence | None = None,
-                 seed: int = 0) -> list[Split]:
+def kfold_splits(
+    labels: Sequence, *, k: int = 5, groups: Sequence | None = None, seed: int = 0
+) -> list[Split]:
     """Stratified k-fold (k = 5 as in the paper's model selection); group-aware with
     ``groups`` (``StratifiedGroupKFold``). Every row is in exactly one test fold."""
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
@@ -89,7 +91,9 @@ def kfold_splits(labels: Sequence, *, k: int = 5, groups: Sequence | None = None
     else:
         g = np.asarray(groups)
         _check_groups(g, k)
-        it = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, g)
+        it = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(
+            np.zeros(len(y)), y, g
+        )
     folds = [Split(np.sort(tr), np.sort(te), fold=i) for i, (tr, te) in enumerate(it)]
     for f in folds:
         f.check_disjoint(groups)
@@ -99,5 +103,7 @@ def kfold_splits(labels: Sequence, *, k: int = 5, groups: Sequence | None = None
 def _check_groups(groups: np.ndarray, n_splits: int) -> None:
     n = np.unique(groups).size
     if n < n_splits:
-        raise ValueError(f"{n} groups cannot make {n_splits} group-disjoint folds; "
-                         "use fewer folds or finer groups")
+        raise ValueError(
+            f"{n} groups cannot make {n_splits} group-disjoint folds; "
+            "use fewer folds or finer groups"
+        )

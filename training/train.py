@@ -162,8 +162,10 @@ def resolve_device(device: str = "auto") -> tuple[str, str | None]:
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: torch sees no CUDA GPU",
-                         hint="use --device cpu, or install a CUDA build of torch")
+        raise InputError(
+            "--device cuda: torch sees no CUDA GPU",
+            hint="use --device cpu, or install a CUDA build of torch",
+        )
     if device == "auto":
         if torch.cuda.is_available():
             return "cuda", None
@@ -185,7 +187,7 @@ class FitResult:
 
 def _batches(n: int, size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
     order = rng.permutation(n) if rng is not None else np.arange(n)
-    out = [order[i:i + size] for i in range(0, n, size)]
+    out = [order[i : i + size] for i in range(0, n, size)]
     if rng is not None and len(out) > 1 and len(out[-1]) == 1:
         out[-2] = np.concatenate([out[-2], out.pop()])  # batch norm needs two items per batch
     return out
@@ -200,8 +202,16 @@ def _to_device(x: np.ndarray, device: str, channels_last: bool):
     return t
 
 
-def fit(model, data: NucleusSet, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig, *,
-        device: str = "cpu", on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+def fit(
+    model,
+    data: NucleusSet,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    device: str = "cpu",
+    on_epoch: Callable[[dict], None] | None = None,
+) -> FitResult:
     """Train ``model`` on items ``train_idx`` of ``data``, early-stopping on ``val_idx``.
 
     AdamW (or Adam), class-weighted cross-entropy (weights from the training items), early
@@ -230,7 +240,10 @@ def fit(model, data: NucleusSet, train_idx: np.ndarray, val_idx: np.ndarray, cfg
     from .augment import augment
 
     if len(train_idx) < 2 or len(val_idx) < 1:
-        raise ValueError(f"need at least 2 training and 1 validation items, got {len(train_idx)} and {len(val_idx)}")
+        raise ValueError(
+            f"need at least 2 training and 1 validation items, got {len(train_idx)} and "
+            f"{len(val_idx)}"
+        )
     t0 = time.perf_counter()
     k = model.config.num_classes if hasattr(model, "config") else int(data.y.max()) + 1
     y_train = data.y[train_idx]
@@ -272,21 +285,44 @@ def fit(model, data: NucleusSet, train_idx: np.ndarray, val_idx: np.ndarray, cfg
             total += len(idx)
             loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.detach().argmax(1) == yt).sum())
-        val_logits = _logits(model, data, val_idx, device=device, batch_size=cfg.eval_batch_size,
-                             channels_last=cfg.channels_last, amp=use_amp)
+        val_logits = _logits(
+            model,
+            data,
+            val_idx,
+            device=device,
+            batch_size=cfg.eval_batch_size,
+            channels_last=cfg.channels_last,
+            amp=use_amp,
+        )
         yv = torch.from_numpy(data.y[val_idx])
-        val_loss = float(nn.functional.cross_entropy(val_logits, yv, weight=None if weight is None else weight.cpu()))
-        rec = {"epoch": epoch, "train_loss": loss_sum / total, "train_accuracy": correct / total,
-               "val_loss": val_loss, "val_accuracy": float((val_logits.argmax(1) == yv).float().mean()),
-               "lr": cfg.lr, "seconds": time.perf_counter() - te}
+        val_loss = float(
+            nn.functional.cross_entropy(
+                val_logits, yv, weight=None if weight is None else weight.cpu()
+            )
+        )
+        rec = {
+            "epoch": epoch,
+            "train_loss": loss_sum / total,
+            "train_accuracy": correct / total,
+            "val_loss": val_loss,
+            "val_accuracy": float((val_logits.argmax(1) == yv).float().mean()),
+            "lr": cfg.lr,
+            "seconds": time.perf_counter() - te,
+        }
         history.append(rec)
         if val_loss < best[0]:
-            best = (val_loss, epoch, {n: t.detach().to("cpu", copy=True) for n, t in model.state_dict().items()})
+            best = (
+                val_loss,
+                epoch,
+                {n: t.detach().to("cpu", copy=True) for n, t in model.state_dict().items()},
+            )
         rec["best_epoch"] = best[1]
         if on_epoch is not None:
             on_epoch(rec)
         if not math.isfinite(rec["train_loss"]):
-            raise FloatingPointError(f"training loss is {rec['train_loss']} at epoch {epoch}: lower the learning rate")
+            raise FloatingPointError(
+                f"training loss is {rec['train_loss']} at epoch {epoch}: lower the learning rate"
+            )
         if epoch - best[1] >= cfg.patience:
             stopped = True
             break
@@ -295,8 +331,16 @@ def fit(model, data: NucleusSet, train_idx: np.ndarray, val_idx: np.ndarray, cfg
     return FitResult(history, best[1], best[0], stopped, time.perf_counter() - t0)
 
 
-def _logits(model, data: NucleusSet, idx: np.ndarray, *, device: str, batch_size: int,
-            channels_last: bool = True, amp: bool = False):
+def _logits(
+    model,
+    data: NucleusSet,
+    idx: np.ndarray,
+    *,
+    device: str,
+    batch_size: int,
+    channels_last: bool = True,
+    amp: bool = False,
+):
     import torch
 
     model.eval()
@@ -304,12 +348,16 @@ def _logits(model, data: NucleusSet, idx: np.ndarray, *, device: str, batch_size
     with torch.inference_mode():
         for b in _batches(len(idx), batch_size, None):
             x = _to_device(data.batch(idx[b]), device, channels_last)
-            with torch.autocast(device_type=device, dtype=torch.float16, enabled=amp and device == "cuda"):
+            with torch.autocast(
+                device_type=device, dtype=torch.float16, enabled=amp and device == "cuda"
+            ):
                 out.append(model(x).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
-def predict(model, data: NucleusSet, idx: np.ndarray, *, device: str = "cpu", batch_size: int = 32) -> np.ndarray:
+def predict(
+    model, data: NucleusSet, idx: np.ndarray, *, device: str = "cpu", batch_size: int = 32
+) -> np.ndarray:
     """Class probabilities (softmax of the logits), shape (len(idx), K), in float32 eval mode."""
     import torch
 
@@ -317,14 +365,17 @@ def predict(model, data: NucleusSet, idx: np.ndarray, *, device: str = "cpu", ba
     return torch.softmax(logits, 1).numpy()
 
 
-def vote(prob: np.ndarray, owner: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def vote(
+    prob: np.ndarray, owner: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-nucleus calls from per-item (patch) probabilities.
 
     Returns ``rows`` (the nuclei, sorted), ``scores`` (N, K) and ``undecided`` (N,) bool. A
     nucleus's call is the class that more than 50 % of its patches vote for (argmax per
     patch); its score per class is that vote share, plus 1e-3 x the mean patch probability
     so that a nucleus without a majority (``undecided``) falls to the more probable class and
-    ROC/PR curves have a continuous score (:func:`ainu_engine.scores.patch_vote`). In image mode (one item per nucleus) the scores are
+    ROC/PR curves have a continuous score (:func:`ainu_engine.scores.patch_vote`). In image mode
+    (one item per nucleus) the scores are
     the probabilities themselves.
 
     Examples
@@ -380,13 +431,22 @@ def _inner_split(rows: np.ndarray, y: np.ndarray, groups, cfg: TrainConfig) -> S
 class _Run:
     """State of one ``train`` call (the run folder, the data, the log)."""
 
-    def __init__(self, manifest: Manifest, out: Path, cfg: TrainConfig, spec: RenderSpec,
-                 reporter: Reporter, device: str):
+    def __init__(
+        self,
+        manifest: Manifest,
+        out: Path,
+        cfg: TrainConfig,
+        spec: RenderSpec,
+        reporter: Reporter,
+        device: str,
+    ):
         self.manifest, self.out, self.cfg, self.spec = manifest, out, cfg, spec
         self.reporter, self.device = reporter, device
-        self.channels: tuple[str, ...] = manifest.channel_names \
-            if manifest.channel_names and len(manifest.channel_names) == spec.n_channels \
+        self.channels: tuple[str, ...] = (
+            manifest.channel_names
+            if manifest.channel_names and len(manifest.channel_names) == spec.n_channels
             else tuple(f"ch{c}" for c in (spec.channels or (0,)))
+        )
         self.log_fh = open(out / "train.log", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def log(self, message: str, *, echo: bool = True) -> None:
@@ -403,15 +463,26 @@ class _Run:
         """config.json: the whole configuration, the manifest, the device and provenance."""
         manifest = self.manifest
         doc = {
-            "train_config": self.cfg.to_dict(), "render_spec": self.spec.to_dict(), "compare": list(compare or []),
-            "manifest": {"path": str(manifest.path) if manifest.path else None, "sha256": manifest.sha256,
-                         "rows": len(manifest), "classes": list(manifest.classes),
-                         "groups": manifest.groups is not None, "channel_names": list(self.channels)},
-            "device": self.device, "cache": str(cache.root), "provenance": _provenance(manifest),
+            "train_config": self.cfg.to_dict(),
+            "render_spec": self.spec.to_dict(),
+            "compare": list(compare or []),
+            "manifest": {
+                "path": str(manifest.path) if manifest.path else None,
+                "sha256": manifest.sha256,
+                "rows": len(manifest),
+                "classes": list(manifest.classes),
+                "groups": manifest.groups is not None,
+                "channel_names": list(self.channels),
+            },
+            "device": self.device,
+            "cache": str(cache.root),
+            "provenance": _provenance(manifest),
         }
         (self.out / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
-        self.log(f"run {self.out}: {len(manifest)} nuclei, classes {list(manifest.classes)}, "
-                 f"architectures {archs}, device {self.device}, RenderSpec {self.spec.hash()}")
+        self.log(
+            f"run {self.out}: {len(manifest)} nuclei, classes {list(manifest.classes)}, "
+            f"architectures {archs}, device {self.device}, RenderSpec {self.spec.hash()}"
+        )
 
     def new_model(self, arch: str):
         import torch
@@ -419,7 +490,12 @@ class _Run:
         from .models import create_model
 
         torch.manual_seed(self.cfg.seed)
-        return create_model(arch, in_chans=self.spec.n_channels, num_classes=len(self.manifest.classes), **self.cfg.model_kwargs)
+        return create_model(
+            arch,
+            in_chans=self.spec.n_channels,
+            num_classes=len(self.manifest.classes),
+            **self.cfg.model_kwargs,
+        )
 
     def fit_rows(self, arch: str, data: NucleusSet, rows: np.ndarray, title: str):
         cfg = self.cfg
@@ -427,16 +503,26 @@ class _Run:
         tr, va = data.items_of(inner.train), data.items_of(inner.test)
         model = self.new_model(arch)
         with self.reporter.stage(title, cfg.epochs) as step:
+
             def on_epoch(rec):
-                self.log(f"{title} epoch {rec['epoch']}: train loss {rec['train_loss']:.4f} "
-                         f"acc {rec['train_accuracy']:.3f}, val loss {rec['val_loss']:.4f} "
-                         f"acc {rec['val_accuracy']:.3f} ({rec['seconds']:.1f} s)", echo=False)
-                step(f"loss {rec['train_loss']:.3f} val {rec['val_loss']:.3f} acc {rec['val_accuracy']:.2f}")
+                self.log(
+                    f"{title} epoch {rec['epoch']}: train loss {rec['train_loss']:.4f} "
+                    f"acc {rec['train_accuracy']:.3f}, val loss {rec['val_loss']:.4f} "
+                    f"acc {rec['val_accuracy']:.3f} ({rec['seconds']:.1f} s)",
+                    echo=False,
+                )
+                step(
+                    f"loss {rec['train_loss']:.3f} val {rec['val_loss']:.3f} acc "
+                    f"{rec['val_accuracy']:.2f}"
+                )
 
             res = fit(model, data, tr, va, cfg, device=self.device, on_epoch=on_epoch)
-        self.log(f"{title}: best epoch {res.best_epoch} (val loss {res.best_val_loss:.4f}) of "
-                 f"{len(res.history)}{', stopped early' if res.stopped_early else ''}; "
-                 f"{len(inner.train)} training / {len(inner.test)} validation nuclei, {res.seconds:.1f} s")
+        self.log(
+            f"{title}: best epoch {res.best_epoch} (val loss {res.best_val_loss:.4f}) of "
+            f"{len(res.history)}{', stopped early' if res.stopped_early else ''}; "
+            f"{len(inner.train)} training / {len(inner.test)} validation nuclei, {res.seconds:.1f} "
+            "s"
+        )
         return model, res
 
     def _groups(self):
@@ -450,13 +536,28 @@ class _Run:
         item_loss = mean_cross_entropy(prob, data.y[idx])
         nrows, scores, undecided = vote(prob, data.owner[idx], k)
         y = self.manifest.y[nrows]
-        return {"rows": nrows, "y": y, "scores": scores, "undecided": undecided, "loss": item_loss,
-                "accuracy": float((scores.argmax(1) == y).mean()), "n_items": len(idx)}
+        return {
+            "rows": nrows,
+            "y": y,
+            "scores": scores,
+            "undecided": undecided,
+            "loss": item_loss,
+            "accuracy": float((scores.argmax(1) == y).mean()),
+            "n_items": len(idx),
+        }
 
 
-def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig | None = None,
-          spec: RenderSpec | None = None, compare: Sequence[str] | None = None,
-          cache: RenderCache | None = None, reporter: Reporter | None = None, force: bool = False) -> dict:
+def train(
+    manifest: Manifest,
+    out: str | os.PathLike,
+    *,
+    config: TrainConfig | None = None,
+    spec: RenderSpec | None = None,
+    compare: Sequence[str] | None = None,
+    cache: RenderCache | None = None,
+    reporter: Reporter | None = None,
+    force: bool = False,
+) -> dict:
     """Run the paper's protocol on a manifest and write the run folder ``out``.
 
     1. Render every nucleus once (cache); rows that fail are listed in data.csv and left out.
@@ -491,7 +592,9 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig | N
     archs = list(compare) if compare else [cfg.arch]
     _check_archs(archs)
     if (out / "best.pt").exists() and not force:
-        raise OutputError("holds a finished run (best.pt)", path=out, hint="pass --force or choose another --out")
+        raise OutputError(
+            "holds a finished run (best.pt)", path=out, hint="pass --force or choose another --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
     device, note = _torch_setup(cfg)
     if cfg.patch_size and spec.size != 0:
@@ -502,10 +605,14 @@ def train(manifest: Manifest, out: str | os.PathLike, *, config: TrainConfig | N
         if note:
             run.log(note)
         run.write_config(archs, compare, cache)
-        data, ok = _render_all(run, cache)                     # 1. render
-        train_rows, test_rows = _split(run, data, ok)         # 2. split
-        cv = _cross_validate(run, data, train_rows, archs)    # 3. k-fold CV per architecture
-        arch = min(archs, key=lambda a: (-cv[a]["accuracy_mean"], cv[a]["loss_mean"])) if cv else archs[0]
+        data, ok = _render_all(run, cache)  # 1. render
+        train_rows, test_rows = _split(run, data, ok)  # 2. split
+        cv = _cross_validate(run, data, train_rows, archs)  # 3. k-fold CV per architecture
+        arch = (
+            min(archs, key=lambda a: (-cv[a]["accuracy_mean"], cv[a]["loss_mean"]))
+            if cv
+            else archs[0]
+        )
         if len(archs) > 1:
             run.log(f"selected {arch} (best mean cross-validation accuracy)")
         return _final(run, arch, data, train_rows, test_rows, cv)  # 4. final model, test set
@@ -538,19 +645,32 @@ def _render_all(run: _Run, cache: RenderCache) -> tuple[NucleusSet, np.ndarray]:
     """Every manifest row rendered (or read from the cache); the rows that rendered."""
     manifest = run.manifest
     with run.reporter.stage("render", len(manifest)) as step:
-        data = load_nuclei(manifest, run.spec, cache, patch_size=run.cfg.patch_size,
-                           min_occupied=run.cfg.min_occupied, on_item=step)
+        data = load_nuclei(
+            manifest,
+            run.spec,
+            cache,
+            patch_size=run.cfg.patch_size,
+            min_occupied=run.cfg.min_occupied,
+            on_item=step,
+        )
     if cache.device_note:
         run.log(cache.device_note)
-    run.log(f"rendered {len(manifest)} nuclei ({cache.hits} from the cache, {cache.misses} new), "
-            f"{len(data)} training items" + (f", {len(data.failed)} failed" if data.failed else ""))
+    run.log(
+        f"rendered {len(manifest)} nuclei ({cache.hits} from the cache, {cache.misses} new), "
+        f"{len(data)} training items" + (f", {len(data.failed)} failed" if data.failed else "")
+    )
     for msg in data.failed.values():
         run.log(f"left out: {msg}")
     ok = np.array(sorted(data.stats), np.int64)
-    counts = np.bincount(manifest.y[ok], minlength=len(manifest.classes)) if len(ok) else np.zeros(1)
+    counts = (
+        np.bincount(manifest.y[ok], minlength=len(manifest.classes)) if len(ok) else np.zeros(1)
+    )
     if len(ok) < 4 or counts.min() < 2:
-        raise InputError(f"too few usable nuclei: {dict(zip(manifest.classes, counts.tolist(), strict=False))}",
-                         path=manifest.path, hint="each class needs several nuclei that render")
+        raise InputError(
+            f"too few usable nuclei: {dict(zip(manifest.classes, counts.tolist(), strict=False))}",
+            path=manifest.path,
+            hint="each class needs several nuclei that render",
+        )
     return data, ok
 
 
@@ -558,15 +678,23 @@ def _split(run: _Run, data: NucleusSet, ok: np.ndarray) -> tuple[np.ndarray, np.
     """The stratified (group-disjoint) 80/20 split of the rows that rendered; writes data.csv."""
     groups = run._groups()
     g_ok = None if groups is None else np.asarray(groups)[ok]
-    s = train_test_split(run.manifest.y[ok], test_fraction=run.cfg.test_fraction, groups=g_ok, seed=run.cfg.seed)
+    s = train_test_split(
+        run.manifest.y[ok], test_fraction=run.cfg.test_fraction, groups=g_ok, seed=run.cfg.seed
+    )
     train_rows, test_rows = ok[s.train], ok[s.test]
-    run.log(f"split: {len(train_rows)} training+validation, {len(test_rows)} test nuclei"
-            + (" (group-disjoint)" if g_ok is not None else ""))
-    _write_data_csv(run.out / "data.csv", run.manifest, data, set(train_rows.tolist()), set(test_rows.tolist()))
+    run.log(
+        f"split: {len(train_rows)} training+validation, {len(test_rows)} test nuclei"
+        + (" (group-disjoint)" if g_ok is not None else "")
+    )
+    _write_data_csv(
+        run.out / "data.csv", run.manifest, data, set(train_rows.tolist()), set(test_rows.tolist())
+    )
     return train_rows, test_rows
 
 
-def _cross_validate(run: _Run, data: NucleusSet, train_rows: np.ndarray, archs: list[str]) -> dict[str, dict]:
+def _cross_validate(
+    run: _Run, data: NucleusSet, train_rows: np.ndarray, archs: list[str]
+) -> dict[str, dict]:
     """k-fold CV of each architecture on the training rows; writes cv.json, cv.csv, cv/ plots."""
     from .metrics import plot_learning_curves
 
@@ -585,15 +713,30 @@ def _cross_validate(run: _Run, data: NucleusSet, train_rows: np.ndarray, archs: 
             model, res = run.fit_rows(arch, data, train_rows[f.train], title)
             ev = run.evaluate(model, data, train_rows[f.test])
             plot_learning_curves(res.history, out / "cv" / f"{arch}_fold{f.fold + 1}.png")
-            per_fold.append({"fold": f.fold + 1, "accuracy": ev["accuracy"], "loss": ev["loss"],
-                             "n_test": len(ev["rows"]), "best_epoch": res.best_epoch,
-                             "epochs_run": len(res.history), "seconds": round(res.seconds, 2)})
+            per_fold.append(
+                {
+                    "fold": f.fold + 1,
+                    "accuracy": ev["accuracy"],
+                    "loss": ev["loss"],
+                    "n_test": len(ev["rows"]),
+                    "best_epoch": res.best_epoch,
+                    "epochs_run": len(res.history),
+                    "seconds": round(res.seconds, 2),
+                }
+            )
             run.log(f"{title}: held-out accuracy {ev['accuracy']:.3f}, loss {ev['loss']:.4f}")
         acc = _mean_sd([p["accuracy"] for p in per_fold])
         loss = _mean_sd([p["loss"] for p in per_fold])
-        cv[arch] = {"accuracy_mean": acc[0], "accuracy_sd": acc[1], "loss_mean": loss[0],
-                    "loss_sd": loss[1], "folds": per_fold}
-        run.log(f"cv {arch}: accuracy {acc[0]:.3f} ± {acc[1]:.3f}, loss {loss[0]:.4f} ± {loss[1]:.4f}")
+        cv[arch] = {
+            "accuracy_mean": acc[0],
+            "accuracy_sd": acc[1],
+            "loss_mean": loss[0],
+            "loss_sd": loss[1],
+            "folds": per_fold,
+        }
+        run.log(
+            f"cv {arch}: accuracy {acc[0]:.3f} ± {acc[1]:.3f}, loss {loss[0]:.4f} ± {loss[1]:.4f}"
+        )
     _write_cv(out, cv)
     if len(archs) > 1:
         _plot_compare(cv, out / "compare.png")
@@ -604,15 +747,28 @@ def _write_cv(out: Path, cv: dict) -> None:
     (out / "cv.json").write_text(dumps(cv, indent=2) + "\n")
     with open(out / "cv.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["arch", "fold", "accuracy", "loss", "n_test", "best_epoch", "epochs_run", "seconds"])
+        w.writerow(
+            ["arch", "fold", "accuracy", "loss", "n_test", "best_epoch", "epochs_run", "seconds"]
+        )
         for arch, r in cv.items():
             for p in r["folds"]:
-                w.writerow([arch, p["fold"], f"{p['accuracy']:.6f}", f"{p['loss']:.6f}", p["n_test"],
-                            p["best_epoch"], p["epochs_run"], p["seconds"]])
+                w.writerow(
+                    [
+                        arch,
+                        p["fold"],
+                        f"{p['accuracy']:.6f}",
+                        f"{p['loss']:.6f}",
+                        p["n_test"],
+                        p["best_epoch"],
+                        p["epochs_run"],
+                        p["seconds"],
+                    ]
+                )
 
 
-def _final(run: _Run, arch: str, data: NucleusSet, train_rows: np.ndarray, test_rows: np.ndarray,
-           cv: dict) -> dict:
+def _final(
+    run: _Run, arch: str, data: NucleusSet, train_rows: np.ndarray, test_rows: np.ndarray, cv: dict
+) -> dict:
     """Train ``arch`` on the training rows, evaluate once on the test rows, write the metrics,
     plots, predictions and the checkpoint; returns the summary."""
     from .metrics import classification_metrics, plot_learning_curves, plot_metrics
@@ -625,18 +781,30 @@ def _final(run: _Run, arch: str, data: NucleusSet, train_rows: np.ndarray, test_
     metrics = classification_metrics(ev["y"], ev["scores"], manifest.classes, seed=cfg.seed)
     metrics["loss"] = ev["loss"]
     metrics["n_undecided"] = int(ev["undecided"].sum())
-    metrics["unit"] = "nucleus" + (f" (vote over {ev['n_items']} patches)" if cfg.patch_size else "")
-    summary = {"arch": arch, "test": metrics, "cv": cv, "best_epoch": res.best_epoch,
-               "epochs_run": len(res.history), "device": run.device}
+    metrics["unit"] = "nucleus" + (
+        f" (vote over {ev['n_items']} patches)" if cfg.patch_size else ""
+    )
+    summary = {
+        "arch": arch,
+        "test": metrics,
+        "cv": cv,
+        "best_epoch": res.best_epoch,
+        "epochs_run": len(res.history),
+        "device": run.device,
+    }
     plot_metrics(metrics, out)  # confusion/roc/pr.png and metrics.json (test set)
     (out / "metrics.json").write_text(dumps(summary, indent=2) + "\n")
     _write_predictions(out / "predictions.csv", manifest, ev)
     stats = data.training_stats(train_rows)
     samples = data.batch(data.items_of(test_rows)[:4])  # export checks ONNX against torch on these
-    _write_checkpoint(out / "best.pt", model, cfg, run.spec, manifest, run.channels, summary, stats, res, samples)
-    run.log(f"test set ({len(test_rows)} nuclei): accuracy {metrics['accuracy']:.3f} "
-            f"(95 % CI {metrics['accuracy_ci_normal'][0]:.3f}-{metrics['accuracy_ci_normal'][1]:.3f}), "
-            f"balanced {metrics['balanced_accuracy']:.3f}; wrote {out / 'best.pt'}")
+    _write_checkpoint(
+        out / "best.pt", model, cfg, run.spec, manifest, run.channels, summary, stats, res, samples
+    )
+    run.log(
+        f"test set ({len(test_rows)} nuclei): accuracy {metrics['accuracy']:.3f} "
+        f"(95 % CI {metrics['accuracy_ci_normal'][0]:.3f}-{metrics['accuracy_ci_normal'][1]:.3f}), "
+        f"balanced {metrics['balanced_accuracy']:.3f}; wrote {out / 'best.pt'}"
+    )
     return summary
 
 
@@ -652,32 +820,84 @@ def _provenance(manifest: Manifest) -> dict:
 
     from ainu_engine.provenance import __version__, git_commit
 
-    return {"git_commit": git_commit(), "manifest_sha256": manifest.sha256,
-            "manifest": str(manifest.path) if manifest.path else None,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ainu_engine": __version__,
-            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
+    return {
+        "git_commit": git_commit(),
+        "manifest_sha256": manifest.sha256,
+        "manifest": str(manifest.path) if manifest.path else None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "ainu_engine": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
 
 
-def _write_checkpoint(path: Path, model, cfg: TrainConfig, spec: RenderSpec, manifest: Manifest,
-                      channels, summary: dict, stats: dict, res: FitResult, samples: np.ndarray) -> None:
+def _write_checkpoint(
+    path: Path,
+    model,
+    cfg: TrainConfig,
+    spec: RenderSpec,
+    manifest: Manifest,
+    channels,
+    summary: dict,
+    stats: dict,
+    res: FitResult,
+    samples: np.ndarray,
+) -> None:
     test = summary["test"]
-    metrics = {"test": {k: test[k] for k in ("n", "accuracy", "accuracy_ci_normal", "balanced_accuracy",
-                                             "f1_macro", "loss", "roc_auc", "roc_auc_macro_ovr") if k in test},
-               "cv": {a: {k: v for k, v in r.items() if k != "folds"} for a, r in summary["cv"].items()},
-               "best_epoch": res.best_epoch, "epochs_run": len(res.history)}
-    save_checkpoint(path, model, classes=manifest.classes, render_spec=spec, channel_names=channels,
-                    input_size=cfg.patch_size or spec.size, preprocessing=_preprocessing(cfg, spec),
-                    train_config=cfg.to_dict(), metrics=metrics, training_stats=stats,
-                    provenance=_provenance(manifest), history=res.history, samples=samples)
+    metrics = {
+        "test": {
+            k: test[k]
+            for k in (
+                "n",
+                "accuracy",
+                "accuracy_ci_normal",
+                "balanced_accuracy",
+                "f1_macro",
+                "loss",
+                "roc_auc",
+                "roc_auc_macro_ovr",
+            )
+            if k in test
+        },
+        "cv": {a: {k: v for k, v in r.items() if k != "folds"} for a, r in summary["cv"].items()},
+        "best_epoch": res.best_epoch,
+        "epochs_run": len(res.history),
+    }
+    save_checkpoint(
+        path,
+        model,
+        classes=manifest.classes,
+        render_spec=spec,
+        channel_names=channels,
+        input_size=cfg.patch_size or spec.size,
+        preprocessing=_preprocessing(cfg, spec),
+        train_config=cfg.to_dict(),
+        metrics=metrics,
+        training_stats=stats,
+        provenance=_provenance(manifest),
+        history=res.history,
+        samples=samples,
+    )
 
 
 def _preprocessing(cfg: TrainConfig, spec: RenderSpec) -> dict:
     if cfg.patch_size:
-        return {"mode": "patches", "patch_size": cfg.patch_size, "min_occupied": cfg.min_occupied,
-                "scaling": spec.scaling, "percentile": spec.percentile,
-                "call": "class voted by more than 50 % of the patches"}
-    return {"mode": "image", "scaling": spec.scaling, "percentile": spec.percentile,
-            "note": "ainu_engine.render(locs, render_spec) gives the model input (resize, pad, scaling, outside)"}
+        return {
+            "mode": "patches",
+            "patch_size": cfg.patch_size,
+            "min_occupied": cfg.min_occupied,
+            "scaling": spec.scaling,
+            "percentile": spec.percentile,
+            "call": "class voted by more than 50 % of the patches",
+        }
+    return {
+        "mode": "image",
+        "scaling": spec.scaling,
+        "percentile": spec.percentile,
+        "note": "ainu_engine.render(locs, render_spec) gives the model input (resize, pad, "
+        "scaling, outside)",
+    }
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
@@ -688,26 +908,69 @@ def _write_history(path: Path, history: list[dict]) -> None:
         w.writerows(history)
 
 
-def _write_data_csv(path: Path, manifest: Manifest, data: NucleusSet, train_rows: set, test_rows: set) -> None:
+def _write_data_csv(
+    path: Path, manifest: Manifest, data: NucleusSet, train_rows: set, test_rows: set
+) -> None:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["row", "path", "label", "group", "split", "items", "localizations", "area_um2", "error"])
+        w.writerow(
+            [
+                "row",
+                "path",
+                "label",
+                "group",
+                "split",
+                "items",
+                "localizations",
+                "area_um2",
+                "error",
+            ]
+        )
         for i, p in enumerate(manifest.files):
             st = data.stats.get(i, {})
-            split = "failed" if i in data.failed else "train" if i in train_rows else "test" if i in test_rows else ""
-            w.writerow([i, str(p), manifest.labels[i], manifest.groups[i] if manifest.groups else "", split,
-                        int(np.count_nonzero(data.owner == i)), "+".join(map(str, st.get("n_localizations", []))),
-                        round(st["area_um2"], 3) if "area_um2" in st else "", data.failed.get(i, "")])
+            split = (
+                "failed"
+                if i in data.failed
+                else "train"
+                if i in train_rows
+                else "test"
+                if i in test_rows
+                else ""
+            )
+            w.writerow(
+                [
+                    i,
+                    str(p),
+                    manifest.labels[i],
+                    manifest.groups[i] if manifest.groups else "",
+                    split,
+                    int(np.count_nonzero(data.owner == i)),
+                    "+".join(map(str, st.get("n_localizations", []))),
+                    round(st["area_um2"], 3) if "area_um2" in st else "",
+                    data.failed.get(i, ""),
+                ]
+            )
 
 
 def _write_predictions(path: Path, manifest: Manifest, ev: dict) -> None:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["path", "label", "predicted", "correct", "undecided"] + [f"p_{c}" for c in manifest.classes])
+        w.writerow(
+            ["path", "label", "predicted", "correct", "undecided"]
+            + [f"p_{c}" for c in manifest.classes]
+        )
         for r, s, u in zip(ev["rows"], ev["scores"], ev["undecided"], strict=True):
             pred = manifest.classes[int(s.argmax())]
-            w.writerow([str(manifest.files[r]), manifest.labels[r], pred, pred == manifest.labels[r], bool(u)]
-                       + [f"{v:.6f}" for v in s])
+            w.writerow(
+                [
+                    str(manifest.files[r]),
+                    manifest.labels[r],
+                    pred,
+                    pred == manifest.labels[r],
+                    bool(u),
+                ]
+                + [f"{v:.6f}" for v in s]
+            )
 
 
 def _plot_compare(cv: dict, path: Path) -> None:
@@ -719,8 +982,13 @@ def _plot_compare(cv: dict, path: Path) -> None:
     fig = Figure(figsize=(3 + 1.2 * len(names), 3.5))
     axes = fig.subplots(1, 2)
     for ax, what in zip(axes, ("accuracy", "loss"), strict=True):
-        ax.bar(names, [cv[n][f"{what}_mean"] for n in names], yerr=[cv[n][f"{what}_sd"] for n in names],
-               capsize=4, color="#4c72b0")
+        ax.bar(
+            names,
+            [cv[n][f"{what}_mean"] for n in names],
+            yerr=[cv[n][f"{what}_sd"] for n in names],
+            capsize=4,
+            color="#4c72b0",
+        )
         ax.set_ylabel(f"{what} (mean ± sd over folds)")
         ax.tick_params(axis="x", rotation=30)
     _save(fig, path)

@@ -26,9 +26,19 @@ from ._base import Backend, BackendUnavailable, is_device_array
 from ._onnxruntime import OnnxRuntimeBackend, physical_cores, session_options
 from ._tensorrt import TensorRTBackend
 
-__all__ = ["Backend", "BackendUnavailable", "OnnxRuntimeBackend", "TensorRTBackend", "create_backend",
-           "register_backend", "is_device_array", "physical_cores", "session_options", "BACKENDS",
-           "ENTRY_POINT_GROUP"]
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "OnnxRuntimeBackend",
+    "TensorRTBackend",
+    "create_backend",
+    "register_backend",
+    "is_device_array",
+    "physical_cores",
+    "session_options",
+    "BACKENDS",
+    "ENTRY_POINT_GROUP",
+]
 
 BACKENDS = ("auto", "onnxruntime", "onnxruntime-tensorrt", "tensorrt", "torch", "torch-compile")
 
@@ -42,13 +52,20 @@ BackendFactory = Callable[..., Backend]
 
 
 def _onnxruntime(model, *, device, threads, spinning, batch_size, reason, **_):
-    return OnnxRuntimeBackend(model, provider="cuda" if device == "cuda" else "cpu", threads=threads,
-                              spinning=spinning, batch_size=batch_size, reason=reason)
+    return OnnxRuntimeBackend(
+        model,
+        provider="cuda" if device == "cuda" else "cpu",
+        threads=threads,
+        spinning=spinning,
+        batch_size=batch_size,
+        reason=reason,
+    )
 
 
 def _onnxruntime_tensorrt(model, *, fp16, batch_size, reason, **_):
-    return OnnxRuntimeBackend(model, provider="tensorrt", fp16=fp16 is not False, batch_size=batch_size,
-                              reason=reason)
+    return OnnxRuntimeBackend(
+        model, provider="tensorrt", fp16=fp16 is not False, batch_size=batch_size, reason=reason
+    )
 
 
 def _tensorrt(model, *, fp16, batch_size, reason, **_):
@@ -56,7 +73,10 @@ def _tensorrt(model, *, fp16, batch_size, reason, **_):
 
 
 _REGISTRY: dict[str, BackendFactory] = {
-    "onnxruntime": _onnxruntime, "onnxruntime-tensorrt": _onnxruntime_tensorrt, "tensorrt": _tensorrt}
+    "onnxruntime": _onnxruntime,
+    "onnxruntime-tensorrt": _onnxruntime_tensorrt,
+    "tensorrt": _tensorrt,
+}
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:
@@ -77,15 +97,21 @@ def _factory(name: str) -> BackendFactory:
                 try:
                     _REGISTRY[name] = ep.load()
                 except ImportError as err:
-                    raise BackendUnavailable(f"the {name} backend cannot be loaded: {err}",
-                                             hint='pip install -c constraints.txt "ainu-engine[train]"') from err
+                    raise BackendUnavailable(
+                        f"the {name} backend cannot be loaded: {err}",
+                        hint='pip install -c constraints.txt "ainu-engine[train]"',
+                    ) from err
                 break
     if name not in _REGISTRY:
         known = sorted({*_REGISTRY, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
         close = difflib.get_close_matches(name, known, n=2)
-        raise BackendUnavailable(f"no backend named {name!r} is installed (installed: {', '.join(known)})",
-                                 hint=f"did you mean {' or '.join(close)}?" if close else
-                                 'the torch backends come with the training extra: pip install "ainu-engine[train]"')
+        raise BackendUnavailable(
+            f"no backend named {name!r} is installed (installed: {', '.join(known)})",
+            hint=f"did you mean {' or '.join(close)}?"
+            if close
+            else "the torch backends come with the training extra: "
+            'pip install "ainu-engine[train]"',
+        )
     return _REGISTRY[name]
 
 
@@ -117,9 +143,17 @@ def _cuda_gpu() -> bool:
     return False
 
 
-def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: str = "auto",
-                   checkpoint: str | os.PathLike | None = None, threads: int | None = None,
-                   fp16: bool | None = None, spinning: bool = True, batch_size: int | None = None) -> Backend:
+def create_backend(
+    model: str | os.PathLike,
+    backend: str = "auto",
+    *,
+    device: str = "auto",
+    checkpoint: str | os.PathLike | None = None,
+    threads: int | None = None,
+    fp16: bool | None = None,
+    spinning: bool = True,
+    batch_size: int | None = None,
+) -> Backend:
     """Make (not yet load) the backend that runs ``model``; ``backend.reason`` says why this one.
 
     Parameters
@@ -127,7 +161,8 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
     model : path
         Exported ``.onnx`` (any backend) or training checkpoint ``.pt`` (torch only).
     backend : str
-        One of :data:`BACKENDS` (or a name registered with :func:`register_backend`). ``auto``: native TensorRT when it and a GPU are present, else
+        One of :data:`BACKENDS` (or a name registered with :func:`register_backend`). ``auto``:
+        native TensorRT when it and a GPU are present, else
         ONNX Runtime's TensorRT or CUDA EP on a GPU, else PyTorch on the GPU when the
         ``checkpoint`` is given (a GPU with the CPU build of ONNX Runtime), else ONNX Runtime
         on the CPU (measured faster than torch eager there, see ``benchmarks/``; with
@@ -155,55 +190,98 @@ def create_backend(model: str | os.PathLike, backend: str = "auto", *, device: s
         Unknown backend name.
     """
     model = Path(model)
-    if backend not in BACKENDS and backend not in _REGISTRY \
-            and backend not in {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}:
+    if (
+        backend not in BACKENDS
+        and backend not in _REGISTRY
+        and backend not in {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    ):
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     gpu = device != "cpu" and _cuda_gpu()
     if device == "cuda" and not gpu:
-        raise BackendUnavailable("device cuda asked, but no CUDA GPU is visible", path=model,
-                                 hint="use --device cpu")
+        raise BackendUnavailable(
+            "device cuda asked, but no CUDA GPU is visible", path=model, hint="use --device cpu"
+        )
     providers = _ort_providers()
     if backend == "auto":
-        backend, reason, gpu = _choose(model, device=device, gpu=gpu, providers=providers,
-                                       checkpoint=checkpoint)
+        backend, reason, gpu = _choose(
+            model, device=device, gpu=gpu, providers=providers, checkpoint=checkpoint
+        )
     else:
         reason = "asked for"
     if backend == "onnxruntime":
         if device == "cuda" and "CUDAExecutionProvider" not in providers:
-            raise BackendUnavailable("device cuda asked, but this ONNX Runtime has no CUDA execution provider "
-                                     "(the CPU build is installed)", path=model,
-                                     hint='pip install "ainu-engine[cuda12]" (onnxruntime-gpu), or use --device cpu')
+            raise BackendUnavailable(
+                "device cuda asked, but this ONNX Runtime has no CUDA execution provider "
+                "(the CPU build is installed)",
+                path=model,
+                hint='pip install "ainu-engine[cuda12]" (onnxruntime-gpu), or use --device cpu',
+            )
         gpu = gpu and "CUDAExecutionProvider" in providers
-    return _factory(backend)(model, device="cuda" if gpu else "cpu", checkpoint=checkpoint, threads=threads,
-                             fp16=fp16, spinning=spinning, batch_size=batch_size, reason=reason)
+    return _factory(backend)(
+        model,
+        device="cuda" if gpu else "cpu",
+        checkpoint=checkpoint,
+        threads=threads,
+        fp16=fp16,
+        spinning=spinning,
+        batch_size=batch_size,
+        reason=reason,
+    )
 
 
-def _choose(model: Path, *, device: str, gpu: bool, providers: list[str], checkpoint) -> tuple[str, str, bool]:
+def _choose(
+    model: Path, *, device: str, gpu: bool, providers: list[str], checkpoint
+) -> tuple[str, str, bool]:
     """What ``auto`` runs: (backend name, why, whether on the GPU)."""
     if model.suffix == ".pt":
         return "torch", "the model is a PyTorch checkpoint", gpu
     if gpu and _has("tensorrt") and _has("cupy"):
-        return "tensorrt", "TensorRT and a CUDA GPU are present (fp16 engine, fastest on NVIDIA GPUs)", True
+        return (
+            "tensorrt",
+            "TensorRT and a CUDA GPU are present (fp16 engine, fastest on NVIDIA GPUs)",
+            True,
+        )
     if gpu and "TensorrtExecutionProvider" in providers:
         return "onnxruntime-tensorrt", "ONNX Runtime's TensorRT EP and a CUDA GPU are present", True
     if gpu and "CUDAExecutionProvider" in providers:
         return "onnxruntime", "ONNX Runtime's CUDA EP and a CUDA GPU are present", True
     if gpu and checkpoint is not None and _has("torch"):
         # a GPU, but the CPU build of ONNX Runtime and no TensorRT: the GPU through PyTorch
-        return "torch", ("a CUDA GPU is present but ONNX Runtime has no CUDA EP here and TensorRT "
-                         "is missing: PyTorch on the GPU with the checkpoint"), True
+        return (
+            "torch",
+            (
+                "a CUDA GPU is present but ONNX Runtime has no CUDA EP here and TensorRT "
+                "is missing: PyTorch on the GPU with the checkpoint"
+            ),
+            True,
+        )
     if gpu and device == "cuda":
-        raise BackendUnavailable("device cuda asked, but this ONNX Runtime has no CUDA or TensorRT execution "
-                                 "provider (the CPU build is installed) and TensorRT is missing",
-                                 path=model, hint='pip install "ainu-engine[cuda12]" (onnxruntime-gpu), give the '
-                                                  'training checkpoint to run PyTorch on the GPU, or use '
-                                                  '--device cpu')
+        raise BackendUnavailable(
+            "device cuda asked, but this ONNX Runtime has no CUDA or TensorRT execution "
+            "provider (the CPU build is installed) and TensorRT is missing",
+            path=model,
+            hint='pip install "ainu-engine[cuda12]" (onnxruntime-gpu), give the '
+            "training checkpoint to run PyTorch on the GPU, or use "
+            "--device cpu",
+        )
     if "CPUExecutionProvider" in providers:
-        return "onnxruntime", (
-            "a CUDA GPU is present but ONNX Runtime has no CUDA EP here (CPU build) and TensorRT is missing: "
-            "ONNX Runtime on the CPU (install onnxruntime-gpu, or give the checkpoint, to use the GPU)" if gpu
-            else "no usable GPU: ONNX Runtime on the CPU (faster than torch eager there, see benchmarks/)"), False
+        return (
+            "onnxruntime",
+            (
+                "a CUDA GPU is present but ONNX Runtime has no CUDA EP here (CPU build) and "
+                "TensorRT is missing: "
+                "ONNX Runtime on the CPU (install onnxruntime-gpu, or give the checkpoint, to use "
+                "the GPU)"
+                if gpu
+                else "no usable GPU: ONNX Runtime on the CPU (faster than torch eager there, see "
+                "benchmarks/)"
+            ),
+            False,
+        )
     if checkpoint is not None and _has("torch"):
         return "torch", "ONNX Runtime is not installed: PyTorch on the checkpoint", gpu
-    raise BackendUnavailable("no backend can run this model: onnxruntime is not installed",
-                             path=model, hint='pip install "ainu-engine[cpu]"')
+    raise BackendUnavailable(
+        "no backend can run this model: onnxruntime is not installed",
+        path=model,
+        hint='pip install "ainu-engine[cpu]"',
+    )

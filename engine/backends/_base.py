@@ -46,8 +46,14 @@ class Backend:
 
     name = "base"
 
-    def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu", batch_size: int | None = None,
-                 reason: str = "") -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        device: str = "cpu",
+        batch_size: int | None = None,
+        reason: str = "",
+    ) -> None:
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.model_path = Path(model_path)
@@ -67,7 +73,9 @@ class Backend:
         try:
             return importlib.import_module(module)
         except ImportError as err:
-            raise BackendUnavailable(f"{module} is not installed{why}", path=self.model_path, hint=hint) from err
+            raise BackendUnavailable(
+                f"{module} is not installed{why}", path=self.model_path, hint=hint
+            ) from err
 
     # -- public ---------------------------------------------------------------------------------
     def load(self) -> Backend:
@@ -101,8 +109,10 @@ class Backend:
         shape = tuple(x.shape)
         want = self.input_shape[1:]
         if len(shape) != 4 or shape[1:] != want or shape[0] < 1:
-            raise InputError(f"input batch has shape {shape}; the model takes (N, {', '.join(map(str, want))})",
-                             path=self.model_path)
+            raise InputError(
+                f"input batch has shape {shape}; the model takes (N, {', '.join(map(str, want))})",
+                path=self.model_path,
+            )
         if not is_device_array(x):
             x = np.ascontiguousarray(x, dtype=np.float32)
         t0 = time.perf_counter()

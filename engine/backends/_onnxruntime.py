@@ -13,7 +13,11 @@ from ._base import Backend, BackendUnavailable, is_device_array
 
 __all__ = ["OnnxRuntimeBackend"]
 
-_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+_PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
 
 
 def physical_cores() -> int:
@@ -68,12 +72,25 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, model_path, *, provider: str = "cpu", threads: int | None = None, fp16: bool = True,
-                 spinning: bool = True, batch_size: int | None = None, reason: str = "") -> None:
+    def __init__(
+        self,
+        model_path,
+        *,
+        provider: str = "cpu",
+        threads: int | None = None,
+        fp16: bool = True,
+        spinning: bool = True,
+        batch_size: int | None = None,
+        reason: str = "",
+    ) -> None:
         if provider not in _PROVIDERS:
             raise ValueError(f"provider must be one of {', '.join(_PROVIDERS)}, got {provider!r}")
-        super().__init__(model_path, device="cpu" if provider == "cpu" else "cuda", batch_size=batch_size,
-                         reason=reason)
+        super().__init__(
+            model_path,
+            device="cpu" if provider == "cpu" else "cuda",
+            batch_size=batch_size,
+            reason=reason,
+        )
         self.provider = provider
         self.threads = threads
         self.fp16 = fp16
@@ -81,35 +98,59 @@ class OnnxRuntimeBackend(Backend):
         self.session = None
 
     def _load_impl(self) -> None:
-        ort = self._require("onnxruntime", hint='pip install "ainu-engine[cpu]" (or [cuda12]/[cuda13] on a GPU)')
+        ort = self._require(
+            "onnxruntime", hint='pip install "ainu-engine[cpu]" (or [cuda12]/[cuda13] on a GPU)'
+        )
         want = _PROVIDERS[self.provider]
         if want not in ort.get_available_providers():
-            raise BackendUnavailable(f"ONNX Runtime has no {want} here (available: "
-                                     f"{', '.join(ort.get_available_providers())})", path=self.model_path,
-                                     hint="install onnxruntime-gpu ([cuda12]/[cuda13]) on a machine with an NVIDIA GPU")
+            raise BackendUnavailable(
+                f"ONNX Runtime has no {want} here (available: "
+                f"{', '.join(ort.get_available_providers())})",
+                path=self.model_path,
+                hint="install onnxruntime-gpu ([cuda12]/[cuda13]) on a machine with an NVIDIA GPU",
+            )
         cpu = self.provider == "cpu"
-        so = session_options(ort, threads=(self.threads or physical_cores()) if cpu else None,
-                             spinning=self.spinning or not cpu)
+        so = session_options(
+            ort,
+            threads=(self.threads or physical_cores()) if cpu else None,
+            spinning=self.spinning or not cpu,
+        )
         providers: list = []
         if self.provider == "tensorrt":
             info = self.info
             c, s = info.n_channels, info.input_size
             shape = f"{info.input_name}:{{}}x{c}x{s}x{s}"
             trt_cache = cache_dir("tensorrt-ep")
-            providers.append(("TensorrtExecutionProvider", {
-                "trt_fp16_enable": bool(self.fp16),
-                "trt_engine_cache_enable": True, "trt_engine_cache_path": trt_cache,
-                "trt_timing_cache_enable": True, "trt_timing_cache_path": trt_cache,
-                "trt_profile_min_shapes": shape.format(1), "trt_profile_opt_shapes": shape.format(64),
-                "trt_profile_max_shapes": shape.format(256)}))
+            providers.append(
+                (
+                    "TensorrtExecutionProvider",
+                    {
+                        "trt_fp16_enable": bool(self.fp16),
+                        "trt_engine_cache_enable": True,
+                        "trt_engine_cache_path": trt_cache,
+                        "trt_timing_cache_enable": True,
+                        "trt_timing_cache_path": trt_cache,
+                        "trt_profile_min_shapes": shape.format(1),
+                        "trt_profile_opt_shapes": shape.format(64),
+                        "trt_profile_max_shapes": shape.format(256),
+                    },
+                )
+            )
         if self.provider in ("cuda", "tensorrt"):
-            providers.append(("CUDAExecutionProvider", {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE"}))
+            providers.append(
+                ("CUDAExecutionProvider", {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE"})
+            )
         providers.append("CPUExecutionProvider")
-        self.session = ort.InferenceSession(os.fspath(self.model_path), sess_options=so, providers=providers)
+        self.session = ort.InferenceSession(
+            os.fspath(self.model_path), sess_options=so, providers=providers
+        )
         used = self.session.get_providers()
         if used[0] != want:
-            raise BackendUnavailable(f"ONNX Runtime could not start {want} (it fell back to {used[0]})",
-                                     path=self.model_path, hint="check the CUDA/cuDNN/TensorRT libraries")
+            raise BackendUnavailable(
+                f"ONNX Runtime could not start {want} (it fell back to {used[0]})",
+                path=self.model_path,
+                hint="check the CUDA/cuDNN/TensorRT libraries",
+            )
 
     def _infer_impl(self, x) -> np.ndarray:
         info = self.info
@@ -119,7 +160,9 @@ class OnnxRuntimeBackend(Backend):
             if cai.get("typestr") not in ("<f4", "|f4") or cai.get("strides") not in (None,):
                 raise ValueError("GPU input must be a C-contiguous float32 array")
             binding = self.session.io_binding()
-            binding.bind_input(info.input_name, "cuda", 0, np.float32, list(x.shape), int(cai["data"][0]))
+            binding.bind_input(
+                info.input_name, "cuda", 0, np.float32, list(x.shape), int(cai["data"][0])
+            )
             binding.bind_output(info.output_name, "cpu")
             self.session.run_with_iobinding(binding)
             return binding.copy_outputs_to_cpu()[0]
@@ -128,8 +171,10 @@ class OnnxRuntimeBackend(Backend):
         return self.session.run([info.output_name], {info.input_name: x})[0]
 
     def _describe_impl(self) -> dict:
-        d = {"provider": self.provider, "precision": "fp16 allowed" if self.provider == "tensorrt" and self.fp16
-             else "fp32"}
+        d = {
+            "provider": self.provider,
+            "precision": "fp16 allowed" if self.provider == "tensorrt" and self.fp16 else "fp32",
+        }
         if self.session is not None:
             import onnxruntime as ort
 

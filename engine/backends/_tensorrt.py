@@ -39,10 +39,23 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
 
-    def __init__(self, model_path, *, fp16: bool = True, max_batch: int = 256, opt_batch: int = 64,
-                 workspace_gib: float = 4.0, batch_size: int | None = None, reason: str = "") -> None:
-        super().__init__(model_path, device="cuda", batch_size=batch_size or min(opt_batch, max_batch),
-                         reason=reason)
+    def __init__(
+        self,
+        model_path,
+        *,
+        fp16: bool = True,
+        max_batch: int = 256,
+        opt_batch: int = 64,
+        workspace_gib: float = 4.0,
+        batch_size: int | None = None,
+        reason: str = "",
+    ) -> None:
+        super().__init__(
+            model_path,
+            device="cuda",
+            batch_size=batch_size or min(opt_batch, max_batch),
+            reason=reason,
+        )
         self.fp16 = fp16
         self.max_batch = max_batch
         self.opt_batch = min(opt_batch, max_batch)
@@ -52,21 +65,36 @@ class TensorRTBackend(Backend):
         self.from_cache = False
 
     def _load_impl(self) -> None:
-        trt = self._require("tensorrt", hint='pip install "ainu-engine[tensorrt]" on a machine with an NVIDIA GPU')
-        cp = self._require("cupy", why=" (the TensorRT backend keeps its buffers in CuPy)",
-                           hint='pip install "ainu-engine[cuda12]" or [cuda13]')
+        trt = self._require(
+            "tensorrt", hint='pip install "ainu-engine[tensorrt]" on a machine with an NVIDIA GPU'
+        )
+        cp = self._require(
+            "cupy",
+            why=" (the TensorRT backend keeps its buffers in CuPy)",
+            hint='pip install "ainu-engine[cuda12]" or [cuda13]',
+        )
         try:
             n_gpu = cp.cuda.runtime.getDeviceCount()
         except cp.cuda.runtime.CUDARuntimeError:
             n_gpu = 0
         if n_gpu < 1:
-            raise BackendUnavailable("no CUDA GPU", path=self.model_path, hint="use --backend onnxruntime")
+            raise BackendUnavailable(
+                "no CUDA GPU", path=self.model_path, hint="use --backend onnxruntime"
+            )
         info = self.info
         data = self.model_path.read_bytes()
         gpu = cp.cuda.runtime.getDeviceProperties(0)["name"]
         gpu = gpu.decode() if isinstance(gpu, bytes) else str(gpu)
-        key = hashlib.sha256(b"\0".join([hashlib.sha256(data).digest(), gpu.encode(), trt.__version__.encode(),
-                                         f"fp16={self.fp16},batch={self.opt_batch}/{self.max_batch}".encode()]))
+        key = hashlib.sha256(
+            b"\0".join(
+                [
+                    hashlib.sha256(data).digest(),
+                    gpu.encode(),
+                    trt.__version__.encode(),
+                    f"fp16={self.fp16},batch={self.opt_batch}/{self.max_batch}".encode(),
+                ]
+            )
+        )
         self.engine_path = os.path.join(cache_dir("tensorrt"), key.hexdigest()[:32] + ".engine")
         logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(logger)
@@ -80,8 +108,11 @@ class TensorRTBackend(Backend):
             atomic_write_bytes(self.engine_path, serialized)
         self.engine = runtime.deserialize_cuda_engine(serialized)
         if self.engine is None:
-            raise BackendUnavailable("TensorRT could not deserialize the engine", path=self.engine_path,
-                                     hint="delete the cached engine and retry")
+            raise BackendUnavailable(
+                "TensorRT could not deserialize the engine",
+                path=self.engine_path,
+                hint="delete the cached engine and retry",
+            )
         self.context = self.engine.create_execution_context()
         self.stream = cp.cuda.Stream(non_blocking=True)
         self._cp = cp
@@ -92,14 +123,18 @@ class TensorRTBackend(Backend):
         parser = trt.OnnxParser(network, logger)
         if not parser.parse(data):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise BackendUnavailable(f"TensorRT cannot parse the model: {errors}", path=self.model_path)
+            raise BackendUnavailable(
+                f"TensorRT cannot parse the model: {errors}", path=self.model_path
+            )
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(self.workspace_gib * 2**30))
         if self.fp16 and builder.platform_has_fast_fp16:
             config.set_flag(trt.BuilderFlag.FP16)
         c, s = info.n_channels, info.input_size
         profile = builder.create_optimization_profile()
-        profile.set_shape(info.input_name, (1, c, s, s), (self.opt_batch, c, s, s), (self.max_batch, c, s, s))
+        profile.set_shape(
+            info.input_name, (1, c, s, s), (self.opt_batch, c, s, s), (self.max_batch, c, s, s)
+        )
         config.add_optimization_profile(profile)
         timing_path = os.path.join(cache_dir("tensorrt"), "timing.cache")
         blob = b""
@@ -110,7 +145,9 @@ class TensorRTBackend(Backend):
         config.set_timing_cache(timing, ignore_mismatch=True)
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
-            raise BackendUnavailable("TensorRT failed to build the engine (see its log above)", path=self.model_path)
+            raise BackendUnavailable(
+                "TensorRT failed to build the engine (see its log above)", path=self.model_path
+            )
         atomic_write_bytes(timing_path, bytes(memoryview(config.get_timing_cache().serialize())))
         return bytes(serialized)
 
@@ -119,10 +156,15 @@ class TensorRTBackend(Backend):
         info = self.info
         n = x.shape[0]
         if n > self.max_batch:
-            return np.concatenate([self._infer_impl(x[i:i + self.max_batch]) for i in range(0, n, self.max_batch)])
+            return np.concatenate(
+                [self._infer_impl(x[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
+            )
         with self.stream:
-            xin = cp.ascontiguousarray(cp.asarray(x, dtype=cp.float32)) if is_device_array(x) \
+            xin = (
+                cp.ascontiguousarray(cp.asarray(x, dtype=cp.float32))
+                if is_device_array(x)
                 else cp.asarray(np.ascontiguousarray(x, np.float32))
+            )
             out = cp.empty((n, len(info.classes)), dtype=cp.float32)
             self.context.set_input_shape(info.input_name, tuple(xin.shape))
             self.context.set_tensor_address(info.input_name, int(xin.data.ptr))
@@ -134,8 +176,12 @@ class TensorRTBackend(Backend):
         return host
 
     def _describe_impl(self) -> dict:
-        d = {"precision": "fp16 allowed" if self.fp16 else "fp32", "engine": self.engine_path,
-             "engine_from_cache": self.from_cache, "batch_profile": [1, self.opt_batch, self.max_batch]}
+        d = {
+            "precision": "fp16 allowed" if self.fp16 else "fp32",
+            "engine": self.engine_path,
+            "engine_from_cache": self.from_cache,
+            "batch_profile": [1, self.opt_batch, self.max_batch],
+        }
         try:
             import tensorrt as trt
 

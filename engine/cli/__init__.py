@@ -18,7 +18,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else list(argv)
     # --debug is a global option: it stands before the command name
-    debug = "--debug" in args[: next((i for i, a in enumerate(args) if not a.startswith("-")), len(args))]
+    debug = (
+        "--debug"
+        in args[: next((i for i, a in enumerate(args) if not a.startswith("-")), len(args))]
+    )
     try:
         # Standalone mode: typer prints usage errors itself and exits 2; commands end with
         # typer.Exit(code). Errors from engine code propagate to here.

@@ -30,10 +30,15 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help=(
-        "Show tracebacks for errors (also AINU_DEBUG=1)."))] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help=("Show tracebacks for errors (also AINU_DEBUG=1)."))
+    ] = False,
 ) -> None:
     """ainu-engine: read SMLM localizations; simulate, render, train, screen and explain nuclei."""
     ctx.obj = {"debug": debug or debug_enabled()}
@@ -43,13 +48,24 @@ def paragraphs(doc: str | None) -> str:
     """A docstring as help text: the lines of each paragraph joined (the terminal wraps them),
     paragraphs kept apart by a blank line."""
     text = inspect.cleandoc(doc or "")
-    return "\n\n".join(" ".join(line.strip() for line in para.splitlines())
-                        for para in text.split("\n\n") if para.strip())
+    return "\n\n".join(
+        " ".join(line.strip() for line in para.splitlines())
+        for para in text.split("\n\n")
+        if para.strip()
+    )
 
 
-COMMANDS = {"info": info.info, "convert": convert.convert, "formats": formats.formats,
-            "simulate": simulate.simulate, "render": render.render, "train": train.train,
-            "evaluate": evaluate.evaluate, "export": export.export, "screen": screen.screen,
-            "explain": explain.explain}
+COMMANDS = {
+    "info": info.info,
+    "convert": convert.convert,
+    "formats": formats.formats,
+    "simulate": simulate.simulate,
+    "render": render.render,
+    "train": train.train,
+    "evaluate": evaluate.evaluate,
+    "export": export.export,
+    "screen": screen.screen,
+    "explain": explain.explain,
+}
 for _name, _fn in COMMANDS.items():
     app.command(_name, help=paragraphs(_fn.__doc__))(_fn)

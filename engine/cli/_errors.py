@@ -27,12 +27,15 @@ def describe(err: BaseException) -> tuple[str, int]:
     if isinstance(err, KeyboardInterrupt):
         return "interrupted", EXIT_INTERRUPTED
     first = str(err).splitlines()[0] if str(err) else ""
-    return (f"internal error: {type(err).__name__}: {first} "
-            "(rerun with --debug for the traceback and report it)"), EXIT_FAILED
+    return (
+        f"internal error: {type(err).__name__}: {first} "
+        "(rerun with --debug for the traceback and report it)"
+    ), EXIT_FAILED
 
 
 def report(err: BaseException, *, debug: bool | None = None, stream=None) -> int:
-    """Print the message (and, with --debug/AINU_DEBUG=1, the traceback) and return the exit code."""
+    """Print the message (and, with --debug/AINU_DEBUG=1, the traceback) and return the exit
+    code."""
     stream = stream or sys.stderr
     msg, code = describe(err)
     if debug or (debug is None and debug_enabled()):

@@ -6,18 +6,41 @@ from typing import Annotated
 
 import typer
 
-FormatOpt = Annotated[str, typer.Option(
-    "--format", "-f", help="Input format name (see `ainu-engine formats`), or auto to detect it.")]
-PixelOpt = Annotated[str | None, typer.Option(
-    "--camera-pixel-nm", metavar="NM[,NM]",
-    help="Camera pixel size in nm for files in pixel units that do not record one "
-         "(e.g. 160 for N-STORM, 117 for ONI). A file's own metadata wins.")]
-UnitOpt = Annotated[str | None, typer.Option(
-    "--unit", help="Generic tables only: unit of coordinate columns whose names carry none (nm, px, um).")]
-ColumnsOpt = Annotated[str | None, typer.Option(
-    "--columns", metavar="ROLE=NAME,...",
-    help="Generic tables only: which columns hold x, y, z, frame, channel, photons, precision.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per line (JSON Lines).")]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Input format name (see `ainu-engine formats`), or auto to detect it.",
+    ),
+]
+PixelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--camera-pixel-nm",
+        metavar="NM[,NM]",
+        help="Camera pixel size in nm for files in pixel units that do not record one "
+        "(e.g. 160 for N-STORM, 117 for ONI). A file's own metadata wins.",
+    ),
+]
+UnitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--unit",
+        help="Generic tables only: unit of coordinate columns whose names carry none (nm, px, um).",
+    ),
+]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        metavar="ROLE=NAME,...",
+        help="Generic tables only: which columns hold x, y, z, frame, channel, photons, precision.",
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object per line (JSON Lines).")
+]
 
 
 def parse_pixel(value: str | None):
@@ -27,11 +50,13 @@ def parse_pixel(value: str | None):
     try:
         parts = [float(v) for v in value.replace("x", ",").split(",") if v.strip()]
     except ValueError as err:
-        raise typer.BadParameter(f"expected a number of nm or NM,NM, got {value!r}",
-                                 param_hint="--camera-pixel-nm") from err
+        raise typer.BadParameter(
+            f"expected a number of nm or NM,NM, got {value!r}", param_hint="--camera-pixel-nm"
+        ) from err
     if len(parts) not in (1, 2):
-        raise typer.BadParameter(f"expected one or two numbers, got {value!r}",
-                                 param_hint="--camera-pixel-nm")
+        raise typer.BadParameter(
+            f"expected one or two numbers, got {value!r}", param_hint="--camera-pixel-nm"
+        )
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
@@ -49,7 +74,9 @@ def parse_columns(value: str | None):
     for item in value.split(","):
         role, sep, name = item.partition("=")
         if not sep or not role.strip() or not name.strip():
-            raise typer.BadParameter(f"expected ROLE=NAME pairs, got {item!r}", param_hint="--columns")
+            raise typer.BadParameter(
+                f"expected ROLE=NAME pairs, got {item!r}", param_hint="--columns"
+            )
         out[role.strip()] = name.strip()
     return out
 
@@ -57,44 +84,91 @@ def parse_columns(value: str | None):
 def read_kwargs(fmt: str, pixel: str | None, unit: str | None, columns: str | None) -> dict:
     if unit not in (None, "nm", "px", "um"):
         raise typer.BadParameter(f"expected nm, px or um, got {unit!r}", param_hint="--unit")
-    return {"format": fmt, "camera_pixel_nm": parse_pixel(pixel), "unit": unit,
-            "columns": parse_columns(columns)}
+    return {
+        "format": fmt,
+        "camera_pixel_nm": parse_pixel(pixel),
+        "unit": unit,
+        "columns": parse_columns(columns),
+    }
 
 
 # -- the RenderSpec options shared by render, train (and screen) --------------------------------
-PixelNmOpt = Annotated[float | None, typer.Option("--pixel-nm", help="Render pixel in nm (default 16).")]
-MagnificationOpt = Annotated[float | None, typer.Option(
-    help="Render pixel = camera pixel / magnification (x10 of 160 nm = 16 nm).")]
+PixelNmOpt = Annotated[
+    float | None, typer.Option("--pixel-nm", help="Render pixel in nm (default 16).")
+]
+MagnificationOpt = Annotated[
+    float | None,
+    typer.Option(help="Render pixel = camera pixel / magnification (x10 of 160 nm = 16 nm)."),
+]
 SigmaOpt = Annotated[float, typer.Option("--sigma-nm", help="Gaussian bandwidth in nm.")]
-SigmaPrecisionOpt = Annotated[bool, typer.Option(
-    "--sigma-from-precision", help="Bandwidth = each localization's precision (floored).")]
+SigmaPrecisionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sigma-from-precision", help="Bandwidth = each localization's precision (floored)."
+    ),
+]
 TruncateOpt = Annotated[float, typer.Option(help="Kernel window half-width in sigmas.")]
-ChannelsOpt = Annotated[str | None, typer.Option(
-    help="File channel ids to render as image channels, e.g. 1,2 (default: all in one).")]
-NormalizationOpt = Annotated[str, typer.Option(help="density (image of a localization sums to 1) or sklearn.")]
+ChannelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="File channel ids to render as image channels, e.g. 1,2 (default: all in one)."
+    ),
+]
+NormalizationOpt = Annotated[
+    str, typer.Option(help="density (image of a localization sums to 1) or sklearn.")
+]
 ScalingOpt = Annotated[str, typer.Option(help="Per-channel scaling: max, percentile or none.")]
-OutsideOpt = Annotated[float | None, typer.Option(
-    help="Value of pixels outside the nucleus mask (the paper: 1 = white).")]
+OutsideOpt = Annotated[
+    float | None,
+    typer.Option(help="Value of pixels outside the nucleus mask (the paper: 1 = white)."),
+]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 
 
-def render_spec(*, pixel_nm, magnification, camera_pixel_nm, sigma_nm, sigma_from_precision=False,
-                truncate=5.0, size=512, channels=None, normalization="density", scaling="max", outside=None):
+def render_spec(
+    *,
+    pixel_nm,
+    magnification,
+    camera_pixel_nm,
+    sigma_nm,
+    sigma_from_precision=False,
+    truncate=5.0,
+    size=512,
+    channels=None,
+    normalization="density",
+    scaling="max",
+    outside=None,
+):
     """A RenderSpec from command-line values; conflicting or invalid values are usage errors."""
     from ..render import RenderSpec
 
     if pixel_nm is not None and magnification is not None:
-        raise typer.BadParameter("give --pixel-nm or --magnification, not both", param_hint="--pixel-nm")
-    cam = parse_camera_pixel(camera_pixel_nm) if isinstance(camera_pixel_nm, str) else camera_pixel_nm
+        raise typer.BadParameter(
+            "give --pixel-nm or --magnification, not both", param_hint="--pixel-nm"
+        )
+    cam = (
+        parse_camera_pixel(camera_pixel_nm) if isinstance(camera_pixel_nm, str) else camera_pixel_nm
+    )
     try:
         chans = None if not channels else tuple(int(c) for c in channels.split(","))
     except ValueError as err:
-        raise typer.BadParameter(f"expected channel ids like 1,2, got {channels!r}", param_hint="--channels") from err
+        raise typer.BadParameter(
+            f"expected channel ids like 1,2, got {channels!r}", param_hint="--channels"
+        ) from err
     try:
-        return RenderSpec(pixel_nm=pixel_nm or 16.0, magnification=magnification,
-                          camera_pixel_nm=cam if magnification else None, sigma_nm=sigma_nm,
-                          sigma_from_precision=sigma_from_precision, truncate=truncate, size=size,
-                          channels=chans, normalization=normalization, scaling=scaling, outside=outside)
+        return RenderSpec(
+            pixel_nm=pixel_nm or 16.0,
+            magnification=magnification,
+            camera_pixel_nm=cam if magnification else None,
+            sigma_nm=sigma_nm,
+            sigma_from_precision=sigma_from_precision,
+            truncate=truncate,
+            size=size,
+            channels=chans,
+            normalization=normalization,
+            scaling=scaling,
+            outside=outside,
+        )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
 
@@ -105,8 +179,13 @@ def need_train_extra() -> None:
 
     from ..errors import AinuError
 
-    missing = [m for m in ("torch", "onnx", "sklearn", "matplotlib", "onnxruntime")
-               if importlib.util.find_spec(m) is None]
+    missing = [
+        m
+        for m in ("torch", "onnx", "sklearn", "matplotlib", "onnxruntime")
+        if importlib.util.find_spec(m) is None
+    ]
     if missing:
-        raise AinuError(f"this command needs the train extra; missing: {', '.join(missing)}",
-                        hint='pip install -c constraints.txt -e ".[cpu,train]"')
+        raise AinuError(
+            f"this command needs the train extra; missing: {', '.join(missing)}",
+            hint='pip install -c constraints.txt -e ".[cpu,train]"',
+        )

@@ -1,4 +1,5 @@
-"""The one output sink of the CLI: data on stdout (text or JSON Lines), progress and logs on stderr."""
+"""The one output sink of the CLI: data on stdout (text or JSON Lines), progress and logs on
+stderr."""
 
 from __future__ import annotations
 
@@ -73,9 +74,17 @@ class Output:
     def bar(self, fields: str, *, transient: bool, disable: bool = False) -> Progress:
         """The CLI's progress bar on stderr: description, bar, n/total, ``fields`` (a rich
         format string over ``task.fields``), elapsed and remaining time."""
-        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(fields),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=self.err, transient=transient,
-                        disable=disable)
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(fields),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.err,
+            transient=transient,
+            disable=disable,
+        )
 
     @contextmanager
     def progress(self, total: int, description: str):

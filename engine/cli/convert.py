@@ -20,11 +20,25 @@ EXTENSIONS = {"parquet": ".parquet", "arrow": ".arrow", "thunderstorm": ".csv", 
 def convert(
     ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(help="Localization files to convert.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help=(
-        "Output file (one input), or a folder (created if needed) for several inputs."))],
-    to: Annotated[str | None, typer.Option("--to", help=(
-        "Output format: parquet (default for folders), arrow, thunderstorm (CSV), insight3 (.bin). "
-        "For a single output file its extension decides when --to is not given."))] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help=("Output file (one input), or a folder (created if needed) for several inputs."),
+        ),
+    ],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help=(
+                "Output format: parquet (default for folders), arrow, thunderstorm (CSV), insight3 "
+                "(.bin). "
+                "For a single output file its extension decides when --to is not given."
+            ),
+        ),
+    ] = None,
     format: FormatOpt = "auto",
     camera_pixel_nm: PixelOpt = None,
     unit: UnitOpt = None,
@@ -38,8 +52,9 @@ def convert(
     are still converted; the exit code is 1 if any failed.
     """
     if to is not None and to not in EXTENSIONS:
-        raise typer.BadParameter(f"expected one of {', '.join(EXTENSIONS)}, got {to!r}",
-                                 param_hint="--to")
+        raise typer.BadParameter(
+            f"expected one of {', '.join(EXTENSIONS)}, got {to!r}", param_hint="--to"
+        )
     kwargs = read_kwargs(format, camera_pixel_nm, unit, columns)
     pixel = parse_pixel(camera_pixel_nm)
     single_file = len(inputs) == 1 and not out.is_dir() and (out.suffix != "" or to is not None)
@@ -49,8 +64,9 @@ def convert(
     else:
         target_format = to or "parquet"
         if out.exists() and not out.is_dir():
-            raise typer.BadParameter(f"{out} is a file; several inputs need an output folder",
-                                     param_hint="--out")
+            raise typer.BadParameter(
+                f"{out} is a file; several inputs need an output folder", param_hint="--out"
+            )
         out.mkdir(parents=True, exist_ok=True)
         targets = [(p, out / (p.stem + EXTENSIONS[target_format])) for p in inputs]
     seen: dict[Path, Path] = {}
@@ -59,20 +75,37 @@ def convert(
         for src, dst in targets:
             try:
                 if dst in seen:
-                    raise OutputError(f"would overwrite the output of {seen[dst]}", path=dst,
-                                      hint="convert inputs with the same name into separate folders")
+                    raise OutputError(
+                        f"would overwrite the output of {seen[dst]}",
+                        path=dst,
+                        hint="convert inputs with the same name into separate folders",
+                    )
                 seen[dst] = src
                 locs = read(src, **kwargs)
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                warnings = write(locs, dst, format=target_format, camera_pixel_nm=pixel,
-                                 overwrite=force)
+                warnings = write(
+                    locs, dst, format=target_format, camera_pixel_nm=pixel, overwrite=force
+                )
                 for w in (*locs.meta.warnings, *warnings):
                     o.warn(f"{src}: {w}")
-                o.record({"input": str(src), "output": str(dst), "format": locs.meta.source_format,
-                          "n_localizations": locs.n, "warnings": [*locs.meta.warnings, *warnings]},
-                         escape(f"{src} -> {dst} ({locs.n:,} localizations, "
-                                f"{FORMATS[locs.meta.source_format].title})"))
+                o.record(
+                    {
+                        "input": str(src),
+                        "output": str(dst),
+                        "format": locs.meta.source_format,
+                        "n_localizations": locs.n,
+                        "warnings": [*locs.meta.warnings, *warnings],
+                    },
+                    escape(
+                        f"{src} -> {dst} ({locs.n:,} localizations, "
+                        f"{FORMATS[locs.meta.source_format].title})"
+                    ),
+                )
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
-                o.failure(err, {"input": str(src), "output": str(dst)}, debug=ctx.obj["debug"] if ctx.obj else None)
+                o.failure(
+                    err,
+                    {"input": str(src), "output": str(dst)},
+                    debug=ctx.obj["debug"] if ctx.obj else None,
+                )
             advance()
     o.finish(len(targets))

@@ -14,8 +14,15 @@ from ._output import Output
 
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Exported model (.onnx).")],
-    manifest: Annotated[Path, typer.Argument(help="CSV with path,label (labels among the model's classes).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json, plots, predictions.csv, errors.csv.")],
+    manifest: Annotated[
+        Path, typer.Argument(help="CSV with path,label (labels among the model's classes).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Folder for metrics.json, plots, predictions.csv, errors.csv."
+        ),
+    ],
     device: Annotated[str, typer.Option(help="Rendering device: auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     camera_pixel_nm: PixelOpt = None,
@@ -32,14 +39,32 @@ def evaluate(
     cam = parse_camera_pixel(camera_pixel_nm)
     o = Output(json_lines=json)
     rc = RenderCache(cache or default_cache_dir(), device=device, camera_pixel_nm=cam)
-    m = run_evaluate(model, manifest, out, cache=rc, batch_size=batch_size, reporter=o,
-                     device="cpu" if device == "cpu" else "auto")
+    m = run_evaluate(
+        model,
+        manifest,
+        out,
+        cache=rc,
+        batch_size=batch_size,
+        reporter=o,
+        device="cpu" if device == "cpu" else "auto",
+    )
     lo, hi = m["accuracy_ci_normal"]
-    o.record({"model": str(model), "manifest": str(manifest), "out": str(out), "n": m["n"],
-              "accuracy": m["accuracy"], "accuracy_ci_normal": m["accuracy_ci_normal"],
-              "balanced_accuracy": m["balanced_accuracy"], "n_failed": m["n_failed"]},
-             escape(f"{model} on {manifest}: accuracy {m['accuracy']:.3f} (95 % CI {lo:.3f}-{hi:.3f}, "
-                    f"n={m['n']}), balanced {m['balanced_accuracy']:.3f}"
-                    + (f", {m['n_failed']} nuclei failed (errors.csv)" if m["n_failed"] else "")
-                    + f"; results in {out}"))
+    o.record(
+        {
+            "model": str(model),
+            "manifest": str(manifest),
+            "out": str(out),
+            "n": m["n"],
+            "accuracy": m["accuracy"],
+            "accuracy_ci_normal": m["accuracy_ci_normal"],
+            "balanced_accuracy": m["balanced_accuracy"],
+            "n_failed": m["n_failed"],
+        },
+        escape(
+            f"{model} on {manifest}: accuracy {m['accuracy']:.3f} (95 % CI {lo:.3f}-{hi:.3f}, "
+            f"n={m['n']}), balanced {m['balanced_accuracy']:.3f}"
+            + (f", {m['n_failed']} nuclei failed (errors.csv)" if m["n_failed"] else "")
+            + f"; results in {out}"
+        ),
+    )
     raise typer.Exit(1 if m["n_failed"] else 0)

@@ -14,18 +14,66 @@ from ._output import Output
 
 def explain(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders, globs or manifests.")],
-    model: Annotated[Path, typer.Option("--model", "-m", help="Exported .onnx (occlusion) or RUN/best.pt (any method).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for overlays (.png), maps (.npy), explain.jsonl, summary.json.")],
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model", "-m", help="Exported .onnx (occlusion) or RUN/best.pt (any method)."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for overlays (.png), maps (.npy), explain.jsonl, summary.json.",
+        ),
+    ],
     method: Annotated[str, typer.Option(help="occlusion, cam, gradcam or ig.")] = "occlusion",
-    window: Annotated[int | None, typer.Option(min=1, help="Occlusion window in pixels (the paper: 64 on 512 px, also 32). Default: the model's input size / 8.")] = None,
-    stride: Annotated[int | None, typer.Option(min=1, help="Occlusion stride in pixels (the paper: 32, also 16 and 8). Default: half the window.")] = None,
-    target: Annotated[str | None, typer.Option(help="Class to explain: a name, 'all', or the predicted one (default).")] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Occlusion window in pixels (the paper: 64 on 512 px, also 32). Default: the "
+            "model's input size / 8.",
+        ),
+    ] = None,
+    stride: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Occlusion stride in pixels (the paper: 32, also 16 and 8). Default: half the "
+            "window.",
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(help="Class to explain: a name, 'all', or the predicted one (default)."),
+    ] = None,
     baseline: Annotated[str, typer.Option(help="Occlusion baseline: a number or 'blur'.")] = "0",
-    output: Annotated[str, typer.Option(help="Occlusion on logits (Captum's and the paper's) or probabilities.")] = "logits",
-    perturb: Annotated[str | None, typer.Option(help="'nucleoli': also classify each nucleus with its nucleoli replaced by cloned non-nucleolar regions (needs ground truth).")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Explain at most this many nuclei.")] = None,
-    backend: Annotated[str, typer.Option(help="Inference backend for occlusion (see screen).")] = "auto",
-    incremental: Annotated[bool | None, typer.Option("--incremental/--no-incremental", help="Occlusion re-computes only what each window changes (ONNX Runtime CPU; same maps). Default: where it pays.")] = None,
+    output: Annotated[
+        str, typer.Option(help="Occlusion on logits (Captum's and the paper's) or probabilities.")
+    ] = "logits",
+    perturb: Annotated[
+        str | None,
+        typer.Option(
+            help="'nucleoli': also classify each nucleus with its nucleoli replaced by cloned "
+            "non-nucleolar regions (needs ground truth)."
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Explain at most this many nuclei.")
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="Inference backend for occlusion (see screen).")
+    ] = "auto",
+    incremental: Annotated[
+        bool | None,
+        typer.Option(
+            "--incremental/--no-incremental",
+            help="Occlusion re-computes only what each window changes (ONNX Runtime CPU; same "
+            "maps). Default: where it pays.",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     json: JsonOpt = False,
 ) -> None:
@@ -40,7 +88,9 @@ def explain(
         base: float | str = float(baseline)
     except ValueError:
         if baseline != "blur":
-            raise typer.BadParameter("expected a number or 'blur'", param_hint="--baseline") from None
+            raise typer.BadParameter(
+                "expected a number or 'blur'", param_hint="--baseline"
+            ) from None
         base = "blur"
     o = Output(json_lines=json)
 
@@ -49,25 +99,55 @@ def explain(
         extra = ""
         if s:
             share = s["positive_attribution_fraction"]
-            extra = (f", nucleoli {share:.2f} of positive attribution vs {s['area_fraction']:.2f} of area"
-                     if share == share else ", no positive attribution")  # NaN: none at all
-        o.record(rec, escape(f"{rec['source']}{' ' + rec['nucleus_id'] if rec['nucleus_id'] else ''}: "
-                             f"{rec['predicted']} -> {rec['overlay']}{extra}"))
+            extra = (
+                f", nucleoli {share:.2f} of positive attribution vs {s['area_fraction']:.2f} of "
+                "area"
+                if share == share
+                else ", no positive attribution"
+            )  # NaN: none at all
+        o.record(
+            rec,
+            escape(
+                f"{rec['source']}{' ' + rec['nucleus_id'] if rec['nucleus_id'] else ''}: "
+                f"{rec['predicted']} -> {rec['overlay']}{extra}"
+            ),
+        )
 
-    s = explain_files(inputs, model, out, method=method, window=window, stride=stride,
-                      target=None if target is None else (target if not target.isdigit() else int(target)),
-                      baseline=base, output=output, backend=backend, device=device, perturb=perturb,
-                      incremental=incremental,
-                      limit=limit, on_item=on_item, on_error=lambda p, m: o.error(m))
+    s = explain_files(
+        inputs,
+        model,
+        out,
+        method=method,
+        window=window,
+        stride=stride,
+        target=None if target is None else (target if not target.isdigit() else int(target)),
+        baseline=base,
+        output=output,
+        backend=backend,
+        device=device,
+        perturb=perturb,
+        incremental=incremental,
+        limit=limit,
+        on_item=on_item,
+        on_error=lambda p, m: o.error(m),
+    )
     if not json:
         for key, structs in s["structures"].items():
             for name, v in structs.items():
                 if not v["n"]:
-                    o.log(f"{key}: no map with positive attribution (area share of {name} "
-                          f"{v['area_fraction_mean']:.3f})")
+                    o.log(
+                        f"{key}: no map with positive attribution (area share of {name} "
+                        f"{v['area_fraction_mean']:.3f})"
+                    )
                     continue
-                o.log(f"{key}: {name} hold {v['positive_attribution_fraction_mean']:.3f} of the positive "
-                      f"attribution on {v['area_fraction_mean']:.3f} of the area (n={v['n']})")
+                o.log(
+                    f"{key}: {name} hold {v['positive_attribution_fraction_mean']:.3f} of the "
+                    "positive "
+                    f"attribution on {v['area_fraction_mean']:.3f} of the area (n={v['n']})"
+                )
         for c, v in s.get("perturb_nucleoli", {}).items():
-            o.log(f"nucleoli replaced: {c} accuracy {v['accuracy_before']:.2f} -> {v['accuracy_after']:.2f} (n={v['n']})")
+            o.log(
+                f"nucleoli replaced: {c} accuracy {v['accuracy_before']:.2f} -> "
+                f"{v['accuracy_after']:.2f} (n={v['n']})"
+            )
     raise typer.Exit(1 if s["failed"] else 0)

@@ -16,7 +16,9 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of a training run (RUN/best.pt).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
     opset: Annotated[int, typer.Option(min=17, help="ONNX opset.")] = 18,
-    atol: Annotated[float, typer.Option(help="Largest allowed |logit| difference, ONNX Runtime vs PyTorch.")] = 1e-4,
+    atol: Annotated[
+        float, typer.Option(help="Largest allowed |logit| difference, ONNX Runtime vs PyTorch.")
+    ] = 1e-4,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -28,9 +30,21 @@ def export(
 
     r = export_onnx(checkpoint, out, opset=opset, atol=atol, force=force)
     Output(json_lines=json).record(
-        {"checkpoint": str(checkpoint), "model": str(r.path), "sha256": r.sha256, "bytes": r.size_bytes,
-         "opset": r.opset, "classes": list(r.info.classes), "input_shape": list(r.info.input_shape),
-         "parity": r.comparison.to_dict(), "seconds": round(r.seconds, 2)},
-        escape(f"{r.path}: {r.info.model.get('name')} ({', '.join(r.info.classes)}), input "
-               f"{'x'.join(map(str, r.info.input_shape))}, opset {r.opset}, {r.size_bytes / 1e6:.1f} MB; "
-               f"ONNX Runtime vs PyTorch {r.comparison}"))
+        {
+            "checkpoint": str(checkpoint),
+            "model": str(r.path),
+            "sha256": r.sha256,
+            "bytes": r.size_bytes,
+            "opset": r.opset,
+            "classes": list(r.info.classes),
+            "input_shape": list(r.info.input_shape),
+            "parity": r.comparison.to_dict(),
+            "seconds": round(r.seconds, 2),
+        },
+        escape(
+            f"{r.path}: {r.info.model.get('name')} ({', '.join(r.info.classes)}), input "
+            f"{'x'.join(map(str, r.info.input_shape))}, opset {r.opset}, {r.size_bytes / 1e6:.1f} "
+            "MB; "
+            f"ONNX Runtime vs PyTorch {r.comparison}"
+        ),
+    )

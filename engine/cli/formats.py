@@ -14,11 +14,18 @@ def formats(json: JsonOpt = False) -> None:
     out = Output(json_lines=json)
     table = Table("name", "format", "extensions", "coordinates", "frames", "write", box=None)
     for f in FORMATS.values():
-        rec = {"name": f.name, "title": f.title, "extensions": list(f.extensions),
-               "units": f.units, "frames": f.frames, "writable": f.write is not None}
+        rec = {
+            "name": f.name,
+            "title": f.title,
+            "extensions": list(f.extensions),
+            "units": f.units,
+            "frames": f.frames,
+            "writable": f.write is not None,
+        }
         out.record(rec, None)
-        table.add_row(f.name, f.title, " ".join(f.extensions), f.units, f.frames,
-                      "yes" if f.write else "")
+        table.add_row(
+            f.name, f.title, " ".join(f.extensions), f.units, f.frames, "yes" if f.write else ""
+        )
     if not json:
         import sys
 

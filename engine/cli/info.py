@@ -21,10 +21,19 @@ def _fmt_range(r, unit=""):
 
 def _text(s: dict) -> str:
     """Human-readable block for one file (rich markup; data values escaped)."""
-    chans = escape(", ".join(f"{k}: {v}" + (f" ({s['channel_names'][k]})" if k in s["channel_names"] else "")
-                      for k, v in s["channels"].items()) or "-")
+    chans = escape(
+        ", ".join(
+            f"{k}: {v}" + (f" ({s['channel_names'][k]})" if k in s["channel_names"] else "")
+            for k, v in s["channels"].items()
+        )
+        or "-"
+    )
     px = s["camera_pixel_nm"]
-    px = "-" if px is None else (f"{px:g} nm" if not isinstance(px, list) else f"{px[0]:g} x {px[1]:g} nm")
+    px = (
+        "-"
+        if px is None
+        else (f"{px:g} nm" if not isinstance(px, list) else f"{px[0]:g} x {px[1]:g} nm")
+    )
     if s["camera_pixel_source"]:
         px += f" (from {s['camera_pixel_source']})"
     frames = _fmt_range(s["frame_range"])
@@ -63,8 +72,11 @@ def _model_summary(path: Path) -> dict:
     try:
         from ..training.checkpoint import checkpoint_info, read_checkpoint
     except ImportError as err:
-        raise InputError(f"reading a checkpoint needs the training extra: {err}", path=path,
-                         hint='pip install -c constraints.txt "ainu-engine[train]"') from err
+        raise InputError(
+            f"reading a checkpoint needs the training extra: {err}",
+            path=path,
+            hint='pip install -c constraints.txt "ainu-engine[train]"',
+        ) from err
     return checkpoint_info(read_checkpoint(path), path=path).summary()
 
 
@@ -77,37 +89,67 @@ def _g(v) -> str:
 def _model_text(s: dict) -> str:
     """Human-readable block for one model (rich markup; data values escaped)."""
     r = s["render"]
-    px = (f"{r['pixel_nm']:g} nm" if r["pixel_nm"] else
-          f"x{r['magnification']:g} of the camera pixel" + (f" ({r['camera_pixel_nm']:g} nm)" if r["camera_pixel_nm"] else ""))
+    px = (
+        f"{r['pixel_nm']:g} nm"
+        if r["pixel_nm"]
+        else f"x{r['magnification']:g} of the camera pixel"
+        + (f" ({r['camera_pixel_nm']:g} nm)" if r["camera_pixel_nm"] else "")
+    )
     sigma = r["sigma_nm"] if isinstance(r["sigma_nm"], str) else f"{r['sigma_nm']:g} nm"
     size = "raw render (no resize)" if not r["size"] else f"resized and padded to {r['size']} px"
-    mode = ("one image per nucleus" if s["mode"] == "image"
-            else f"{s['patch_size']} px patches, the nucleus's call by majority")
-    ranges = ", ".join(f"{k} " + (" / ".join(f"{_g(a)}..{_g(b)}" for a, b in v) if isinstance(v[0], list)
-                                  else f"{_g(v[0])}..{_g(v[1])}") for k, v in s["training_ranges"].items())
-    test = ", ".join(f"{k} {v:.3f}" for k, v in s["test"].items() if k != "n" and isinstance(v, (int, float)))
+    mode = (
+        "one image per nucleus"
+        if s["mode"] == "image"
+        else f"{s['patch_size']} px patches, the nucleus's call by majority"
+    )
+    ranges = ", ".join(
+        f"{k} "
+        + (
+            " / ".join(f"{_g(a)}..{_g(b)}" for a, b in v)
+            if isinstance(v[0], list)
+            else f"{_g(v[0])}..{_g(v[1])}"
+        )
+        for k, v in s["training_ranges"].items()
+    )
+    test = ", ".join(
+        f"{k} {v:.3f}" for k, v in s["test"].items() if k != "n" and isinstance(v, (int, float))
+    )
     lines = [
         f"[bold]{escape(str(s['path']))}[/]",
         f"  kind              ainu-engine model ({escape(str(s['architecture']))})",
         f"  classes           {escape(', '.join(s['classes']))}",
         f"  input             {s['input']} ({escape(', '.join(s['channel_names']))}), {mode}",
-        f"  render            {px} pixels, sigma {sigma} ({r['truncate_sigma']:g} sigma window), {size}, "
-        f"scaling {r['scaling']}" + ("" if r["outside"] is None else f", outside the nucleus {r['outside']:g}"),
+        f"  render            {px} pixels, sigma {sigma} ({r['truncate_sigma']:g} sigma window), "
+        f"{size}, "
+        f"scaling {r['scaling']}"
+        + ("" if r["outside"] is None else f", outside the nucleus {r['outside']:g}"),
         f"  render spec hash  {r['hash']}",
         f"  trained on        {escape(str(s['training_data'] or '-'))}"
         + (f" ({s['training_nuclei']} nuclei)" if s["training_nuclei"] else ""),
     ]
     if ranges:
         lines.append(f"  training ranges   {escape(ranges)}")
-    lines.append(f"  test set          {escape(test)} (n={s['test']['n']})" if test and "n" in s["test"]
-                 else "  test set          -")
-    lines.append(f"  created           {escape(str(s['created'] or '-'))}, commit {escape(str(s['git_commit'] or '-'))}")
+    lines.append(
+        f"  test set          {escape(test)} (n={s['test']['n']})"
+        if test and "n" in s["test"]
+        else "  test set          -"
+    )
+    lines.append(
+        f"  created           {escape(str(s['created'] or '-'))}, commit "
+        f"{escape(str(s['git_commit'] or '-'))}"
+    )
     return "\n".join(lines)
 
 
 def info(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Localization files (any supported format), exported .onnx models or training checkpoints (RUN/best.pt).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Localization files (any supported format), exported .onnx models or training "
+            "checkpoints (RUN/best.pt)."
+        ),
+    ],
     format: FormatOpt = "auto",
     camera_pixel_nm: PixelOpt = None,
     unit: UnitOpt = None,
@@ -116,7 +158,8 @@ def info(
 ) -> None:
     """Report format, counts, channels, ranges (nm) and frames of each file.
 
-    For a model (exported .onnx, or a training checkpoint RUN/best.pt): its classes, input, RenderSpec, training data and test
+    For a model (exported .onnx, or a training checkpoint RUN/best.pt): its classes, input,
+    RenderSpec, training data and test
     metrics.
 
     Files that fail are reported with their error and the others still reported;

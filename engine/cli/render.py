@@ -46,16 +46,31 @@ def render(
     sigma_nm: SigmaOpt = 20.0,
     sigma_from_precision: SigmaPrecisionOpt = False,
     truncate: TruncateOpt = 5.0,
-    size: Annotated[int, typer.Option(help="Output side in pixels (resize + pad); 0 = raw render, no scaling.")] = 512,
+    size: Annotated[
+        int, typer.Option(help="Output side in pixels (resize + pad); 0 = raw render, no scaling.")
+    ] = 512,
     channels: ChannelsOpt = None,
     normalization: NormalizationOpt = "density",
     scaling: ScalingOpt = "max",
     outside: OutsideOpt = None,
-    roi: Annotated[Path | None, typer.Option(help="ImageJ ROI set (.zip/.roi, camera pixels): one image per ROI.")] = None,
+    roi: Annotated[
+        Path | None,
+        typer.Option(help="ImageJ ROI set (.zip/.roi, camera pixels): one image per ROI."),
+    ] = None,
     device: DeviceOpt = "auto",
-    method: Annotated[str, typer.Option(help="kde (fast, exact to the truncation) or sklearn (the paper's slow computation).")] = "kde",
-    image_format: Annotated[str, typer.Option("--format", help="tiff or npy (float32 values) or png (colour, for people).")] = "tiff",
-    input_format: Annotated[str, typer.Option("--input-format", help="Localization file format, or auto.")] = "auto",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="kde (fast, exact to the truncation) or sklearn (the paper's slow computation)."
+        ),
+    ] = "kde",
+    image_format: Annotated[
+        str,
+        typer.Option("--format", help="tiff or npy (float32 values) or png (colour, for people)."),
+    ] = "tiff",
+    input_format: Annotated[
+        str, typer.Option("--input-format", help="Localization file format, or auto.")
+    ] = "auto",
     camera_pixel_nm: PixelOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing images.")] = False,
     json: JsonOpt = False,
@@ -73,15 +88,29 @@ def render(
     from ..render import render as render_fn
 
     if image_format not in IMAGE_FORMATS:
-        raise typer.BadParameter(f"expected one of {', '.join(IMAGE_FORMATS)}", param_hint="--format")
+        raise typer.BadParameter(
+            f"expected one of {', '.join(IMAGE_FORMATS)}", param_hint="--format"
+        )
     if method not in ("kde", "sklearn"):
         raise typer.BadParameter("expected kde or sklearn", param_hint="--method")
     cam = parse_camera_pixel(camera_pixel_nm)
-    spec = render_spec(pixel_nm=pixel_nm, magnification=magnification, camera_pixel_nm=cam, sigma_nm=sigma_nm,
-                       sigma_from_precision=sigma_from_precision, truncate=truncate, size=size,
-                       channels=channels, normalization=normalization, scaling=scaling, outside=outside)
+    spec = render_spec(
+        pixel_nm=pixel_nm,
+        magnification=magnification,
+        camera_pixel_nm=cam,
+        sigma_nm=sigma_nm,
+        sigma_from_precision=sigma_from_precision,
+        truncate=truncate,
+        size=size,
+        channels=channels,
+        normalization=normalization,
+        scaling=scaling,
+        outside=outside,
+    )
     if method == "sklearn" and size != 0:
-        raise typer.BadParameter("--method sklearn writes raw renders: use --size 0", param_hint="--size")
+        raise typer.BadParameter(
+            "--method sklearn writes raw renders: use --size 0", param_hint="--size"
+        )
     out.mkdir(parents=True, exist_ok=True)
     o = Output(json_lines=json)
     noted = False
@@ -94,7 +123,9 @@ def render(
                     stem = out / (path.stem + suffix)
                     target = stem.with_name(stem.name + "." + image_format)
                     if target.exists() and not force:
-                        raise OutputError("exists already", path=target, hint="pass --force to replace it")
+                        raise OutputError(
+                            "exists already", path=target, hint="pass --force to replace it"
+                        )
                     if method == "sklearn":
                         r = render_sklearn(part, spec)
                     else:
@@ -102,17 +133,35 @@ def render(
                     if r.device_note and not noted:
                         o.warn(r.device_note)
                         noted = True
-                    written = write_rendered(r, stem, image_format,
-                                             extra={"source": str(path), "nucleus": suffix.lstrip("_") or None,
-                                                    "method": method})
-                    o.record({"input": str(path), "nucleus": suffix.lstrip("_") or None,
-                              "image": str(written[0]), "sidecar": str(written[1]),
-                              "shape": list(r.image.shape), "pixel_nm": r.pixel_nm,
-                              "origin_nm": list(r.origin_nm), "area_um2": round(r.area_um2, 3),
-                              "device": r.device, "seconds": {k: round(v, 4) for k, v in r.seconds.items()}},
-                             escape(f"{path}{' ' + suffix.lstrip('_') if suffix else ''} -> {written[0]} "
-                                    f"({'x'.join(map(str, r.image.shape))}, {r.pixel_nm:.3g} nm/px, "
-                                    f"{r.area_um2:.1f} µm², {r.device})"))
+                    written = write_rendered(
+                        r,
+                        stem,
+                        image_format,
+                        extra={
+                            "source": str(path),
+                            "nucleus": suffix.lstrip("_") or None,
+                            "method": method,
+                        },
+                    )
+                    o.record(
+                        {
+                            "input": str(path),
+                            "nucleus": suffix.lstrip("_") or None,
+                            "image": str(written[0]),
+                            "sidecar": str(written[1]),
+                            "shape": list(r.image.shape),
+                            "pixel_nm": r.pixel_nm,
+                            "origin_nm": list(r.origin_nm),
+                            "area_um2": round(r.area_um2, 3),
+                            "device": r.device,
+                            "seconds": {k: round(v, 4) for k, v in r.seconds.items()},
+                        },
+                        escape(
+                            f"{path}{' ' + suffix.lstrip('_') if suffix else ''} -> {written[0]} "
+                            f"({'x'.join(map(str, r.image.shape))}, {r.pixel_nm:.3g} nm/px, "
+                            f"{r.area_um2:.1f} µm², {r.device})"
+                        ),
+                    )
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
                 o.failure(err, {"input": str(path)}, debug=debug)
             advance()

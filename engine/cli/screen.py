@@ -13,18 +13,55 @@ from ._output import Output
 
 
 def screen(
-    inputs: Annotated[list[str], typer.Argument(help="Files, folders (recursive), globs or manifests.")],
-    model: Annotated[Path, typer.Option("--model", "-m", help="Exported model (.onnx); a .pt checkpoint with --backend torch.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: results.parquet, errors.csv, report.html.")],
-    backend: Annotated[str, typer.Option(help="auto, onnxruntime, onnxruntime-tensorrt, tensorrt, torch, torch-compile.")] = "auto",
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda (inference and rendering).")] = "auto",
-    nuclei: Annotated[str, typer.Option(help="auto (cell_id column, else ROI set beside the file, else whole file), file, cell_id, roi, detect.")] = "auto",
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Model batch (default: the backend's best).")] = None,
-    read_threads: Annotated[int, typer.Option("--read-threads", min=1, help="Threads reading files.")] = 2,
+    inputs: Annotated[
+        list[str], typer.Argument(help="Files, folders (recursive), globs or manifests.")
+    ],
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model", "-m", help="Exported model (.onnx); a .pt checkpoint with --backend torch."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Output folder: results.parquet, errors.csv, report.html."
+        ),
+    ],
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="auto, onnxruntime, onnxruntime-tensorrt, tensorrt, torch, torch-compile."
+        ),
+    ] = "auto",
+    device: Annotated[
+        str, typer.Option(help="auto, cpu or cuda (inference and rendering).")
+    ] = "auto",
+    nuclei: Annotated[
+        str,
+        typer.Option(
+            help="auto (cell_id column, else ROI set beside the file, else whole file), file, "
+            "cell_id, roi, detect."
+        ),
+    ] = "auto",
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", min=1, help="Model batch (default: the backend's best)."),
+    ] = None,
+    read_threads: Annotated[
+        int, typer.Option("--read-threads", min=1, help="Threads reading files.")
+    ] = 2,
     camera_pixel_nm: PixelOpt = None,
     csv: Annotated[bool, typer.Option("--csv", help="Also write results.csv.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Redo nuclei already done with this model and settings.")] = False,
-    explain: Annotated[int, typer.Option(min=0, help="Occlusion maps for the first N nuclei (OUT/explain/, and in the report).")] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redo nuclei already done with this model and settings.")
+    ] = False,
+    explain: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Occlusion maps for the first N nuclei (OUT/explain/, and in the report)."
+        ),
+    ] = 0,
     json: JsonOpt = False,
 ) -> None:
     """Classify every nucleus of a batch of localization files with an exported model.
@@ -43,7 +80,9 @@ def screen(
     if backend not in BACKENDS:
         raise typer.BadParameter(f"expected one of {', '.join(BACKENDS)}", param_hint="--backend")
     if nuclei not in NUCLEI_MODES:
-        raise typer.BadParameter(f"expected one of {', '.join(NUCLEI_MODES)}", param_hint="--nuclei")
+        raise typer.BadParameter(
+            f"expected one of {', '.join(NUCLEI_MODES)}", param_hint="--nuclei"
+        )
     if device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter("expected auto, cpu or cuda", param_hint="--device")
     cam = parse_camera_pixel(camera_pixel_nm)
@@ -62,26 +101,52 @@ def screen(
         nonlocal task
         if task is None:
             task = bar.add_task("screen", total=p["files"], rate="")
-        bar.update(task, completed=p["files_done"],
-                   rate=f"{p['nuclei']} nuclei, {p['nuclei'] / max(p['elapsed_s'], 1e-9):.1f} nuclei/s")
+        bar.update(
+            task,
+            completed=p["files_done"],
+            rate=f"{p['nuclei']} nuclei, {p['nuclei'] / max(p['elapsed_s'], 1e-9):.1f} nuclei/s",
+        )
         if not show and time.perf_counter() - state["last"] > 10:
             state["last"] = time.perf_counter()
-            o.log(f"screen: {p['files_done']}/{p['files']} files, {p['nuclei']} nuclei, "
-                  f"{p['nuclei'] / max(p['elapsed_s'], 1e-9):.1f} nuclei/s")
+            o.log(
+                f"screen: {p['files_done']}/{p['files']} files, {p['nuclei']} nuclei, "
+                f"{p['nuclei'] / max(p['elapsed_s'], 1e-9):.1f} nuclei/s"
+            )
 
     with bar:
-        s = run_screen(inputs, model, out, backend=backend, device=device, nuclei=nuclei, batch_size=batch_size,
-                       read_threads=read_threads, camera_pixel_nm=cam, force=force, csv=csv,
-                       on_progress=on_progress, on_error=on_error, explain=explain,
-                       explainer=explain_prepared if explain else None)
+        s = run_screen(
+            inputs,
+            model,
+            out,
+            backend=backend,
+            device=device,
+            nuclei=nuclei,
+            batch_size=batch_size,
+            read_threads=read_threads,
+            camera_pixel_nm=cam,
+            force=force,
+            csv=csv,
+            on_progress=on_progress,
+            on_error=on_error,
+            explain=explain,
+            explainer=explain_prepared if explain else None,
+        )
     d = s.to_dict()
-    text = [f"{s.n_nuclei} nuclei from {s.n_files} files in {s.seconds:.1f} s ({s.nuclei_per_s:.1f} nuclei/s)"
-            + (f"; {s.n_files_skipped} files already done" if s.n_files_skipped else "")
-            + (f"; {s.n_failed} failures (errors.csv)" if s.n_failed else ""),
-            f"  backend: {s.backend.get('backend')} on {s.backend.get('device')} ({s.backend.get('reason')})",
-            "  calls: " + ", ".join(f"{c} {n}" for c, n in s.calls.items()),
-            "  stages: " + ", ".join(f"{st['stage']} busy {st['busy_s']:.2f} s / idle {st['idle_s']:.2f} s"
-                                     for st in s.stages),
-            f"  results: {s.results}", f"  report:  {out / 'report.html'}"]
+    text = [
+        f"{s.n_nuclei} nuclei from {s.n_files} files in {s.seconds:.1f} s ({s.nuclei_per_s:.1f} "
+        "nuclei/s)"
+        + (f"; {s.n_files_skipped} files already done" if s.n_files_skipped else "")
+        + (f"; {s.n_failed} failures (errors.csv)" if s.n_failed else ""),
+        f"  backend: {s.backend.get('backend')} on {s.backend.get('device')} "
+        f"({s.backend.get('reason')})",
+        "  calls: " + ", ".join(f"{c} {n}" for c, n in s.calls.items()),
+        "  stages: "
+        + ", ".join(
+            f"{st['stage']} busy {st['busy_s']:.2f} s / idle {st['idle_s']:.2f} s"
+            for st in s.stages
+        ),
+        f"  results: {s.results}",
+        f"  report:  {out / 'report.html'}",
+    ]
     o.record(d, escape("\n".join(text)))
     raise typer.Exit(1 if s.n_failed else 0)

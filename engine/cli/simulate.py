@@ -1,4 +1,5 @@
-"""``ainu-engine simulate OUT``: simulated nuclei with ground truth (ainu_engine.training.simulate)."""
+"""``ainu-engine simulate OUT``: simulated nuclei with ground truth
+(ainu_engine.training.simulate)."""
 
 from __future__ import annotations
 
@@ -19,19 +20,76 @@ def _split(value: str) -> list[str]:
 
 def simulate(
     out: Annotated[Path, typer.Argument(help="Output folder (created).")],
-    classes: Annotated[str, typer.Option(help="Cell states, comma-separated: hiPSC, somatic, mock, 1hpi, 3hpi.")] = "hiPSC,somatic",
-    n_per_class: Annotated[int, typer.Option("--n-per-class", min=1, help="Nuclei per class.")] = 10,
-    channels: Annotated[str, typer.Option(help="Targets, comma-separated (channel ids 1, 2, ... in this order): polII, h3, dna.")] = "polII",
-    format: Annotated[str, typer.Option("--format", "-f", help="insight3 (.bin + .bin.json), thunderstorm (.csv) or parquet.")] = "parquet",
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives byte-identical files.")] = 0,
-    difficulty: Annotated[float, typer.Option(min=0.0, max=1.0, help="Scales class differences by 1 - difficulty (1 = identical classes).")] = 0.5,
-    locs_per_channel: Annotated[float, typer.Option("--locs-per-channel", min=100, help="Mean localizations per nucleus and channel.")] = 2e5,
-    frames: Annotated[int, typer.Option(min=1, help="Frames of the simulated acquisition.")] = 60_000,
-    camera_pixel_nm: Annotated[float, typer.Option("--camera-pixel-nm", help="Camera pixel (nm) for Insight3 files and ROI sets.")] = 160.0,
-    nuclei_per_file: Annotated[int, typer.Option("--nuclei-per-file", min=1, help="Nuclei per file, side by side, with a cell_id column.")] = 1,
-    field: Annotated[bool, typer.Option("--field", help="Write several nuclei per file without ids (a field for automatic detection).")] = False,
-    roi: Annotated[bool, typer.Option("--roi", help="Also write NAME.roi.zip: ImageJ polygon ROIs of the nuclei, in camera pixels.")] = False,
-    slides: Annotated[int, typer.Option(min=1, help="Slides (groups) per class; each slide has its own density and precision.")] = 5,
+    classes: Annotated[
+        str, typer.Option(help="Cell states, comma-separated: hiPSC, somatic, mock, 1hpi, 3hpi.")
+    ] = "hiPSC,somatic",
+    n_per_class: Annotated[
+        int, typer.Option("--n-per-class", min=1, help="Nuclei per class.")
+    ] = 10,
+    channels: Annotated[
+        str,
+        typer.Option(
+            help="Targets, comma-separated (channel ids 1, 2, ... in this order): polII, h3, dna."
+        ),
+    ] = "polII",
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="insight3 (.bin + .bin.json), thunderstorm (.csv) or parquet."
+        ),
+    ] = "parquet",
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives byte-identical files.")
+    ] = 0,
+    difficulty: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Scales class differences by 1 - difficulty (1 = identical classes).",
+        ),
+    ] = 0.5,
+    locs_per_channel: Annotated[
+        float,
+        typer.Option(
+            "--locs-per-channel", min=100, help="Mean localizations per nucleus and channel."
+        ),
+    ] = 2e5,
+    frames: Annotated[
+        int, typer.Option(min=1, help="Frames of the simulated acquisition.")
+    ] = 60_000,
+    camera_pixel_nm: Annotated[
+        float,
+        typer.Option(
+            "--camera-pixel-nm", help="Camera pixel (nm) for Insight3 files and ROI sets."
+        ),
+    ] = 160.0,
+    nuclei_per_file: Annotated[
+        int,
+        typer.Option(
+            "--nuclei-per-file", min=1, help="Nuclei per file, side by side, with a cell_id column."
+        ),
+    ] = 1,
+    field: Annotated[
+        bool,
+        typer.Option(
+            "--field",
+            help="Write several nuclei per file without ids (a field for automatic detection).",
+        ),
+    ] = False,
+    roi: Annotated[
+        bool,
+        typer.Option(
+            "--roi",
+            help="Also write NAME.roi.zip: ImageJ polygon ROIs of the nuclei, in camera pixels.",
+        ),
+    ] = False,
+    slides: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Slides (groups) per class; each slide has its own density and precision."
+        ),
+    ] = 5,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing dataset.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -43,22 +101,45 @@ def simulate(
     from ainu_engine.training.simulate import OUTPUT_FORMATS, Observation, simulate_dataset
 
     if format not in OUTPUT_FORMATS:
-        raise typer.BadParameter(f"expected one of {', '.join(OUTPUT_FORMATS)}, got {format!r}",
-                                 param_hint="--format")
+        raise typer.BadParameter(
+            f"expected one of {', '.join(OUTPUT_FORMATS)}, got {format!r}", param_hint="--format"
+        )
     class_list, channel_list = _split(classes), _split(channels)
     if field and nuclei_per_file == 1:
         nuclei_per_file = 4
-    obs = Observation(locs_per_channel=locs_per_channel, n_frames=frames, camera_pixel_nm=camera_pixel_nm)
+    obs = Observation(
+        locs_per_channel=locs_per_channel, n_frames=frames, camera_pixel_nm=camera_pixel_nm
+    )
     o = Output(json_lines=json)
     n_files = len(class_list) * -(-n_per_class // nuclei_per_file)
     t0 = time.perf_counter()
     with o.progress(n_files, "simulate") as advance:
         manifest = simulate_dataset(
-            out, classes=class_list, n_per_class=n_per_class, channels=channel_list, format=format,
-            seed=seed, difficulty=difficulty, observation=obs, nuclei_per_file=nuclei_per_file,
-            field_mode=field, roi=roi, n_slides=slides, overwrite=force, progress=advance)
+            out,
+            classes=class_list,
+            n_per_class=n_per_class,
+            channels=channel_list,
+            format=format,
+            seed=seed,
+            difficulty=difficulty,
+            observation=obs,
+            nuclei_per_file=nuclei_per_file,
+            field_mode=field,
+            roi=roi,
+            n_slides=slides,
+            overwrite=force,
+            progress=advance,
+        )
     elapsed = time.perf_counter() - t0
-    o.record({"manifest": str(manifest), "files": n_files, "nuclei": len(class_list) * n_per_class,
-              "seconds": round(elapsed, 2)},
-             escape(f"wrote {len(class_list) * n_per_class} nuclei in {n_files} files to {out} "
-                    f"({elapsed:.1f} s); manifest: {manifest}"))
+    o.record(
+        {
+            "manifest": str(manifest),
+            "files": n_files,
+            "nuclei": len(class_list) * n_per_class,
+            "seconds": round(elapsed, 2),
+        },
+        escape(
+            f"wrote {len(class_list) * n_per_class} nuclei in {n_files} files to {out} "
+            f"({elapsed:.1f} s); manifest: {manifest}"
+        ),
+    )

@@ -1,4 +1,5 @@
-"""``ainu-engine train MANIFEST --out RUN``: the paper's training protocol (ainu_engine.training.train)."""
+"""``ainu-engine train MANIFEST --out RUN``: the paper's training protocol
+(ainu_engine.training.train)."""
 
 from __future__ import annotations
 
@@ -27,23 +28,78 @@ from ._output import Output
 
 
 def train(
-    manifest: Annotated[Path, typer.Argument(help="CSV with path,label[,group] (ainu-engine simulate writes one).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (created): config, log, plots, metrics, best.pt.")],
-    arch: Annotated[str, typer.Option(help="Architecture: densenet121, resnet18/34/50, efficientnet_b0, vgg_scenmed, small_cnn.")] = "densenet121",
-    compare: Annotated[str | None, typer.Option(help="Cross-validate these architectures (comma-separated) and train the best.")] = None,
-    image_size: Annotated[int, typer.Option("--image-size", min=16, help="Model input side in pixels (resize + pad).")] = 512,
-    epochs: Annotated[int, typer.Option(min=1, help="Most epochs; early stopping usually ends sooner.")] = 300,
-    folds: Annotated[int, typer.Option(min=0, help="k of the stratified k-fold CV on the training part; 0 skips it.")] = 5,
+    manifest: Annotated[
+        Path, typer.Argument(help="CSV with path,label[,group] (ainu-engine simulate writes one).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Run folder (created): config, log, plots, metrics, best.pt."
+        ),
+    ],
+    arch: Annotated[
+        str,
+        typer.Option(
+            help="Architecture: densenet121, resnet18/34/50, efficientnet_b0, vgg_scenmed, "
+            "small_cnn."
+        ),
+    ] = "densenet121",
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            help="Cross-validate these architectures (comma-separated) and train the best."
+        ),
+    ] = None,
+    image_size: Annotated[
+        int, typer.Option("--image-size", min=16, help="Model input side in pixels (resize + pad).")
+    ] = 512,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Most epochs; early stopping usually ends sooner.")
+    ] = 300,
+    folds: Annotated[
+        int,
+        typer.Option(min=0, help="k of the stratified k-fold CV on the training part; 0 skips it."),
+    ] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Learning rate (AdamW).")] = 1e-3,
-    patience: Annotated[int, typer.Option(min=1, help="Epochs without a lower validation loss before stopping.")] = 20,
-    test_fraction: Annotated[float, typer.Option("--test-fraction", help="Withheld test set.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of splits, initialisation, shuffling and augmentation.")] = 0,
-    device: Annotated[str, typer.Option(help="Training and rendering device: auto, cpu or cuda.")] = "auto",
-    groups: Annotated[bool, typer.Option("--groups/--no-groups", help="Keep each manifest group on one side of every split.")] = True,
-    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Flips, rotations, intensity jitter, GridMask.")] = True,
-    patch_size: Annotated[int | None, typer.Option("--patch-size", help="Patch mode: train on SxS patches of the raw render (use e.g. --magnification 30).")] = None,
-    min_occupied: Annotated[float, typer.Option("--min-occupied", help="Patch mode: keep patches more than this fraction occupied.")] = 0.75,
+    patience: Annotated[
+        int, typer.Option(min=1, help="Epochs without a lower validation loss before stopping.")
+    ] = 20,
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", help="Withheld test set.")
+    ] = 0.2,
+    seed: Annotated[
+        int, typer.Option(help="Seed of splits, initialisation, shuffling and augmentation.")
+    ] = 0,
+    device: Annotated[
+        str, typer.Option(help="Training and rendering device: auto, cpu or cuda.")
+    ] = "auto",
+    groups: Annotated[
+        bool,
+        typer.Option(
+            "--groups/--no-groups", help="Keep each manifest group on one side of every split."
+        ),
+    ] = True,
+    augment: Annotated[
+        bool,
+        typer.Option(
+            "--augment/--no-augment", help="Flips, rotations, intensity jitter, GridMask."
+        ),
+    ] = True,
+    patch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--patch-size",
+            help="Patch mode: train on SxS patches of the raw render "
+            "(use e.g. --magnification 30).",
+        ),
+    ] = None,
+    min_occupied: Annotated[
+        float,
+        typer.Option(
+            "--min-occupied", help="Patch mode: keep patches more than this fraction occupied."
+        ),
+    ] = 0.75,
     pixel_nm: PixelNmOpt = None,
     magnification: MagnificationOpt = None,
     sigma_nm: SigmaOpt = 20.0,
@@ -52,9 +108,17 @@ def train(
     scaling: ScalingOpt = "max",
     outside: OutsideOpt = None,
     camera_pixel_nm: PixelOpt = None,
-    cache: Annotated[Path | None, typer.Option(help="Render cache folder (default ~/.cache/ainu-engine/renders or $AINU_CACHE_DIR/renders).")] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Render cache folder (default ~/.cache/ainu-engine/renders or "
+            "$AINU_CACHE_DIR/renders)."
+        ),
+    ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace a finished run in --out.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a finished run in --out.")
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Train a classifier as in the paper: 80/20 split, k-fold CV, early stopping, test metrics.
@@ -70,33 +134,73 @@ def train(
     from ainu_engine.training.train import train as run_train
 
     cam = parse_camera_pixel(camera_pixel_nm)
-    spec = render_spec(pixel_nm=pixel_nm, magnification=magnification, camera_pixel_nm=cam, sigma_nm=sigma_nm,
-                       sigma_from_precision=sigma_from_precision, size=0 if patch_size else image_size,
-                       channels=channels, scaling=scaling, outside=outside)
+    spec = render_spec(
+        pixel_nm=pixel_nm,
+        magnification=magnification,
+        camera_pixel_nm=cam,
+        sigma_nm=sigma_nm,
+        sigma_from_precision=sigma_from_precision,
+        size=0 if patch_size else image_size,
+        channels=channels,
+        scaling=scaling,
+        outside=outside,
+    )
     archs = [a.strip() for a in compare.split(",") if a.strip()] if compare else None
-    aug = AugmentConfig() if augment else AugmentConfig(flip=0, rot90=False, rotate=0, intensity=0, contrast=0,
-                                                          gridmask=0)
+    aug = (
+        AugmentConfig()
+        if augment
+        else AugmentConfig(flip=0, rot90=False, rotate=0, intensity=0, contrast=0, gridmask=0)
+    )
     try:
-        cfg = TrainConfig(arch=archs[0] if archs else arch, epochs=epochs, batch_size=batch_size, lr=lr,
-                          patience=patience, test_fraction=test_fraction, folds=folds, seed=seed, device=device,
-                          use_groups=groups, patch_size=patch_size, min_occupied=min_occupied, augment=aug,
-                          threads=threads)
+        cfg = TrainConfig(
+            arch=archs[0] if archs else arch,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            test_fraction=test_fraction,
+            folds=folds,
+            seed=seed,
+            device=device,
+            use_groups=groups,
+            patch_size=patch_size,
+            min_occupied=min_occupied,
+            augment=aug,
+            threads=threads,
+        )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
     o = Output(json_lines=json)
     m = read_manifest(manifest)
-    rc = RenderCache(cache or default_cache_dir(), device="cpu" if device == "cpu" else "auto", camera_pixel_nm=cam)
-    summary = run_train(m, out, config=cfg, spec=spec, compare=archs, cache=rc, reporter=o, force=force)
+    rc = RenderCache(
+        cache or default_cache_dir(),
+        device="cpu" if device == "cpu" else "auto",
+        camera_pixel_nm=cam,
+    )
+    summary = run_train(
+        m, out, config=cfg, spec=spec, compare=archs, cache=rc, reporter=o, force=force
+    )
     t = summary["test"]
-    record = {"run": str(out), "checkpoint": str(out / "best.pt"), "arch": summary["arch"],
-              "test_accuracy": t["accuracy"], "test_accuracy_ci_normal": t["accuracy_ci_normal"],
-              "test_balanced_accuracy": t["balanced_accuracy"], "test_n": t["n"],
-              "cv": {a: {k: v for k, v in r.items() if k != "folds"} for a, r in summary["cv"].items()}}
-    lines = [f"{out}: {summary['arch']}, test accuracy {t['accuracy']:.3f} "
-             f"(95 % CI {t['accuracy_ci_normal'][0]:.3f}-{t['accuracy_ci_normal'][1]:.3f}, n={t['n']}), "
-             f"balanced {t['balanced_accuracy']:.3f}"]
+    record = {
+        "run": str(out),
+        "checkpoint": str(out / "best.pt"),
+        "arch": summary["arch"],
+        "test_accuracy": t["accuracy"],
+        "test_accuracy_ci_normal": t["accuracy_ci_normal"],
+        "test_balanced_accuracy": t["balanced_accuracy"],
+        "test_n": t["n"],
+        "cv": {a: {k: v for k, v in r.items() if k != "folds"} for a, r in summary["cv"].items()},
+    }
+    lines = [
+        f"{out}: {summary['arch']}, test accuracy {t['accuracy']:.3f} "
+        f"(95 % CI {t['accuracy_ci_normal'][0]:.3f}-{t['accuracy_ci_normal'][1]:.3f}, n={t['n']}), "
+        f"balanced {t['balanced_accuracy']:.3f}"
+    ]
     for a, r in summary["cv"].items():
-        lines.append(f"  {a}: {cfg.folds}-fold CV accuracy {r['accuracy_mean']:.3f} ± {r['accuracy_sd']:.3f}, "
-                     f"loss {r['loss_mean']:.4f} ± {r['loss_sd']:.4f}")
+        lines.append(
+            f"  {a}: {cfg.folds}-fold CV accuracy {r['accuracy_mean']:.3f} ± "
+            f"{r['accuracy_sd']:.3f}, "
+            f"loss {r['loss_mean']:.4f} ± {r['loss_sd']:.4f}"
+        )
     lines.append(f"  next: ainu-engine export {out / 'best.pt'} --out model.onnx")
     o.record(_json.loads(_json.dumps(record)), escape("\n".join(lines)))

@@ -4,4 +4,13 @@ and attribution against ground-truth structures (nucleoli, periphery)."""
 from ._occlusion import Attribution, IncrementalPlans, forward_fn, occlusion
 from ._run import METHODS, default_window, explain_files, explain_prepared
 
-__all__ = ["METHODS", "Attribution", "IncrementalPlans", "default_window", "explain_files", "explain_prepared", "forward_fn", "occlusion"]
+__all__ = [
+    "METHODS",
+    "Attribution",
+    "IncrementalPlans",
+    "default_window",
+    "explain_files",
+    "explain_prepared",
+    "forward_fn",
+    "occlusion",
+]

@@ -22,8 +22,10 @@ def torch_model(model):
         model.load()
         model = model.model
     if not isinstance(model, torch.nn.Module):
-        raise TypeError("CAM, Grad-CAM and Integrated Gradients need the PyTorch model: load the training "
-                        "checkpoint (RUN/best.pt) with the torch backend")
+        raise TypeError(
+            "CAM, Grad-CAM and Integrated Gradients need the PyTorch model: load the training "
+            "checkpoint (RUN/best.pt) with the torch backend"
+        )
     return model.eval()
 
 
@@ -48,8 +50,12 @@ def cam(model, image: np.ndarray, *, target=None, class_names=None) -> Attributi
 
     t0 = time.perf_counter()
     m = torch_model(model)
-    if not getattr(m, "cam_compatible", False) or not isinstance(getattr(m, "classifier", None), torch.nn.Linear):
-        raise ValueError(f"CAM needs a global-pooling + linear head; {type(m).__name__} has none (use gradcam)")
+    if not getattr(m, "cam_compatible", False) or not isinstance(
+        getattr(m, "classifier", None), torch.nn.Linear
+    ):
+        raise ValueError(
+            f"CAM needs a global-pooling + linear head; {type(m).__name__} has none (use gradcam)"
+        )
     dev = next(m.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(image, np.float32)[None]).to(dev)
     with torch.inference_mode():
@@ -58,9 +64,18 @@ def cam(model, image: np.ndarray, *, target=None, class_names=None) -> Attributi
         targets = _targets(target, logits, class_names)
         w = m.classifier.weight[targets]  # (T, K)
         maps = torch.einsum("tk,khw->thw", w, feats[0].float())
-        maps = F.interpolate(maps[None], size=image.shape[-2:], mode="bilinear", align_corners=False)[0]
-    return Attribution(maps.cpu().numpy().astype(np.float32), targets, class_names, "cam",
-                       {"feature_map": list(feats.shape[-2:])}, logits, time.perf_counter() - t0)
+        maps = F.interpolate(
+            maps[None], size=image.shape[-2:], mode="bilinear", align_corners=False
+        )[0]
+    return Attribution(
+        maps.cpu().numpy().astype(np.float32),
+        targets,
+        class_names,
+        "cam",
+        {"feature_map": list(feats.shape[-2:])},
+        logits,
+        time.perf_counter() - t0,
+    )
 
 
 def gradcam(model, image: np.ndarray, *, target=None, class_names=None) -> Attribution:
@@ -85,20 +100,52 @@ def gradcam(model, image: np.ndarray, *, target=None, class_names=None) -> Attri
     maps = []
     for t in targets:
         a = gc.attribute(x, target=t, relu_attributions=False)
-        maps.append(LayerAttribution.interpolate(a, tuple(image.shape[-2:]), "bilinear")[0, 0].detach().cpu().numpy())
-    return Attribution(np.stack(maps).astype(np.float32), targets, class_names, "gradcam", {}, logits,
-                       time.perf_counter() - t0)
+        maps.append(
+            LayerAttribution.interpolate(a, tuple(image.shape[-2:]), "bilinear")[0, 0]
+            .detach()
+            .cpu()
+            .numpy()
+        )
+    return Attribution(
+        np.stack(maps).astype(np.float32),
+        targets,
+        class_names,
+        "gradcam",
+        {},
+        logits,
+        time.perf_counter() - t0,
+    )
 
 
-def integrated_gradients(model, image: np.ndarray, *, target=None, class_names=None, steps: int = 32,
-                         baseline: float = 0.0) -> Attribution:
+def integrated_gradients(
+    model,
+    image: np.ndarray,
+    *,
+    target=None,
+    class_names=None,
+    steps: int = 32,
+    baseline: float = 0.0,
+) -> Attribution:
     """Integrated Gradients (Sundararajan et al. 2017) via Captum, summed over channels."""
     from captum.attr import IntegratedGradients
 
     t0 = time.perf_counter()
     m, x, logits, targets = _forward(model, image, target, class_names)
     ig = IntegratedGradients(m)
-    maps = [ig.attribute(x, baselines=baseline, target=t, n_steps=steps, internal_batch_size=8)[0].sum(0)
-            .detach().cpu().numpy() for t in targets]
-    return Attribution(np.stack(maps).astype(np.float32), targets, class_names, "ig",
-                       {"steps": steps, "baseline": baseline}, logits, time.perf_counter() - t0)
+    maps = [
+        ig.attribute(x, baselines=baseline, target=t, n_steps=steps, internal_batch_size=8)[0]
+        .sum(0)
+        .detach()
+        .cpu()
+        .numpy()
+        for t in targets
+    ]
+    return Attribution(
+        np.stack(maps).astype(np.float32),
+        targets,
+        class_names,
+        "ig",
+        {"steps": steps, "baseline": baseline},
+        logits,
+        time.perf_counter() - t0,
+    )

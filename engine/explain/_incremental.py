@@ -12,7 +12,8 @@ explicitly where the region reaches past the border. A global average pool at th
 updated from the changed region alone, and a linear classifier after it is applied in float64,
 so a window's effect on the output is never the small difference of two rounded outputs. Deep
 units whose changed region covers most of the map anyway (a DenseNet's later blocks) run on
-whole maps instead, one copy per single-threaded run, from the unit :meth:`IncrementalPlan.cut` picks. Each
+whole maps instead, one copy per single-threaded run, from the unit :meth:`IncrementalPlan.cut`
+picks. Each
 output element is computed by the same arithmetic as in the whole model, so the outputs equal
 the whole model's up to float32 summation order (tests compare them with Captum at 1e-5 of the
 map's maximum).
@@ -40,9 +41,37 @@ import numpy as np
 __all__ = ["IncrementalPlan", "IncrementalUnsupported"]
 
 # operators whose output element depends on the same spatial position of each input only
-_POINTWISE = {"Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Clip",
-              "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "BatchNormalization", "Identity", "Dropout",
-              "Softplus", "Mish", "Gelu", "Erf", "Sqrt", "Neg", "Abs", "Exp", "Log"}
+_POINTWISE = {
+    "Relu",
+    "LeakyRelu",
+    "PRelu",
+    "Elu",
+    "Selu",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Tanh",
+    "Clip",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Sum",
+    "Max",
+    "Min",
+    "BatchNormalization",
+    "Identity",
+    "Dropout",
+    "Softplus",
+    "Mish",
+    "Gelu",
+    "Erf",
+    "Sqrt",
+    "Neg",
+    "Abs",
+    "Exp",
+    "Log",
+}
 _WINDOWED = {"Conv", "MaxPool", "AveragePool"}
 _FLAT = {"Reshape", "Flatten", "Squeeze"}
 #: Cost of a multiply-add on a crop relative to one on whole maps, for :meth:`IncrementalPlan.cut`
@@ -71,7 +100,9 @@ class _Axis:
 
     def fwd(self, lo, hi):
         """Outputs whose input window meets input positions lo..hi (may be empty: lo > hi)."""
-        return max(0, -(-(lo + self.p - self.k + 1) // self.s)), min(self.n_out - 1, (hi + self.p) // self.s)
+        return max(0, -(-(lo + self.p - self.k + 1) // self.s)), min(
+            self.n_out - 1, (hi + self.p) // self.s
+        )
 
 
 @dataclass
@@ -107,7 +138,12 @@ class _Unit:
             got.append(r)
         if not got:
             return None
-        return (min(g[0] for g in got), max(g[1] for g in got), min(g[2] for g in got), max(g[3] for g in got))
+        return (
+            min(g[0] for g in got),
+            max(g[1] for g in got),
+            min(g[2] for g in got),
+            max(g[3] for g in got),
+        )
 
     def reads(self, k: int, out):
         """Region of input ``k`` that output region ``out`` reads (unclipped for the window
@@ -139,10 +175,19 @@ class Partition:
     live_at: list
 
     def description(self) -> dict:
-        tail = ("global average pool updated incrementally, then "
-                + ("a float64 linear head" if self.linear is not None else "the model's head")) if self.pooled \
+        tail = (
+            (
+                "global average pool updated incrementally, then "
+                + ("a float64 linear head" if self.linear is not None else "the model's head")
+            )
+            if self.pooled
             else f"whole maps of {', '.join(self.tail_inputs)}"
-        return {"units": len(self.units), "window_units": sum(u.axes is not None for u in self.units), "tail": tail}
+        )
+        return {
+            "units": len(self.units),
+            "window_units": sum(u.axes is not None for u in self.units),
+            "tail": tail,
+        }
 
 
 @dataclass
@@ -177,15 +222,28 @@ def partition_graph(model, image_shape, *, name: str = "the model") -> Partition
         raise IncrementalUnsupported(f"{name}: the model's output is a map, not class scores")
     units, live = _units(g, groups)
     if not units:
-        raise IncrementalUnsupported(f"{name}: its first node ({g.order[0].op_type}) cannot be split")
+        raise IncrementalUnsupported(
+            f"{name}: its first node ({g.order[0].op_type}) cannot be split"
+        )
     tail_inputs = sorted(live)
     last_reader = {t: u_i for u_i, unit in enumerate(units) for t in unit.inputs}
     for t, u_i in last_reader.items():
         if t not in live:
             units[u_i].done.append(t)  # the copies' changed values of t are dropped after it
     pooled, keepdims, linear, tail_from = _pool_shortcut(g, stop, live, tail_inputs)
-    return Partition(units, g.in_name, g.out_name, (c, h, w), tail_inputs, tail_from, pooled, keepdims, linear,
-                     _tail_cost(g, stop), _live_at(units, g.in_name, tail_inputs))
+    return Partition(
+        units,
+        g.in_name,
+        g.out_name,
+        (c, h, w),
+        tail_inputs,
+        tail_from,
+        pooled,
+        keepdims,
+        linear,
+        _tail_cost(g, stop),
+        _live_at(units, g.in_name, tail_inputs),
+    )
 
 
 def _graph(model, chw: tuple[int, int, int], name: str) -> _Graph:
@@ -204,12 +262,16 @@ def _graph(model, chw: tuple[int, int, int], name: str) -> _Graph:
         raise IncrementalUnsupported(f"{name}: the input is not (batch, C, H, W)")
     for d, v in zip(dims[1:], chw, strict=True):
         if d.HasField("dim_value") and d.dim_value != v:
-            raise IncrementalUnsupported(f"{name}: input is {[x.dim_value for x in dims]}, images are {chw}")
+            raise IncrementalUnsupported(
+                f"{name}: input is {[x.dim_value for x in dims]}, images are {chw}"
+            )
         d.Clear()
         d.dim_value = v
     inferred = shape_inference.infer_shapes(fixed).graph
-    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
-              for vi in (*inferred.value_info, *inferred.input, *inferred.output)}
+    shapes = {
+        vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        for vi in (*inferred.value_info, *inferred.input, *inferred.output)
+    }
     values = {k: numpy_helper.to_array(v) for k, v in inits.items()}
     for n in graph.node:
         if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
@@ -240,8 +302,12 @@ def _groups(g: _Graph) -> tuple[list[tuple[list[int], str]], int | None]:
         while k + 1 < len(g.order):
             nxt = g.order[k + 1]
             nxt_acts = g.acts(nxt)
-            if (_kind(nxt, nxt_acts, g.shapes, g.values) != "pointwise" or not any(a in produced for a in nxt_acts)
-                    or window_src in nxt_acts or g.shapes[nxt.output[0]][2:] != g.shapes[n.output[0]][2:]):
+            if (
+                _kind(nxt, nxt_acts, g.shapes, g.values) != "pointwise"
+                or not any(a in produced for a in nxt_acts)
+                or window_src in nxt_acts
+                or g.shapes[nxt.output[0]][2:] != g.shapes[n.output[0]][2:]
+            ):
                 break
             k += 1
             members.append(k)
@@ -271,14 +337,31 @@ def _units(g: _Graph, groups) -> tuple[list[_Unit], set]:
             reads.insert(0, src)
             axes = _axes(first, g.shapes[src][2:], g.shapes[first.output[0]][2:])
             pad = -np.inf if first.op_type == "MaxPool" else 0.0
-            weight = g.values.get(first.input[1]) if first.op_type == "Conv" and len(first.input) > 1 else None
+            weight = (
+                g.values.get(first.input[1])
+                if first.op_type == "Conv" and len(first.input) > 1
+                else None
+            )
             kernel = axes[0].k * axes[1].k
-            cost += float(np.prod(weight.shape)) if weight is not None else float(g.shapes[src][1] * kernel)
+            cost += (
+                float(np.prod(weight.shape))
+                if weight is not None
+                else float(g.shapes[src][1] * kernel)
+            )
         outs = [t for t in (nd.output[0] for nd in nodes) if g.last_use.get(t, -1) > members[-1]]
         live = {t for t in live | set(outs) if g.last_use.get(t, -1) > members[-1]}
         if outs:  # else nothing reads what these nodes make
-            units.append(_Unit(reads, outs, nodes[0].output[0], axes, pad,
-                               tuple(g.shapes[nodes[-1].output[0]][2:]), cost))
+            units.append(
+                _Unit(
+                    reads,
+                    outs,
+                    nodes[0].output[0],
+                    axes,
+                    pad,
+                    tuple(g.shapes[nodes[-1].output[0]][2:]),
+                    cost,
+                )
+            )
     return units, live
 
 
@@ -288,10 +371,19 @@ def _pool_shortcut(g: _Graph, stop: int, live: set, tail_inputs: list[str]):
     in float64. (A squeeze-excitation pool also reads the last map, but so does a later Mul:
     no shortcut then.)"""
     stop_node = g.order[stop]
-    if (len(live) == 1 and _is_global_mean(stop_node, g.values) and stop_node.input[0] in live
-            and g.last_use.get(stop_node.input[0]) == stop):
-        linear = _linear_head(g.order[stop + 1:], stop_node.output[0], g.out_name, g.values)
-        return stop_node.input[0], bool(_attr(stop_node, "keepdims", 1)), linear, [stop_node.output[0]]
+    if (
+        len(live) == 1
+        and _is_global_mean(stop_node, g.values)
+        and stop_node.input[0] in live
+        and g.last_use.get(stop_node.input[0]) == stop
+    ):
+        linear = _linear_head(g.order[stop + 1 :], stop_node.output[0], g.out_name, g.values)
+        return (
+            stop_node.input[0],
+            bool(_attr(stop_node, "keepdims", 1)),
+            linear,
+            [stop_node.output[0]],
+        )
     return None, True, None, tail_inputs
 
 
@@ -301,7 +393,11 @@ def _tail_cost(g: _Graph, stop: int) -> float:
     cost = 0.0
     for n in g.order[stop:]:
         out = g.shapes.get(n.output[0], [])
-        weight = g.values.get(n.input[1]) if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1 else None
+        weight = (
+            g.values.get(n.input[1])
+            if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1
+            else None
+        )
         if weight is not None:
             cost += float(weight.size) * (float(np.prod(out[2:])) if len(out) > 2 else 1.0)
         else:
@@ -342,17 +438,22 @@ class IncrementalPlan:
     description: dict = field(default_factory=dict)
     threads: int = 1
     tail_cost: float = 0.0  # multiply-adds per copy after the incremental part (whole maps)
-    live_at: list = field(default_factory=list)  # live_at[k]: tensors made before unit k, read from it on
+    live_at: list = field(
+        default_factory=list
+    )  # live_at[k]: tensors made before unit k, read from it on
     _model: object = field(default=None, repr=False)  # the ONNX model, for the tails of cut plans
-    _session: object = field(default=None, repr=False)  # makes an ONNX Runtime session (threads=...)
+    _session: object = field(
+        default=None, repr=False
+    )  # makes an ONNX Runtime session (threads=...)
     _layouts: dict = field(default_factory=dict, repr=False)
     _cuts: dict = field(default_factory=dict, repr=False)
     _cut_tails: dict = field(default_factory=dict, repr=False)
     _pool: object = field(default=None, repr=False)
 
     @classmethod
-    def from_onnx(cls, model_path, image_shape, *, threads: int | None = None,
-                  spinning: bool = True) -> IncrementalPlan:
+    def from_onnx(
+        cls, model_path, image_shape, *, threads: int | None = None, spinning: bool = True
+    ) -> IncrementalPlan:
         """Split ``model_path`` for images shaped ``image_shape`` (C, H, W); raises
         :class:`IncrementalUnsupported` when the model starts with nothing it can split."""
         import onnx
@@ -371,17 +472,45 @@ class IncrementalPlan:
             so.enable_cpu_mem_arena = arena
             if not arena and _shared_arena(ort):
                 so.add_session_config_entry("session.use_env_allocators", "1")
-            return ort.InferenceSession(proto.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(
+                proto.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"]
+            )
 
         try:
             cache_session, tail_session, cache_names = _build_sessions(
-                model, part.units, part.tail_from, part.tail_inputs, part.in_name, part.out_name, session, n_threads)
+                model,
+                part.units,
+                part.tail_from,
+                part.tail_inputs,
+                part.in_name,
+                part.out_name,
+                session,
+                n_threads,
+            )
         except Exception as err:  # noqa: BLE001 - a split ONNX Runtime cannot load: whole passes
-            raise IncrementalUnsupported(f"{model_path}: a part of the split model does not load "
-                                         f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
-        return cls(part.units, cache_session, cache_names, part.in_name, tail_session, part.tail_from,
-                   part.out_name, part.image_shape, part.pooled, part.keepdims, part.linear, part.description(),
-                   n_threads, part.tail_cost, live_at=part.live_at, _model=model, _session=session)
+            raise IncrementalUnsupported(
+                f"{model_path}: a part of the split model does not load "
+                f"({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+            ) from err
+        return cls(
+            part.units,
+            cache_session,
+            cache_names,
+            part.in_name,
+            tail_session,
+            part.tail_from,
+            part.out_name,
+            part.image_shape,
+            part.pooled,
+            part.keepdims,
+            part.linear,
+            part.description(),
+            n_threads,
+            part.tail_cost,
+            live_at=part.live_at,
+            _model=model,
+            _session=session,
+        )
 
     def layout(self, window: tuple[int, int], stride: tuple[int, int]) -> list[np.ndarray]:
         """Changed output region of every unit (n_windows, 4) for a ``window`` / ``stride``
@@ -394,8 +523,14 @@ class IncrementalPlan:
             tops, lefts = window_grid(h, w, key[0], key[1])
             out = [np.full((len(tops), 4), -1, np.int64) for _ in self.units]
             for b, (t, lf) in enumerate(zip(tops, lefts, strict=True)):
-                regions = {self.input_name: (int(t), min(int(t) + window[0], h) - 1,
-                                             int(lf), min(int(lf) + window[1], w) - 1)}
+                regions = {
+                    self.input_name: (
+                        int(t),
+                        min(int(t) + window[0], h) - 1,
+                        int(lf),
+                        min(int(lf) + window[1], w) - 1,
+                    )
+                }
                 for u_i, unit in enumerate(self.units):
                     r = unit.region(regions)
                     for o in unit.outputs:
@@ -405,18 +540,23 @@ class IncrementalPlan:
             self._layouts[key] = out
         return self._layouts[key]
 
-    def _work(self, window: tuple[int, int], stride: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def _work(
+        self, window: tuple[int, int], stride: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Multiply-adds of every unit over all windows: (incremental, whole maps)."""
         inc, whole = [], []
         for unit, regions in zip(self.units, self.layout(window, stride), strict=True):
             live = regions[:, 0] >= 0
-            area = np.where(live, (regions[:, 1] - regions[:, 0] + 1) * (regions[:, 3] - regions[:, 2] + 1), 0)
+            area = np.where(
+                live, (regions[:, 1] - regions[:, 0] + 1) * (regions[:, 3] - regions[:, 2] + 1), 0
+            )
             inc.append(unit.cost * float(area.sum()))
             whole.append(unit.cost * unit.out_hw[0] * unit.out_hw[1] * len(regions))
         return np.asarray(inc), np.asarray(whole)
 
     def cut(self, window: tuple[int, int], stride: tuple[int, int]) -> int:
-        """First unit that runs on whole maps for a ``window`` / ``stride`` occlusion (``len(units)``:
+        """First unit that runs on whole maps for a ``window`` / ``stride`` occlusion
+        (``len(units)``:
         none). Deep layers whose changed region covers most of the map gain nothing from crops;
         from the cut on, the copies run on whole maps (same outputs). The cut minimises
         ``CROP_OVERHEAD`` x the units' multiply-adds before it + whole maps' after it."""
@@ -439,7 +579,9 @@ class IncrementalPlan:
         k = self.cut(window, stride)
         n = len(self.layout(window, stride)[0])
         total = whole.sum() + self.tail_cost * n
-        return float((inc[:k].sum() + whole[k:].sum() + self.tail_cost * n) / total) if total else 1.0
+        return (
+            float((inc[:k].sum() + whole[k:].sum() + self.tail_cost * n) / total) if total else 1.0
+        )
 
     def cache(self, image: np.ndarray) -> dict:
         """Activations of ``image`` (C, H, W) that the units and the tail read, by tensor name,
@@ -455,8 +597,14 @@ class IncrementalPlan:
             acts["__out__"] = got[0][0].astype(np.float64)
         return acts
 
-    def logits(self, cache: dict, windows: np.ndarray, baseline: np.ndarray, window: tuple[int, int],
-               stride: tuple[int, int]) -> np.ndarray:
+    def logits(
+        self,
+        cache: dict,
+        windows: np.ndarray,
+        baseline: np.ndarray,
+        window: tuple[int, int],
+        stride: tuple[int, int],
+    ) -> np.ndarray:
         """Outputs (B, K) float64 of occluded copies of the image whose activations ``cache``
         holds (from :meth:`cache`): copy b has window ``windows[b]`` of the ``window`` /
         ``stride`` grid (row-major, as :func:`ainu_engine.kernels._occlusion.window_grid`) set to
@@ -469,9 +617,13 @@ class IncrementalPlan:
         # per copy: tensor -> (region, values over the region)
         state = []
         for win in windows:
-            r = (int(tops[win]), min(int(tops[win]) + window[0], h) - 1,
-                 int(lefts[win]), min(int(lefts[win]) + window[1], w) - 1)
-            state.append({self.input_name: (r, baseline[:, r[0]:r[1] + 1, r[2]:r[3] + 1])})
+            r = (
+                int(tops[win]),
+                min(int(tops[win]) + window[0], h) - 1,
+                int(lefts[win]),
+                min(int(lefts[win]) + window[1], w) - 1,
+            )
+            state.append({self.input_name: (r, baseline[:, r[0] : r[1] + 1, r[2] : r[3] + 1])})
         cut = self.cut(window, stride)
         for u_i, unit in enumerate(self.units[:cut]):
             self._run_unit(unit, layout[u_i][windows], cache, state)
@@ -479,7 +631,9 @@ class IncrementalPlan:
             return self._tail_on_whole_maps(cut, cache, state)
         if self.pooled is not None:
             return self._head(self._pooled(cache, state))
-        return self.tail.run([self.out_name], self._whole_maps(cache, state, self.tail_inputs))[0].astype(np.float64)
+        return self.tail.run([self.out_name], self._whole_maps(cache, state, self.tail_inputs))[
+            0
+        ].astype(np.float64)
 
     def _run_unit(self, unit: _Unit, out: np.ndarray, cache: dict, state: list) -> None:
         """One unit on the changed crops of every copy (``out``: each copy's changed output
@@ -494,17 +648,29 @@ class IncrementalPlan:
             for k, name in enumerate(unit.inputs):
                 boxes = [unit.reads(k, r) for r in regions]
                 r0, r1, c0, c1 = boxes[0]
-                x = np.empty((len(members), cache[name].shape[0], r1 - r0 + 1, c1 - c0 + 1), np.float32)
+                x = np.empty(
+                    (len(members), cache[name].shape[0], r1 - r0 + 1, c1 - c0 + 1), np.float32
+                )
                 for j, b in enumerate(members):
-                    _crop(x[j], cache[name], state[b].get(name), boxes[j], unit.pad_value if k == 0 else 0.0)
+                    _crop(
+                        x[j],
+                        cache[name],
+                        state[b].get(name),
+                        boxes[j],
+                        unit.pad_value if k == 0 else 0.0,
+                    )
                 feeds[name] = x
             ys = unit.session.run(unit.outputs, feeds)
             for j, b in enumerate(members):
                 for name, y in zip(unit.outputs, ys, strict=True):
                     state[b][name] = (regions[j], y[j])
 
-        parts = [part for members in groups.values()
-                 for part in np.array_split(members, min(self.threads, len(members))) if len(part)]
+        parts = [
+            part
+            for members in groups.values()
+            for part in np.array_split(members, min(self.threads, len(members)))
+            if len(part)
+        ]
         list(self._map(run, parts))
         for copy in state:  # memory: only the changed values later units read are kept
             for name in unit.done:
@@ -516,7 +682,8 @@ class IncrementalPlan:
         tail, names = self._tail_at(cut), self.live_at[cut]
 
         def whole(s):
-            return tail.run(None, self._whole_maps(cache, state[s:s + 1], names))[0]
+            return tail.run(None, self._whole_maps(cache, state[s : s + 1], names))[0]
+
         y = np.concatenate(list(self._map(whole, range(len(state)))))
         if self.pooled is None:
             return y.astype(np.float64)
@@ -529,8 +696,10 @@ class IncrementalPlan:
         for b, copy in enumerate(state):
             if self.pooled in copy:
                 (r0, r1, c0, c1), new = copy[self.pooled]
-                old = full[:, r0:r1 + 1, c0:c1 + 1]
-                pooled[b] += (new.astype(np.float64) - old).sum(axis=(1, 2)) / (full.shape[1] * full.shape[2])
+                old = full[:, r0 : r1 + 1, c0 : c1 + 1]
+                pooled[b] += (new.astype(np.float64) - old).sum(axis=(1, 2)) / (
+                    full.shape[1] * full.shape[2]
+                )
         return pooled
 
     def close(self) -> None:
@@ -557,14 +726,15 @@ class IncrementalPlan:
 
     @staticmethod
     def _whole_maps(cache: dict, state: list, names) -> dict:
-        """Batches of whole maps ``names`` of every copy: the image's, with the copy's changed values."""
+        """Batches of whole maps ``names`` of every copy: the image's, with the copy's changed
+        values."""
         feeds = {}
         for name in names:
             x = np.repeat(cache[name][None], len(state), axis=0)
             for b, copy in enumerate(state):
                 if name in copy:
                     (r0, r1, c0, c1), new = copy[name]
-                    x[b][:, r0:r1 + 1, c0:c1 + 1] = new
+                    x[b][:, r0 : r1 + 1, c0 : c1 + 1] = new
             feeds[name] = x
         return feeds
 
@@ -573,7 +743,9 @@ class IncrementalPlan:
         if cut not in self._cut_tails:
             import onnx
 
-            sub = onnx.utils.Extractor(self._model).extract_model(self.live_at[cut], [self.pooled or self.out_name])
+            sub = onnx.utils.Extractor(self._model).extract_model(
+                self.live_at[cut], [self.pooled or self.out_name]
+            )
             _free_dims(sub, (0,))
             self._cut_tails[cut] = self._session(sub, 1)
         return self._cut_tails[cut]
@@ -594,7 +766,9 @@ def _shared_arena(ort) -> bool:
     """One CPU memory arena for all unit sessions (registered once per process)."""
     if not _SHARED_ARENA:
         try:
-            info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            info = ort.OrtMemoryInfo(
+                "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
+            )
             ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
             _SHARED_ARENA.append(True)
         except Exception:  # noqa: BLE001 - an older ONNX Runtime: each session allocates by itself
@@ -602,7 +776,9 @@ def _shared_arena(ort) -> bool:
     return _SHARED_ARENA[0]
 
 
-def _build_sessions(model, units, tail_from, tail_inputs, in_name, out_name, session, n_threads: int):
+def _build_sessions(
+    model, units, tail_from, tail_inputs, in_name, out_name, session, n_threads: int
+):
     """Sessions of every unit (window operator padding removed, free spatial size), of the tail
     and of the whole model with every cached tensor as an extra output."""
     import onnx
@@ -622,7 +798,9 @@ def _build_sessions(model, units, tail_from, tail_inputs, in_name, out_name, ses
         unit.session = session(sub, 1, arena=False)
     tail = extractor.extract_model(tail_from, [out_name])
     _free_dims(tail, (0,))
-    cache_names = sorted({t for u in units for t in u.inputs + u.outputs if t != in_name} | set(tail_inputs))
+    cache_names = sorted(
+        {t for u in units for t in u.inputs + u.outputs if t != in_name} | set(tail_inputs)
+    )
     cached = onnx.ModelProto()
     cached.CopyFrom(model)
     for t in cache_names:
@@ -639,29 +817,37 @@ def _crop(x: np.ndarray, full: np.ndarray, changed, box, pad: float) -> None:
     a0, a1, b0, b1 = max(r0, 0), min(r1, h - 1), max(c0, 0), min(c1, w - 1)
     if a0 != r0 or a1 != r1 or b0 != c0 or b1 != c1:
         x.fill(pad)
-    x[:, a0 - r0:a1 + 1 - r0, b0 - c0:b1 + 1 - c0] = full[:, a0:a1 + 1, b0:b1 + 1]
+    x[:, a0 - r0 : a1 + 1 - r0, b0 - c0 : b1 + 1 - c0] = full[:, a0 : a1 + 1, b0 : b1 + 1]
     if changed is not None:
         (q0, q1, p0, p1), vals = changed
         # the changed region may reach past this box (positions a strided window skips)
         a0, a1, b0, b1 = max(q0, r0), min(q1, r1), max(p0, c0), min(p1, c1)
         if a0 <= a1 and b0 <= b1:
-            x[:, a0 - r0:a1 + 1 - r0, b0 - c0:b1 + 1 - c0] = vals[:, a0 - q0:a1 + 1 - q0, b0 - p0:b1 + 1 - p0]
+            x[:, a0 - r0 : a1 + 1 - r0, b0 - c0 : b1 + 1 - c0] = vals[
+                :, a0 - q0 : a1 + 1 - q0, b0 - p0 : b1 + 1 - p0
+            ]
 
 
 def _kind(node, acts, shapes, values):
-    """"window", "pointwise", or None for a node the plan cannot map position by position."""
+    """ "window", "pointwise", or None for a node the plan cannot map position by position."""
     out_shape = shapes.get(node.output[0], [])
     if not acts or len(out_shape) != 4 or any(len(shapes.get(i, [])) != 4 for i in acts):
         return None
     if node.op_type in _WINDOWED:
         if len(acts) != 1 or _axes(node, shapes[acts[0]][2:], out_shape[2:]) is None:
             return None
-        if node.op_type == "AveragePool" and any(_attr(node, "pads", [0]))\
-                and not _attr(node, "count_include_pad", 0):
+        if (
+            node.op_type == "AveragePool"
+            and any(_attr(node, "pads", [0]))
+            and not _attr(node, "count_include_pad", 0)
+        ):
             return None  # the divisor changes near the border: explicit padding would not equal it
         return "window"
-    if node.op_type in _POINTWISE or (node.op_type == "Concat" and _attr(node, "axis", 0) in (1, -3)):
-        # every activation input at the output's size (a pooled (B, C, 1, 1) factor is not per position)
+    if node.op_type in _POINTWISE or (
+        node.op_type == "Concat" and _attr(node, "axis", 0) in (1, -3)
+    ):
+        # every activation input at the output's size (a pooled (B, C, 1, 1) factor is not per
+        # position)
         return "pointwise" if all(shapes[i][2:] == out_shape[2:] for i in acts) else None
     return None
 
@@ -677,7 +863,9 @@ def _attr(node, name, default):
 
 def _axes(node, in_hw, out_hw):
     auto = _attr(node, "auto_pad", b"NOTSET")
-    if (auto.decode() if isinstance(auto, bytes) else auto) not in ("NOTSET", "VALID") or _attr(node, "ceil_mode", 0):
+    if (auto.decode() if isinstance(auto, bytes) else auto) not in ("NOTSET", "VALID") or _attr(
+        node, "ceil_mode", 0
+    ):
         return None
     kernel = _attr(node, "kernel_shape", None)
     if kernel is None or len(kernel) != 2:
@@ -685,7 +873,10 @@ def _axes(node, in_hw, out_hw):
     strides = _attr(node, "strides", [1, 1])
     dil = _attr(node, "dilations", [1, 1])
     pads = _attr(node, "pads", [0, 0, 0, 0])
-    return tuple(_Axis((kernel[i] - 1) * dil[i] + 1, strides[i], pads[i], in_hw[i], out_hw[i]) for i in range(2))
+    return tuple(
+        _Axis((kernel[i] - 1) * dil[i] + 1, strides[i], pads[i], in_hw[i], out_hw[i])
+        for i in range(2)
+    )
 
 
 def _is_global_mean(node, values) -> bool:
@@ -707,8 +898,14 @@ def _linear_head(nodes, pooled: str, out_name: str, values):
         if nd.op_type in _FLAT and nd.input[0] == current:
             current = nd.output[0]
             continue
-        if (nd.op_type == "Gemm" and nd.input[0] == current and nd.output[0] == out_name and k == len(nodes) - 1
-                and nd.input[1] in values and not _attr(nd, "transA", 0)):
+        if (
+            nd.op_type == "Gemm"
+            and nd.input[0] == current
+            and nd.output[0] == out_name
+            and k == len(nodes) - 1
+            and nd.input[1] in values
+            and not _attr(nd, "transA", 0)
+        ):
             weight = np.asarray(values[nd.input[1]], np.float64)
             weight = weight if _attr(nd, "transB", 0) else weight.T
             weight = weight * float(_attr(nd, "alpha", 1.0))
@@ -716,8 +913,10 @@ def _linear_head(nodes, pooled: str, out_name: str, values):
             if len(nd.input) > 2 and nd.input[2]:
                 if nd.input[2] not in values:
                     return None
-                bias = np.broadcast_to(np.asarray(values[nd.input[2]], np.float64) * float(_attr(nd, "beta", 1.0)),
-                                       (weight.shape[0],)).copy()
+                bias = np.broadcast_to(
+                    np.asarray(values[nd.input[2]], np.float64) * float(_attr(nd, "beta", 1.0)),
+                    (weight.shape[0],),
+                ).copy()
             return weight, bias
         return None
     return None

@@ -54,17 +54,30 @@ def forward_fn(model):
 
         def run(x):
             with torch.inference_mode():
-                return model(torch.from_numpy(np.ascontiguousarray(x)).to(dev)).float().cpu().numpy()
+                return (
+                    model(torch.from_numpy(np.ascontiguousarray(x)).to(dev)).float().cpu().numpy()
+                )
 
         return run, None, 32
-    raise TypeError(f"expected a backend, a Classifier or a torch.nn.Module, got {type(model).__name__}")
+    raise TypeError(
+        f"expected a backend, a Classifier or a torch.nn.Module, got {type(model).__name__}"
+    )
 
 
-def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int | tuple[int, int] = 32,
-              target: int | str | Sequence | None = None, baseline: float | str | np.ndarray = 0.0,
-              output: str = "logits", batch_size: int | None = None,
-              blur_sigma_px: float = 16.0, incremental: bool | None = None,
-              plans: IncrementalPlans | None = None) -> Attribution | list[Attribution]:
+def occlusion(
+    model,
+    image,
+    *,
+    window: int | tuple[int, int] = 64,
+    stride: int | tuple[int, int] = 32,
+    target: int | str | Sequence | None = None,
+    baseline: float | str | np.ndarray = 0.0,
+    output: str = "logits",
+    batch_size: int | None = None,
+    blur_sigma_px: float = 16.0,
+    incremental: bool | None = None,
+    plans: IncrementalPlans | None = None,
+) -> Attribution | list[Attribution]:
     """Occlusion attribution of one image (C, H, W) — or a list / (N, C, H, W) batch, whose
     windows are batched together — equal to ``captum.attr.Occlusion(model).attribute(x,
     sliding_window_shapes=(C, wh, ww), strides=(C, sh, sw), target=t, baselines=b)``.
@@ -111,7 +124,8 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
     them) and the last one is clipped at the border; each covers every channel. Attribution of
     pixel p = Σ over windows k covering p of (f_t(x) − f_t(x_k)) / K(p). The occluded batches are
     built in one buffer by a Numba kernel and the deltas accumulated by another
-    (``ainu_engine.kernels._occlusion``); only the model's outputs come back per batch. Windows of several
+    (``ainu_engine.kernels._occlusion``); only the model's outputs come back per batch. Windows of
+    several
     images share batches (on a CUDA backend the batches are built on the device, one image at a
     time). With the incremental plan the model's output after a global average pool is
     computed in float64 from float32 features (a window's effect is not the difference of two
@@ -134,11 +148,18 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
     try:
         plan, why = _incremental_plan(model, images[0].shape, incremental, win, step, plans)
         if plan is not None:
-            bs = int(batch_size or 64)  # a DenseNet-121 keeps every copy's changed feature maps: memory
-            base_out, jobs = _occlude_incremental_all(plan, images, target, names, baseline, blur_sigma_px,
-                                                      win, step, bs, output)
-            extra = {"incremental": True, **plan.description, "incremental_units": plan.cut(win, step),
-                     "work_fraction": round(plan.work_fraction(win, step), 4)}
+            bs = int(
+                batch_size or 64
+            )  # a DenseNet-121 keeps every copy's changed feature maps: memory
+            base_out, jobs = _occlude_incremental_all(
+                plan, images, target, names, baseline, blur_sigma_px, win, step, bs, output
+            )
+            extra = {
+                "incremental": True,
+                **plan.description,
+                "incremental_units": plan.cut(win, step),
+                "work_fraction": round(plan.work_fraction(win, step), 4),
+            }
         else:
             bs = int(batch_size or max(preferred, 8))
 
@@ -146,25 +167,34 @@ def occlusion(model, image, *, window: int | tuple[int, int] = 64, stride: int |
                 return _output(np.asarray(fwd(x), np.float64), output)
 
             base_out = f(np.stack(images))
-            jobs = [_job(img, row, target, names, baseline, blur_sigma_px, win, step)
-                    for img, row in zip(images, base_out, strict=True)]
+            jobs = [
+                _job(img, row, target, names, baseline, blur_sigma_px, win, step)
+                for img, row in zip(images, base_out, strict=True)
+            ]
             if _backend_device(model) == "cuda" and _real_gpu():
                 for n, (img, job) in enumerate(zip(images, jobs, strict=True)):
-                    job["attr"], job["counts"] = _occlude_on_gpu(f, img, job, win, bs, base_out[n, job["targets"]])
+                    job["attr"], job["counts"] = _occlude_on_gpu(
+                        f, img, job, win, bs, base_out[n, job["targets"]]
+                    )
             else:
                 _occlude_whole(f, images, jobs, base_out, win, bs)
             extra = {"incremental": False, "incremental_why_not": why}
     finally:
         if owned:
             plans.close()
-    return _results(images, jobs, names, base_out, win, step, baseline, output, bs, extra, t_start, single)
+    return _results(
+        images, jobs, names, base_out, win, step, baseline, output, bs, extra, t_start, single
+    )
 
 
 def _as_images(image) -> tuple[list[np.ndarray], bool]:
     """The images as a list of contiguous float32 (C, H, W), and whether one was given alone."""
     single = isinstance(image, np.ndarray) and image.ndim == 3
-    images = [np.ascontiguousarray(image, np.float32)] if single else [np.ascontiguousarray(i, np.float32)
-                                                                        for i in image]
+    images = (
+        [np.ascontiguousarray(image, np.float32)]
+        if single
+        else [np.ascontiguousarray(i, np.float32) for i in image]
+    )
     if not images or any(i.ndim != 3 for i in images):
         raise ValueError("image must be (C, H, W), (N, C, H, W) or a list of (C, H, W) arrays")
     if any(img.shape != images[0].shape for img in images):
@@ -188,13 +218,21 @@ def _job(img, out_row, target, names, baseline, blur_sigma_px, window, stride) -
 
     targets = _targets(target, out_row, names)
     tops, lefts = window_grid(img.shape[1], img.shape[2], window, stride)
-    return {"targets": targets, "base": _baseline(img, baseline, blur_sigma_px), "tops": tops, "lefts": lefts,
-            "attr": np.zeros((len(targets), *img.shape[1:]), np.float64),
-            "counts": np.zeros(img.shape[1:], np.int64)}
+    return {
+        "targets": targets,
+        "base": _baseline(img, baseline, blur_sigma_px),
+        "tops": tops,
+        "lefts": lefts,
+        "attr": np.zeros((len(targets), *img.shape[1:]), np.float64),
+        "counts": np.zeros(img.shape[1:], np.int64),
+    }
 
 
-def _occlude_incremental_all(plan, images, target, names, baseline, blur_sigma_px, window, stride, bs, output):
-    """Every image through the incremental plan, one at a time (its cached activations are large)."""
+def _occlude_incremental_all(
+    plan, images, target, names, baseline, blur_sigma_px, window, stride, bs, output
+):
+    """Every image through the incremental plan, one at a time (its cached activations are
+    large)."""
     rows, jobs = [], []
     for img in images:
         cache = plan.cache(img)
@@ -213,7 +251,7 @@ def _occlude_whole(f, images, jobs, base_out, window, bs) -> None:
     queue = [(n, w) for n, job in enumerate(jobs) for w in range(len(job["tops"]))]
     buf = np.empty((min(bs, len(queue)), *images[0].shape), np.float32)
     for s in range(0, len(queue), bs):
-        chunk = queue[s:s + bs]
+        chunk = queue[s : s + bs]
         segments = []  # (image, first window, count, offset in the batch)
         for off, (n, w) in enumerate(chunk):
             if segments and segments[-1][0] == n:
@@ -222,31 +260,59 @@ def _occlude_whole(f, images, jobs, base_out, window, bs) -> None:
                 segments.append([n, w, 1, off])
         for n, w0, cnt, off in segments:
             job = jobs[n]
-            fill_occluded(images[n], job["base"], job["tops"][w0:w0 + cnt], job["lefts"][w0:w0 + cnt], wh, ww,
-                          buf[off:off + cnt])
-        out = f(buf[:len(chunk)])
+            fill_occluded(
+                images[n],
+                job["base"],
+                job["tops"][w0 : w0 + cnt],
+                job["lefts"][w0 : w0 + cnt],
+                wh,
+                ww,
+                buf[off : off + cnt],
+            )
+        out = f(buf[: len(chunk)])
         for n, w0, cnt, off in segments:
             job = jobs[n]
             ref = base_out[n, job["targets"]]
-            deltas = np.ascontiguousarray(ref[None, :] - out[off:off + cnt][:, job["targets"]])
-            accumulate_deltas(deltas, job["tops"][w0:w0 + cnt], job["lefts"][w0:w0 + cnt], wh, ww,
-                              job["attr"], job["counts"])
+            deltas = np.ascontiguousarray(ref[None, :] - out[off : off + cnt][:, job["targets"]])
+            accumulate_deltas(
+                deltas,
+                job["tops"][w0 : w0 + cnt],
+                job["lefts"][w0 : w0 + cnt],
+                wh,
+                ww,
+                job["attr"],
+                job["counts"],
+            )
 
 
 def _output(z: np.ndarray, output: str) -> np.ndarray:
     return softmax(z) if output == "probabilities" else z
 
 
-def _results(images, jobs, names, base_out, window, stride, baseline, output, bs, extra, t_start, single):
+def _results(
+    images, jobs, names, base_out, window, stride, baseline, output, bs, extra, t_start, single
+):
     results = []
     for n, job in enumerate(jobs):
         maps = (job["attr"] / np.maximum(job["counts"], 1)[None]).astype(np.float32)
-        results.append(Attribution(maps, job["targets"], names, "occlusion",
-                                   {"window": list(window), "stride": list(stride),
-                                    "n_windows": int(len(job["tops"])),
-                                    "baseline": baseline if isinstance(baseline, (int, float, str)) else "array",
-                                    "output": output, "batch_size": bs, **extra},
-                                   base_out[n].astype(np.float32)))
+        results.append(
+            Attribution(
+                maps,
+                job["targets"],
+                names,
+                "occlusion",
+                {
+                    "window": list(window),
+                    "stride": list(stride),
+                    "n_windows": int(len(job["tops"])),
+                    "baseline": baseline if isinstance(baseline, (int, float, str)) else "array",
+                    "output": output,
+                    "batch_size": bs,
+                    **extra,
+                },
+                base_out[n].astype(np.float32),
+            )
+        )
     seconds = time.perf_counter() - t_start
     for r in results:
         r.seconds = seconds / len(results)
@@ -283,8 +349,9 @@ class IncrementalPlans:
         except ImportError as err:  # the onnx package (cpu/cuda/train extras) reads the graph
             return f"the incremental plan needs the onnx package (pip install onnx): {err}"
         try:
-            return IncrementalPlan.from_onnx(backend.model_path, shape, threads=backend.threads,
-                                             spinning=backend.spinning)
+            return IncrementalPlan.from_onnx(
+                backend.model_path, shape, threads=backend.threads, spinning=backend.spinning
+            )
         except ImportError as err:
             return f"the incremental plan needs the onnx package (pip install onnx): {err}"
         except IncrementalUnsupported as err:
@@ -303,12 +370,17 @@ class IncrementalPlans:
         self.close()
 
 
-def _incremental_plan(model, shape, incremental: bool | None, window, stride, plans: IncrementalPlans):
+def _incremental_plan(
+    model, shape, incremental: bool | None, window, stride, plans: IncrementalPlans
+):
     """(plan, None) when occlusion runs incrementally, else (None, the reason)."""
     if incremental is False:
         return None, "incremental=False"
     backend = model.backend if hasattr(model, "backend") and hasattr(model, "info") else model
-    if getattr(backend, "name", None) != "onnxruntime" or getattr(backend, "provider", None) != "cpu":
+    if (
+        getattr(backend, "name", None) != "onnxruntime"
+        or getattr(backend, "provider", None) != "cpu"
+    ):
         why = "the incremental plan runs on the ONNX Runtime CPU backend only"
     else:
         plan = plans.get(backend, shape)
@@ -318,8 +390,11 @@ def _incremental_plan(model, shape, incremental: bool | None, window, stride, pl
             frac = plan.work_fraction(window, stride)
             if incremental or frac <= INCREMENTAL_MAX_WORK:
                 return plan, None
-            return None, (f"windows this large change {frac:.0%} of the model's work "
-                          f"(the incremental plan pays below {INCREMENTAL_MAX_WORK:.0%}; incremental=True forces it)")
+            return None, (
+                f"windows this large change {frac:.0%} of the model's work "
+                f"(the incremental plan pays below {INCREMENTAL_MAX_WORK:.0%}; incremental=True "
+                "forces it)"
+            )
     if incremental:
         raise ValueError(f"occlusion cannot run incrementally: {why}")
     return None, why
@@ -334,8 +409,15 @@ def _occlude_incremental(plan, cache, job, ref, window, stride, bs, output):
         idx = np.arange(s, min(s + bs, n_win))
         out = _output(plan.logits(cache, idx, job["base"], window, stride), output)
         deltas = np.ascontiguousarray(ref[job["targets"]][None, :] - out[:, job["targets"]])
-        accumulate_deltas(deltas, job["tops"][s:s + len(idx)], job["lefts"][s:s + len(idx)], window[0], window[1],
-                          job["attr"], job["counts"])
+        accumulate_deltas(
+            deltas,
+            job["tops"][s : s + len(idx)],
+            job["lefts"][s : s + len(idx)],
+            window[0],
+            window[1],
+            job["attr"],
+            job["counts"],
+        )
 
 
 def _baseline(img: np.ndarray, baseline, blur_sigma_px: float) -> np.ndarray:
@@ -344,7 +426,9 @@ def _baseline(img: np.ndarray, baseline, blur_sigma_px: float) -> np.ndarray:
             raise ValueError(f"baseline must be a number, 'blur' or an array, got {baseline!r}")
         from scipy import ndimage
 
-        return np.stack([ndimage.gaussian_filter(ch, blur_sigma_px, mode="nearest") for ch in img]).astype(np.float32)
+        return np.stack(
+            [ndimage.gaussian_filter(ch, blur_sigma_px, mode="nearest") for ch in img]
+        ).astype(np.float32)
     if np.isscalar(baseline):
         return np.full_like(img, np.float32(baseline))
     return np.ascontiguousarray(np.broadcast_to(np.asarray(baseline, np.float32), img.shape))
@@ -382,9 +466,11 @@ def _occlude_on_gpu(f, img, job, window, bs, ref):
     for s in range(0, len(tops), bs):
         e = min(s + bs, len(tops))
         fill_occluded_cuda(d_img, d_base, d_tops[s:e], d_lefts[s:e], wh, ww, d_buf)
-        out = f(d_buf[:e - s])
+        out = f(d_buf[: e - s])
         deltas = np.ascontiguousarray(ref[None, :] - out[:, targets])
-        accumulate_deltas_cuda(cuda.to_device(deltas), d_tops[s:e], d_lefts[s:e], wh, ww, d_attr, d_counts)
+        accumulate_deltas_cuda(
+            cuda.to_device(deltas), d_tops[s:e], d_lefts[s:e], wh, ww, d_attr, d_counts
+        )
     return d_attr.copy_to_host(), d_counts.copy_to_host()
 
 

@@ -27,12 +27,26 @@ __all__ = ["explain_files", "explain_prepared", "default_window", "METHODS"]
 METHODS = ("occlusion", "cam", "gradcam", "ig")
 
 
-def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.PathLike, *, method: str = "occlusion",
-                  window: int | None = None, stride: int | None = None, target=None, baseline: float | str = 0.0,
-                  output: str = "logits", backend: str = "auto", device: str = "auto", perturb: str | None = None,
-                  limit: int | None = None, seed: int = 0, incremental: bool | None = None,
-                  on_item: Callable[[dict], None] | None = None,
-                  on_error: Callable[[str, str], None] | None = None) -> dict:
+def explain_files(
+    inputs: Sequence,
+    model: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    method: str = "occlusion",
+    window: int | None = None,
+    stride: int | None = None,
+    target=None,
+    baseline: float | str = 0.0,
+    output: str = "logits",
+    backend: str = "auto",
+    device: str = "auto",
+    perturb: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    incremental: bool | None = None,
+    on_item: Callable[[dict], None] | None = None,
+    on_error: Callable[[str, str], None] | None = None,
+) -> dict:
     """Explain every nucleus of ``inputs`` (files, folders, globs, manifests).
 
     Writes per nucleus ``OUT/NAME.png`` (overlay), ``OUT/NAME.npy`` (float32 (T, H, W) maps)
@@ -56,13 +70,33 @@ def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.Path
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if method != "occlusion" and Path(model).suffix != ".pt":
-        raise InputError(f"--method {method} needs the PyTorch model", path=model,
-                         hint="pass the training checkpoint (RUN/best.pt) as --model")
-    clf = Classifier(create_backend(model, backend if method == "occlusion" else "torch", device=device),
-                     render_device="cpu" if device == "cpu" else "auto")
-    with clf, _ExplainRun(clf, out, method=method, window=window, stride=stride, target=target,
-                          baseline=baseline, output=output, perturb=perturb, seed=seed, incremental=incremental,
-                          on_item=on_item, on_error=on_error) as run:
+        raise InputError(
+            f"--method {method} needs the PyTorch model",
+            path=model,
+            hint="pass the training checkpoint (RUN/best.pt) as --model",
+        )
+    clf = Classifier(
+        create_backend(model, backend if method == "occlusion" else "torch", device=device),
+        render_device="cpu" if device == "cpu" else "auto",
+    )
+    with (
+        clf,
+        _ExplainRun(
+            clf,
+            out,
+            method=method,
+            window=window,
+            stride=stride,
+            target=target,
+            baseline=baseline,
+            output=output,
+            perturb=perturb,
+            seed=seed,
+            incremental=incremental,
+            on_item=on_item,
+            on_error=on_error,
+        ) as run,
+    ):
         for path in expand_inputs(inputs):
             try:
                 locs = read(path)
@@ -77,15 +111,34 @@ def explain_files(inputs: Sequence, model: str | os.PathLike, out: str | os.Path
         return run.finish()
 
 
-def explain_prepared(classifier, nuclei: Sequence, out: str | os.PathLike, *, method: str = "occlusion",
-                     window: int | None = None, stride: int | None = None, target=None,
-                     baseline: float | str = 0.0, output: str = "logits", incremental: bool | None = None) -> dict:
+def explain_prepared(
+    classifier,
+    nuclei: Sequence,
+    out: str | os.PathLike,
+    *,
+    method: str = "occlusion",
+    window: int | None = None,
+    stride: int | None = None,
+    target=None,
+    baseline: float | str = 0.0,
+    output: str = "logits",
+    incremental: bool | None = None,
+) -> dict:
     """Explain nuclei that are already rendered for ``classifier``'s model: ``nuclei`` is a list
     of (path, Nucleus, Prepared[, Prediction]) as a screen keeps them. Same outputs and summary
     as :func:`explain_files`; nothing is read or rendered again and the model is not reloaded.
     """
-    with _ExplainRun(classifier, out, method=method, window=window, stride=stride, target=target,
-                     baseline=baseline, output=output, incremental=incremental) as run:
+    with _ExplainRun(
+        classifier,
+        out,
+        method=method,
+        window=window,
+        stride=stride,
+        target=target,
+        baseline=baseline,
+        output=output,
+        incremental=incremental,
+    ) as run:
         for path, n, prep, *_ in nuclei:
             try:
                 run.nucleus(path, n, prep)
@@ -98,20 +151,43 @@ class _ExplainRun:
     """One explain output folder: the settings, the per-nucleus files, ``explain.jsonl``, the
     nucleoli-replacement rows, the incremental-occlusion plans, and the summary."""
 
-    def __init__(self, clf, out, *, method="occlusion", window=None, stride=None, target=None, baseline=0.0,
-                 output="logits", perturb=None, seed=0, incremental=None, on_item=None, on_error=None) -> None:
+    def __init__(
+        self,
+        clf,
+        out,
+        *,
+        method="occlusion",
+        window=None,
+        stride=None,
+        target=None,
+        baseline=0.0,
+        output="logits",
+        perturb=None,
+        seed=0,
+        incremental=None,
+        on_item=None,
+        on_error=None,
+    ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         if perturb not in (None, "nucleoli"):
             raise ValueError(f"perturb must be 'nucleoli' or None, got {perturb!r}")
         info = clf.info
         if clf.patch_size:
-            raise InputError("explain works on image-mode models (this one votes patches)", path=info.path)
+            raise InputError(
+                "explain works on image-mode models (this one votes patches)", path=info.path
+            )
         if method == "occlusion":
             window, stride = _check_window(info, window, stride)
         self.t0 = time.perf_counter()
         self.clf, self.method, self.names = clf, method, list(info.classes)
-        self.window, self.stride, self.target, self.baseline, self.output = window, stride, target, baseline, output
+        self.window, self.stride, self.target, self.baseline, self.output = (
+            window,
+            stride,
+            target,
+            baseline,
+            output,
+        )
         self.perturb, self.incremental = perturb, incremental
         self.on_item, self.on_error = on_item, on_error
         self.rng = np.random.default_rng(seed)
@@ -129,9 +205,17 @@ class _ExplainRun:
         from ._occlusion import occlusion
 
         if self.method == "occlusion":
-            return occlusion(self.clf, img, window=self.window, stride=self.stride, target=self.target,
-                             baseline=self.baseline, output=self.output, incremental=self.incremental,
-                             plans=self.plans)
+            return occlusion(
+                self.clf,
+                img,
+                window=self.window,
+                stride=self.stride,
+                target=self.target,
+                baseline=self.baseline,
+                output=self.output,
+                incremental=self.incremental,
+                plans=self.plans,
+            )
         fn = {"cam": cam, "gradcam": gradcam, "ig": integrated_gradients}[self.method]
         return fn(self.clf, img, target=self.target, class_names=self.names)
 
@@ -145,13 +229,24 @@ class _ExplainRun:
         pred = names[int(np.argmax(prob))]
         stem = Path(path).name.split(".")[0] + (f"_{n.id}" if n.id else "")
         np.save(self.out / f"{stem}.npy", a.maps)
-        write_overlay(self.out / f"{stem}.png", img, a.maps[0],
-                      title=f"{self.method} for {names[a.targets[0]]} (call {pred}, p={prob.max():.2f})")
-        rec = {"source": str(path), "nucleus_id": n.id, "predicted": pred,
-               "probabilities": {c: float(v) for c, v in zip(names, prob, strict=True)},
-               "targets": [names[t] for t in a.targets], "method": self.method, "params": a.params,
-               "map": str(self.out / f"{stem}.npy"), "overlay": str(self.out / f"{stem}.png"),
-               "seconds": round(a.seconds, 3)}
+        write_overlay(
+            self.out / f"{stem}.png",
+            img,
+            a.maps[0],
+            title=f"{self.method} for {names[a.targets[0]]} (call {pred}, p={prob.max():.2f})",
+        )
+        rec = {
+            "source": str(path),
+            "nucleus_id": n.id,
+            "predicted": pred,
+            "probabilities": {c: float(v) for c, v in zip(names, prob, strict=True)},
+            "targets": [names[t] for t in a.targets],
+            "method": self.method,
+            "params": a.params,
+            "map": str(self.out / f"{stem}.npy"),
+            "overlay": str(self.out / f"{stem}.png"),
+            "seconds": round(a.seconds, 3),
+        }
         self._against_truth(rec, path, n, prep, img, a, pred)
         self.records.append(rec)
         self.log.write(dumps(rec) + "\n")
@@ -161,7 +256,8 @@ class _ExplainRun:
         return rec
 
     def _against_truth(self, rec, path, n, prep, img, a, pred) -> None:
-        """Structure fractions (and the nucleoli replacement) where the simulator's truth is beside the file."""
+        """Structure fractions (and the nucleoli replacement) where the simulator's truth is
+        beside the file."""
         from ._structures import replace_nucleoli, structure_fractions, structure_masks, truth_for
 
         truth = truth_for(path)
@@ -169,9 +265,13 @@ class _ExplainRun:
         if tn is None:
             return
         r = prep.rendered
-        masks = structure_masks(tn, shape=img.shape[-2:], origin_nm=r.origin_nm, pixel_nm=r.pixel_nm)
+        masks = structure_masks(
+            tn, shape=img.shape[-2:], origin_nm=r.origin_nm, pixel_nm=r.pixel_nm
+        )
         rec["label"] = tn.get("label", truth.get("label"))
-        rec["structures"] = {self.names[t]: structure_fractions(a.maps[i], masks) for i, t in enumerate(a.targets)}
+        rec["structures"] = {
+            self.names[t]: structure_fractions(a.maps[i], masks) for i, t in enumerate(a.targets)
+        }
         if self.perturb == "nucleoli" and masks["nucleoli"].any():
             after = self.clf.classify(replace_nucleoli(img, masks, rng=self.rng)).label
             self.perturb_rows.append({"label": rec["label"], "before": pred, "after": after})
@@ -184,10 +284,15 @@ class _ExplainRun:
 
     def finish(self) -> dict:
         """Write ``summary.json`` (and ``perturb.json``); returns the summary."""
-        summary = {"model": str(self.clf.backend.model_path), "method": self.method,
-                   "nuclei": len(self.records), "failed": len(self.errors),
-                   "errors": [{"path": p, "error": m} for p, m in self.errors],
-                   "seconds": round(time.perf_counter() - self.t0, 2), "structures": _mean_structures(self.records)}
+        summary = {
+            "model": str(self.clf.backend.model_path),
+            "method": self.method,
+            "nuclei": len(self.records),
+            "failed": len(self.errors),
+            "errors": [{"path": p, "error": m} for p, m in self.errors],
+            "seconds": round(time.perf_counter() - self.t0, 2),
+            "structures": _mean_structures(self.records),
+        }
         if self.perturb == "nucleoli":
             summary["perturb_nucleoli"] = _perturb_summary(self.perturb_rows, self.names)
             with atomic_path(self.out / "perturb.json") as tmp:
@@ -210,14 +315,19 @@ class _ExplainRun:
 def _check_window(info, window, stride) -> tuple[int, int]:
     window, stride = default_window(info.input_size, window, stride)
     if window >= info.input_size:
-        raise InputError(f"an occlusion window of {window} px covers the whole {info.input_size} px input: "
-                         "one occlusion, a constant map", path=info.path,
-                         hint=f"use a smaller window (--window); this model's default is "
-                              f"{default_window(info.input_size)[0]}")
+        raise InputError(
+            f"an occlusion window of {window} px covers the whole {info.input_size} px input: "
+            "one occlusion, a constant map",
+            path=info.path,
+            hint=f"use a smaller window (--window); this model's default is "
+            f"{default_window(info.input_size)[0]}",
+        )
     return window, stride
 
 
-def default_window(size: int, window: int | None = None, stride: int | None = None) -> tuple[int, int]:
+def default_window(
+    size: int, window: int | None = None, stride: int | None = None
+) -> tuple[int, int]:
     """Occlusion window and stride for a model input of ``size`` px: the given ones, else the
     paper's 64 / 32 on 512 px in proportion (``size / 8``, and half the window)."""
     window = max(1, round(64 * size / 512)) if window is None else int(window)
@@ -245,7 +355,9 @@ def _mean_structures(records: list[dict]) -> dict:
         for target, fr in (r.get("structures") or {}).items():
             key = f"label={r.get('label')}, target={target}"
             for s, v in fr.items():
-                d = acc.setdefault(key, {}).setdefault(s, {"positive_attribution_fraction": [], "area_fraction": []})
+                d = acc.setdefault(key, {}).setdefault(
+                    s, {"positive_attribution_fraction": [], "area_fraction": []}
+                )
                 d["positive_attribution_fraction"].append(v["positive_attribution_fraction"])
                 d["area_fraction"].append(v["area_fraction"])
     out = {}
@@ -253,16 +365,22 @@ def _mean_structures(records: list[dict]) -> dict:
         out[key] = {}
         for s, d in structs.items():
             pa, af = np.asarray(d["positive_attribution_fraction"]), np.asarray(d["area_fraction"])
-            with warnings.catch_warnings():  # no positive attribution at all gives NaN, reported as such
+            with (
+                warnings.catch_warnings()
+            ):  # no positive attribution at all gives NaN, reported as such
                 warnings.simplefilter("ignore", RuntimeWarning)
                 out[key][s] = _stats(pa, af)
     return out
 
 
 def _stats(pa: np.ndarray, af: np.ndarray) -> dict:
-    return {"n": int(np.isfinite(pa).sum()), "positive_attribution_fraction_mean": float(np.nanmean(pa)),
-            "positive_attribution_fraction_sd": float(np.nanstd(pa)), "area_fraction_mean": float(np.nanmean(af)),
-            "enrichment_mean": float(np.nanmean(pa / af))}
+    return {
+        "n": int(np.isfinite(pa).sum()),
+        "positive_attribution_fraction_mean": float(np.nanmean(pa)),
+        "positive_attribution_fraction_sd": float(np.nanstd(pa)),
+        "area_fraction_mean": float(np.nanmean(af)),
+        "enrichment_mean": float(np.nanmean(pa / af)),
+    }
 
 
 def _perturb_summary(rows: list[dict], names: list[str]) -> dict:
@@ -273,5 +391,10 @@ def _perturb_summary(rows: list[dict], names: list[str]) -> dict:
             continue
         before = sum(r["before"] == c for r in sel) / len(sel)
         after = sum(r["after"] == c for r in sel) / len(sel)
-        out[c] = {"n": len(sel), "accuracy_before": before, "accuracy_after": after, "change": after - before}
+        out[c] = {
+            "n": len(sel),
+            "accuracy_before": before,
+            "accuracy_after": after,
+            "change": after - before,
+        }
     return out

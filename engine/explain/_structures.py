@@ -10,7 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["truth_for", "structure_masks", "structure_fractions", "replace_nucleoli", "write_overlay"]
+__all__ = [
+    "truth_for",
+    "structure_masks",
+    "structure_fractions",
+    "replace_nucleoli",
+    "write_overlay",
+]
 
 
 def truth_for(path: str | os.PathLike) -> dict | None:
@@ -20,7 +26,9 @@ def truth_for(path: str | os.PathLike) -> dict | None:
     return json.loads(cand.read_text()) if cand.is_file() else None
 
 
-def structure_masks(truth_nucleus: dict, *, shape: tuple[int, int], origin_nm, pixel_nm: float) -> dict:
+def structure_masks(
+    truth_nucleus: dict, *, shape: tuple[int, int], origin_nm, pixel_nm: float
+) -> dict:
     """Boolean (H, W) masks of ``nucleus`` (outline), ``nucleoli`` and ``periphery`` (a band
     inside the outline as wide as the simulator's periphery) on an image grid whose pixel
     (i, j) covers [x0 + j·p, x0 + (j+1)·p) x [y0 + i·p, ...) nm (a Rendered's origin/pixel)."""
@@ -36,7 +44,9 @@ def structure_masks(truth_nucleus: dict, *, shape: tuple[int, int], origin_nm, p
     nucleoli = np.zeros(shape, bool)
     for poly in truth_nucleus.get("nucleoli_nm", []):
         nucleoli |= mask(poly)
-    width_nm = (truth_nucleus.get("params", {}).get("cell_state", {}) or {}).get("periphery_width_nm", 500.0)
+    width_nm = (truth_nucleus.get("params", {}).get("cell_state", {}) or {}).get(
+        "periphery_width_nm", 500.0
+    )
     steps = max(1, int(round(width_nm / pixel_nm)))
     inner = ndimage.binary_erosion(nucleus, iterations=steps)
     return {"nucleus": nucleus, "nucleoli": nucleoli & nucleus, "periphery": nucleus & ~inner}
@@ -56,12 +66,17 @@ def structure_fractions(amap: np.ndarray, masks: dict) -> dict:
             continue
         frac = float(pos[m].sum()) / total if total > 0 else float("nan")
         area_frac = float((m & nucleus).sum()) / area if area else float("nan")
-        out[name] = {"positive_attribution_fraction": frac, "area_fraction": area_frac,
-                     "enrichment": frac / area_frac if area_frac else float("nan")}
+        out[name] = {
+            "positive_attribution_fraction": frac,
+            "area_fraction": area_frac,
+            "enrichment": frac / area_frac if area_frac else float("nan"),
+        }
     return out
 
 
-def replace_nucleoli(image: np.ndarray, masks: dict, *, rng: np.random.Generator, tries: int = 200) -> np.ndarray:
+def replace_nucleoli(
+    image: np.ndarray, masks: dict, *, rng: np.random.Generator, tries: int = 200
+) -> np.ndarray:
     """A copy of ``image`` whose nucleoli are replaced, each by the pixels of a region of the
     same shape cloned from elsewhere in the same nucleus, outside every nucleolus (the paper's
     validation of the occlusion maps). A nucleolus with no such place is left as it is."""
@@ -84,7 +99,9 @@ def replace_nucleoli(image: np.ndarray, masks: dict, *, rng: np.random.Generator
     return out
 
 
-def write_overlay(path: str | os.PathLike, image: np.ndarray, amap: np.ndarray, *, title: str = "") -> Path:
+def write_overlay(
+    path: str | os.PathLike, image: np.ndarray, amap: np.ndarray, *, title: str = ""
+) -> Path:
     """PNG: the rendered nucleus (channels averaged, grey) under the attribution in a diverging
     colour map centred on 0 (red = evidence for the class, blue = against, as in the paper's
     figures), with a colour bar."""

@@ -43,49 +43,133 @@ class Format:
     frames: str = "0-based"
 
 
-FORMATS: dict[str, Format] = {f.name: f for f in [
-    Format("insight3", "Insight3 / N-STORM binary molecule list", (".bin",),
-           _insight3.read_insight3, _insight3.write_insight3,
-           units="1-based camera pixels (x_nm = (xc - 1) * pixel)", frames="1-based"),
-    Format("nstorm_txt", "N-STORM / Insight3 text export", (".txt",), _text.read_nstorm_txt,
-           units="nm (Xc, Yc, Zc)", frames="1-based"),
-    Format("thunderstorm", "ThunderSTORM CSV", (".csv",), _text.read_thunderstorm,
-           _text.write_thunderstorm, units="nm or px (from the column names)", frames="1-based"),
-    Format("nanoimager", "ONI Nanoimager (NimOS) CSV", (".csv",), _text.read_nanoimager,
-           units="nm", frames="0-based"),
-    Format("picasso", "Picasso HDF5 + YAML", (".hdf5", ".h5"), _hdf5.read_picasso,
-           units="0-based camera pixels (x_nm = x * pixel); z in nm", frames="0-based"),
-    Format("smlm", "SMLM file format (.smlm zip)", (".smlm", ".zip"), _smlm.read_smlm,
-           units="from the manifest (nm when it names none)", frames="0-based"),
-    Format("rapidstorm", "rapidSTORM text", (".txt",), _rapidstorm.read_rapidstorm,
-           units="from the XML header (nanometer)", frames="0-based"),
-    Format("elyra", "Zeiss Elyra (ZEN) table", (".txt",), _text.read_elyra,
-           units="nm", frames="1-based (First Frame)"),
-    Format("decode", "DECODE HDF5 emitter set", (".h5", ".hdf5"), _hdf5.read_decode,
-           units="px per meta.px_size (x, y); z in nm", frames="0-based"),
-    Format("smap", "SMAP _sml.mat (MATLAB 7.3)", (".mat",), _hdf5.read_smap,
-           units="nm (xnm, ynm, znm)", frames="1-based"),
-    Format("csv", "generic CSV/TSV with a header", (".csv", ".tsv", ".txt"),
-           _text.read_generic_csv, units="from the column names, else nm (warned) or --unit",
-           frames="0-based unless frame_base=1"),
-    Format("parquet", "Parquet", (".parquet", ".pq"), _arrow.read_parquet, _arrow.write_parquet),
-    Format("arrow", "Arrow IPC (Feather v2)", (".arrow", ".feather", ".ipc", ".arrows"),
-           _arrow.read_arrow, _arrow.write_arrow),
-]}
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in [
+        Format(
+            "insight3",
+            "Insight3 / N-STORM binary molecule list",
+            (".bin",),
+            _insight3.read_insight3,
+            _insight3.write_insight3,
+            units="1-based camera pixels (x_nm = (xc - 1) * pixel)",
+            frames="1-based",
+        ),
+        Format(
+            "nstorm_txt",
+            "N-STORM / Insight3 text export",
+            (".txt",),
+            _text.read_nstorm_txt,
+            units="nm (Xc, Yc, Zc)",
+            frames="1-based",
+        ),
+        Format(
+            "thunderstorm",
+            "ThunderSTORM CSV",
+            (".csv",),
+            _text.read_thunderstorm,
+            _text.write_thunderstorm,
+            units="nm or px (from the column names)",
+            frames="1-based",
+        ),
+        Format(
+            "nanoimager",
+            "ONI Nanoimager (NimOS) CSV",
+            (".csv",),
+            _text.read_nanoimager,
+            units="nm",
+            frames="0-based",
+        ),
+        Format(
+            "picasso",
+            "Picasso HDF5 + YAML",
+            (".hdf5", ".h5"),
+            _hdf5.read_picasso,
+            units="0-based camera pixels (x_nm = x * pixel); z in nm",
+            frames="0-based",
+        ),
+        Format(
+            "smlm",
+            "SMLM file format (.smlm zip)",
+            (".smlm", ".zip"),
+            _smlm.read_smlm,
+            units="from the manifest (nm when it names none)",
+            frames="0-based",
+        ),
+        Format(
+            "rapidstorm",
+            "rapidSTORM text",
+            (".txt",),
+            _rapidstorm.read_rapidstorm,
+            units="from the XML header (nanometer)",
+            frames="0-based",
+        ),
+        Format(
+            "elyra",
+            "Zeiss Elyra (ZEN) table",
+            (".txt",),
+            _text.read_elyra,
+            units="nm",
+            frames="1-based (First Frame)",
+        ),
+        Format(
+            "decode",
+            "DECODE HDF5 emitter set",
+            (".h5", ".hdf5"),
+            _hdf5.read_decode,
+            units="px per meta.px_size (x, y); z in nm",
+            frames="0-based",
+        ),
+        Format(
+            "smap",
+            "SMAP _sml.mat (MATLAB 7.3)",
+            (".mat",),
+            _hdf5.read_smap,
+            units="nm (xnm, ynm, znm)",
+            frames="1-based",
+        ),
+        Format(
+            "csv",
+            "generic CSV/TSV with a header",
+            (".csv", ".tsv", ".txt"),
+            _text.read_generic_csv,
+            units="from the column names, else nm (warned) or --unit",
+            frames="0-based unless frame_base=1",
+        ),
+        Format(
+            "parquet", "Parquet", (".parquet", ".pq"), _arrow.read_parquet, _arrow.write_parquet
+        ),
+        Format(
+            "arrow",
+            "Arrow IPC (Feather v2)",
+            (".arrow", ".feather", ".ipc", ".arrows"),
+            _arrow.read_arrow,
+            _arrow.write_arrow,
+        ),
+    ]
+}
 
 #: Which format ``write`` picks from an output's extension.
-WRITE_EXTENSIONS = {".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow",
-                    ".feather": "arrow", ".ipc": "arrow", ".csv": "thunderstorm",
-                    ".bin": "insight3"}
+WRITE_EXTENSIONS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+    ".ipc": "arrow",
+    ".csv": "thunderstorm",
+    ".bin": "insight3",
+}
 
 
 def _format_by_name(name: str) -> Format:
     if name in FORMATS:
         return FORMATS[name]
     close = difflib.get_close_matches(name, list(FORMATS), n=3)
-    raise UnknownFormatError(f"unknown format {name!r}",
-                             expected=f"one of {', '.join(FORMATS)}",
-                             hint=f"did you mean {' or '.join(close)}?" if close else None)
+    raise UnknownFormatError(
+        f"unknown format {name!r}",
+        expected=f"one of {', '.join(FORMATS)}",
+        hint=f"did you mean {' or '.join(close)}?" if close else None,
+    )
 
 
 def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
@@ -106,9 +190,11 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
         kind = _hdf5.hdf5_kind(p)
         if kind is None:
             raise UnknownFormatError(
-                "HDF5 file with no known localization layout", path=p,
+                "HDF5 file with no known localization layout",
+                path=p,
                 expected="Picasso /locs, DECODE /data/xyz or SMAP saveloc.loc",
-                hint="convert it to CSV or Parquet, or name its format with --format")
+                hint="convert it to CSV or Parquet, or name its format with --format",
+            )
         return kind
     if head.startswith(b"PK\x03\x04"):
         if _smlm.is_smlm_zip(p, head):
@@ -119,20 +205,28 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     parsed = _text.header_fields(head)
     if parsed is not None:
         fields = parsed[0]
-        for name, check in (("nstorm_txt", _text.is_nstorm_txt), ("elyra", _text.is_elyra),
-                            ("nanoimager", _text.is_nanoimager),
-                            ("thunderstorm", _text.is_thunderstorm),
-                            ("csv", _text.is_generic_table)):
+        for name, check in (
+            ("nstorm_txt", _text.is_nstorm_txt),
+            ("elyra", _text.is_elyra),
+            ("nanoimager", _text.is_nanoimager),
+            ("thunderstorm", _text.is_thunderstorm),
+            ("csv", _text.is_generic_table),
+        ):
             if check(fields):
                 return name
         raise UnknownFormatError(
-            "text table without recognisable x/y columns", path=p, where="line 1",
+            "text table without recognisable x/y columns",
+            path=p,
+            where="line 1",
             found=f"columns {fields[:12]}",
-            hint="name them with --columns x=NAME,y=NAME (columns= in Python)")
+            hint="name them with --columns x=NAME,y=NAME (columns= in Python)",
+        )
     raise UnknownFormatError(
-        "not a localization format ainu-engine recognises", path=p,
+        "not a localization format ainu-engine recognises",
+        path=p,
         found=f"first bytes {head[:8]!r}",
-        hint=f"supported: {', '.join(FORMATS)}; name one with --format")
+        hint=f"supported: {', '.join(FORMATS)}; name one with --format",
+    )
 
 
 def read(
@@ -214,8 +308,10 @@ def read(
         fmt = FORMATS[name]
         known = {e for f in FORMATS.values() for e in f.extensions}
         if ext in known and ext not in fmt.extensions:
-            warnings.append(f"the extension {ext} does not fit the content, which is {fmt.title}; "
-                            f"read as {name}")
+            warnings.append(
+                f"the extension {ext} does not fit the content, which is {fmt.title}; "
+                f"read as {name}"
+            )
     else:
         fmt = _format_by_name(format)
     try:
@@ -227,16 +323,26 @@ def read(
             except AinuError:
                 actual = None
             if actual and actual != fmt.name:
-                err.hint = (err.hint + "; " if err.hint else "") + \
-                    f"the content looks like {FORMATS[actual].title} (--format {actual})"
-                raise type(err)(err.problem, path=err.path, where=err.where,
-                                expected=err.expected, found=err.found, hint=err.hint) from err
+                err.hint = (
+                    err.hint + "; " if err.hint else ""
+                ) + f"the content looks like {FORMATS[actual].title} (--format {actual})"
+                raise type(err)(
+                    err.problem,
+                    path=err.path,
+                    where=err.where,
+                    expected=err.expected,
+                    found=err.found,
+                    hint=err.hint,
+                ) from err
         raise
     except AinuError:
         raise
     except (ValueError, KeyError, IndexError, TypeError, OSError, EOFError) as err:
-        raise FormatError(f"cannot be read as {fmt.title}: {type(err).__name__}: "
-                          f"{str(err).splitlines()[0][:100] if str(err) else ''}", path=p) from err
+        raise FormatError(
+            f"cannot be read as {fmt.title}: {type(err).__name__}: "
+            f"{str(err).splitlines()[0][:100] if str(err) else ''}",
+            path=p,
+        ) from err
     if warnings:
         locs.meta = replace(locs.meta, warnings=tuple(warnings) + tuple(locs.meta.warnings))
     if not keep_extra:
@@ -290,18 +396,27 @@ def write(
     if format == "auto":
         name = WRITE_EXTENSIONS.get(p.suffix.lower())
         if name is None:
-            raise OutputError("cannot tell the output format from the extension", path=p,
-                              expected=f"one of {', '.join(WRITE_EXTENSIONS)}",
-                              found=repr(p.suffix), hint="or pass --to / format=")
+            raise OutputError(
+                "cannot tell the output format from the extension",
+                path=p,
+                expected=f"one of {', '.join(WRITE_EXTENSIONS)}",
+                found=repr(p.suffix),
+                hint="or pass --to / format=",
+            )
     else:
         name = format
     fmt = _format_by_name(name)
     if fmt.write is None:
         writable = [f.name for f in FORMATS.values() if f.write is not None]
-        raise OutputError(f"ainu-engine cannot write {fmt.title}", path=p,
-                          expected=f"one of {', '.join(writable)}")
+        raise OutputError(
+            f"ainu-engine cannot write {fmt.title}",
+            path=p,
+            expected=f"one of {', '.join(writable)}",
+        )
     if p.exists() and not overwrite:
-        raise OutputError("exists already", path=p, hint="pass --force (overwrite=True) to replace it")
+        raise OutputError(
+            "exists already", path=p, hint="pass --force (overwrite=True) to replace it"
+        )
     if p.is_dir():
         raise OutputError("is a directory", path=p)
     try:
@@ -364,4 +479,3 @@ def summarize(locs: Localizations) -> dict:
         "warnings": list(m.warnings),
         "details": dict(m.details),
     }
-

@@ -39,19 +39,25 @@ def _from_table(table, path: Path, fmt: str, opts) -> Localizations:
         try:
             stored = Metadata.from_dict(json.loads(raw_meta))
         except (ValueError, TypeError, KeyError, IndexError) as err:
-            raise FormatError("unreadable ainu.localizations metadata", path=path,
-                              found=str(err)[:80]) from err
+            raise FormatError(
+                "unreadable ainu.localizations metadata", path=path, found=str(err)[:80]
+            ) from err
         details = dict(stored.details)
         if stored.source_format and stored.source_format not in ("parquet", "arrow"):
-            details["converted_from"] = {k: v for k, v in (("format", stored.source_format),
-                                                            ("path", stored.source_path)) if v}
+            details["converted_from"] = {
+                k: v
+                for k, v in (("format", stored.source_format), ("path", stored.source_path))
+                if v
+            }
         # The file is now the source; warnings of the original conversion do not repeat.
-        meta = replace(stored, source_format=fmt, source_path=str(path), warnings=(),
-                       details=details)
+        meta = replace(
+            stored, source_format=fmt, source_path=str(path), warnings=(), details=details
+        )
         missing = [c for c in ("x_nm", "y_nm") if c not in table.column_names]
         if missing:
-            raise FormatError(f"no {missing[0]!r} column", path=path,
-                              found=f"columns {table.column_names[:20]}")
+            raise FormatError(
+                f"no {missing[0]!r} column", path=path, found=f"columns {table.column_names[:20]}"
+            )
         cols = {}
         for name in table.column_names:
             col = table.column(name)
@@ -65,19 +71,44 @@ def _from_table(table, path: Path, fmt: str, opts) -> Localizations:
             bad |= ~np.isfinite(core["z_nm"])
         if bad.any():  # keep the one NaN policy of every reader
             return build_localizations(
-                path, fmt, x=x.astype(np.float64), y=y.astype(np.float64),
-                z=core.get("z_nm"), frame=core.get("frame"), channel=core.get("channel"),
-                photons=core.get("photons"), precision=core.get("precision_nm"), extra=cols,
-                pixel=meta.camera_pixel_nm, pixel_source=meta.camera_pixel_source,
-                channel_names=meta.channel_names, warnings=meta.warnings, details=meta.details)
-        return Localizations(x, y, z_nm=core.get("z_nm"), frame=core.get("frame"),
-                             channel=core.get("channel"), photons=core.get("photons"),
-                             precision_nm=core.get("precision_nm"), extra=cols, meta=meta)
+                path,
+                fmt,
+                x=x.astype(np.float64),
+                y=y.astype(np.float64),
+                z=core.get("z_nm"),
+                frame=core.get("frame"),
+                channel=core.get("channel"),
+                photons=core.get("photons"),
+                precision=core.get("precision_nm"),
+                extra=cols,
+                pixel=meta.camera_pixel_nm,
+                pixel_source=meta.camera_pixel_source,
+                channel_names=meta.channel_names,
+                warnings=meta.warnings,
+                details=meta.details,
+            )
+        return Localizations(
+            x,
+            y,
+            z_nm=core.get("z_nm"),
+            frame=core.get("frame"),
+            channel=core.get("channel"),
+            photons=core.get("photons"),
+            precision_nm=core.get("precision_nm"),
+            extra=cols,
+            meta=meta,
+        )
     names = table.column_names
     roles = resolve_roles(names, opts.columns, path)
-    return localizations_from_table(table, path, fmt, roles=roles,
-                                    camera_pixel_nm=opts.camera_pixel_nm,
-                                    frame_offset=opts.frame_base, unitless=opts.unit or "assume-nm")
+    return localizations_from_table(
+        table,
+        path,
+        fmt,
+        roles=roles,
+        camera_pixel_nm=opts.camera_pixel_nm,
+        frame_offset=opts.frame_base,
+        unitless=opts.unit or "assume-nm",
+    )
 
 
 def read_parquet(path: Path, head: bytes, opts) -> Localizations:
@@ -85,15 +116,21 @@ def read_parquet(path: Path, head: bytes, opts) -> Localizations:
     import pyarrow.parquet as pq
 
     if not is_parquet(head):
-        raise FormatError("not a Parquet file: wrong magic", path=path, where="bytes 0-3",
-                          expected="'PAR1'", found=repr(head[:4]))
+        raise FormatError(
+            "not a Parquet file: wrong magic",
+            path=path,
+            where="bytes 0-3",
+            expected="'PAR1'",
+            found=repr(head[:4]),
+        )
     try:
         # ParquetFile.read gives one chunk per row group (read_table splits columns into
         # 128 Ki-row batches that would have to be concatenated again).
         table = pq.ParquetFile(path, memory_map=True).read()
     except (pa.ArrowException, OSError) as err:
-        raise FormatError("corrupt or truncated Parquet file", path=path,
-                          found=str(err).splitlines()[0][:100]) from err
+        raise FormatError(
+            "corrupt or truncated Parquet file", path=path, found=str(err).splitlines()[0][:100]
+        ) from err
     return _from_table(table, path, "parquet", opts)
 
 
@@ -102,8 +139,13 @@ def read_arrow(path: Path, head: bytes, opts) -> Localizations:
     import pyarrow.ipc as ipc
 
     if not is_arrow_ipc(head):
-        raise FormatError("not an Arrow IPC file: wrong magic", path=path, where="bytes 0-5",
-                          expected="'ARROW1' (file) or an IPC stream", found=repr(head[:6]))
+        raise FormatError(
+            "not an Arrow IPC file: wrong magic",
+            path=path,
+            where="bytes 0-5",
+            expected="'ARROW1' (file) or an IPC stream",
+            found=repr(head[:6]),
+        )
     try:
         if head.startswith(ARROW_FILE_MAGIC):
             with pa.memory_map(str(path)) as src:
@@ -112,8 +154,9 @@ def read_arrow(path: Path, head: bytes, opts) -> Localizations:
             with pa.memory_map(str(path)) as src:
                 table = ipc.open_stream(src).read_all()
     except (pa.ArrowException, OSError) as err:
-        raise FormatError("corrupt or truncated Arrow IPC file", path=path,
-                          found=str(err).splitlines()[0][:100]) from err
+        raise FormatError(
+            "corrupt or truncated Arrow IPC file", path=path, found=str(err).splitlines()[0][:100]
+        ) from err
     return _from_table(table, path, "arrow", opts)
 
 

@@ -23,20 +23,51 @@ _BASES: dict[str, tuple[str, ...]] = {
     "x": ("x", "xc", "posx", "positionx", "xposition", "xcoord", "xcoordinate", "position0"),
     "y": ("y", "yc", "posy", "positiony", "yposition", "ycoord", "ycoordinate", "position1"),
     "z": ("z", "zc", "posz", "positionz", "zposition", "zcoord", "zcoordinate", "position2"),
-    "frame": ("frame", "frames", "framenumber", "frameindex", "frameix", "firstframe",
-              "imagenumber", "fr", "t"),
+    "frame": (
+        "frame",
+        "frames",
+        "framenumber",
+        "frameindex",
+        "frameix",
+        "firstframe",
+        "imagenumber",
+        "fr",
+        "t",
+    ),
     "channel": ("channel", "channelid", "ch", "probe"),
-    "photons": ("photons", "photon", "nphotons", "numberphotons", "intensity", "phot",
-                "amplitude"),
-    "precision": ("precision", "uncertainty", "uncertaintyxy", "locprec", "locprecision",
-                  "localizationprecision", "lpxy"),
+    "photons": ("photons", "photon", "nphotons", "numberphotons", "intensity", "phot", "amplitude"),
+    "precision": (
+        "precision",
+        "uncertainty",
+        "uncertaintyxy",
+        "locprec",
+        "locprecision",
+        "localizationprecision",
+        "lpxy",
+    ),
 }
 
 _UNITS = {
-    "nm": "nm", "nanometer": "nm", "nanometers": "nm", "nanometre": "nm", "nanometres": "nm",
-    "px": "px", "pix": "px", "pixel": "px", "pixels": "px", "camerapixel": "px",
-    "um": "um", "µm": "um", "μm": "um", "micron": "um", "microns": "um", "micrometer": "um",
-    "photon": "photon", "photons": "photon", "adu": "adu", "adcount": "adu",
+    "nm": "nm",
+    "nanometer": "nm",
+    "nanometers": "nm",
+    "nanometre": "nm",
+    "nanometres": "nm",
+    "px": "px",
+    "pix": "px",
+    "pixel": "px",
+    "pixels": "px",
+    "camerapixel": "px",
+    "um": "um",
+    "µm": "um",
+    "μm": "um",
+    "micron": "um",
+    "microns": "um",
+    "micrometer": "um",
+    "photon": "photon",
+    "photons": "photon",
+    "adu": "adu",
+    "adcount": "adu",
 }
 
 _BRACKET = re.compile(r"^(?P<base>.*?)\s*[\[(](?P<unit>[^\])]*)[\])]\s*$")
@@ -90,7 +121,9 @@ def match_roles(names: Sequence[str]) -> dict[str, ColumnRole]:
     return {role: v[1] for role, v in found.items()}
 
 
-def apply_mapping(names: Sequence[str], mapping: Mapping[str, str], path: Path) -> dict[str, ColumnRole]:
+def apply_mapping(
+    names: Sequence[str], mapping: Mapping[str, str], path: Path
+) -> dict[str, ColumnRole]:
     """Roles from a user's explicit ``{role: column}`` mapping (roles as in :data:`ROLES`,
     or the engine names ``x_nm``, ``precision_nm``...)."""
     out = {}
@@ -99,13 +132,18 @@ def apply_mapping(names: Sequence[str], mapping: Mapping[str, str], path: Path) 
         if role not in ROLES:
             raise ValueError(f"columns: unknown role {role!r}; roles are {', '.join(ROLES)}")
         if column not in names:
-            raise MissingColumnError(f"column {column!r} (given for {role}) is not in the file",
-                                     path=path, found=f"columns {list(names)}")
+            raise MissingColumnError(
+                f"column {column!r} (given for {role}) is not in the file",
+                path=path,
+                found=f"columns {list(names)}",
+            )
         out[role] = ColumnRole(role, column, parse_name(column)[1])
     return out
 
 
-def resolve_roles(names: Sequence[str], mapping: Mapping[str, str] | None, path: Path) -> dict[str, ColumnRole]:
+def resolve_roles(
+    names: Sequence[str], mapping: Mapping[str, str] | None, path: Path
+) -> dict[str, ColumnRole]:
     """Roles found by name, overridden by the user's explicit mapping where given."""
     roles = match_roles(names)
     if mapping:
@@ -119,14 +157,19 @@ def require(roles: Mapping[str, ColumnRole], path: Path, names: Sequence[str], w
     for role in ("x", "y"):
         if role not in roles:
             raise MissingColumnError(
-                f"no {role} coordinate column", path=path,
-                expected=f"a {what} column such as '{role} [nm]', '{role.upper()} (nm)' or '{role}_nm'",
+                f"no {role} coordinate column",
+                path=path,
+                expected=f"a {what} column such as '{role} [nm]', '{role.upper()} (nm)' or "
+                f"'{role}_nm'",
                 found=f"columns {list(names)[:20]}",
-                hint="name the columns with columns={'x': ..., 'y': ...} or --columns x=NAME,y=NAME",
+                hint="name the columns with columns={'x': ..., 'y': ...} "
+                "or --columns x=NAME,y=NAME",
             )
 
 
-def length_nm(values: np.ndarray, role: ColumnRole, *, pixel: float | None, path: Path) -> np.ndarray:
+def length_nm(
+    values: np.ndarray, role: ColumnRole, *, pixel: float | None, path: Path
+) -> np.ndarray:
     """Convert a length column to nm according to its unit (pixels need ``pixel``)."""
     if role.unit in (None, "nm"):
         return values
@@ -134,10 +177,16 @@ def length_nm(values: np.ndarray, role: ColumnRole, *, pixel: float | None, path
         return values * LENGTH_FACTORS[role.unit]
     if role.unit == "px":
         if pixel is None:  # callers resolve the pixel size first; this is a guard
-            raise FormatError(f"column {role.column!r} is in pixels and no pixel size is known", path=path)
+            raise FormatError(
+                f"column {role.column!r} is in pixels and no pixel size is known", path=path
+            )
         return values * pixel
-    raise FormatError(f"column {role.column!r} has a unit ainu-engine cannot convert to nm",
-                      path=path, expected="nm, µm or px", found=repr(role.unit))
+    raise FormatError(
+        f"column {role.column!r} has a unit ainu-engine cannot convert to nm",
+        path=path,
+        expected="nm, µm or px",
+        found=repr(role.unit),
+    )
 
 
 def needs_pixels(roles: Mapping[str, ColumnRole]) -> bool:

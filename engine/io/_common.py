@@ -23,16 +23,20 @@ def check_input_path(path: PathLike) -> Path:
     if not p.exists():
         raise InputError("no such file", path=p, hint="check the path")
     if p.is_dir():
-        raise InputError("is a directory, not a localization file", path=p,
-                         hint="give the files inside it, or a glob such as DIR/*.csv")
+        raise InputError(
+            "is a directory, not a localization file",
+            path=p,
+            hint="give the files inside it, or a glob such as DIR/*.csv",
+        )
     if not p.is_file():
         raise InputError("is not a regular file", path=p)
     try:
         with open(p, "rb") as fh:
             first = fh.read(1)
     except OSError as err:
-        raise InputError(f"cannot be read: {err.strerror or err}", path=p,
-                         hint="check its permissions") from err
+        raise InputError(
+            f"cannot be read: {err.strerror or err}", path=p, hint="check its permissions"
+        ) from err
     if not first:
         raise InputError("is empty (0 bytes)", path=p, hint="the export or copy may have failed")
     return p
@@ -106,13 +110,19 @@ def read_delimited(
         strings_can_be_null=False,
     )
     try:
-        table = pacsv.read_csv(source, read_options=read_opts, parse_options=parse_opts,
-                               convert_options=conv_opts)
+        table = pacsv.read_csv(
+            source, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
+        )
     except pa.ArrowInvalid as err:
-        raise _locate_error(path, data, names, numeric, delimiter, skip_lines, encoding, err) from err
+        raise _locate_error(
+            path, data, names, numeric, delimiter, skip_lines, encoding, err
+        ) from err
     if table.num_rows == 0:
-        raise FormatError(f"{what} has a header but no localization rows", path=path,
-                          hint="the export may have been interrupted")
+        raise FormatError(
+            f"{what} has a header but no localization rows",
+            path=path,
+            hint="the export may have been interrupted",
+        )
     return table
 
 
@@ -126,9 +136,13 @@ def _locate_error(path, data, names, numeric, delimiter, skip_lines, encoding, e
             continue
         fields = line.split(delimiter) if delimiter != " " else line.split()
         if len(fields) != len(names):
-            return FormatError("wrong number of fields", path=path, where=f"line {lineno}",
-                               expected=f"{len(names)} ({delimiter!r}-separated)",
-                               found=f"{len(fields)}")
+            return FormatError(
+                "wrong number of fields",
+                path=path,
+                where=f"line {lineno}",
+                expected=f"{len(names)} ({delimiter!r}-separated)",
+                found=f"{len(fields)}",
+            )
         for i in num_idx:
             value = fields[i].strip().strip('"')
             if value in ("", "NaN", "nan", "NA", "null", "NULL"):
@@ -136,9 +150,13 @@ def _locate_error(path, data, names, numeric, delimiter, skip_lines, encoding, e
             try:
                 float(value)
             except ValueError:
-                return FormatError(f"non-numeric value in column {names[i]!r}", path=path,
-                                   where=f"line {lineno}", expected="a number",
-                                   found=repr(value[:40]))
+                return FormatError(
+                    f"non-numeric value in column {names[i]!r}",
+                    path=path,
+                    where=f"line {lineno}",
+                    expected="a number",
+                    found=repr(value[:40]),
+                )
     return FormatError(f"cannot parse the table: {str(err).splitlines()[0]}", path=path)
 
 
@@ -183,10 +201,13 @@ def resolve_pixel_size(
         try:
             px = check_pixel_size_nm(from_file, name="camera pixel size")
         except (ValueError, TypeError) as err:
-            raise PixelSizeError(f"{file_what} records an invalid camera pixel size",
-                                 path=path, expected="a size between 1 and 10000 nm",
-                                 found=repr(from_file),
-                                 hint="fix the metadata or convert the file yourself") from err
+            raise PixelSizeError(
+                f"{file_what} records an invalid camera pixel size",
+                path=path,
+                expected="a size between 1 and 10000 nm",
+                found=repr(from_file),
+                hint="fix the metadata or convert the file yourself",
+            ) from err
         if needed and user is not None and not np.allclose(user, px):
             warnings.append(
                 f"{file_what} gives a camera pixel of {fmt_px(px)} nm; "
@@ -199,7 +220,8 @@ def resolve_pixel_size(
         raise PixelSizeError(
             "coordinates are in camera pixels and the file records no pixel size",
             path=path,
-            hint="pass --camera-pixel-nm (camera_pixel_nm= in Python), e.g. 160 for N-STORM, 117 for ONI",
+            hint="pass --camera-pixel-nm (camera_pixel_nm= in Python), e.g. 160 for N-STORM, 117 "
+            "for ONI",
         )
     return None, None, warnings
 
@@ -250,7 +272,8 @@ def build_localizations(
             return None if a is None else np.asarray(a)[ok]
 
         x, y, z, frame, channel, photons, precision = map(
-            keep, (x, y, z, frame, channel, photons, precision))
+            keep, (x, y, z, frame, channel, photons, precision)
+        )
         extra = {k: np.asarray(v)[ok] for k, v in (extra or {}).items()}
     if extra:  # a source column named like a core column but not used as one keeps its values
         from ._localizations import CORE_COLUMNS
@@ -270,8 +293,17 @@ def build_localizations(
         warnings=tuple(warnings),
         details=dict(details or {}),
     )
-    return Localizations(x, y, z_nm=z, frame=frame, channel=channel, photons=photons,
-                         precision_nm=precision, extra=extra, meta=meta)
+    return Localizations(
+        x,
+        y,
+        z_nm=z,
+        frame=frame,
+        channel=channel,
+        photons=photons,
+        precision_nm=precision,
+        extra=extra,
+        meta=meta,
+    )
 
 
 def _as_int(path: Path, values, name: str) -> np.ndarray:
@@ -281,9 +313,13 @@ def _as_int(path: Path, values, name: str) -> np.ndarray:
     rounded = np.rint(arr)
     bad = np.flatnonzero(rounded != arr)
     if bad.size:
-        raise FormatError(f"column {name!r} holds a non-integer value", path=path,
-                          where=f"row {int(bad[0]) + 1}", expected="a whole number",
-                          found=repr(float(arr[bad[0]])))
+        raise FormatError(
+            f"column {name!r} holds a non-integer value",
+            path=path,
+            where=f"row {int(bad[0]) + 1}",
+            expected="a whole number",
+            found=repr(float(arr[bad[0]])),
+        )
     return rounded.astype(np.int64)
 
 

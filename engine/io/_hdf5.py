@@ -15,7 +15,9 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def is_hdf5(head: bytes) -> bool:
-    return any(head[o:o + 8] == HDF5_SIGNATURE for o in (0, 512, 1024, 2048) if len(head) >= o + 8)
+    return any(
+        head[o : o + 8] == HDF5_SIGNATURE for o in (0, 512, 1024, 2048) if len(head) >= o + 8
+    )
 
 
 def hdf5_kind(path: Path) -> str | None:
@@ -41,13 +43,20 @@ def _open(path: Path, what: str):
     try:
         return h5py.File(path, "r")
     except OSError as err:
-        raise FormatError(f"not a readable {what} file (HDF5 expected)", path=path,
-                          found=str(err).split(";")[0][:80]) from err
+        raise FormatError(
+            f"not a readable {what} file (HDF5 expected)",
+            path=path,
+            found=str(err).split(";")[0][:80],
+        ) from err
 
 
 def _layout_error(path: Path, what: str, expected: str, f) -> FormatError:
-    return FormatError(f"not a {what} file", path=path, expected=expected,
-                       found=f"HDF5 with top-level keys {sorted(f.keys())[:10]}")
+    return FormatError(
+        f"not a {what} file",
+        path=path,
+        expected=expected,
+        found=f"HDF5 with top-level keys {sorted(f.keys())[:10]}",
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -73,8 +82,9 @@ def _yaml_docs(path: Path) -> list:
         with open(path, encoding="utf-8", errors="replace") as fh:
             return [d for d in yaml.load_all(fh, Loader=_Loader) if isinstance(d, dict)]
     except yaml.YAMLError as err:
-        raise FormatError("unreadable YAML sidecar", path=path,
-                          found=str(err).splitlines()[0][:80]) from err
+        raise FormatError(
+            "unreadable YAML sidecar", path=path, found=str(err).splitlines()[0][:80]
+        ) from err
 
 
 def picasso_pixel_size(yaml_path: Path):
@@ -99,14 +109,22 @@ def read_picasso(path: Path, head: bytes, opts) -> Localizations:
     names = locs.dtype.names
     for col in ("x", "y"):
         if col not in names:
-            raise FormatError(f"Picasso /locs has no {col!r} field", path=path,
-                              found=f"fields {list(names)}")
+            raise FormatError(
+                f"Picasso /locs has no {col!r} field", path=path, found=f"fields {list(names)}"
+            )
     yaml_path = path.with_suffix(".yaml")
     file_px = picasso_pixel_size(yaml_path) if yaml_path.is_file() else None
-    pixel, src, warnings = resolve_pixel_size(path, from_file=file_px, user=opts.camera_pixel_nm,
-                                              needed=True, file_what=f"sidecar {yaml_path.name}")
+    pixel, src, warnings = resolve_pixel_size(
+        path,
+        from_file=file_px,
+        user=opts.camera_pixel_nm,
+        needed=True,
+        file_what=f"sidecar {yaml_path.name}",
+    )
     if file_px is None and src == "user":
-        warnings.append(f"no Picasso YAML sidecar ({yaml_path.name}) with a pixel size; used the given one")
+        warnings.append(
+            f"no Picasso YAML sidecar ({yaml_path.name}) with a pixel size; used the given one"
+        )
     px, py = pixel
     x = locs["x"].astype(np.float64) * px
     y = locs["y"].astype(np.float64) * py
@@ -119,11 +137,20 @@ def read_picasso(path: Path, head: bytes, opts) -> Localizations:
     used = {"x", "y", "z", "frame", "photons"}
     extra = {k: locs[k].copy() for k in names if k not in used}
     return build_localizations(
-        path, "picasso", x=x, y=y, z=z,
-        frame=locs["frame"] if "frame" in names else None, frame_offset=0,
-        photons=locs["photons"] if "photons" in names else None, precision=prec,
-        extra=extra, pixel=pixel, pixel_source="sidecar" if src == "file" else src,
-        warnings=warnings)
+        path,
+        "picasso",
+        x=x,
+        y=y,
+        z=z,
+        frame=locs["frame"] if "frame" in names else None,
+        frame_offset=0,
+        photons=locs["photons"] if "photons" in names else None,
+        precision=prec,
+        extra=extra,
+        pixel=pixel,
+        pixel_source="sidecar" if src == "file" else src,
+        warnings=warnings,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -153,17 +180,28 @@ def read_decode(path: Path, head: bytes, opts) -> Localizations:
         version = f["decode"].attrs.get("version") if "decode" in f else None
     xyz = data.pop("xyz")
     if xyz is None or xyz.ndim != 2 or xyz.shape[1] < 2:
-        raise FormatError("DECODE data/xyz has an unexpected shape", path=path,
-                          expected="(N, 2) or (N, 3)", found=str(None if xyz is None else xyz.shape))
+        raise FormatError(
+            "DECODE data/xyz has an unexpected shape",
+            path=path,
+            expected="(N, 2) or (N, 3)",
+            found=str(None if xyz is None else xyz.shape),
+        )
     n = xyz.shape[0]
     unit = meta.get("xy_unit", "px")
     unit = unit.decode() if isinstance(unit, bytes) else str(unit)
     file_px = meta.get("px_size")
     file_px = None if file_px is None else [float(v) for v in np.atleast_1d(file_px)]
-    pixel, src, warnings = resolve_pixel_size(path, from_file=file_px, user=opts.camera_pixel_nm,
-                                              needed=unit == "px", file_what="meta.px_size")
+    pixel, src, warnings = resolve_pixel_size(
+        path,
+        from_file=file_px,
+        user=opts.camera_pixel_nm,
+        needed=unit == "px",
+        file_what="meta.px_size",
+    )
     if unit not in ("px", "nm"):
-        raise FormatError("DECODE meta.xy_unit is neither 'px' nor 'nm'", path=path, found=repr(unit))
+        raise FormatError(
+            "DECODE meta.xy_unit is neither 'px' nor 'nm'", path=path, found=repr(unit)
+        )
     scale = pixel if unit == "px" else (1.0, 1.0)
     x = xyz[:, 0].astype(np.float64) * scale[0]
     y = xyz[:, 1].astype(np.float64) * scale[1]
@@ -174,8 +212,9 @@ def read_decode(path: Path, head: bytes, opts) -> Localizations:
     prec = None
     extra = {}
     if sig is not None and sig.shape[0] == n:
-        prec = precision_from_xy(sig[:, 0].astype(np.float64) * scale[0],
-                                 sig[:, 1].astype(np.float64) * scale[1])
+        prec = precision_from_xy(
+            sig[:, 0].astype(np.float64) * scale[0], sig[:, 1].astype(np.float64) * scale[1]
+        )
         if sig.shape[1] > 2:
             extra["z_sig_nm"] = sig[:, 2].astype(np.float32)
     for k, v in data.items():
@@ -189,9 +228,22 @@ def read_decode(path: Path, head: bytes, opts) -> Localizations:
     if n == 0:
         warnings.append("the file holds no localizations (0 emitters)")
     details = {"decode_version": None if version is None else str(version), "xy_unit": unit}
-    return build_localizations(path, "decode", x=x, y=y, z=z, frame=frame, frame_offset=0,
-                               photons=phot, precision=prec, extra=extra, pixel=pixel,
-                               pixel_source=src, warnings=warnings, details=details)
+    return build_localizations(
+        path,
+        "decode",
+        x=x,
+        y=y,
+        z=z,
+        frame=frame,
+        frame_offset=0,
+        photons=phot,
+        precision=prec,
+        extra=extra,
+        pixel=pixel,
+        pixel_source=src,
+        warnings=warnings,
+        details=details,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -217,16 +269,27 @@ def read_smap(path: Path, head: bytes, opts) -> Localizations:
     file_px = None if cam is None else [float(v) * 1000.0 for v in np.ravel(cam)[:2]]
     has_nm = "xnm" in fields and "ynm" in fields
     if not has_nm and not ("xpix" in fields and "ypix" in fields):
-        raise FormatError("SMAP saveloc.loc has no xnm/ynm (nor xpix/ypix) fields", path=path,
-                          found=f"fields {sorted(fields)[:20]}")
-    pixel, src, warnings = resolve_pixel_size(path, from_file=file_px, user=opts.camera_pixel_nm,
-                                              needed=not has_nm,
-                                              file_what="saveloc.file.info.cam_pixelsize_um")
+        raise FormatError(
+            "SMAP saveloc.loc has no xnm/ynm (nor xpix/ypix) fields",
+            path=path,
+            found=f"fields {sorted(fields)[:20]}",
+        )
+    pixel, src, warnings = resolve_pixel_size(
+        path,
+        from_file=file_px,
+        user=opts.camera_pixel_nm,
+        needed=not has_nm,
+        file_what="saveloc.file.info.cam_pixelsize_um",
+    )
     n = len(fields["xnm" if has_nm else "xpix"])
     for k, v in fields.items():
         if len(v) != n:
-            raise FormatError(f"SMAP field {k!r} has {len(v)} values", path=path,
-                              expected=f"{n} like the coordinates", found=str(len(v)))
+            raise FormatError(
+                f"SMAP field {k!r} has {len(v)} values",
+                path=path,
+                expected=f"{n} like the coordinates",
+                found=str(len(v)),
+            )
     if has_nm:
         x, y = fields.pop("xnm").astype(np.float64), fields.pop("ynm").astype(np.float64)
     else:
@@ -237,6 +300,19 @@ def read_smap(path: Path, head: bytes, opts) -> Localizations:
     channel = fields.pop("channel", None)
     phot = fields.pop("phot", None)
     prec = fields.pop("locprecnm", None)
-    return build_localizations(path, "smap", x=x, y=y, z=z, frame=frame, frame_offset=1,
-                               channel=channel, photons=phot, precision=prec, extra=fields,
-                               pixel=pixel, pixel_source=src, warnings=warnings)
+    return build_localizations(
+        path,
+        "smap",
+        x=x,
+        y=y,
+        z=z,
+        frame=frame,
+        frame_offset=1,
+        channel=channel,
+        photons=phot,
+        precision=prec,
+        extra=fields,
+        pixel=pixel,
+        pixel_source=src,
+        warnings=warnings,
+    )

@@ -28,22 +28,56 @@ from ._localizations import Localizations
 MAGIC = b"M425"
 HEADER_BYTES = 16
 
-I3_DTYPE = np.dtype([
-    ("x", "<f4"), ("y", "<f4"), ("xc", "<f4"), ("yc", "<f4"), ("h", "<f4"), ("a", "<f4"),
-    ("w", "<f4"), ("phi", "<f4"), ("ax", "<f4"), ("bg", "<f4"), ("i", "<f4"), ("c", "<i4"),
-    ("fi", "<i4"), ("fr", "<i4"), ("tl", "<i4"), ("lk", "<i4"), ("z", "<f4"), ("zc", "<f4"),
-])
+I3_DTYPE = np.dtype(
+    [
+        ("x", "<f4"),
+        ("y", "<f4"),
+        ("xc", "<f4"),
+        ("yc", "<f4"),
+        ("h", "<f4"),
+        ("a", "<f4"),
+        ("w", "<f4"),
+        ("phi", "<f4"),
+        ("ax", "<f4"),
+        ("bg", "<f4"),
+        ("i", "<f4"),
+        ("c", "<i4"),
+        ("fi", "<i4"),
+        ("fr", "<i4"),
+        ("tl", "<i4"),
+        ("lk", "<i4"),
+        ("z", "<f4"),
+        ("zc", "<f4"),
+    ]
+)
 assert I3_DTYPE.itemsize == 72
 
 #: Insight3 fields kept as extra columns, and their names in the engine.
 EXTRA_FIELDS = {
-    "h": "height", "a": "area", "w": "width", "phi": "phi", "ax": "axial_ratio",
-    "bg": "background", "i": "intensity", "fi": "fit_iterations", "tl": "track_length",
+    "h": "height",
+    "a": "area",
+    "w": "width",
+    "phi": "phi",
+    "ax": "axial_ratio",
+    "bg": "background",
+    "i": "intensity",
+    "fi": "fit_iterations",
+    "tl": "track_length",
     "lk": "link",
 }
 #: What a writer puts in a field it has no column for (storm-analysis's defaults).
-DEFAULTS = {"h": 100.0, "a": 10000.0, "w": 300.0, "phi": 0.0, "ax": 1.0, "bg": 0.0, "i": 0.0,
-            "fi": 1, "tl": 1, "lk": -1}
+DEFAULTS = {
+    "h": 100.0,
+    "a": 10000.0,
+    "w": 300.0,
+    "phi": 0.0,
+    "ax": 1.0,
+    "bg": 0.0,
+    "i": 0.0,
+    "fi": 1,
+    "tl": 1,
+    "lk": -1,
+}
 
 
 def sidecar_path(path: Path) -> Path:
@@ -58,34 +92,58 @@ def _sidecar_pixel(path: Path):
         doc = json.loads(side.read_text())
         return doc["camera_pixel_nm"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise FormatError("unreadable sidecar", path=side, expected='JSON with "camera_pixel_nm"',
-                          found=type(err).__name__, hint="fix or delete the sidecar") from err
+        raise FormatError(
+            "unreadable sidecar",
+            path=side,
+            expected='JSON with "camera_pixel_nm"',
+            found=type(err).__name__,
+            hint="fix or delete the sidecar",
+        ) from err
 
 
 def read_insight3(path: Path, head: bytes, opts) -> Localizations:
     size = path.stat().st_size
     if head[:4] != MAGIC:
-        raise FormatError("not an Insight3 .bin file: wrong magic", path=path, where="bytes 0-3",
-                          expected=repr(MAGIC.decode()), found=repr(head[:4]))
+        raise FormatError(
+            "not an Insight3 .bin file: wrong magic",
+            path=path,
+            where="bytes 0-3",
+            expected=repr(MAGIC.decode()),
+            found=repr(head[:4]),
+        )
     if size < HEADER_BYTES:
-        raise FormatError("truncated header", path=path, expected=f"{HEADER_BYTES} bytes",
-                          found=f"{size} bytes")
+        raise FormatError(
+            "truncated header", path=path, expected=f"{HEADER_BYTES} bytes", found=f"{size} bytes"
+        )
     frames, status, n = (int(v) for v in np.frombuffer(head[4:16], "<i4"))
     if n < 0:
-        raise FormatError("invalid molecule count in the header", path=path, where="bytes 12-15",
-                          expected="a count >= 0", found=str(n))
+        raise FormatError(
+            "invalid molecule count in the header",
+            path=path,
+            where="bytes 12-15",
+            expected="a count >= 0",
+            found=str(n),
+        )
     need = HEADER_BYTES + n * I3_DTYPE.itemsize
     if size < need:
         complete = (size - HEADER_BYTES) // I3_DTYPE.itemsize
-        raise FormatError("truncated record", path=path,
-                          where=f"record {complete + 1} of {n}",
-                          expected=f"{need} bytes for {n} records of 72 bytes",
-                          found=f"{size} bytes", hint="the file was cut short")
+        raise FormatError(
+            "truncated record",
+            path=path,
+            where=f"record {complete + 1} of {n}",
+            expected=f"{need} bytes for {n} records of 72 bytes",
+            found=f"{size} bytes",
+            hint="the file was cut short",
+        )
     rec = np.fromfile(path, dtype=I3_DTYPE, count=n, offset=HEADER_BYTES)
     file_px = _sidecar_pixel(path)
     pixel, pixel_source, warnings = resolve_pixel_size(
-        path, from_file=file_px, user=opts.camera_pixel_nm, needed=True,
-        file_what=f"sidecar {sidecar_path(path).name}")
+        path,
+        from_file=file_px,
+        user=opts.camera_pixel_nm,
+        needed=True,
+        file_what=f"sidecar {sidecar_path(path).name}",
+    )
     if pixel_source == "file":
         pixel_source = "sidecar"
     px, py = pixel
@@ -103,14 +161,25 @@ def read_insight3(path: Path, head: bytes, opts) -> Localizations:
     if n == 0:
         warnings.append("the file holds no localizations")
     return build_localizations(
-        path, "insight3", x=x, y=y, z=rec["zc"].astype(np.float64) if is_3d else None,
-        frame=rec["fr"], frame_offset=1, channel=rec["c"], extra=extra,
-        pixel=pixel, pixel_source=pixel_source, warnings=warnings,
+        path,
+        "insight3",
+        x=x,
+        y=y,
+        z=rec["zc"].astype(np.float64) if is_3d else None,
+        frame=rec["fr"],
+        frame_offset=1,
+        channel=rec["c"],
+        extra=extra,
+        pixel=pixel,
+        pixel_source=pixel_source,
+        warnings=warnings,
         details={"header_frames": frames, "header_status": status, "header_molecules": n},
     )
 
 
-def write_insight3(locs: Localizations, path: Path, opts, *, final_path: Path | None = None) -> list[str]:
+def write_insight3(
+    locs: Localizations, path: Path, opts, *, final_path: Path | None = None
+) -> list[str]:
     """Write an Insight3 .bin to ``path`` and its ``.bin.json`` sidecar (camera pixel size)
     beside ``final_path`` (where ``path`` will be renamed to; default ``path``).
 
@@ -118,8 +187,11 @@ def write_insight3(locs: Localizations, path: Path, opts, *, final_path: Path | 
     """
     pixel = opts.camera_pixel_nm or locs.meta.camera_pixel_nm
     if pixel is None:
-        raise OutputError("Insight3 .bin stores camera pixels and no camera pixel size is known",
-                          path=final_path or path, hint="pass --camera-pixel-nm (camera_pixel_nm= in Python)")
+        raise OutputError(
+            "Insight3 .bin stores camera pixels and no camera pixel size is known",
+            path=final_path or path,
+            hint="pass --camera-pixel-nm (camera_pixel_nm= in Python)",
+        )
     px, py = pixel
     n = locs.n
     rec = np.zeros(n, I3_DTYPE)
@@ -142,11 +214,15 @@ def write_insight3(locs: Localizations, path: Path, opts, *, final_path: Path | 
     lost += [c for c in ex if c not in stored]
     from ._atomic import atomic_write_bytes
 
-    sidecar = {"format": "insight3", "camera_pixel_nm": [px, py],
-               "coordinates": "1-based camera pixels; x_nm = (xc - 1) * camera_pixel_nm",
-               "written_by": _version()}
-    atomic_write_bytes(sidecar_path(final_path or path),
-                       json.dumps(sidecar, indent=2).encode() + b"\n")
+    sidecar = {
+        "format": "insight3",
+        "camera_pixel_nm": [px, py],
+        "coordinates": "1-based camera pixels; x_nm = (xc - 1) * camera_pixel_nm",
+        "written_by": _version(),
+    }
+    atomic_write_bytes(
+        sidecar_path(final_path or path), json.dumps(sidecar, indent=2).encode() + b"\n"
+    )
     with open(path, "wb") as fh:
         fh.write(header)
         fh.write(rec.tobytes())

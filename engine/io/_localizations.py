@@ -254,7 +254,9 @@ class Localizations:
         return table.replace_schema_metadata({ARROW_METADATA_KEY: meta})
 
     @classmethod
-    def concat(cls, parts: Sequence[Localizations], *, meta: Metadata | None = None) -> Localizations:
+    def concat(
+        cls, parts: Sequence[Localizations], *, meta: Metadata | None = None
+    ) -> Localizations:
         """Stack tables with the same columns (the metadata of the first unless given)."""
         if not parts:
             raise ValueError("concat needs at least one Localizations")

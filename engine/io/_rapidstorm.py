@@ -15,11 +15,17 @@ from ._localizations import Localizations
 
 #: rapidSTORM field identifiers -> engine names (roles, or extra column names).
 _IDENTIFIERS = {
-    "Position-0-0": "x", "Position-1-0": "y", "Position-2-0": "z",
-    "Position-0-0-uncertainty": "precision_x", "Position-1-0-uncertainty": "precision_y",
-    "ImageNumber-0-0": "frame", "Amplitude-0-0": "amplitude",
-    "FitResidues-0-0": "fit_residues", "LocalBackground-0-0": "local_background",
-    "PSFWidth-0-0": "psf_width_x", "PSFWidth-1-0": "psf_width_y",
+    "Position-0-0": "x",
+    "Position-1-0": "y",
+    "Position-2-0": "z",
+    "Position-0-0-uncertainty": "precision_x",
+    "Position-1-0-uncertainty": "precision_y",
+    "ImageNumber-0-0": "frame",
+    "Amplitude-0-0": "amplitude",
+    "FitResidues-0-0": "fit_residues",
+    "LocalBackground-0-0": "local_background",
+    "PSFWidth-0-0": "psf_width_x",
+    "PSFWidth-1-0": "psf_width_y",
     "TwoKernelImprovement-0-0": "two_kernel_improvement",
 }
 _LENGTH_UNITS = {"nanometer": 1.0, "micrometer": 1000.0, "meter": 1e9}
@@ -40,13 +46,19 @@ def _name(identifier: str) -> str:
 def _parse_header(path: Path, head: bytes):
     line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
     if not line.startswith("# <localizations"):
-        raise FormatError("not a rapidSTORM file", path=path, where="line 1",
-                          expected="'# <localizations ...>' XML header", found=repr(line[:40]))
+        raise FormatError(
+            "not a rapidSTORM file",
+            path=path,
+            where="line 1",
+            expected="'# <localizations ...>' XML header",
+            found=repr(line[:40]),
+        )
     try:
         root = ET.fromstring(line[1:].strip())
     except ET.ParseError as err:
-        raise FormatError("malformed XML header", path=path, where="line 1",
-                          found=str(err)) from err
+        raise FormatError(
+            "malformed XML header", path=path, where="line 1", found=str(err)
+        ) from err
     top = _fields(root)
     nested = root.find("localizations")
     child = _fields(nested) if nested is not None else None
@@ -58,18 +70,28 @@ def _to_nm(values: np.ndarray, unit: str, path: Path, pixel) -> np.ndarray:
         return values * _LENGTH_UNITS[unit]
     if unit in ("pixel", "px"):
         return values * pixel
-    raise FormatError("position unit not understood", path=path, where="line 1",
-                      expected="nanometer, micrometer or pixel", found=repr(unit))
+    raise FormatError(
+        "position unit not understood",
+        path=path,
+        where="line 1",
+        expected="nanometer, micrometer or pixel",
+        found=repr(unit),
+    )
 
 
-def _assemble(path: Path, fields, columns: dict[str, np.ndarray], opts, *, extra_cols=None,
-              details=None) -> Localizations:
+def _assemble(
+    path: Path, fields, columns: dict[str, np.ndarray], opts, *, extra_cols=None, details=None
+) -> Localizations:
     units = {_name(i): u for i, u in fields}
     for role in ("x", "y"):
         if role not in columns:
-            raise FormatError(f"no {role} position field", path=path, where="line 1",
-                              expected=f"Position-{0 if role == 'x' else 1}-0",
-                              found=str([i for i, _ in fields]))
+            raise FormatError(
+                f"no {role} position field",
+                path=path,
+                where="line 1",
+                expected=f"Position-{0 if role == 'x' else 1}-0",
+                found=str([i for i, _ in fields]),
+            )
     in_px = any(units.get(k) in ("pixel", "px") for k in ("x", "y"))
     pixel, src, warnings = resolve_pixel_size(path, user=opts.camera_pixel_nm, needed=in_px)
     px = pixel[0] if pixel else None
@@ -80,13 +102,26 @@ def _assemble(path: Path, fields, columns: dict[str, np.ndarray], opts, *, extra
     pxy = columns.pop("precision_y", None)
     prec = precision_from_xy(
         None if pxx is None else _to_nm(pxx, units["precision_x"], path, px),
-        None if pxy is None else _to_nm(pxy, units["precision_y"], path, px))
+        None if pxy is None else _to_nm(pxy, units["precision_y"], path, px),
+    )
     frame = columns.pop("frame", None)
     extra = dict(columns)
     extra.update(extra_cols or {})
-    return build_localizations(path, "rapidstorm", x=x, y=y, z=z, frame=frame, frame_offset=0,
-                               precision=prec, extra=extra, pixel=pixel, pixel_source=src,
-                               warnings=warnings, details=details)
+    return build_localizations(
+        path,
+        "rapidstorm",
+        x=x,
+        y=y,
+        z=z,
+        frame=frame,
+        frame_offset=0,
+        precision=prec,
+        extra=extra,
+        pixel=pixel,
+        pixel_source=src,
+        warnings=warnings,
+        details=details,
+    )
 
 
 def read_rapidstorm(path: Path, head: bytes, opts) -> Localizations:
@@ -96,8 +131,9 @@ def read_rapidstorm(path: Path, head: bytes, opts) -> Localizations:
     top, child = _parse_header(path, head)
     if child is None:
         names = [_name(i) for i, _ in top]
-        table = read_delimited(path, names=names, numeric=names, delimiter=" ", skip_lines=1,
-                               what="rapidSTORM file")
+        table = read_delimited(
+            path, names=names, numeric=names, delimiter=" ", skip_lines=1, what="rapidSTORM file"
+        )
         cols = {n: table.column(n).to_numpy().astype(np.float64) for n in names}
         return _assemble(path, top, cols, opts)
     return _read_tracks(path, top, child, opts)
@@ -114,19 +150,32 @@ def _read_tracks(path: Path, top, child, opts) -> Localizations:
             values = np.array(line.split(), dtype=np.float64)
         except ValueError as err:
             bad = next(t for t in line.split() if not _is_float(t))
-            raise FormatError("non-numeric value", path=path, where=f"line {lineno}",
-                              expected="a number", found=repr(bad[:40])) from err
+            raise FormatError(
+                "non-numeric value",
+                path=path,
+                where=f"line {lineno}",
+                expected="a number",
+                found=repr(bad[:40]),
+            ) from err
         if len(values) < n_top + 1:
-            raise FormatError("track row too short", path=path, where=f"line {lineno}",
-                              expected=f"at least {n_top + 1} values", found=str(len(values)))
+            raise FormatError(
+                "track row too short",
+                path=path,
+                where=f"line {lineno}",
+                expected=f"at least {n_top + 1} values",
+                found=str(len(values)),
+            )
         count = int(values[n_top])
         if len(values) != n_top + 1 + count * n_child:
-            raise FormatError("track row length does not match its count", path=path,
-                              where=f"line {lineno}",
-                              expected=f"{n_top + 1 + count * n_child} values for {count} localizations",
-                              found=str(len(values)))
+            raise FormatError(
+                "track row length does not match its count",
+                path=path,
+                where=f"line {lineno}",
+                expected=f"{n_top + 1 + count * n_child} values for {count} localizations",
+                found=str(len(values)),
+            )
         rows_top.append(values[:n_top])
-        rows_child.append(values[n_top + 1:].reshape(count, n_child))
+        rows_child.append(values[n_top + 1 :].reshape(count, n_child))
         track_ids.append(np.full(count, len(rows_top) - 1, dtype=np.int32))
     if not rows_top:
         raise FormatError("rapidSTORM track file has a header but no rows", path=path)
@@ -140,8 +189,9 @@ def _read_tracks(path: Path, top, child, opts) -> Localizations:
         if n in top_names:
             v = tops[:, top_names.index(n)]
             details[f"track_{n}_range"] = [float(v.min()), float(v.max())]
-    return _assemble(path, child, cols, opts, extra_cols={"track": np.concatenate(track_ids)},
-                     details=details)
+    return _assemble(
+        path, child, cols, opts, extra_cols={"track": np.concatenate(track_ids)}, details=details
+    )
 
 
 def _is_float(token: str) -> bool:

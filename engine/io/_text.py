@@ -119,18 +119,22 @@ def localizations_from_table(
             roles[key] = ColumnRole(r.role, r.column, unit)
     if assumed:
         warnings.append(
-            f"column{'s' if len(assumed) > 1 else ''} {' and '.join(assumed)} name no unit; read as nm "
-            "(pass --unit px and --camera-pixel-nm if they are in camera pixels)")
+            f"column{'s' if len(assumed) > 1 else ''} {' and '.join(assumed)} name no unit; read "
+            "as nm "
+            "(pass --unit px and --camera-pixel-nm if they are in camera pixels)"
+        )
     pixel, pixel_source, pw = resolve_pixel_size(
-        path, from_file=pixel_from_file, user=camera_pixel_nm, needed=needs_pixels(roles))
+        path, from_file=pixel_from_file, user=camera_pixel_nm, needed=needs_pixels(roles)
+    )
     warnings += pw
 
     def length(key, axis):
         r = roles.get(key)
         if r is None:
             return None
-        return length_nm(column_f64(table, r.column), r, pixel=None if pixel is None else pixel[axis],
-                         path=path)
+        return length_nm(
+            column_f64(table, r.column), r, pixel=None if pixel is None else pixel[axis], path=path
+        )
 
     x, y, z = length("x", 0), length("y", 1), length("z", 0)
     if precision is None and "precision" in roles:
@@ -141,9 +145,21 @@ def localizations_from_table(
     photons = column_f64(table, roles["photons"].column) if "photons" in roles else None
     used = [r.column for r in roles.values()] + list(used_extra)
     return build_localizations(
-        path, fmt, x=x, y=y, z=z, frame=frame, frame_offset=frame_offset, channel=channel,
-        photons=photons, precision=precision, extra=table_extras(table, used),
-        pixel=pixel, pixel_source=pixel_source, channel_names=channel_names, warnings=warnings,
+        path,
+        fmt,
+        x=x,
+        y=y,
+        z=z,
+        frame=frame,
+        frame_offset=frame_offset,
+        channel=channel,
+        photons=photons,
+        precision=precision,
+        extra=table_extras(table, used),
+        pixel=pixel,
+        pixel_source=pixel_source,
+        channel_names=channel_names,
+        warnings=warnings,
     )
 
 
@@ -151,9 +167,13 @@ def _header(path: Path, head: bytes, check, what: str, *, encoding="utf-8"):
     parsed = header_fields(head, encoding=encoding)
     if parsed is None or not check(parsed[0]):
         found = first_line(head, encoding="latin-1")[:80] if parsed else "binary data"
-        raise FormatError(f"not a {what} file: unexpected header", path=path, where="line 1",
-                          expected=f"the column names a {what} export starts with",
-                          found=repr(found))
+        raise FormatError(
+            f"not a {what} file: unexpected header",
+            path=path,
+            where="line 1",
+            expected=f"the column names a {what} export starts with",
+            found=repr(found),
+        )
     return parsed
 
 
@@ -170,10 +190,22 @@ def read_thunderstorm(path: Path, head: bytes, opts) -> Localizations:
     """ThunderSTORM CSV: ``x [nm]``/``x [px]`` columns, 1-based frames."""
     names, delim = _header(path, head, is_thunderstorm, "ThunderSTORM CSV")
     roles = match_roles(names)
-    table = read_delimited(path, names=names, numeric=_numeric_roles(roles), delimiter=delim,
-                           skip_lines=1, what="ThunderSTORM CSV")
-    return localizations_from_table(table, path, "thunderstorm", roles=roles,
-                                    camera_pixel_nm=opts.camera_pixel_nm, frame_offset=1)
+    table = read_delimited(
+        path,
+        names=names,
+        numeric=_numeric_roles(roles),
+        delimiter=delim,
+        skip_lines=1,
+        what="ThunderSTORM CSV",
+    )
+    return localizations_from_table(
+        table,
+        path,
+        "thunderstorm",
+        roles=roles,
+        camera_pixel_nm=opts.camera_pixel_nm,
+        frame_offset=1,
+    )
 
 
 def read_nanoimager(path: Path, head: bytes, opts) -> Localizations:
@@ -184,15 +216,22 @@ def read_nanoimager(path: Path, head: bytes, opts) -> Localizations:
         roles.pop(key, None)
     px_cols = [c for c in ("X precision (nm)", "Y precision (nm)") if c in names]
     numeric = _numeric_roles(roles) + px_cols
-    table = read_delimited(path, names=names, numeric=numeric, delimiter=delim, skip_lines=1,
-                           what="ONI Nanoimager CSV")
+    table = read_delimited(
+        path, names=names, numeric=numeric, delimiter=delim, skip_lines=1, what="ONI Nanoimager CSV"
+    )
     precision = None
     if px_cols:
         cols = [column_f64(table, c) for c in px_cols]
         precision = precision_from_xy(cols[0], cols[1] if len(cols) > 1 else None)
-    return localizations_from_table(table, path, "nanoimager", roles=roles,
-                                    camera_pixel_nm=opts.camera_pixel_nm, frame_offset=0,
-                                    precision=precision)
+    return localizations_from_table(
+        table,
+        path,
+        "nanoimager",
+        roles=roles,
+        camera_pixel_nm=opts.camera_pixel_nm,
+        frame_offset=0,
+        precision=precision,
+    )
 
 
 def read_elyra(path: Path, head: bytes, opts) -> Localizations:
@@ -201,10 +240,18 @@ def read_elyra(path: Path, head: bytes, opts) -> Localizations:
     raw = path.read_bytes()
     nul = raw.find(b"\x00")
     data = raw if nul < 0 else raw[:nul]
-    appendix = "" if nul < 0 else raw[nul + 1:].decode("latin-1", errors="replace")
+    appendix = "" if nul < 0 else raw[nul + 1 :].decode("latin-1", errors="replace")
     roles = match_roles(names)
-    table = read_delimited(path, names=names, numeric=_numeric_roles(roles), delimiter=delim,
-                           skip_lines=1, data=data, encoding="latin-1", what="Zeiss Elyra table")
+    table = read_delimited(
+        path,
+        names=names,
+        numeric=_numeric_roles(roles),
+        delimiter=delim,
+        skip_lines=1,
+        data=data,
+        encoding="latin-1",
+        what="Zeiss Elyra table",
+    )
     pixel = None
     m = re.search(r"VoxelSizeX\s*:\s*([0-9.eE+-]+)\s*(µm|um|nm)", appendix)
     if m:
@@ -212,26 +259,46 @@ def read_elyra(path: Path, head: bytes, opts) -> Localizations:
         px = float(m.group(1)) * factor
         my = re.search(r"VoxelSizeY\s*:\s*([0-9.eE+-]+)", appendix)
         pixel = (px, float(my.group(1)) * factor if my else px)
-    return localizations_from_table(table, path, "elyra", roles=roles,
-                                    camera_pixel_nm=opts.camera_pixel_nm, frame_offset=1,
-                                    pixel_from_file=pixel)
+    return localizations_from_table(
+        table,
+        path,
+        "elyra",
+        roles=roles,
+        camera_pixel_nm=opts.camera_pixel_nm,
+        frame_offset=1,
+        pixel_from_file=pixel,
+    )
 
 
 def read_nstorm_txt(path: Path, head: bytes, opts) -> Localizations:
     """Nikon N-STORM / Insight3 text export: drift-corrected Xc, Yc, Zc in nm, 1-based frames,
     a ``Channel Name`` per row (mapped to integer ids in sorted name order)."""
     names, delim = _header(path, head, is_nstorm_txt, "N-STORM text export")
-    pick = {"x": ("Xc", "X"), "y": ("Yc", "Y"), "z": ("Zc", "Z"), "frame": ("Frame",),
-            "photons": ("Photons",), "precision": ("Lateral Localization Accuracy",)}
+    pick = {
+        "x": ("Xc", "X"),
+        "y": ("Yc", "Y"),
+        "z": ("Zc", "Z"),
+        "frame": ("Frame",),
+        "photons": ("Photons",),
+        "precision": ("Lateral Localization Accuracy",),
+    }
     roles = {}
     for role, cands in pick.items():
         for c in cands:
             if c in names:
-                roles[role] = ColumnRole(role, c, "nm" if role in ("x", "y", "z", "precision") else None)
+                roles[role] = ColumnRole(
+                    role, c, "nm" if role in ("x", "y", "z", "precision") else None
+                )
                 break
     numeric = [r.column for r in roles.values()]
-    table = read_delimited(path, names=names, numeric=numeric, delimiter=delim, skip_lines=1,
-                           what="N-STORM text export")
+    table = read_delimited(
+        path,
+        names=names,
+        numeric=numeric,
+        delimiter=delim,
+        skip_lines=1,
+        what="N-STORM text export",
+    )
     chan_names = table.column("Channel Name").cast("string").to_numpy(zero_copy_only=False)
     unique = sorted(set(chan_names.tolist()))
     ids = np.searchsorted(np.array(unique, dtype=object), chan_names).astype(np.int32)
@@ -240,24 +307,49 @@ def read_nstorm_txt(path: Path, head: bytes, opts) -> Localizations:
     if n_rej:
         warnings.append(f"{n_rej} localizations are in channel 'Z Rejected' (kept)")
     return localizations_from_table(
-        table, path, "nstorm_txt", roles=roles, camera_pixel_nm=opts.camera_pixel_nm,
-        frame_offset=1, channel=ids, channel_names=dict(enumerate(unique)),
-        used_extra=("Channel Name",), warnings=warnings)
+        table,
+        path,
+        "nstorm_txt",
+        roles=roles,
+        camera_pixel_nm=opts.camera_pixel_nm,
+        frame_offset=1,
+        channel=ids,
+        channel_names=dict(enumerate(unique)),
+        used_extra=("Channel Name",),
+        warnings=warnings,
+    )
 
 
 def read_generic_csv(path: Path, head: bytes, opts) -> Localizations:
     """Any delimited table with a header naming x and y columns (or a ``columns`` mapping)."""
     parsed = header_fields(head)
     if parsed is None:
-        raise FormatError("not a delimited text table", path=path, where="line 1",
-                          expected="a header line of column names", found="binary data")
+        raise FormatError(
+            "not a delimited text table",
+            path=path,
+            where="line 1",
+            expected="a header line of column names",
+            found="binary data",
+        )
     names, delim = parsed
     roles = resolve_roles(names, opts.columns, path)
-    table = read_delimited(path, names=names, numeric=[r.column for r in roles.values()],
-                           delimiter=delim, skip_lines=1, what="CSV table")
+    table = read_delimited(
+        path,
+        names=names,
+        numeric=[r.column for r in roles.values()],
+        delimiter=delim,
+        skip_lines=1,
+        what="CSV table",
+    )
     return localizations_from_table(
-        table, path, "csv", roles=roles, camera_pixel_nm=opts.camera_pixel_nm,
-        frame_offset=opts.frame_base, unitless=opts.unit or "assume-nm")
+        table,
+        path,
+        "csv",
+        roles=roles,
+        camera_pixel_nm=opts.camera_pixel_nm,
+        frame_offset=opts.frame_base,
+        unitless=opts.unit or "assume-nm",
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -276,13 +368,21 @@ def write_thunderstorm(locs: Localizations, path: Path, opts, *, final_path=None
     import pyarrow.csv as pacsv
 
     if locs.n == 0:
-        raise OutputError("no localizations to write: a ThunderSTORM CSV with only a header "
-                          "reads back as an interrupted export", path=final_path or path,
-                          hint="write Parquet or Arrow to keep an empty table")
+        raise OutputError(
+            "no localizations to write: a ThunderSTORM CSV with only a header "
+            "reads back as an interrupted export",
+            path=final_path or path,
+            hint="write Parquet or Arrow to keep an empty table",
+        )
     cols: dict[str, object] = {}
-    ts_names = {"x_nm": "x [nm]", "y_nm": "y [nm]", "z_nm": "z [nm]",
-                "photons": "intensity [photon]", "precision_nm": "uncertainty [nm]",
-                "channel": "channel"}
+    ts_names = {
+        "x_nm": "x [nm]",
+        "y_nm": "y [nm]",
+        "z_nm": "z [nm]",
+        "photons": "intensity [photon]",
+        "precision_nm": "uncertainty [nm]",
+        "channel": "channel",
+    }
     extras = dict(locs.extra)
     if "id" in extras:
         cols["id"] = extras.pop("id")
@@ -296,8 +396,11 @@ def write_thunderstorm(locs: Localizations, path: Path, opts, *, final_path=None
             cols[ts_names[name]] = values
     for name, values in extras.items():
         if name in cols or name in ("frame",):
-            raise OutputError(f"extra column {name!r} clashes with a ThunderSTORM column",
-                              path=final_path or path, hint="rename it before writing")
+            raise OutputError(
+                f"extra column {name!r} clashes with a ThunderSTORM column",
+                path=final_path or path,
+                hint="rename it before writing",
+            )
         cols[name] = values
     table = pa.table({k: pa.array(v) for k, v in cols.items()})
     pacsv.write_csv(table, str(path), write_options=pacsv.WriteOptions(quoting_style="needed"))

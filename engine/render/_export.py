@@ -17,13 +17,27 @@ __all__ = ["write_rendered", "to_rgb8", "write_png", "IMAGE_FORMATS"]
 IMAGE_FORMATS = ("tiff", "png", "npy")
 
 #: matplotlib's viridis sampled at 17 points (CC0); interpolated linearly in between.
-_VIRIDIS = np.array([
-    [0.267, 0.0049, 0.3294], [0.2823, 0.095, 0.4173], [0.2788, 0.1755, 0.4834],
-    [0.259, 0.2515, 0.5247], [0.2297, 0.3224, 0.5457], [0.1994, 0.3876, 0.5546],
-    [0.1727, 0.4488, 0.5579], [0.149, 0.5081, 0.5572], [0.1276, 0.5669, 0.5506],
-    [0.1206, 0.6258, 0.5335], [0.1579, 0.6838, 0.5017], [0.2461, 0.7389, 0.452],
-    [0.3692, 0.7889, 0.3829], [0.516, 0.8312, 0.2943], [0.6785, 0.8637, 0.1895],
-    [0.8456, 0.8873, 0.0997], [0.9932, 0.9062, 0.1439]])
+_VIRIDIS = np.array(
+    [
+        [0.267, 0.0049, 0.3294],
+        [0.2823, 0.095, 0.4173],
+        [0.2788, 0.1755, 0.4834],
+        [0.259, 0.2515, 0.5247],
+        [0.2297, 0.3224, 0.5457],
+        [0.1994, 0.3876, 0.5546],
+        [0.1727, 0.4488, 0.5579],
+        [0.149, 0.5081, 0.5572],
+        [0.1276, 0.5669, 0.5506],
+        [0.1206, 0.6258, 0.5335],
+        [0.1579, 0.6838, 0.5017],
+        [0.2461, 0.7389, 0.452],
+        [0.3692, 0.7889, 0.3829],
+        [0.516, 0.8312, 0.2943],
+        [0.6785, 0.8637, 0.1895],
+        [0.8456, 0.8873, 0.0997],
+        [0.9932, 0.9062, 0.1439],
+    ]
+)
 #: Additive colours of image channels in multi-channel PNGs: magenta, green, cyan, yellow.
 _CHANNEL_COLOURS = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
 
@@ -58,13 +72,19 @@ def write_png(path: str | Path, rgb: np.ndarray) -> None:
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(png)
 
 
-def write_rendered(rendered: Rendered, stem: str | Path, fmt: str, *, extra: dict | None = None) -> list[Path]:
+def write_rendered(
+    rendered: Rendered, stem: str | Path, fmt: str, *, extra: dict | None = None
+) -> list[Path]:
     """Write ``STEM.{tiff,png,npy}`` and its sidecar ``STEM.{tiff,png,npy}.json``
     (RenderSpec, origin_nm, pixel_nm, area...).
 
@@ -84,8 +104,13 @@ def write_rendered(rendered: Rendered, stem: str | Path, fmt: str, *, extra: dic
             np.save(fh, rendered.image)
     else:
         with atomic_path(image_path) as tmp:
-            tifffile.imwrite(tmp, rendered.image, photometric="minisblack",
-                             description=json.dumps(meta), metadata=None)
+            tifffile.imwrite(
+                tmp,
+                rendered.image,
+                photometric="minisblack",
+                description=json.dumps(meta),
+                metadata=None,
+            )
     side = image_path.with_name(image_path.name + ".json")  # NAME.tiff.json: one per image
     with atomic_path(side) as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

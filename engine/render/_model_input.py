@@ -50,8 +50,14 @@ def patch_mode(preprocessing: Mapping | None) -> tuple[int | None, float]:
     return size, float(pre.get("min_occupied", 0.75))
 
 
-def model_input(locs: Localizations, spec: RenderSpec, preprocessing: Mapping | None = None, *,
-                device: str = "auto", roi_nm=None) -> ModelInput:
+def model_input(
+    locs: Localizations,
+    spec: RenderSpec,
+    preprocessing: Mapping | None = None,
+    *,
+    device: str = "auto",
+    roi_nm=None,
+) -> ModelInput:
     """Render one nucleus as the model takes it.
 
     Parameters
@@ -93,12 +99,20 @@ def model_input(locs: Localizations, spec: RenderSpec, preprocessing: Mapping | 
         r = render(locs, spec.raw(), device=device, roi_nm=roi_nm)
         patches = extract_patches(r, patch_size, min_occupied=min_occupied)
         if not patches:
-            raise InputError(f"no {patch_size}x{patch_size} patch is more than {min_occupied:.0%} occupied",
-                             path=locs.meta.source_path, hint="use smaller patches or a higher magnification")
+            raise InputError(
+                f"no {patch_size}x{patch_size} patch is more than {min_occupied:.0%} occupied",
+                path=locs.meta.source_path,
+                hint="use smaller patches or a higher magnification",
+            )
         items = np.stack([scale_channels(p.image, spec.scaling, spec.percentile) for p in patches])
     else:
         r = render(locs, spec, device=device, roi_nm=roi_nm)
         items = r.image[None]
     counts = [int(r.n_localizations.get(k, 0)) for k in range(spec.n_channels)]
-    return ModelInput(np.ascontiguousarray(items, np.float32), counts, float(r.area_um2), r,
-                      time.perf_counter() - t0)
+    return ModelInput(
+        np.ascontiguousarray(items, np.float32),
+        counts,
+        float(r.area_um2),
+        r,
+        time.perf_counter() - t0,
+    )

@@ -22,7 +22,9 @@ class Patch:
     occupied_fraction: float  #: fraction of pixels that contain localizations
 
 
-def extract_patches(rendered: Rendered, size: int = 512, *, min_occupied: float = 0.75) -> list[Patch]:
+def extract_patches(
+    rendered: Rendered, size: int = 512, *, min_occupied: float = 0.75
+) -> list[Patch]:
     """Non-overlapping ``size`` x ``size`` patches of a raw render, kept when more than
     ``min_occupied`` of their pixels contain localizations.
 
@@ -53,11 +55,18 @@ def extract_patches(rendered: Rendered, size: int = 512, *, min_occupied: float 
     out = []
     for r in range(0, h - size + 1, size):
         for c in range(0, w - size + 1, size):
-            frac = float(occupied[r:r + size, c:c + size].mean())
+            frac = float(occupied[r : r + size, c : c + size].mean())
             if frac > min_occupied:
                 p = rendered.pixel_nm
-                out.append(Patch(img[:, r:r + size, c:c + size].copy(), r, c,
-                                 (rendered.origin_nm[0] + c * p, rendered.origin_nm[1] + r * p), frac))
+                out.append(
+                    Patch(
+                        img[:, r : r + size, c : c + size].copy(),
+                        r,
+                        c,
+                        (rendered.origin_nm[0] + c * p, rendered.origin_nm[1] + r * p),
+                        frac,
+                    )
+                )
     return out
 
 

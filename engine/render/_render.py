@@ -61,8 +61,10 @@ class Rendered:
 
     def pixel_to_nm(self, i: float, j: float) -> tuple[float, float]:
         """Centre of pixel (row i, column j) in nm."""
-        return (self.origin_nm[0] + (j + 0.5) * self.pixel_nm,
-                self.origin_nm[1] + (i + 0.5) * self.pixel_nm)
+        return (
+            self.origin_nm[0] + (j + 0.5) * self.pixel_nm,
+            self.origin_nm[1] + (i + 0.5) * self.pixel_nm,
+        )
 
     def sidecar(self) -> dict:
         """JSON-serialisable description (written beside image files)."""
@@ -76,7 +78,8 @@ class Rendered:
             "area_um2": round(float(self.area_um2), 4),
             "device": self.device,
             "n_localizations": {str(k): v for k, v in self.n_localizations.items()},
-            "pixel_convention": "pixel (i, j) covers [x0 + j*p, x0 + (j+1)*p) x [y0 + i*p, y0 + (i+1)*p)",
+            "pixel_convention": "pixel (i, j) covers [x0 + j*p, x0 + (j+1)*p) x [y0 + i*p, y0 + "
+            "(i+1)*p)",
         }
 
 
@@ -91,8 +94,10 @@ def select_device(device: str) -> tuple[str, str | None]:
 
     if device == "cuda":
         if not cuda_available(allow_simulator=True):
-            raise RenderError("device 'cuda' requested but no CUDA GPU is available",
-                              hint="install the cuda12/cuda13 extra on a GPU machine, or use --device cpu")
+            raise RenderError(
+                "device 'cuda' requested but no CUDA GPU is available",
+                hint="install the cuda12/cuda13 extra on a GPU machine, or use --device cpu",
+            )
         return "cuda", None
     if cuda_available():
         return "cuda", None
@@ -122,15 +127,26 @@ def _sigma(locs: Localizations, spec: RenderSpec) -> np.ndarray:
     if not spec.sigma_from_precision:
         return np.array([spec.sigma_nm], np.float64)
     if locs.precision_nm is None:
-        raise RenderError("sigma_from_precision needs a localization precision column",
-                          path=locs.meta.source_path, found=f"columns {locs.columns}",
-                          hint="use a fixed --sigma-nm")
+        raise RenderError(
+            "sigma_from_precision needs a localization precision column",
+            path=locs.meta.source_path,
+            found=f"columns {locs.columns}",
+            hint="use a fixed --sigma-nm",
+        )
     prec = locs.precision_nm.astype(np.float64)
     return np.where(np.isfinite(prec), np.maximum(prec, spec.sigma_floor_nm), spec.sigma_floor_nm)
 
 
-def nucleus_mask(x: np.ndarray, y: np.ndarray, *, shape: tuple[int, int], origin_nm, pixel_nm: float,
-                 cell_nm: float = 250.0, roi_nm: np.ndarray | None = None) -> np.ndarray:
+def nucleus_mask(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    shape: tuple[int, int],
+    origin_nm,
+    pixel_nm: float,
+    cell_nm: float = 250.0,
+    roi_nm: np.ndarray | None = None,
+) -> np.ndarray:
     """Boolean (H, W) nucleus mask on a render grid.
 
     From ``roi_nm`` (a (K, 2) polygon in nm) when given; otherwise from the localizations:
@@ -161,8 +177,9 @@ def nucleus_mask(x: np.ndarray, y: np.ndarray, *, shape: tuple[int, int], origin
         cell *= 1.4
     thr = max(2.0, 0.15 * np.percentile(occupied, 90))
     occ = counts >= thr
-    occ = ndimage.binary_closing(np.pad(occ, 3), structure=ndimage.generate_binary_structure(2, 1),
-                                 iterations=2)[3:-3, 3:-3]
+    occ = ndimage.binary_closing(
+        np.pad(occ, 3), structure=ndimage.generate_binary_structure(2, 1), iterations=2
+    )[3:-3, 3:-3]
     occ = ndimage.binary_fill_holes(occ)
     labels, n_lab = ndimage.label(occ)
     if n_lab > 1:
@@ -243,8 +260,11 @@ def render(
     sel = chan >= 0
     if not sel.any():
         want = "any channel" if spec.channels is None else f"channels {list(spec.channels)}"
-        raise RenderError(f"no localizations in {want}", path=locs.meta.source_path,
-                          found=f"channels {sorted(locs.channel_counts())}")
+        raise RenderError(
+            f"no localizations in {want}",
+            path=locs.meta.source_path,
+            found=f"channels {sorted(locs.channel_counts())}",
+        )
     sigma = _sigma(locs, spec)
     x, y = locs.x_nm, locs.y_nm  # float32: the CPU kernel reads them in place
     margin = spec.margin_nm if spec.margin_nm is not None else spec.truncate * float(sigma.max())
@@ -260,40 +280,62 @@ def render(
     h = int(math.ceil((hi[1] + margin - origin[1]) / pixel)) or 1
     c_n = spec.n_channels
     if c_n * h * w > MAX_PIXELS:
-        raise RenderError(f"the raw render would be {c_n}x{h}x{w} pixels "
-                          f"({c_n * h * w * 4 / 2**30:.1f} GiB)", path=locs.meta.source_path,
-                          hint="use a larger pixel size or a ROI")
+        raise RenderError(
+            f"the raw render would be {c_n}x{h}x{w} pixels ({c_n * h * w * 4 / 2**30:.1f} GiB)",
+            path=locs.meta.source_path,
+            hint="use a larger pixel size or a ROI",
+        )
     shape = (c_n, h, w)
     t1 = time.perf_counter()
     if dev == "cuda":
         from ainu_engine.kernels import render_kde_cuda
 
-        raw = render_kde_cuda(x, y, sigma, chan, shape=shape, origin_nm=origin, pixel_nm=pixel,
-                              truncate=spec.truncate)
+        raw = render_kde_cuda(
+            x, y, sigma, chan, shape=shape, origin_nm=origin, pixel_nm=pixel, truncate=spec.truncate
+        )
     else:
-        raw = render_kde_cpu(x, y, sigma, chan, shape=shape, origin_nm=origin, pixel_nm=pixel,
-                             truncate=spec.truncate)
+        raw = render_kde_cpu(
+            x, y, sigma, chan, shape=shape, origin_nm=origin, pixel_nm=pixel, truncate=spec.truncate
+        )
     counts = {k: int(np.count_nonzero(chan == k)) for k in range(c_n)}
     if spec.normalization == "sklearn":
         for k in range(c_n):
             if counts[k]:
                 raw[k] /= np.float32(counts[k] * pixel * pixel)
     t2 = time.perf_counter()
-    mask = nucleus_mask(xs, ys, shape=(h, w), origin_nm=origin, pixel_nm=pixel,
-                        cell_nm=spec.mask_cell_nm, roi_nm=roi_nm)
+    mask = nucleus_mask(
+        xs,
+        ys,
+        shape=(h, w),
+        origin_nm=origin,
+        pixel_nm=pixel,
+        cell_nm=spec.mask_cell_nm,
+        roi_nm=roi_nm,
+    )
     area = float(np.count_nonzero(mask)) * pixel * pixel / 1e6
     t3 = time.perf_counter()
     seconds = {"prepare": t1 - t0, "kde": t2 - t1, "mask": t3 - t2}
     if spec.size == 0:
-        return Rendered(raw, (float(origin[0]), float(origin[1])), pixel, mask, area, spec, dev, note,
-                        counts, shape, seconds)
+        return Rendered(
+            raw,
+            (float(origin[0]), float(origin[1])),
+            pixel,
+            mask,
+            area,
+            spec,
+            dev,
+            note,
+            counts,
+            shape,
+            seconds,
+        )
     h2, w2, scale = fit_longest(h, w, spec.size)
     img = resize_area(raw, h2, w2, scale)
     m2 = resize_area(mask[None], h2, w2, scale)[0] >= 0.5
     fill = spec.background if spec.outside is None else spec.outside
     img, (top, left) = pad_to_square(img, spec.size, fill)
     m3 = np.zeros((spec.size, spec.size), bool)
-    m3[top:top + h2, left:left + w2] = m2
+    m3[top : top + h2, left : left + w2] = m2
     out_pixel = pixel * scale
     out_origin = (float(origin[0] - left * out_pixel), float(origin[1] - top * out_pixel))
     _scale_intensity(img, m3, spec, h2, w2, top, left)
@@ -306,7 +348,7 @@ def render(
 def _scale_intensity(img, mask, spec: RenderSpec, h2, w2, top, left) -> None:
     if spec.scaling == "none":
         return
-    inner = img[:, top:top + h2, left:left + w2]
+    inner = img[:, top : top + h2, left : left + w2]
     for k in range(img.shape[0]):
         if spec.scaling == "max":
             ref = float(inner[k].max())

@@ -13,8 +13,13 @@ from ._spec import RenderSpec
 __all__ = ["render_sklearn"]
 
 
-def render_sklearn(locs: Localizations, spec: RenderSpec, *, max_localizations: int = 200_000,
-                   like: Rendered | None = None) -> Rendered:
+def render_sklearn(
+    locs: Localizations,
+    spec: RenderSpec,
+    *,
+    max_localizations: int = 200_000,
+    like: Rendered | None = None,
+) -> Rendered:
     """Render with ``sklearn.neighbors.KernelDensity(bandwidth=sigma).score_samples`` on the
     pixel centres (untruncated, exact), as AINU did; raw render only.
 
@@ -27,14 +32,20 @@ def render_sklearn(locs: Localizations, spec: RenderSpec, *, max_localizations: 
     try:
         from sklearn.neighbors import KernelDensity
     except ImportError as err:
-        raise RenderError("method 'sklearn' needs scikit-learn",
-                          hint="pip install 'ainu-engine[bench]'") from err
+        raise RenderError(
+            "method 'sklearn' needs scikit-learn", hint="pip install 'ainu-engine[bench]'"
+        ) from err
     if spec.sigma_from_precision:
-        raise RenderError("method 'sklearn' uses one fixed bandwidth; set sigma_from_precision=False")
+        raise RenderError(
+            "method 'sklearn' uses one fixed bandwidth; set sigma_from_precision=False"
+        )
     if locs.n > max_localizations:
-        raise RenderError(f"method 'sklearn' is the slow reference: {locs.n:,} localizations "
-                          f"exceed max_localizations={max_localizations:,}",
-                          path=locs.meta.source_path, hint="use method 'kde' (exact to 2e-4)")
+        raise RenderError(
+            f"method 'sklearn' is the slow reference: {locs.n:,} localizations "
+            f"exceed max_localizations={max_localizations:,}",
+            path=locs.meta.source_path,
+            hint="use method 'kde' (exact to 2e-4)",
+        )
     if like is None:
         from ._render import render
 
@@ -58,8 +69,23 @@ def render_sklearn(locs: Localizations, spec: RenderSpec, *, max_localizations: 
         dens = np.exp(kde.score_samples(grid)).reshape(h, w)
         img[k] = dens if spec.normalization == "sklearn" else dens * counts[k] * p * p
     sel = chan >= 0
-    mask = nucleus_mask(locs.x_nm[sel].astype(np.float64), locs.y_nm[sel].astype(np.float64),
-                        shape=(h, w), origin_nm=like.origin_nm, pixel_nm=p, cell_nm=spec.mask_cell_nm)
-    return Rendered(img.astype(np.float32), like.origin_nm, p, mask,
-                    float(mask.sum()) * p * p / 1e6, spec, "cpu", "scikit-learn KernelDensity",
-                    counts, (c_n, h, w))
+    mask = nucleus_mask(
+        locs.x_nm[sel].astype(np.float64),
+        locs.y_nm[sel].astype(np.float64),
+        shape=(h, w),
+        origin_nm=like.origin_nm,
+        pixel_nm=p,
+        cell_nm=spec.mask_cell_nm,
+    )
+    return Rendered(
+        img.astype(np.float32),
+        like.origin_nm,
+        p,
+        mask,
+        float(mask.sum()) * p * p / 1e6,
+        spec,
+        "cpu",
+        "scikit-learn KernelDensity",
+        counts,
+        (c_n, h, w),
+    )

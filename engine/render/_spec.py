@@ -131,8 +131,10 @@ class RenderSpec:
             return float(self.pixel_nm)
         cam = self.camera_pixel_nm if self.camera_pixel_nm is not None else camera_pixel_nm
         if cam is None:
-            raise ValueError("magnification needs a camera pixel size: set camera_pixel_nm "
-                             "or render localizations whose metadata records one")
+            raise ValueError(
+                "magnification needs a camera pixel size: set camera_pixel_nm "
+                "or render localizations whose metadata records one"
+            )
         return float(cam) / float(self.magnification)
 
     def raw(self) -> RenderSpec:

@@ -50,19 +50,42 @@ class ScreenSummary:
         return self.n_nuclei / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> dict:
-        return {"out": str(self.out), "results": str(self.results), "files": self.n_files,
-                "files_skipped_done": self.n_files_skipped, "nuclei": self.n_nuclei, "failed": self.n_failed,
-                "seconds": round(self.seconds, 3), "nuclei_per_s": round(self.nuclei_per_s, 3),
-                "pipeline_seconds": round(self.pipeline_seconds, 3),
-                "stages": self.stages, "backend": self.backend, "calls": self.calls}
+        return {
+            "out": str(self.out),
+            "results": str(self.results),
+            "files": self.n_files,
+            "files_skipped_done": self.n_files_skipped,
+            "nuclei": self.n_nuclei,
+            "failed": self.n_failed,
+            "seconds": round(self.seconds, 3),
+            "nuclei_per_s": round(self.nuclei_per_s, 3),
+            "pipeline_seconds": round(self.pipeline_seconds, 3),
+            "stages": self.stages,
+            "backend": self.backend,
+            "calls": self.calls,
+        }
 
 
-def screen(inputs: Sequence[str | os.PathLike], model: str | os.PathLike, out: str | os.PathLike, *,
-           backend: str = "auto", device: str = "auto", nuclei: str = "auto", batch_size: int | None = None,
-           read_threads: int = 2, camera_pixel_nm: float | None = None, force: bool = False, csv: bool = False,
-           report: bool = True, on_progress: Callable[[dict], None] | None = None,
-           on_error: Callable[[str, str], None] | None = None, queue_size: int = 64,
-           explain: int = 0, explainer: Callable | None = None) -> ScreenSummary:
+def screen(
+    inputs: Sequence[str | os.PathLike],
+    model: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    backend: str = "auto",
+    device: str = "auto",
+    nuclei: str = "auto",
+    batch_size: int | None = None,
+    read_threads: int = 2,
+    camera_pixel_nm: float | None = None,
+    force: bool = False,
+    csv: bool = False,
+    report: bool = True,
+    on_progress: Callable[[dict], None] | None = None,
+    on_error: Callable[[str, str], None] | None = None,
+    queue_size: int = 64,
+    explain: int = 0,
+    explainer: Callable | None = None,
+) -> ScreenSummary:
     """Classify every nucleus of ``inputs`` with ``model``; results in ``out``.
 
     Parameters
@@ -108,25 +131,36 @@ def screen(inputs: Sequence[str | os.PathLike], model: str | os.PathLike, out: s
     from ..backends import create_backend
 
     if explain and explainer is None:
-        raise ValueError("explain > 0 needs an explainer, e.g. explainer=ainu_engine.explain.explain_prepared")
+        raise ValueError(
+            "explain > 0 needs an explainer, e.g. explainer=ainu_engine.explain.explain_prepared"
+        )
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = expand_inputs(inputs)
     # reading and rendering run beside inference: ONNX Runtime's CPU threads sleep when idle
-    clf = Classifier(create_backend(model, backend, device=device, spinning=False, batch_size=batch_size),
-                     render_device="cpu" if device == "cpu" else "auto")
+    clf = Classifier(
+        create_backend(model, backend, device=device, spinning=False, batch_size=batch_size),
+        render_device="cpu" if device == "cpu" else "auto",
+    )
     try:
         run = _Run(clf, Path(model), nuclei)
         parts = Parts(out, run.key, force)
         errors = Errors(on_error)
         todo = _todo(files, parts, errors)
         skipped = len(files) - len(todo) - len(errors)  # done by an earlier run
-        pipeline = Pipeline(clf, parts, errors, split=lambda locs: split_nuclei(locs, mode=nuclei,
-                                                                                camera_pixel_nm=camera_pixel_nm),
-                            make_row=run.row, read_options={"camera_pixel_nm": camera_pixel_nm},
-                            read_threads=read_threads, queue_size=queue_size, keep=explain,
-                            on_written=_progress(on_progress, len(todo), t_start))
+        pipeline = Pipeline(
+            clf,
+            parts,
+            errors,
+            split=lambda locs: split_nuclei(locs, mode=nuclei, camera_pixel_nm=camera_pixel_nm),
+            make_row=run.row,
+            read_options={"camera_pixel_nm": camera_pixel_nm},
+            read_threads=read_threads,
+            queue_size=queue_size,
+            keep=explain,
+            on_written=_progress(on_progress, len(todo), t_start),
+        )
         if todo:
             # with the model load, not inside the stages: a runtime's first runs at the batch shape
             # (memory planning, kernel choice) are several times slower than the steady state
@@ -134,20 +168,34 @@ def screen(inputs: Sequence[str | os.PathLike], model: str | os.PathLike, out: s
         n_nuclei = pipeline.run(todo)
         table = parts.gather()
         results = write_final(out, table, errors.items, csv=csv)
-        calls = {c: table.column("predicted").to_pylist().count(c) for c in clf.info.classes} \
-            if table is not None else {}
-        summary = ScreenSummary(out, results, len(files), skipped, n_nuclei,
-                                len(errors), time.perf_counter() - t_start,
-                                [st.to_dict() for st in pipeline.stats.values()],
-                                {**clf.backend.describe(), "reason": clf.backend.reason}, calls,
-                                pipeline.stats["write"].wall_s)
+        calls = (
+            {c: table.column("predicted").to_pylist().count(c) for c in clf.info.classes}
+            if table is not None
+            else {}
+        )
+        summary = ScreenSummary(
+            out,
+            results,
+            len(files),
+            skipped,
+            n_nuclei,
+            len(errors),
+            time.perf_counter() - t_start,
+            [st.to_dict() for st in pipeline.stats.values()],
+            {**clf.backend.describe(), "reason": clf.backend.reason},
+            calls,
+            pipeline.stats["write"].wall_s,
+        )
         doc = run.summary_doc(summary, table)
         _write_json(out / "summary.json", doc)
         explained = []
         if explain and pipeline.kept:
             ex = explainer(clf, pipeline.kept, out / "explain")
             doc["explain"] = {k: ex[k] for k in ("nuclei", "failed", "seconds", "structures")}
-            explained = [json.loads(line) for line in (out / "explain" / "explain.jsonl").read_text().splitlines()]
+            explained = [
+                json.loads(line)
+                for line in (out / "explain" / "explain.jsonl").read_text().splitlines()
+            ]
             _write_json(out / "summary.json", doc)
     finally:
         clf.close()
@@ -172,13 +220,27 @@ class _Run:
         self.backend_name = clf.backend.name
 
     def row(self, path, key, nucleus, prediction) -> dict:
-        return result_row(path, key, nucleus, prediction, channel_names=list(self.info.channel_names),
-                          model_sha=self.model_sha, spec_hash=self.spec_hash, backend=self.backend_name)
+        return result_row(
+            path,
+            key,
+            nucleus,
+            prediction,
+            channel_names=list(self.info.channel_names),
+            model_sha=self.model_sha,
+            spec_hash=self.spec_hash,
+            backend=self.backend_name,
+        )
 
     def summary_doc(self, summary: ScreenSummary, table) -> dict:
-        return {**summary.to_dict(), "model": str(self.model), "model_sha256": self.model_sha,
-                "render_spec_hash": self.spec_hash, "classes": list(self.info.classes), "nuclei_mode": self.nuclei,
-                "total_rows": 0 if table is None else table.num_rows}
+        return {
+            **summary.to_dict(),
+            "model": str(self.model),
+            "model_sha256": self.model_sha,
+            "render_spec_hash": self.spec_hash,
+            "classes": list(self.info.classes),
+            "nuclei_mode": self.nuclei,
+            "total_rows": 0 if table is None else table.num_rows,
+        }
 
 
 def _todo(files: list[Path], parts: Parts, errors: Errors) -> list[tuple[Path, str]]:
@@ -200,8 +262,15 @@ def _progress(on_progress, n_files: int, t_start: float):
         return None
 
     def written(n_nuclei: int, files_done: int) -> None:
-        on_progress({"nuclei": n_nuclei, "files_done": files_done, "files": n_files,
-                     "elapsed_s": time.perf_counter() - t_start})
+        on_progress(
+            {
+                "nuclei": n_nuclei,
+                "files_done": files_done,
+                "files": n_files,
+                "elapsed_s": time.perf_counter() - t_start,
+            }
+        )
+
     return written
 
 

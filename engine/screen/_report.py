@@ -16,7 +16,9 @@ def _png(fig) -> str:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=100)
-    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return (
+        f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    )
 
 
 def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
@@ -52,7 +54,11 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
     fig = Figure(figsize=(5, 2.8))
     ax = fig.subplots()
     labels = ["ok"] + sorted(flags)
-    ax.barh(labels, [sum(table.column("qc_ok").to_pylist())] + [flags[f] for f in sorted(flags)], color="#55a868")
+    ax.barh(
+        labels,
+        [sum(table.column("qc_ok").to_pylist())] + [flags[f] for f in sorted(flags)],
+        color="#55a868",
+    )
     ax.set_xlabel("nuclei")
     ax.set_title("QC")
     out.append(("Quality control", _png(fig)))
@@ -60,9 +66,19 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
     if stages:
         fig = Figure(figsize=(5, 2.8))
         ax = fig.subplots()
-        ax.barh([s["stage"] for s in stages], [s["busy_s"] for s in stages], label="busy", color="#c44e52")
-        ax.barh([s["stage"] for s in stages], [s["idle_s"] for s in stages], left=[s["busy_s"] for s in stages],
-                label="idle", color="#cccccc")
+        ax.barh(
+            [s["stage"] for s in stages],
+            [s["busy_s"] for s in stages],
+            label="busy",
+            color="#c44e52",
+        )
+        ax.barh(
+            [s["stage"] for s in stages],
+            [s["idle_s"] for s in stages],
+            left=[s["busy_s"] for s in stages],
+            label="idle",
+            color="#cccccc",
+        )
         ax.set_xlabel("seconds")
         ax.legend(fontsize=8)
         ax.set_title("pipeline stages (the busiest sets the pace)")
@@ -70,50 +86,77 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
     return out
 
 
-def write_report(path: Path, table, doc: dict, info, errors, *, explained: list | None = None) -> Path:
+def write_report(
+    path: Path, table, doc: dict, info, errors, *, explained: list | None = None
+) -> Path:
     """Write ``report.html`` (atomically) for a finished screen."""
     from ..io import atomic_path
 
     classes = list(info.classes)
     e = html.escape
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>ainu-engine screen</title>"
-             "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-             "th{background:#f3f3f3}.note{color:#666}</style></head><body>",
-             "<h1>ainu-engine screen</h1>",
-             f"<p>{doc['nuclei']} nuclei from {doc['files']} files ({doc['files_skipped_done']} already done), "
-             f"{doc['failed']} failures, {doc['seconds']:.1f} s ({doc['nuclei_per_s']:.2f} nuclei/s) — "
-             f"model <code>{e(str(doc['model']))}</code> ({e(info.model.get('name', '?'))}, classes "
-             f"{e(', '.join(classes))}), backend {e(doc['backend'].get('backend', '?'))} on "
-             f"{e(doc['backend'].get('device', '?'))}: {e(doc['backend'].get('reason', ''))}.</p>"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>ainu-engine screen</title>"
+        "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px "
+        "8px;text-align:right}"
+        "th{background:#f3f3f3}.note{color:#666}</style></head><body>",
+        "<h1>ainu-engine screen</h1>",
+        f"<p>{doc['nuclei']} nuclei from {doc['files']} files ({doc['files_skipped_done']} already "
+        "done), "
+        f"{doc['failed']} failures, {doc['seconds']:.1f} s ({doc['nuclei_per_s']:.2f} nuclei/s) — "
+        f"model <code>{e(str(doc['model']))}</code> ({e(info.model.get('name', '?'))}, classes "
+        f"{e(', '.join(classes))}), backend {e(doc['backend'].get('backend', '?'))} on "
+        f"{e(doc['backend'].get('device', '?'))}: {e(doc['backend'].get('reason', ''))}.</p>",
+    ]
     prov = info.provenance or {}
     if prov.get("training_data"):
         parts.append(f"<p class='note'>Model trained on: {e(str(prov['training_data']))}</p>")
-    parts.append("<h2>Calls</h2><table><tr><th>class</th><th>nuclei</th></tr>"
-                 + "".join(f"<tr><td>{e(c)}</td><td>{doc['calls'].get(c, 0)}</td></tr>" for c in classes)
-                 + "</table>")
+    parts.append(
+        "<h2>Calls</h2><table><tr><th>class</th><th>nuclei</th></tr>"
+        + "".join(f"<tr><td>{e(c)}</td><td>{doc['calls'].get(c, 0)}</td></tr>" for c in classes)
+        + "</table>"
+    )
     for title, body in _plots(table, doc, classes):
         parts.append(f"<h2>{e(title)}</h2>{body}")
-    parts.append("<h2>Stages</h2><table><tr><th>stage</th><th>items</th><th>busy s</th><th>idle s</th>"
-                 "<th>items / busy s</th></tr>"
-                 + "".join(f"<tr><td>{e(s['stage'])}</td><td>{s['items']}</td><td>{s['busy_s']}</td>"
-                           f"<td>{s['idle_s']}</td><td>{s['items_per_busy_s']}</td></tr>" for s in doc["stages"])
-                 + "</table>")
+    parts.append(
+        "<h2>Stages</h2><table><tr><th>stage</th><th>items</th><th>busy s</th><th>idle s</th>"
+        "<th>items / busy s</th></tr>"
+        + "".join(
+            f"<tr><td>{e(s['stage'])}</td><td>{s['items']}</td><td>{s['busy_s']}</td>"
+            f"<td>{s['idle_s']}</td><td>{s['items_per_busy_s']}</td></tr>"
+            for s in doc["stages"]
+        )
+        + "</table>"
+    )
     if explained:
-        parts.append(f"<h2>Occlusion maps ({len(explained)} nuclei)</h2><p class='note'>Red: evidence for the "
-                     "class; blue: against (occlusion on the logits, as Captum and the paper).</p>")
+        parts.append(
+            f"<h2>Occlusion maps ({len(explained)} nuclei)</h2><p class='note'>Red: evidence for "
+            "the "
+            "class; blue: against (occlusion on the logits, as Captum and the paper).</p>"
+        )
         for rec in explained:
             png = Path(rec["overlay"])
             if png.is_file():
                 data = base64.b64encode(png.read_bytes()).decode()
-                parts.append(f"<p>{e(Path(rec['source']).name)} {e(rec.get('nucleus_id') or '')}: "
-                             f"{e(rec['predicted'])}<br><img alt='occlusion map' src='data:image/png;base64,{data}'></p>")
+                parts.append(
+                    f"<p>{e(Path(rec['source']).name)} {e(rec.get('nucleus_id') or '')}: "
+                    f"{e(rec['predicted'])}<br><img alt='occlusion map' "
+                    f"src='data:image/png;base64,{data}'></p>"
+                )
     if errors:
-        parts.append(f"<h2>Failures ({len(errors)})</h2><table><tr><th>file</th><th>error</th></tr>"
-                     + "".join(f"<tr><td>{e(p)}</td><td style='text-align:left'>{e(m)}</td></tr>"
-                               for p, m in errors[:200]) + "</table>")
-    parts.append("<p class='note'>Results: results.parquet (one row per nucleus), errors.csv, summary.json.</p>"
-                 "</body></html>")
+        parts.append(
+            f"<h2>Failures ({len(errors)})</h2><table><tr><th>file</th><th>error</th></tr>"
+            + "".join(
+                f"<tr><td>{e(p)}</td><td style='text-align:left'>{e(m)}</td></tr>"
+                for p, m in errors[:200]
+            )
+            + "</table>"
+        )
+    parts.append(
+        "<p class='note'>Results: results.parquet (one row per nucleus), errors.csv, "
+        "summary.json.</p>"
+        "</body></html>"
+    )
     with atomic_path(path) as tmp:
         Path(tmp).write_text("\n".join(parts), encoding="utf-8")
     return path

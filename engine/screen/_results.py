@@ -31,17 +31,37 @@ def run_key(model_sha: str, spec_hash: str, nuclei: str) -> str:
     return hashlib.sha256(f"{model_sha}|{spec_hash}|{nuclei}".encode()).hexdigest()[:16]
 
 
-def result_row(source, key: str, nucleus, prediction, *, channel_names, model_sha: str, spec_hash: str,
-               backend: str) -> dict:
+def result_row(
+    source,
+    key: str,
+    nucleus,
+    prediction,
+    *,
+    channel_names,
+    model_sha: str,
+    spec_hash: str,
+    backend: str,
+) -> dict:
     """One row of ``results.parquet``: the call of one nucleus, its QC and what made it. The
     columns are defined here and nowhere else."""
     p = prediction
-    return {"source": str(source), "nucleus_id": nucleus.id, "predicted": p.label,
-            **{f"p_{c}": float(v) for c, v in p.probabilities.items()},
-            "undecided": p.undecided, "n_localizations": int(sum(p.n_localizations)),
-            **{f"n_loc_{c}": int(v) for c, v in zip(channel_names, p.n_localizations, strict=False)},
-            "area_um2": p.area_um2, "n_items": p.n_items, "qc_flags": ",".join(p.qc), "qc_ok": p.ok,
-            "model_sha256": model_sha, "render_spec_hash": spec_hash, "backend": backend, "file_key": key}
+    return {
+        "source": str(source),
+        "nucleus_id": nucleus.id,
+        "predicted": p.label,
+        **{f"p_{c}": float(v) for c, v in p.probabilities.items()},
+        "undecided": p.undecided,
+        "n_localizations": int(sum(p.n_localizations)),
+        **{f"n_loc_{c}": int(v) for c, v in zip(channel_names, p.n_localizations, strict=False)},
+        "area_um2": p.area_um2,
+        "n_items": p.n_items,
+        "qc_flags": ",".join(p.qc),
+        "qc_ok": p.ok,
+        "model_sha256": model_sha,
+        "render_spec_hash": spec_hash,
+        "backend": backend,
+        "file_key": key,
+    }
 
 
 class Parts:
@@ -86,8 +106,13 @@ class Parts:
                 self.done_files.add(r["file"])
         for p in sorted(self.dir.glob(f"part-{self.run_key}-*.parquet")):
             t = pq.read_table(p, columns=["file_key", "nucleus_id"])
-            self.done_nuclei.update(zip(t.column("file_key").to_pylist(), t.column("nucleus_id").to_pylist(),
-                                        strict=True))
+            self.done_nuclei.update(
+                zip(
+                    t.column("file_key").to_pylist(),
+                    t.column("nucleus_id").to_pylist(),
+                    strict=True,
+                )
+            )
 
     def write(self, rows: list[dict]) -> None:
         import pyarrow as pa
@@ -117,8 +142,11 @@ class Parts:
         if not tables:
             return None
         t = pa.concat_tables(tables, promote_options="default")
-        # a nucleus written twice (a batch redone after a crash between write and journal) counts once
-        keys = list(zip(t.column("file_key").to_pylist(), t.column("nucleus_id").to_pylist(), strict=True))
+        # a nucleus written twice (a batch redone after a crash between write and journal) counts
+        # once
+        keys = list(
+            zip(t.column("file_key").to_pylist(), t.column("nucleus_id").to_pylist(), strict=True)
+        )
         last = {k: i for i, k in enumerate(keys)}
         idx = sorted(last.values(), key=lambda i: (t.column("source")[i].as_py(), keys[i][1]))
         return t.take(pa.array(idx, pa.int64())) if idx else t.slice(0, 0)

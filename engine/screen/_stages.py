@@ -32,12 +32,18 @@ class StageStats:
 
     def to_dict(self) -> dict:
         idle = max(0.0, self.wall_s - self.busy_s)
-        return {"stage": self.name, "items": self.items, "busy_s": round(self.busy_s, 3),
-                "idle_s": round(idle, 3), "items_per_busy_s": round(self.items / self.busy_s, 3) if self.busy_s else None}
+        return {
+            "stage": self.name,
+            "items": self.items,
+            "busy_s": round(self.busy_s, 3),
+            "idle_s": round(idle, 3),
+            "items_per_busy_s": round(self.items / self.busy_s, 3) if self.busy_s else None,
+        }
 
 
 class Errors:
-    """Failed files and nuclei, (path, one-line message), from any thread; ``on_error`` is told each."""
+    """Failed files and nuclei, (path, one-line message), from any thread; ``on_error`` is
+    told each."""
 
     def __init__(self, on_error: Callable[[str, str], None] | None = None) -> None:
         self.items: list[tuple[str, str]] = []
@@ -110,9 +116,20 @@ class Pipeline:
         Called after every written batch with (nuclei written so far, files done).
     """
 
-    def __init__(self, classifier, parts, errors: Errors, *, split: Callable, make_row: Callable,
-                 read_options: dict, read_threads: int = 2, queue_size: int = 64, keep: int = 0,
-                 on_written: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        classifier,
+        parts,
+        errors: Errors,
+        *,
+        split: Callable,
+        make_row: Callable,
+        read_options: dict,
+        read_threads: int = 2,
+        queue_size: int = 64,
+        keep: int = 0,
+        on_written: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.clf = classifier
         self.parts = parts
         self.errors = errors
@@ -133,9 +150,14 @@ class Pipeline:
     def run(self, todo: list[tuple]) -> int:
         """Screen ``todo`` ((path, file key) pairs); returns the number of nuclei written. An
         exception in any stage stops all of them and is raised here."""
-        threads = [threading.Thread(target=self._guarded(fn, *args), daemon=True, name=f"screen-{name}")
-                   for name, fn, args in (("read", self._reader, (todo,)), ("render", self._renderer, ()),
-                                          ("infer", self._inferrer, ()))]
+        threads = [
+            threading.Thread(target=self._guarded(fn, *args), daemon=True, name=f"screen-{name}")
+            for name, fn, args in (
+                ("read", self._reader, (todo,)),
+                ("render", self._renderer, ()),
+                ("infer", self._inferrer, ()),
+            )
+        ]
         for t in threads:
             t.start()
         try:
@@ -150,7 +172,8 @@ class Pipeline:
             raise self.crash[0]
         return self.n_written
 
-    # -- plumbing -----------------------------------------------------------------------------------
+    # -- plumbing
+    # -----------------------------------------------------------------------------------
     def _guarded(self, fn, *args):
         def run():
             try:
@@ -158,6 +181,7 @@ class Pipeline:
             except BaseException as err:  # noqa: BLE001 - surfaced in the main thread
                 self.crash.append(err)
                 self.stop.set()
+
         return run
 
     def _put(self, name: str, item) -> None:
@@ -168,7 +192,8 @@ class Pipeline:
             except queue.Full:
                 continue
 
-    # -- stage 1: read and split (threads) -------------------------------------------------------------
+    # -- stage 1: read and split (threads)
+    # -------------------------------------------------------------
     def _read_one(self, item):
         path, key = item
         t0 = time.perf_counter()
@@ -201,7 +226,8 @@ class Pipeline:
         self._put("nuclei", _END)
         st.wall_s = time.perf_counter() - t0
 
-    # -- stage 2: render -------------------------------------------------------------------------------
+    # -- stage 2: render
+    # -------------------------------------------------------------------------------
     def _renderer(self) -> None:
         st = self.stats["render"]
         t0 = time.perf_counter()
@@ -225,7 +251,8 @@ class Pipeline:
         self._put("ready", _END)
         st.wall_s = time.perf_counter() - t0
 
-    # -- stage 3: batch + infer ------------------------------------------------------------------------
+    # -- stage 3: batch + infer
+    # ------------------------------------------------------------------------
     def _inferrer(self) -> None:
         st = self.stats["infer"]
         t0 = time.perf_counter()
@@ -248,7 +275,8 @@ class Pipeline:
         self._put("rows", _END)
         st.wall_s = time.perf_counter() - t0
 
-    # -- stage 4: write (the calling thread) -----------------------------------------------------------
+    # -- stage 4: write (the calling thread)
+    # -----------------------------------------------------------
     def _writer(self) -> None:
         st = self.stats["write"]
         t0 = time.perf_counter()

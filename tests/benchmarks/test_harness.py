@@ -37,10 +37,18 @@ def test_io_load_tiny_run_and_report(tmp_path, monkeypatch):
     assert "CSV read (MB/s)" in names and payload["inputs"]["n_localizations"] == 2000
     results = tmp_path / "results"
     results.mkdir()
-    (results / "io_load-cpu.json").write_text(json.dumps(
-        {"benchmark": "io_load", "device": "cpu", "device_description": "test cpu",
-         "command": "python -m benchmarks run io_load", "date_utc": "2026-01-01T00:00:00Z",
-         **payload}))
+    (results / "io_load-cpu.json").write_text(
+        json.dumps(
+            {
+                "benchmark": "io_load",
+                "device": "cpu",
+                "device_description": "test cpu",
+                "command": "python -m benchmarks run io_load",
+                "date_utc": "2026-01-01T00:00:00Z",
+                **payload,
+            }
+        )
+    )
     md = H.report(results, tmp_path / "RESULTS.md").read_text()
     assert "## io_load — cpu" in md and "numpy.loadtxt" in md and "Goal: CSV load >= 50 MB/s" in md
 
@@ -69,7 +77,10 @@ def test_render_benchmark_tiny_run():
     payload = render.run(sizes=[3000], sklearn_n=[200])
     acc = payload["accuracy"][next(iter(payload["accuracy"]))]
     assert acc["engine_cpu_5sigma"]["max_rel_err_bright"] <= 5e-4
-    assert acc["engine_cpu_3sigma"]["max_rel_err_bright"] > acc["engine_cpu_5sigma"]["max_rel_err_bright"]
+    assert (
+        acc["engine_cpu_3sigma"]["max_rel_err_bright"]
+        > acc["engine_cpu_5sigma"]["max_rel_err_bright"]
+    )
     assert any("EXTRAPOLATED" in f["name"] for f in payload["figures"])
 
 
@@ -83,11 +94,12 @@ def test_infer_tiny_run_compares_backends_and_screen(torch_threads):
     assert {"torch eager fp32", "onnxruntime cpu"} <= set(payload["timings"])
     assert payload["parity_vs_torch"]["onnxruntime cpu"]["passed"]
     goals = {g["goal"] for g in payload["goals"]}
-    assert any("onnxruntime >= 1.5x" in g for g in goals) and any("slowest stage" in g for g in goals)
+    assert any("onnxruntime >= 1.5x" in g for g in goals) and any(
+        "slowest stage" in g for g in goals
+    )
     scr = payload["screen"]
     assert scr["nuclei"] == 6 and scr["end_to_end_nuclei_per_s"] > 0
     assert [s["stage"] for s in scr["stages"]] == ["read", "render", "infer", "write"]
-
 
 
 @pytest.mark.slow

@@ -28,8 +28,9 @@ def test_version(capsys):
 
 
 def test_info_json_reports_every_shared_file_in_one_call(capsys, shared_formats):
-    files = sorted(p for p in shared_formats.rglob("*") if p.is_file()
-                   and p.suffix not in (".yaml", ".md"))
+    files = sorted(
+        p for p in shared_formats.rglob("*") if p.is_file() and p.suffix not in (".yaml", ".md")
+    )
     code, out, err = run(capsys, "info", "--json", "--camera-pixel-nm", "160", *files)
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
@@ -44,11 +45,16 @@ def test_info_json_reports_every_shared_file_in_one_call(capsys, shared_formats)
         assert r["frame_range_in_file"] == exp["frames_in_file"]
         if "channels" in exp:
             assert r["channels"] == {str(k): v for k, v in exp["channels"].items()}
-    assert by_path["insight3_bin/storm-analysis_test_300x200_dh_olist.bin"]["camera_pixel_nm"] == 160
+    assert (
+        by_path["insight3_bin/storm-analysis_test_300x200_dh_olist.bin"]["camera_pixel_nm"] == 160
+    )
     assert by_path["picasso_hdf5/testdata_locs.hdf5"]["camera_pixel_nm"] == 130
     assert by_path["decode_h5/locan_decode_dstorm_data.h5"]["camera_pixel_nm"] == [127, 117]
     assert by_path["decode_h5/locan_decode_dstorm_data_empty.h5"]["n_localizations"] == 0
-    assert by_path["rapidstorm_txt/locan_rapidSTORM_dstorm_track_data.txt"]["details"]["n_tracks"] == 14
+    assert (
+        by_path["rapidstorm_txt/locan_rapidSTORM_dstorm_track_data.txt"]["details"]["n_tracks"]
+        == 14
+    )
 
 
 def test_info_goes_on_past_bad_files_and_exits_1(capsys, tmp_path):
@@ -95,7 +101,9 @@ def test_missing_pixel_size_one_line_and_debug_traceback(capsys, tmp_path, monke
 
 def test_convert_single_file_and_folder(capsys, tmp_path):
     src = S.thunderstorm(tmp_path / "a.csv")
-    code, out, err = run(capsys, "convert", src, "--out", tmp_path / "a.bin", "--camera-pixel-nm", "100")
+    code, out, err = run(
+        capsys, "convert", src, "--out", tmp_path / "a.bin", "--camera-pixel-nm", "100"
+    )
     assert code == 0, err
     assert (tmp_path / "a.bin").is_file() and (tmp_path / "a.bin.json").is_file()
     assert "photons, precision_nm" in err  # Insight3 cannot hold them: said on stderr
@@ -154,8 +162,12 @@ def test_console_script_runs(tmp_path):
     if not exe.exists():
         pytest.skip("ainu-engine console script not installed in this environment")
     path = S.thunderstorm(tmp_path / "a.csv")
-    res = subprocess.run([str(exe), "info", "--json", str(path), str(tmp_path / "missing.csv")],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [str(exe), "info", "--json", str(path), str(tmp_path / "missing.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 1
     lines = res.stdout.splitlines()
     assert json.loads(lines[0])["n_localizations"] == 5

@@ -17,12 +17,22 @@ OBS = Observation(locs_per_channel=4000)
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim")
-    simulate_dataset(out / "one", classes=["hiPSC"], n_per_class=2, channels=("polII", "h3"),
-                     observation=OBS)
-    simulate_dataset(out / "multi", classes=["mock"], n_per_class=2, nuclei_per_file=2,
-                     observation=OBS)
-    simulate_dataset(out / "field", classes=["mock"], n_per_class=2, nuclei_per_file=2,
-                     field_mode=True, roi=True, format="insight3", observation=OBS)
+    simulate_dataset(
+        out / "one", classes=["hiPSC"], n_per_class=2, channels=("polII", "h3"), observation=OBS
+    )
+    simulate_dataset(
+        out / "multi", classes=["mock"], n_per_class=2, nuclei_per_file=2, observation=OBS
+    )
+    simulate_dataset(
+        out / "field",
+        classes=["mock"],
+        n_per_class=2,
+        nuclei_per_file=2,
+        field_mode=True,
+        roi=True,
+        format="insight3",
+        observation=OBS,
+    )
     return out
 
 
@@ -34,8 +44,9 @@ def run(capsys, *args):
 
 def test_tiff_with_sidecar_maps_pixels_to_nm(capsys, dataset, tmp_path):
     files = sorted((dataset / "one").glob("hiPSC_000?.parquet"))
-    code, out, err = run(capsys, "render", *files, "--out", tmp_path, "--channels", "1,2",
-                         "--size", "256", "--json")
+    code, out, err = run(
+        capsys, "render", *files, "--out", tmp_path, "--channels", "1,2", "--size", "256", "--json"
+    )
     assert code == 0, err
     assert "no CUDA GPU found" in err  # the CPU fallback is reported
     recs = [json.loads(line) for line in out.splitlines()]
@@ -50,8 +61,22 @@ def test_tiff_with_sidecar_maps_pixels_to_nm(capsys, dataset, tmp_path):
 
 def test_raw_npy_and_png(capsys, dataset, tmp_path):
     f = dataset / "one" / "hiPSC_0000.parquet"
-    assert run(capsys, "render", f, "--out", tmp_path, "--size", "0", "--format", "npy",
-               "--pixel-nm", "40")[0] == 0
+    assert (
+        run(
+            capsys,
+            "render",
+            f,
+            "--out",
+            tmp_path,
+            "--size",
+            "0",
+            "--format",
+            "npy",
+            "--pixel-nm",
+            "40",
+        )[0]
+        == 0
+    )
     raw = np.load(tmp_path / "hiPSC_0000.npy")
     side = json.loads((tmp_path / "hiPSC_0000.npy.json").read_text())
     assert raw.shape == tuple(side["raw_shape"]) and side["pixel_nm"] == 40
@@ -64,14 +89,33 @@ def test_raw_npy_and_png(capsys, dataset, tmp_path):
 
 
 def test_one_image_per_cell_id_and_per_roi(capsys, dataset, tmp_path):
-    code, out, err = run(capsys, "render", dataset / "multi" / "mock_0000.parquet", "--out",
-                         tmp_path / "cells", "--size", "64", "--json")
+    code, out, err = run(
+        capsys,
+        "render",
+        dataset / "multi" / "mock_0000.parquet",
+        "--out",
+        tmp_path / "cells",
+        "--size",
+        "64",
+        "--json",
+    )
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "cells").glob("*.tiff")) == [
-        "mock_0000_cell000.tiff", "mock_0000_cell001.tiff"]
-    code, out, err = run(capsys, "render", dataset / "field" / "mock_0000.bin", "--roi",
-                         dataset / "field" / "mock_0000.roi.zip", "--out", tmp_path / "rois",
-                         "--size", "64", "--json")
+        "mock_0000_cell000.tiff",
+        "mock_0000_cell001.tiff",
+    ]
+    code, out, err = run(
+        capsys,
+        "render",
+        dataset / "field" / "mock_0000.bin",
+        "--roi",
+        dataset / "field" / "mock_0000.roi.zip",
+        "--out",
+        tmp_path / "rois",
+        "--size",
+        "64",
+        "--json",
+    )
     assert code == 0, err
     recs = [json.loads(line) for line in out.splitlines()]
     assert [r["nucleus"] for r in recs] == ["roi000", "roi001"]
@@ -86,6 +130,10 @@ def test_bad_files_do_not_stop_the_batch(capsys, dataset, tmp_path):
     good = dataset / "one" / "hiPSC_0001.parquet"
     code, _, err = run(capsys, "render", bad, good, "--out", tmp_path / "o", "--size", "32")
     assert code == 1 and "bad.csv" in err and (tmp_path / "o" / "hiPSC_0001.tiff").exists()
-    assert run(capsys, "render", good, "--out", tmp_path, "--pixel-nm", "10",
-               "--magnification", "10")[0] == 2
+    assert (
+        run(capsys, "render", good, "--out", tmp_path, "--pixel-nm", "10", "--magnification", "10")[
+            0
+        ]
+        == 2
+    )
     assert run(capsys, "render", good, "--out", tmp_path, "--method", "sklearn")[0] == 2

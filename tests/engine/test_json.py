@@ -12,8 +12,20 @@ from ainu_engine.strict_json import dumps, finite
 
 
 def test_non_finite_floats_become_null_at_any_depth():
-    obj = {"a": math.nan, "b": [1.0, math.inf, {"c": -math.inf}], "d": (np.float64("nan"), 2), "e": "NaN", "f": None}
-    assert finite(obj) == {"a": None, "b": [1.0, None, {"c": None}], "d": [None, 2], "e": "NaN", "f": None}
+    obj = {
+        "a": math.nan,
+        "b": [1.0, math.inf, {"c": -math.inf}],
+        "d": (np.float64("nan"), 2),
+        "e": "NaN",
+        "f": None,
+    }
+    assert finite(obj) == {
+        "a": None,
+        "b": [1.0, None, {"c": None}],
+        "d": [None, 2],
+        "e": "NaN",
+        "f": None,
+    }
     text = dumps(obj, indent=1)
     assert "NaN" not in text.replace('"NaN"', "") and "Infinity" not in text
     assert json.loads(text)["b"][1] is None

@@ -12,24 +12,44 @@ from ainu_engine.errors import InputError
 from ainu_engine.model import METADATA_VERSION, ModelInfo
 from ainu_engine.render import RenderSpec
 
-INFO = ModelInfo(classes=("hiPSC", "somatic"), render_spec=RenderSpec(pixel_nm=16, sigma_nm=20, channels=(1, 2)),
-                 input_size=512, channel_names=("polII", "h3"), metrics={"test": {"accuracy": 0.9}})
+INFO = ModelInfo(
+    classes=("hiPSC", "somatic"),
+    render_spec=RenderSpec(pixel_nm=16, sigma_nm=20, channels=(1, 2)),
+    input_size=512,
+    channel_names=("polII", "h3"),
+    metrics={"test": {"accuracy": 0.9}},
+)
 
 
 def test_metadata_is_strings_and_round_trips():
     props = INFO.to_metadata()
-    assert all(isinstance(k, str) and k.startswith("ainu.") and isinstance(v, str) for k, v in props.items())
+    assert all(
+        isinstance(k, str) and k.startswith("ainu.") and isinstance(v, str)
+        for k, v in props.items()
+    )
     assert json.loads(props["ainu.input"])["shape"] == ["batch", 2, 512, 512]
     assert ModelInfo.from_metadata(props) == INFO
 
 
-@pytest.mark.parametrize("change, words", [
-    (lambda p: p.pop("ainu.classes"), "not an ainu-engine model"),
-    (lambda p: p.update({"ainu.version": str(METADATA_VERSION + 1)}), "newer than this ainu-engine"),
-    (lambda p: p.update({"ainu.render_spec": "{not json"}), "'ainu.render_spec' is not valid JSON"),
-    (lambda p: p.update({"ainu.render_spec": json.dumps({"pixel_nm": -1})}), "'ainu.render_spec' is invalid"),
-    (lambda p: p.pop("ainu.input"), "lacks 'ainu.input'"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda p: p.pop("ainu.classes"), "not an ainu-engine model"),
+        (
+            lambda p: p.update({"ainu.version": str(METADATA_VERSION + 1)}),
+            "newer than this ainu-engine",
+        ),
+        (
+            lambda p: p.update({"ainu.render_spec": "{not json"}),
+            "'ainu.render_spec' is not valid JSON",
+        ),
+        (
+            lambda p: p.update({"ainu.render_spec": json.dumps({"pixel_nm": -1})}),
+            "'ainu.render_spec' is invalid",
+        ),
+        (lambda p: p.pop("ainu.input"), "lacks 'ainu.input'"),
+    ],
+)
 def test_bad_metadata_is_one_clear_error(change, words):
     props = INFO.to_metadata()
     change(props)

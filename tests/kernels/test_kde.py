@@ -37,9 +37,11 @@ def case(seed, n, *, sigma=20.0, channels=2, shape=(2, 40, 56), origin=(-80.0, -
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("sigma", [20.0, 3.0, 60.0,
-                                   lambda rng, n: rng.uniform(2.0, 45.0, n)],
-                         ids=["20nm", "below-one-pixel", "wide", "per-localization"])
+@pytest.mark.parametrize(
+    "sigma",
+    [20.0, 3.0, 60.0, lambda rng, n: rng.uniform(2.0, 45.0, n)],
+    ids=["20nm", "below-one-pixel", "wide", "per-localization"],
+)
 def test_cpu_matches_reference(seed, sigma):
     x, y, s, ch, kw = case(seed, 400, sigma=sigma)
     check(render_kde_cpu(x, y, s, ch, **kw), kde_reference(x, y, s, ch, **kw))
@@ -84,7 +86,10 @@ def test_zero_points_and_empty_image():
     kw = dict(shape=(2, 10, 12), origin_nm=(0.0, 0.0), pixel_nm=P)
     img = render_kde_cpu(np.zeros(0), np.zeros(0), 20.0, np.zeros(0, np.int32), **kw)
     assert img.shape == (2, 10, 12) and not img.any()
-    assert render_kde_cpu([1.0], [1.0], 20.0, [0], shape=(1, 0, 5), origin_nm=(0, 0), pixel_nm=P).size == 0
+    assert (
+        render_kde_cpu([1.0], [1.0], 20.0, [0], shape=(1, 0, 5), origin_nm=(0, 0), pixel_nm=P).size
+        == 0
+    )
 
 
 @pytest.mark.parametrize("chan", [0, 1, 2])
@@ -100,8 +105,13 @@ def test_two_channels_are_separate():
     img = render_kde_cpu(x, y, s, ch, **kw)
     for c in (0, 1):
         sel = ch == c
-        single = render_kde_cpu(x[sel], y[sel], s, np.zeros(sel.sum(), np.int32),
-                                **{**kw, "shape": (1,) + kw["shape"][1:]})
+        single = render_kde_cpu(
+            x[sel],
+            y[sel],
+            s,
+            np.zeros(sel.sum(), np.int32),
+            **{**kw, "shape": (1,) + kw["shape"][1:]},
+        )
         np.testing.assert_allclose(img[c], single[0], rtol=1e-6, atol=1e-9)
 
 
@@ -160,5 +170,9 @@ def test_fast_float64_reference_equals_the_numpy_reference():
     from ainu_engine.kernels._kde import kde_reference_fast
 
     x, y, s, ch, kw = case(12, 300, sigma=lambda rng, n: rng.uniform(3, 40, n))
-    np.testing.assert_allclose(kde_reference_fast(x, y, s, ch, **kw),
-                               kde_reference(x, y, s, ch, truncate=None, **kw), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        kde_reference_fast(x, y, s, ch, **kw),
+        kde_reference(x, y, s, ch, truncate=None, **kw),
+        rtol=1e-12,
+        atol=1e-14,
+    )

@@ -50,7 +50,9 @@ def test_cuda_kernel_zero_points_and_device_output():
 
 def test_cuda_kernel_rejects_too_many_channels():
     with pytest.raises(ValueError, match="at most 4 channels"):
-        kde_cuda.render_kde_cuda([1.0], [1.0], 20.0, [0], shape=(5, 4, 4), origin_nm=(0, 0), pixel_nm=P)
+        kde_cuda.render_kde_cuda(
+            [1.0], [1.0], 20.0, [0], shape=(5, 4, 4), origin_nm=(0, 0), pixel_nm=P
+        )
 
 
 def test_cupy_inputs_and_output_stay_on_the_gpu():
@@ -59,14 +61,17 @@ def test_cupy_inputs_and_output_stay_on_the_gpu():
     from numba import config
 
     if config.ENABLE_CUDASIM:
-        pytest.skip("CuPy needs a real GPU; the suite runs CUDA kernels in the simulator "
-                    "(set AINU_REAL_GPU=1 on a GPU machine)")
+        pytest.skip(
+            "CuPy needs a real GPU; the suite runs CUDA kernels in the simulator "
+            "(set AINU_REAL_GPU=1 on a GPU machine)"
+        )
     cp = pytest.importorskip("cupy", reason="CuPy is not installed (cuda12/cuda13 extra)")
     rng = np.random.default_rng(8)
     x, y = rng.uniform(0, 500, 200), rng.uniform(0, 300, 200)
     ch = rng.integers(0, 2, 200).astype(np.int32)
-    d = kde_cuda.render_kde_cuda(cp.asarray(x), cp.asarray(y), 20.0, cp.asarray(ch),
-                                 to_host=False, **KW)
+    d = kde_cuda.render_kde_cuda(
+        cp.asarray(x), cp.asarray(y), 20.0, cp.asarray(ch), to_host=False, **KW
+    )
     img = cp.asarray(d)  # zero-copy view through __cuda_array_interface__
     assert isinstance(img, cp.ndarray)
     check(cp.asnumpy(img), kde_reference(x, y, 20.0, ch, **KW))

@@ -16,8 +16,10 @@ from ainu_engine.kernels._resize import (
 )
 
 
-@pytest.mark.parametrize("shape,out", [((2, 37, 53), (12, 17)), ((1, 20, 20), (64, 64)),
-                                       ((1, 9, 31), (3, 10)), ((1, 5, 5), (5, 5))])
+@pytest.mark.parametrize(
+    "shape,out",
+    [((2, 37, 53), (12, 17)), ((1, 20, 20), (64, 64)), ((1, 9, 31), (3, 10)), ((1, 5, 5), (5, 5))],
+)
 def test_resize_matches_reference_and_keeps_mean(shape, out):
     img = np.random.default_rng(0).random(shape).astype(np.float32)
     got = resize_area(img, *out)
@@ -25,8 +27,10 @@ def test_resize_matches_reference_and_keeps_mean(shape, out):
     np.testing.assert_allclose(got.mean(axis=(1, 2)), img.mean(axis=(1, 2)), rtol=1e-5)
 
 
-@pytest.mark.parametrize("shape,scale_to", [((2, 1128, 1127), 512), ((1, 300, 1000), 512), ((1, 20, 20), 64),
-                                            ((3, 9, 31), 10)])
+@pytest.mark.parametrize(
+    "shape,scale_to",
+    [((2, 1128, 1127), 512), ((1, 300, 1000), 512), ((1, 20, 20), 64), ((3, 9, 31), 10)],
+)
 def test_resize_kernel_equals_the_sparse_product(shape, scale_to):
     """The Numba kernel applies area_matrix's weights in scipy's order: the same float32 bits,
     for float32, float64 and bool (mask) input."""
@@ -74,7 +78,9 @@ def test_polygon_mask_matches_even_odd_reference(seed):
     r = rng.uniform(5, 18, k)
     poly = np.stack([20 + r * np.cos(th), 17 + r * np.sin(th)], axis=1)
     poly[0] = [20.5, 17.5]  # a vertex on a pixel centre
-    np.testing.assert_array_equal(polygon_mask(poly, (35, 41)), polygon_mask_reference(poly, (35, 41)))
+    np.testing.assert_array_equal(
+        polygon_mask(poly, (35, 41)), polygon_mask_reference(poly, (35, 41))
+    )
 
 
 def _area_matrix_loop(n_in, n_out, scale=None):
@@ -90,10 +96,22 @@ def _area_matrix_loop(n_in, n_out, scale=None):
     return m
 
 
-@pytest.mark.parametrize("n_in,n_out,scale", [(1128, 512, None), (1127, 511, 1128 / 512), (7, 3, None),
-                                              (3, 8, None), (5, 5, None), (1, 4, None), (10, 3, 4.0)])
+@pytest.mark.parametrize(
+    "n_in,n_out,scale",
+    [
+        (1128, 512, None),
+        (1127, 511, 1128 / 512),
+        (7, 3, None),
+        (3, 8, None),
+        (5, 5, None),
+        (1, 4, None),
+        (10, 3, 4.0),
+    ],
+)
 def test_area_matrix_equals_the_loop(n_in, n_out, scale):
-    np.testing.assert_array_equal(area_matrix(n_in, n_out, scale).toarray(), _area_matrix_loop(n_in, n_out, scale))
+    np.testing.assert_array_equal(
+        area_matrix(n_in, n_out, scale).toarray(), _area_matrix_loop(n_in, n_out, scale)
+    )
 
 
 def test_grid_counts_equals_histogram2d_on_edges_and_outside_points():
@@ -106,11 +124,19 @@ def test_grid_counts_equals_histogram2d_on_edges_and_outside_points():
     y[40:80] = y0 + cell * rng.integers(0, ny + 1, 40)
     x[80], y[80] = x0 + nx * cell, y0 + ny * cell
     x[81] = np.nan
-    ref, _, _ = np.histogram2d(y, x, bins=(ny, nx), range=((y0, y0 + ny * cell), (x0, x0 + nx * cell)))
+    ref, _, _ = np.histogram2d(
+        y, x, bins=(ny, nx), range=((y0, y0 + ny * cell), (x0, x0 + nx * cell))
+    )
     got = grid_counts(x, y, origin=(x0, y0), cell=cell, shape=(ny, nx))
     np.testing.assert_array_equal(got, ref)
     x32, y32 = x.astype(np.float32), y.astype(np.float32)  # what Localizations hold
-    ref32, _, _ = np.histogram2d(y32.astype(np.float64), x32.astype(np.float64), bins=(ny, nx),
-                                 range=((y0, y0 + ny * cell), (x0, x0 + nx * cell)))
-    np.testing.assert_array_equal(grid_counts(x32, y32, origin=(x0, y0), cell=cell, shape=(ny, nx)), ref32)
+    ref32, _, _ = np.histogram2d(
+        y32.astype(np.float64),
+        x32.astype(np.float64),
+        bins=(ny, nx),
+        range=((y0, y0 + ny * cell), (x0, x0 + nx * cell)),
+    )
+    np.testing.assert_array_equal(
+        grid_counts(x32, y32, origin=(x0, y0), cell=cell, shape=(ny, nx)), ref32
+    )
     assert grid_counts(np.zeros(0), np.zeros(0), origin=(0, 0), cell=1.0, shape=(2, 3)).sum() == 0

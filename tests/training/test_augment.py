@@ -36,8 +36,11 @@ def test_dihedral_transforms_keep_each_sample_in_its_place():
     cfg = AugmentConfig(flip=0.5, rot90=True, rotate=0, intensity=0, contrast=0, gridmask=0)
     out = augment(x, cfg, generator=gen(3))
     for i in range(8):
-        variants = [torch.rot90(v, k, dims=(-2, -1)) for v in (x[i], x[i].flip(-1), x[i].flip(-2),
-                                                              x[i].flip(-1).flip(-2)) for k in range(4)]
+        variants = [
+            torch.rot90(v, k, dims=(-2, -1))
+            for v in (x[i], x[i].flip(-1), x[i].flip(-2), x[i].flip(-1).flip(-2))
+            for k in range(4)
+        ]
         assert any(torch.equal(out[i], v) for v in variants)  # sample i is still sample i
         assert torch.isclose(out[i].sum(), x[i].sum())
 
@@ -58,19 +61,30 @@ def _centroid(img):
 def test_rotation_keeps_distances_in_pixels(h, w):
     """A dot 15 px from the centre stays 15 px from it (±0.5 px) after arbitrary rotations,
     on square and non-square images: no scaling and no anisotropic distortion."""
-    cfg = AugmentConfig(flip=0, rot90=False, rotate=1.0, rotate_deg=180, intensity=0, contrast=0,
-                        gridmask=0)
+    cfg = AugmentConfig(
+        flip=0, rot90=False, rotate=1.0, rotate_deg=180, intensity=0, contrast=0, gridmask=0
+    )
     x = _dot(h, w, h / 2, w / 2 + 15).expand(16, 1, h, w).clone()
     out = augment(x, cfg, generator=gen(5))
     for i in range(16):
         cy, cx = _centroid(out[i, 0])
         assert math.hypot(cy - h / 2, cx - w / 2) == pytest.approx(15, abs=0.5)
-        assert float(out[i, 0].sum()) == pytest.approx(float(x[i, 0].sum()), rel=0.02)  # nothing stretched
+        assert float(out[i, 0].sum()) == pytest.approx(
+            float(x[i, 0].sum()), rel=0.02
+        )  # nothing stretched
 
 
 def test_rotation_fills_the_corners():
-    cfg = AugmentConfig(flip=0, rot90=False, rotate=1.0, rotate_deg=45, intensity=0, contrast=0,
-                        gridmask=0, fill=0.75)
+    cfg = AugmentConfig(
+        flip=0,
+        rot90=False,
+        rotate=1.0,
+        rotate_deg=45,
+        intensity=0,
+        contrast=0,
+        gridmask=0,
+        fill=0.75,
+    )
     x = torch.zeros(4, 1, 32, 32)
     out = augment(x, cfg, generator=gen(7))
     corners = out[:, 0, [0, 0, -1, -1], [0, -1, 0, -1]]
@@ -78,8 +92,16 @@ def test_rotation_fills_the_corners():
 
 
 def test_gridmask_masks_the_stated_fraction():
-    cfg = AugmentConfig(flip=0, rot90=False, rotate=0, intensity=0, contrast=0, gridmask=1.0,
-                        grid_ratio=0.3, fill=-1.0)
+    cfg = AugmentConfig(
+        flip=0,
+        rot90=False,
+        rotate=0,
+        intensity=0,
+        contrast=0,
+        gridmask=1.0,
+        grid_ratio=0.3,
+        fill=-1.0,
+    )
     x = torch.ones(20, 2, 128, 128)
     out = augment(x, cfg, generator=gen(9))
     frac = (out == -1).float().mean(dim=(1, 2, 3))

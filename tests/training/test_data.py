@@ -16,8 +16,14 @@ SPEC = RenderSpec(pixel_nm=200, sigma_nm=150, size=32)
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim")
-    return simulate_dataset(out, classes=("hiPSC", "somatic"), n_per_class=3, channels=("polII", "h3"),
-                            observation=Observation(locs_per_channel=3000), seed=3)
+    return simulate_dataset(
+        out,
+        classes=("hiPSC", "somatic"),
+        n_per_class=3,
+        channels=("polII", "h3"),
+        observation=Observation(locs_per_channel=3000),
+        seed=3,
+    )
 
 
 def test_simulated_manifest_reads_with_groups_and_channel_names(sim):
@@ -30,13 +36,20 @@ def test_simulated_manifest_reads_with_groups_and_channel_names(sim):
     assert len(m.sha256) == 64
 
 
-@pytest.mark.parametrize("text, exc, words", [
-    ("file,label\na.bin,x\n", MissingColumnError, "no 'path' column"),
-    ("path,label\na.bin,x\nmissing.bin,y\n", InputError, "line 3: listed file 'missing.bin' does not exist"),
-    ("path,label\na.bin,x\nb.bin,x\n", InputError, "at least two classes"),
-    ("path,label\na.bin,\n", InputError, "line 2: empty label"),
-    ("path,label,group\na.bin,x,g\nb.bin,y,\n", InputError, "line 3: empty group"),
-])
+@pytest.mark.parametrize(
+    "text, exc, words",
+    [
+        ("file,label\na.bin,x\n", MissingColumnError, "no 'path' column"),
+        (
+            "path,label\na.bin,x\nmissing.bin,y\n",
+            InputError,
+            "line 3: listed file 'missing.bin' does not exist",
+        ),
+        ("path,label\na.bin,x\nb.bin,x\n", InputError, "at least two classes"),
+        ("path,label\na.bin,\n", InputError, "line 2: empty label"),
+        ("path,label,group\na.bin,x,g\nb.bin,y,\n", InputError, "line 3: empty group"),
+    ],
+)
 def test_bad_manifests_name_file_and_line(tmp_path, text, exc, words):
     for n in ("a.bin", "b.bin"):
         (tmp_path / n).write_bytes(b"")
@@ -61,7 +74,9 @@ def test_cache_renders_once_and_keys_on_content_and_spec(sim, tmp_path):
     a = load_nuclei(m, spec, cache)
     assert (cache.misses, cache.hits) == (6, 0) and len(a) == 6
     assert np.asarray(a.images[0]).shape == (2, 32, 32)
-    b = load_nuclei(m, spec, RenderCache(tmp_path / "cache", device="cpu"))  # a new process would see this
+    b = load_nuclei(
+        m, spec, RenderCache(tmp_path / "cache", device="cpu")
+    )  # a new process would see this
     for x, y in zip(a.images, b.images, strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     cache2 = RenderCache(tmp_path / "cache", device="cpu")
@@ -101,10 +116,14 @@ def test_rendered_images_are_accepted_when_they_fit_the_spec(tmp_path):
 def test_patch_mode_items_belong_to_their_nucleus(sim, tmp_path):
     m = read_manifest(sim)
     spec = RenderSpec(pixel_nm=100, sigma_nm=100, size=0)
-    data = load_nuclei(m, spec, RenderCache(tmp_path / "c", device="cpu"), patch_size=32, min_occupied=0.5)
+    data = load_nuclei(
+        m, spec, RenderCache(tmp_path / "c", device="cpu"), patch_size=32, min_occupied=0.5
+    )
     assert len(data) > len(m)  # several patches per nucleus
     assert all(np.asarray(im).shape == (1, 32, 32) for im in data.images)
-    assert all(float(np.asarray(im).max()) == pytest.approx(1.0) for im in data.images)  # scaled per patch
+    assert all(
+        float(np.asarray(im).max()) == pytest.approx(1.0) for im in data.images
+    )  # scaled per patch
     for row in range(len(m)):
         assert set(data.y[data.owner == row].tolist()) <= {int(m.y[row])}
     assert set(data.items_of(np.array([0]))) == set(np.flatnonzero(data.owner == 0))

@@ -28,11 +28,22 @@ def run(tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     root = tmp_path_factory.mktemp("export")
-    manifest = simulate_dataset(root / "data", classes=("hiPSC", "somatic"), n_per_class=6,
-                                channels=("polII", "h3"), observation=Observation(locs_per_channel=4000), seed=4)
+    manifest = simulate_dataset(
+        root / "data",
+        classes=("hiPSC", "somatic"),
+        n_per_class=6,
+        channels=("polII", "h3"),
+        observation=Observation(locs_per_channel=4000),
+        seed=4,
+    )
     spec = RenderSpec(pixel_nm=150, sigma_nm=120, size=48, channels=(1, 2))
-    train(read_manifest(manifest), root / "run", spec=spec, cache=RenderCache(root / "cache", device="cpu"),
-          config=TrainConfig(arch="small_cnn", epochs=2, patience=2, batch_size=4, folds=0, seed=0))
+    train(
+        read_manifest(manifest),
+        root / "run",
+        spec=spec,
+        cache=RenderCache(root / "cache", device="cpu"),
+        config=TrainConfig(arch="small_cnn", epochs=2, patience=2, batch_size=4, folds=0, seed=0),
+    )
     yield root, manifest, spec
     torch.set_num_threads(before)
 
@@ -76,8 +87,9 @@ def test_metadata_round_trips_through_the_file(run, tmp_path):
     assert json.loads(props["ainu.render_spec"]) == r.info.render_spec.to_dict()
     # the ONNX Runtime reader (no onnx package needed at screening time) sees the same
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    assert ModelInfo.from_metadata(dict(sess.get_modelmeta().custom_metadata_map)) == \
-        ModelInfo.from_metadata(props)
+    assert ModelInfo.from_metadata(
+        dict(sess.get_modelmeta().custom_metadata_map)
+    ) == ModelInfo.from_metadata(props)
 
 
 def test_export_refuses_a_model_that_disagrees_with_pytorch(run, tmp_path, monkeypatch):
@@ -121,8 +133,21 @@ def test_cli_export_and_evaluate(run, tmp_path, capsys):
     assert main(["export", str(root / "run" / "best.pt"), "--out", str(model), "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["parity"]["passed"] and rec["input_shape"] == ["batch", 2, 48, 48]
-    assert main(["evaluate", str(model), str(manifest), "--out", str(tmp_path / "ev"), "--json",
-                 "--cache", str(root / "cache")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(model),
+                str(manifest),
+                "--out",
+                str(tmp_path / "ev"),
+                "--json",
+                "--cache",
+                str(root / "cache"),
+            ]
+        )
+        == 0
+    )
     rec = json.loads(capsys.readouterr().out)
     assert rec["n"] == 12 and 0 <= rec["accuracy"] <= 1
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -145,9 +170,34 @@ def test_cli_export_and_evaluate(run, tmp_path, capsys):
 @pytest.mark.slow
 def test_cli_train_writes_a_run(run, tmp_path, capsys):
     _, manifest, _ = run
-    code = main(["train", str(manifest), "--out", str(tmp_path / "r"), "--arch", "small_cnn", "--image-size", "32",
-                 "--pixel-nm", "200", "--sigma-nm", "150", "--epochs", "1", "--folds", "2", "--batch-size", "4",
-                 "--no-groups", "--cache", str(tmp_path / "c"), "--device", "cpu", "--json"])
+    code = main(
+        [
+            "train",
+            str(manifest),
+            "--out",
+            str(tmp_path / "r"),
+            "--arch",
+            "small_cnn",
+            "--image-size",
+            "32",
+            "--pixel-nm",
+            "200",
+            "--sigma-nm",
+            "150",
+            "--epochs",
+            "1",
+            "--folds",
+            "2",
+            "--batch-size",
+            "4",
+            "--no-groups",
+            "--cache",
+            str(tmp_path / "c"),
+            "--device",
+            "cpu",
+            "--json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     rec = json.loads(out)
@@ -170,11 +220,17 @@ def test_info_describes_the_exported_model_and_its_checkpoint(run, tmp_path, cap
         assert rec["input"] == "2 x 48 x 48" and rec["channel_names"] == ["polII", "h3"]
         assert rec["render"]["pixel_nm"] == 150 and rec["render"]["sigma_nm"] == 120
         assert rec["render"]["hash"] == spec.hash() and rec["architecture"] == "small_cnn"
-        assert rec["training_nuclei"] > 0 and rec["test"]["n"] > 0 and 0 <= rec["test"]["accuracy"] <= 1
+        assert (
+            rec["training_nuclei"] > 0
+            and rec["test"]["n"] > 0
+            and 0 <= rec["test"]["accuracy"] <= 1
+        )
         lo, hi = rec["training_ranges"]["area_um2"]
         assert 0 < lo <= hi
         assert len(rec["training_ranges"]["localizations_per_channel"]) == 2
-    assert {k: v for k, v in onnx_rec.items() if k != "path"} == {k: v for k, v in pt_rec.items() if k != "path"}
+    assert {k: v for k, v in onnx_rec.items() if k != "path"} == {
+        k: v for k, v in pt_rec.items() if k != "path"
+    }
     assert main(["info", str(model)]) == 0
     text = capsys.readouterr().out
     assert "classes           hiPSC, somatic" in text and "150 nm pixels, sigma 120 nm" in text

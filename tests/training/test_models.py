@@ -10,8 +10,13 @@ from ainu_engine.training.models import ModelConfig, create_model, list_models, 
 
 #: torchvision's published parameter counts (ImageNet heads, 3 input channels), from the
 #: "num_params" of torchvision.models.*_Weights.IMAGENET1K_V1 metadata.
-TORCHVISION_PARAMS = {"densenet121": 7_978_856, "resnet18": 11_689_512, "resnet34": 21_797_672,
-                      "resnet50": 25_557_032, "efficientnet_b0": 5_288_548}
+TORCHVISION_PARAMS = {
+    "densenet121": 7_978_856,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "efficientnet_b0": 5_288_548,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -52,8 +57,15 @@ def test_registry_errors_and_config():
     m = create_model("small_cnn", in_chans=2, num_classes=4, width=8)
     assert m.config == ModelConfig("small_cnn", 2, 4, {"width": 8})
     assert ModelConfig.from_dict(m.config.to_dict()) == m.config
-    assert {"densenet121", "resnet18", "resnet34", "resnet50", "efficientnet_b0", "vgg_scenmed",
-            "small_cnn"} <= set(list_models())
+    assert {
+        "densenet121",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "efficientnet_b0",
+        "vgg_scenmed",
+        "small_cnn",
+    } <= set(list_models())
 
 
 def test_same_seed_same_weights():

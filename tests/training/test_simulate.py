@@ -27,8 +27,16 @@ OBS = Observation(locs_per_channel=2e4)
 
 
 def nuclei(label, n=10, *, channels=("polII", "h3"), difficulty=0.0, obs=OBS, seed=100):
-    return [simulate_nucleus(label, rng=np.random.default_rng(seed + i), channels=channels,
-                             observation=obs, difficulty=difficulty) for i in range(n)]
+    return [
+        simulate_nucleus(
+            label,
+            rng=np.random.default_rng(seed + i),
+            channels=channels,
+            observation=obs,
+            difficulty=difficulty,
+        )
+        for i in range(n)
+    ]
 
 
 def test_localizations_per_nucleus_and_channel():
@@ -164,7 +172,9 @@ def test_structure_tags_match_polygons():
         in_poly |= _inside_polygon(nu.x_nm, nu.y_nm, p)
     # tags describe the emitter; the localization is displaced by ~14 nm, so a few cross
     assert np.mean(in_poly[tagged]) > 0.93
-    assert np.mean(_inside_polygon(nu.x_nm, nu.y_nm, nu.outline_nm)[nu.structure == PERIPHERY]) > 0.97
+    assert (
+        np.mean(_inside_polygon(nu.x_nm, nu.y_nm, nu.outline_nm)[nu.structure == PERIPHERY]) > 0.97
+    )
 
 
 def test_difficulty_scales_class_differences():
@@ -193,8 +203,12 @@ def test_depth_kernel_matches_numpy_reference():
 
 
 def test_same_seed_same_nucleus():
-    a = simulate_nucleus("3hpi", rng=np.random.default_rng(7), channels=("polII", "h3"), observation=OBS)
-    b = simulate_nucleus("3hpi", rng=np.random.default_rng(7), channels=("polII", "h3"), observation=OBS)
+    a = simulate_nucleus(
+        "3hpi", rng=np.random.default_rng(7), channels=("polII", "h3"), observation=OBS
+    )
+    b = simulate_nucleus(
+        "3hpi", rng=np.random.default_rng(7), channels=("polII", "h3"), observation=OBS
+    )
     for k in ("x_nm", "y_nm", "frame", "channel", "structure", "precision_nm"):
         np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
     assert np.all(np.diff(a.frame) >= 0)
@@ -205,8 +219,22 @@ def _digest(folder):
 
 
 def test_dataset_cli_insight3_deterministic_and_readable(tmp_path, capsys):
-    args = ["simulate", "--classes", "hiPSC,somatic", "--n-per-class", "3", "--channels", "polII,h3",
-            "--format", "insight3", "--seed", "1", "--locs-per-channel", "3000", "--roi"]
+    args = [
+        "simulate",
+        "--classes",
+        "hiPSC,somatic",
+        "--n-per-class",
+        "3",
+        "--channels",
+        "polII,h3",
+        "--format",
+        "insight3",
+        "--seed",
+        "1",
+        "--locs-per-channel",
+        "3000",
+        "--roi",
+    ]
     assert main([*args[:1], str(tmp_path / "a"), *args[1:]]) == 0
     assert main([*args[:1], str(tmp_path / "b"), *args[1:]]) == 0
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")  # byte-identical
@@ -231,18 +259,45 @@ def test_dataset_cli_insight3_deterministic_and_readable(tmp_path, capsys):
         assert tags.num_rows == locs.n  # row-aligned ground truth
         assert set(np.unique(tags.column("structure").to_numpy())) <= {0, 1, 2, 3}
     other = tmp_path / "c"
-    assert main(["simulate", str(other), "--classes", "hiPSC", "--n-per-class", "1",
-                 "--locs-per-channel", "3000", "--seed", "2"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(other),
+                "--classes",
+                "hiPSC",
+                "--n-per-class",
+                "1",
+                "--locs-per-channel",
+                "3000",
+                "--seed",
+                "2",
+            ]
+        )
+        == 0
+    )
 
 
 def test_multi_nucleus_files_and_field(tmp_path):
-    m = simulate_dataset(tmp_path / "ids", classes=["mock"], n_per_class=3, nuclei_per_file=3,
-                         observation=Observation(locs_per_channel=3000))
+    m = simulate_dataset(
+        tmp_path / "ids",
+        classes=["mock"],
+        n_per_class=3,
+        nuclei_per_file=3,
+        observation=Observation(locs_per_channel=3000),
+    )
     locs = read(m.parent / "mock_0000.parquet")
     assert sorted(np.unique(locs.extra["cell_id"])) == [0, 1, 2]
-    m = simulate_dataset(tmp_path / "field", classes=["mock"], n_per_class=2, nuclei_per_file=2,
-                         field_mode=True, roi=True, format="thunderstorm",
-                         observation=Observation(locs_per_channel=3000))
+    m = simulate_dataset(
+        tmp_path / "field",
+        classes=["mock"],
+        n_per_class=2,
+        nuclei_per_file=2,
+        field_mode=True,
+        roi=True,
+        format="thunderstorm",
+        observation=Observation(locs_per_channel=3000),
+    )
     locs = read(m.parent / "mock_0000.csv")
     assert "cell_id" not in locs.extra
     import roifile
@@ -259,7 +314,11 @@ def test_bad_requests(tmp_path, capsys):
         simulate_dataset(tmp_path, format="insight3", nuclei_per_file=2)
     assert main(["simulate", str(tmp_path / "x"), "--classes", "neuron"]) == 2
     assert "unknown cell state 'neuron'" in capsys.readouterr().err
-    simulate_dataset(tmp_path / "y", classes=["mock"], n_per_class=1,
-                     observation=Observation(locs_per_channel=1000))
+    simulate_dataset(
+        tmp_path / "y",
+        classes=["mock"],
+        n_per_class=1,
+        observation=Observation(locs_per_channel=1000),
+    )
     assert main(["simulate", str(tmp_path / "y"), "--classes", "mock", "--n-per-class", "1"]) == 1
     assert "exists already" in capsys.readouterr().err

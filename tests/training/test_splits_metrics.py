@@ -86,8 +86,19 @@ def test_three_class_metrics_equal_sklearn():
     from sklearn import metrics as skm
 
     y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2])
-    prob = np.array([[.7, .2, .1], [.1, .6, .3], [.2, .2, .6], [.3, .4, .3], [.2, .5, .3],
-                     [.5, .1, .4], [.8, .1, .1], [.3, .3, .4], [.1, .2, .7]])
+    prob = np.array(
+        [
+            [0.7, 0.2, 0.1],
+            [0.1, 0.6, 0.3],
+            [0.2, 0.2, 0.6],
+            [0.3, 0.4, 0.3],
+            [0.2, 0.5, 0.3],
+            [0.5, 0.1, 0.4],
+            [0.8, 0.1, 0.1],
+            [0.3, 0.3, 0.4],
+            [0.1, 0.2, 0.7],
+        ]
+    )
     m = classification_metrics(y, prob, ["mock", "1hpi", "3hpi"], n_boot=100)
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, prob.argmax(1)))
     assert m["roc_auc_macro_ovr"] == pytest.approx(skm.roc_auc_score(y, prob, multi_class="ovr"))
@@ -109,11 +120,21 @@ def test_bootstrap_is_seeded_and_skips_undefined_resamples():
 
 def test_plots_are_written(tmp_path):
     y = np.array([0, 1, 0, 1, 1, 0])
-    p1 = np.array([.2, .9, .4, .6, .3, .1])
+    p1 = np.array([0.2, 0.9, 0.4, 0.6, 0.3, 0.1])
     m = classification_metrics(y, np.stack([1 - p1, p1], 1), ["a", "b"], n_boot=50)
     files = plot_metrics(m, tmp_path)
     assert [f.name for f in files] == ["confusion.png", "roc.png", "pr.png", "metrics.json"]
     assert all(f.stat().st_size > 1000 for f in files[:3])
-    lc = plot_learning_curves([{"epoch": i, "train_loss": 1 / (i + 1), "val_loss": 1.2 / (i + 1),
-                                "val_accuracy": 0.5 + 0.05 * i} for i in range(5)], tmp_path / "lc.png")
+    lc = plot_learning_curves(
+        [
+            {
+                "epoch": i,
+                "train_loss": 1 / (i + 1),
+                "val_loss": 1.2 / (i + 1),
+                "val_accuracy": 0.5 + 0.05 * i,
+            }
+            for i in range(5)
+        ],
+        tmp_path / "lc.png",
+    )
     assert lc.read_bytes().startswith(b"\x89PNG")

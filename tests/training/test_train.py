@@ -31,8 +31,16 @@ def _noise_set(n=24, seed=0):
 
 def test_early_stopping_restores_the_best_epoch(torch_threads):
     data = _noise_set()
-    cfg = TrainConfig(arch="small_cnn", epochs=40, patience=4, batch_size=8, lr=2e-2, folds=0,
-                      augment=NO_AUG, seed=1)
+    cfg = TrainConfig(
+        arch="small_cnn",
+        epochs=40,
+        patience=4,
+        batch_size=8,
+        lr=2e-2,
+        folds=0,
+        augment=NO_AUG,
+        seed=1,
+    )
     model = create_model("small_cnn", in_chans=1)
     tr, va = np.arange(16), np.arange(16, 24)
     r = fit(model, data, tr, va, cfg)
@@ -45,8 +53,11 @@ def test_early_stopping_restores_the_best_epoch(torch_threads):
     p = predict(model, data, va)
     w = np.bincount(data.y[tr], minlength=2)
     weight = len(tr) / (2 * w)
-    loss = torch.nn.functional.cross_entropy(torch.log(torch.from_numpy(p)), torch.from_numpy(data.y[va]),
-                                             weight=torch.tensor(weight, dtype=torch.float32))
+    loss = torch.nn.functional.cross_entropy(
+        torch.log(torch.from_numpy(p)),
+        torch.from_numpy(data.y[va]),
+        weight=torch.tensor(weight, dtype=torch.float32),
+    )
     assert float(loss) == pytest.approx(r.best_val_loss, rel=1e-4)
     assert abs(float(loss) - losses[-1]) > 1e-4
 
@@ -64,9 +75,16 @@ def test_same_seed_same_model(torch_threads):
 
 
 def test_vote_is_a_majority_of_patches():
-    p = np.array([[.9, .1], [.6, .4], [.2, .8],   # nucleus 3: 2 of 3 patches say class 0
-                  [.3, .7], [.6, .4],              # nucleus 5: a tie, no majority
-                  [.1, .9]])                       # nucleus 7: one patch
+    p = np.array(
+        [
+            [0.9, 0.1],
+            [0.6, 0.4],
+            [0.2, 0.8],  # nucleus 3: 2 of 3 patches say class 0
+            [0.3, 0.7],
+            [0.6, 0.4],  # nucleus 5: a tie, no majority
+            [0.1, 0.9],
+        ]
+    )  # nucleus 7: one patch
     rows, scores, undecided = vote(p, np.array([3, 3, 3, 5, 5, 7]), 2)
     assert rows.tolist() == [3, 5, 7]
     assert scores.argmax(1).tolist() == [0, 1, 1]  # the tie falls to the higher mean probability
@@ -77,9 +95,16 @@ def test_vote_is_a_majority_of_patches():
     np.testing.assert_array_equal(s1, p[[1, 2, 0]])
 
 
-@pytest.mark.parametrize("kw, words", [({"folds": 1}, "folds"), ({"epochs": 0}, "epochs"),
-                                       ({"lr": -1.0}, "lr"), ({"test_fraction": 1.0}, "test_fraction"),
-                                       ({"optimizer": "sgd"}, "optimizer")])
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        ({"folds": 1}, "folds"),
+        ({"epochs": 0}, "epochs"),
+        ({"lr": -1.0}, "lr"),
+        ({"test_fraction": 1.0}, "test_fraction"),
+        ({"optimizer": "sgd"}, "optimizer"),
+    ],
+)
 def test_bad_config_names_the_parameter(kw, words):
     with pytest.raises(ValueError, match=words):
         TrainConfig(**kw)
@@ -98,13 +123,26 @@ def learned(tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     root = tmp_path_factory.mktemp("learn")
-    manifest = simulate_dataset(root / "data", classes=("hiPSC", "somatic"), n_per_class=50,
-                                channels=("polII",), observation=Observation(locs_per_channel=3e4),
-                                difficulty=0.0, seed=1)
+    manifest = simulate_dataset(
+        root / "data",
+        classes=("hiPSC", "somatic"),
+        n_per_class=50,
+        channels=("polII",),
+        observation=Observation(locs_per_channel=3e4),
+        difficulty=0.0,
+        seed=1,
+    )
     spec = RenderSpec(pixel_nm=100, sigma_nm=100, size=64, scaling="percentile")
-    cfg = TrainConfig(arch="small_cnn", epochs=40, patience=20, batch_size=8, lr=3e-3, folds=0, seed=0)
-    summary = train(read_manifest(manifest), root / "run", config=cfg, spec=spec,
-                    cache=RenderCache(root / "cache", device="cpu"))
+    cfg = TrainConfig(
+        arch="small_cnn", epochs=40, patience=20, batch_size=8, lr=3e-3, folds=0, seed=0
+    )
+    summary = train(
+        read_manifest(manifest),
+        root / "run",
+        config=cfg,
+        spec=spec,
+        cache=RenderCache(root / "cache", device="cpu"),
+    )
     yield root, summary, manifest
     torch.set_num_threads(before)
 
@@ -120,8 +158,19 @@ def test_small_cpu_run_learns_well_above_chance(learned):
     assert test["accuracy"] >= 0.75, test["accuracy"]
     assert test["roc_auc"] >= 0.75
     run = root / "run"
-    for name in ("config.json", "train.log", "data.csv", "history.csv", "learning_curves.png",
-                 "metrics.json", "confusion.png", "roc.png", "pr.png", "predictions.csv", "best.pt"):
+    for name in (
+        "config.json",
+        "train.log",
+        "data.csv",
+        "history.csv",
+        "learning_curves.png",
+        "metrics.json",
+        "confusion.png",
+        "roc.png",
+        "pr.png",
+        "predictions.csv",
+        "best.pt",
+    ):
         assert (run / name).is_file(), name
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["manifest"]["sha256"] and cfg["render_spec"]["size"] == 64
@@ -153,13 +202,34 @@ def test_group_disjoint_split_in_the_run(learned):
 
 @pytest.mark.slow
 def test_patch_mode_and_cross_validation_run(torch_threads, tmp_path):
-    manifest = simulate_dataset(tmp_path / "data", classes=("hiPSC", "somatic"), n_per_class=6,
-                                channels=("polII",), observation=Observation(locs_per_channel=5000), seed=2)
+    manifest = simulate_dataset(
+        tmp_path / "data",
+        classes=("hiPSC", "somatic"),
+        n_per_class=6,
+        channels=("polII",),
+        observation=Observation(locs_per_channel=5000),
+        seed=2,
+    )
     spec = RenderSpec(pixel_nm=100, sigma_nm=100, size=0)
-    cfg = TrainConfig(arch="small_cnn", epochs=2, patience=2, batch_size=8, folds=2, seed=0,
-                      patch_size=32, min_occupied=0.5, use_groups=False)
-    s = train(read_manifest(manifest), tmp_path / "run", config=cfg, spec=spec,
-              cache=RenderCache(tmp_path / "cache", device="cpu"), compare=["small_cnn"])
+    cfg = TrainConfig(
+        arch="small_cnn",
+        epochs=2,
+        patience=2,
+        batch_size=8,
+        folds=2,
+        seed=0,
+        patch_size=32,
+        min_occupied=0.5,
+        use_groups=False,
+    )
+    s = train(
+        read_manifest(manifest),
+        tmp_path / "run",
+        config=cfg,
+        spec=spec,
+        cache=RenderCache(tmp_path / "cache", device="cpu"),
+        compare=["small_cnn"],
+    )
     assert "patches" in s["test"]["unit"] and s["test"]["n"] == 3  # nuclei, not patches
     cv = json.loads((tmp_path / "run" / "cv.json").read_text())["small_cnn"]
     assert len(cv["folds"]) == 2 and 0.0 <= cv["accuracy_mean"] <= 1.0
@@ -167,8 +237,13 @@ def test_patch_mode_and_cross_validation_run(torch_threads, tmp_path):
     from ainu_engine.errors import OutputError
 
     with pytest.raises(OutputError, match="finished run"):
-        train(read_manifest(manifest), tmp_path / "run", config=cfg, spec=spec,
-              cache=RenderCache(tmp_path / "cache", device="cpu"))
+        train(
+            read_manifest(manifest),
+            tmp_path / "run",
+            config=cfg,
+            spec=spec,
+            cache=RenderCache(tmp_path / "cache", device="cpu"),
+        )
 
 
 def test_too_few_nuclei_is_a_clear_error(tmp_path):
@@ -178,8 +253,13 @@ def test_too_few_nuclei_is_a_clear_error(tmp_path):
     np.save(x, np.zeros((1, 32, 32), np.float32))
     m = Manifest.from_rows([x, x, x], ["a", "b", "b"])
     with pytest.raises(InputError, match="too few usable nuclei"):
-        train(m, tmp_path / "run", config=TrainConfig(arch="small_cnn", folds=0),
-              spec=RenderSpec(size=32), cache=RenderCache(tmp_path / "c"))
+        train(
+            m,
+            tmp_path / "run",
+            config=TrainConfig(arch="small_cnn", folds=0),
+            spec=RenderSpec(size=32),
+            cache=RenderCache(tmp_path / "c"),
+        )
 
 
 @pytest.mark.slow

@@ -49,6 +49,7 @@ def _init(module: nn.Module) -> None:
 # DenseNet (Huang et al. 2017; torchvision.models.densenet)
 # ---------------------------------------------------------------------------------------------
 
+
 class _DenseLayer(nn.Module):
     def __init__(self, in_features, growth, bn_size, drop_rate):
         super().__init__()
@@ -71,7 +72,9 @@ class _DenseBlock(nn.ModuleDict):
     def __init__(self, n_layers, in_features, growth, bn_size, drop_rate):
         super().__init__()
         for i in range(n_layers):
-            self[f"denselayer{i + 1}"] = _DenseLayer(in_features + i * growth, growth, bn_size, drop_rate)
+            self[f"denselayer{i + 1}"] = _DenseLayer(
+                in_features + i * growth, growth, bn_size, drop_rate
+            )
 
     def forward(self, x):
         features = [x]
@@ -90,15 +93,29 @@ class _Transition(nn.Sequential):
 
 
 class DenseNet(_Model):
-    def __init__(self, *, in_chans, num_classes, growth=32, blocks=(6, 12, 24, 16),
-                 init_features=64, bn_size=4, drop_rate=0.0):
+    def __init__(
+        self,
+        *,
+        in_chans,
+        num_classes,
+        growth=32,
+        blocks=(6, 12, 24, 16),
+        init_features=64,
+        bn_size=4,
+        drop_rate=0.0,
+    ):
         super().__init__()
-        layers = [("conv0", nn.Conv2d(in_chans, init_features, 7, 2, 3, bias=False)),
-                  ("norm0", nn.BatchNorm2d(init_features)), ("relu0", nn.ReLU(inplace=True)),
-                  ("pool0", nn.MaxPool2d(3, 2, 1))]
+        layers = [
+            ("conv0", nn.Conv2d(in_chans, init_features, 7, 2, 3, bias=False)),
+            ("norm0", nn.BatchNorm2d(init_features)),
+            ("relu0", nn.ReLU(inplace=True)),
+            ("pool0", nn.MaxPool2d(3, 2, 1)),
+        ]
         n = init_features
         for i, n_layers in enumerate(blocks):
-            layers.append((f"denseblock{i + 1}", _DenseBlock(n_layers, n, growth, bn_size, drop_rate)))
+            layers.append(
+                (f"denseblock{i + 1}", _DenseBlock(n_layers, n, growth, bn_size, drop_rate))
+            )
             n += n_layers * growth
             if i != len(blocks) - 1:
                 layers.append((f"transition{i + 1}", _Transition(n, n // 2)))
@@ -122,6 +139,7 @@ def densenet121(*, in_chans, num_classes, **kw):
 # ---------------------------------------------------------------------------------------------
 # ResNet (He et al. 2016; torchvision.models.resnet, v1.5 bottleneck)
 # ---------------------------------------------------------------------------------------------
+
 
 class _BasicBlock(nn.Module):
     expansion = 1
@@ -181,8 +199,10 @@ class ResNet(_Model):
     def _layer(self, block, planes, n, stride=1):
         down = None
         if stride != 1 or self.inplanes != planes * block.expansion:
-            down = nn.Sequential(nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
-                                 nn.BatchNorm2d(planes * block.expansion))
+            down = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
         blocks = [block(self.inplanes, planes, stride, down)]
         self.inplanes = planes * block.expansion
         blocks += [block(self.inplanes, planes) for _ in range(1, n)]
@@ -216,9 +236,12 @@ def resnet50(*, in_chans, num_classes, **kw):
 # EfficientNet-B0 (Tan & Le 2019; torchvision.models.efficientnet)
 # ---------------------------------------------------------------------------------------------
 
+
 def _conv_bn_act(cin, cout, k, stride=1, groups=1, act=True):
-    layers = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False),
-              nn.BatchNorm2d(cout)]
+    layers = [
+        nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
     if act:
         layers.append(nn.SiLU(inplace=True))
     return nn.Sequential(*layers)
@@ -240,8 +263,11 @@ class _MBConv(nn.Module):
         super().__init__()
         mid = cin * expand
         layers = [] if expand == 1 else [_conv_bn_act(cin, mid, 1)]
-        layers += [_conv_bn_act(mid, mid, k, stride, groups=mid),
-                   _SqueezeExcite(mid, max(1, cin // 4)), _conv_bn_act(mid, cout, 1, act=False)]
+        layers += [
+            _conv_bn_act(mid, mid, k, stride, groups=mid),
+            _SqueezeExcite(mid, max(1, cin // 4)),
+            _conv_bn_act(mid, cout, 1, act=False),
+        ]
         self.block = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
         self.drop_path = drop_path
@@ -252,15 +278,24 @@ class _MBConv(nn.Module):
             return out
         if self.training and self.drop_path > 0:  # stochastic depth, per sample
             keep = 1.0 - self.drop_path
-            mask = torch.empty(out.shape[0], 1, 1, 1, device=out.device, dtype=out.dtype).bernoulli_(keep)
+            mask = torch.empty(
+                out.shape[0], 1, 1, 1, device=out.device, dtype=out.dtype
+            ).bernoulli_(keep)
             out = out * mask / keep
         return out + x
 
 
 class EfficientNet(_Model):
     #: (expand ratio, kernel, stride, in, out, repeats) of EfficientNet-B0
-    STAGES = ((1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
-              (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1))
+    STAGES = (
+        (1, 3, 1, 32, 16, 1),
+        (6, 3, 2, 16, 24, 2),
+        (6, 5, 2, 24, 40, 2),
+        (6, 3, 2, 40, 80, 3),
+        (6, 5, 1, 80, 112, 3),
+        (6, 5, 2, 112, 192, 4),
+        (6, 3, 1, 192, 320, 1),
+    )
 
     def __init__(self, *, in_chans, num_classes, drop_rate=0.2, drop_path_rate=0.2):
         super().__init__()
@@ -268,8 +303,16 @@ class EfficientNet(_Model):
         blocks, i = [_conv_bn_act(in_chans, 32, 3, 2)], 0
         for expand, k, stride, cin, cout, repeats in self.STAGES:
             for r in range(repeats):
-                blocks.append(_MBConv(cin if r == 0 else cout, cout, expand, k, stride if r == 0 else 1,
-                                      drop_path_rate * i / total))
+                blocks.append(
+                    _MBConv(
+                        cin if r == 0 else cout,
+                        cout,
+                        expand,
+                        k,
+                        stride if r == 0 else 1,
+                        drop_path_rate * i / total,
+                    )
+                )
                 i += 1
         blocks.append(_conv_bn_act(320, 1280, 1))
         self.features = nn.Sequential(*blocks)
@@ -294,6 +337,7 @@ def efficientnet_b0(*, in_chans, num_classes, **kw):
 # SCENMED's VGG and a small CNN
 # ---------------------------------------------------------------------------------------------
 
+
 class VGGScenmed(_Model):
     """SCENMED's VGG: batch-normalised input, 10 3x3 convolutions with PReLU in 4 stages
     separated by max-pooling (64-64 | 128-128 | 256-256-256 | 512-512-512), global average
@@ -314,8 +358,12 @@ class VGGScenmed(_Model):
         layers.append(nn.MaxPool2d(2))  # the 4th pooling
         self.features = nn.Sequential(*layers)
         self.num_features = 512
-        self.head = nn.Sequential(nn.Linear(512, hidden), nn.PReLU(hidden), nn.Dropout(drop_rate),
-                                  nn.Linear(hidden, num_classes))
+        self.head = nn.Sequential(
+            nn.Linear(512, hidden),
+            nn.PReLU(hidden),
+            nn.Dropout(drop_rate),
+            nn.Linear(hidden, num_classes),
+        )
         self.classifier = self.head[-1]
         _init(self)
 
@@ -339,9 +387,12 @@ class SmallCNN(_Model):
         super().__init__()
         layers, cin = [], in_chans
         for k in range(4):
-            cout = width * 2 ** k
-            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                       nn.ReLU(inplace=True)]
+            cout = width * 2**k
+            layers += [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
             if k < 3:
                 layers.append(nn.MaxPool2d(2))
             cin = cout

@@ -31,8 +31,12 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        return cls(name=d["name"], in_chans=int(d["in_chans"]), num_classes=int(d["num_classes"]),
-                   kwargs=dict(d.get("kwargs") or {}))
+        return cls(
+            name=d["name"],
+            in_chans=int(d["in_chans"]),
+            num_classes=int(d["num_classes"]),
+            kwargs=dict(d.get("kwargs") or {}),
+        )
 
 
 def register_model(fn: Callable) -> Callable:
@@ -48,8 +52,14 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, *, in_chans: int = 1, num_classes: int = 2,
-                 weights: str | os.PathLike | None = None, **kwargs):
+def create_model(
+    name: str,
+    *,
+    in_chans: int = 1,
+    num_classes: int = 2,
+    weights: str | os.PathLike | None = None,
+    **kwargs,
+):
     """Build a registered model.
 
     Parameters
@@ -80,8 +90,10 @@ def create_model(name: str, *, in_chans: int = 1, num_classes: int = 2,
     """
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}"
-                         + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+        raise ValueError(
+            f"unknown model {name!r}; known: {', '.join(list_models())}"
+            + (f" (did you mean {' or '.join(close)}?)" if close else "")
+        )
     if not isinstance(in_chans, int) or in_chans < 1:
         raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
     if not isinstance(num_classes, int) or num_classes < 2:
@@ -110,8 +122,10 @@ def load_weights(model, path: str | os.PathLike, *, first_conv: str | None = Non
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ValueError(f"{os.fspath(path)}: state_dict does not fit {model.config.name}: "
-                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"{os.fspath(path)}: state_dict does not fit {model.config.name}: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     for key, tensor in list(state.items()):
         want = own[key].shape
         if tensor.shape == want:
@@ -124,6 +138,8 @@ def load_weights(model, path: str | os.PathLike, *, first_conv: str | None = Non
                 reps = -(-c_want // c_in)
                 state[key] = tensor.repeat(1, reps, 1, 1)[:, :c_want] * (c_in / c_want)
             continue
-        raise ValueError(f"{os.fspath(path)}: tensor {key!r} has shape {tuple(tensor.shape)}, "
-                         f"the model needs {tuple(want)}")
+        raise ValueError(
+            f"{os.fspath(path)}: tensor {key!r} has shape {tuple(tensor.shape)}, "
+            f"the model needs {tuple(want)}"
+        )
     model.load_state_dict(state, strict=True)

@@ -38,7 +38,9 @@ class _Odd(nn.Module):
         self.down = nn.Conv2d(16, 16, 3, stride=2, padding=1)
         self.short = nn.Conv2d(16, 16, 1, stride=2)
         self.pooled_head = pooled_head
-        self.head = nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3)) if pooled_head else None
+        self.head = (
+            nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3)) if pooled_head else None
+        )
         self.flat = nn.LazyLinear(3) if not pooled_head else None
 
     def forward(self, x):
@@ -53,7 +55,8 @@ class _Odd(nn.Module):
 
 
 class _SqueezeExcite(nn.Module):
-    """A squeeze-excitation block: its global pool ends the incremental part (tail on whole maps)."""
+    """A squeeze-excitation block: its global pool ends the incremental part (tail on whole
+    maps)."""
 
     def __init__(self):
         super().__init__()
@@ -75,9 +78,14 @@ class _Dense(nn.Module):
     def __init__(self, layers: int = 12, growth: int = 4):
         super().__init__()
         self.stem = nn.Conv2d(2, 8, 3, stride=2, padding=1)
-        self.layers = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(8 + growth * i), nn.ReLU(),
-                                                  nn.Conv2d(8 + growth * i, growth, 3, padding=1))
-                                    for i in range(layers))
+        self.layers = nn.ModuleList(
+            nn.Sequential(
+                nn.BatchNorm2d(8 + growth * i),
+                nn.ReLU(),
+                nn.Conv2d(8 + growth * i, growth, 3, padding=1),
+            )
+            for i in range(layers)
+        )
         self.fc = nn.Linear(8 + growth * layers, 3)
 
     def forward(self, x):
@@ -105,8 +113,17 @@ def _export(net, shape, path):
     with torch.no_grad():
         net(torch.zeros(1, *shape))  # materialise lazy layers
     batch = torch.export.Dim("batch", min=1, max=4096)
-    program = torch.onnx.export(net, (torch.zeros(2, *shape),), None, input_names=["image"], output_names=["logits"],
-                                opset_version=18, dynamo=True, dynamic_shapes=({0: batch},), optimize=True)
+    program = torch.onnx.export(
+        net,
+        (torch.zeros(2, *shape),),
+        None,
+        input_names=["image"],
+        output_names=["logits"],
+        opset_version=18,
+        dynamo=True,
+        dynamic_shapes=({0: batch},),
+        optimize=True,
+    )
     program.save(str(path))
     return path
 
@@ -129,8 +146,12 @@ def _check(plan, net, image, window, stride, batch, cut=None):
         plan._cuts[(tuple(window), tuple(stride))] = cut
     cache = plan.cache(image)
     n = len(window_grid(image.shape[1], image.shape[2], window, stride)[0])
-    got = np.concatenate([plan.logits(cache, idx, np.zeros_like(image), window, stride)
-                          for idx in np.array_split(np.arange(n), max(1, n // batch))])
+    got = np.concatenate(
+        [
+            plan.logits(cache, idx, np.zeros_like(image), window, stride)
+            for idx in np.array_split(np.arange(n), max(1, n // batch))
+        ]
+    )
     ref, full = _reference(net, image, window, stride)
     effect = np.abs(ref - full).max()
     assert effect > 1e-4  # the windows change the output
@@ -151,7 +172,9 @@ def test_every_operator_rule_on_odd_sizes(torch_threads, tmp_path, pooled_head):
     plan = IncrementalPlan.from_onnx(path, shape, threads=2)
     assert plan.description["window_units"] >= 6
     if pooled_head:
-        assert plan.pooled is not None and plan.linear is None  # Linear-ReLU-Linear runs as the model's head
+        assert (
+            plan.pooled is not None and plan.linear is None
+        )  # Linear-ReLU-Linear runs as the model's head
     else:
         assert plan.pooled is None  # no global pool: the last maps run whole
     image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
@@ -178,7 +201,9 @@ def test_deep_layers_whose_changes_cover_the_map_run_on_whole_maps(torch_threads
     assert 1 < k < len(plan.units)  # early layers on crops, the deep ones on whole maps
     inc, whole = plan._work(window, stride)
     changed = inc / whole  # the part of each unit's maps that the windows change, on average
-    assert changed[0] < 0.2 and changed[k] > 0.5  # small crops before the cut, most of the map after
+    assert (
+        changed[0] < 0.2 and changed[k] > 0.5
+    )  # small crops before the cut, most of the map after
     assert len(plan.live_at[k]) > 1  # every earlier feature map crosses the cut
     inc_all = plan.work_fraction(window, stride)
     plan._cuts[(window, stride)] = len(plan.units)
@@ -198,7 +223,9 @@ def test_resnet18_with_its_linear_head_in_float64(torch_threads, tmp_path):
     path = _export(net, shape, tmp_path / "r18.onnx")
     plan = IncrementalPlan.from_onnx(path, shape, threads=2)
     assert plan.linear is not None and "float64 linear head" in plan.description["tail"]
-    assert plan.description["window_units"] == 21  # stem conv, max pool, 16 block convs, 3 shortcuts
+    assert (
+        plan.description["window_units"] == 21
+    )  # stem conv, max pool, 16 block convs, 3 shortcuts
     image = np.random.default_rng(1).random(shape, dtype=np.float32)
     _check(plan, net, image, (32, 32), (16, 16), batch=64)
 
@@ -209,8 +236,17 @@ def test_a_global_pool_inside_the_network_ends_the_incremental_part(torch_thread
     net = _SqueezeExcite()
     plan = IncrementalPlan.from_onnx(_export(net, shape, tmp_path / "se.onnx"), shape, threads=2)
     assert plan.description["units"] == 1 and plan.pooled is None  # the stem; the rest runs whole
-    assert plan.work_fraction((8, 8), (4, 4)) > 0.5  # the whole-map tail counts: auto would not take it
-    _check(plan, net, np.random.default_rng(2).random(shape, dtype=np.float32), (8, 8), (4, 4), batch=16)
+    assert (
+        plan.work_fraction((8, 8), (4, 4)) > 0.5
+    )  # the whole-map tail counts: auto would not take it
+    _check(
+        plan,
+        net,
+        np.random.default_rng(2).random(shape, dtype=np.float32),
+        (8, 8),
+        (4, 4),
+        batch=16,
+    )
 
 
 def test_a_model_that_starts_with_a_global_operation_is_refused(torch_threads, tmp_path):
@@ -242,10 +278,21 @@ def test_occlusion_on_onnxruntime_equals_captum(torch_threads, exported, window,
     img[:, 20:40, 30:50] += 2.0
     ort = create_backend(onnx_path, "onnxruntime", threads=2).load()
     for target in (0, 1):
-        ref = Occlusion(net).attribute(torch.from_numpy(img[None]), sliding_window_shapes=(2, window, window),
-                                       strides=(2, stride, stride), target=target, baselines=0.0,
-                                       perturbations_per_eval=16)[0, 0].numpy()
-        ours = occlusion(ort, img, window=window, stride=stride, target=target, batch_size=9, incremental=True)
+        ref = (
+            Occlusion(net)
+            .attribute(
+                torch.from_numpy(img[None]),
+                sliding_window_shapes=(2, window, window),
+                strides=(2, stride, stride),
+                target=target,
+                baselines=0.0,
+                perturbations_per_eval=16,
+            )[0, 0]
+            .numpy()
+        )
+        ours = occlusion(
+            ort, img, window=window, stride=stride, target=target, batch_size=9, incremental=True
+        )
         assert ours.params["incremental"] is True
         assert np.abs(ours.maps[0] - ref).max() <= 1e-5 * np.abs(ref).max()
 
@@ -258,13 +305,29 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
     ort = create_backend(onnx_path, "onnxruntime", threads=2).load()
     plans = IncrementalPlans()
     # 16/8 windows change 16 % of small_cnn's work at 80 px: auto takes the incremental plan
-    inc = occlusion(ort, [img, img[:, ::-1].copy()], window=16, stride=8, target="all", output="probabilities",
-                    plans=plans)
-    whole = occlusion(ort, [img, img[:, ::-1].copy()], window=16, stride=8, target="all", output="probabilities",
-                      incremental=False)
+    inc = occlusion(
+        ort,
+        [img, img[:, ::-1].copy()],
+        window=16,
+        stride=8,
+        target="all",
+        output="probabilities",
+        plans=plans,
+    )
+    whole = occlusion(
+        ort,
+        [img, img[:, ::-1].copy()],
+        window=16,
+        stride=8,
+        target="all",
+        output="probabilities",
+        incremental=False,
+    )
     assert inc[0].params["incremental"] is True and whole[0].params["incremental"] is False
     assert 0.1 < inc[0].params["work_fraction"] < 0.2
-    assert inc[0].params["incremental_units"] == inc[0].params["units"]  # small windows: no unit on whole maps
+    assert (
+        inc[0].params["incremental_units"] == inc[0].params["units"]
+    )  # small windows: no unit on whole maps
     plan = plans.get(ort, img.shape)  # the split model is kept by its owner ...
     assert plan is not None and not isinstance(plan, str) and plan.units
     assert occlusion(ort, img, window=16, stride=8, plans=plans).params["incremental"] is True
@@ -274,7 +337,10 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
         np.testing.assert_allclose(a.maps.sum(0), 0.0, atol=1e-6)  # probability deltas sum to zero
     # 64/32 windows change most of it: whole passes, and the reason
     big = occlusion(ort, img, window=64, stride=32)
-    assert big.params["incremental"] is False and "of the model's work" in big.params["incremental_why_not"]
+    assert (
+        big.params["incremental"] is False
+        and "of the model's work" in big.params["incremental_why_not"]
+    )
     tb = create_backend(ckpt, "torch").load()
     on_torch = occlusion(tb, img, window=32, stride=16)
     assert on_torch.params["incremental"] is False
@@ -287,24 +353,35 @@ def test_auto_mode_says_which_path_and_why(torch_threads, exported):
 
 
 def _tiny_onnx(head: bool = True):
-    """Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm, or without the pool and head (a map)."""
+    """Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm, or without the pool and head
+    (a map)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.random((4, 2, 3, 3), dtype=np.float32), "w"),
-             numpy_helper.from_array(rng.random(4, dtype=np.float32), "b"),
-             numpy_helper.from_array(rng.random((3, 4), dtype=np.float32), "fc_w"),
-             numpy_helper.from_array(rng.random(3, dtype=np.float32), "fc_b")]
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["r"])]
+    inits = [
+        numpy_helper.from_array(rng.random((4, 2, 3, 3), dtype=np.float32), "w"),
+        numpy_helper.from_array(rng.random(4, dtype=np.float32), "b"),
+        numpy_helper.from_array(rng.random((3, 4), dtype=np.float32), "fc_w"),
+        numpy_helper.from_array(rng.random(3, dtype=np.float32), "fc_b"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+    ]
     if head:
-        nodes += [helper.make_node("GlobalAveragePool", ["r"], ["p"]),
-                  helper.make_node("Flatten", ["p"], ["f"]),
-                  helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], transB=1)]
+        nodes += [
+            helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+            helper.make_node("Flatten", ["p"], ["f"]),
+            helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], transB=1),
+        ]
     out = "y" if head else "r"
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 16, 16])],
-                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
-                              initializer=inits if head else inits[:2])
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 16, 16])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+        initializer=inits if head else inits[:2],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -316,7 +393,9 @@ def test_the_graph_partition_is_pure(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     part = partition_graph(_tiny_onnx(), (2, 16, 16))
-    assert len(part.units) == 1 and part.units[0].axes is not None  # Conv + Relu run as one unit on crops
+    assert (
+        len(part.units) == 1 and part.units[0].axes is not None
+    )  # Conv + Relu run as one unit on crops
     assert part.pooled == "r" and part.linear is not None and part.tail_from == ["p"]
     assert part.live_at == [["x"], ["r"]]
     assert part.description()["tail"].startswith("global average pool updated incrementally")

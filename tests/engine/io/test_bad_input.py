@@ -39,6 +39,7 @@ def assert_one_line(err: AinuError, path) -> str:
 
 # -- the readers' own happy path (so that the failures below fail for the stated reason) --
 
+
 @pytest.mark.parametrize("name", ALL)
 def test_valid_sample_reads(tmp_path, name):
     path = make(tmp_path, name)
@@ -54,6 +55,7 @@ def test_valid_sample_reads(tmp_path, name):
 
 # -- empty file -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ALL)
 def test_empty_file(tmp_path, name):
     path = tmp_path / S.BUILDERS[name][1]
@@ -66,6 +68,7 @@ def test_empty_file(tmp_path, name):
 
 
 # -- header only ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", S.TEXT_FORMATS)
 def test_text_header_only(tmp_path, name):
@@ -98,19 +101,23 @@ def test_insight3_header_with_zero_molecules_is_empty(tmp_path):
     assert locs.n == 0 and any("no localizations" in w for w in locs.meta.warnings)
 
 
-@pytest.mark.parametrize("name,build", [
-    ("picasso", lambda f: f.create_group("other")),
-    ("decode", lambda f: f.create_group("data")),
-    ("smap", lambda f: f.create_group("saveloc")),
-])
+@pytest.mark.parametrize(
+    "name,build",
+    [
+        ("picasso", lambda f: f.create_group("other")),
+        ("decode", lambda f: f.create_group("data")),
+        ("smap", lambda f: f.create_group("saveloc")),
+    ],
+)
 def test_hdf5_without_the_table(tmp_path, name, build):
     path = tmp_path / S.BUILDERS[name][1]
     with h5py.File(path, "w") as f:
         build(f)
     with pytest.raises(FormatError) as exc:
         read(path, format=name)
-    assert f"not a {FORMATS[name].title.split(' (')[0].split(' +')[0]}" in assert_one_line(exc.value, path) \
-        or "not a" in str(exc.value)
+    assert f"not a {FORMATS[name].title.split(' (')[0].split(' +')[0]}" in assert_one_line(
+        exc.value, path
+    ) or "not a" in str(exc.value)
     with pytest.raises(UnknownFormatError, match="no known localization layout"):
         read(path)
 
@@ -135,6 +142,7 @@ def test_arrow_formats_zero_rows_is_empty(tmp_path, name):
 
 
 # -- truncated binary -----------------------------------------------------------------------
+
 
 def test_insight3_truncated_record(tmp_path):
     path = make(tmp_path, "insight3")
@@ -166,6 +174,7 @@ def test_smlm_truncated_table(tmp_path):
 
 # -- wrong magic ----------------------------------------------------------------------------
 
+
 def test_insight3_wrong_magic(tmp_path):
     path = make(tmp_path, "insight3")
     data = bytearray(path.read_bytes())
@@ -194,8 +203,16 @@ def test_arrow_wrong_magic(tmp_path, name):
 NON_NUMERIC = {
     "thunderstorm": ("1,1,1000.0,abc,500,10", "line 2", "'y [nm]'"),
     "nanoimager": ("0,0,1000.0,oops,0,300,5", "line 2", "'Y (nm)'"),
-    "elyra": ("1\t1\t1\t0\tbad\t2000\t9\t400\t5.3\t0.2\t110.0\t1\t1", "line 2", "'Position X [nm]'"),
-    "nstorm_txt": ("647\t1\t2\tx1\t2000\t1\t1\t1\t0\t1\t1\t1\t1\t1\t-1\t1\t0\t0\t1\t1", "line 2", "'Xc'"),
+    "elyra": (
+        "1\t1\t1\t0\tbad\t2000\t9\t400\t5.3\t0.2\t110.0\t1\t1",
+        "line 2",
+        "'Position X [nm]'",
+    ),
+    "nstorm_txt": (
+        "647\t1\t2\tx1\t2000\t1\t1\t1\t0\t1\t1\t1\t1\t1\t-1\t1\t0\t0\t1\t1",
+        "line 2",
+        "'Xc'",
+    ),
     "rapidstorm": ("1000 2000 zero 5", "line 2", "'frame'"),
     "csv": ("1000,2000,notaframe,0", "line 2", "'frame'"),
 }
@@ -215,7 +232,9 @@ def test_non_numeric_field(tmp_path, name):
 def test_non_numeric_on_a_later_line(tmp_path):
     rows = [f"{i},{i},{1000 + i},{2000 + i},1,1" for i in range(1, 8)] + ["9,9,1e3,1e3x,1,1"]
     path = S.thunderstorm(tmp_path / "a.csv", rows=rows)
-    with pytest.raises(FormatError, match=r"line 9: non-numeric value in column 'y \[nm\]'.*'1e3x'"):
+    with pytest.raises(
+        FormatError, match=r"line 9: non-numeric value in column 'y \[nm\]'.*'1e3x'"
+    ):
         read(path)
 
 
@@ -239,9 +258,11 @@ def test_wrong_number_of_fields(tmp_path):
 NAN_ROWS = {
     "thunderstorm": ["1,1,NaN,2000,1,1", "2,2,1000,inf,1,1", "3,3,1010,2020,1,1"],
     "nanoimager": ["0,0,nan,2000,0,300,5", "0,1,1000,-inf,0,300,5", "0,2,1010,2020,0,300,5"],
-    "elyra": ["1\t1\t1\t0\tNaN\t2000\t9\t400\t5.3\t0.2\t110.0\t1\t1",
-              "2\t1\t1\t0\t1000\tInf\t9\t400\t5.3\t0.2\t110.0\t1\t1",
-              "3\t1\t1\t0\t1010\t2020\t9\t400\t5.3\t0.2\t110.0\t1\t1"],
+    "elyra": [
+        "1\t1\t1\t0\tNaN\t2000\t9\t400\t5.3\t0.2\t110.0\t1\t1",
+        "2\t1\t1\t0\t1000\tInf\t9\t400\t5.3\t0.2\t110.0\t1\t1",
+        "3\t1\t1\t0\t1010\t2020\t9\t400\t5.3\t0.2\t110.0\t1\t1",
+    ],
     "rapidstorm": ["nan 2000 0 5", "1000 inf 0 5", "1010 2020 0 5"],
     "csv": ["nan,2000,0,0", "1000,inf,0,0", "1010,2020,0,0"],
 }
@@ -271,6 +292,7 @@ def test_nan_rows_in_binary_formats(tmp_path):
 
 # -- pixel size -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", [-5, 0, float("nan"), float("inf"), 1e9, 0.01])
 @pytest.mark.parametrize("name", ["insight3", "thunderstorm"])
 def test_negative_or_absurd_user_pixel_size(tmp_path, name, value):
@@ -292,7 +314,9 @@ def test_absurd_pixel_size_in_picasso_yaml(tmp_path, bad):
 
 def test_negative_pixel_size_in_decode_meta(tmp_path):
     path = S.decode(tmp_path / "d.h5", px_size=(-127.0, 117.0))
-    with pytest.raises(PixelSizeError, match=r"d\.h5: meta\.px_size records an invalid camera pixel size"):
+    with pytest.raises(
+        PixelSizeError, match=r"d\.h5: meta\.px_size records an invalid camera pixel size"
+    ):
         read(path)
 
 
@@ -360,6 +384,7 @@ def test_user_column_mapping_names_missing_column(tmp_path):
 
 # -- misleading extension ---------------------------------------------------------------------
 
+
 def test_csv_content_under_bin_extension(tmp_path):
     path = S.thunderstorm(tmp_path / "really_csv.bin")
     locs = read(path)  # auto: the content decides, and says so
@@ -398,6 +423,7 @@ def test_unrecognised_content(tmp_path):
 
 
 # -- paths ------------------------------------------------------------------------------------
+
 
 def test_directory_given_as_file(tmp_path):
     with pytest.raises(InputError) as exc:

@@ -67,14 +67,17 @@ def test_rapidstorm_tracks_generated(tmp_path):
     assert locs.meta.details["n_tracks"] == 2
 
 
-@pytest.mark.parametrize("header,unit,factor,warned", [
-    ("x_nm,y_nm,frame,channel", None, 1.0, False),
-    ("x [um],y [um],frame,channel", None, 1000.0, False),
-    ("x,y,frame,channel", None, 1.0, True),
-    ("x,y,frame,channel", "px", 100.0, False),
-    ("X_px,Y_px,frame,channel", None, 100.0, False),
-    ("position_x,position_y,frame,channel", "um", 1000.0, False),
-])
+@pytest.mark.parametrize(
+    "header,unit,factor,warned",
+    [
+        ("x_nm,y_nm,frame,channel", None, 1.0, False),
+        ("x [um],y [um],frame,channel", None, 1000.0, False),
+        ("x,y,frame,channel", None, 1.0, True),
+        ("x,y,frame,channel", "px", 100.0, False),
+        ("X_px,Y_px,frame,channel", None, 100.0, False),
+        ("position_x,position_y,frame,channel", "um", 1000.0, False),
+    ],
+)
 def test_generic_csv_units(tmp_path, header, unit, factor, warned):
     path = S.generic_csv(tmp_path / "g.csv", header=header)
     locs = read(path, unit=unit, camera_pixel_nm=100)
@@ -92,7 +95,9 @@ def test_generic_tsv_and_frame_base(tmp_path):
 
 def test_non_integer_frame_is_an_error(tmp_path):
     path = S.generic_csv(tmp_path / "g.csv", rows=["1,2,0.5,0"])
-    with pytest.raises(FormatError, match=r"g\.csv, row 1: column 'frame' holds a non-integer value"):
+    with pytest.raises(
+        FormatError, match=r"g\.csv, row 1: column 'frame' holds a non-integer value"
+    ):
         read(path)
 
 

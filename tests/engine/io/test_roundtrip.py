@@ -39,8 +39,9 @@ def tables(draw, *, min_size=0, max_frame=2**40, with_extra=True):
     )
 
 
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def assert_same_columns(a: Localizations, b: Localizations, *, skip=()):
@@ -80,8 +81,10 @@ def test_thunderstorm_csv_exact(tmp_path, locs):
 
 
 @SETTINGS
-@given(locs=tables(max_frame=2**31 - 2, with_extra=False),
-       pixel=st.sampled_from([100.0, 117.0, 160.0, 5.333]))
+@given(
+    locs=tables(max_frame=2**31 - 2, with_extra=False),
+    pixel=st.sampled_from([100.0, 117.0, 160.0, 5.333]),
+)
 def test_insight3_within_float32_pixels(tmp_path, locs, pixel):
     path = tmp_path / "t.bin"
     warnings = write(locs, path, camera_pixel_nm=pixel, overwrite=True)

@@ -14,34 +14,110 @@ from ainu_engine.io import read, summarize
 
 # name -> (relative path, read kwargs, expected)
 CASES = {
-    "insight3": ("insight3_bin/storm-analysis_test_300x200_dh_olist.bin", {"camera_pixel_nm": 160},
-                 dict(n=120, channels={1: 120}, x=[(21 - 1) * 160, (221 - 1) * 160],
-                      y=[(21 - 1) * 160, (141 - 1) * 160], z=[-750, 750], frames_in_file=[1, 5])),
-    "picasso": ("picasso_hdf5/testdata_locs.hdf5", {},
-                dict(n=564, channels={0: 564}, x=[695.2725, 3335.891], y=[5.24161 * 130, 25.7118 * 130],
-                     z=None, frames_in_file=[11, 990], pixel=130.0)),
-    "thunderstorm": ("thunderstorm_csv/locan_Thunderstorm_dstorm_data.csv", {},
-                     dict(n=19, channels={0: 19}, x=[1320.11, 16566.2], y=[1432.21, 27944.9],
-                          z=None, frames_in_file=[2001, 2001])),
-    "nanoimager": ("nanoimager_csv/locan_Nanoimager_dstorm_data.csv", {},
-                   dict(n=14, x=[3237.64, 47927.3], y=[3575.89, 70050.4], z=[0, 0],
-                        frames_in_file=[0, 4377])),
-    "elyra": ("elyra_txt/locan_Elyra_dstorm_data.txt", {},
-              dict(n=15, channels={1: 15}, x=[5369.8, 29981.8], y=[6580, 30480.8], z=None,
-                   frames_in_file=[1, 1])),
-    "rapidstorm": ("rapidstorm_txt/locan_rapidSTORM_dstorm_data.txt", {},
-                   dict(n=14, channels={0: 14}, x=[3995.59, 32716.1], y=[1303.61, 26751.7], z=None,
-                        frames_in_file=[0, 0])),
-    "smlm": ("smlm_zip/locan_SMLM_dstorm_data.smlm", {},
-             dict(n=10, channels={0: 10}, x=[1653.34, 14215.5], y=[5597.88, 18577.3], z=None,
-                  frames_in_file=[0, 0])),
-    "decode": ("decode_h5/locan_decode_dstorm_data.h5", {},
-               dict(n=96, channels={0: 96}, x=[-0.5995 * 127, 1.6993 * 127],
-                    y=[138.0 * 117, 139.993 * 117], z=[-934.6, 887.2], frames_in_file=[294, 19552],
-                    pixel=[127.0, 117.0])),
-    "smap": ("smap_mat/locan_smap_dstorm_data.mat", {},
-             dict(n=4884, channels={0: 4884}, x=[333.867, 26891.1], y=[420.364, 26215.9],
-                  z=[-2300, 2500], frames_in_file=[1, 1001], pixel=104.0)),
+    "insight3": (
+        "insight3_bin/storm-analysis_test_300x200_dh_olist.bin",
+        {"camera_pixel_nm": 160},
+        dict(
+            n=120,
+            channels={1: 120},
+            x=[(21 - 1) * 160, (221 - 1) * 160],
+            y=[(21 - 1) * 160, (141 - 1) * 160],
+            z=[-750, 750],
+            frames_in_file=[1, 5],
+        ),
+    ),
+    "picasso": (
+        "picasso_hdf5/testdata_locs.hdf5",
+        {},
+        dict(
+            n=564,
+            channels={0: 564},
+            x=[695.2725, 3335.891],
+            y=[5.24161 * 130, 25.7118 * 130],
+            z=None,
+            frames_in_file=[11, 990],
+            pixel=130.0,
+        ),
+    ),
+    "thunderstorm": (
+        "thunderstorm_csv/locan_Thunderstorm_dstorm_data.csv",
+        {},
+        dict(
+            n=19,
+            channels={0: 19},
+            x=[1320.11, 16566.2],
+            y=[1432.21, 27944.9],
+            z=None,
+            frames_in_file=[2001, 2001],
+        ),
+    ),
+    "nanoimager": (
+        "nanoimager_csv/locan_Nanoimager_dstorm_data.csv",
+        {},
+        dict(n=14, x=[3237.64, 47927.3], y=[3575.89, 70050.4], z=[0, 0], frames_in_file=[0, 4377]),
+    ),
+    "elyra": (
+        "elyra_txt/locan_Elyra_dstorm_data.txt",
+        {},
+        dict(
+            n=15,
+            channels={1: 15},
+            x=[5369.8, 29981.8],
+            y=[6580, 30480.8],
+            z=None,
+            frames_in_file=[1, 1],
+        ),
+    ),
+    "rapidstorm": (
+        "rapidstorm_txt/locan_rapidSTORM_dstorm_data.txt",
+        {},
+        dict(
+            n=14,
+            channels={0: 14},
+            x=[3995.59, 32716.1],
+            y=[1303.61, 26751.7],
+            z=None,
+            frames_in_file=[0, 0],
+        ),
+    ),
+    "smlm": (
+        "smlm_zip/locan_SMLM_dstorm_data.smlm",
+        {},
+        dict(
+            n=10,
+            channels={0: 10},
+            x=[1653.34, 14215.5],
+            y=[5597.88, 18577.3],
+            z=None,
+            frames_in_file=[0, 0],
+        ),
+    ),
+    "decode": (
+        "decode_h5/locan_decode_dstorm_data.h5",
+        {},
+        dict(
+            n=96,
+            channels={0: 96},
+            x=[-0.5995 * 127, 1.6993 * 127],
+            y=[138.0 * 117, 139.993 * 117],
+            z=[-934.6, 887.2],
+            frames_in_file=[294, 19552],
+            pixel=[127.0, 117.0],
+        ),
+    ),
+    "smap": (
+        "smap_mat/locan_smap_dstorm_data.mat",
+        {},
+        dict(
+            n=4884,
+            channels={0: 4884},
+            x=[333.867, 26891.1],
+            y=[420.364, 26215.9],
+            z=[-2300, 2500],
+            frames_in_file=[1, 1001],
+            pixel=104.0,
+        ),
+    ),
 }
 
 
@@ -84,7 +160,9 @@ def test_thunderstorm_quoted_header_columns(shared_formats):
     assert locs.columns[:5] == ["x_nm", "y_nm", "frame", "photons", "precision_nm"]
     assert "sigma [nm]" in locs.extra and "chi2" in locs.extra
     assert locs.extra["id"].min() == 73897 and locs.extra["id"].max() == 73915
-    assert [locs.precision_nm.min(), locs.precision_nm.max()] == pytest.approx([7.5545, 38.9065], rel=1e-5)
+    assert [locs.precision_nm.min(), locs.precision_nm.max()] == pytest.approx(
+        [7.5545, 38.9065], rel=1e-5
+    )
 
 
 def test_picasso_precision_in_nm(shared_formats):

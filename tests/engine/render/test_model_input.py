@@ -34,7 +34,9 @@ def test_patch_inputs_are_byte_identical(tmp_path):
     spec = RenderSpec(pixel_nm=20, sigma_nm=20, size=0, scaling="percentile")
     pre = {"mode": "patches", "patch_size": 32, "min_occupied": 0.5}
     served = model_input(read(NUCLEUS), spec, pre, device="cpu")
-    trained, _ = RenderCache(tmp_path, device="cpu").get(NUCLEUS, spec, patch_size=32, min_occupied=0.5)
+    trained, _ = RenderCache(tmp_path, device="cpu").get(
+        NUCLEUS, spec, patch_size=32, min_occupied=0.5
+    )
     assert len(served.items) > 1
     assert served.items.tobytes() == np.asarray(trained).tobytes()
 

@@ -30,9 +30,16 @@ def test_spec_validation_and_serialisation():
     assert RenderSpec.from_json(spec.to_json()) == spec
     assert spec.hash() == RenderSpec.from_dict(spec.to_dict()).hash()
     assert RenderSpec(magnification=10).resolved_pixel_nm(160.0) == 16.0
-    for bad in [dict(pixel_nm=0), dict(sigma_nm=-1), dict(truncate=float("inf")),
-                dict(normalization="gauss"), dict(size=-1), dict(channels=(1, 1)),
-                dict(scaling="log"), dict(percentile=0)]:
+    for bad in [
+        dict(pixel_nm=0),
+        dict(sigma_nm=-1),
+        dict(truncate=float("inf")),
+        dict(normalization="gauss"),
+        dict(size=-1),
+        dict(channels=(1, 1)),
+        dict(scaling="log"),
+        dict(percentile=0),
+    ]:
         with pytest.raises(ValueError):
             RenderSpec(**bad)
     with pytest.raises(ValueError, match="unknown RenderSpec fields: colour"):
@@ -47,8 +54,15 @@ def test_raw_render_geometry_equals_the_reference():
     r = render(loc, spec, device="cpu")
     c_n, h, w = r.image.shape
     assert r.origin_nm[0] % 40 == 0 and r.origin_nm[1] % 40 == 0  # pixel-aligned
-    ref = kde_reference(loc.x_nm, loc.y_nm, 30.0, np.zeros(loc.n, int), shape=(1, h, w),
-                        origin_nm=r.origin_nm, pixel_nm=40.0)
+    ref = kde_reference(
+        loc.x_nm,
+        loc.y_nm,
+        30.0,
+        np.zeros(loc.n, int),
+        shape=(1, h, w),
+        origin_nm=r.origin_nm,
+        pixel_nm=40.0,
+    )
     np.testing.assert_allclose(r.image, ref, rtol=1e-4, atol=1e-6 * ref.max())
     # the margin holds the kernel support: the image of N localizations sums to ~N
     assert r.image.sum() == pytest.approx(loc.n, rel=1e-3)
@@ -60,15 +74,18 @@ def test_pixels_map_back_to_nm_after_resize_and_pad():
     padding, each bright spot is where pixel_to_nm says, within one output pixel."""
     pts = np.array([[1000, 2000], [13000, 2000], [1000, 6000], [13000, 6000], [7000, 4000]], float)
     many = np.repeat(pts, 200, axis=0)
-    r = render(locs_at(many[:, 0], many[:, 1]), RenderSpec(pixel_nm=20, sigma_nm=60, size=256),
-               device="cpu")
+    r = render(
+        locs_at(many[:, 0], many[:, 1]),
+        RenderSpec(pixel_nm=20, sigma_nm=60, size=256),
+        device="cpu",
+    )
     assert r.image.shape == (1, 256, 256)
     assert r.pixel_nm == pytest.approx(r.raw_shape[2] * 20 / 256)  # the longest axis fills 256
     img = r.image[0]
     for px, py in pts:
         j = int((px - r.origin_nm[0]) / r.pixel_nm)
         i = int((py - r.origin_nm[1]) / r.pixel_nm)
-        win = img[i - 1:i + 2, j - 1:j + 2]
+        win = img[i - 1 : i + 2, j - 1 : j + 2]
         assert win.max() > 0.5 * img.max()
         ci, cj = np.unravel_index(win.argmax(), win.shape)
         cx, cy = r.pixel_to_nm(i - 1 + ci, j - 1 + cj)
@@ -81,13 +98,19 @@ def test_channels_normalisation_and_scaling():
     a = disc(3000, seed=2, channel=np.r_[np.full(1500, 1), np.full(1500, 2)])
     raw = render(a, RenderSpec(pixel_nm=50, sigma_nm=40, size=0, channels=(2, 1)), device="cpu")
     assert raw.image.shape[0] == 2 and raw.n_localizations == {0: 1500, 1: 1500}
-    sk = render(a, RenderSpec(pixel_nm=50, sigma_nm=40, size=0, channels=(2, 1),
-                              normalization="sklearn"), device="cpu")
-    np.testing.assert_allclose(sk.image, raw.image / (1500 * 50.0 ** 2), rtol=1e-6)
+    sk = render(
+        a,
+        RenderSpec(pixel_nm=50, sigma_nm=40, size=0, channels=(2, 1), normalization="sklearn"),
+        device="cpu",
+    )
+    np.testing.assert_allclose(sk.image, raw.image / (1500 * 50.0**2), rtol=1e-6)
     out = render(a, RenderSpec(pixel_nm=50, sigma_nm=40, size=128, channels=(1, 2)), device="cpu")
     np.testing.assert_allclose(out.image.max(axis=(1, 2)), 1.0)
-    pct = render(a, RenderSpec(pixel_nm=50, sigma_nm=40, size=128, scaling="percentile",
-                               percentile=90), device="cpu")
+    pct = render(
+        a,
+        RenderSpec(pixel_nm=50, sigma_nm=40, size=128, scaling="percentile", percentile=90),
+        device="cpu",
+    )
     assert pct.image.max() == 1.0 and (pct.image == 1.0).mean() > 0.01
     white = render(a, RenderSpec(pixel_nm=50, sigma_nm=40, size=128, outside=1.0), device="cpu")
     assert np.all(white.image[:, ~white.mask] == 1.0) and (~white.mask).sum() > 0
@@ -97,10 +120,20 @@ def test_channels_normalisation_and_scaling():
 
 def test_sigma_from_precision_with_floor():
     loc = locs_at([1000.0, 3000.0], [1000.0, 1000.0], precision_nm=[1.0, 40.0])
-    r = render(loc, RenderSpec(pixel_nm=10, sigma_from_precision=True, sigma_floor_nm=8, size=0),
-               device="cpu")
-    ref = kde_reference(loc.x_nm, loc.y_nm, [8.0, 40.0], [0, 0], shape=r.image.shape,
-                        origin_nm=r.origin_nm, pixel_nm=10.0)
+    r = render(
+        loc,
+        RenderSpec(pixel_nm=10, sigma_from_precision=True, sigma_floor_nm=8, size=0),
+        device="cpu",
+    )
+    ref = kde_reference(
+        loc.x_nm,
+        loc.y_nm,
+        [8.0, 40.0],
+        [0, 0],
+        shape=r.image.shape,
+        origin_nm=r.origin_nm,
+        pixel_nm=10.0,
+    )
     np.testing.assert_allclose(r.image, ref, rtol=1e-4, atol=1e-9)
     with pytest.raises(RenderError, match="needs a localization precision column"):
         render(locs_at([1.0], [1.0]), RenderSpec(sigma_from_precision=True), device="cpu")
@@ -109,12 +142,18 @@ def test_sigma_from_precision_with_floor():
 def test_mask_from_localizations_matches_the_simulated_outline():
     from ainu_engine.training.simulate import Observation, simulate_nucleus
 
-    nu = simulate_nucleus("somatic", rng=np.random.default_rng(3), channels=("h3",),
-                          observation=Observation(locs_per_channel=5e4))
+    nu = simulate_nucleus(
+        "somatic",
+        rng=np.random.default_rng(3),
+        channels=("h3",),
+        observation=Observation(locs_per_channel=5e4),
+    )
     loc = locs_at(nu.x_nm, nu.y_nm)
     r = render(loc, RenderSpec(pixel_nm=40, sigma_nm=30, size=0), device="cpu")
     assert r.area_um2 == pytest.approx(nu.area_um2, rel=0.08)
-    roi = render(loc, RenderSpec(pixel_nm=40, sigma_nm=30, size=0), device="cpu", roi_nm=nu.outline_nm)
+    roi = render(
+        loc, RenderSpec(pixel_nm=40, sigma_nm=30, size=0), device="cpu", roi_nm=nu.outline_nm
+    )
     assert roi.area_um2 == pytest.approx(nu.area_um2, rel=0.02)
     agree = (r.mask == roi.mask).mean() if r.mask.shape == roi.mask.shape else None
     assert agree is None or agree > 0.95
@@ -125,8 +164,13 @@ def test_mask_of_sparse_data_is_one_component():
     rng = np.random.default_rng(5)
     noise = locs_at(rng.uniform(0, 20000, 40), rng.uniform(0, 16000, 40))
     both = Localizations.concat([loc, noise])
-    m = nucleus_mask(both.x_nm.astype(float), both.y_nm.astype(float), shape=(160, 200),
-                     origin_nm=(0.0, 0.0), pixel_nm=100.0)
+    m = nucleus_mask(
+        both.x_nm.astype(float),
+        both.y_nm.astype(float),
+        shape=(160, 200),
+        origin_nm=(0.0, 0.0),
+        pixel_nm=100.0,
+    )
     from scipy import ndimage
 
     assert ndimage.label(m)[1] == 1
@@ -168,7 +212,7 @@ def test_patches_keep_occupied_tiles_only():
     _, h, w = r.image.shape
     assert len(patches) < (h // 64) * (w // 64)  # corner tiles outside the disc are dropped
     p = patches[0]
-    np.testing.assert_array_equal(p.image, r.image[:, p.row:p.row + 64, p.col:p.col + 64])
+    np.testing.assert_array_equal(p.image, r.image[:, p.row : p.row + 64, p.col : p.col + 64])
     assert p.origin_nm == (r.origin_nm[0] + p.col * 20, r.origin_nm[1] + p.row * 20)
     with pytest.raises(ValueError, match="raw render"):
         extract_patches(render(loc, RenderSpec(pixel_nm=20, size=64), device="cpu"), 16)
@@ -194,7 +238,9 @@ def test_sklearn_method_matches_kernel_density():
         render_sklearn(loc, spec, max_localizations=10)
 
 
-@pytest.mark.parametrize("ids", [None, [0, 1, 2, 3, 2, 1], [-2, 0, 3, 1, -2, 5], [0, 70000, 1, 69999, 2, 1]])
+@pytest.mark.parametrize(
+    "ids", [None, [0, 1, 2, 3, 2, 1], [-2, 0, 3, 1, -2, 5], [0, 70000, 1, 69999, 2, 1]]
+)
 @pytest.mark.parametrize("channels", [(1, 2), (0,), (2, 1, 0), (5,), (-2, 3), (70000, 1)])
 def test_channel_index_maps_file_ids_to_image_channels(ids, channels):
     from ainu_engine.io import Localizations

@@ -7,8 +7,11 @@ import pytest
 
 @pytest.fixture(scope="session")
 def screen_model(tmp_path_factory):
-    """(model.onnx, best.pt, data folder): small CNN on simulated hiPSC vs somatic, 48 px, 2 channels."""
-    torch = pytest.importorskip("torch", reason="the train extra (torch) is needed to make a test model")
+    """(model.onnx, best.pt, data folder): small CNN on simulated hiPSC vs somatic, 48 px,
+    2 channels."""
+    torch = pytest.importorskip(
+        "torch", reason="the train extra (torch) is needed to make a test model"
+    )
     pytest.importorskip("onnx", reason="the train extra (onnx) is needed to export a test model")
     from ainu_engine.render import RenderSpec
     from ainu_engine.training.data import RenderCache, read_manifest
@@ -20,16 +23,41 @@ def screen_model(tmp_path_factory):
     torch.set_num_threads(2)
     root = tmp_path_factory.mktemp("screen-model")
     obs = Observation(locs_per_channel=4000)
-    manifest = simulate_dataset(root / "train", classes=("hiPSC", "somatic"), n_per_class=6,
-                                channels=("polII", "h3"), observation=obs, seed=5)
+    manifest = simulate_dataset(
+        root / "train",
+        classes=("hiPSC", "somatic"),
+        n_per_class=6,
+        channels=("polII", "h3"),
+        observation=obs,
+        seed=5,
+    )
     spec = RenderSpec(pixel_nm=150, sigma_nm=120, size=48, channels=(1, 2))
-    train(read_manifest(manifest), root / "run", spec=spec, cache=RenderCache(root / "cache", device="cpu"),
-          config=TrainConfig(arch="small_cnn", epochs=2, patience=2, batch_size=4, folds=0, seed=0))
+    train(
+        read_manifest(manifest),
+        root / "run",
+        spec=spec,
+        cache=RenderCache(root / "cache", device="cpu"),
+        config=TrainConfig(arch="small_cnn", epochs=2, patience=2, batch_size=4, folds=0, seed=0),
+    )
     export_onnx(root / "run" / "best.pt", root / "model.onnx")
     data = root / "data"
-    simulate_dataset(data / "slideA", classes=("hiPSC", "somatic"), n_per_class=2, channels=("polII", "h3"),
-                     observation=obs, seed=6, format="insight3")
-    simulate_dataset(data / "slideB", classes=("hiPSC",), n_per_class=2, channels=("polII", "h3"),
-                     observation=obs, seed=7, format="thunderstorm")
+    simulate_dataset(
+        data / "slideA",
+        classes=("hiPSC", "somatic"),
+        n_per_class=2,
+        channels=("polII", "h3"),
+        observation=obs,
+        seed=6,
+        format="insight3",
+    )
+    simulate_dataset(
+        data / "slideB",
+        classes=("hiPSC",),
+        n_per_class=2,
+        channels=("polII", "h3"),
+        observation=obs,
+        seed=7,
+        format="thunderstorm",
+    )
     torch.set_num_threads(before)
     return root / "model.onnx", root / "run" / "best.pt", data

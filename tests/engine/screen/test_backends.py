@@ -46,7 +46,9 @@ def test_auto_on_a_gpu_with_the_cpu_build_of_onnxruntime(screen_model, monkeypat
     model, ckpt, _ = screen_model
     monkeypatch.setattr(backends, "_cuda_gpu", lambda: True)
     monkeypatch.setattr(backends, "_ort_providers", lambda: ["CPUExecutionProvider"])
-    monkeypatch.setattr(backends, "_has", lambda m: m != "tensorrt" and importlib.util.find_spec(m) is not None)
+    monkeypatch.setattr(
+        backends, "_has", lambda m: m != "tensorrt" and importlib.util.find_spec(m) is not None
+    )
     b = create_backend(model, checkpoint=ckpt)
     assert b.name == "torch" and b.device == "cuda" and "checkpoint" in b.reason
     b = create_backend(model)
@@ -86,7 +88,9 @@ def test_contract_errors(screen_model):
             create_backend(model, "tensorrt").load()
 
 
-@pytest.mark.skipif(not HAS_CUDA_EP, reason="needs onnxruntime-gpu and an NVIDIA GPU (CUDA execution provider)")
+@pytest.mark.skipif(
+    not HAS_CUDA_EP, reason="needs onnxruntime-gpu and an NVIDIA GPU (CUDA execution provider)"
+)
 def test_onnxruntime_cuda_equals_torch(screen_model, reference):
     model, _, _ = screen_model
     with create_backend(model, "onnxruntime", device="cuda") as b:
@@ -95,13 +99,17 @@ def test_onnxruntime_cuda_equals_torch(screen_model, reference):
         assert compare_outputs(reference[5], b.infer(x), atol=1e-4)
 
 
-@pytest.mark.skipif(not HAS_TRT, reason="TensorRT is not installed here (it cannot be on these machines)")
+@pytest.mark.skipif(
+    not HAS_TRT, reason="TensorRT is not installed here (it cannot be on these machines)"
+)
 @pytest.mark.parametrize("name", ["tensorrt", "onnxruntime-tensorrt"])
 def test_tensorrt_fp16_keeps_the_calls(screen_model, reference, name):
     model, _, _ = screen_model
     with create_backend(model, name) as b:
         got = b.infer(_inputs(5))
-    cmp = compare_outputs(reference[5], got, atol=5e-2, rtol=5e-2)  # fp16: same top-1, logits within 5 %
+    cmp = compare_outputs(
+        reference[5], got, atol=5e-2, rtol=5e-2
+    )  # fp16: same top-1, logits within 5 %
     assert cmp.same_argmax and cmp, str(cmp)
 
 
@@ -122,7 +130,10 @@ def test_torch_fp16_cuda_keeps_the_calls(screen_model, reference, name):
     assert cmp.same_argmax and cmp, str(cmp)
 
 
-@pytest.mark.skipif(not (HAS_CUDA_EP or torch.cuda.is_available()), reason="torch.compile with CUDA graphs needs a GPU")
+@pytest.mark.skipif(
+    not (HAS_CUDA_EP or torch.cuda.is_available()),
+    reason="torch.compile with CUDA graphs needs a GPU",
+)
 def test_torch_compile_cuda_equals_eager(screen_model, reference):
     _, ckpt, _ = screen_model
     with create_backend(ckpt, "torch-compile", device="cuda") as b:
@@ -133,14 +144,19 @@ def test_torch_compile_cuda_equals_eager(screen_model, reference):
 def test_torch_cuda_fp32_is_fp32_and_equals_the_cpu(screen_model, reference):
     _, ckpt, _ = screen_model
     with create_backend(ckpt, "torch", device="cuda") as b:
-        assert b.describe()["precision"] == "fp32 (TF32 off)" and not torch.backends.cudnn.allow_tf32
+        assert (
+            b.describe()["precision"] == "fp32 (TF32 off)" and not torch.backends.cudnn.allow_tf32
+        )
         cmp = compare_outputs(reference[5], b.infer(_inputs(5)), atol=1e-4)
     assert cmp, str(cmp)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="occlusion on a CUDA backend needs a CUDA GPU")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="occlusion on a CUDA backend needs a CUDA GPU"
+)
 def test_occlusion_on_a_cuda_backend_equals_captum_there(screen_model):
-    """The GPU path of ainu_engine.explain.occlusion (occluded batches built and deltas accumulated in
+    """The GPU path of ainu_engine.explain.occlusion (occluded batches built and deltas
+    accumulated in
     device memory by the Numba-CUDA kernels) against Captum on the same model on the GPU."""
     from captum.attr import Occlusion
 
@@ -152,7 +168,18 @@ def test_occlusion_on_a_cuda_backend_equals_captum_there(screen_model):
     with create_backend(ckpt, "torch", device="cuda") as b:
         ours = occlusion(b, img, window=16, stride=8, target=0, batch_size=13)
         x = torch.from_numpy(img[None]).cuda()
-        ref = Occlusion(b.model).attribute(x, sliding_window_shapes=(2, 16, 16), strides=(2, 8, 8), target=0,
-                                           baselines=0.0, perturbations_per_eval=16)[0, 0].cpu().numpy()
+        ref = (
+            Occlusion(b.model)
+            .attribute(
+                x,
+                sliding_window_shapes=(2, 16, 16),
+                strides=(2, 8, 8),
+                target=0,
+                baselines=0.0,
+                perturbations_per_eval=16,
+            )[0, 0]
+            .cpu()
+            .numpy()
+        )
     assert ours.params["incremental"] is False
     assert np.abs(ours.maps[0] - ref).max() <= 1e-5 * np.abs(ref).max()

@@ -16,7 +16,9 @@ from ainu_engine.errors import InputError
 from ainu_engine.nuclei import detect_nuclei, expand_inputs, split_nuclei
 from ainu_engine.screen import screen
 
-pytest.importorskip("onnxruntime", reason="screening runs the model through ONNX Runtime (cpu extra)")
+pytest.importorskip(
+    "onnxruntime", reason="screening runs the model through ONNX Runtime (cpu extra)"
+)
 
 
 def test_expand_inputs_finds_data_not_sidecars(screen_model, tmp_path):
@@ -24,7 +26,9 @@ def test_expand_inputs_finds_data_not_sidecars(screen_model, tmp_path):
     files = expand_inputs([data])
     names = sorted(f.name for f in files)
     assert len(files) == 6
-    assert all(n.endswith((".bin", ".csv")) and "truth" not in n and "manifest" not in n for n in names)
+    assert all(
+        n.endswith((".bin", ".csv")) and "truth" not in n and "manifest" not in n for n in names
+    )
     assert expand_inputs([data / "slideA" / "manifest.csv"]) == sorted(data.glob("slideA/*.bin"))
     assert len(expand_inputs([str(data / "slide*" / "*.bin")])) == 4
     with pytest.raises(InputError, match="no such file"):
@@ -39,8 +43,19 @@ def test_screen_writes_one_row_per_nucleus_and_resumes(screen_model, tmp_path):
     t = pq.read_table(out / "results.parquet")
     assert t.num_rows == 6
     cols = set(t.column_names)
-    assert {"source", "nucleus_id", "predicted", "p_hiPSC", "p_somatic", "n_loc_polII", "n_loc_h3", "area_um2",
-            "qc_flags", "model_sha256", "render_spec_hash"} <= cols
+    assert {
+        "source",
+        "nucleus_id",
+        "predicted",
+        "p_hiPSC",
+        "p_somatic",
+        "n_loc_polII",
+        "n_loc_h3",
+        "area_um2",
+        "qc_flags",
+        "model_sha256",
+        "render_spec_hash",
+    } <= cols
     p = np.column_stack([t.column("p_hiPSC").to_numpy(), t.column("p_somatic").to_numpy()])
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
     assert set(t.column("predicted").to_pylist()) <= {"hiPSC", "somatic"}
@@ -81,8 +96,19 @@ def test_a_bad_file_is_isolated(screen_model, tmp_path, capsys):
     bad.parent.mkdir()
     bad.write_bytes(b"M425" + b"\0" * 7)
     shutil.copytree(data / "slideA", tmp_path / "in" / "slideA")
-    code = main(["screen", str(tmp_path / "in"), "--model", str(model), "--out", str(tmp_path / "out"),
-                 "--device", "cpu", "--json"])
+    code = main(
+        [
+            "screen",
+            str(tmp_path / "in"),
+            "--model",
+            str(model),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "--json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 1
     rec = json.loads(out)
@@ -91,10 +117,23 @@ def test_a_bad_file_is_isolated(screen_model, tmp_path, capsys):
     errors = (tmp_path / "out" / "errors.csv").read_text().splitlines()
     assert len(errors) == 2 and "broken.bin" in errors[1]
     # the failed file is retried on the next run; the good ones are not redone
-    code = main(["screen", str(tmp_path / "in"), "--model", str(model), "--out", str(tmp_path / "out"),
-                 "--device", "cpu", "--json"])
+    code = main(
+        [
+            "screen",
+            str(tmp_path / "in"),
+            "--model",
+            str(model),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "--json",
+        ]
+    )
     rec = json.loads(capsys.readouterr().out)
-    assert code == 1 and rec["files_skipped_done"] == 4 and rec["nuclei"] == 0 and rec["failed"] == 1
+    assert (
+        code == 1 and rec["files_skipped_done"] == 4 and rec["nuclei"] == 0 and rec["failed"] == 1
+    )
 
 
 @pytest.mark.slow
@@ -112,10 +151,16 @@ def progress(p):
     n += 1
     if n == 2:
         os.kill(os.getpid(), signal.SIGKILL)
-screen([{str(data)!r}], {str(model)!r}, {str(out)!r}, device="cpu", batch_size=1, on_progress=progress)
+screen([{str(data)!r}], {str(model)!r}, {str(out)!r}, device="cpu", batch_size=1,
+on_progress=progress)
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                       env={**__import__("os").environ, "NUMBA_ENABLE_CUDASIM": "1"})
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "NUMBA_ENABLE_CUDASIM": "1"},
+    )
     assert r.returncode == -9, r.stderr
     parts = list((out / "parts").glob("part-*.parquet"))
     assert len(parts) == 2 and not list((out / "parts").glob("*.part"))
@@ -123,7 +168,9 @@ screen([{str(data)!r}], {str(model)!r}, {str(out)!r}, device="cpu", batch_size=1
     s = screen([data], model, out, device="cpu")
     assert s.n_nuclei == 4  # only what was not written before the kill
     t = pq.read_table(out / "results.parquet")
-    keys = list(zip(t.column("source").to_pylist(), t.column("nucleus_id").to_pylist(), strict=True))
+    keys = list(
+        zip(t.column("source").to_pylist(), t.column("nucleus_id").to_pylist(), strict=True)
+    )
     assert len(keys) == 6 and len(set(keys)) == 6
 
 
@@ -131,16 +178,36 @@ def test_nuclei_from_roi_sets_cell_ids_and_detection(tmp_path):
     from ainu_engine.training.simulate import Observation, simulate_dataset
 
     obs = Observation(locs_per_channel=4000)
-    simulate_dataset(tmp_path / "roi", classes=("mock",), n_per_class=2, nuclei_per_file=2, field_mode=True,
-                     roi=True, format="insight3", observation=obs, seed=1)
-    simulate_dataset(tmp_path / "ids", classes=("mock",), n_per_class=2, nuclei_per_file=2, observation=obs, seed=1)
+    simulate_dataset(
+        tmp_path / "roi",
+        classes=("mock",),
+        n_per_class=2,
+        nuclei_per_file=2,
+        field_mode=True,
+        roi=True,
+        format="insight3",
+        observation=obs,
+        seed=1,
+    )
+    simulate_dataset(
+        tmp_path / "ids",
+        classes=("mock",),
+        n_per_class=2,
+        nuclei_per_file=2,
+        observation=obs,
+        seed=1,
+    )
     from ainu_engine.io import read
 
     f = next((tmp_path / "roi").glob("*.bin"))
     locs = read(f)
     found = list(split_nuclei(locs))  # the ROI set beside the file is found
     assert [n.id for n in found] == ["roi000", "roi001"]
-    truth = pq.read_table(f.with_name(f.name.split(".")[0] + ".truth.parquet")).column("cell_id").to_numpy()
+    truth = (
+        pq.read_table(f.with_name(f.name.split(".")[0] + ".truth.parquet"))
+        .column("cell_id")
+        .to_numpy()
+    )
     for n in found:
         assert n.roi_nm is not None and len(n.locs) > 1000
     # every localization of a simulated nucleus (not background) falls in exactly one ROI
@@ -167,7 +234,7 @@ def test_detection_finds_separate_blobs_and_flags_edges():
     labels, edges = detect_nuclei(xy[:, 0], xy[:, 1])
     assert len(edges) == 3
     for k in range(3):
-        sel = labels[k * 20_000:(k + 1) * 20_000]
+        sel = labels[k * 20_000 : (k + 1) * 20_000]
         assert np.bincount(sel[sel >= 0]).argmax() == np.unique(sel[sel >= 0])[0]
         assert (sel >= 0).mean() > 0.95
     # the cut nucleus is flagged; the round ones that merely touch the field's extent are not
@@ -186,13 +253,22 @@ def test_screen_explain_adds_maps_to_the_report(screen_model, tmp_path, monkeypa
         def wrapped(*a, **k):
             calls[name] += 1
             return fn(*a, **k)
+
         return wrapped
 
     monkeypatch.setattr(backends, "create_backend", counting("backend", backends.create_backend))
     monkeypatch.setattr(render, "model_input", counting("render", render.model_input))
-    s = screen([data / "slideA"], model, tmp_path / "out", device="cpu", explain=2, explainer=explain_prepared)
+    s = screen(
+        [data / "slideA"],
+        model,
+        tmp_path / "out",
+        device="cpu",
+        explain=2,
+        explainer=explain_prepared,
+    )
     assert s.n_nuclei == 4
-    # one model load and one render per nucleus: explaining reuses the screen's classifier and renders
+    # one model load and one render per nucleus: explaining reuses the screen's classifier and
+    # renders
     assert calls == {"backend": 1, "render": 4}
     maps = sorted((tmp_path / "out" / "explain").glob("*.npy"))
     assert len(maps) == 2 and np.load(maps[0]).shape == (1, 48, 48)
@@ -222,12 +298,31 @@ def test_a_patch_mode_model_screens_by_patch_vote(tmp_path, torch_threads):
     from ainu_engine.training.train import TrainConfig, train
 
     obs = Observation(locs_per_channel=5000)
-    manifest = simulate_dataset(tmp_path / "train", classes=("hiPSC", "somatic"), n_per_class=6,
-                                channels=("polII",), observation=obs, seed=8)
-    train(read_manifest(manifest), tmp_path / "run", spec=RenderSpec(pixel_nm=100, sigma_nm=100, size=0),
-          cache=RenderCache(tmp_path / "cache", device="cpu"),
-          config=TrainConfig(arch="small_cnn", epochs=1, patience=1, batch_size=8, folds=0, seed=0,
-                             patch_size=32, min_occupied=0.5, use_groups=False))
+    manifest = simulate_dataset(
+        tmp_path / "train",
+        classes=("hiPSC", "somatic"),
+        n_per_class=6,
+        channels=("polII",),
+        observation=obs,
+        seed=8,
+    )
+    train(
+        read_manifest(manifest),
+        tmp_path / "run",
+        spec=RenderSpec(pixel_nm=100, sigma_nm=100, size=0),
+        cache=RenderCache(tmp_path / "cache", device="cpu"),
+        config=TrainConfig(
+            arch="small_cnn",
+            epochs=1,
+            patience=1,
+            batch_size=8,
+            folds=0,
+            seed=0,
+            patch_size=32,
+            min_occupied=0.5,
+            use_groups=False,
+        ),
+    )
     export_onnx(tmp_path / "run" / "best.pt", tmp_path / "patch.onnx")
     from ainu_engine.model import read_model_info
 
