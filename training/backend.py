@@ -156,13 +156,16 @@ def torch_backend(
     fp16: bool | None = None,
     batch_size: int | None = None,
     reason: str = "",
+    compile: bool = False,
     **_options,
 ) -> TorchBackend:
-    """The ``torch`` entry of the backend registry (eager PyTorch on the checkpoint)."""
+    """The ``torch`` entry of the backend registry (eager PyTorch on the checkpoint; with
+    ``compile=True``, torch.compile)."""
     return TorchBackend(
         model,
         checkpoint=checkpoint,
         device=device,
+        compile=compile,
         fp16=bool(fp16),
         threads=threads,
         batch_size=batch_size,
@@ -170,25 +173,6 @@ def torch_backend(
     )
 
 
-def torch_compile_backend(
-    model,
-    *,
-    device: str = "cpu",
-    checkpoint=None,
-    threads: int | None = None,
-    fp16: bool | None = None,
-    batch_size: int | None = None,
-    reason: str = "",
-    **_options,
-) -> TorchBackend:
+def torch_compile_backend(model, **options) -> TorchBackend:
     """The ``torch-compile`` entry of the backend registry (torch.compile; CUDA graphs on a GPU)."""
-    return TorchBackend(
-        model,
-        checkpoint=checkpoint,
-        device=device,
-        compile=True,
-        fp16=bool(fp16),
-        threads=threads,
-        batch_size=batch_size,
-        reason=reason,
-    )
+    return torch_backend(model, **options, compile=True)

@@ -183,3 +183,32 @@ def test_occlusion_on_a_cuda_backend_equals_captum_there(screen_model):
         )
     assert ours.params["incremental"] is False
     assert np.abs(ours.maps[0] - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+def test_the_registry_builds_every_backend_with_its_batch_size_and_reason(screen_model, monkeypatch):
+    """Backends are made through the registry: the torch ones come from the training package's
+    entry points, others can be registered, unknown names are refused; batch size and reason
+    are constructor arguments."""
+    import ainu_engine.backends as backends
+    from ainu_engine.training.backend import TorchBackend
+
+    model, ckpt, _ = screen_model
+    b = create_backend(ckpt, "torch-compile", batch_size=3)
+    assert isinstance(b, TorchBackend) and b.compile and b.preferred_batch == 3
+    assert b.reason == "asked for"
+    b = create_backend(model, batch_size=5)
+    assert b.preferred_batch == 5 and b.reason.startswith("no usable GPU")
+    made = {}
+
+    def factory(m, *, batch_size, reason, **_):
+        made["args"] = (m, batch_size, reason)
+        return backends.OnnxRuntimeBackend(m, batch_size=batch_size, reason=reason)
+
+    monkeypatch.setitem(backends._REGISTRY, "mine", None)
+    backends.register_backend("mine", factory)
+    assert create_backend(model, "mine", batch_size=2).preferred_batch == 2
+    assert made["args"][1:] == (2, "asked for")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        create_backend(model, "no-such-backend")
+    with pytest.raises(ValueError, match="batch_size"):
+        create_backend(model, batch_size=0)
