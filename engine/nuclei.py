@@ -93,7 +93,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
             out.extend(Path(m) for m in matches if Path(m).is_file())
     seen, uniq = set(), []
     for q in out:
-        k = os.path.abspath(q)
+        k = q.resolve()  # a file reached twice (symlinks, a loop, overlapping globs) counts once
         if k not in seen:
             seen.add(k)
             uniq.append(q)
@@ -109,6 +109,18 @@ class Nucleus:
     locs: Localizations
     roi_nm: np.ndarray | None = None
     at_edge: bool = False
+
+
+def cell_name(cid) -> str:
+    """The nucleus id of a ``cell_id`` value: ``cell007`` for 7 (or 7.0), else the value as it is
+    (``cell1.2``, ``cellA``): two different ids never share a name."""
+    if isinstance(cid, (int, np.integer)) or (
+        isinstance(cid, (float, np.floating)) and float(cid).is_integer()
+    ):
+        return f"cell{int(cid):03d}"
+    if isinstance(cid, bytes):
+        cid = cid.decode("utf-8", "replace")
+    return f"cell{cid}"
 
 
 def find_roi_set(path: Path) -> Path | None:
@@ -273,10 +285,16 @@ def split_nuclei(
         raise InputError("no cell_id column", path=src, hint="use --nuclei auto, roi or detect")
     if mode in ("auto", "cell_id") and has_ids:
         ids = locs.extra["cell_id"]
+        if ids.dtype.kind == "f" and not np.isfinite(ids).all():
+            raise InputError(
+                f"{int((~np.isfinite(ids)).sum())} cell_id values are NaN or infinite",
+                path=src,
+                hint="give every localization a cell id, or use --nuclei file",
+            )
         for cid in np.unique(ids):
             sel = ids == cid
             if int(sel.sum()) >= min_localizations:
-                yield Nucleus(f"cell{int(cid):03d}", locs[sel])
+                yield Nucleus(cell_name(cid), locs[sel])
         return
     roi = (
         Path(roi_path)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ainu_engine.errors import InputError, MissingColumnError
+from ainu_engine.io import file_sha256
 from ainu_engine.render import RenderSpec
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
-#: Files beside a localization file that change what it reads as (pixel size sidecars, YAML).
-_SIDECARS = (lambda p: p.with_name(p.name + ".json"), lambda p: p.with_suffix(".yaml"))
 
 
 @dataclass(frozen=True)
@@ -193,19 +192,6 @@ def read_manifest(path: str | os.PathLike, *, classes: Sequence[str] | None = No
         path,
         hashlib.sha256(raw).hexdigest(),
     )
-
-
-def file_sha256(path: Path) -> str:
-    """Hash of a file's content and of the sidecars that change how it reads."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    for side in _SIDECARS:
-        s = side(path)
-        if s != path and s.is_file():
-            h.update(b"\0sidecar\0" + s.read_bytes())
-    return h.hexdigest()
 
 
 class RenderCache:

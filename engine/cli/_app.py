@@ -42,6 +42,16 @@ def _root(
 ) -> None:
     """ainu-engine: read SMLM localizations; simulate, render, train, screen and explain nuclei."""
     ctx.obj = {"debug": debug or debug_enabled()}
+    if ctx.obj["debug"]:
+        # tracebacks of errors that a batch records and goes past (screen: "internal error in
+        # STAGE") go to the ainu_engine loggers at debug level: print them on stderr
+        import logging
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logger = logging.getLogger("ainu_engine")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
 
 
 def paragraphs(doc: str | None) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import AinuError, InputError
 from ..io import atomic_path
+from ..nuclei import cell_name
 from ..scores import softmax
 from ..strict_json import dumps
 from ._occlusion import IncrementalPlans
@@ -340,11 +341,9 @@ def _truth_nucleus(truth: dict | None, nucleus) -> dict | None:
     nuclei = truth["nuclei"]
     if len(nuclei) == 1:
         return {**nuclei[0], "label": nuclei[0].get("label", truth.get("label"))}
-    if nucleus.id.startswith("cell"):
-        cid = int(nucleus.id[4:])
-        for t in nuclei:
-            if int(t.get("cell_id", -1)) == cid:
-                return t
+    for t in nuclei:
+        if "cell_id" in t and cell_name(t["cell_id"]) == nucleus.id:
+            return t
     return None
 
 

@@ -9,6 +9,7 @@ See ``docs/formats.md`` for each format's units and frame numbering.
 
 from ._api import FORMATS, Format, ReadOptions, detect_format, read, summarize, write
 from ._atomic import atomic_path, atomic_write_bytes
+from ._identity import file_sha256
 from ._localizations import CORE_COLUMNS, Localizations, Metadata
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "ReadOptions",
     "atomic_path",
     "atomic_write_bytes",
+    "file_sha256",
     "detect_format",
     "read",
     "summarize",

@@ -66,9 +66,10 @@ def _from_table(table, path: Path, fmt: str, opts) -> Localizations:
             cols[name] = col.to_numpy(zero_copy_only=False)
         core = {k: cols.pop(k) for k in list(cols) if k in CORE_COLUMNS}
         x, y = core.pop("x_nm"), core.pop("y_nm")
-        bad = ~(np.isfinite(x) & np.isfinite(y))
-        if "z_nm" in core:
-            bad |= ~np.isfinite(core["z_nm"])
+        with np.errstate(over="ignore", invalid="ignore"):  # as stored: beyond float32 is inf
+            bad = ~(np.isfinite(x.astype(np.float32)) & np.isfinite(y.astype(np.float32)))
+            if "z_nm" in core:
+                bad |= ~np.isfinite(core["z_nm"].astype(np.float32))
         if bad.any():  # keep the one NaN policy of every reader
             return build_localizations(
                 path,

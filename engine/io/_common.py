@@ -251,11 +251,16 @@ def build_localizations(
 ) -> Localizations:
     """Assemble a :class:`Localizations` from float columns already in nm.
 
-    Rows whose x, y (or z, frame, channel) are NaN or infinite are dropped, and the count
-    is recorded as a warning. Frames are made 0-based by subtracting ``frame_offset``.
+    Coordinates are cast to float32 (the table's storage) first, so that a value finite in
+    float64 but beyond float32 (|x| > 3.4e38) counts as infinite. Rows whose x, y (or z,
+    frame, channel) are then NaN or infinite are dropped, and the count is recorded as a
+    warning. Frames are made 0-based by subtracting ``frame_offset``.
     """
     warnings = list(warnings)
     n = len(x)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 becomes inf, then dropped
+        x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+        z = None if z is None else np.asarray(z, np.float32)
     ok = np.isfinite(x) & np.isfinite(y)
     if z is not None:
         ok &= np.isfinite(z)
@@ -265,7 +270,8 @@ def build_localizations(
     dropped = int(n - np.count_nonzero(ok))
     if dropped:
         warnings.append(
-            f"dropped {dropped} of {n} rows whose coordinates, frame or channel are NaN or infinite"
+            f"dropped {dropped} of {n} rows whose coordinates, frame or channel are NaN or "
+            "infinite (or beyond float32)"
         )
 
         def keep(a):

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import OutputError
 from ..nuclei import expand_inputs, split_nuclei
 from ..strict_json import dumps
 from ._results import Parts, file_key, result_row, run_key, write_final
@@ -127,15 +128,66 @@ def screen(
     -------
     ScreenSummary
     """
-    from .._classifier import Classifier
-    from ..backends import create_backend
-
     if explain and explainer is None:
         raise ValueError(
             "explain > 0 needs an explainer, e.g. explainer=ainu_engine.explain.explain_prepared"
         )
     t_start = time.perf_counter()
     out = Path(out)
+    try:
+        return _screen(
+            inputs,
+            model,
+            out,
+            t_start,
+            backend=backend,
+            device=device,
+            nuclei=nuclei,
+            batch_size=batch_size,
+            read_threads=read_threads,
+            camera_pixel_nm=camera_pixel_nm,
+            force=force,
+            csv=csv,
+            report=report,
+            on_progress=on_progress,
+            on_error=on_error,
+            queue_size=queue_size,
+            explain=explain,
+            explainer=explainer,
+        )
+    except OSError as err:  # the output folder cannot be made or written (full disk, a file, ...)
+        where = err.filename or out
+        raise OutputError(
+            f"cannot write the screen's output: {err.strerror or err}",
+            path=where,
+            hint="choose another --out, or free space",
+        ) from err
+
+
+def _screen(
+    inputs,
+    model,
+    out: Path,
+    t_start: float,
+    *,
+    backend,
+    device,
+    nuclei,
+    batch_size,
+    read_threads,
+    camera_pixel_nm,
+    force,
+    csv,
+    report,
+    on_progress,
+    on_error,
+    queue_size,
+    explain,
+    explainer,
+) -> ScreenSummary:
+    from .._classifier import Classifier
+    from ..backends import create_backend
+
     out.mkdir(parents=True, exist_ok=True)
     files = expand_inputs(inputs)
     # reading and rendering run beside inference: ONNX Runtime's CPU threads sleep when idle

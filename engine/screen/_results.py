@@ -15,16 +15,20 @@ import os
 import threading
 from pathlib import Path
 
-from ..io import atomic_path
+from ..io import atomic_path, file_sha256
 from ..strict_json import dumps
 
 __all__ = ["Parts", "file_key", "run_key", "result_row", "write_final"]
 
 
 def file_key(path: Path) -> str:
-    """What identifies an input file across runs."""
-    st = path.stat()
-    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+    """What identifies an input file across runs: where it is and what it holds (the hash of its
+    bytes, its sidecars and the ROI set beside it), not when it was last touched."""
+    from ..nuclei import find_roi_set
+
+    roi = find_roi_set(path)
+    digest = file_sha256(path, also=[roi] if roi is not None else [])
+    return f"{path.resolve()}|{path.stat().st_size}|{digest[:32]}"
 
 
 def run_key(model_sha: str, spec_hash: str, nuclei: str) -> str:

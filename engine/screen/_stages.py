@@ -8,6 +8,7 @@ Every stage's state is an attribute of :class:`Pipeline`; the stages share nothi
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -18,9 +19,18 @@ from dataclasses import dataclass
 from ..errors import AinuError
 from ..io import read
 
-__all__ = ["Pipeline", "StageStats", "Errors"]
+__all__ = ["Pipeline", "StageStats", "Errors", "internal_error"]
 
 _END = object()
+_log = logging.getLogger("ainu_engine.screen")
+
+
+def internal_error(stage: str, err: BaseException, where: str = "") -> str:
+    """The one-line message of an unforeseen exception in a stage (the traceback goes to the
+    ``ainu_engine.screen`` logger at debug level: ``ainu-engine --debug`` prints it)."""
+    _log.debug("internal error in %s%s", stage, f" ({where})" if where else "", exc_info=err)
+    first = str(err).splitlines()[0] if str(err) else ""
+    return f"internal error in {stage}: {type(err).__name__}: {first}"
 
 
 @dataclass
@@ -184,6 +194,16 @@ class Pipeline:
 
         return run
 
+    def _get(self, name: str):
+        """The next item of a queue, or the end once the pipeline is stopping (no stage waits
+        on a queue that nobody fills any more)."""
+        while not self.stop.is_set():
+            try:
+                return self.queues[name].get(timeout=0.2)
+            except queue.Empty:
+                continue
+        return _END
+
     def _put(self, name: str, item) -> None:
         while not self.stop.is_set():
             try:
@@ -204,7 +224,7 @@ class Pipeline:
             self.errors.add(path, str(err))
             return 0.0, None
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the screen
-            self.errors.add(path, f"{path}: {type(err).__name__}: {err}")
+            self.errors.add(path, f"{path}: {internal_error('read', err, str(path))}")
             return 0.0, None
         return time.perf_counter() - t0, (path, key, found)
 
@@ -232,15 +252,20 @@ class Pipeline:
         st = self.stats["render"]
         t0 = time.perf_counter()
         while True:
-            item = self.queues["nuclei"].get()
+            item = self._get("nuclei")
             if item is _END or self.stop.is_set():
                 break
             path, key, n = item
             t1 = time.perf_counter()
             try:
                 prep = self.clf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge)
-            except AinuError as err:
-                self.errors.add(path, f"{err} (nucleus {n.id or 'whole file'})")
+            except Exception as err:  # noqa: BLE001 - one bad nucleus must not stop the screen
+                msg = (
+                    str(err)
+                    if isinstance(err, AinuError)
+                    else f"{path}: {internal_error('render', err, str(path))}"
+                )
+                self.errors.add(path, f"{msg} (nucleus {n.id or 'whole file'})")
                 self.pending.fail(key)
                 self.pending.finish(key)
                 prep = None
@@ -258,22 +283,42 @@ class Pipeline:
         t0 = time.perf_counter()
         batch, n_items = [], 0
         while True:
-            item = self.queues["ready"].get()
+            item = self._get("ready")
             done = item is _END or self.stop.is_set()
             if not done:
                 batch.append(item)
                 n_items += len(item[3].items)
             if batch and (done or n_items >= self.clf.backend.preferred_batch):
                 t1 = time.perf_counter()
-                preds = self.clf.predict_prepared([x[3] for x in batch])
+                called = self._predict(batch)
                 st.busy_s += time.perf_counter() - t1
-                st.items += len(batch)
-                self._put("rows", list(zip(batch, preds, strict=True)))
+                st.items += len(called)
+                if called:
+                    self._put("rows", called)
                 batch, n_items = [], 0
             if done:
                 break
         self._put("rows", _END)
         st.wall_s = time.perf_counter() - t0
+
+    def _predict(self, batch: list) -> list:
+        """(item, prediction) pairs of a batch; when the batch fails, each nucleus alone, so
+        that only the ones that fail go to the errors."""
+        try:
+            return list(zip(batch, self.clf.predict_prepared([x[3] for x in batch]), strict=True))
+        except Exception as err:  # noqa: BLE001 - isolate the nucleus that fails
+            if len(batch) == 1:
+                path, key, n, _ = batch[0]
+                msg = (
+                    str(err)
+                    if isinstance(err, AinuError)
+                    else f"{path}: {internal_error('infer', err, str(path))}"
+                )
+                self.errors.add(path, f"{msg} (nucleus {n.id or 'whole file'})")
+                self.pending.fail(key)
+                self.pending.finish(key)
+                return []
+        return [pair for item in batch for pair in self._predict([item])]
 
     # -- stage 4: write (the calling thread)
     # -----------------------------------------------------------

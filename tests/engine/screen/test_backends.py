@@ -185,7 +185,7 @@ def test_occlusion_on_a_cuda_backend_equals_captum_there(screen_model):
     assert np.abs(ours.maps[0] - ref).max() <= 1e-5 * np.abs(ref).max()
 
 
-def test_the_registry_builds_every_backend_with_its_batch_size_and_reason(screen_model, monkeypatch):
+def test_the_registry_builds_every_backend_with_batch_size_and_reason(screen_model, monkeypatch):
     """Backends are made through the registry: the torch ones come from the training package's
     entry points, others can be registered, unknown names are refused; batch size and reason
     are constructor arguments."""

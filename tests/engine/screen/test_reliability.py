@@ -1,0 +1,177 @@
+"""The screen's promises under hostile input: one bad value or one failing stage costs one file
+(an errors.csv row), never the screen; OS errors are one-line errors naming the path."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+from ainu_engine.errors import OutputError
+from ainu_engine.io import Localizations, read, write
+from ainu_engine.nuclei import split_nuclei
+from ainu_engine.screen import screen
+
+
+def _thunderstorm(path, xs, ys, *, channels=None):
+    head = ["id", "frame", "x [nm]", "y [nm]", "intensity [photon]", "uncertainty [nm]"]
+    rows = [[i + 1, i, x, y, 1000, 10] for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
+    if channels is not None:
+        head.append("channel")
+        for r, c in zip(rows, channels, strict=True):
+            r.append(int(c))
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(head)
+        w.writerows(rows)
+
+
+def test_a_coordinate_beyond_float32_is_a_dropped_row_not_an_overflow(tmp_path):
+    xs = np.random.default_rng(0).uniform(0, 5000, 200)
+    ys = np.random.default_rng(1).uniform(0, 5000, 200)
+    xs[7] = 1e39  # finite in float64, infinite in float32
+    _thunderstorm(tmp_path / "far.csv", xs, ys)
+    locs = read(tmp_path / "far.csv")
+    assert locs.n == 199 and np.isfinite(locs.x_nm).all()
+    assert any("beyond float32" in w for w in locs.meta.warnings)
+    # the same through Parquet (float64 columns written by another program)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x_nm": xs, "y_nm": ys}), tmp_path / "far.parquet")
+    assert read(tmp_path / "far.parquet").n == 199
+
+
+def test_a_far_coordinate_does_not_abort_the_screen(screen_model, tmp_path):
+    model, _, data = screen_model
+    shutil.copytree(data / "slideA", tmp_path / "in")
+    src = next((tmp_path / "in").glob("*.bin"))
+    locs = read(src)
+    x = locs.x_nm.astype(np.float64)
+    x[0] = 1e39
+    _thunderstorm(tmp_path / "in" / "far.csv", x, locs.y_nm, channels=locs.channel)
+    s = screen([tmp_path / "in"], model, tmp_path / "out", device="cpu")
+    assert s.n_nuclei == 5 and s.n_failed == 0
+    assert (tmp_path / "out" / "results.parquet").is_file()
+
+
+def test_an_unforeseen_error_in_a_stage_costs_one_file(screen_model, tmp_path, monkeypatch):
+    from ainu_engine import _classifier
+
+    model, _, data = screen_model
+    real = _classifier.Classifier.prepare
+    victim = sorted((data / "slideA").glob("*.bin"))[1]
+
+    def prepare(self, locs, **kw):
+        if locs.meta.source_path == str(victim):
+            raise ZeroDivisionError("boom")
+        return real(self, locs, **kw)
+
+    monkeypatch.setattr(_classifier.Classifier, "prepare", prepare)
+    s = screen([data / "slideA"], model, tmp_path / "out", device="cpu")
+    assert s.n_nuclei == 3 and s.n_failed == 1
+    rows = list(csv.reader(open(tmp_path / "out" / "errors.csv")))
+    assert rows[1][0] == str(victim)
+    assert "internal error in render: ZeroDivisionError: boom" in rows[1][1]
+    # a rerun retries the failed file and nothing else
+    monkeypatch.setattr(_classifier.Classifier, "prepare", real)
+    again = screen([data / "slideA"], model, tmp_path / "out", device="cpu")
+    assert again.n_nuclei == 1 and again.n_files_skipped == 3
+
+
+def test_an_inference_error_is_isolated_to_its_nucleus(screen_model, tmp_path, monkeypatch):
+    from ainu_engine import _classifier
+
+    model, _, data = screen_model
+    real = _classifier.Classifier.predict_prepared
+
+    def predict(self, prepared):
+        if any(p.n_localizations and p.n_localizations[0] % 7 == 3 for p in prepared):
+            raise RuntimeError("bad batch")
+        return real(self, prepared)
+
+    monkeypatch.setattr(_classifier.Classifier, "predict_prepared", predict)
+    s = screen([data / "slideA"], model, tmp_path / "out", device="cpu")
+    n_bad = sum(
+        1 for r in csv.reader(open(tmp_path / "out" / "errors.csv")) if "internal error" in r[-1]
+    )
+    assert s.n_nuclei + n_bad == 4 and s.n_failed == n_bad
+
+
+@pytest.mark.parametrize("where", ["a file", "below a file"])
+def test_an_unwritable_out_is_one_error_naming_it(screen_model, tmp_path, where):
+    model, _, data = screen_model
+    f = tmp_path / "taken"
+    f.write_text("x")
+    out = f if where == "a file" else f / "sub"
+    with pytest.raises(OutputError, match="cannot write the screen's output") as exc:
+        screen([data / "slideA"], model, out, device="cpu")
+    assert "taken" in str(exc.value)
+
+
+def test_cell_ids_that_are_not_integers_keep_their_names(tmp_path):
+    rng = np.random.default_rng(2)
+    n = 3000
+    ids = np.repeat([1.2, 1.7, 3.0], n)
+    x = np.concatenate([rng.normal(c, 300, n) for c in (2000, 6000, 10000)])
+    y = rng.normal(2000, 300, 3 * n)
+    locs = Localizations(x, y, extra={"cell_id": ids})
+    write(locs, tmp_path / "cells.parquet")
+    names = [nuc.id for nuc in split_nuclei(read(tmp_path / "cells.parquet"), mode="cell_id")]
+    assert names == ["cell1.2", "cell1.7", "cell003"]
+
+
+def test_debug_prints_the_traceback_of_an_isolated_error(
+    screen_model, tmp_path, monkeypatch, capsys
+):
+    import logging
+
+    from ainu_engine import _classifier
+    from ainu_engine.cli import main
+
+    model, _, data = screen_model
+
+    def prepare(self, locs, **kw):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(_classifier.Classifier, "prepare", prepare)
+    logger = logging.getLogger("ainu_engine")
+    before = list(logger.handlers), logger.level
+    try:
+        args = ["screen", str(data / "slideA"), "-m", str(model), "-o", str(tmp_path / "o")]
+        assert main(["--debug", *args, "--device", "cpu"]) == 1
+    finally:
+        logger.handlers[:], _ = before[0], logger.setLevel(before[1])
+    err = capsys.readouterr().err
+    assert "internal error in render: ZeroDivisionError: boom" in err
+    assert "Traceback" in err and "in prepare" in err
+
+
+def test_touching_an_input_does_not_double_its_nucleus(screen_model, tmp_path):
+    import os
+
+    import pyarrow.parquet as pq
+
+    model, _, data = screen_model
+    shutil.copytree(data / "slideA", tmp_path / "in")
+    screen([tmp_path / "in"], model, tmp_path / "out", device="cpu")
+    f = sorted((tmp_path / "in").glob("*.bin"))[0]
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns + 10**9, st.st_mtime_ns + 10**9))  # same bytes, new mtime
+    again = screen([tmp_path / "in"], model, tmp_path / "out", device="cpu")
+    assert again.n_nuclei == 0 and again.n_files_skipped == 4
+    assert pq.read_table(tmp_path / "out" / "results.parquet").num_rows == 4
+
+
+def test_a_symlink_loop_screens_each_file_once(screen_model, tmp_path):
+    model, _, data = screen_model
+    shutil.copytree(data / "slideA", tmp_path / "in")
+    (tmp_path / "in" / "loop").symlink_to(tmp_path / "in", target_is_directory=True)
+    from ainu_engine.nuclei import expand_inputs
+
+    files = expand_inputs([str(tmp_path / "in" / "**" / "*.bin")])
+    assert len(files) == 4
+    s = screen([str(tmp_path / "in" / "**" / "*.bin")], model, tmp_path / "out", device="cpu")
+    assert s.n_files == 4 and s.n_nuclei == 4
