@@ -168,7 +168,11 @@ class ModelInfo:
                     f"model metadata 'ainu.{key}' is not valid JSON: {err}", path=p
                 ) from err
 
-        version = int(get("version", 1))
+        version = get("version", 1)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise InputError(
+                f"model metadata 'ainu.version' is {version!r}, not an integer", path=p
+            )
         if version > METADATA_VERSION:
             raise InputError(
                 f"model metadata version {version} is newer than this ainu-engine "
@@ -176,27 +180,77 @@ class ModelInfo:
                 path=p,
                 hint="upgrade ainu-engine",
             )
-        inp = get("input")
         try:
             spec = RenderSpec.from_dict(get("render_spec"))
         except (TypeError, ValueError) as err:
             raise InputError(
                 f"model metadata 'ainu.render_spec' is invalid: {err}", path=p
             ) from err
-        return cls(
-            classes=tuple(get("classes")),
+        inp, out = get("input"), get("output", {"name": "logits"})
+        if not isinstance(inp, dict) or not isinstance(out, dict):
+            raise InputError(
+                "model metadata 'ainu.input' and 'ainu.output' must be objects", path=p
+            )
+        info = cls(
+            classes=_names(get("classes"), "classes", p),
             render_spec=spec,
-            input_size=int(inp["size"]),
-            channel_names=tuple(inp["channel_names"]),
-            preprocessing=get("preprocessing", {"mode": "image"}),
+            input_size=_size(inp.get("size"), "input size", p),
+            channel_names=_names(inp.get("channel_names"), "input channel_names", p),
+            preprocessing=_preprocessing(get("preprocessing", {"mode": "image"}), p),
             metrics=get("metrics", {}),
             training_stats=get("training_stats", {}),
             provenance=get("provenance", {}),
             model=get("model", {}),
-            input_name=inp.get("name", "image"),
-            output_name=get("output", {"name": "logits"}).get("name", "logits"),
+            input_name=str(inp.get("name", "image")),
+            output_name=str(out.get("name", "logits")),
             path=p,
         )
+        if spec.channels is not None and len(spec.channels) != info.n_channels:
+            raise InputError(
+                f"model metadata lists {info.n_channels} input channels but its RenderSpec renders "
+                f"{len(spec.channels)}",
+                path=p,
+            )
+        if len(info.classes) < 2:
+            raise InputError(
+                f"model metadata names {len(info.classes)} class; a classifier has two or more",
+                path=p,
+            )
+        return info
+
+
+#: the largest model input side the engine accepts (a 16384 x 16384 float32 image is 1 GiB)
+MAX_INPUT_SIZE = 16384
+
+
+def _names(v, what: str, path) -> tuple[str, ...]:
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
+        raise InputError(
+            f"model metadata {what} must be a list of names, got {v!r}"[:200], path=path
+        )
+    if len(set(v)) != len(v):
+        raise InputError(f"model metadata {what} repeat a name: {v}"[:200], path=path)
+    return tuple(v)
+
+
+def _size(v, what: str, path, *, largest: int = MAX_INPUT_SIZE) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= largest:
+        raise InputError(
+            f"model metadata {what} is {v!r}, not an integer in 1..{largest}", path=path
+        )
+    return v
+
+
+def _preprocessing(pre, path) -> dict:
+    if not isinstance(pre, dict) or pre.get("mode", "image") not in ("image", "patches"):
+        raise InputError(
+            f"model metadata preprocessing is {pre!r}"[:200],
+            path=path,
+            expected="mode 'image' or 'patches'",
+        )
+    if pre.get("mode") == "patches":
+        _size(pre.get("patch_size"), "patch_size of patch mode", path)
+    return pre
 
 
 def _range(v):

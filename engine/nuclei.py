@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,15 +157,90 @@ def read_rois_nm(
             path=roi_path,
             hint="pass --camera-pixel-nm",
         )
-    out = []
-    for k, roi in enumerate(rois):
-        poly = np.asarray(roi.coordinates(), np.float64) * float(camera_pixel_nm)
-        if poly.ndim != 2 or len(poly) < 3:
-            continue
-        out.append((f"roi{k:03d}", poly))
-    if not out:
-        raise InputError("the ROI set holds no polygon", path=roi_path)
+    out = [
+        (f"roi{k:03d}", np.asarray(roi.coordinates(), np.float64) * float(camera_pixel_nm))
+        for k, roi in enumerate(rois)
+    ]
+    if not any(roi_problem(poly) is None for _, poly in out):
+        raise InputError(
+            "the ROI set holds no usable polygon",
+            path=roi_path,
+            found=f"{len(out)} ROIs: {roi_problem(out[0][1]) if out else 'none'}",
+        )
     return out
+
+
+def roi_problem(poly: np.ndarray) -> str | None:
+    """Why an ROI outline (K, 2) in nm cannot be a nucleus, or None when it can."""
+    if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3:
+        return f"{len(poly)} vertices, not a polygon"
+    if not np.isfinite(poly).all():
+        return "a vertex is NaN or infinite"
+    x, y = poly[:, 0], poly[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    if area <= 0:
+        return "zero area"
+    return None
+
+
+def _cell_nuclei(locs, src, min_localizations: int) -> Iterator[Nucleus]:
+    ids = locs.extra["cell_id"]
+    if ids.dtype.kind == "f" and not np.isfinite(ids).all():
+        raise InputError(
+            f"{int((~np.isfinite(ids)).sum())} cell_id values are NaN or infinite",
+            path=src,
+            hint="give every localization a cell id, or use --nuclei file",
+        )
+    for cid in np.unique(ids):
+        sel = ids == cid
+        if int(sel.sum()) >= min_localizations:
+            yield Nucleus(cell_name(cid), locs[sel])
+
+
+def _rois(locs, src, mode: str, roi_path, cam) -> list | None:
+    """The ROIs that split this file (None: no ROI set applies)."""
+    if mode not in ("auto", "roi"):
+        return None
+    roi = (
+        Path(roi_path) if roi_path is not None else (find_roi_set(src) if src is not None else None)
+    )
+    if roi is None:
+        if mode == "roi":
+            raise InputError(
+                "no ImageJ ROI set beside the file (NAME.roi.zip, NAME.roi or RoiSet.zip)", path=src
+            )
+        return None
+    if mode == "auto" and roi_path is None and not _surely_rois(roi):
+        try:  # NAME.zip beside the data may be anything: an ROI set only if it reads as one
+            return read_rois_nm(roi, cam)
+        except InputError:
+            return None
+    return read_rois_nm(roi, cam)
+
+
+def _surely_rois(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith((".roi.zip", ".roi")) or name == "roiset.zip"
+
+
+def _roi_nuclei(locs, rois, min_localizations: int, on_skip) -> Iterator[Nucleus]:
+    src = locs.meta.source_path
+    for name, poly in rois:
+        why = roi_problem(poly)
+        if why is None:
+            sel = points_in_polygon(poly, locs.x_nm, locs.y_nm)
+            n = int(sel.sum())
+            if n >= min_localizations:
+                yield Nucleus(name, locs[sel], poly)
+                continue
+            why = (
+                f"{n} localizations inside (outside the field?)"
+                if n == 0
+                else f"{n} localizations inside, fewer than {min_localizations}"
+            )
+        if on_skip is None:
+            raise InputError(f"ROI {name}: {why}", path=src, hint="fix or remove the ROI")
+        on_skip(name, why)
 
 
 def points_in_polygon(poly: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -260,6 +335,7 @@ def split_nuclei(
     roi_path: str | os.PathLike | None = None,
     camera_pixel_nm: float | None = None,
     min_localizations: int = 1,
+    on_skip: Callable[[str, str], None] | None = None,
 ) -> Iterator[Nucleus]:
     """The nuclei of one file's localizations.
 
@@ -273,6 +349,13 @@ def split_nuclei(
         ImageJ ROI file or set; default: looked for beside the file (:func:`find_roi_set`).
     camera_pixel_nm : float, optional
         For ROIs (in camera pixels); default the file's own.
+    min_localizations : int, default 1
+        A cell or ROI with fewer localizations is no nucleus.
+    on_skip : callable, optional
+        Called with (nucleus id, reason) for every ROI that gives no nucleus: no polygon, a
+        NaN vertex, zero area, or fewer than ``min_localizations`` inside (outside the field).
+        Without it, such an ROI is an :class:`~ainu_engine.errors.InputError`: none is dropped
+        without a word.
     """
     if mode not in NUCLEI_MODES:
         raise ValueError(f"mode must be one of {', '.join(NUCLEI_MODES)}, got {mode!r}")
@@ -284,33 +367,11 @@ def split_nuclei(
     if mode == "cell_id" and not has_ids:
         raise InputError("no cell_id column", path=src, hint="use --nuclei auto, roi or detect")
     if mode in ("auto", "cell_id") and has_ids:
-        ids = locs.extra["cell_id"]
-        if ids.dtype.kind == "f" and not np.isfinite(ids).all():
-            raise InputError(
-                f"{int((~np.isfinite(ids)).sum())} cell_id values are NaN or infinite",
-                path=src,
-                hint="give every localization a cell id, or use --nuclei file",
-            )
-        for cid in np.unique(ids):
-            sel = ids == cid
-            if int(sel.sum()) >= min_localizations:
-                yield Nucleus(cell_name(cid), locs[sel])
+        yield from _cell_nuclei(locs, src, min_localizations)
         return
-    roi = (
-        Path(roi_path)
-        if roi_path is not None
-        else (find_roi_set(src) if src is not None and mode in ("auto", "roi") else None)
-    )
-    if mode == "roi" and roi is None:
-        raise InputError(
-            "no ImageJ ROI set beside the file (NAME.roi.zip, NAME.roi or RoiSet.zip)", path=src
-        )
-    if roi is not None and mode in ("auto", "roi"):
-        x, y = locs.x_nm, locs.y_nm
-        for name, poly in read_rois_nm(roi, cam):
-            sel = points_in_polygon(poly, x, y)
-            if int(sel.sum()) >= min_localizations:
-                yield Nucleus(name, locs[sel], poly)
+    rois = _rois(locs, src, mode, roi_path, cam)
+    if rois is not None:
+        yield from _roi_nuclei(locs, rois, min_localizations, on_skip)
         return
     if mode == "detect":
         labels, edges = detect_nuclei(locs.x_nm, locs.y_nm)

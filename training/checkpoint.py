@@ -36,6 +36,8 @@ __all__ = [
 
 #: Version of the checkpoint layout; readers refuse any other.
 CHECKPOINT_FORMAT = "ainu-engine-checkpoint-1"
+#: Largest class count and input channel count a checkpoint may declare.
+MAX_CLASSES, MAX_CHANNELS = 10_000, 64
 
 
 def save_checkpoint(
@@ -104,9 +106,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle/zip errors of many kinds
-        raise InputError(
-            f"cannot read the checkpoint: {str(err).splitlines()[0]}", path=path
-        ) from err
+        raise InputError(f"cannot read the checkpoint: {_load_error(err)}", path=path) from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise InputError(
             "not an ainu-engine checkpoint",
@@ -117,20 +117,62 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
+def _load_error(err: Exception) -> str:
+    """torch.load's error in one plain line. A file that holds pickled Python objects is refused
+    as such: models are data, and nothing here suggests loading it with weights_only=False."""
+    import pickle
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(err))
+    if isinstance(err, pickle.UnpicklingError) or "weights_only" in text:
+        return (
+            "it holds pickled Python objects, which are never loaded (an ainu-engine checkpoint "
+            "has only plain values and tensors)"
+        )
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(err).__name__)
+    return first[:200]
+
+
 def load_checkpoint(path: str | os.PathLike) -> tuple[object, dict]:
     """Rebuild the model of a checkpoint (eval mode, CPU) and return ``(model, checkpoint)``.
 
     Raises
     ------
     ainu_engine.errors.InputError
-        Not a file, not an ainu-engine checkpoint.
+        Not a file, not an ainu-engine checkpoint, no or an implausible model config, or
+        weights that do not fit the model it describes.
     """
     from .models import ModelConfig, create_model
 
     ckpt = read_checkpoint(path)
-    mc = ModelConfig.from_dict(ckpt["model_config"])
+    missing = [k for k in ("model_config", "state_dict", "classes") if k not in ckpt]
+    if missing:
+        raise InputError(f"the checkpoint has no {', '.join(missing)}", path=path)
+    try:
+        mc = ModelConfig.from_dict(ckpt["model_config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"the checkpoint's model config is invalid: {err}", path=path) from err
+    # bounded before anything is allocated: a config claiming 10^9 classes is refused
+    for what, v, most in (
+        ("classes", mc.num_classes, MAX_CLASSES),
+        ("input channels", mc.in_chans, MAX_CHANNELS),
+    ):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= most:
+            raise InputError(f"the checkpoint's model has {v!r} {what} (at most {most})", path=path)
+    if mc.num_classes != len(ckpt["classes"]):
+        raise InputError(
+            f"the checkpoint's model has {mc.num_classes} outputs for "
+            f"{len(ckpt['classes'])} classes",
+            path=path,
+        )
     model = create_model(mc.name, in_chans=mc.in_chans, num_classes=mc.num_classes, **mc.kwargs)
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, TypeError) as err:  # missing, unexpected or misshapen tensors
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(
+            f"the checkpoint's weights do not fit its model: {first}", path=path
+        ) from err
     return model.eval(), ckpt
 
 

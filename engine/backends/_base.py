@@ -67,6 +67,35 @@ class Backend:
         self.total_seconds = 0.0
         self.n_inferred = 0
 
+    def check_graph(self, inputs: dict, outputs: dict) -> None:
+        """Check the model's metadata against its graph: ``inputs``/``outputs`` map tensor names
+        to shapes (ints, or names/None for free dimensions). Raises InputError naming the file."""
+        info = self.info
+        if info.input_name not in inputs or info.output_name not in outputs:
+            raise InputError(
+                f"the metadata names input {info.input_name!r} and output {info.output_name!r}, "
+                f"the graph has inputs {sorted(inputs)} and outputs {sorted(outputs)}",
+                path=self.model_path,
+            )
+        shape, want = (
+            list(inputs[info.input_name]),
+            (info.n_channels, info.input_size, info.input_size),
+        )
+        if len(shape) != 4 or any(
+            isinstance(g, int) and g != w for g, w in zip(shape[1:], want, strict=True)
+        ):
+            raise InputError(
+                f"the metadata says the input is (N, {', '.join(map(str, want))}), "
+                f"the graph's is {shape}",
+                path=self.model_path,
+            )
+        out = list(outputs[info.output_name])
+        if len(out) != 2 or (isinstance(out[1], int) and out[1] != len(info.classes)):
+            raise InputError(
+                f"the metadata names {len(info.classes)} classes, the graph's output is {out}",
+                path=self.model_path,
+            )
+
     def _require(self, module: str, *, hint: str, why: str = ""):
         """Import ``module`` for this backend, or raise :class:`BackendUnavailable` naming it
         (``why`` says what it is needed for) and how to install it."""
@@ -121,7 +150,14 @@ class Backend:
         self.last_seconds = dt
         self.total_seconds += dt
         self.n_inferred += shape[0]
-        return np.asarray(out, dtype=np.float32)
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim != 2 or out.shape != (shape[0], len(self.info.classes)):
+            raise InputError(
+                f"the model gave outputs of shape {out.shape} for {shape[0]} images; its metadata "
+                f"names {len(self.info.classes)} classes",
+                path=self.model_path,
+            )
+        return out
 
     def probabilities(self, x) -> np.ndarray:
         """Softmax of :meth:`infer`'s logits."""

@@ -144,6 +144,10 @@ class OnnxRuntimeBackend(Backend):
         self.session = ort.InferenceSession(
             os.fspath(self.model_path), sess_options=so, providers=providers
         )
+        self.check_graph(
+            {i.name: i.shape for i in self.session.get_inputs()},
+            {o.name: o.shape for o in self.session.get_outputs()},
+        )
         used = self.session.get_providers()
         if used[0] != want:
             raise BackendUnavailable(

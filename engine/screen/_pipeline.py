@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import OutputError
 from ..nuclei import expand_inputs, split_nuclei
 from ..strict_json import dumps
-from ._results import Parts, file_key, result_row, run_key, write_final
+from ._results import FolderLock, Parts, check_same_run, file_key, result_row, run_key, write_final
 from ._stages import Errors, Pipeline
 
 __all__ = ["screen", "ScreenSummary"]
@@ -185,10 +185,22 @@ def _screen(
     explain,
     explainer,
 ) -> ScreenSummary:
+    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out):
+        return _screen_locked(
+            inputs, model, out, t_start, backend=backend, device=device, nuclei=nuclei,
+            batch_size=batch_size, read_threads=read_threads, camera_pixel_nm=camera_pixel_nm,
+            force=force, csv=csv, report=report, on_progress=on_progress, on_error=on_error,
+            queue_size=queue_size, explain=explain, explainer=explainer,
+        )  # fmt: skip
+
+
+def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device, nuclei, batch_size,
+                   read_threads, camera_pixel_nm, force, csv, report, on_progress, on_error,
+                   queue_size, explain, explainer) -> ScreenSummary:  # fmt: skip
     from .._classifier import Classifier
     from ..backends import create_backend
 
-    out.mkdir(parents=True, exist_ok=True)
     files = expand_inputs(inputs)
     # reading and rendering run beside inference: ONNX Runtime's CPU threads sleep when idle
     clf = Classifier(
@@ -197,6 +209,7 @@ def _screen(
     )
     try:
         run = _Run(clf, Path(model), nuclei)
+        check_same_run(out, run.model_sha, run.spec_hash, nuclei, force=force)
         parts = Parts(out, run.key, force)
         errors = Errors(on_error)
         todo = _todo(files, parts, errors)
@@ -205,7 +218,9 @@ def _screen(
             clf,
             parts,
             errors,
-            split=lambda locs: split_nuclei(locs, mode=nuclei, camera_pixel_nm=camera_pixel_nm),
+            split=lambda locs, on_skip: split_nuclei(
+                locs, mode=nuclei, camera_pixel_nm=camera_pixel_nm, on_skip=on_skip
+            ),
             make_row=run.row,
             read_options={"camera_pixel_nm": camera_pixel_nm},
             read_threads=read_threads,

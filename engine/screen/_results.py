@@ -15,10 +15,19 @@ import os
 import threading
 from pathlib import Path
 
+from ..errors import OutputError
 from ..io import atomic_path, file_sha256
 from ..strict_json import dumps
 
-__all__ = ["Parts", "file_key", "run_key", "result_row", "write_final"]
+__all__ = [
+    "FolderLock",
+    "Parts",
+    "check_same_run",
+    "file_key",
+    "run_key",
+    "result_row",
+    "write_final",
+]
 
 
 def file_key(path: Path) -> str:
@@ -175,3 +184,80 @@ def write_final(out: Path, table, errors: list[tuple[str, str]], *, csv: bool) -
         w.writerow(["path", "error"])
         w.writerows(errors)
     return results
+
+
+class FolderLock:
+    """One screen at a time per output folder: an exclusive ``flock`` on ``OUT/.screen.lock``,
+    which records the holder's pid and host. The kernel drops the lock when the holder exits
+    (a killed screen never leaves a stale lock)."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / ".screen.lock"
+        self._fh = None
+
+    def acquire(self) -> FolderLock:
+        import fcntl
+        import socket
+
+        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise OutputError(
+                f"another screen is writing into this folder ({holder})",
+                path=self.path.parent,
+                hint="wait for it to finish, or choose another --out",
+            ) from err
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            import fcntl
+
+            self._fh.seek(0)
+            self._fh.truncate()
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def check_same_run(out: Path, model_sha: str, spec_hash: str, nuclei: str, *, force: bool) -> None:
+    """Refuse to replace another model's (or RenderSpec's, or nuclei mode's) results in ``out``
+    unless ``force``: results.parquet, errors.csv and report.html hold one run."""
+    summary = out / "summary.json"
+    if force or not summary.is_file():
+        return
+    try:
+        doc = json.loads(summary.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # not a screen's summary: nothing to protect
+    before = (doc.get("model_sha256"), doc.get("render_spec_hash"), doc.get("nuclei_mode"))
+    if None in before or before == (model_sha, spec_hash, nuclei):
+        return
+    what = (
+        "model"
+        if before[0] != model_sha
+        else "RenderSpec"
+        if before[1] != spec_hash
+        else "nuclei mode"
+    )
+    raise OutputError(
+        f"holds the results of a screen with another {what} ({doc.get('model')}, "
+        f"nuclei {before[2]})",
+        path=out,
+        hint="pass --force to replace them, or choose another --out",
+    )

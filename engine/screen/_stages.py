@@ -80,10 +80,12 @@ class _Pending:
         self._failed: set[str] = set()
         self._lock = threading.Lock()
 
-    def expect(self, key: str, n: int) -> None:
+    def expect(self, key: str, n: int, *, failed: bool = False) -> None:
         with self._lock:
             self._left[key] = n
-        if n == 0:
+            if failed:
+                self._failed.add(key)
+        if n == 0 and not failed:
             self.parts.mark_done(key)
 
     def fail(self, key: str) -> None:
@@ -113,7 +115,8 @@ class Pipeline:
         Where rows go, batch by batch, and which nuclei are done already.
     errors : Errors
     split : callable
-        ``split(locs) -> list[Nucleus]`` (the nuclei of one file).
+        ``split(locs, on_skip=...) -> nuclei`` (the nuclei of one file; ``on_skip(id, why)``
+        for each ROI that gives none).
     make_row : callable
         ``make_row(path, key, nucleus, prediction) -> dict`` (one results row).
     read_options : dict
@@ -217,16 +220,20 @@ class Pipeline:
     def _read_one(self, item):
         path, key = item
         t0 = time.perf_counter()
+        skipped = []
         try:
             locs = read(path, **self.read_options)
-            found = [n for n in self.split(locs) if (key, n.id) not in self.parts.done_nuclei]
+            nuclei = self.split(locs, on_skip=lambda name, why: skipped.append((name, why)))
+            found = [n for n in nuclei if (key, n.id) not in self.parts.done_nuclei]
         except AinuError as err:
             self.errors.add(path, str(err))
             return 0.0, None
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the screen
             self.errors.add(path, f"{path}: {internal_error('read', err, str(path))}")
             return 0.0, None
-        return time.perf_counter() - t0, (path, key, found)
+        for name, why in skipped:  # an ROI that gives no nucleus is an error row, never silence
+            self.errors.add(path, f"{path}: ROI {name}: {why}")
+        return time.perf_counter() - t0, (path, key, found, bool(skipped))
 
     def _reader(self, todo) -> None:
         st = self.stats["read"]
@@ -238,8 +245,8 @@ class Pipeline:
                     break
                 if res is None:
                     continue
-                path, key, found = res
-                self.pending.expect(key, len(found))
+                path, key, found, incomplete = res
+                self.pending.expect(key, len(found), failed=incomplete)
                 for n in found:
                     st.items += 1
                     self._put("nuclei", (path, key, n))

@@ -175,3 +175,120 @@ def test_a_symlink_loop_screens_each_file_once(screen_model, tmp_path):
     assert len(files) == 4
     s = screen([str(tmp_path / "in" / "**" / "*.bin")], model, tmp_path / "out", device="cpu")
     assert s.n_files == 4 and s.n_nuclei == 4
+
+
+def test_a_second_screen_on_a_locked_folder_is_refused_with_the_holder(screen_model, tmp_path):
+    """Two processes, one --out: the second is an error naming the first's pid; once the first
+    is gone (its lock goes with it, even when killed) the folder is free again."""
+    import subprocess
+    import sys
+    import time
+
+    model, _, data = screen_model
+    out = tmp_path / "out"
+    out.mkdir()
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from ainu_engine.screen._results import FolderLock\n"
+        "lock = FolderLock(Path(sys.argv[1])).acquire()\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(
+            OutputError, match=f"another screen is writing into this folder \\(pid {holder.pid} on"
+        ):
+            screen([data / "slideA"], model, out, device="cpu")
+        assert not (out / "results.parquet").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    assert screen([data / "slideA"], model, out, device="cpu").n_nuclei == 4
+
+
+def test_another_model_does_not_replace_results_without_force(screen_model, tmp_path):
+    model, _, data = screen_model
+    screen([data / "slideA"], model, tmp_path / "out", device="cpu")
+    other = tmp_path / "other.onnx"
+    other.write_bytes(model.read_bytes() + b"")  # same bytes: the same run, allowed
+    screen([data / "slideA"], other, tmp_path / "out", device="cpu")
+    with pytest.raises(OutputError, match="another nuclei mode"):
+        screen([data / "slideA"], model, tmp_path / "out", device="cpu", nuclei="file")
+    s = screen([data / "slideA"], model, tmp_path / "out", device="cpu", nuclei="file", force=True)
+    assert s.n_nuclei == 4
+
+
+def _roi_set(path, polygons_px):
+    import zipfile
+
+    import roifile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, pts in enumerate(polygons_px):
+            r = roifile.ImagejRoi.frompoints(np.asarray(pts, np.float32), name=f"r{i}")
+            r.roitype = roifile.ROI_TYPE.POLYGON
+            zf.writestr(f"r{i:03d}.roi", r.tobytes())
+
+
+def test_rois_that_give_no_nucleus_are_error_rows_naming_them(screen_model, tmp_path):
+    model, _, data = screen_model
+    shutil.copytree(data / "slideA", tmp_path / "in")
+    f = sorted((tmp_path / "in").glob("*.bin"))[0]
+    locs = read(f)
+    px = locs.meta.camera_pixel_nm[0]
+    x0, y0 = float(locs.x_nm.min()) / px, float(locs.y_nm.min()) / px
+    x1, y1 = float(locs.x_nm.max()) / px, float(locs.y_nm.max()) / px
+    good = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    _roi_set(
+        f.with_name(f.name.split(".")[0] + ".roi.zip"),
+        [
+            good,
+            [(x0, y0), (x1, y0), (x0 + 2 * (x1 - x0), y0)],  # collinear: zero area
+            [(x1 + 500, y1 + 500), (x1 + 510, y1 + 500), (x1 + 510, y1 + 510)],  # outside the field
+            [(x0, y0), (np.nan, y0), (x1, y1)],  # a NaN vertex
+        ],
+    )
+    s = screen([tmp_path / "in"], model, tmp_path / "out", device="cpu")
+    assert s.n_nuclei == 4  # the good ROI and the 3 other files
+    errors = list(csv.reader(open(tmp_path / "out" / "errors.csv")))[1:]
+    msgs = sorted(m for p, m in errors if p == str(f))
+    assert len(msgs) == 3
+    assert any("roi001: zero area" in m for m in msgs)
+    assert any("roi002: 0 localizations inside" in m for m in msgs)
+    assert any("roi003: a vertex is NaN" in m for m in msgs)
+    # the file is not journaled done: a rerun tries it again (and says so again)
+    again = screen([tmp_path / "in"], model, tmp_path / "out", device="cpu")
+    assert again.n_files_skipped == 3 and again.n_failed == 3
+
+
+def test_an_unrelated_zip_beside_a_file_does_not_fail_it(screen_model, tmp_path):
+    model, _, data = screen_model
+    shutil.copytree(data / "slideA", tmp_path / "in")
+    f = sorted((tmp_path / "in").glob("*.bin"))[0]
+    import zipfile
+
+    with zipfile.ZipFile(f.with_name(f.name.split(".")[0] + ".zip"), "w") as zf:
+        zf.writestr("notes.txt", "raw data backup")
+    s = screen([tmp_path / "in"], model, tmp_path / "out", device="cpu")
+    assert s.n_nuclei == 4 and s.n_failed == 0
+
+
+def test_split_nuclei_without_on_skip_refuses_a_bad_roi(tmp_path):
+    rng = np.random.default_rng(0)
+    locs = Localizations(rng.uniform(0, 16000, 5000), rng.uniform(0, 16000, 5000))
+    write(locs, tmp_path / "f.parquet")
+    _roi_set(tmp_path / "f.roi.zip", [[(0, 0), (100, 0), (100, 100)], [(0, 0), (1, 1), (2, 2)]])
+    from ainu_engine.errors import InputError
+
+    with pytest.raises(InputError, match="ROI roi001: zero area"):
+        list(split_nuclei(read(tmp_path / "f.parquet"), camera_pixel_nm=160.0))
+    skipped = []
+    found = list(split_nuclei(read(tmp_path / "f.parquet"), camera_pixel_nm=160.0,
+                              on_skip=lambda n, why: skipped.append(n)))  # fmt: skip
+    assert [n.id for n in found] == ["roi000"] and skipped == ["roi001"]
