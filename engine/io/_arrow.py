@@ -31,7 +31,7 @@ def is_arrow_ipc(head: bytes) -> bool:
 
 
 def _from_table(table, path: Path, fmt: str, opts) -> Localizations:
-    from ._common import build_localizations
+    from ._common import _as_int, build_localizations
     from ._text import localizations_from_table
 
     raw_meta = (table.schema.metadata or {}).get(ARROW_METADATA_KEY)
@@ -65,6 +65,9 @@ def _from_table(table, path: Path, fmt: str, opts) -> Localizations:
                 raise FormatError(f"column {name!r} has {col.null_count} missing values", path=path)
             cols[name] = col.to_numpy(zero_copy_only=False)
         core = {k: cols.pop(k) for k in list(cols) if k in CORE_COLUMNS}
+        for k in ("frame", "channel"):  # out-of-range values are errors, never wrapped
+            if k in core:
+                core[k] = _as_int(path, core[k], k)
         x, y = core.pop("x_nm"), core.pop("y_nm")
         with np.errstate(over="ignore", invalid="ignore"):  # as stored: beyond float32 is inf
             bad = ~(np.isfinite(x.astype(np.float32)) & np.isfinite(y.astype(np.float32)))

@@ -312,8 +312,26 @@ def build_localizations(
     )
 
 
+#: Whole-number columns and the values they may hold: channels are stored as int32; frames as
+#: int64, and a float frame past 2**53 is no longer a whole number a float can tell apart.
+INT_RANGES = {"channel": (0, 2**31 - 1), "frame": (-(2**53), 2**53)}
+
+
 def _as_int(path: Path, values, name: str) -> np.ndarray:
     arr = np.asarray(values)
+    lo, hi = INT_RANGES.get(name, (-(2**63), 2**63 - 1))
+    if arr.size:
+        with np.errstate(invalid="ignore"):
+            out_of_range = np.flatnonzero((arr < lo) | (arr > hi))
+        if out_of_range.size:
+            k = int(out_of_range[0])
+            raise FormatError(
+                f"column {name!r} holds a value out of range ({out_of_range.size} rows)",
+                path=path,
+                where=f"row {k + 1}",
+                expected=f"a whole number in {lo}..{hi}",
+                found=repr(arr[k].item()),
+            )
     if np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.int64)
     rounded = np.rint(arr)
