@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from ._atomic import atomic_path
 from ._common import check_input_path, read_head
 from ._localizations import Localizations
 
+_log = logging.getLogger("ainu_engine.io")
 __all__ = ["read", "write", "detect_format", "FORMATS", "Format", "ReadOptions", "summarize"]
 
 
@@ -229,6 +231,31 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     )
 
 
+def _detect(p: Path, head: bytes, columns, warnings: list[str]) -> Format:
+    """The format of a file by its content (a warning when its extension says otherwise)."""
+    try:
+        name = detect_format(p, head)
+    except (AinuError, MemoryError) as err:
+        if not isinstance(err, UnknownFormatError) or not (
+            columns and _text.header_fields(head) is not None
+        ):
+            raise
+        name = "csv"  # a text table whose columns the user named
+    except Exception as err:  # noqa: BLE001 - detection must not crash on a malformed file
+        _log.debug("detecting the format of %s", p, exc_info=err)
+        raise UnknownFormatError(
+            f"the format cannot be detected ({type(err).__name__}: {str(err)[:100]})", path=p
+        ) from err
+    ext = p.suffix.lower()
+    fmt = FORMATS[name]
+    known = {e for f in FORMATS.values() for e in f.extensions}
+    if ext in known and ext not in fmt.extensions:
+        warnings.append(
+            f"the extension {ext} does not fit the content, which is {fmt.title}; read as {name}"
+        )
+    return fmt
+
+
 def read(
     path: str | os.PathLike,
     *,
@@ -298,20 +325,7 @@ def read(
     head = read_head(p)
     warnings: list[str] = []
     if format == "auto":
-        try:
-            name = detect_format(p, head)
-        except UnknownFormatError:
-            if not (columns and _text.header_fields(head) is not None):
-                raise
-            name = "csv"  # a text table whose columns the user named
-        ext = p.suffix.lower()
-        fmt = FORMATS[name]
-        known = {e for f in FORMATS.values() for e in f.extensions}
-        if ext in known and ext not in fmt.extensions:
-            warnings.append(
-                f"the extension {ext} does not fit the content, which is {fmt.title}; "
-                f"read as {name}"
-            )
+        fmt = _detect(p, head, columns, warnings)
     else:
         fmt = _format_by_name(format)
     try:
@@ -320,7 +334,7 @@ def read(
         if format != "auto":
             try:
                 actual = detect_format(p, head)
-            except AinuError:
+            except Exception:  # noqa: BLE001 - only a hint: the reader's own error stands
                 actual = None
             if actual and actual != fmt.name:
                 err.hint = (
@@ -335,9 +349,12 @@ def read(
                     hint=err.hint,
                 ) from err
         raise
-    except AinuError:
+    except (AinuError, MemoryError):
         raise
-    except (ValueError, KeyError, IndexError, TypeError, OSError, EOFError) as err:
+    except Exception as err:  # noqa: BLE001 - a malformed file fails in many libraries' ways
+        # every reader raises AinuError for what it foresees; the rest (csv.Error, zipfile,
+        # pyarrow, RecursionError in a nested sidecar...) still gives one line naming the file
+        _log.debug("reading %s as %s", p, fmt.name, exc_info=err)
         raise FormatError(
             f"cannot be read as {fmt.title}: {type(err).__name__}: "
             f"{str(err).splitlines()[0][:100] if str(err) else ''}",

@@ -61,7 +61,10 @@ def split_header(line: str, delimiter: str) -> list[str]:
     """
     import csv
 
-    fields = next(csv.reader([line], delimiter=delimiter))
+    try:
+        fields = next(csv.reader([line], delimiter=delimiter))
+    except csv.Error:  # a stray CR or NUL in the line: the plain split still names the columns
+        fields = line.split(delimiter)
     if len(fields) == 1 and delimiter in fields[0]:
         fields = fields[0].split(delimiter)
     return [f.strip().strip('"').strip() for f in fields]

@@ -32,9 +32,35 @@ def hdf5_kind(path: Path) -> str | None:
                 return "decode"
             if isinstance(f.get("saveloc"), h5py.Group) and "loc" in f["saveloc"]:
                 return "smap"
-    except OSError:
+    except Exception:  # noqa: BLE001 - a corrupt HDF5 is no known layout; the reader says why
         return None
     return None
+
+
+#: An HDF5 dataset may declare far more than it stores (chunks never written read as fill
+#: values). Past this size, a dataset must store at least 1/MAX_FILL_RATIO of what it declares.
+BOUNDED_BYTES, MAX_FILL_RATIO = 64 * 2**20, 50
+
+
+def _read_bounded(ds, path: Path):
+    """``ds[()]``, refused when the dataset declares much more than the file stores (a 20 kB
+    file declaring 3e8 rows would allocate gigabytes of fill values), and with the library's
+    errors on a corrupt file as FormatError."""
+    declared = int(ds.size) * int(ds.dtype.itemsize)
+    stored = int(ds.id.get_storage_size())
+    if declared > BOUNDED_BYTES and declared > MAX_FILL_RATIO * max(stored, 1):
+        raise FormatError(
+            f"dataset {ds.name} declares {ds.shape[0] if ds.shape else 0:,} rows "
+            f"({declared / 2**30:.1f} GiB) but the file stores {stored:,} bytes of it",
+            path=path,
+            hint="the file is truncated or was never written completely",
+        )
+    try:
+        return ds[()]
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as err:
+        raise FormatError(
+            f"dataset {ds.name} cannot be read: {str(err).splitlines()[0][:150]}", path=path
+        ) from err
 
 
 def _open(path: Path, what: str):
@@ -105,7 +131,7 @@ def read_picasso(path: Path, head: bytes, opts) -> Localizations:
         ds = f.get("locs")
         if not isinstance(ds, h5py.Dataset) or ds.dtype.names is None:
             raise _layout_error(path, "Picasso HDF5", "a compound dataset /locs", f)
-        locs = ds[()]
+        locs = _read_bounded(ds, path)
     names = locs.dtype.names
     for col in ("x", "y"):
         if col not in names:
@@ -164,7 +190,7 @@ def _dataset(f, key):
     ds = f.get(key)
     if not isinstance(ds, h5py.Dataset) or ds.shape is None:  # h5py.Empty datasets
         return None
-    return ds[()]
+    return _read_bounded(ds, Path(f.file.filename))
 
 
 def read_decode(path: Path, head: bytes, opts) -> Localizations:

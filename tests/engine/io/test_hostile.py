@@ -131,3 +131,84 @@ def test_a_zip_bomb_is_not_inflated_past_what_the_manifest_declares(tmp_path):
         tracemalloc.stop()
     assert locs.n == 5
     assert peak < 20 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("layout", ["picasso", "decode"])
+def test_an_hdf5_declaring_more_rows_than_it_stores_is_refused(tmp_path, layout):
+    """20 kB on disk, 3e8 declared rows (chunked, no chunk written): an error, not gigabytes."""
+    import resource
+
+    import h5py
+
+    p = tmp_path / f"{layout}.hdf5"
+    n = 300_000_000 if layout == "picasso" else 100_000_000
+    with h5py.File(p, "w") as f:
+        if layout == "picasso":
+            dt = np.dtype([("frame", "<u4"), ("x", "<f4"), ("y", "<f4"), ("photons", "<f4")])
+            f.create_dataset("locs", shape=(n,), dtype=dt, chunks=(4096,))
+        else:
+            g = f.create_group("data")
+            g.create_dataset("xyz", shape=(n, 3), dtype="<f4", chunks=(4096, 3))
+            f.create_group("decode").attrs["version"] = "0.10"
+    assert p.stat().st_size < 100_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(FormatError, match="declares .* rows .* but the file stores") as exc:
+        read(p, camera_pixel_nm=100.0)
+    assert p.name in str(exc.value)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 200
+
+
+def _cases(tmp_path):
+    """(name, path, read options) of the reader escapes found by probing, one of each kind."""
+    import h5py
+    import pyarrow.ipc as ipc
+
+    from .samples import picasso, rapidstorm_tracks, thunderstorm
+
+    out = []
+    p = thunderstorm(tmp_path / "cr.csv", 20)
+    p.write_bytes(p.read_bytes().replace(b"\n", b"\r"))  # classic Mac line endings
+    out.append(("CR-only CSV", p, {}))
+    for name, meta in (
+        ("empty-list", b"[]"),
+        ("null", b"null"),
+        ("names-list", b'{"channel_names": [1]}'),
+    ):
+        t = pa.table({"x_nm": [1.0, 2.0], "y_nm": [1.0, 2.0]}).replace_schema_metadata(
+            {b"ainu.localizations": meta}
+        )
+        pq.write_table(t, tmp_path / f"{name}.parquet")
+        out.append((f"Parquet metadata {name}", tmp_path / f"{name}.parquet", {}))
+    p = rapidstorm_tracks(tmp_path / "tracks.txt", rows=["100 200 1 inf 99 5 199 5 0"])
+    out.append(("rapidSTORM track count inf", p, {}))
+    p = picasso(tmp_path / "deep.hdf5")
+    p.with_suffix(".yaml").write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    out.append(("nested YAML sidecar", p, {}))
+    union = pa.UnionArray.from_sparse(
+        pa.array([0, 1], pa.int8()), [pa.array([1.0, 2.0]), pa.array([3.0, 4.0])]
+    )
+    t = pa.table({"x_nm": union, "y_nm": [1.0, 2.0]})
+    with ipc.new_file(tmp_path / "union.arrow", t.schema) as w:
+        w.write_table(t)
+    out.append(("Arrow union column", tmp_path / "union.arrow", {}))
+    p = picasso(tmp_path / "corrupt.hdf5")
+    raw = bytearray(p.read_bytes())
+    raw[600:1400] = bytes(800)
+    p.write_bytes(bytes(raw))
+    out.append(("corrupt HDF5", p, {"camera_pixel_nm": 100.0}))
+    with h5py.File(tmp_path / "empty.h5", "w"):
+        pass
+    out.append(("HDF5 of no known layout", tmp_path / "empty.h5", {}))
+    return out
+
+
+def test_each_kind_of_reader_escape_is_an_ainu_error(tmp_path):
+    for what, path, kw in _cases(tmp_path):
+        try:
+            locs = read(path, **kw)
+        except AinuError as err:
+            assert path.name in str(err), what
+            assert "\n" not in str(err), what
+        else:  # read correctly is fine too, as long as nothing invalid came through
+            assert np.isfinite(locs.x_nm).all(), what

@@ -292,3 +292,43 @@ def test_split_nuclei_without_on_skip_refuses_a_bad_roi(tmp_path):
     found = list(split_nuclei(read(tmp_path / "f.parquet"), camera_pixel_nm=160.0,
                               on_skip=lambda n, why: skipped.append(n)))  # fmt: skip
     assert [n.id for n in found] == ["roi000"] and skipped == ["roi001"]
+
+
+def test_a_full_disk_is_one_error_at_once_and_loses_nothing_written(
+    screen_model, tmp_path, monkeypatch
+):
+    """ENOSPC while writing a part (injected): the screen stops at once with one error naming
+    the path and the cause; the parts written before it stay, and a rerun finishes the rest."""
+    import errno
+    import time
+
+    import pyarrow.parquet as pq
+
+    from ainu_engine.screen import _results
+
+    model, _, data = screen_model
+    real = _results.Parts.write
+    calls = {"n": 0}
+
+    def write(self, rows):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.dir / "part-x.parquet"))
+        return real(self, rows)
+
+    monkeypatch.setattr(_results.Parts, "write", write)
+    t0 = time.perf_counter()
+    with pytest.raises(OutputError, match="No space left on device") as exc:
+        screen(
+            [data / "slideA", data / "slideB"], model, tmp_path / "out", device="cpu", batch_size=1
+        )
+    assert time.perf_counter() - t0 < 20  # no stall waiting for the stage threads
+    assert "part-x.parquet" in str(exc.value)
+    monkeypatch.setattr(_results.Parts, "write", real)
+    s = screen([data / "slideA", data / "slideB"], model, tmp_path / "out", device="cpu")
+    table = pq.read_table(tmp_path / "out" / "results.parquet")
+    assert table.num_rows == 6 and s.n_nuclei == 5
+    keys = list(
+        zip(table.column("source").to_pylist(), table.column("nucleus_id").to_pylist(), strict=True)
+    )
+    assert len(set(keys)) == 6
