@@ -332,3 +332,14 @@ def test_a_full_disk_is_one_error_at_once_and_loses_nothing_written(
         zip(table.column("source").to_pylist(), table.column("nucleus_id").to_pylist(), strict=True)
     )
     assert len(set(keys)) == 6
+
+
+def test_cell_names_of_every_kind_of_id():
+    from ainu_engine.nuclei import cell_name
+
+    assert [cell_name(v) for v in (7, np.int64(7), 7.0, np.float32(12.0))] == ["cell007"] * 3 + [
+        "cell012"
+    ]
+    assert cell_name(1.2) == "cell1.2" and cell_name(1.7) != cell_name(1.2)
+    assert cell_name("A") == "cellA" and cell_name(np.str_("nuc 3")) == "cellnuc 3"
+    assert cell_name(b"B") == "cellB"
