@@ -139,7 +139,7 @@ def screen(
         + (f"; {s.n_failed} failures (errors.csv)" if s.n_failed else ""),
         f"  backend: {s.backend.get('backend')} on {s.backend.get('device')} "
         f"({s.backend.get('reason')})",
-        "  calls: " + ", ".join(f"{c} {n}" for c, n in s.calls.items()),
+        _calls_line(s),
         "  stages: "
         + ", ".join(
             f"{st['stage']} busy {st['busy_s']:.2f} s / idle {st['idle_s']:.2f} s"
@@ -150,3 +150,20 @@ def screen(
     ]
     o.record(d, escape("\n".join(text)))
     raise typer.Exit(1 if s.n_failed else 0)
+
+
+def _calls_line(s) -> str:
+    """The calls, with how many passed QC said first when not all did."""
+    n_ok, total = sum(s.calls_qc_ok.values()), sum(s.calls.values())
+    line = "  calls: " + ", ".join(f"{c} {n}" for c, n in s.calls.items())
+    if n_ok < total:
+        failed = {c: n - s.calls_qc_ok.get(c, 0) for c, n in s.calls.items()}
+        line = (
+            f"  calls that passed QC ({n_ok} of {total} nuclei): "
+            + ", ".join(f"{c} {n}" for c, n in s.calls_qc_ok.items())
+            + "\n  calls that failed QC (see qc_flags): "
+            + ", ".join(f"{c} {n}" for c, n in failed.items())
+        )
+    if s.simulated_model:
+        line += "\n  note: the model was trained on SIMULATED nuclei, not on real cells"
+    return line

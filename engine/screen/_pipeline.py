@@ -45,6 +45,8 @@ class ScreenSummary:
     backend: dict = field(default_factory=dict)
     calls: dict = field(default_factory=dict)
     pipeline_seconds: float = 0.0  #: from the start of the stages to the last row (no model load)
+    calls_qc_ok: dict = field(default_factory=dict)  #: the calls of nuclei that passed QC
+    simulated_model: bool = False  #: the model says it was trained on simulated nuclei
 
     @property
     def nuclei_per_s(self) -> float:
@@ -64,6 +66,8 @@ class ScreenSummary:
             "stages": self.stages,
             "backend": self.backend,
             "calls": self.calls,
+            "calls_qc_ok": self.calls_qc_ok,
+            "simulated_model": self.simulated_model,
         }
 
 
@@ -235,11 +239,7 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
         n_nuclei = pipeline.run(todo)
         table = parts.gather()
         results = write_final(out, table, errors.items, csv=csv)
-        calls = (
-            {c: table.column("predicted").to_pylist().count(c) for c in clf.info.classes}
-            if table is not None
-            else {}
-        )
+        calls, calls_ok = _calls(table, clf.info.classes)
         summary = ScreenSummary(
             out,
             results,
@@ -252,6 +252,8 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
             {**clf.backend.describe(), "reason": clf.backend.reason},
             calls,
             pipeline.stats["write"].wall_s,
+            calls_ok,
+            _simulated(clf.info),
         )
         doc = run.summary_doc(summary, table)
         _write_json(out / "summary.json", doc)
@@ -308,6 +310,22 @@ class _Run:
             "nuclei_mode": self.nuclei,
             "total_rows": 0 if table is None else table.num_rows,
         }
+
+
+def _calls(table, classes) -> tuple[dict, dict]:
+    """Calls per class, of all nuclei and of those that passed QC."""
+    if table is None:
+        return {}, {}
+    pred = table.column("predicted").to_pylist()
+    ok = table.column("qc_ok").to_pylist()
+    passed = [p for p, q in zip(pred, ok, strict=True) if q]
+    return {c: pred.count(c) for c in classes}, {c: passed.count(c) for c in classes}
+
+
+def _simulated(info) -> bool:
+    """Whether the model says it was trained on simulated nuclei (its provenance)."""
+    text = str((info.provenance or {}).get("training_data") or "").lower()
+    return "simulat" in text
 
 
 def _todo(files: list[Path], parts: Parts, errors: Errors) -> list[tuple[Path, str]]:

@@ -111,9 +111,15 @@ def write_report(
     prov = info.provenance or {}
     if prov.get("training_data"):
         parts.append(f"<p class='note'>Model trained on: {e(str(prov['training_data']))}</p>")
+    ok = doc.get("calls_qc_ok", {})
     parts.append(
-        "<h2>Calls</h2><table><tr><th>class</th><th>nuclei</th></tr>"
-        + "".join(f"<tr><td>{e(c)}</td><td>{doc['calls'].get(c, 0)}</td></tr>" for c in classes)
+        "<h2>Calls</h2><table><tr><th>class</th><th>nuclei</th><th>passed QC</th>"
+        "<th>failed QC</th></tr>"
+        + "".join(
+            f"<tr><td>{e(c)}</td><td>{doc['calls'].get(c, 0)}</td><td>{ok.get(c, 0)}</td>"
+            f"<td>{doc['calls'].get(c, 0) - ok.get(c, 0)}</td></tr>"
+            for c in classes
+        )
         + "</table>"
     )
     for title, body in _plots(table, doc, classes):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 
 import numpy as np
@@ -343,3 +344,44 @@ def test_cell_names_of_every_kind_of_id():
     assert cell_name(1.2) == "cell1.2" and cell_name(1.7) != cell_name(1.2)
     assert cell_name("A") == "cellA" and cell_name(np.str_("nuc 3")) == "cellnuc 3"
     assert cell_name(b"B") == "cellB"
+
+
+def test_the_summary_counts_calls_that_failed_qc_apart(screen_model, tmp_path, capsys):
+    """Issue 16: "calls: hiPSC 2, somatic 1" while none passed QC was dishonest."""
+    from ainu_engine.cli import main
+
+    model, _, data = screen_model
+    (tmp_path / "in").mkdir()
+    for k, f in enumerate(sorted((data / "slideA").glob("*.bin"))[:3]):
+        locs = read(f)
+        write(
+            locs[: 300 if k else locs.n], tmp_path / "in" / f"n{k}.parquet"
+        )  # all unlike training
+    code = main(["screen", str(tmp_path / "in"), "-m", str(model), "-o", str(tmp_path / "out"),
+                 "--device", "cpu"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "calls that passed QC (0 of 3 nuclei)" in out and "calls that failed QC" in out
+    doc = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert sum(doc["calls_qc_ok"].values()) == 0 and sum(doc["calls"].values()) == 3
+    assert "passed QC" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_the_summary_says_when_the_model_was_trained_on_simulated_nuclei(tmp_path, capsys):
+    from pathlib import Path
+
+    from ainu_engine.cli import main
+
+    repo = Path(__file__).resolve().parents[3]
+    model = repo / "examples" / "models" / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+    args = [
+        "screen",
+        str(repo / "examples" / "screen"),
+        "-m",
+        str(model),
+        "-o",
+        str(tmp_path / "o"),
+    ]
+    assert main([*args, "--device", "cpu"]) == 0
+    assert "trained on SIMULATED nuclei" in capsys.readouterr().out
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["simulated_model"] is True
