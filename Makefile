@@ -30,7 +30,7 @@ demo: $(VENV)/.installed-runtime
 		--channels polII,h3 --locs-per-channel 20000 --format insight3 --roi --seed 1 --force
 	$(BIN)/ainu-engine info demo-out/simulated/hiPSC_0000.bin
 	$(BIN)/ainu-engine render demo-out/simulated/*_0000.bin --out demo-out/images --channels 1,2 \
-		--format png --force
+		--image-format png --force
 	@echo "--- screening the bundled example batch with the bundled model (trained on SIMULATED nuclei)"
 	$(BIN)/ainu-engine info examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx
 	$(BIN)/ainu-engine screen examples/screen --model examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx \

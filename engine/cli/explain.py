@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import JsonOpt
+from ._options import ColumnsOpt, FormatOpt, JsonOpt, PixelOpt, UnitOpt, read_kwargs
 from ._output import Output
 
 
@@ -75,6 +75,10 @@ def explain(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    format: FormatOpt = "auto",
+    camera_pixel_nm: PixelOpt = None,
+    unit: UnitOpt = None,
+    columns: ColumnsOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Occlusion maps (equal to Captum's), CAM, Grad-CAM or Integrated Gradients for every
@@ -130,6 +134,7 @@ def explain(
         limit=limit,
         on_item=on_item,
         on_error=lambda p, m: o.error(m),
+        read_options=read_kwargs(format, camera_pixel_nm, unit, columns),
     )
     if not json:
         for key, structs in s["structures"].items():

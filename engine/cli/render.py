@@ -10,7 +10,9 @@ from rich.markup import escape
 
 from ._options import (
     ChannelsOpt,
+    ColumnsOpt,
     DeviceOpt,
+    FormatOpt,
     JsonOpt,
     MagnificationOpt,
     NormalizationOpt,
@@ -21,7 +23,9 @@ from ._options import (
     SigmaOpt,
     SigmaPrecisionOpt,
     TruncateOpt,
+    UnitOpt,
     parse_camera_pixel,
+    read_kwargs,
     render_spec,
 )
 from ._output import Output
@@ -66,12 +70,14 @@ def render(
     ] = "kde",
     image_format: Annotated[
         str,
-        typer.Option("--format", help="tiff or npy (float32 values) or png (colour, for people)."),
+        typer.Option(
+            "--image-format", help="tiff or npy (float32 values) or png (colour, for people)."
+        ),
     ] = "tiff",
-    input_format: Annotated[
-        str, typer.Option("--input-format", help="Localization file format, or auto.")
-    ] = "auto",
+    input_format: FormatOpt = "auto",
     camera_pixel_nm: PixelOpt = None,
+    unit: UnitOpt = None,
+    columns: ColumnsOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing images.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -89,10 +95,11 @@ def render(
 
     if image_format not in IMAGE_FORMATS:
         raise typer.BadParameter(
-            f"expected one of {', '.join(IMAGE_FORMATS)}", param_hint="--format"
+            f"expected one of {', '.join(IMAGE_FORMATS)}", param_hint="--image-format"
         )
     if method not in ("kde", "sklearn"):
         raise typer.BadParameter("expected kde or sklearn", param_hint="--method")
+    reading = read_kwargs(input_format, camera_pixel_nm, unit, columns)
     cam = parse_camera_pixel(camera_pixel_nm)
     spec = render_spec(
         pixel_nm=pixel_nm,
@@ -118,7 +125,7 @@ def render(
     with o.progress(len(files), "render") as advance:
         for path in files:
             try:
-                locs = read(path, format=input_format, camera_pixel_nm=cam, keep_extra=True)
+                locs = read(path, **reading, keep_extra=True)
                 for suffix, part, poly in _nuclei(locs, roi, cam):
                     stem = out / (path.stem + suffix)
                     target = stem.with_name(stem.name + "." + image_format)

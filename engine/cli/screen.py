@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import JsonOpt, PixelOpt, parse_camera_pixel
+from ._options import ColumnsOpt, FormatOpt, JsonOpt, PixelOpt, UnitOpt, read_kwargs
 from ._output import Output
 
 
@@ -52,6 +52,9 @@ def screen(
         int, typer.Option("--read-threads", min=1, help="Threads reading files.")
     ] = 2,
     camera_pixel_nm: PixelOpt = None,
+    format: FormatOpt = "auto",
+    unit: UnitOpt = None,
+    columns: ColumnsOpt = None,
     csv: Annotated[bool, typer.Option("--csv", help="Also write results.csv.")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Redo nuclei already done with this model and settings.")
@@ -85,7 +88,7 @@ def screen(
         )
     if device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter("expected auto, cpu or cuda", param_hint="--device")
-    cam = parse_camera_pixel(camera_pixel_nm)
+    reading = read_kwargs(format, camera_pixel_nm, unit, columns)
     o = Output(json_lines=json)
 
     state = {"last": 0.0}
@@ -123,7 +126,8 @@ def screen(
             nuclei=nuclei,
             batch_size=batch_size,
             read_threads=read_threads,
-            camera_pixel_nm=cam,
+            camera_pixel_nm=reading.pop("camera_pixel_nm"),
+            read_options=reading,
             force=force,
             csv=csv,
             on_progress=on_progress,

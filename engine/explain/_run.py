@@ -47,6 +47,7 @@ def explain_files(
     incremental: bool | None = None,
     on_item: Callable[[dict], None] | None = None,
     on_error: Callable[[str, str], None] | None = None,
+    read_options: dict | None = None,
 ) -> dict:
     """Explain every nucleus of ``inputs`` (files, folders, globs, manifests).
 
@@ -58,6 +59,9 @@ def explain_files(
     non-nucleolar regions, and ``OUT/perturb.json`` reports per-class accuracy before and after.
     ``summary.json`` sums it up. ``incremental`` is passed to
     :func:`~ainu_engine.explain.occlusion`. Returns the summary.
+
+    ``read_options`` are keywords for :func:`ainu_engine.io.read` (``format``, ``columns``,
+    ``camera_pixel_nm``...).
 
     ``window`` and ``stride`` (occlusion, pixels of the model input) default to the paper's
     64 and 32 on 512 px scaled to the model's input size S: :func:`default_window`. A window
@@ -100,8 +104,10 @@ def explain_files(
     ):
         for path in expand_inputs(inputs):
             try:
-                locs = read(path)
-                for n in split_nuclei(locs):
+                locs = read(path, **(read_options or {}))
+                cam = (read_options or {}).get("camera_pixel_nm")
+                cam = cam[0] if isinstance(cam, tuple) else cam
+                for n in split_nuclei(locs, camera_pixel_nm=cam):
                     if run.full(limit):
                         break
                     run.nucleus(path, n, clf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge))

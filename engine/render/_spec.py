@@ -132,8 +132,8 @@ class RenderSpec:
         cam = self.camera_pixel_nm if self.camera_pixel_nm is not None else camera_pixel_nm
         if cam is None:
             raise ValueError(
-                "magnification needs a camera pixel size: set camera_pixel_nm "
-                "or render localizations whose metadata records one"
+                "magnification needs a camera pixel size: give one (--camera-pixel-nm; "
+                "camera_pixel_nm in Python) or render localizations whose metadata records one"
             )
         return float(cam) / float(self.magnification)
 

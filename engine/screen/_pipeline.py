@@ -90,6 +90,7 @@ def screen(
     queue_size: int = 64,
     explain: int = 0,
     explainer: Callable | None = None,
+    read_options: dict | None = None,
 ) -> ScreenSummary:
     """Classify every nucleus of ``inputs`` with ``model``; results in ``out``.
 
@@ -111,6 +112,8 @@ def screen(
     read_threads : int, default 2
     camera_pixel_nm : float, optional
         For files in camera pixels that do not record it.
+    read_options : dict, optional
+        More keywords for :func:`ainu_engine.io.read` (``format``, ``columns``, ``unit``...).
     force : bool
         Redo nuclei already done with this model and RenderSpec.
     csv : bool
@@ -158,6 +161,7 @@ def screen(
             queue_size=queue_size,
             explain=explain,
             explainer=explainer,
+            read_options=read_options or {},
         )
     except OSError as err:  # the output folder cannot be made or written (full disk, a file, ...)
         where = err.filename or out
@@ -188,6 +192,7 @@ def _screen(
     queue_size,
     explain,
     explainer,
+    read_options,
 ) -> ScreenSummary:
     out.mkdir(parents=True, exist_ok=True)
     with FolderLock(out):
@@ -195,13 +200,13 @@ def _screen(
             inputs, model, out, t_start, backend=backend, device=device, nuclei=nuclei,
             batch_size=batch_size, read_threads=read_threads, camera_pixel_nm=camera_pixel_nm,
             force=force, csv=csv, report=report, on_progress=on_progress, on_error=on_error,
-            queue_size=queue_size, explain=explain, explainer=explainer,
+            queue_size=queue_size, explain=explain, explainer=explainer, read_options=read_options,
         )  # fmt: skip
 
 
 def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device, nuclei, batch_size,
                    read_threads, camera_pixel_nm, force, csv, report, on_progress, on_error,
-                   queue_size, explain, explainer) -> ScreenSummary:  # fmt: skip
+                   queue_size, explain, explainer, read_options) -> ScreenSummary:  # fmt: skip
     from .._classifier import Classifier
     from ..backends import create_backend
 
@@ -226,7 +231,7 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
                 locs, mode=nuclei, camera_pixel_nm=camera_pixel_nm, on_skip=on_skip
             ),
             make_row=run.row,
-            read_options={"camera_pixel_nm": camera_pixel_nm},
+            read_options={**read_options, "camera_pixel_nm": camera_pixel_nm},
             read_threads=read_threads,
             queue_size=queue_size,
             keep=explain,

@@ -70,7 +70,7 @@ def test_raw_npy_and_png(capsys, dataset, tmp_path):
             tmp_path,
             "--size",
             "0",
-            "--format",
+            "--image-format",
             "npy",
             "--pixel-nm",
             "40",
@@ -81,10 +81,15 @@ def test_raw_npy_and_png(capsys, dataset, tmp_path):
     side = json.loads((tmp_path / "hiPSC_0000.npy.json").read_text())
     assert raw.shape == tuple(side["raw_shape"]) and side["pixel_nm"] == 40
     assert raw.sum() == pytest.approx(side["n_localizations"]["0"], rel=2e-3)  # raw: no scaling
-    assert run(capsys, "render", f, "--out", tmp_path, "--format", "png", "--size", "128")[0] == 0
+    assert (
+        run(capsys, "render", f, "--out", tmp_path, "--image-format", "png", "--size", "128")[0]
+        == 0
+    )
     png = (tmp_path / "hiPSC_0000.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 500
-    code, _, err = run(capsys, "render", f, "--out", tmp_path, "--format", "png", "--size", "128")
+    code, _, err = run(
+        capsys, "render", f, "--out", tmp_path, "--image-format", "png", "--size", "128"
+    )
     assert code == 1 and "exists already" in err
 
 

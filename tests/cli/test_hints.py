@@ -1,0 +1,58 @@
+"""Every hint a command prints names an option that command has (issue 16: screen used to
+advise --columns and --format, which it did not have)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from ainu_engine.cli import main
+from ainu_engine.cli._app import app
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = REPO / "examples" / "models" / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+READING = ("--format", "--columns", "--unit", "--camera-pixel-nm")
+
+
+def _options(command: str) -> set[str]:
+    cmd = typer.main.get_command(app).commands[command]
+    return {o for p in cmd.params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")}
+
+
+@pytest.mark.parametrize("command", ["info", "convert", "render", "screen", "explain"])
+def test_every_command_that_reads_files_has_the_reading_options(command):
+    assert set(READING) <= _options(command)
+
+
+def _bad_inputs(folder: Path) -> list[Path]:
+    folder.mkdir()
+    (folder / "unnamed.csv").write_text("a,b,c\n1,2,3\n4,5,6\n")  # columns nobody can name
+    (folder / "pixels.csv").write_text("x [px],y [px]\n1,2\n3,4\n")  # pixels, no pixel size
+    (folder / "bin.csv").write_bytes(b"M425" + bytes(64))  # an Insight3 header in a .csv
+    return sorted(folder.iterdir())
+
+
+def _command_line(command: str, inputs: list[Path], out: Path) -> list[str]:
+    files = [str(p) for p in inputs]
+    return {
+        "info": ["info", *files],
+        "convert": ["convert", *files, "--out", str(out)],
+        "render": ["render", *files, "--out", str(out)],
+        "screen": ["screen", *files, "--model", str(MODEL), "--out", str(out), "--device", "cpu"],
+        "explain": ["explain", *files, "--model", str(MODEL), "--out", str(out), "--device", "cpu"],
+    }[command]
+
+
+@pytest.mark.parametrize("command", ["info", "convert", "render", "screen", "explain"])
+def test_every_hint_names_an_option_of_the_command_that_printed_it(command, tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="screen and explain need the cpu extra")
+    inputs = _bad_inputs(tmp_path / "in")
+    code = main(_command_line(command, inputs, tmp_path / "out"))
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("error") >= len(inputs) - 1, err
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", err))
+    assert named, err  # the errors do give advice ...
+    assert named <= _options(command), f"{command} advises {sorted(named - _options(command))}"
