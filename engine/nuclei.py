@@ -158,8 +158,8 @@ def read_rois_nm(
             hint="pass --camera-pixel-nm",
         )
     out = [
-        (f"roi{k:03d}", np.asarray(roi.coordinates(), np.float64) * float(camera_pixel_nm))
-        for k, roi in enumerate(rois)
+        (name, np.asarray(roi.coordinates(), np.float64) * float(camera_pixel_nm))
+        for name, roi in zip(roi_names(rois), rois, strict=True)
     ]
     if not any(roi_problem(poly) is None for _, poly in out):
         raise InputError(
@@ -168,6 +168,17 @@ def read_rois_nm(
             found=f"{len(out)} ROIs: {roi_problem(out[0][1]) if out else 'none'}",
         )
     return out
+
+
+def roi_names(rois) -> list[str]:
+    """The nucleus ids of an ROI set: each ROI's own name (as Fiji's ROI Manager shows it),
+    ``roiNNN`` for one without a name, and a ``-2``, ``-3``... suffix for repeated names."""
+    names, seen = [], {}
+    for k, roi in enumerate(rois):
+        name = str(getattr(roi, "name", "") or "").strip() or f"roi{k:03d}"
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return names
 
 
 def roi_problem(poly: np.ndarray) -> str | None:

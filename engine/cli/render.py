@@ -41,9 +41,34 @@ def _nuclei(locs, roi_path, camera_pixel):
         yield (f"_{n.id}" if n.id else ""), n.locs, n.roi_nm
 
 
+def _stems(files: list[Path]) -> dict[Path, str]:
+    """Output names: the file's stem, or — where two inputs share one — the stem prefixed with
+    the names of their parent folders until they differ (never one image over another)."""
+    out = {f: f.stem for f in files}
+    for depth in range(1, 8):
+        seen: dict[str, list[Path]] = {}
+        for f, s in out.items():
+            seen.setdefault(s, []).append(f)
+        clashes = [fs for fs in seen.values() if len(fs) > 1]
+        if not clashes:
+            return out
+        for fs in clashes:
+            for f in fs:
+                parents = [p.name for p in f.resolve().parents][:depth][::-1]
+                out[f] = "_".join([*parents, f.stem])
+    for k, f in enumerate(files):  # identical paths up the tree: number them
+        out[f] = f"{out[f]}_{k}"
+    return out
+
+
 def render(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Localization files; one image per nucleus.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Localization files, folders, globs or manifests; one image per nucleus."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")],
     pixel_nm: PixelNmOpt = None,
     magnification: MagnificationOpt = None,
@@ -118,6 +143,10 @@ def render(
         raise typer.BadParameter(
             "--method sklearn writes raw renders: use --size 0", param_hint="--size"
         )
+    from ..nuclei import expand_inputs
+
+    files = expand_inputs(files)  # folders, globs and manifests, like screen
+    stems = _stems(files)
     out.mkdir(parents=True, exist_ok=True)
     o = Output(json_lines=json)
     noted = False
@@ -127,7 +156,7 @@ def render(
             try:
                 locs = read(path, **reading, keep_extra=True)
                 for suffix, part, poly in _nuclei(locs, roi, cam):
-                    stem = out / (path.stem + suffix)
+                    stem = out / (stems[path] + suffix)
                     target = stem.with_name(stem.name + "." + image_format)
                     if target.exists() and not force:
                         raise OutputError(

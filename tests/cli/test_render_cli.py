@@ -123,7 +123,7 @@ def test_one_image_per_cell_id_and_per_roi(capsys, dataset, tmp_path):
     )
     assert code == 0, err
     recs = [json.loads(line) for line in out.splitlines()]
-    assert [r["nucleus"] for r in recs] == ["roi000", "roi001"]
+    assert [r["nucleus"] for r in recs] == ["nucleus-000", "nucleus-001"]
     truth = json.loads((dataset / "field" / "mock_0000.truth.json").read_text())
     for r, nu in zip(recs, truth["nuclei"], strict=True):
         assert r["area_um2"] == pytest.approx(nu["area_um2"], rel=0.03)

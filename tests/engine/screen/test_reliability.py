@@ -260,9 +260,9 @@ def test_rois_that_give_no_nucleus_are_error_rows_naming_them(screen_model, tmp_
     errors = list(csv.reader(open(tmp_path / "out" / "errors.csv")))[1:]
     msgs = sorted(m for p, m in errors if p == str(f))
     assert len(msgs) == 3
-    assert any("roi001: zero area" in m for m in msgs)
-    assert any("roi002: 0 localizations inside" in m for m in msgs)
-    assert any("roi003: a vertex is NaN" in m for m in msgs)
+    assert any("ROI r1: zero area" in m for m in msgs)
+    assert any("ROI r2: 0 localizations inside" in m for m in msgs)
+    assert any("ROI r3: a vertex is NaN" in m for m in msgs)
     # the file is not journaled done: a rerun tries it again (and says so again)
     again = screen([tmp_path / "in"], model, tmp_path / "out", device="cpu")
     assert again.n_files_skipped == 3 and again.n_failed == 3
@@ -287,12 +287,12 @@ def test_split_nuclei_without_on_skip_refuses_a_bad_roi(tmp_path):
     _roi_set(tmp_path / "f.roi.zip", [[(0, 0), (100, 0), (100, 100)], [(0, 0), (1, 1), (2, 2)]])
     from ainu_engine.errors import InputError
 
-    with pytest.raises(InputError, match="ROI roi001: zero area"):
+    with pytest.raises(InputError, match="ROI r1: zero area"):
         list(split_nuclei(read(tmp_path / "f.parquet"), camera_pixel_nm=160.0))
     skipped = []
     found = list(split_nuclei(read(tmp_path / "f.parquet"), camera_pixel_nm=160.0,
                               on_skip=lambda n, why: skipped.append(n)))  # fmt: skip
-    assert [n.id for n in found] == ["roi000"] and skipped == ["roi001"]
+    assert [n.id for n in found] == ["r0"] and skipped == ["r1"]
 
 
 def test_a_full_disk_is_one_error_at_once_and_loses_nothing_written(
@@ -385,3 +385,29 @@ def test_the_summary_says_when_the_model_was_trained_on_simulated_nuclei(tmp_pat
     assert main([*args, "--device", "cpu"]) == 0
     assert "trained on SIMULATED nuclei" in capsys.readouterr().out
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["simulated_model"] is True
+
+
+def test_roi_names_are_kept_and_repeats_told_apart():
+    from types import SimpleNamespace as R
+
+    from ainu_engine.nuclei import roi_names
+
+    rois = [R(name="nucleus A"), R(name=""), R(name="nucleus A"), R(name="b")]
+    assert roi_names(rois) == ["nucleus A", "roi001", "nucleus A-2", "b"]
+
+
+def test_render_takes_folders_and_never_writes_two_inputs_onto_one_image(tmp_path, capsys):
+    from ainu_engine.cli import main
+
+    rng = np.random.default_rng(0)
+    for slide in ("s1", "s2"):
+        (tmp_path / "in" / slide).mkdir(parents=True)
+        write(Localizations(rng.uniform(0, 4000, 2000), rng.uniform(0, 4000, 2000)),
+              tmp_path / "in" / slide / "cell.parquet")  # fmt: skip
+    code = main(["render", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--size", "64",
+                 "--image-format", "npy", "--force"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.npy")) == [
+        "s1_cell.npy",
+        "s2_cell.npy",
+    ]

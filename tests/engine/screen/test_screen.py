@@ -202,7 +202,7 @@ def test_nuclei_from_roi_sets_cell_ids_and_detection(tmp_path):
     f = next((tmp_path / "roi").glob("*.bin"))
     locs = read(f)
     found = list(split_nuclei(locs))  # the ROI set beside the file is found
-    assert [n.id for n in found] == ["roi000", "roi001"]
+    assert [n.id for n in found] == ["nucleus-000", "nucleus-001"]  # the ROI Manager names
     truth = (
         pq.read_table(f.with_name(f.name.split(".")[0] + ".truth.parquet"))
         .column("cell_id")
