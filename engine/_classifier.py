@@ -39,7 +39,9 @@ class Prediction:
     ``qc`` lists the flags that make it doubtful (``ok`` when there is none):
     ``few_localizations`` (some channel has fewer than any training nucleus had),
     ``density_out_of_range`` and ``area_out_of_range`` (outside the training nuclei's range),
-    ``cut_by_edge`` (automatic detection: the nucleus touches the border of the field) and
+    ``cut_by_edge`` (automatic detection: the nucleus touches the border of the field),
+    ``units_suspect`` (a render pixel below 1 nm or a nucleus under 1 µm across: the
+    coordinates are probably not in nm) and
     ``undecided`` (patch mode: no class has more than half of the patches).
     """
 
@@ -192,6 +194,8 @@ class Classifier:
             flags.append("area_out_of_range")
         if p.at_edge:
             flags.append("cut_by_edge")
+        if p.rendered is not None and getattr(p.rendered, "warnings", None):
+            flags.append("units_suspect")
         if undecided:
             flags.append("undecided")
         return flags

@@ -169,6 +169,8 @@ def render(
                     if r.device_note and not noted:
                         o.warn(r.device_note)
                         noted = True
+                    for w in r.warnings:
+                        o.warn(f"{path}{' ' + suffix.lstrip('_') if suffix else ''}: {w}")
                     written = write_rendered(
                         r,
                         stem,

@@ -58,6 +58,7 @@ class Rendered:
     n_localizations: dict[int, int]
     raw_shape: tuple[int, int, int]
     seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  #: scale checks (units probably wrong)
 
     def pixel_to_nm(self, i: float, j: float) -> tuple[float, float]:
         """Centre of pixel (row i, column j) in nm."""
@@ -80,6 +81,7 @@ class Rendered:
             "n_localizations": {str(k): v for k, v in self.n_localizations.items()},
             "pixel_convention": "pixel (i, j) covers [x0 + j*p, x0 + (j+1)*p) x [y0 + i*p, y0 + "
             "(i+1)*p)",
+            "warnings": list(self.warnings),
         }
 
 
@@ -275,6 +277,7 @@ def render(
     else:
         lo = np.array([xs.min(), ys.min()], np.float64)
         hi = np.array([xs.max(), ys.max()], np.float64)
+    warnings = scale_warnings(pixel, hi - lo)
     origin = np.floor((lo - margin) / pixel) * pixel
     w = int(math.ceil((hi[0] + margin - origin[0]) / pixel)) or 1
     h = int(math.ceil((hi[1] + margin - origin[1]) / pixel)) or 1
@@ -328,6 +331,7 @@ def render(
             counts,
             shape,
             seconds,
+            warnings,
         )
     h2, w2, scale = fit_longest(h, w, spec.size)
     img = resize_area(raw, h2, w2, scale)
@@ -342,7 +346,26 @@ def render(
     if spec.outside is not None:
         img[:, ~m3] = np.float32(spec.outside)
     seconds["resize_scale"] = time.perf_counter() - t3
-    return Rendered(img, out_origin, out_pixel, m3, area, spec, dev, note, counts, shape, seconds)
+    return Rendered(
+        img, out_origin, out_pixel, m3, area, spec, dev, note, counts, shape, seconds, warnings
+    )
+
+
+#: a nucleus is microns across and rendered at nanometre pixels: outside these the units are wrong
+MIN_PIXEL_NM, MIN_FIELD_NM = 1.0, 1000.0
+
+
+def scale_warnings(pixel_nm: float, extent_nm) -> list[str]:
+    """Warnings for a render whose scale says the coordinates are probably not in nm."""
+    out = []
+    if pixel_nm < MIN_PIXEL_NM:
+        out.append(f"render pixel of {pixel_nm:.3g} nm: are the coordinates in nm? "
+                   "(check the unit and the camera pixel size)")  # fmt: skip
+    field_nm = float(np.max(extent_nm))
+    if field_nm < MIN_FIELD_NM:
+        out.append(f"the localizations span {field_nm:.3g} nm, less than 1 µm: are the coordinates "
+                   "in nm? (check the unit and the camera pixel size)")  # fmt: skip
+    return out
 
 
 def _scale_intensity(img, mask, spec: RenderSpec, h2, w2, top, left) -> None:

@@ -411,3 +411,39 @@ def test_render_takes_folders_and_never_writes_two_inputs_onto_one_image(tmp_pat
         "s1_cell.npy",
         "s2_cell.npy",
     ]
+
+
+def test_a_scale_that_says_the_units_are_wrong_is_flagged(tmp_path, capsys):
+    """Localizations in µm read as nm span a few nm: render warns, QC flags units_suspect."""
+    from ainu_engine import Classifier
+    from ainu_engine.cli import main
+    from ainu_engine.render import RenderSpec, render
+
+    rng = np.random.default_rng(3)
+    um = Localizations(rng.uniform(0, 8, 20000), rng.uniform(0, 8, 20000))  # 8 "nm" across
+    assert any("less than 1 µm" in w for w in render(um, RenderSpec(size=0), device="cpu").warnings)
+    assert (
+        render(um, RenderSpec(pixel_nm=0.5, size=0), device="cpu")
+        .warnings[0]
+        .startswith("render pixel")
+    )
+    nm = Localizations(rng.uniform(0, 8000, 20000), rng.uniform(0, 8000, 20000))
+    assert render(nm, RenderSpec(size=0), device="cpu").warnings == []
+    write(um, tmp_path / "um.parquet")
+    assert (
+        main(["render", str(tmp_path / "um.parquet"), "--out", str(tmp_path / "o"), "--size", "64"])
+        == 0
+    )
+    assert "are the coordinates in nm?" in capsys.readouterr().err
+    assert json.loads((tmp_path / "o" / "um.tiff.json").read_text())["warnings"]
+    from pathlib import Path
+
+    model = (
+        Path(__file__).resolve().parents[3]
+        / "examples"
+        / "models"
+        / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+    )
+    with Classifier.load(model, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
+        assert "units_suspect" in clf.classify(um).qc
+        assert "units_suspect" not in clf.classify(nm).qc
