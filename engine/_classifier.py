@@ -16,6 +16,23 @@ from .scores import patch_vote, softmax
 
 __all__ = ["Classifier", "Prediction", "Prepared"]
 
+#: a "nucleus" this many times larger than the largest training nucleus is a field of cells
+FIELD_AREA_FACTOR = 3.0
+#: without training statistics: an area no nucleus has (µm²)
+FIELD_AREA_UM2 = 1500.0
+
+
+def looks_like_field(p: Prepared, training_stats: dict) -> bool:
+    """Whether a "nucleus" is more likely a field of several cells: nucleus detection
+    (:func:`ainu_engine.nuclei.detect_nuclei`) finds two or more in it, or its area is far above
+    the training nuclei's."""
+    area_max = (training_stats.get("area_um2") or {}).get("max")
+    limit = FIELD_AREA_FACTOR * area_max if area_max else FIELD_AREA_UM2
+    if p.area_um2 and p.area_um2 > limit:
+        return True
+    return p.n_parts is not None and p.n_parts >= 2
+
+
 #: without training statistics in the model, fewer than this many localizations is "few"
 MIN_LOCALIZATIONS = 1000
 
@@ -30,6 +47,7 @@ class Prepared:
     at_edge: bool = False
     render_seconds: float = 0.0
     rendered: object = None  #: the :class:`~ainu_engine.render.Rendered` the items come from
+    n_parts: int | None = None  #: nuclei that detection finds in it (2 or more: a field)
 
 
 @dataclass
@@ -41,7 +59,9 @@ class Prediction:
     ``density_out_of_range`` and ``area_out_of_range`` (outside the training nuclei's range),
     ``cut_by_edge`` (automatic detection: the nucleus touches the border of the field),
     ``units_suspect`` (a render pixel below 1 nm or a nucleus under 1 µm across: the
-    coordinates are probably not in nm) and
+    coordinates are probably not in nm), ``looks_like_field`` (two or more separated parts of
+    comparable size, or an area far above the training nuclei's: a field of cells, for
+    ``--nuclei detect``) and
     ``undecided`` (patch mode: no class has more than half of the patches).
     """
 
@@ -103,7 +123,9 @@ class Classifier:
 
     # -- preprocessing ---------------------------------------------------------------------------
     def prepare(self, locs: Localizations, *, roi_nm=None, at_edge: bool = False) -> Prepared:
-        """Render a nucleus as the model was trained (:func:`ainu_engine.render.model_input`)."""
+        """Render a nucleus as the model was trained (:func:`ainu_engine.render.model_input`),
+        and count the nuclei that detection finds in it (QC: a field of cells)."""
+        from .nuclei import detect_nuclei
         from .render import model_input
 
         m = model_input(
@@ -113,7 +135,10 @@ class Classifier:
             device=self.render_device,
             roi_nm=roi_nm,
         )
-        return Prepared(m.items, m.n_localizations, m.area_um2, at_edge, m.seconds, m.rendered)
+        n_parts = len(detect_nuclei(locs.x_nm, locs.y_nm)[1]) if locs.n else 0
+        return Prepared(
+            m.items, m.n_localizations, m.area_um2, at_edge, m.seconds, m.rendered, n_parts
+        )
 
     def _image_item(self, image: np.ndarray) -> Prepared:
         img = np.asarray(image, np.float32)
@@ -196,6 +221,8 @@ class Classifier:
             flags.append("cut_by_edge")
         if p.rendered is not None and getattr(p.rendered, "warnings", None):
             flags.append("units_suspect")
+        if looks_like_field(p, ts):
+            flags.append("looks_like_field")
         if undecided:
             flags.append("undecided")
         return flags

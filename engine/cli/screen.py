@@ -170,4 +170,9 @@ def _calls_line(s) -> str:
         )
     if s.simulated_model:
         line += "\n  note: the model was trained on SIMULATED nuclei, not on real cells"
+    if s.n_looks_like_field:
+        line += (
+            f"\n  note: {s.n_looks_like_field} of the nuclei look like fields of several cells "
+            "(QC flag looks_like_field): --nuclei detect finds the nuclei in a field"
+        )
     return line

@@ -102,6 +102,11 @@ def read_delimited(
     import pyarrow.csv as pacsv
 
     numeric = [n for n in numeric if n in names]
+    if encoding.lower().replace("-", "") not in ("utf8", "ascii"):
+        # decode here, not in pyarrow: its transcoding stream calls the Python codec from an
+        # I/O thread, and a malformed file crashed the process there (found by fuzzing)
+        raw = data if data is not None else Path(path).read_bytes()
+        data, encoding = raw.decode(encoding, errors="replace").encode("utf-8"), "utf8"
     source = io.BytesIO(data) if data is not None else str(path)
     read_opts = pacsv.ReadOptions(
         column_names=names, skip_rows=skip_lines, encoding=encoding, block_size=1 << 24

@@ -47,6 +47,7 @@ class ScreenSummary:
     pipeline_seconds: float = 0.0  #: from the start of the stages to the last row (no model load)
     calls_qc_ok: dict = field(default_factory=dict)  #: the calls of nuclei that passed QC
     simulated_model: bool = False  #: the model says it was trained on simulated nuclei
+    n_looks_like_field: int = 0  #: "nuclei" flagged looks_like_field (fields of several cells)
 
     @property
     def nuclei_per_s(self) -> float:
@@ -68,6 +69,7 @@ class ScreenSummary:
             "calls": self.calls,
             "calls_qc_ok": self.calls_qc_ok,
             "simulated_model": self.simulated_model,
+            "looks_like_field": self.n_looks_like_field,
         }
 
 
@@ -259,6 +261,7 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
             pipeline.stats["write"].wall_s,
             calls_ok,
             _simulated(clf.info),
+            _n_flagged(table, "looks_like_field"),
         )
         doc = run.summary_doc(summary, table)
         _write_json(out / "summary.json", doc)
@@ -325,6 +328,12 @@ def _calls(table, classes) -> tuple[dict, dict]:
     ok = table.column("qc_ok").to_pylist()
     passed = [p for p, q in zip(pred, ok, strict=True) if q]
     return {c: pred.count(c) for c in classes}, {c: passed.count(c) for c in classes}
+
+
+def _n_flagged(table, flag: str) -> int:
+    if table is None:
+        return 0
+    return sum(1 for f in table.column("qc_flags").to_pylist() if flag in f.split(","))
 
 
 def _simulated(info) -> bool:

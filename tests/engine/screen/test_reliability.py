@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -447,3 +448,60 @@ def test_a_scale_that_says_the_units_are_wrong_is_flagged(tmp_path, capsys):
     with Classifier.load(model, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
         assert "units_suspect" in clf.classify(um).qc
         assert "units_suspect" not in clf.classify(nm).qc
+
+
+def _blobs(centres, n=6000, seed=0):
+    rng = np.random.default_rng(seed)
+    xs = np.concatenate([rng.normal(cx, 2500, n) for cx, _ in centres])
+    ys = np.concatenate([rng.normal(cy, 2500, n) for _, cy in centres])
+    return Localizations(xs, ys)
+
+
+def test_a_field_of_cells_scored_as_one_nucleus_is_flagged(tmp_path):
+    """Synthetic: three separated cells in one file are flagged, one cell is not (CI covers it
+    without ../shared)."""
+    from pathlib import Path
+
+    from ainu_engine import Classifier
+
+    model = (
+        Path(__file__).resolve().parents[3]
+        / "examples"
+        / "models"
+        / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+    )
+    with Classifier.load(model, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
+        field = clf.prepare(_blobs([(10_000, 10_000), (40_000, 10_000), (25_000, 40_000)]))
+        one = clf.prepare(_blobs([(10_000, 10_000)]))
+        assert field.n_parts == 3 and "looks_like_field" in clf.qc(field)
+        assert one.n_parts == 1 and "looks_like_field" not in clf.qc(one)
+
+
+REAL = Path(__file__).resolve().parents[4] / "shared" / "data" / "real"
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("JBC-STORM-2020_m2_unstim_5lo561_flap647.txt", True),  # five cells (README)
+        ("JBC-STORM-2020_m2_c5a_5lo488_cpla2561_flap647.txt", True),  # three cells and debris
+        ("SMAP-old_FOCAL_Mouse_Cortex_cell_rapidSTORM.txt", False),  # one whole cell
+    ],
+)
+def test_real_fields_are_flagged_and_a_real_cell_is_not(name, field):
+    from ainu_engine import Classifier
+
+    if not (REAL / name).is_file():
+        pytest.skip(f"real data not found at {REAL} (it lives in ../shared/data/real)")
+    model = REPO_MODEL
+    with Classifier.load(model, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
+        p = clf.prepare(read(REAL / name))
+        assert ("looks_like_field" in clf.qc(p)) is field, p.n_parts
+
+
+REPO_MODEL = (
+    Path(__file__).resolve().parents[3]
+    / "examples"
+    / "models"
+    / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+)
