@@ -437,14 +437,7 @@ def test_a_scale_that_says_the_units_are_wrong_is_flagged(tmp_path, capsys):
     )
     assert "are the coordinates in nm?" in capsys.readouterr().err
     assert json.loads((tmp_path / "o" / "um.tiff.json").read_text())["warnings"]
-    from pathlib import Path
-
-    model = (
-        Path(__file__).resolve().parents[3]
-        / "examples"
-        / "models"
-        / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
-    )
+    model = REPO_MODEL
     with Classifier.load(model, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
         assert "units_suspect" in clf.classify(um).qc
         assert "units_suspect" not in clf.classify(nm).qc
@@ -460,16 +453,9 @@ def _blobs(centres, n=6000, seed=0):
 def test_a_field_of_cells_scored_as_one_nucleus_is_flagged(tmp_path):
     """Synthetic: three separated cells in one file are flagged, one cell is not (CI covers it
     without ../shared)."""
-    from pathlib import Path
-
     from ainu_engine import Classifier
 
-    model = (
-        Path(__file__).resolve().parents[3]
-        / "examples"
-        / "models"
-        / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
-    )
+    model = REPO_MODEL
     with Classifier.load(model, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
         field = clf.prepare(_blobs([(10_000, 10_000), (40_000, 10_000), (25_000, 40_000)]))
         one = clf.prepare(_blobs([(10_000, 10_000)]))
