@@ -144,27 +144,15 @@ def screen(
     t_start = time.perf_counter()
     out = Path(out)
     try:
-        return _screen(
-            inputs,
-            model,
-            out,
-            t_start,
-            backend=backend,
-            device=device,
-            nuclei=nuclei,
-            batch_size=batch_size,
-            read_threads=read_threads,
-            camera_pixel_nm=camera_pixel_nm,
-            force=force,
-            csv=csv,
-            report=report,
-            on_progress=on_progress,
-            on_error=on_error,
-            queue_size=queue_size,
-            explain=explain,
-            explainer=explainer,
-            read_options=read_options or {},
-        )
+        out.mkdir(parents=True, exist_ok=True)
+        with FolderLock(out):
+            return _screen_locked(
+                inputs, model, out, t_start, backend=backend, device=device, nuclei=nuclei,
+                batch_size=batch_size, read_threads=read_threads, camera_pixel_nm=camera_pixel_nm,
+                force=force, csv=csv, report=report, on_progress=on_progress, on_error=on_error,
+                queue_size=queue_size, explain=explain, explainer=explainer,
+                read_options=read_options or {},
+            )  # fmt: skip
     except OSError as err:  # the output folder cannot be made or written (full disk, a file, ...)
         where = err.filename or out
         raise OutputError(
@@ -172,38 +160,6 @@ def screen(
             path=where,
             hint="choose another --out, or free space",
         ) from err
-
-
-def _screen(
-    inputs,
-    model,
-    out: Path,
-    t_start: float,
-    *,
-    backend,
-    device,
-    nuclei,
-    batch_size,
-    read_threads,
-    camera_pixel_nm,
-    force,
-    csv,
-    report,
-    on_progress,
-    on_error,
-    queue_size,
-    explain,
-    explainer,
-    read_options,
-) -> ScreenSummary:
-    out.mkdir(parents=True, exist_ok=True)
-    with FolderLock(out):
-        return _screen_locked(
-            inputs, model, out, t_start, backend=backend, device=device, nuclei=nuclei,
-            batch_size=batch_size, read_threads=read_threads, camera_pixel_nm=camera_pixel_nm,
-            force=force, csv=csv, report=report, on_progress=on_progress, on_error=on_error,
-            queue_size=queue_size, explain=explain, explainer=explainer, read_options=read_options,
-        )  # fmt: skip
 
 
 def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device, nuclei, batch_size,
