@@ -4,7 +4,7 @@ model's RenderSpec, infer on a backend, vote patches, and flag nuclei unlike the
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,10 +95,13 @@ class Classifier:
     ('somatic', ['hiPSC', 'somatic'], [])
     """
 
-    def __init__(self, backend, *, render_device: str = "auto") -> None:
+    def __init__(
+        self, backend, *, render_device: str = "auto", channel_map: Mapping | None = None
+    ) -> None:
         self.backend = backend.load()
         self.info: ModelInfo = backend.info
         self.render_device = render_device
+        self.channel_map = dict(channel_map) if channel_map else None
         from .render import patch_mode
 
         self.patch_size, self.min_occupied = patch_mode(self.info.preprocessing)
@@ -111,14 +114,28 @@ class Classifier:
         *,
         device: str = "auto",
         render_device: str = "auto",
+        channel_map: Mapping | None = None,
         **options,
     ) -> Classifier:
         """Load ``model`` (.onnx, or a .pt checkpoint for torch) on ``backend`` (see
-        :func:`ainu_engine.backends.create_backend`)."""
+        :func:`ainu_engine.backends.create_backend`). ``channel_map`` (model channel -> file
+        channel, by name or id) is for files whose channels are named otherwise than the model's
+        (see :func:`ainu_engine.render.match_channels`)."""
         from .backends import create_backend
 
         return cls(
-            create_backend(model, backend, device=device, **options), render_device=render_device
+            create_backend(model, backend, device=device, **options),
+            render_device=render_device,
+            channel_map=channel_map,
+        )
+
+    def render_spec_for(self, locs: Localizations, *, option: str = "--channel-map"):
+        """The model's RenderSpec with the file channels of ``locs`` that feed the model's
+        channels; a :class:`~ainu_engine.errors.ChannelError` when they do not match."""
+        from .render import match_channels
+
+        return match_channels(
+            locs, self.info.render_spec, self.info.channel_names, self.channel_map, option=option
         )
 
     # -- preprocessing ---------------------------------------------------------------------------
@@ -130,7 +147,7 @@ class Classifier:
 
         m = model_input(
             locs,
-            self.info.render_spec,
+            self.render_spec_for(locs),
             self.info.preprocessing,
             device=self.render_device,
             roi_nm=roi_nm,

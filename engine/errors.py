@@ -19,6 +19,7 @@ __all__ = [
     "OutputError",
     "RenderError",
     "ParityError",
+    "ChannelError",
 ]
 
 
@@ -97,6 +98,10 @@ class UnknownFormatError(InputError):
 
 class MissingColumnError(FormatError):
     """A required column (x, y, ...) is absent from a table."""
+
+
+class ChannelError(InputError):
+    """A file's channels do not match the model's (or the requested) channels."""
 
 
 class PixelSizeError(InputError):

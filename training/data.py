@@ -210,15 +210,37 @@ class RenderCache:
         Where ``ainu_engine.render`` runs.
     camera_pixel_nm : float, optional
         For files in camera pixels that do not record their pixel size.
+    read_options : dict, optional
+        More keywords for :func:`ainu_engine.io.read` (``format``, ``columns``, ``unit``...).
+    channel_names, channel_map : optional
+        The model's channel names and a model channel -> file channel map: each file's channels
+        are matched to them (:func:`ainu_engine.render.match_channels`); a file whose channels
+        do not match is an error, never a silent merge. Without ``channel_names`` (training) a
+        RenderSpec without channel ids takes single-channel files only.
+    channel_option : str
+        The option named in a channel mismatch's hint (``--channels`` for train,
+        ``--channel-map`` for evaluate).
     """
 
     def __init__(
-        self, root: str | os.PathLike, *, device: str = "auto", camera_pixel_nm: float | None = None
+        self,
+        root: str | os.PathLike,
+        *,
+        device: str = "auto",
+        camera_pixel_nm: float | None = None,
+        read_options: dict | None = None,
+        channel_names=None,
+        channel_map: dict | None = None,
+        channel_option: str = "--channels",
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.device = device
         self.camera_pixel_nm = camera_pixel_nm
+        self.read_options = {k: v for k, v in (read_options or {}).items() if v is not None}
+        self.channel_names = tuple(channel_names) if channel_names else None
+        self.channel_map = dict(channel_map) if channel_map else None
+        self.channel_option = channel_option
         self.hits = 0
         self.misses = 0
         self.device_note: str | None = None
@@ -237,6 +259,9 @@ class RenderCache:
             self._hashes[hk] = file_sha256(path)
         mode = "image" if not patch_size else f"patches-{patch_size}-{min_occupied}"
         parts = [self._hashes[hk], spec.to_json(), mode, f"camera={self.camera_pixel_nm}"]
+        if self.read_options or self.channel_map or self.channel_names:
+            extra = [sorted(self.read_options.items()), self.channel_map, self.channel_names]
+            parts.append(json.dumps(extra, sort_keys=True, default=str))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
     def get(
@@ -272,9 +297,11 @@ class RenderCache:
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return _load_image(path, spec, patch_size), {"source": str(path), "rendered": False}
         from ainu_engine.io import read
-        from ainu_engine.render import model_input
+        from ainu_engine.render import match_channels, model_input
 
-        locs = read(path, camera_pixel_nm=self.camera_pixel_nm)
+        locs = read(path, **{"camera_pixel_nm": self.camera_pixel_nm, **self.read_options})
+        names = self.channel_names or [f"ch{c}" for c in (spec.channels or [0])]
+        spec = match_channels(locs, spec, names, self.channel_map, option=self.channel_option)
         cells = locs.extra.get("cell_id") if locs.extra else None
         if cells is not None and np.unique(cells).size > 1:
             raise InputError(

@@ -71,7 +71,9 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     pre = info.preprocessing or {}
     patch = int(pre["patch_size"]) if pre.get("mode") == "patches" else None
-    cache = cache or RenderCache(default_cache_dir())
+    cache = cache or RenderCache(default_cache_dir(), channel_option="--channel-map")
+    if cache.channel_names is None:  # the files' channels are matched to the model's by name
+        cache.channel_names = info.channel_names
     with reporter.stage("render", len(manifest)) as step:
         data = load_nuclei(
             manifest,

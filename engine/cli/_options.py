@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Annotated
 
 import typer
@@ -27,7 +29,8 @@ UnitOpt = Annotated[
     str | None,
     typer.Option(
         "--unit",
-        help="Generic tables only: unit of coordinate columns whose names carry none (nm, px, um).",
+        help="Generic tables only: unit of coordinate columns whose names carry none "
+        "(nm, px, um, m).",
     ),
 ]
 ColumnsOpt = Annotated[
@@ -35,7 +38,37 @@ ColumnsOpt = Annotated[
     typer.Option(
         "--columns",
         metavar="ROLE=NAME,...",
-        help="Generic tables only: which columns hold x, y, z, frame, channel, photons, precision.",
+        help="Generic tables only: which columns hold x, y, z, frame, channel, photons, "
+        "precision (by number from 1 in a table without a header: x=3,y=4).",
+    ),
+]
+NoHeaderOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-header",
+        help="Generic tables: the first line is data, not column names (automatic when it is "
+        "all numbers).",
+    ),
+]
+FrameFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--frame-from",
+        metavar="COLUMN",
+        help="Derive frames from this time column (seconds): frame = round(t / --exposure-s).",
+    ),
+]
+ExposureOpt = Annotated[
+    float | None,
+    typer.Option("--exposure-s", min=0.0, help="Seconds per frame, for --frame-from."),
+]
+ChannelMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--channel-map",
+        metavar="MODELCH=FILECH,...",
+        help="Which file channel feeds each model channel, by name or id (e.g. polII=647), for "
+        "files whose channels are named otherwise than the model's.",
     ),
 ]
 JsonOpt = Annotated[
@@ -81,15 +114,96 @@ def parse_columns(value: str | None):
     return out
 
 
-def read_kwargs(fmt: str, pixel: str | None, unit: str | None, columns: str | None) -> dict:
-    if unit not in (None, "nm", "px", "um"):
-        raise typer.BadParameter(f"expected nm, px or um, got {unit!r}", param_hint="--unit")
-    return {
+def read_kwargs(
+    fmt: str,
+    pixel: str | None,
+    unit: str | None,
+    columns: str | None,
+    *,
+    no_header: bool = False,
+    frame_from: str | None = None,
+    exposure_s: float | None = None,
+) -> dict:
+    """Keywords for :func:`ainu_engine.io.read` from the reading options' values."""
+    if unit not in (None, "nm", "px", "um", "µm", "m"):
+        raise typer.BadParameter(f"expected nm, px, um or m, got {unit!r}", param_hint="--unit")
+    if (frame_from is None) != (exposure_s is None):
+        raise typer.BadParameter(
+            "--frame-from and --exposure-s go together", param_hint="--frame-from"
+        )
+    if exposure_s is not None and exposure_s <= 0:
+        raise typer.BadParameter("expected a positive number of seconds", param_hint="--exposure-s")
+    kw = {
         "format": fmt,
         "camera_pixel_nm": parse_pixel(pixel),
         "unit": unit,
         "columns": parse_columns(columns),
     }
+    if no_header:
+        kw["header"] = False
+    if frame_from is not None:
+        kw |= {"frame_from": frame_from, "exposure_s": exposure_s}
+    return kw
+
+
+def _option(name: str, annotation, default) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+#: the reading options every command that reads localization files has (issue 16)
+_READING = (
+    _option("read_format", FormatOpt, "auto"),
+    _option("read_camera_pixel_nm", PixelOpt, None),
+    _option("read_unit", UnitOpt, None),
+    _option("read_columns", ColumnsOpt, None),
+    _option("read_no_header", NoHeaderOpt, False),
+    _option("read_frame_from", FrameFromOpt, None),
+    _option("read_exposure_s", ExposureOpt, None),
+)
+
+
+def reading_options(fn):
+    """Give a command the reading options (``--format``, ``--camera-pixel-nm``, ``--unit``,
+    ``--columns``, ``--no-header``, ``--frame-from``, ``--exposure-s``). The command takes them as
+    one keyword, ``reading``: the :func:`ainu_engine.io.read` keywords (its ``camera_pixel_nm``
+    is a number or a pair)."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "reading"]
+
+    @functools.wraps(fn)
+    def command(*args, **kwargs):
+        v = {p.name: kwargs.pop(p.name, p.default) for p in _READING}
+        kwargs["reading"] = read_kwargs(
+            v["read_format"],
+            v["read_camera_pixel_nm"],
+            v["read_unit"],
+            v["read_columns"],
+            no_header=v["read_no_header"],
+            frame_from=v["read_frame_from"],
+            exposure_s=v["read_exposure_s"],
+        )
+        return fn(*args, **kwargs)
+
+    command.__signature__ = sig.replace(parameters=[*own, *_READING])
+    return command
+
+
+def first_pixel(reading: dict) -> float | None:
+    """The camera pixel of the reading options as one number (the first of NM,NM)."""
+    cam = reading.get("camera_pixel_nm")
+    return cam[0] if isinstance(cam, tuple) else cam
+
+
+def channel_map(value: str | None) -> dict | None:
+    """``--channel-map polII=647`` -> ``{"polII": "647"}``; usage error otherwise."""
+    from ..render import parse_channel_map
+
+    try:
+        return parse_channel_map(value)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--channel-map") from err
 
 
 # -- the RenderSpec options shared by render, train (and screen) --------------------------------

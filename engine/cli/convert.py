@@ -10,13 +10,14 @@ from rich.markup import escape
 
 from ..errors import OutputError
 from ..io import FORMATS, read, write
-from ._options import ColumnsOpt, FormatOpt, JsonOpt, PixelOpt, UnitOpt, parse_pixel, read_kwargs
+from ._options import JsonOpt, reading_options
 from ._output import Output
 
 #: Output format -> file extension.
 EXTENSIONS = {"parquet": ".parquet", "arrow": ".arrow", "thunderstorm": ".csv", "insight3": ".bin"}
 
 
+@reading_options
 def convert(
     ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(help="Localization files to convert.")],
@@ -39,12 +40,9 @@ def convert(
             ),
         ),
     ] = None,
-    format: FormatOpt = "auto",
-    camera_pixel_nm: PixelOpt = None,
-    unit: UnitOpt = None,
-    columns: ColumnsOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Replace outputs that exist.")] = False,
     json: JsonOpt = False,
+    reading: dict | None = None,
 ) -> None:
     """Convert localization files to Parquet, Arrow IPC, ThunderSTORM CSV or Insight3 .bin.
 
@@ -55,8 +53,8 @@ def convert(
         raise typer.BadParameter(
             f"expected one of {', '.join(EXTENSIONS)}, got {to!r}", param_hint="--to"
         )
-    kwargs = read_kwargs(format, camera_pixel_nm, unit, columns)
-    pixel = parse_pixel(camera_pixel_nm)
+    kwargs = reading or {}
+    pixel = kwargs.get("camera_pixel_nm")
     single_file = len(inputs) == 1 and not out.is_dir() and (out.suffix != "" or to is not None)
     if single_file:
         targets = [(inputs[0], out if out.suffix else out.with_suffix(EXTENSIONS[to]))]

@@ -8,10 +8,18 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import JsonOpt, PixelOpt, need_train_extra, parse_camera_pixel
+from ._options import (
+    ChannelMapOpt,
+    JsonOpt,
+    channel_map,
+    first_pixel,
+    need_train_extra,
+    reading_options,
+)
 from ._output import Output
 
 
+@reading_options
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Exported model (.onnx).")],
     manifest: Annotated[
@@ -25,20 +33,30 @@ def evaluate(
     ],
     device: Annotated[str, typer.Option(help="Rendering device: auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
-    camera_pixel_nm: PixelOpt = None,
+    channel_map_: ChannelMapOpt = None,
     cache: Annotated[Path | None, typer.Option(help="Render cache folder.")] = None,
     json: JsonOpt = False,
+    reading: dict | None = None,
 ) -> None:
     """Render the manifest's nuclei with the model's RenderSpec, classify them with ONNX
     Runtime and write metrics with 95 % CIs, confusion/ROC/PR plots and per-nucleus calls."""
     need_train_extra()
+    from ainu_engine.model import read_model_info
     from ainu_engine.training.data import RenderCache
     from ainu_engine.training.evaluate import evaluate as run_evaluate
     from ainu_engine.training.train import default_cache_dir
 
-    cam = parse_camera_pixel(camera_pixel_nm)
+    reading = reading or {}
     o = Output(json_lines=json)
-    rc = RenderCache(cache or default_cache_dir(), device=device, camera_pixel_nm=cam)
+    rc = RenderCache(
+        cache or default_cache_dir(),
+        device=device,
+        camera_pixel_nm=first_pixel(reading),
+        read_options=reading,
+        channel_names=read_model_info(model).channel_names,
+        channel_map=channel_map(channel_map_),
+        channel_option="--channel-map",
+    )
     m = run_evaluate(
         model,
         manifest,

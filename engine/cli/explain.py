@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import ColumnsOpt, FormatOpt, JsonOpt, PixelOpt, UnitOpt, read_kwargs
+from ._options import ChannelMapOpt, JsonOpt, channel_map, reading_options
 from ._output import Output
 
 
+@reading_options
 def explain(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders, globs or manifests.")],
     model: Annotated[
@@ -75,11 +76,9 @@ def explain(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    format: FormatOpt = "auto",
-    camera_pixel_nm: PixelOpt = None,
-    unit: UnitOpt = None,
-    columns: ColumnsOpt = None,
+    channel_map_: ChannelMapOpt = None,
     json: JsonOpt = False,
+    reading: dict | None = None,
 ) -> None:
     """Occlusion maps (equal to Captum's), CAM, Grad-CAM or Integrated Gradients for every
     nucleus, as overlays over the render; with simulator ground truth beside the files, the share
@@ -134,7 +133,8 @@ def explain(
         limit=limit,
         on_item=on_item,
         on_error=lambda p, m: o.error(m),
-        read_options=read_kwargs(format, camera_pixel_nm, unit, columns),
+        read_options=reading,
+        channel_map=channel_map(channel_map_),
     )
     if not json:
         for key, structs in s["structures"].items():

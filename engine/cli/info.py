@@ -11,7 +11,7 @@ from rich.markup import escape
 from ..errors import InputError
 from ..io import read, summarize
 from ..model import read_model_info
-from ._options import ColumnsOpt, FormatOpt, JsonOpt, PixelOpt, UnitOpt, read_kwargs
+from ._options import JsonOpt, reading_options
 from ._output import Output
 
 
@@ -141,6 +141,7 @@ def _model_text(s: dict) -> str:
     return "\n".join(lines)
 
 
+@reading_options
 def info(
     ctx: typer.Context,
     files: Annotated[
@@ -150,11 +151,8 @@ def info(
             "checkpoints (RUN/best.pt)."
         ),
     ],
-    format: FormatOpt = "auto",
-    camera_pixel_nm: PixelOpt = None,
-    unit: UnitOpt = None,
-    columns: ColumnsOpt = None,
     json: JsonOpt = False,
+    reading: dict | None = None,
 ) -> None:
     """Report format, counts, channels, ranges (nm) and frames of each file.
 
@@ -165,7 +163,7 @@ def info(
     Files that fail are reported with their error and the others still reported;
     the exit code is 1 if any file failed.
     """
-    kwargs = read_kwargs(format, camera_pixel_nm, unit, columns)
+    kwargs = reading or {}
     out = Output(json_lines=json)
     with out.progress(len(files), "info") as advance:
         for path in files:

@@ -9,23 +9,21 @@ import typer
 from rich.markup import escape
 
 from ._options import (
+    ChannelMapOpt,
     ChannelsOpt,
-    ColumnsOpt,
     DeviceOpt,
-    FormatOpt,
     JsonOpt,
     MagnificationOpt,
     NormalizationOpt,
     OutsideOpt,
     PixelNmOpt,
-    PixelOpt,
     ScalingOpt,
     SigmaOpt,
     SigmaPrecisionOpt,
     TruncateOpt,
-    UnitOpt,
-    parse_camera_pixel,
-    read_kwargs,
+    channel_map,
+    first_pixel,
+    reading_options,
     render_spec,
 )
 from ._output import Output
@@ -39,6 +37,50 @@ def _nuclei(locs, roi_path, camera_pixel):
     mode = "roi" if roi_path is not None else ("cell_id" if "cell_id" in locs.extra else "file")
     for n in split_nuclei(locs, mode=mode, roi_path=roi_path, camera_pixel_nm=camera_pixel):
         yield (f"_{n.id}" if n.id else ""), n.locs, n.roi_nm
+
+
+#: the render options that --model replaces with the model's RenderSpec
+SPEC_OPTIONS = ("pixel_nm", "magnification", "sigma_nm", "sigma_from_precision", "truncate",
+                "size", "channels", "normalization", "scaling", "outside")  # fmt: skip
+
+
+def _model_spec(ctx: typer.Context, model: Path):
+    """(RenderSpec, channel names) of --model (its raw render in patch mode); a render option
+    given beside it is a usage error, not silently ignored."""
+    from ..model import read_model_info
+    from ..render import patch_mode
+
+    given = [
+        f"--{n.replace('_', '-')}"
+        for n in SPEC_OPTIONS
+        if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") != "DEFAULT"
+    ]
+    if given:
+        raise typer.BadParameter(
+            f"--model renders with the model's RenderSpec; drop {', '.join(given)}",
+            param_hint="--model",
+        )
+    info = read_model_info(model)
+    spec = info.render_spec.raw() if patch_mode(info.preprocessing)[0] else info.render_spec
+    return spec, info.channel_names
+
+
+def _file_spec(locs, spec, wanted, o, path):
+    """``spec`` with the file channels --channels names (ids or names), or — without it — all
+    channels in one image, with a warning where the file has several."""
+    from dataclasses import replace
+
+    from ..render import describe_channels, file_channels, select_channels
+
+    if wanted:
+        return replace(spec, channels=select_channels(locs, wanted))
+    chans = file_channels(locs)
+    if len(chans) > 1:
+        o.warn(
+            f"{path}: channels {describe_channels(chans)} rendered into one image "
+            "(--channels picks them, e.g. --channels " + ",".join(map(str, chans)) + ")"
+        )
+    return spec
 
 
 def _stems(files: list[Path]) -> dict[Path, str]:
@@ -61,6 +103,7 @@ def _stems(files: list[Path]) -> dict[Path, str]:
     return out
 
 
+@reading_options
 def render(
     ctx: typer.Context,
     files: Annotated[
@@ -99,12 +142,18 @@ def render(
             "--image-format", help="tiff or npy (float32 values) or png (colour, for people)."
         ),
     ] = "tiff",
-    input_format: FormatOpt = "auto",
-    camera_pixel_nm: PixelOpt = None,
-    unit: UnitOpt = None,
-    columns: ColumnsOpt = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Render as this model sees its input: its RenderSpec, channels matched by name "
+            "(the render options above are then not given).",
+        ),
+    ] = None,
+    channel_map_: ChannelMapOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing images.")] = False,
     json: JsonOpt = False,
+    reading: dict | None = None,
 ) -> None:
     """Render nuclei by a Gaussian kernel density estimate into images.
 
@@ -112,10 +161,15 @@ def render(
     pixel_nm, area):
     pixel (i, j) covers [x0 + j·p, x0 + (j+1)·p) x [y0 + i·p, y0 + (i+1)·p) nm. Files with
     a cell_id column give one image per cell; --roi one image per ROI.
+
+    --channels takes file channel ids or names (1,2 or 647,561); without it a file with several
+    channels is rendered into one image with a warning. --model renders with a model's
+    RenderSpec and its channels matched to each file's (--channel-map where they are named
+    otherwise), the images the model is given.
     """
     from ..errors import OutputError
     from ..io import read
-    from ..render import IMAGE_FORMATS, render_sklearn, write_rendered
+    from ..render import IMAGE_FORMATS, match_channels, render_sklearn, write_rendered
     from ..render import render as render_fn
 
     if image_format not in IMAGE_FORMATS:
@@ -124,22 +178,30 @@ def render(
         )
     if method not in ("kde", "sklearn"):
         raise typer.BadParameter("expected kde or sklearn", param_hint="--method")
-    reading = read_kwargs(input_format, camera_pixel_nm, unit, columns)
-    cam = parse_camera_pixel(camera_pixel_nm)
-    spec = render_spec(
-        pixel_nm=pixel_nm,
-        magnification=magnification,
-        camera_pixel_nm=cam,
-        sigma_nm=sigma_nm,
-        sigma_from_precision=sigma_from_precision,
-        truncate=truncate,
-        size=size,
-        channels=channels,
-        normalization=normalization,
-        scaling=scaling,
-        outside=outside,
-    )
-    if method == "sklearn" and size != 0:
+    reading = reading or {}
+    cam = first_pixel(reading)
+    cmap = channel_map(channel_map_)
+    if model is not None:
+        spec, model_channels = _model_spec(ctx, model)
+        wanted = None
+    else:
+        if cmap:
+            raise typer.BadParameter("--channel-map goes with --model", param_hint="--channel-map")
+        wanted = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+        spec = render_spec(
+            pixel_nm=pixel_nm,
+            magnification=magnification,
+            camera_pixel_nm=cam,
+            sigma_nm=sigma_nm,
+            sigma_from_precision=sigma_from_precision,
+            truncate=truncate,
+            size=size,
+            channels=None,
+            normalization=normalization,
+            scaling=scaling,
+            outside=outside,
+        )
+    if method == "sklearn" and spec.size != 0:
         raise typer.BadParameter(
             "--method sklearn writes raw renders: use --size 0", param_hint="--size"
         )
@@ -155,6 +217,10 @@ def render(
         for path in files:
             try:
                 locs = read(path, **reading, keep_extra=True)
+                if model is not None:
+                    file_spec = match_channels(locs, spec, model_channels, cmap)
+                else:
+                    file_spec = _file_spec(locs, spec, wanted, o, path)
                 for suffix, part, poly in _nuclei(locs, roi, cam):
                     stem = out / (stems[path] + suffix)
                     target = stem.with_name(stem.name + "." + image_format)
@@ -163,9 +229,9 @@ def render(
                             "exists already", path=target, hint="pass --force to replace it"
                         )
                     if method == "sklearn":
-                        r = render_sklearn(part, spec)
+                        r = render_sklearn(part, file_spec)
                     else:
-                        r = render_fn(part, spec, device=device, roi_nm=poly)
+                        r = render_fn(part, file_spec, device=device, roi_nm=poly)
                     if r.device_note and not noted:
                         o.warn(r.device_note)
                         noted = True

@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import ColumnsOpt, FormatOpt, JsonOpt, PixelOpt, UnitOpt, read_kwargs
+from ._options import ChannelMapOpt, JsonOpt, channel_map, reading_options
 from ._output import Output
 
 
+@reading_options
 def screen(
     inputs: Annotated[
         list[str], typer.Argument(help="Files, folders (recursive), globs or manifests.")
@@ -51,10 +52,7 @@ def screen(
     read_threads: Annotated[
         int, typer.Option("--read-threads", min=1, help="Threads reading files.")
     ] = 2,
-    camera_pixel_nm: PixelOpt = None,
-    format: FormatOpt = "auto",
-    unit: UnitOpt = None,
-    columns: ColumnsOpt = None,
+    channel_map_: ChannelMapOpt = None,
     csv: Annotated[bool, typer.Option("--csv", help="Also write results.csv.")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Redo nuclei already done with this model and settings.")
@@ -66,6 +64,7 @@ def screen(
         ),
     ] = 0,
     json: JsonOpt = False,
+    reading: dict | None = None,
 ) -> None:
     """Classify every nucleus of a batch of localization files with an exported model.
 
@@ -88,7 +87,8 @@ def screen(
         )
     if device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter("expected auto, cpu or cuda", param_hint="--device")
-    reading = read_kwargs(format, camera_pixel_nm, unit, columns)
+    reading = dict(reading or {})
+    cmap = channel_map(channel_map_)
     o = Output(json_lines=json)
 
     state = {"last": 0.0}
@@ -128,6 +128,7 @@ def screen(
             read_threads=read_threads,
             camera_pixel_nm=reading.pop("camera_pixel_nm"),
             read_options=reading,
+            channel_map=cmap,
             force=force,
             csv=csv,
             on_progress=on_progress,

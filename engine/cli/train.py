@@ -16,17 +16,18 @@ from ._options import (
     MagnificationOpt,
     OutsideOpt,
     PixelNmOpt,
-    PixelOpt,
     ScalingOpt,
     SigmaOpt,
     SigmaPrecisionOpt,
+    first_pixel,
     need_train_extra,
-    parse_camera_pixel,
+    reading_options,
     render_spec,
 )
 from ._output import Output
 
 
+@reading_options
 def train(
     manifest: Annotated[
         Path, typer.Argument(help="CSV with path,label[,group] (ainu-engine simulate writes one).")
@@ -107,7 +108,6 @@ def train(
     channels: ChannelsOpt = None,
     scaling: ScalingOpt = "max",
     outside: OutsideOpt = None,
-    camera_pixel_nm: PixelOpt = None,
     cache: Annotated[
         Path | None,
         typer.Option(
@@ -120,6 +120,7 @@ def train(
         bool, typer.Option("--force", help="Replace a finished run in --out.")
     ] = False,
     json: JsonOpt = False,
+    reading: dict | None = None,
 ) -> None:
     """Train a classifier as in the paper: 80/20 split, k-fold CV, early stopping, test metrics.
 
@@ -133,7 +134,8 @@ def train(
     from ainu_engine.training.train import TrainConfig, default_cache_dir
     from ainu_engine.training.train import train as run_train
 
-    cam = parse_camera_pixel(camera_pixel_nm)
+    reading = reading or {}
+    cam = first_pixel(reading)
     spec = render_spec(
         pixel_nm=pixel_nm,
         magnification=magnification,
@@ -176,6 +178,7 @@ def train(
         cache or default_cache_dir(),
         device="cpu" if device == "cpu" else "auto",
         camera_pixel_nm=cam,
+        read_options=reading,
     )
     summary = run_train(
         m, out, config=cfg, spec=spec, compare=archs, cache=rc, reporter=o, force=force

@@ -48,6 +48,7 @@ def explain_files(
     on_item: Callable[[dict], None] | None = None,
     on_error: Callable[[str, str], None] | None = None,
     read_options: dict | None = None,
+    channel_map: dict | None = None,
 ) -> dict:
     """Explain every nucleus of ``inputs`` (files, folders, globs, manifests).
 
@@ -61,7 +62,8 @@ def explain_files(
     :func:`~ainu_engine.explain.occlusion`. Returns the summary.
 
     ``read_options`` are keywords for :func:`ainu_engine.io.read` (``format``, ``columns``,
-    ``camera_pixel_nm``...).
+    ``camera_pixel_nm``...); ``channel_map`` maps model channels to file channels where the
+    file names them otherwise (:func:`ainu_engine.render.match_channels`).
 
     ``window`` and ``stride`` (occlusion, pixels of the model input) default to the paper's
     64 and 32 on 512 px scaled to the model's input size S: :func:`default_window`. A window
@@ -83,6 +85,7 @@ def explain_files(
     clf = Classifier(
         create_backend(model, backend if method == "occlusion" else "torch", device=device),
         render_device="cpu" if device == "cpu" else "auto",
+        channel_map=channel_map,
     )
     with (
         clf,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -13,7 +14,7 @@ import numpy as np
 
 from .._validate import check_choice, check_pixel_size_nm
 from ..errors import AinuError, FormatError, OutputError, PixelSizeError, UnknownFormatError
-from . import _arrow, _hdf5, _insight3, _rapidstorm, _smlm, _text
+from . import _arrow, _hdf5, _insight3, _matlab, _rapidstorm, _smlm, _text
 from ._atomic import atomic_path
 from ._common import check_input_path, read_head
 from ._localizations import Localizations
@@ -30,6 +31,9 @@ class ReadOptions:
     columns: Mapping[str, str] | None = None
     unit: str | None = None
     frame_base: int = 0
+    header: bool | None = None
+    frame_from: str | None = None
+    exposure_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,14 @@ FORMATS: dict[str, Format] = {
             frames="1-based",
         ),
         Format(
+            "mat5",
+            "MATLAB v5 MAT-file (variables or struct fields x, y, ...)",
+            (".mat",),
+            _matlab.read_mat5,
+            units="from the field names, else nm (warned) or --unit",
+            frames="0-based unless frame_base=1; or from a time field (--frame-from)",
+        ),
+        Format(
             "csv",
             "generic CSV/TSV with a header",
             (".csv", ".tsv", ".txt"),
@@ -191,11 +203,17 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     if _hdf5.is_hdf5(head):
         kind = _hdf5.hdf5_kind(p)
         if kind is None:
+            mat = head.startswith(b"MATLAB 7.3")
             raise UnknownFormatError(
-                "HDF5 file with no known localization layout",
+                "MATLAB v7.3 (HDF5) file without SMAP's saveloc.loc"
+                if mat
+                else "HDF5 file with no known localization layout",
                 path=p,
                 expected="Picasso /locs, DECODE /data/xyz or SMAP saveloc.loc",
-                hint="convert it to CSV or Parquet, or name its format with --format",
+                hint=f"supported MATLAB files: {_matlab.VERSIONS}; save it with -v7, or convert "
+                "it to CSV or Parquet"
+                if mat
+                else "convert it to CSV or Parquet, or name its format with --format",
             )
         return kind
     if head.startswith(b"PK\x03\x04"):
@@ -204,6 +222,10 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
         raise UnknownFormatError("zip archive that is not an SMLM file (no manifest.json)", path=p)
     if _rapidstorm.is_rapidstorm(head):
         return "rapidstorm"
+    if _matlab.is_mat5(head):
+        return "mat5"
+    if _text.headerless_fields(head) is not None:
+        return "csv"  # the first line is all numbers: a table without a header
     parsed = _text.header_fields(head)
     if parsed is not None:
         fields = parsed[0]
@@ -222,6 +244,13 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
             where="line 1",
             found=f"columns {fields[:12]}",
             hint="name them with --columns x=NAME,y=NAME (columns= in Python)",
+        )
+    if p.suffix.lower() == ".mat":  # MATLAB v4 (no text header), or not MATLAB at all
+        raise UnknownFormatError(
+            "not a MATLAB file ainu-engine reads",
+            path=p,
+            found=f"first bytes {head[:8]!r}",
+            hint=f"supported MATLAB files: {_matlab.VERSIONS}; save it with -v7",
         )
     raise UnknownFormatError(
         "not a localization format ainu-engine recognises",
@@ -264,6 +293,9 @@ def read(
     columns: Mapping[str, str] | None = None,
     unit: str | None = None,
     frame_base: int = 0,
+    header: bool | None = None,
+    frame_from: str | None = None,
+    exposure_s: float | None = None,
     keep_extra: bool = True,
 ) -> Localizations:
     """Read a localization file into :class:`Localizations` (coordinates in nm).
@@ -281,12 +313,22 @@ def read(
         their own (the file's metadata wins, with a warning when the two differ). A file
         in pixels with no known size is an error, never a guess.
     columns : mapping, optional
-        For generic tables (csv, foreign Parquet/Arrow): ``{"x": "X_pos", "y": ...}``;
-        roles are x, y, z, frame, channel, photons, precision.
-    unit : {"nm", "px", "um"}, optional
+        For generic tables (csv, foreign Parquet/Arrow, MATLAB v5): ``{"x": "X_pos", "y": ...}``;
+        roles are x, y, z, frame, channel, photons, precision. In a table without a header the
+        columns are numbers counted from 1: ``{"x": "3", "y": "4"}``.
+    unit : {"nm", "px", "um", "µm", "m"}, optional
         For generic tables: the unit of coordinate columns whose names carry none.
     frame_base : {0, 1}, default 0
         For generic tables: the number of the first frame in the file.
+    header : bool, optional
+        For generic text tables: whether the first line names the columns (default: it does
+        unless it is all numbers, so no row is ever taken for a header).
+    frame_from : str, optional
+        For generic tables and MATLAB v5: a time column in seconds to derive frames from,
+        frame = round(t / ``exposure_s``) (without it, a column ``t`` of times is kept as an extra
+        column and the frames are unknown).
+    exposure_s : float, optional
+        Seconds per frame, for ``frame_from``.
     keep_extra : bool, default True
         Keep the columns that have no engine meaning (False saves memory when screening).
 
@@ -319,9 +361,22 @@ def read(
         px = check_pixel_size_nm(camera_pixel_nm)
     except (ValueError, TypeError) as err:
         raise PixelSizeError(str(err), path=p) from err
-    check_choice(unit, (None, "nm", "px", "um"), name="unit")
+    unit = {"µm": "um", "μm": "um"}.get(unit, unit)
+    check_choice(unit, (None, "nm", "px", "um", "m"), name="unit")
     check_choice(frame_base, (0, 1), name="frame_base")
-    opts = ReadOptions(camera_pixel_nm=px, columns=columns, unit=unit, frame_base=frame_base)
+    if exposure_s is not None and not (math.isfinite(exposure_s) and exposure_s > 0):
+        raise ValueError(f"exposure_s must be a positive number of seconds, got {exposure_s!r}")
+    opts = ReadOptions(
+        camera_pixel_nm=px,
+        columns=columns,
+        unit=unit,
+        frame_base=frame_base,
+        header=header,
+        frame_from=frame_from,
+        exposure_s=exposure_s,
+    )
+    if header is False and format == "auto":
+        format = "csv"  # only generic tables go without a header
     head = read_head(p)
     warnings: list[str] = []
     if format == "auto":

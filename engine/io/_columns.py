@@ -64,6 +64,12 @@ _UNITS = {
     "micron": "um",
     "microns": "um",
     "micrometer": "um",
+    "micrometre": "um",
+    "m": "m",
+    "meter": "m",
+    "meters": "m",
+    "metre": "m",
+    "metres": "m",
     "photon": "photon",
     "photons": "photon",
     "adu": "adu",
@@ -73,7 +79,7 @@ _UNITS = {
 _BRACKET = re.compile(r"^(?P<base>.*?)\s*[\[(](?P<unit>[^\])]*)[\])]\s*$")
 
 #: nm per unit for lengths.
-LENGTH_FACTORS = {"nm": 1.0, "um": 1000.0}
+LENGTH_FACTORS = {"nm": 1.0, "um": 1000.0, "m": 1e9}
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class ColumnRole:
 
     role: str
     column: str
-    unit: str | None  # "nm", "px", "um", "photon", "adu" or None (no unit in the name)
+    unit: str | None  # "nm", "px", "um", "m", "photon", "adu" or None (no unit in the name)
 
 
 def parse_name(name: str) -> tuple[str, str | None]:
@@ -99,7 +105,7 @@ def parse_name(name: str) -> tuple[str, str | None]:
 
 
 _ALL_BASES = {b for bases in _BASES.values() for b in bases}
-_UNIT_PREFERENCE = {"nm": 0, "um": 1, None: 2, "photon": 2, "adu": 3, "px": 4}
+_UNIT_PREFERENCE = {"nm": 0, "um": 1, "m": 1, None: 2, "photon": 2, "adu": 3, "px": 4}
 
 
 def match_roles(names: Sequence[str]) -> dict[str, ColumnRole]:
@@ -184,7 +190,7 @@ def length_nm(
     raise FormatError(
         f"column {role.column!r} has a unit ainu-engine cannot convert to nm",
         path=path,
-        expected="nm, µm or px",
+        expected="nm, µm, m or px",
         found=repr(role.unit),
     )
 

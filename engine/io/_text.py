@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError, OutputError
+from ..errors import FormatError, MissingColumnError, OutputError
 from ._columns import (
     ColumnRole,
     length_nm,
     match_roles,
     needs_pixels,
+    parse_name,
     require,
     resolve_roles,
 )
@@ -98,17 +99,27 @@ def localizations_from_table(
     used_extra: tuple[str, ...] = (),
     warnings: list[str] | None = None,
     unitless: str = "nm",
+    frame_from: str | None = None,
+    exposure_s: float | None = None,
+    user_columns: Mapping[str, str] | None = None,
 ) -> Localizations:
     """Build Localizations from a table whose roles have been chosen.
 
     ``unitless`` says what a length column without a unit in its name is in: ``"nm"``
     (the format defines it), ``"assume-nm"`` (generic tables: nm, with a warning) or
-    ``"px"``/``"um"`` (the user said so).
+    ``"px"``/``"um"``/``"m"`` (the user said so). ``frame_from`` names a time column (seconds)
+    that frames are derived from: frame = round(t / ``exposure_s``).
     """
     warnings = list(warnings or [])
     names = table.column_names
     require(roles, path, names, fmt)
     roles = dict(roles)
+    frame = None
+    if frame_from is not None:
+        frame = frames_from_time(table, path, frame_from, exposure_s)
+        roles.pop("frame", None)
+    elif "frame" in roles and not (user_columns and "frame" in user_columns):
+        _drop_time_as_frame(table, roles, warnings)
     assumed = []
     for key in ("x", "y", "z", "precision"):
         r = roles.get(key)
@@ -139,7 +150,8 @@ def localizations_from_table(
     x, y, z = length("x", 0), length("y", 1), length("z", 0)
     if precision is None and "precision" in roles:
         precision = length("precision", 0)
-    frame = column_f64(table, roles["frame"].column) if "frame" in roles else None
+    if "frame" in roles:
+        frame = column_f64(table, roles["frame"].column)
     if channel is None and "channel" in roles:
         channel = column_f64(table, roles["channel"].column)
     photons = column_f64(table, roles["photons"].column) if "photons" in roles else None
@@ -161,6 +173,68 @@ def localizations_from_table(
         channel_names=channel_names,
         warnings=warnings,
     )
+
+
+#: column names that mean time rather than a frame number when their values are not whole
+_TIME_NAMES = {"t", "time", "times", "timestamp", "ts", "tims"}
+
+
+def frames_from_time(table, path: Path, column: str, exposure_s: float | None) -> np.ndarray:
+    """Frame numbers from a time column in seconds: round(t / exposure_s)."""
+    if exposure_s is None or not exposure_s > 0:
+        raise FormatError(
+            f"frames from the time column {column!r} need the exposure time",
+            path=path,
+            hint="pass --exposure-s SECONDS (exposure_s= in Python)",
+        )
+    if column not in table.column_names:
+        raise MissingColumnError(
+            f"time column {column!r} (--frame-from) is not in the file",
+            path=path,
+            found=f"columns {table.column_names[:20]}",
+        )
+    t = column_f64(table, column)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.rint(t / float(exposure_s))
+
+
+def _drop_time_as_frame(table, roles: dict, warnings: list[str]) -> None:
+    """A column named like time (``t``) with values that are not whole numbers is seconds, not
+    frames: it is kept as an extra column and the frames are unknown (a warning says how to
+    derive them), where reading it as frames would fail."""
+    col = roles["frame"].column
+    if parse_name(col)[0] not in _TIME_NAMES:
+        return
+    t = column_f64(table, col)
+    finite = t[np.isfinite(t)]
+    if finite.size and np.any(finite != np.rint(finite)):
+        del roles["frame"]
+        warnings.append(
+            f"column {col!r} holds times, not frame numbers: no frames read "
+            f"(--frame-from {col} --exposure-s SECONDS derives them)"
+        )
+
+
+def headerless_fields(head: bytes) -> tuple[list[str], str] | None:
+    """The fields and delimiter of a text file whose first line is all numbers (a table
+    without a header), else None."""
+    line0 = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if b"\x00" in line0 or not line0.strip():
+        return None
+    try:
+        line = line0.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    delim = sniff_delimiter(line)
+    fields = line.split() if delim == " " else line.split(delim)
+    if len(fields) < 2:
+        return None
+    for f in fields:
+        try:
+            float(f.strip().strip('"'))
+        except ValueError:
+            return None
+    return fields, delim
 
 
 def _header(path: Path, head: bytes, check, what: str, *, encoding="utf-8"):
@@ -321,24 +395,39 @@ def read_nstorm_txt(path: Path, head: bytes, opts) -> Localizations:
 
 
 def read_generic_csv(path: Path, head: bytes, opts) -> Localizations:
-    """Any delimited table with a header naming x and y columns (or a ``columns`` mapping)."""
-    parsed = header_fields(head)
+    """Any delimited table with a header naming x and y columns (or a ``columns`` mapping), or
+    without a header (first line all numbers, or ``header=False``): columns by number from 1."""
+    numbers = headerless_fields(head)
+    headerless = opts.header is False or (opts.header is None and numbers is not None)
+    parsed = header_fields(head) if not headerless or numbers is None else numbers
     if parsed is None:
         raise FormatError(
             "not a delimited text table",
             path=path,
             where="line 1",
-            expected="a header line of column names",
+            expected="a header line of column names" if not headerless else "delimited numbers",
             found="binary data",
         )
     names, delim = parsed
+    if headerless:
+        names = [str(k) for k in range(1, len(names) + 1)]
+        given = {{"x_nm": "x", "y_nm": "y"}.get(k, k) for k in (opts.columns or {})}
+        if not {"x", "y"} <= given:
+            raise MissingColumnError(
+                "table without a header: no column is named, so none is known to hold x and y",
+                path=path,
+                where="line 1",
+                found=f"{len(names)} columns, first row {' '.join(parsed[0][:8])}",
+                hint="say which column (counting from 1) holds each: --columns x=3,y=4 and "
+                "--unit (columns=, unit= in Python)",
+            )
     roles = resolve_roles(names, opts.columns, path)
     table = read_delimited(
         path,
         names=names,
         numeric=[r.column for r in roles.values()],
         delimiter=delim,
-        skip_lines=1,
+        skip_lines=0 if headerless else 1,
         what="CSV table",
     )
     return localizations_from_table(
@@ -349,6 +438,9 @@ def read_generic_csv(path: Path, head: bytes, opts) -> Localizations:
         camera_pixel_nm=opts.camera_pixel_nm,
         frame_offset=opts.frame_base,
         unitless=opts.unit or "assume-nm",
+        frame_from=opts.frame_from,
+        exposure_s=opts.exposure_s,
+        user_columns=opts.columns,
     )
 
 

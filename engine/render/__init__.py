@@ -3,6 +3,13 @@
 ``render(locs, spec, device="auto") -> Rendered(image, origin_nm, pixel_nm, mask, ...)``.
 """
 
+from ._channels import (
+    describe_channels,
+    file_channels,
+    match_channels,
+    parse_channel_map,
+    select_channels,
+)
 from ._export import IMAGE_FORMATS, to_rgb8, write_png, write_rendered
 from ._model_input import ModelInput, model_input, patch_mode
 from ._patches import Patch, extract_patches, scale_channels
@@ -11,6 +18,11 @@ from ._sklearn import render_sklearn
 from ._spec import RenderSpec
 
 __all__ = [
+    "describe_channels",
+    "file_channels",
+    "match_channels",
+    "parse_channel_map",
+    "select_channels",
     "IMAGE_FORMATS",
     "scale_channels",
     "to_rgb8",

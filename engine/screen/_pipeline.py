@@ -93,6 +93,7 @@ def screen(
     explain: int = 0,
     explainer: Callable | None = None,
     read_options: dict | None = None,
+    channel_map: dict | None = None,
 ) -> ScreenSummary:
     """Classify every nucleus of ``inputs`` with ``model``; results in ``out``.
 
@@ -116,6 +117,10 @@ def screen(
         For files in camera pixels that do not record it.
     read_options : dict, optional
         More keywords for :func:`ainu_engine.io.read` (``format``, ``columns``, ``unit``...).
+    channel_map : dict, optional
+        Model channel -> file channel (names or ids) for files whose channels are named otherwise
+        than the model's (:func:`ainu_engine.render.match_channels`); a file whose channels do
+        not match the model's is an error row, never a silent merge.
     force : bool
         Redo nuclei already done with this model and RenderSpec.
     csv : bool
@@ -151,7 +156,7 @@ def screen(
                 batch_size=batch_size, read_threads=read_threads, camera_pixel_nm=camera_pixel_nm,
                 force=force, csv=csv, report=report, on_progress=on_progress, on_error=on_error,
                 queue_size=queue_size, explain=explain, explainer=explainer,
-                read_options=read_options or {},
+                read_options=read_options or {}, channel_map=channel_map,
             )  # fmt: skip
     except OSError as err:  # the output folder cannot be made or written (full disk, a file, ...)
         where = err.filename or out
@@ -164,7 +169,8 @@ def screen(
 
 def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device, nuclei, batch_size,
                    read_threads, camera_pixel_nm, force, csv, report, on_progress, on_error,
-                   queue_size, explain, explainer, read_options) -> ScreenSummary:  # fmt: skip
+                   queue_size, explain, explainer, read_options,
+                   channel_map) -> ScreenSummary:  # fmt: skip
     from .._classifier import Classifier
     from ..backends import create_backend
 
@@ -173,10 +179,11 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
     clf = Classifier(
         create_backend(model, backend, device=device, spinning=False, batch_size=batch_size),
         render_device="cpu" if device == "cpu" else "auto",
+        channel_map=channel_map,
     )
     try:
         run = _Run(clf, Path(model), nuclei)
-        check_same_run(out, run.model_sha, run.spec_hash, nuclei, force=force)
+        check_same_run(out, run.model_sha, run.spec_hash, nuclei, run.channel_map, force=force)
         parts = Parts(out, run.key, force)
         errors = Errors(on_error)
         todo = _todo(files, parts, errors)
@@ -249,7 +256,8 @@ class _Run:
         self.nuclei = nuclei
         self.model_sha = hashlib.sha256(model.read_bytes()).hexdigest()
         self.spec_hash = self.info.render_spec.hash()
-        self.key = run_key(self.model_sha, self.spec_hash, nuclei)
+        self.channel_map = clf.channel_map
+        self.key = run_key(self.model_sha, self.spec_hash, nuclei, self.channel_map)
         self.backend_name = clf.backend.name
 
     def row(self, path, key, nucleus, prediction) -> dict:
@@ -272,6 +280,7 @@ class _Run:
             "render_spec_hash": self.spec_hash,
             "classes": list(self.info.classes),
             "nuclei_mode": self.nuclei,
+            "channel_map": self.channel_map,
             "total_rows": 0 if table is None else table.num_rows,
         }
 

@@ -40,8 +40,9 @@ def file_key(path: Path) -> str:
     return f"{path.resolve()}|{path.stat().st_size}|{digest[:32]}"
 
 
-def run_key(model_sha: str, spec_hash: str, nuclei: str) -> str:
-    return hashlib.sha256(f"{model_sha}|{spec_hash}|{nuclei}".encode()).hexdigest()[:16]
+def run_key(model_sha: str, spec_hash: str, nuclei: str, channel_map=None) -> str:
+    cmap = "" if not channel_map else "|" + json.dumps(channel_map, sort_keys=True)
+    return hashlib.sha256(f"{model_sha}|{spec_hash}|{nuclei}{cmap}".encode()).hexdigest()[:16]
 
 
 def result_row(
@@ -235,9 +236,11 @@ class FolderLock:
         self.release()
 
 
-def check_same_run(out: Path, model_sha: str, spec_hash: str, nuclei: str, *, force: bool) -> None:
-    """Refuse to replace another model's (or RenderSpec's, or nuclei mode's) results in ``out``
-    unless ``force``: results.parquet, errors.csv and report.html hold one run."""
+def check_same_run(
+    out: Path, model_sha: str, spec_hash: str, nuclei: str, channel_map=None, *, force: bool
+) -> None:
+    """Refuse to replace another model's (or RenderSpec's, nuclei mode's, channel map's) results
+    in ``out`` unless ``force``: results.parquet, errors.csv and report.html hold one run."""
     summary = out / "summary.json"
     if force or not summary.is_file():
         return
@@ -246,7 +249,8 @@ def check_same_run(out: Path, model_sha: str, spec_hash: str, nuclei: str, *, fo
     except (OSError, ValueError):
         return  # not a screen's summary: nothing to protect
     before = (doc.get("model_sha256"), doc.get("render_spec_hash"), doc.get("nuclei_mode"))
-    if None in before or before == (model_sha, spec_hash, nuclei):
+    same_map = (doc.get("channel_map") or None) == (channel_map or None)
+    if None in before or (before == (model_sha, spec_hash, nuclei) and same_map):
         return
     what = (
         "model"
@@ -254,6 +258,8 @@ def check_same_run(out: Path, model_sha: str, spec_hash: str, nuclei: str, *, fo
         else "RenderSpec"
         if before[1] != spec_hash
         else "nuclei mode"
+        if before[2] != nuclei
+        else "channel map"
     )
     raise OutputError(
         f"holds the results of a screen with another {what} ({doc.get('model')}, "

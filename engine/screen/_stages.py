@@ -223,6 +223,7 @@ class Pipeline:
         skipped = []
         try:
             locs = read(path, **self.read_options)
+            self.clf.render_spec_for(locs)  # the file's channels fit the model's: else one error
             nuclei = self.split(locs, on_skip=lambda name, why: skipped.append((name, why)))
             found = [n for n in nuclei if (key, n.id) not in self.parts.done_nuclei]
         except AinuError as err:

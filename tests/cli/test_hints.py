@@ -14,7 +14,8 @@ from ainu_engine.cli._app import app
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "examples" / "models" / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
-READING = ("--format", "--columns", "--unit", "--camera-pixel-nm")
+READING = ("--format", "--columns", "--unit", "--camera-pixel-nm", "--no-header", "--frame-from",
+           "--exposure-s")  # fmt: skip
 
 
 def _options(command: str) -> set[str]:
@@ -22,9 +23,16 @@ def _options(command: str) -> set[str]:
     return {o for p in cmd.params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")}
 
 
-@pytest.mark.parametrize("command", ["info", "convert", "render", "screen", "explain"])
+@pytest.mark.parametrize(
+    "command", ["info", "convert", "render", "screen", "explain", "evaluate", "train"]
+)
 def test_every_command_that_reads_files_has_the_reading_options(command):
     assert set(READING) <= _options(command)
+
+
+@pytest.mark.parametrize("command", ["render", "screen", "explain", "evaluate"])
+def test_the_commands_that_run_a_model_map_its_channels(command):
+    assert "--channel-map" in _options(command)
 
 
 def _bad_inputs(folder: Path) -> list[Path]:

@@ -10,7 +10,7 @@ from ainu_engine.render import RenderSpec
 from ainu_engine.training.data import Manifest, RenderCache, load_nuclei, read_manifest
 from ainu_engine.training.simulate import Observation, simulate_dataset
 
-SPEC = RenderSpec(pixel_nm=200, sigma_nm=150, size=32)
+SPEC = RenderSpec(pixel_nm=200, sigma_nm=150, size=32, channels=(1,))  # Pol II of the two
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,15 @@ def test_bad_row_is_recorded_and_the_rest_goes_on(sim, tmp_path):
     assert len(data) == 6 and 6 not in data.owner
 
 
+def test_a_two_channel_file_is_never_merged_into_one_training_channel(sim, tmp_path):
+    m = read_manifest(sim)
+    merged = RenderSpec.from_dict({**SPEC.to_dict(), "channels": None})
+    data = load_nuclei(m, merged, RenderCache(tmp_path / "c", device="cpu"))
+    assert len(data) == 0 and len(data.failed) == len(m)
+    msg = data.failed[0]
+    assert "1 (polII), 2 (h3)" in msg and "--channels 1" in msg
+
+
 def test_rendered_images_are_accepted_when_they_fit_the_spec(tmp_path):
     good = tmp_path / "a.npy"
     np.save(good, np.random.default_rng(0).random((1, 32, 32), dtype=np.float32))
@@ -115,7 +124,7 @@ def test_rendered_images_are_accepted_when_they_fit_the_spec(tmp_path):
 
 def test_patch_mode_items_belong_to_their_nucleus(sim, tmp_path):
     m = read_manifest(sim)
-    spec = RenderSpec(pixel_nm=100, sigma_nm=100, size=0)
+    spec = RenderSpec(pixel_nm=100, sigma_nm=100, size=0, channels=(1,))
     data = load_nuclei(
         m, spec, RenderCache(tmp_path / "c", device="cpu"), patch_size=32, min_occupied=0.5
     )

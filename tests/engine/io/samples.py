@@ -252,6 +252,17 @@ def smap(path: Path, n: int = 5, *, fields: dict | None = None) -> Path:
     return path
 
 
+def mat5(path: Path, n: int = 5, *, fields: dict | None = None) -> Path:
+    """A MATLAB v5 MAT-file like SMAP's sample data: a struct ``data`` with x, y (nm), t (s)."""
+    import scipy.io
+
+    x, y = coords(n)
+    data = {"x": x, "y": y, "t": np.arange(n) * 0.05 + 0.1, "frame": np.arange(1, n + 1.0)}
+    data.update(fields or {})
+    scipy.io.savemat(path, {"data": data}, do_compression=False)
+    return path
+
+
 def smlm(
     path: Path,
     n: int = 5,
@@ -332,6 +343,7 @@ BUILDERS = {
     "picasso": (picasso, "locs.hdf5"),
     "decode": (decode, "locs.h5"),
     "smap": (smap, "locs_sml.mat"),
+    "mat5": (mat5, "locs.mat"),
     "smlm": (smlm, "locs.smlm"),
     "insight3": (insight3, "locs.bin"),
     "parquet": (parquet, "locs.parquet"),

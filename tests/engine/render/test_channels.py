@@ -1,0 +1,168 @@
+"""Model channels matched to file channels by name or id, never merged silently (issue 16,
+defect 1): synthetic files for every rule, and the real N-STORM fields (channels 561/647 and
+405/488, 561, 647) read in place from ../shared/data/real."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ainu_engine.errors import ChannelError
+from ainu_engine.io import Localizations, Metadata, read
+from ainu_engine.render import RenderSpec, match_channels, parse_channel_map, select_channels
+
+REPO = Path(__file__).resolve().parents[3]
+REAL = REPO.parent / "shared" / "data" / "real"
+TWO_COLOUR = REAL / "JBC-STORM-2020_m2_unstim_5lo561_flap647.txt"
+MODEL = REPO / "examples" / "models" / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+
+
+def locs(channels, names=None):
+    n = len(channels)
+    rng = np.random.default_rng(0)
+    return Localizations(
+        rng.uniform(0, 5000, n),
+        rng.uniform(0, 5000, n),
+        channel=channels,
+        meta=Metadata(channel_names=names or {}, source_path="field.txt"),
+    )
+
+
+TWO_NAMED = locs([1, 2, 2, 1], {1: "561", 2: "647"})
+
+
+def test_a_one_channel_model_refuses_a_two_channel_file_naming_both_lists_and_the_option():
+    with pytest.raises(ChannelError) as exc:
+        match_channels(TWO_NAMED, RenderSpec(), ["polII"])
+    msg = str(exc.value)
+    assert "field.txt" in msg and "polII" in msg and "1 (561), 2 (647)" in msg
+    assert "--channel-map polII=561" in msg
+
+
+def test_unnamed_channels_are_not_merged_either():
+    with pytest.raises(ChannelError, match="takes 1 channel, the file has 2"):
+        match_channels(locs([0, 1, 1]), RenderSpec(), ["ch0"])
+
+
+def test_a_map_says_which_file_channel_feeds_the_model():
+    spec = match_channels(TWO_NAMED, RenderSpec(), ["polII"], parse_channel_map("polII=647"))
+    assert spec.channels == (2,)
+    # by id, and by the model channel's position
+    assert match_channels(TWO_NAMED, RenderSpec(), ["polII"], {"0": "1"}).channels == (1,)
+
+
+@pytest.mark.parametrize(
+    ("cmap", "problem"),
+    [
+        ({"h3": "647"}, "does not map model channel 'polII'"),
+        ({"polII": "488"}, "maps 'polII' to '488', which the file does not have"),
+        ({"polII": "647", "dna": "561"}, "names model channels the model does not have (dna)"),
+    ],
+)
+def test_a_wrong_map_is_an_error(cmap, problem):
+    with pytest.raises(ChannelError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        match_channels(TWO_NAMED, RenderSpec(), ["polII"], cmap)
+
+
+def test_names_match_whatever_their_case_and_order():
+    f = locs([1, 2, 3], {1: "H3", 2: "dna", 3: "PolII"})
+    spec = RenderSpec(channels=(1, 2))  # trained on files where polII was 1 and h3 was 2
+    assert match_channels(f, spec, ["polII", "h3"]).channels == (3, 1)
+
+
+def test_names_that_disagree_are_refused_even_when_the_ids_exist():
+    f = locs([1, 2], {1: "561", 2: "647"})
+    with pytest.raises(ChannelError, match="channel names do not match"):
+        match_channels(f, RenderSpec(channels=(1, 2)), ["polII", "h3"])
+
+
+def test_ids_are_used_where_the_file_names_nothing():
+    spec = RenderSpec(channels=(1, 2))
+    assert match_channels(locs([1, 2, 2]), spec, ["polII", "h3"]) is spec
+    with pytest.raises(ChannelError, match=r"lacks channel id\(s\) \[2\]"):
+        match_channels(locs([1, 1, 3]), spec, ["polII", "h3"])
+
+
+def test_placeholder_names_from_training_count_as_no_name():
+    f = locs([1, 2, 2], {1: "polII", 2: "h3"})
+    assert match_channels(f, RenderSpec(channels=(2,)), ["ch2"]).channels == (2,)
+
+
+def test_single_channel_files_fit_a_single_channel_model():
+    spec = RenderSpec()
+    assert match_channels(locs([0, 0, 0]), spec, ["polII"]) is spec
+    no_column = Localizations(np.zeros(3), np.zeros(3))
+    assert match_channels(no_column, spec, ["polII"]) is spec
+    named = locs([1, 1], {1: "polII"})
+    assert match_channels(named, RenderSpec(channels=(4,)), ["polII"]).channels is None
+
+
+def test_render_channels_take_names_and_ids_and_the_error_lists_the_map():
+    assert select_channels(TWO_NAMED, ["647", "561"]) == (2, 1)
+    assert select_channels(TWO_NAMED, [2]) == (2,)
+    with pytest.raises(ChannelError) as exc:
+        select_channels(TWO_NAMED, ["488"])
+    assert "1 (561), 2 (647)" in str(exc.value) and "--channels" in str(exc.value)
+
+
+def test_parse_channel_map_rejects_what_is_not_pairs():
+    assert parse_channel_map(None) is None
+    with pytest.raises(ValueError, match="MODELCH=FILECH"):
+        parse_channel_map("polII")
+    with pytest.raises(ValueError, match="mapped twice"):
+        parse_channel_map("polII=1,POLII=2")
+
+
+# -- the real N-STORM field: two named channels ------------------------------------------------
+
+
+def _real():
+    if not TWO_COLOUR.is_file():
+        pytest.skip(f"real data not found at {REAL} (it lives in ../shared/data/real)")
+    return read(TWO_COLOUR)
+
+
+def test_the_real_two_colour_field_is_refused_by_the_one_channel_model_and_mapped_on_request():
+    from ainu_engine import Classifier
+
+    f = _real()
+    assert sorted(f.meta.channel_names.values()) == ["561", "647"]
+    kw = {"backend": "onnxruntime", "device": "cpu", "render_device": "cpu"}
+    with Classifier.load(MODEL, **kw) as clf, pytest.raises(ChannelError, match="--channel-map"):
+        clf.prepare(f)
+    with Classifier.load(MODEL, channel_map={"polII": "647"}, **kw) as clf:
+        p = clf.prepare(f)
+    far_red = [c for c, n in f.meta.channel_names.items() if n == "647"][0]
+    assert p.n_localizations == [int(np.count_nonzero(f.channel == far_red))]
+
+
+def test_screen_makes_one_error_row_per_mismatched_file_and_calls_with_the_map(tmp_path):
+    from ainu_engine.cli import main
+
+    _real()
+    base = ["screen", str(TWO_COLOUR), "--model", str(MODEL), "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 1
+    errors = (tmp_path / "a" / "errors.csv").read_text().splitlines()
+    assert len(errors) == 2 and "--channel-map polII=561" in errors[1]
+    assert main([*base, "--out", str(tmp_path / "b"), "--channel-map", "polII=647"]) == 0
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(tmp_path / "b" / "results.parquet")
+    assert t.num_rows == 1 and t.column("n_loc_polII")[0].as_py() > 0
+
+
+def test_render_warns_when_it_merges_and_renders_one_channel_by_name(tmp_path, capsys):
+    from ainu_engine.cli import main
+
+    f = _real()
+    common = ["render", str(TWO_COLOUR), "--size", "0", "--pixel-nm", "200", "--device", "cpu"]
+    assert main([*common, "--out", str(tmp_path / "all")]) == 0
+    assert "rendered into one image" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "far-red"), "--channels", "647", "--json"]) == 0
+    import json
+
+    side = json.loads((tmp_path / "far-red" / (TWO_COLOUR.stem + ".tiff.json")).read_text())
+    far_red = [c for c, n in f.meta.channel_names.items() if n == "647"][0]
+    assert side["render_spec"]["channels"] == [far_red]
