@@ -142,7 +142,7 @@ class Classifier:
     def prepare(self, locs: Localizations, *, roi_nm=None, at_edge: bool = False) -> Prepared:
         """Render a nucleus as the model was trained (:func:`ainu_engine.render.model_input`),
         and count the nuclei that detection finds in it (QC: a field of cells)."""
-        from .nuclei import detect_nuclei
+        from .nuclei import detect_nuclei, detection_limits
         from .render import model_input
 
         m = model_input(
@@ -152,7 +152,12 @@ class Classifier:
             device=self.render_device,
             roi_nm=roi_nm,
         )
-        n_parts = len(detect_nuclei(locs.x_nm, locs.y_nm)[1]) if locs.n else 0
+        lo, hi = detection_limits(self.info.training_stats)
+        n_parts = (
+            len(detect_nuclei(locs.x_nm, locs.y_nm, min_area_um2=lo, max_area_um2=hi)[1])
+            if locs.n
+            else 0
+        )
         return Prepared(
             m.items, m.n_localizations, m.area_um2, at_edge, m.seconds, m.rendered, n_parts
         )

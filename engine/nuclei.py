@@ -22,6 +22,10 @@ __all__ = [
     "find_roi_set",
     "read_rois_nm",
     "detect_nuclei",
+    "find_nuclei",
+    "detection_limits",
+    "FieldNuclei",
+    "FoundNucleus",
     "expand_inputs",
     "NUCLEI_MODES",
     "LOCALIZATION_SUFFIXES",
@@ -102,13 +106,19 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 
 @dataclass
 class Nucleus:
-    """One nucleus: its id within the file, localizations, outline (nm) if known, and whether
-    it touches the edge of the field (cut off)."""
+    """One nucleus: its id within the file, localizations, the ROI (nm) that selected it, whether
+    it touches the edge of the field (cut off), and — found by detection — its outline (nm)."""
 
     id: str
     locs: Localizations
     roi_nm: np.ndarray | None = None
     at_edge: bool = False
+    outline_nm: np.ndarray | None = None
+
+    @property
+    def outline(self) -> np.ndarray | None:
+        """The nucleus' outline in nm: its ROI, or the outline detection found (None else)."""
+        return self.roi_nm if self.roi_nm is not None else self.outline_nm
 
 
 def cell_name(cid) -> str:
@@ -272,69 +282,207 @@ def points_in_polygon(poly: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndar
     return inside
 
 
-def detect_nuclei(
+#: detection without training statistics: the smallest and largest whole nucleus (µm²)
+MIN_AREA_UM2, MAX_AREA_UM2 = 15.0, 1000.0
+#: a nucleus cut by the field's edge is kept down to this fraction of the smallest whole one
+EDGE_AREA_FRACTION = 0.25
+
+
+@dataclass
+class FoundNucleus:
+    """One nucleus that :func:`find_nuclei` found in a field."""
+
+    index: int  #: its label in :attr:`FieldNuclei.labels`
+    area_um2: float  #: area of its region on the density map
+    cut_by_edge: bool  #: it meets the field's border along much of its extent (cut off)
+    outline_nm: np.ndarray  #: (V, 2) closed polygon of its region, x and y in nm
+
+
+@dataclass
+class FieldNuclei:
+    """What :func:`find_nuclei` found: a label per localization (−1: in no nucleus) and the
+    nuclei, in order of their labels."""
+
+    labels: np.ndarray
+    nuclei: list[FoundNucleus]
+
+
+def detection_limits(training_stats: dict | None) -> tuple[float, float]:
+    """(smallest, largest) area in µm² of a whole nucleus for detection: a quarter of the
+    smallest and four times the largest training nucleus where the model has them (detection
+    must not drop a cell the QC would flag as out of range: the QC tells), else
+    :data:`MIN_AREA_UM2`, :data:`MAX_AREA_UM2`.
+
+    >>> detection_limits({"area_um2": {"min": 64.0, "max": 175.0}})
+    (16.0, 700.0)
+    """
+    area = (training_stats or {}).get("area_um2") or {}
+    lo, hi = area.get("min"), area.get("max")
+    if not lo or not hi:
+        return MIN_AREA_UM2, MAX_AREA_UM2
+    return float(lo) / 4.0, float(hi) * 4.0
+
+
+def find_nuclei(
     x: np.ndarray,
     y: np.ndarray,
     *,
-    cell_nm: float = 500.0,
-    min_area_um2: float = 20.0,
-    max_area_um2: float = 600.0,
+    cell_nm: float = 250.0,
+    smooth_nm: float = 500.0,
+    min_area_um2: float = MIN_AREA_UM2,
+    max_area_um2: float = MAX_AREA_UM2,
     min_density: float | None = None,
-) -> tuple[np.ndarray, list[bool]]:
-    """Label each localization with its nucleus (−1 for none) by connected components of a coarse
-    occupancy map: cells of ``cell_nm`` holding at least ``min_density`` localizations (default:
-    20 % of the 90th percentile of occupied cells), closed and hole-filled; components with an
-    area in [min_area_um2, max_area_um2] are nuclei. Also returns, per nucleus, whether it
-    touches the border of the field (cut off)."""
-    from scipy import ndimage
+) -> FieldNuclei:
+    """Find the nuclei of a field from its localization density.
 
+    1. Counts on a ``cell_nm`` grid, smoothed by a Gaussian of ``smooth_nm``: a density map
+       (localizations / µm²).
+    2. Foreground: density at least ``min_density`` (default: Otsu's threshold on the log density
+       of the non-empty map, which separates nuclei from the sparse background of a field),
+       holes filled.
+    3. Touching nuclei are split by a watershed of the distance transform, from markers that
+       stand out of it by more than a quarter of the smallest nucleus' radius (so a waist between
+       two nuclei splits them and an elongated nucleus stays one).
+    4. A region is a nucleus when its area lies in [``min_area_um2``, ``max_area_um2``]; one cut
+       by the field's edge is kept down to :data:`EDGE_AREA_FRACTION` of ``min_area_um2``, and
+       flagged.
+    """
+    from scipy import ndimage as ndi
+
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
     if len(x) == 0:
-        return np.full(0, -1), []
+        return FieldNuclei(np.full(0, -1), [])
     x0, y0 = float(x.min()), float(y.min())
     nx = int((float(x.max()) - x0) // cell_nm) + 1
     ny = int((float(y.max()) - y0) // cell_nm) + 1
     ix = np.minimum(((x - x0) / cell_nm).astype(np.int64), nx - 1)
     iy = np.minimum(((y - y0) / cell_nm).astype(np.int64), ny - 1)
-    counts = np.bincount(iy * nx + ix, minlength=nx * ny).reshape(ny, nx)
-    occupied = counts[counts > 0]
-    thr = (
-        min_density
-        if min_density is not None
-        else max(2.0, 0.2 * float(np.percentile(occupied, 90)))
-    )
-    occ = counts >= thr
-    occ = ndimage.binary_closing(np.pad(occ, 2), iterations=1)[2:-2, 2:-2]
-    occ = ndimage.binary_fill_holes(occ)
-    labels, n = ndimage.label(occ)
-    cell_area = (cell_nm / 1000.0) ** 2
-    keep = {}
-    edges = []
-    for lab in range(1, n + 1):
-        region = labels == lab
-        area = float(region.sum()) * cell_area
-        if min_area_um2 <= area <= max_area_um2:
-            keep[lab] = len(keep)
-            edges.append(_cut_by_edge(region))
-    lut = np.full(n + 1, -1, np.int64)
-    for lab, k in keep.items():
-        lut[lab] = k
-    return lut[labels[iy, ix]], edges
+    counts = np.bincount(iy * nx + ix, minlength=nx * ny).reshape(ny, nx).astype(np.float64)
+    px_um2 = (cell_nm / 1000.0) ** 2
+    density = ndi.gaussian_filter(counts, smooth_nm / cell_nm, mode="constant") / px_um2
+    mask = ndi.binary_fill_holes(density >= _threshold(density, min_density))
+    regions = _split_touching(mask, cell_nm, min_area_um2)
+    labels = np.full(len(x), -1, np.int64)
+    at = regions[iy, ix]
+    found: list[FoundNucleus] = []
+    field = (x0, y0, float(x.max()), float(y.max()))
+    for lab, sl in enumerate(ndi.find_objects(regions), start=1):
+        if sl is None:
+            continue
+        region = regions[sl] == lab
+        area = float(region.sum()) * px_um2
+        if area > max_area_um2 or area < EDGE_AREA_FRACTION * min_area_um2:
+            continue
+        mine = at == lab
+        edge = _cut_by_edge(x[mine], y[mine], field, cell_nm)
+        if area < min_area_um2 and not edge:
+            continue
+        labels[mine] = len(found)
+        origin = (x0 + sl[1].start * cell_nm, y0 + sl[0].start * cell_nm)
+        found.append(FoundNucleus(len(found), area, edge, _outline(region, origin, cell_nm)))
+    return FieldNuclei(labels, found)
 
 
-def _cut_by_edge(region: np.ndarray, min_fraction: float = 0.6) -> bool:
-    """A nucleus is cut by the field edge when it meets a border of the field along a straight
-    run of at least ``min_fraction`` of its own extent (a round nucleus that only touches the
-    border meets it along a chord of ~0.45 of its diameter at 500 nm cells; one missing a fifth
-    of its radius or more meets it along >= 0.6 of it)."""
-    rows, cols = np.nonzero(region)
-    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
-    for line, extent in (
-        (region[0], width),
-        (region[-1], width),
-        (region[:, 0], height),
-        (region[:, -1], height),
+def _threshold(density: np.ndarray, min_density: float | None) -> float:
+    if min_density is not None:
+        return float(min_density)
+    from skimage.filters import threshold_otsu
+
+    values = density[density > density.max() * 1e-3]
+    if values.size < 2 or np.ptp(values) == 0:
+        return float(values.min()) if values.size else np.inf
+    return float(np.exp(threshold_otsu(np.log(values))))
+
+
+def _split_touching(mask: np.ndarray, cell_nm: float, min_area_um2: float) -> np.ndarray:
+    """Labels of the foreground, touching nuclei split by a distance-transform watershed."""
+    from scipy import ndimage as ndi
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    dist = ndi.distance_transform_edt(mask)
+    r_min = np.sqrt(min_area_um2 / np.pi) * 1000.0 / cell_nm  # pixels
+    h = max(1.0, 0.25 * r_min)
+    markers, _ = ndi.label(h_maxima(dist, h) & mask)
+    regions = _merge_shallow(watershed(-dist, markers, mask=mask), dist, h)
+    # a foreground region without a marker (smaller than the marker height) keeps its own label
+    rest, n_rest = ndi.label(mask & (regions == 0))
+    if n_rest:
+        regions = np.where(rest > 0, rest + regions.max(), regions)
+    return regions
+
+
+def _merge_shallow(regions: np.ndarray, dist: np.ndarray, h: float) -> np.ndarray:
+    """Merge neighbouring watershed regions whose lower peak stands less than ``h`` above the
+    saddle between them (equal maxima of the distance map, e.g. along an oval nucleus' axis,
+    give two markers that are one nucleus)."""
+    n = int(regions.max())
+    if n < 2:
+        return regions
+    peak = np.zeros(n + 1)
+    np.maximum.at(peak, regions.ravel(), dist.ravel())
+    saddle: dict[tuple[int, int], float] = {}
+    for a, b, da, db in (
+        (regions[:, :-1], regions[:, 1:], dist[:, :-1], dist[:, 1:]),
+        (regions[:-1], regions[1:], dist[:-1], dist[1:]),
     ):
-        if line.sum() >= max(2, min_fraction * extent):
+        touch = (a != b) & (a > 0) & (b > 0)
+        pairs = np.column_stack([np.minimum(a, b)[touch], np.maximum(a, b)[touch]])
+        for (i, j), v in zip(pairs.tolist(), np.minimum(da, db)[touch].tolist(), strict=True):
+            if v > saddle.get((i, j), -1.0):
+                saddle[(i, j)] = v
+    parent = list(range(n + 1))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for (i, j), v in sorted(saddle.items(), key=lambda kv: -kv[1]):  # highest saddles first
+        ri, rj = root(i), root(j)
+        if ri != rj and min(peak[ri], peak[rj]) - v < h:
+            parent[rj] = ri
+            peak[ri] = max(peak[ri], peak[rj])
+    lut = np.array([root(i) for i in range(n + 1)])
+    return lut[regions]
+
+
+def _outline(region: np.ndarray, origin: tuple[float, float], cell_nm: float) -> np.ndarray:
+    """The outer boundary of a region as a closed polygon in nm (vertices on pixel edges)."""
+    from skimage.measure import approximate_polygon, find_contours
+
+    padded = np.pad(region.astype(np.float64), 1)
+    contour = max(find_contours(padded, 0.5), key=len)  # (row, col) of the padded image
+    contour = approximate_polygon(contour, tolerance=0.5)
+    xs = origin[0] + (contour[:, 1] - 1 + 0.5) * cell_nm
+    ys = origin[1] + (contour[:, 0] - 1 + 0.5) * cell_nm
+    return np.column_stack([xs, ys])
+
+
+def detect_nuclei(x: np.ndarray, y: np.ndarray, **options) -> tuple[np.ndarray, list[bool]]:
+    """The labels (−1 for none) and cut-by-edge flags of :func:`find_nuclei`."""
+    found = find_nuclei(x, y, **options)
+    return found.labels, [n.cut_by_edge for n in found.nuclei]
+
+
+def _cut_by_edge(x, y, field, margin_nm: float, min_fraction: float = 0.6) -> bool:
+    """A nucleus is cut by the field's edge when its localizations within ``margin_nm`` of a
+    border of the field span at least ``min_fraction`` of its own extent along that border (a
+    round nucleus that only touches the border spans a chord of ~0.45 of its diameter there at
+    a 250 nm margin; one missing a fifth of its radius or more spans >= 0.6 of it)."""
+    if len(x) < 3:
+        return False
+    x0, y0, x1, y1 = field
+    width, height = float(np.ptp(x)), float(np.ptp(y))
+    for near, along, extent in (
+        (x - x0 < margin_nm, y, height),
+        (x1 - x < margin_nm, y, height),
+        (y - y0 < margin_nm, x, width),
+        (y1 - y < margin_nm, x, width),
+    ):
+        if near.sum() >= 2 and float(np.ptp(along[near])) >= min_fraction * extent:
             return True
     return False
 
@@ -347,6 +495,7 @@ def split_nuclei(
     camera_pixel_nm: float | None = None,
     min_localizations: int = 1,
     on_skip: Callable[[str, str], None] | None = None,
+    area_limits_um2: tuple[float, float] | None = None,
 ) -> Iterator[Nucleus]:
     """The nuclei of one file's localizations.
 
@@ -367,6 +516,10 @@ def split_nuclei(
         NaN vertex, zero area, or fewer than ``min_localizations`` inside (outside the field).
         Without it, such an ROI is an :class:`~ainu_engine.errors.InputError`: none is dropped
         without a word.
+    area_limits_um2 : (float, float), optional
+        ``detect``: the smallest and largest whole nucleus (default :data:`MIN_AREA_UM2`,
+        :data:`MAX_AREA_UM2`; :func:`detection_limits` derives them from a model's training
+        nuclei). Nuclei cut by the field's edge are kept with ``at_edge``.
     """
     if mode not in NUCLEI_MODES:
         raise ValueError(f"mode must be one of {', '.join(NUCLEI_MODES)}, got {mode!r}")
@@ -385,10 +538,11 @@ def split_nuclei(
         yield from _roi_nuclei(locs, rois, min_localizations, on_skip)
         return
     if mode == "detect":
-        labels, edges = detect_nuclei(locs.x_nm, locs.y_nm)
-        for k, edge in enumerate(edges):
-            sel = labels == k
+        lo, hi = area_limits_um2 or (MIN_AREA_UM2, MAX_AREA_UM2)
+        found = find_nuclei(locs.x_nm, locs.y_nm, min_area_um2=lo, max_area_um2=hi)
+        for n in found.nuclei:
+            sel = found.labels == n.index
             if int(sel.sum()) >= min_localizations:
-                yield Nucleus(f"det{k:03d}", locs[sel], None, edge)
+                yield Nucleus(f"det{n.index:03d}", locs[sel], None, n.cut_by_edge, n.outline_nm)
         return
     yield Nucleus("", locs)

@@ -29,14 +29,16 @@ from ._options import (
 from ._output import Output
 
 
-def _nuclei(locs, roi_path, camera_pixel):
-    """(suffix, localizations, roi polygon in nm or None) for each nucleus of a file: one per ROI
-    with --roi, one per cell_id, else the whole file."""
+def _nuclei(locs, mode, roi_path, camera_pixel):
+    """(suffix, nucleus) for each nucleus of a file (:func:`ainu_engine.nuclei.split_nuclei`):
+    one per ROI, one per cell_id, the ones detection finds, or the whole file (an ROI that gives
+    no nucleus is an error naming it)."""
     from ..nuclei import split_nuclei
 
-    mode = "roi" if roi_path is not None else ("cell_id" if "cell_id" in locs.extra else "file")
+    if roi_path is not None and mode == "auto":
+        mode = "roi"
     for n in split_nuclei(locs, mode=mode, roi_path=roi_path, camera_pixel_nm=camera_pixel):
-        yield (f"_{n.id}" if n.id else ""), n.locs, n.roi_nm
+        yield (f"_{n.id}" if n.id else ""), n
 
 
 #: the render options that --model replaces with the model's RenderSpec
@@ -129,6 +131,13 @@ def render(
         Path | None,
         typer.Option(help="ImageJ ROI set (.zip/.roi, camera pixels): one image per ROI."),
     ] = None,
+    nuclei: Annotated[
+        str,
+        typer.Option(
+            help="auto (cell_id column, else ROI set beside the file, else whole file), file, "
+            "cell_id, roi, detect (find the nuclei of a field: one image each)."
+        ),
+    ] = "auto",
     device: DeviceOpt = "auto",
     method: Annotated[
         str,
@@ -178,6 +187,12 @@ def render(
         )
     if method not in ("kde", "sklearn"):
         raise typer.BadParameter("expected kde or sklearn", param_hint="--method")
+    from ..nuclei import NUCLEI_MODES
+
+    if nuclei not in NUCLEI_MODES:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(NUCLEI_MODES)}", param_hint="--nuclei"
+        )
     reading = reading or {}
     cam = first_pixel(reading)
     cmap = channel_map(channel_map_)
@@ -221,7 +236,8 @@ def render(
                     file_spec = match_channels(locs, spec, model_channels, cmap)
                 else:
                     file_spec = _file_spec(locs, spec, wanted, o, path)
-                for suffix, part, poly in _nuclei(locs, roi, cam):
+                for suffix, n in _nuclei(locs, nuclei, roi, cam):
+                    part, poly = n.locs, n.roi_nm
                     stem = out / (stems[path] + suffix)
                     target = stem.with_name(stem.name + "." + image_format)
                     if target.exists() and not force:
@@ -245,6 +261,10 @@ def render(
                             "source": str(path),
                             "nucleus": suffix.lstrip("_") or None,
                             "method": method,
+                            "cut_by_edge": n.at_edge,
+                            "outline_nm": None
+                            if n.outline is None
+                            else [[round(float(a), 1), round(float(b), 1)] for a, b in n.outline],
                         },
                     )
                     o.record(

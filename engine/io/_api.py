@@ -186,6 +186,25 @@ def _format_by_name(name: str) -> Format:
     )
 
 
+def _hdf5_format(p: Path, head: bytes) -> str:
+    """Which HDF5 layout (Picasso, DECODE, SMAP v7.3) a file has, or a clear error."""
+    kind = _hdf5.hdf5_kind(p)
+    if kind is None:
+        mat = head.startswith(b"MATLAB 7.3")
+        raise UnknownFormatError(
+            "MATLAB v7.3 (HDF5) file without SMAP's saveloc.loc"
+            if mat
+            else "HDF5 file with no known localization layout",
+            path=p,
+            expected="Picasso /locs, DECODE /data/xyz or SMAP saveloc.loc",
+            hint=f"supported MATLAB files: {_matlab.VERSIONS}; save it with -v7, or convert "
+            "it to CSV or Parquet"
+            if mat
+            else "convert it to CSV or Parquet, or name its format with --format",
+        )
+    return kind
+
+
 def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     """Name of the format of the file at ``path``, from its content (not its extension).
 
@@ -201,21 +220,7 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     if _arrow.is_arrow_ipc(head):
         return "arrow"
     if _hdf5.is_hdf5(head):
-        kind = _hdf5.hdf5_kind(p)
-        if kind is None:
-            mat = head.startswith(b"MATLAB 7.3")
-            raise UnknownFormatError(
-                "MATLAB v7.3 (HDF5) file without SMAP's saveloc.loc"
-                if mat
-                else "HDF5 file with no known localization layout",
-                path=p,
-                expected="Picasso /locs, DECODE /data/xyz or SMAP saveloc.loc",
-                hint=f"supported MATLAB files: {_matlab.VERSIONS}; save it with -v7, or convert "
-                "it to CSV or Parquet"
-                if mat
-                else "convert it to CSV or Parquet, or name its format with --format",
-            )
-        return kind
+        return _hdf5_format(p, head)
     if head.startswith(b"PK\x03\x04"):
         if _smlm.is_smlm_zip(p, head):
             return "smlm"

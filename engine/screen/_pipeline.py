@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -22,10 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OutputError
-from ..nuclei import expand_inputs, split_nuclei
+from ..nuclei import detection_limits, expand_inputs, split_nuclei
 from ..strict_json import dumps
+from ._report import OVERVIEW_DIR, write_overview
 from ._results import FolderLock, Parts, check_same_run, file_key, result_row, run_key, write_final
 from ._stages import Errors, Pipeline
+
+_log = logging.getLogger("ainu_engine.screen")
 
 __all__ = ["screen", "ScreenSummary"]
 
@@ -192,8 +196,8 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
             clf,
             parts,
             errors,
-            split=lambda locs, on_skip: split_nuclei(
-                locs, mode=nuclei, camera_pixel_nm=camera_pixel_nm, on_skip=on_skip
+            split=_splitter(
+                nuclei, camera_pixel_nm, detection_limits(clf.info.training_stats), out
             ),
             make_row=run.row,
             read_options={**read_options, "camera_pixel_nm": camera_pixel_nm},
@@ -244,6 +248,32 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
 
         write_report(out / "report.html", table, doc, clf.info, errors.items, explained=explained)
     return summary
+
+
+def _splitter(mode: str, camera_pixel_nm, limits, out: Path):
+    """The split step of a screen: :func:`split_nuclei`, and for ``detect`` an overview image of
+    each field with its numbered nuclei (``OUT/overview/``, in the report)."""
+
+    def split(locs, on_skip):
+        found = list(
+            split_nuclei(locs, mode=mode, camera_pixel_nm=camera_pixel_nm, on_skip=on_skip,
+                         area_limits_um2=limits)
+        )  # fmt: skip
+        if mode == "detect" and locs.n:
+            src = Path(locs.meta.source_path or "field")
+            tag = hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:8]
+            try:
+                write_overview(
+                    out / OVERVIEW_DIR / f"{src.stem}-{tag}.png", locs, found,
+                    title=f"{src.name}: {len(found)} nuclei",
+                )  # fmt: skip
+            except Exception as err:  # noqa: BLE001 - a picture must not fail the file's calls
+                _log.warning("no overview of %s: %s", src, err)
+        return found
+
+    if mode == "detect":
+        (out / OVERVIEW_DIR).mkdir(parents=True, exist_ok=True)
+    return split
 
 
 class _Run:

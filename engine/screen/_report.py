@@ -9,7 +9,74 @@ import io
 from collections import Counter
 from pathlib import Path
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "write_overview", "OVERVIEW_DIR"]
+
+#: where a screen with ``--nuclei detect`` puts one overview image per field (in OUT)
+OVERVIEW_DIR = "overview"
+#: overviews embedded in the report (the others are linked)
+MAX_EMBEDDED = 24
+
+
+def write_overview(path: Path, locs, nuclei, *, title: str = "") -> Path:
+    """An overview PNG of a field: the localization density (log scale), each nucleus' outline
+    (red: cut by the field's edge) and its id, in µm. Written atomically."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from ..io import atomic_path
+
+    x, y = locs.x_nm / 1000.0, locs.y_nm / 1000.0
+    span = max(float(np.ptp(x)), float(np.ptp(y)), 1e-3)
+    bins = int(min(1000, max(50, span / 0.1)))  # 100 nm bins, at most 1000
+    hist, xe, ye = np.histogram2d(x, y, bins=bins)
+    fig = Figure(figsize=(7, 7))
+    ax = fig.subplots()
+    ax.imshow(np.log1p(hist.T), cmap="gray_r", origin="lower",
+              extent=(xe[0], xe[-1], ye[0], ye[-1]), interpolation="nearest")  # fmt: skip
+    for n in nuclei:
+        if n.outline is None:
+            continue
+        o = np.asarray(n.outline) / 1000.0
+        o = np.vstack([o, o[:1]])
+        colour = "tab:red" if n.at_edge else "tab:cyan"
+        ax.plot(o[:, 0], o[:, 1], color=colour, lw=1.5)
+        ax.text(float(n.locs.x_nm.mean()) / 1000, float(n.locs.y_nm.mean()) / 1000, n.id,
+                color=colour, ha="center", va="center", fontsize=9, fontweight="bold")  # fmt: skip
+    ax.set_ylim(ye[-1], ye[0])  # image convention: y grows downwards, as in the renders
+    ax.set_xlabel("x (µm)")
+    ax.set_ylabel("y (µm)")
+    ax.set_title(title or "nuclei found", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    return path
+
+
+def _overviews(folder: Path) -> str:
+    pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if not pngs:
+        return ""
+    parts = [
+        f"<h2>Fields ({len(pngs)})</h2><p class='note'>Nuclei found by detection, numbered as "
+        "in results.parquet (nucleus_id); red outlines: cut by the field's edge (QC flag "
+        "cut_by_edge).</p>"
+    ]
+    for png in pngs[:MAX_EMBEDDED]:
+        data = base64.b64encode(png.read_bytes()).decode()
+        parts.append(
+            f"<p>{html.escape(png.stem)}<br><img alt='field overview' width='600' "
+            f"src='data:image/png;base64,{data}'></p>"
+        )
+    if len(pngs) > MAX_EMBEDDED:
+        parts.append(
+            "<p>More: "
+            + ", ".join(
+                f"<a href='{OVERVIEW_DIR}/{html.escape(p.name)}'>{html.escape(p.stem)}</a>"
+                for p in pngs[MAX_EMBEDDED:]
+            )
+            + "</p>"
+        )
+    return "".join(parts)
 
 
 def _png(fig) -> str:
@@ -134,6 +201,7 @@ def write_report(
         )
         + "</table>"
     )
+    parts.append(_overviews(path.parent / OVERVIEW_DIR))
     if explained:
         parts.append(
             f"<h2>Occlusion maps ({len(explained)} nuclei)</h2><p class='note'>Red: evidence for "

@@ -15,6 +15,8 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import OutputError
 from ..io import atomic_path, file_sha256
 from ..strict_json import dumps
@@ -59,9 +61,19 @@ def result_row(
     """One row of ``results.parquet``: the call of one nucleus, its QC and what made it. The
     columns are defined here and nowhere else."""
     p = prediction
+    x, y = nucleus.locs.x_nm, nucleus.locs.y_nm
+    where = (
+        {"centroid_x_nm": float(x.mean()), "centroid_y_nm": float(y.mean()),
+         "bbox_x0_nm": float(x.min()), "bbox_y0_nm": float(y.min()),
+         "bbox_x1_nm": float(x.max()), "bbox_y1_nm": float(y.max())}
+        if len(x) else {}
+    )  # fmt: skip
+    outline = nucleus.outline
     return {
         "source": str(source),
         "nucleus_id": nucleus.id,
+        **where,
+        "outline_nm": None if outline is None else np.asarray(outline, float).round(1).tolist(),
         "predicted": p.label,
         **{f"p_{c}": float(v) for c, v in p.probabilities.items()},
         "undecided": p.undecided,
@@ -166,6 +178,17 @@ class Parts:
         return t.take(pa.array(idx, pa.int64())) if idx else t.slice(0, 0)
 
 
+def _flat(table):
+    """The table with its list columns (the outline) as JSON text, for CSV."""
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+            text = [None if v is None else json.dumps(v) for v in table.column(i).to_pylist()]
+            table = table.set_column(i, field.name, pa.array(text, pa.string()))
+    return table
+
+
 def write_final(out: Path, table, errors: list[tuple[str, str]], *, csv: bool) -> Path:
     """``results.parquet`` (and ``results.csv``) from the gathered table, and ``errors.csv``;
     returns the results path."""
@@ -179,7 +202,7 @@ def write_final(out: Path, table, errors: list[tuple[str, str]], *, csv: bool) -
             from pyarrow import csv as pacsv
 
             with atomic_path(out / "results.csv") as tmp:
-                pacsv.write_csv(table, tmp)
+                pacsv.write_csv(_flat(table), tmp)
     with atomic_path(out / "errors.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = pycsv.writer(fh)
         w.writerow(["path", "error"])

@@ -184,6 +184,8 @@ def test_cli_train_writes_a_run(run, tmp_path, capsys):
             "200",
             "--sigma-nm",
             "150",
+            "--channels",
+            "1",  # Pol II of the two simulated channels: never both merged into one
             "--epochs",
             "1",
             "--folds",

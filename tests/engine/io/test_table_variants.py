@@ -63,7 +63,8 @@ def test_no_header_is_explicit_for_a_first_line_that_is_not_all_numbers(tmp_path
 def test_unit_scales_unitless_columns(tmp_path, unit, factor):
     x, y = S.coords(4)
     path = tmp_path / "t.csv"
-    path.write_text("x,y\n" + "".join(f"{a * factor},{b * factor}\n" for a, b in zip(x, y)))
+    rows = "".join(f"{a * factor},{b * factor}\n" for a, b in zip(x, y, strict=True))
+    path.write_text("x,y\n" + rows)
     np.testing.assert_allclose(read(path, unit=unit).x_nm, x, rtol=1e-5)
 
 
@@ -134,3 +135,36 @@ def test_real_smap_mat5_with_times_in_seconds():
     assert locs.frame is None and any("holds times" in w for w in locs.meta.warnings)
     timed = read(path, frame_from="t", exposure_s=0.01)
     assert timed.frame.min() >= 0 and timed.frame.max() > 100
+
+
+def test_the_mat5_reader_agrees_with_scipy_and_bounds_what_a_corrupt_file_declares(tmp_path):
+    import scipy.io
+
+    from ainu_engine.errors import AinuError
+    from ainu_engine.io._matlab import load_mat5
+
+    path = tmp_path / "z.mat"
+    data = {"x": np.arange(50.0), "y": np.arange(50, dtype=np.int16), "n": {"deep": np.ones(3)}}
+    scipy.io.savemat(path, {"s": data, "v": np.float32([1, 2])}, do_compression=True)
+    ours, ref = load_mat5(path), scipy.io.loadmat(path, simplify_cells=True)
+    np.testing.assert_array_equal(ours["s"]["x"].ravel(), ref["s"]["x"])
+    np.testing.assert_array_equal(ours["s"]["y"].ravel(), ref["s"]["y"])
+    np.testing.assert_array_equal(ours["s"]["n"]["deep"].ravel(), ref["s"]["n"]["deep"])
+    raw = path.read_bytes()
+    for pos in range(128, len(raw), 7):  # a flipped byte anywhere: a result or one clear error
+        bad = tmp_path / f"bad{pos}.mat"
+        bad.write_bytes(raw[:pos] + bytes([raw[pos] ^ 0xFF]) + raw[pos + 1 :])
+        try:
+            read(bad)
+        except AinuError as err:
+            assert "\n" not in str(err) and bad.name in str(err)
+
+
+def test_the_real_smap_mat5_reads_as_scipy_reads_it():
+    import scipy.io
+
+    path = real(SMAP_V5)
+    ref = scipy.io.loadmat(path, simplify_cells=True)["data"]
+    locs = read(path)
+    np.testing.assert_array_equal(locs.x_nm, ref["x"].astype(np.float32))
+    np.testing.assert_array_equal(locs.extra["t"], ref["t"])
