@@ -72,6 +72,7 @@ class Prediction:
     area_um2: float | None = None
     n_items: int = 1
     undecided: bool = False
+    pixel_nm: float | None = None  #: nm per pixel of the image the model saw (after resizing)
 
     @property
     def ok(self) -> bool:
@@ -198,6 +199,7 @@ class Classifier:
                     p.area_um2,
                     n,
                     undecided,
+                    getattr(p.rendered, "pixel_nm", None),
                 )
             )
         return out

@@ -26,6 +26,10 @@ def is_parquet(head: bytes) -> bool:
     return head.startswith(PARQUET_MAGIC)
 
 
+#: files up to this size are read into memory and decoded on the calling thread
+IN_MEMORY_BYTES = 256 * 2**20
+
+
 def is_arrow_ipc(head: bytes) -> bool:
     return head.startswith(ARROW_FILE_MAGIC) or head.startswith(ARROW_STREAM_PREFIX)
 
@@ -130,7 +134,12 @@ def read_parquet(path: Path, head: bytes, opts) -> Localizations:
     try:
         # ParquetFile.read gives one chunk per row group (read_table splits columns into
         # 128 Ki-row batches that would have to be concatenated again).
-        table = pq.ParquetFile(path, memory_map=True).read()
+        # a file in memory, decoded on this thread: a memory map would tie the arrays to a file
+        # that may change under them, and a decoding thread left behind by a corrupt file
+        # crashed a fuzz run (the pool only pays on files of hundreds of MB)
+        big = path.stat().st_size > IN_MEMORY_BYTES
+        src = path if big else pa.BufferReader(path.read_bytes())
+        table = pq.ParquetFile(src, memory_map=big).read(use_threads=big)
     except (pa.ArrowException, OSError) as err:
         raise FormatError(
             "corrupt or truncated Parquet file", path=path, found=str(err).splitlines()[0][:100]
@@ -151,12 +160,13 @@ def read_arrow(path: Path, head: bytes, opts) -> Localizations:
             found=repr(head[:6]),
         )
     try:
-        if head.startswith(ARROW_FILE_MAGIC):
-            with pa.memory_map(str(path)) as src:
-                table = ipc.open_file(src).read_all()
-        else:
-            with pa.memory_map(str(path)) as src:
-                table = ipc.open_stream(src).read_all()
+        big = path.stat().st_size > IN_MEMORY_BYTES
+        with pa.memory_map(str(path)) if big else pa.BufferReader(path.read_bytes()) as src:
+            opts_ipc = ipc.IpcReadOptions(use_threads=big)
+            if head.startswith(ARROW_FILE_MAGIC):
+                table = ipc.open_file(src, options=opts_ipc).read_all()
+            else:
+                table = ipc.open_stream(src, options=opts_ipc).read_all()
     except (pa.ArrowException, OSError) as err:
         raise FormatError(
             "corrupt or truncated Arrow IPC file", path=path, found=str(err).splitlines()[0][:100]

@@ -153,6 +153,25 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
     return out
 
 
+def _pixel_note(table, info) -> str:
+    """The effective pixel of the images the model saw: a nucleus larger than the input is
+    shrunk to fit it, so its pixel is coarser than the RenderSpec's."""
+    import numpy as np
+
+    if table is None or "pixel_nm" not in table.column_names:
+        return ""
+    px = np.array([v for v in table.column("pixel_nm").to_pylist() if v is not None], float)
+    if not px.size:
+        return ""
+    spec = info.render_spec
+    base = f"{spec.pixel_nm:g} nm" if spec.magnification is None else f"x{spec.magnification:g}"
+    return (
+        f"<p>Effective pixel of the model's input ({info.input_size} px): median "
+        f"{np.median(px):.3g} nm, {px.min():.3g}–{px.max():.3g} nm (render pixel {base}; a "
+        "nucleus larger than the input is shrunk to fit it; column pixel_nm).</p>"
+    )
+
+
 def write_report(
     path: Path, table, doc: dict, info, errors, *, explained: list | None = None
 ) -> Path:
@@ -175,6 +194,7 @@ def write_report(
         f"{e(', '.join(classes))}), backend {e(doc['backend'].get('backend', '?'))} on "
         f"{e(doc['backend'].get('device', '?'))}: {e(doc['backend'].get('reason', ''))}.</p>",
     ]
+    parts.append(_pixel_note(table, info))
     prov = info.provenance or {}
     if prov.get("training_data"):
         parts.append(f"<p class='note'>Model trained on: {e(str(prov['training_data']))}</p>")

@@ -80,6 +80,7 @@ def result_row(
         "n_localizations": int(sum(p.n_localizations)),
         **{f"n_loc_{c}": int(v) for c, v in zip(channel_names, p.n_localizations, strict=False)},
         "area_um2": p.area_um2,
+        "pixel_nm": p.pixel_nm,
         "n_items": p.n_items,
         "qc_flags": ",".join(p.qc),
         "qc_ok": p.ok,

@@ -170,7 +170,10 @@ def test_screen_detect_writes_where_each_nucleus_is_and_an_overview(synthetic_fi
     assert sum("cut_by_edge" in r["qc_flags"] for r in t) == 1
     (png,) = (out / "overview").glob("field-*.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Fields (1)" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "Fields (1)" in report and "Effective pixel of the model's input (64 px)" in report
+    # the bundled model renders 100 nm pixels into 64 px: a 7 µm nucleus is shrunk to fit
+    assert all(r["pixel_nm"] >= 100.0 for r in t) and max(r["pixel_nm"] for r in t) > 100.0
     csv_outline = (out / "results.csv").read_text().splitlines()[1]
     assert "[[" in csv_outline  # the outline as JSON in the CSV
 
