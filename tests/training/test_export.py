@@ -4,6 +4,7 @@ metadata round-trips; evaluate and the CLI commands on top of it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from ainu_engine.training.data import RenderCache, read_manifest  # noqa: E402
 from ainu_engine.training.export import export_onnx  # noqa: E402
 from ainu_engine.training.simulate import Observation, simulate_dataset  # noqa: E402
 from ainu_engine.training.train import TrainConfig, train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +127,22 @@ def test_export_errors(run, tmp_path):
     not_model.write_bytes(b"garbage")
     with pytest.raises(InputError, match="plain.onnx"):
         read_model_info(not_model)
+
+
+def test_evaluate_matches_the_model_channels_by_name_and_maps_them_on_request(
+    run, tmp_path, capsys
+):
+    """The bundled one-channel Pol II model on the two-channel (polII, h3) manifest: the polII
+    channel by name, never both merged; a map to a channel the files lack fails every row."""
+    _, manifest, _ = run
+    bundled = REPO / "examples" / "models" / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+    args = ["evaluate", str(bundled), str(manifest), "--json", "--cache", str(tmp_path / "c")]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert json.loads(capsys.readouterr().out)["n_failed"] == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--channel-map", "polII=dna"]) != 0
+    errors = (tmp_path / "b" / "errors.csv").read_text().splitlines()[1:]
+    assert len(errors) == 12 and all("--channel-map" in e and "'dna'" in e for e in errors)
+    capsys.readouterr()
 
 
 @pytest.mark.slow
