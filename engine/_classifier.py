@@ -143,7 +143,6 @@ class Classifier:
     def prepare(self, locs: Localizations, *, roi_nm=None, at_edge: bool = False) -> Prepared:
         """Render a nucleus as the model was trained (:func:`ainu_engine.render.model_input`),
         and count the nuclei that detection finds in it (QC: a field of cells)."""
-        from .nuclei import detect_nuclei, detection_limits
         from .render import model_input
 
         m = model_input(
@@ -153,12 +152,24 @@ class Classifier:
             device=self.render_device,
             roi_nm=roi_nm,
         )
-        lo, hi = detection_limits(self.info.training_stats)
-        n_parts = (
-            len(detect_nuclei(locs.x_nm, locs.y_nm, min_area_um2=lo, max_area_um2=hi)[1])
-            if locs.n
-            else 0
+        return self._prepared(m, locs.x_nm, locs.y_nm, at_edge)
+
+    def prepare_rendered(self, rendered, spec, x, y, *, at_edge: bool = False) -> Prepared:
+        """A nucleus already rendered (with :func:`ainu_engine.render.render_spec_for` of
+        ``spec``, the model's RenderSpec with the file's channels) made ready for the model, like
+        :meth:`prepare`; ``x``, ``y`` are its rendered localizations (for the field QC). Live
+        sessions render incrementally and call this."""
+        from .render import model_input_from
+
+        return self._prepared(
+            model_input_from(rendered, spec, self.info.preprocessing), x, y, at_edge
         )
+
+    def _prepared(self, m, x, y, at_edge: bool) -> Prepared:
+        from .nuclei import detect_nuclei, detection_limits
+
+        lo, hi = detection_limits(self.info.training_stats)
+        n_parts = len(detect_nuclei(x, y, min_area_um2=lo, max_area_um2=hi)[1]) if len(x) else 0
         return Prepared(
             m.items, m.n_localizations, m.area_um2, at_edge, m.seconds, m.rendered, n_parts
         )

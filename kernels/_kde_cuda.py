@@ -155,6 +155,12 @@ def _gather_kernel(weight):
     return gather
 
 
+def _on_device(a) -> bool:
+    """A device array (Numba's, CuPy's, or the CUDA simulator's, which has no array interface):
+    ``out=`` is then added to in place."""
+    return hasattr(a, "__cuda_array_interface__") or hasattr(a, "copy_to_host")
+
+
 def _device(a, dtype):
     if hasattr(a, "__cuda_array_interface__"):
         d = cuda.as_cuda_array(a)
@@ -193,7 +199,7 @@ def render_kde_cuda(
     if out is None:
         d_img = cuda.to_device(np.zeros((c_n, h, w), np.float32))
     else:
-        d_img = out if hasattr(out, "__cuda_array_interface__") else cuda.to_device(out)
+        d_img = out if _on_device(out) else cuda.to_device(out)
     if n and h and w:
         bucket_tiles, gather = _kernels()
         tiles_y, tiles_x = -(-h // TILE), -(-w // TILE)
@@ -235,7 +241,7 @@ def render_kde_cuda(
     if to_host:
         return (
             d_img.copy_to_host()
-            if out is None or hasattr(out, "__cuda_array_interface__")
+            if out is None or _on_device(out)
             else d_img.copy_to_host(out)
         )
     return d_img

@@ -8,7 +8,19 @@ from typing import Annotated
 import typer
 
 from ..provenance import __version__
-from . import convert, evaluate, explain, export, formats, info, render, screen, simulate, train
+from . import (
+    convert,
+    evaluate,
+    explain,
+    export,
+    formats,
+    info,
+    live,
+    render,
+    screen,
+    simulate,
+    train,
+)
 from ._errors import debug_enabled
 
 app = typer.Typer(
@@ -76,6 +88,7 @@ COMMANDS = {
     "export": export.export,
     "screen": screen.screen,
     "explain": explain.explain,
+    "live": live.live,
 }
 for _name, _fn in COMMANDS.items():
     app.command(_name, help=paragraphs(_fn.__doc__))(_fn)

@@ -11,9 +11,20 @@ from ._channels import (
     select_channels,
 )
 from ._export import IMAGE_FORMATS, to_rgb8, write_png, write_rendered
-from ._model_input import ModelInput, model_input, patch_mode
+from ._model_input import ModelInput, model_input, model_input_from, patch_mode, render_spec_for
 from ._patches import Patch, extract_patches, scale_channels
-from ._render import MAX_PIXELS, Rendered, nucleus_mask, render, select_device
+from ._render import (
+    MAX_PIXELS,
+    Rendered,
+    channel_index,
+    finish_render,
+    kde_sigma,
+    nucleus_mask,
+    render,
+    render_grid,
+    scale_warnings,
+    select_device,
+)
 from ._sklearn import render_sklearn
 from ._spec import RenderSpec
 
@@ -31,6 +42,13 @@ __all__ = [
     "MAX_PIXELS",
     "ModelInput",
     "model_input",
+    "model_input_from",
+    "render_spec_for",
+    "finish_render",
+    "channel_index",
+    "kde_sigma",
+    "render_grid",
+    "scale_warnings",
     "patch_mode",
     "Patch",
     "RenderSpec",

@@ -14,7 +14,7 @@ from ._patches import extract_patches, scale_channels
 from ._render import Rendered, render
 from ._spec import RenderSpec
 
-__all__ = ["ModelInput", "model_input", "patch_mode"]
+__all__ = ["ModelInput", "model_input", "model_input_from", "patch_mode", "render_spec_for"]
 
 
 @dataclass
@@ -94,19 +94,39 @@ def model_input(
     both call this function, so a model sees at screening time exactly what it was trained on.
     """
     t0 = time.perf_counter()
+    r = render(locs, render_spec_for(spec, preprocessing), device=device, roi_nm=roi_nm)
+    return model_input_from(r, spec, preprocessing, path=locs.meta.source_path, t0=t0)
+
+
+def render_spec_for(spec: RenderSpec, preprocessing: Mapping | None) -> RenderSpec:
+    """The RenderSpec a nucleus is rendered with for the model: ``spec``, or its raw render in
+    patch mode."""
+    return spec.raw() if patch_mode(preprocessing)[0] else spec
+
+
+def model_input_from(
+    r: Rendered,
+    spec: RenderSpec,
+    preprocessing: Mapping | None = None,
+    *,
+    path=None,
+    t0: float | None = None,
+) -> ModelInput:
+    """The model input of a nucleus already rendered with :func:`render_spec_for` (the image,
+    or the occupied patches of the raw render, scaled). :func:`model_input` and live sessions
+    (:mod:`ainu_engine.live`) share it."""
+    t0 = time.perf_counter() if t0 is None else t0
     patch_size, min_occupied = patch_mode(preprocessing)
     if patch_size:
-        r = render(locs, spec.raw(), device=device, roi_nm=roi_nm)
         patches = extract_patches(r, patch_size, min_occupied=min_occupied)
         if not patches:
             raise InputError(
                 f"no {patch_size}x{patch_size} patch is more than {min_occupied:.0%} occupied",
-                path=locs.meta.source_path,
+                path=path,
                 hint="use smaller patches or a higher magnification",
             )
         items = np.stack([scale_channels(p.image, spec.scaling, spec.percentile) for p in patches])
     else:
-        r = render(locs, spec, device=device, roi_nm=roi_nm)
         items = r.image[None]
     counts = [int(r.n_localizations.get(k, 0)) for k in range(spec.n_channels)]
     return ModelInput(

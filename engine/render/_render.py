@@ -12,7 +12,17 @@ from ..errors import RenderError
 from ..io import Localizations
 from ._spec import RenderSpec
 
-__all__ = ["Rendered", "render", "select_device", "nucleus_mask", "MAX_PIXELS"]
+__all__ = [
+    "Rendered",
+    "render",
+    "render_grid",
+    "finish_render",
+    "channel_index",
+    "kde_sigma",
+    "select_device",
+    "nucleus_mask",
+    "MAX_PIXELS",
+]
 
 #: Largest raw render (pixels x channels) accepted: 2**28 float32 values = 1 GiB.
 MAX_PIXELS = 2**28
@@ -106,7 +116,8 @@ def select_device(device: str) -> tuple[str, str | None]:
     return "cpu", "no CUDA GPU found (numba.cuda.is_available() is False); rendering on the CPU"
 
 
-def _channel_index(locs: Localizations, spec: RenderSpec) -> np.ndarray:
+def channel_index(locs: Localizations, spec: RenderSpec) -> np.ndarray:
+    """The image channel (0..C-1) of each localization under ``spec.channels``; -1: not rendered."""
     if spec.channels is None:
         return np.zeros(locs.n, np.int32)
     if locs.channel is None:
@@ -125,7 +136,8 @@ def _channel_index(locs: Localizations, spec: RenderSpec) -> np.ndarray:
     return out
 
 
-def _sigma(locs: Localizations, spec: RenderSpec) -> np.ndarray:
+def kde_sigma(locs: Localizations, spec: RenderSpec) -> np.ndarray:
+    """The KDE bandwidth (nm): one value, or one per localization from its precision (floored)."""
     if not spec.sigma_from_precision:
         return np.array([spec.sigma_nm], np.float64)
     if locs.precision_nm is None:
@@ -249,7 +261,7 @@ def render(
     >>> r.image.shape, r.image.dtype.name, round(float(r.image.max()), 3)
     ((1, 128, 128), 'float32', 1.0)
     """
-    from ainu_engine.kernels import fit_longest, pad_to_square, render_kde_cpu, resize_area
+    from ainu_engine.kernels import render_kde_cpu
 
     t0 = time.perf_counter()
     dev, note = select_device(device)
@@ -258,7 +270,7 @@ def render(
         pixel = spec.resolved_pixel_nm(cam)
     except ValueError as err:
         raise RenderError(str(err), path=locs.meta.source_path) from err
-    chan = _channel_index(locs, spec)
+    chan = channel_index(locs, spec)
     sel = chan >= 0
     if not sel.any():
         want = "any channel" if spec.channels is None else f"channels {list(spec.channels)}"
@@ -267,7 +279,7 @@ def render(
             path=locs.meta.source_path,
             found=f"channels {sorted(locs.channel_counts())}",
         )
-    sigma = _sigma(locs, spec)
+    sigma = kde_sigma(locs, spec)
     x, y = locs.x_nm, locs.y_nm  # float32: the CPU kernel reads them in place
     margin = spec.margin_nm if spec.margin_nm is not None else spec.truncate * float(sigma.max())
     xs, ys = (x, y) if sel.all() else (x[sel], y[sel])
@@ -278,9 +290,7 @@ def render(
         lo = np.array([xs.min(), ys.min()], np.float64)
         hi = np.array([xs.max(), ys.max()], np.float64)
     warnings = scale_warnings(pixel, hi - lo)
-    origin = np.floor((lo - margin) / pixel) * pixel
-    w = int(math.ceil((hi[0] + margin - origin[0]) / pixel)) or 1
-    h = int(math.ceil((hi[1] + margin - origin[1]) / pixel)) or 1
+    origin, h, w = render_grid(lo, hi, pixel, margin)
     c_n = spec.n_channels
     if c_n * h * w > MAX_PIXELS:
         raise RenderError(
@@ -301,37 +311,66 @@ def render(
             x, y, sigma, chan, shape=shape, origin_nm=origin, pixel_nm=pixel, truncate=spec.truncate
         )
     counts = {k: int(np.count_nonzero(chan == k)) for k in range(c_n)}
-    if spec.normalization == "sklearn":
-        for k in range(c_n):
-            if counts[k]:
-                raw[k] /= np.float32(counts[k] * pixel * pixel)
+    seconds = {"prepare": t1 - t0, "kde": time.perf_counter() - t1}
+    return finish_render(
+        raw, (float(origin[0]), float(origin[1])), pixel, spec, xs, ys, counts,
+        roi_nm=roi_nm, device=dev, device_note=note, warnings=warnings, seconds=seconds,
+    )  # fmt: skip
+
+
+def render_grid(lo, hi, pixel_nm: float, margin_nm: float) -> tuple[np.ndarray, int, int]:
+    """(origin (x0, y0), H, W) of the raw render of an extent [lo, hi] (nm): the extent plus the
+    margin, out to whole pixels of a lattice anchored at 0 nm — so that two renders of one
+    nucleus share their pixels, and a running render can grow without resampling."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    origin = np.floor((lo - margin_nm) / pixel_nm) * pixel_nm
+    w = int(math.ceil((hi[0] + margin_nm - origin[0]) / pixel_nm)) or 1
+    h = int(math.ceil((hi[1] + margin_nm - origin[1]) / pixel_nm)) or 1
+    return origin, h, w
+
+
+def finish_render(
+    raw: np.ndarray,
+    origin_nm: tuple[float, float],
+    pixel: float,
+    spec: RenderSpec,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    counts: dict[int, int],
+    *,
+    roi_nm=None,
+    device: str = "cpu",
+    device_note: str | None = None,
+    warnings: list[str] | None = None,
+    seconds: dict | None = None,
+) -> Rendered:
+    """Everything :func:`render` does after the KDE, from a raw (C, H, W) render: the sklearn
+    normalisation, the nucleus mask (from ``xs``, ``ys``, the rendered localizations, or
+    ``roi_nm``), and with ``spec.size`` the resize, pad and scaling. ``raw`` is modified in
+    place. Live sessions (:mod:`ainu_engine.live`) call it on their running render."""
+    from ainu_engine.kernels import fit_longest, pad_to_square, resize_area
+
     t2 = time.perf_counter()
+    seconds = dict(seconds or {})
+    warnings = list(warnings or [])
+    shape = raw.shape
+    _, h, w = shape
+    if spec.normalization == "sklearn":
+        for k in range(shape[0]):
+            if counts.get(k):
+                raw[k] /= np.float32(counts[k] * pixel * pixel)
+    origin = (float(origin_nm[0]), float(origin_nm[1]))
     mask = nucleus_mask(
-        xs,
-        ys,
-        shape=(h, w),
-        origin_nm=origin,
-        pixel_nm=pixel,
-        cell_nm=spec.mask_cell_nm,
+        xs, ys, shape=(h, w), origin_nm=origin, pixel_nm=pixel, cell_nm=spec.mask_cell_nm,
         roi_nm=roi_nm,
-    )
+    )  # fmt: skip
     area = float(np.count_nonzero(mask)) * pixel * pixel / 1e6
     t3 = time.perf_counter()
-    seconds = {"prepare": t1 - t0, "kde": t2 - t1, "mask": t3 - t2}
+    seconds["mask"] = t3 - t2
+    dev, note = device, device_note
     if spec.size == 0:
         return Rendered(
-            raw,
-            (float(origin[0]), float(origin[1])),
-            pixel,
-            mask,
-            area,
-            spec,
-            dev,
-            note,
-            counts,
-            shape,
-            seconds,
-            warnings,
+            raw, origin, pixel, mask, area, spec, dev, note, counts, shape, seconds, warnings
         )
     h2, w2, scale = fit_longest(h, w, spec.size)
     img = resize_area(raw, h2, w2, scale)

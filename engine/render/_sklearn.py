@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import RenderError
 from ..io import Localizations
-from ._render import Rendered, _channel_index, nucleus_mask
+from ._render import Rendered, channel_index, nucleus_mask
 from ._spec import RenderSpec
 
 __all__ = ["render_sklearn"]
@@ -52,7 +52,7 @@ def render_sklearn(
         like = render(locs, spec.raw(), device="cpu")
     c_n, h, w = like.raw_shape
     p = like.pixel_nm
-    chan = _channel_index(locs, spec)
+    chan = channel_index(locs, spec)
     xs = like.origin_nm[0] + (np.arange(w) + 0.5) * p
     ys = like.origin_nm[1] + (np.arange(h) + 0.5) * p
     gx, gy = np.meshgrid(xs, ys)

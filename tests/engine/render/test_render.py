@@ -242,12 +242,12 @@ def test_sklearn_method_matches_kernel_density():
     "ids", [None, [0, 1, 2, 3, 2, 1], [-2, 0, 3, 1, -2, 5], [0, 70000, 1, 69999, 2, 1]]
 )
 @pytest.mark.parametrize("channels", [(1, 2), (0,), (2, 1, 0), (5,), (-2, 3), (70000, 1)])
-def test_channel_index_maps_file_ids_to_image_channels(ids, channels):
+def testchannel_index_maps_file_ids_to_image_channels(ids, channels):
     from ainu_engine.io import Localizations
-    from ainu_engine.render._render import _channel_index
+    from ainu_engine.render._render import channel_index
 
     n = 6
     locs = Localizations(np.zeros(n), np.zeros(n), channel=ids)
     file_ids = [0] * n if ids is None else ids
     want = [channels.index(c) if c in channels else -1 for c in file_ids]
-    assert _channel_index(locs, RenderSpec(channels=channels)).tolist() == want
+    assert channel_index(locs, RenderSpec(channels=channels)).tolist() == want

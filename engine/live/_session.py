@@ -1,0 +1,576 @@
+"""A live nucleus: localizations added while it is imaged, an exact running render, the running
+call with how firm it is, and a rule for when to stop imaging it."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..errors import InputError
+from ..io import Localizations, Metadata
+
+__all__ = ["LiveNucleus", "LiveCall", "StopRule", "StopDecision", "AddReport", "SessionClosed"]
+
+
+class SessionClosed(RuntimeError):
+    """A live session was used after :meth:`LiveNucleus.close`."""
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When imaging a nucleus longer would not change its call.
+
+    Stop when at least ``min_localizations`` have been added and each of the last ``m`` calls
+    gave the same class with a probability of at least ``p``; or, whatever the calls, once the
+    acquisition reaches ``max_frames`` frames (None: no limit).
+
+    >>> StopRule.parse("p=0.9,m=4,min=2000")
+    StopRule(p=0.9, m=4, min_localizations=2000, max_frames=None)
+    """
+
+    p: float = 0.95
+    m: int = 3
+    min_localizations: int = 5000
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.p <= 1.0:
+            raise ValueError(f"p must lie in (0, 1], got {self.p!r}")
+        if int(self.m) < 1:
+            raise ValueError(f"m must be at least 1, got {self.m!r}")
+        if int(self.min_localizations) < 0:
+            raise ValueError(f"min must be >= 0, got {self.min_localizations!r}")
+        if self.max_frames is not None and int(self.max_frames) < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> StopRule:
+        """``"p=0.95,m=3,min=5000,max_frames=40000"`` (any subset; the rest are the defaults)."""
+        names = {"p": "p", "m": "m", "min": "min_localizations",
+                 "min_localizations": "min_localizations", "max_frames": "max_frames",
+                 "max": "max_frames"}  # fmt: skip
+        kw: dict = {}
+        for item in (t.strip() for t in text.split(",") if t.strip()):
+            key, sep, value = item.partition("=")
+            if not sep or key.strip() not in names:
+                raise ValueError(
+                    f"expected KEY=VALUE with KEY among p, m, min, max_frames; got {item!r}"
+                )
+            name = names[key.strip()]
+            try:
+                kw[name] = float(value) if name == "p" else int(value)
+            except ValueError as err:
+                raise ValueError(f"{key.strip()}: not a number: {value!r}") from err
+        return cls(**kw)
+
+    def decide(self, history: list[tuple[str, float]], n_localizations: int, frames: int | None):
+        """A :class:`StopDecision` from the calls so far (label, its probability), oldest first."""
+        if self.max_frames is not None and frames is not None and frames >= self.max_frames:
+            return StopDecision(True, f"reached max_frames={self.max_frames} ({frames} frames)")
+        if n_localizations < self.min_localizations:
+            return StopDecision(
+                False, f"{n_localizations} localizations, fewer than min={self.min_localizations}"
+            )
+        last = history[-self.m :]
+        if len(last) < self.m:
+            return StopDecision(False, f"{len(last)} calls so far, the rule needs m={self.m}")
+        labels = {lab for lab, _ in last}
+        if len(labels) > 1:
+            return StopDecision(
+                False, f"the last {self.m} calls disagree ({', '.join(sorted(labels))})"
+            )
+        low = min(p for _, p in last)
+        if low < self.p:
+            return StopDecision(
+                False, f"{last[-1][0]} at p={low:.3f} < {self.p:g} among the last {self.m}"
+            )
+        return StopDecision(
+            True, f"{last[-1][0]} with p >= {self.p:g} in the last {self.m} calls, "
+            f"{n_localizations} localizations"
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StopDecision:
+    stop: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What one :meth:`LiveNucleus.add` did with its localizations: ``added`` to the render, or
+    rejected — ``not_finite`` (NaN or infinite x, y or precision), ``outside`` (out of the
+    nucleus region) or ``unknown_channel`` (a channel the model does not take)."""
+
+    added: int
+    not_finite: int = 0
+    outside: int = 0
+    unknown_channel: int = 0
+
+    @property
+    def rejected(self) -> int:
+        return self.not_finite + self.outside + self.unknown_channel
+
+
+@dataclass
+class LiveCall:
+    """The running call of a live nucleus.
+
+    ``firmness`` is what the recent calls say about this one: ``p`` (the called class's
+    probability now), ``agree`` (the fraction of the last ``window`` calls, this one included,
+    that gave the same class), ``trajectory`` (the called class's probability in those calls,
+    oldest first) and ``delta`` (how much it moved over them). They describe stability, not
+    certainty: the probabilities are the model's softmax, a calibrated posterior only for a
+    calibrated model (see docs/live.md).
+    """
+
+    label: str
+    probabilities: dict[str, float]
+    n_localizations: list[int]
+    qc: list[str]
+    frame: int | None
+    n_updates: int
+    firmness: dict
+    stop: StopDecision
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "frame": self.frame,
+            "n_localizations": int(sum(self.n_localizations)),
+            "n_localizations_per_channel": list(self.n_localizations),
+            "label": self.label,
+            "probabilities": self.probabilities,
+            "qc": list(self.qc),
+            "n_updates": self.n_updates,
+            "firmness": self.firmness,
+            "stop": self.stop.stop,
+            "stop_reason": self.stop.reason,
+            "rejected": dict(self.rejected),
+        }
+
+
+#: the running render grows by at least this much (nm) on a side it has to grow on
+GROW_NM = 2000.0
+
+
+class LiveNucleus:
+    """One nucleus being imaged: add localizations as they come, ask for the call at any time.
+
+    Parameters
+    ----------
+    classifier : Classifier or path
+        An exported model already loaded (:class:`ainu_engine.Classifier`), or its path (then the
+        session loads it and closes it with itself).
+    region_nm : array (K, 2) or (x0, y0, x1, y1), optional
+        The nucleus outline (a polygon in nm, e.g. from a widefield pre-scan or a Fiji ROI) or
+        box. Localizations outside are counted and rejected; the render and the mask are those
+        of ``render(..., roi_nm=region)``. Without it the region grows with the data.
+    channel_names : mapping, optional
+        File channel id -> name of the data that will come (e.g. ``{1: "647"}``), so the model's
+        channels are matched by name (:func:`ainu_engine.render.match_channels`).
+    channel_map : mapping, optional
+        Model channel -> file channel, where the names differ.
+    stop_rule : StopRule, optional
+    device : {"cpu", "cuda"}
+        Where the running render accumulates.
+    window : int, optional
+        Calls the firmness looks back over (default: the stop rule's ``m``, at least 3).
+    at_edge : bool
+        The nucleus is cut by the edge of the field (its calls get the QC flag ``cut_by_edge``).
+
+    Notes
+    -----
+    Adding k localizations costs O(k) — the KDE of each into a running raw render on a pixel
+    lattice anchored at 0 nm, which grows by copying without resampling. :meth:`render` then
+    cuts the window a batch :func:`ainu_engine.render.render` of everything added would use,
+    and recomputes the mask, resize, pad and scaling (milliseconds; the mask reads the
+    localizations, O(n) with a small constant). The result equals the batch render up to float32
+    summation order. All methods are thread-safe: calls are serialised by a lock.
+    """
+
+    def __init__(
+        self,
+        classifier,
+        *,
+        region_nm=None,
+        channel_names: Mapping[int, str] | None = None,
+        channel_map: Mapping[str, str] | None = None,
+        stop_rule: StopRule | None = None,
+        device: str = "cpu",
+        window: int | None = None,
+        at_edge: bool = False,
+    ) -> None:
+        from .._classifier import Classifier
+
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        self._owns = isinstance(classifier, (str, os.PathLike))
+        self.clf = (
+            Classifier.load(classifier, device="cpu", render_device="cpu", channel_map=channel_map)
+            if self._owns
+            else classifier
+        )
+        if channel_map and not self._owns:
+            self.clf = _with_map(self.clf, channel_map)
+        self.stop_rule = stop_rule or StopRule()
+        self.window = int(window or max(3, self.stop_rule.m))
+        self.device = device
+        self.at_edge = bool(at_edge)
+        self.channel_names = {int(k): str(v) for k, v in (channel_names or {}).items()}
+        self._region = _region(region_nm)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._spec = None  # the model's RenderSpec with the data's channel ids, at the first add
+        self._lut: dict[int, int] | None = None
+        self._acc = None  # running raw render (C, H, W) float32, host or device
+        self._acc_origin = np.zeros(2)
+        self._xs: list[np.ndarray] = []
+        self._ys: list[np.ndarray] = []
+        self._counts: list[int] = []
+        self._lo = np.array([np.inf, np.inf])
+        self._hi = np.array([-np.inf, -np.inf])
+        self._sigma_max = 0.0
+        self._frames = (None, None)  # (first, last) frame seen
+        self._max_frame: int | None = None
+        self._rejected = {"not_finite": 0, "outside": 0, "unknown_channel": 0}
+        self._history: list[tuple[str, dict]] = []  # (label, probabilities) of every call
+        self._calls = 0
+
+    # -- data in --------------------------------------------------------------------------------
+    def add(
+        self,
+        locs: Localizations | None = None,
+        *,
+        x_nm=None,
+        y_nm=None,
+        channel=None,
+        frame=None,
+        precision_nm=None,
+    ) -> AddReport:
+        """Add a batch of localizations (any size, one frame's worth or more): a
+        :class:`~ainu_engine.io.Localizations`, or arrays ``x_nm``, ``y_nm`` and optionally
+        ``channel`` (file channel ids), ``frame``, ``precision_nm``. Frames may go backwards
+        (they are only used for the frame count and the stop rule's ``max_frames``)."""
+        batch = _as_localizations(
+            locs, x_nm, y_nm, channel, frame, precision_nm, self.channel_names
+        )
+        with self._lock:
+            self._check_open()
+            if batch.n == 0:
+                return AddReport(0)
+            if self._spec is None:
+                self._resolve_channels(batch)
+            return self._add(batch)
+
+    def _add(self, batch: Localizations) -> AddReport:
+        from ..render import kde_sigma
+
+        ok = np.isfinite(batch.x_nm) & np.isfinite(batch.y_nm)
+        if self._spec.sigma_from_precision and batch.precision_nm is not None:
+            ok &= np.isfinite(batch.precision_nm)
+        not_finite = int(batch.n - np.count_nonzero(ok))
+        inside = ok.copy()
+        if self._region is not None:
+            from ..nuclei import points_in_polygon
+
+            inside[ok] = points_in_polygon(self._region, batch.x_nm[ok], batch.y_nm[ok])
+        outside = int(np.count_nonzero(ok) - np.count_nonzero(inside))
+        chan = self._image_channel(batch)
+        keep = inside & (chan >= 0)
+        unknown = int(np.count_nonzero(inside) - np.count_nonzero(keep))
+        for key, v in (
+            ("not_finite", not_finite),
+            ("outside", outside),
+            ("unknown_channel", unknown),
+        ):
+            self._rejected[key] += v
+        self._note_frames(batch)
+        if not keep.any():
+            return AddReport(0, not_finite, outside, unknown)
+        b = batch[keep]
+        x, y, c = b.x_nm, b.y_nm, chan[keep]
+        sigma = kde_sigma(b, self._spec)
+        reach = self._spec.truncate * float(sigma.max())
+        self._grow(np.array([x.min(), y.min()]) - reach, np.array([x.max(), y.max()]) + reach)
+        self._kde(x, y, sigma, c)
+        self._xs.append(x)
+        self._ys.append(y)
+        for k in range(self._spec.n_channels):
+            self._counts[k] += int(np.count_nonzero(c == k))
+        self._lo = np.minimum(self._lo, [float(x.min()), float(y.min())])
+        self._hi = np.maximum(self._hi, [float(x.max()), float(y.max())])
+        self._sigma_max = max(self._sigma_max, float(sigma.max()))
+        return AddReport(int(b.n), not_finite, outside, unknown)
+
+    def _resolve_channels(self, batch: Localizations) -> None:
+        """The model's RenderSpec with this data's channel ids (by name or id; a one-channel model
+        is locked to the first channel seen, so that a second one is rejected, never merged)."""
+        model = self.clf.info.render_spec
+        if model.channels is not None and not batch.meta.channel_names and not self.clf.channel_map:
+            spec = model  # ids, and the data names none: channels appear as they are imaged
+        else:
+            spec = self.clf.render_spec_for(batch)
+        ids = spec.channels
+        if ids is None:
+            seen = sorted(batch.channel_counts())
+            ids = (seen[0],) if batch.channel is not None else (0,)
+        self._spec = spec
+        self._lut = {int(c): k for k, c in enumerate(ids)}
+        self._counts = [0] * spec.n_channels
+
+    def _image_channel(self, batch: Localizations) -> np.ndarray:
+        if batch.channel is None:
+            return np.full(batch.n, self._lut.get(0, -1) if len(self._lut) > 1 else 0, np.int32)
+        out = np.full(batch.n, -1, np.int32)
+        for cid, k in self._lut.items():
+            out[batch.channel == cid] = k
+        return out
+
+    def _note_frames(self, batch: Localizations) -> None:
+        if batch.frame is None or batch.n == 0:
+            return
+        lo, hi = int(batch.frame.min()), int(batch.frame.max())
+        first = lo if self._frames[0] is None else min(self._frames[0], lo)
+        self._frames = (first, hi)  # the last batch's latest frame: frames may go backwards
+        self._max_frame = hi if self._max_frame is None else max(self._max_frame, hi)
+
+    # -- the running render ---------------------------------------------------------------------
+    def _pixel(self) -> float:
+        return self._spec.resolved_pixel_nm(None)
+
+    def _grow(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Make the running render cover [lo, hi] (nm), on the lattice of pixel size p anchored
+        at 0 nm: old pixels are copied, not resampled, so growing is exact."""
+        p = self._pixel()
+        if self._acc is not None:
+            c_n, h, w = self._acc.shape
+            a_lo = self._acc_origin
+            a_hi = a_lo + np.array([w, h]) * p
+            if np.all(lo >= a_lo) and np.all(hi <= a_hi):
+                return
+            slack = np.maximum(GROW_NM, 0.25 * (a_hi - a_lo))  # amortised: few regrowths
+            lo = np.where(lo < a_lo, np.minimum(lo, a_lo - slack), a_lo)
+            hi = np.where(hi > a_hi, np.maximum(hi, a_hi + slack), a_hi)
+        origin = np.floor(lo / p) * p
+        w = int(math.ceil((hi[0] - origin[0]) / p)) + 1
+        h = int(math.ceil((hi[1] - origin[1]) / p)) + 1
+        from ..render import MAX_PIXELS
+
+        c_n = self._spec.n_channels
+        if c_n * h * w > MAX_PIXELS:
+            raise InputError(
+                f"the running render would be {c_n}x{h}x{w} pixels: the localizations span "
+                f"{(hi - lo).max() / 1000:.0f} µm",
+                hint="give the nucleus region (region_nm), or check the coordinates' unit",
+            )
+        new = np.zeros((c_n, h, w), np.float32)
+        if self._acc is not None:
+            old = self._host()
+            dy, dx = (int(round(v)) for v in ((self._acc_origin - origin) / p)[::-1])
+            new[:, dy : dy + old.shape[1], dx : dx + old.shape[2]] = old
+        self._acc_origin = origin
+        self._acc = self._to_device(new)
+
+    def _kde(self, x, y, sigma, chan) -> None:
+        c_n, h, w = self._acc.shape
+        kw = {"shape": (c_n, h, w), "origin_nm": self._acc_origin, "pixel_nm": self._pixel(),
+              "truncate": self._spec.truncate, "out": self._acc}  # fmt: skip
+        if self.device == "cuda":
+            from ..kernels import render_kde_cuda
+
+            render_kde_cuda(
+                np.asarray(x, np.float64), np.asarray(y, np.float64), sigma, chan,
+                to_host=False, **kw,
+            )  # fmt: skip
+        else:
+            from ..kernels import render_kde_cpu
+
+            render_kde_cpu(x, y, sigma, chan, **kw)
+
+    def _to_device(self, host: np.ndarray):
+        if self.device != "cuda":
+            return host
+        from numba import cuda
+
+        return cuda.to_device(host)
+
+    def _host(self) -> np.ndarray:
+        return self._acc if self.device != "cuda" else self._acc.copy_to_host()
+
+    @property
+    def n_localizations(self) -> int:
+        """Localizations in the render so far."""
+        return int(sum(self._counts))
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        """Localizations rejected so far, by reason (see :class:`AddReport`)."""
+        return dict(self._rejected)
+
+    def localizations(self) -> tuple[np.ndarray, np.ndarray]:
+        """x, y (nm, float32) of every localization in the render, in the order added."""
+        with self._lock:
+            if not self._xs:
+                return np.zeros(0, np.float32), np.zeros(0, np.float32)
+            if len(self._xs) > 1:  # compact, so that the next call does not concatenate again
+                self._xs, self._ys = [np.concatenate(self._xs)], [np.concatenate(self._ys)]
+            return self._xs[0], self._ys[0]
+
+    def render(self, spec=None):
+        """The render of everything added so far, as :func:`ainu_engine.render.render` of all
+        of it would give it (with ``spec``: another size/scaling of the same pixels; default the
+        one the model takes)."""
+        from ..render import finish_render, render_grid, render_spec_for, scale_warnings
+
+        with self._lock:
+            self._check_open()
+            if not self._counts or self.n_localizations == 0:
+                raise InputError("no localizations in the live render yet")
+            spec = spec or render_spec_for(self._spec, self.clf.info.preprocessing)
+            p = self._pixel()
+            margin = (
+                spec.margin_nm if spec.margin_nm is not None else spec.truncate * self._sigma_max
+            )
+            if self._region is not None:
+                lo, hi = self._region.min(axis=0), self._region.max(axis=0)
+            else:
+                lo, hi = self._lo, self._hi
+            origin, h, w = render_grid(lo, hi, p, margin)
+            raw = _window(self._host(), self._acc_origin, origin, (h, w), p)
+            x, y = self.localizations()
+            counts = {k: v for k, v in enumerate(self._counts)}
+            return finish_render(
+                raw, (float(origin[0]), float(origin[1])), p, spec, x, y, counts,
+                roi_nm=self._region, device=self.device, warnings=scale_warnings(p, hi - lo),
+            )  # fmt: skip
+
+    # -- the call -------------------------------------------------------------------------------
+    def call(self) -> LiveCall:
+        """The call on everything added so far, how firm it is, and the stop decision."""
+        with self._lock:
+            r = self.render()
+            x, y = self.localizations()
+            prep = self.clf.prepare_rendered(r, self._spec, x, y, at_edge=self.at_edge)
+            pred = self.clf.predict_prepared([prep])[0]
+            self._history.append((pred.label, dict(pred.probabilities)))
+            self._calls += 1
+            recent = self._history[-self.window :]
+            traj = [probs[pred.label] for _, probs in recent]
+            firmness = {
+                "p": float(pred.probabilities[pred.label]),
+                "agree": sum(lab == pred.label for lab, _ in recent) / len(recent),
+                "window": len(recent),
+                "trajectory": [round(float(v), 6) for v in traj],
+                "delta": float(max(traj) - min(traj)),
+            }
+            return LiveCall(
+                pred.label, pred.probabilities, list(pred.n_localizations), pred.qc,
+                self._frames[1], self._calls, firmness, self._decide(), self.rejected,
+            )  # fmt: skip
+
+    def should_stop(self) -> StopDecision:
+        """Whether imaging this nucleus longer would not change its call (the stop rule on the
+        calls made so far: call :meth:`call` after adding, then ask)."""
+        with self._lock:
+            self._check_open()
+            return self._decide()
+
+    def _decide(self) -> StopDecision:
+        frames = None
+        if self._frames[0] is not None:
+            frames = self._max_frame - self._frames[0] + 1
+        calls = [(lab, probs[lab]) for lab, probs in self._history]
+        return self.stop_rule.decide(calls, self.n_localizations, frames)
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionClosed("this live session is closed")
+
+    def close(self) -> None:
+        """Free the running render (and the model, if the session loaded it). Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._acc = None
+            self._xs, self._ys = [], []
+            if self._owns:
+                self.clf.close()
+
+    def __enter__(self) -> LiveNucleus:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _window(acc: np.ndarray, acc_origin, origin, shape, p: float) -> np.ndarray:
+    """The (C, h, w) window at ``origin`` of the running render (zeros where it has none)."""
+    h, w = shape
+    dy, dx = (int(round(v)) for v in ((np.asarray(origin) - acc_origin) / p)[::-1])
+    out = np.zeros((acc.shape[0], h, w), np.float32)
+    ys, xs = max(0, dy), max(0, dx)
+    ye, xe = min(acc.shape[1], dy + h), min(acc.shape[2], dx + w)
+    if ye > ys and xe > xs:
+        out[:, ys - dy : ye - dy, xs - dx : xe - dx] = acc[:, ys:ye, xs:xe]
+    return out
+
+
+def _region(region_nm):
+    if region_nm is None:
+        return None
+    a = np.asarray(region_nm, np.float64)
+    if a.shape == (4,):
+        x0, y0, x1, y1 = a
+        a = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    if a.ndim != 2 or a.shape[1] != 2 or len(a) < 3 or not np.isfinite(a).all():
+        raise ValueError("region_nm must be a (K >= 3, 2) polygon or a box (x0, y0, x1, y1) in nm")
+    return a
+
+
+def _as_localizations(locs, x, y, channel, frame, precision, names) -> Localizations:
+    if locs is not None:
+        if x is not None or y is not None:
+            raise ValueError("give a Localizations or x_nm/y_nm arrays, not both")
+        if names and not locs.meta.channel_names:
+            locs = Localizations(
+                locs.x_nm, locs.y_nm, channel=locs.channel, frame=locs.frame,
+                precision_nm=locs.precision_nm, meta=replace(locs.meta, channel_names=names),
+            )  # fmt: skip
+        return locs
+    if x is None or y is None:
+        raise ValueError("add() needs a Localizations or x_nm and y_nm")
+    x = np.atleast_1d(np.asarray(x, np.float32))
+    y = np.atleast_1d(np.asarray(y, np.float32))
+    n = len(x)
+    for name, v in (
+        ("y_nm", y),
+        ("channel", channel),
+        ("frame", frame),
+        ("precision_nm", precision),
+    ):
+        if v is not None and len(np.atleast_1d(v)) != n:
+            raise ValueError(f"{name} has {len(np.atleast_1d(v))} values, x_nm {n}")
+    return Localizations(
+        x, y,
+        channel=None if channel is None else np.atleast_1d(channel),
+        frame=None if frame is None else np.atleast_1d(frame),
+        precision_nm=None if precision is None else np.atleast_1d(precision),
+        meta=Metadata(channel_names=names or {}),
+    )  # fmt: skip
+
+
+def _with_map(clf, channel_map):
+    """The classifier with ``channel_map`` (a shallow copy: the backend is shared)."""
+    import copy
+
+    other = copy.copy(clf)
+    other.channel_map = dict(channel_map)
+    return other
