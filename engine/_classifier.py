@@ -79,6 +79,18 @@ class Prediction:
         return not self.qc
 
 
+def temperature_of(info: ModelInfo) -> float:
+    """The temperature the model's probabilities are computed at: the one training fitted on
+    its validation split (``metrics["calibration"]["temperature"]``), else 1 (the plain
+    softmax). The calls (the argmax) do not depend on it."""
+    t = ((info.metrics or {}).get("calibration") or {}).get("temperature")
+    try:
+        t = float(t)
+    except (TypeError, ValueError):
+        return 1.0
+    return t if np.isfinite(t) and 0.01 <= t <= 100.0 else 1.0
+
+
 class Classifier:
     """An exported model on a backend, with the model's own preprocessing.
 
@@ -103,6 +115,7 @@ class Classifier:
         self.info: ModelInfo = backend.info
         self.render_device = render_device
         self.channel_map = dict(channel_map) if channel_map else None
+        self.temperature = temperature_of(self.info)
         from .render import patch_mode
 
         self.patch_size, self.min_occupied = patch_mode(self.info.preprocessing)
@@ -193,7 +206,7 @@ class Classifier:
         logits = np.concatenate(
             [self.backend.infer(items[i : i + bs]) for i in range(0, len(items), bs)]
         )
-        prob = softmax(logits, axis=1)
+        prob = softmax(np.asarray(logits, np.float64) / self.temperature, axis=1)
         out, start = [], 0
         for p in prepared:
             n = len(p.items)

@@ -111,6 +111,7 @@ class ModelInfo:
                 for k in ("n", "accuracy", "balanced_accuracy", "f1_macro", "roc_auc")
                 if k in test
             },
+            "calibration": (self.metrics or {}).get("calibration"),
             "created": (self.provenance or {}).get("created"),
             "git_commit": (self.provenance or {}).get("git_commit"),
         }

@@ -517,6 +517,7 @@ class _Run:
                 )
 
             res = fit(model, data, tr, va, cfg, device=self.device, on_epoch=on_epoch)
+        self.last_val_items = va  # for calibration of the final model
         self.log(
             f"{title}: best epoch {res.best_epoch} (val loss {res.best_val_loss:.4f}) of "
             f"{len(res.history)}{', stopped early' if res.stopped_early else ''}; "
@@ -778,6 +779,7 @@ def _final(
     _write_history(out / "history.csv", res.history)
     plot_learning_curves(res.history, out / "learning_curves.png")
     ev = run.evaluate(model, data, test_rows)
+    calibration = _calibrate(run, model, data, test_rows)
     metrics = classification_metrics(ev["y"], ev["scores"], manifest.classes, seed=cfg.seed)
     metrics["loss"] = ev["loss"]
     metrics["n_undecided"] = int(ev["undecided"].sum())
@@ -787,6 +789,7 @@ def _final(
     summary = {
         "arch": arch,
         "test": metrics,
+        "calibration": calibration,
         "cv": cv,
         "best_epoch": res.best_epoch,
         "epochs_run": len(res.history),
@@ -806,6 +809,29 @@ def _final(
         f"balanced {metrics['balanced_accuracy']:.3f}; wrote {out / 'best.pt'}"
     )
     return summary
+
+
+def _calibrate(run: _Run, model, data: NucleusSet, test_rows: np.ndarray) -> dict:
+    """Temperature scaling fitted on the final model's validation items (never the test set),
+    with the expected calibration error before and after on both; the exported model carries
+    the temperature and ``Classifier`` divides the logits by it."""
+    from ainu_engine.scores import expected_calibration_error, fit_temperature, softmax
+
+    va = np.asarray(run.last_val_items)
+    te = data.items_of(test_rows)
+    kw = {"device": run.device, "batch_size": run.cfg.eval_batch_size, "amp": False}
+    z_va = _logits(model, data, va, **kw).numpy().astype(np.float64)
+    z_te = _logits(model, data, te, **kw).numpy().astype(np.float64)
+    t = fit_temperature(z_va, data.y[va])
+    out = {"temperature": t, "fitted_on": f"validation split ({len(va)} items)"}
+    for name, z, y in (("validation", z_va, data.y[va]), ("test", z_te, data.y[te])):
+        out[f"ece_{name}_before"] = expected_calibration_error(softmax(z, axis=1), y)
+        out[f"ece_{name}_after"] = expected_calibration_error(softmax(z / t, axis=1), y)
+    run.log(
+        f"temperature scaling: T = {t:.3f} (validation); ECE test {out['ece_test_before']:.3f} "
+        f"-> {out['ece_test_after']:.3f}"
+    )
+    return out
 
 
 def default_cache_dir() -> Path:
@@ -863,6 +889,7 @@ def _write_checkpoint(
         "cv": {a: {k: v for k, v in r.items() if k != "folds"} for a, r in summary["cv"].items()},
         "best_epoch": res.best_epoch,
         "epochs_run": len(res.history),
+        "calibration": summary.get("calibration"),
     }
     save_checkpoint(
         path,

@@ -134,6 +134,15 @@ def _model_text(s: dict) -> str:
         if test and "n" in s["test"]
         else "  test set          -"
     )
+    cal = s.get("calibration") or {}
+    nan = float("nan")
+    lines.append(
+        f"  calibration       temperature {cal['temperature']:.3f} (fitted on the "
+        f"{escape(str(cal.get('fitted_on', 'validation split')))}), ECE on the test set "
+        f"{cal.get('ece_test_before', nan):.3f} -> {cal.get('ece_test_after', nan):.3f}"
+        if "temperature" in cal
+        else "  calibration       none (probabilities are the plain softmax)"
+    )
     lines.append(
         f"  created           {escape(str(s['created'] or '-'))}, commit "
         f"{escape(str(s['git_commit'] or '-'))}"

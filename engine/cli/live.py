@@ -51,7 +51,7 @@ def live(
     which the rule would have stopped imaging and the call then against the call on the whole
     file (which is screen's call)."""
     from ..live import StopRule, plot_trajectory_for, replay_file
-    from ..nuclei import NUCLEI_MODES
+    from ..nuclei import NUCLEI_MODES, expand_inputs
 
     if nuclei not in NUCLEI_MODES:
         raise typer.BadParameter(
@@ -63,6 +63,7 @@ def live(
         raise typer.BadParameter(str(err), param_hint="--stop") from err
     from .._classifier import Classifier
 
+    files = expand_inputs(files)
     o = Output(json_lines=json)
     out.mkdir(parents=True, exist_ok=True)
     debug = ctx.obj["debug"] if ctx.obj else None

@@ -254,3 +254,14 @@ def test_the_live_command_replays_with_json_lines_and_plots(tmp_path, capsys):
     assert 0 < final["stop_fraction"] < 1
     (png,) = out.glob("*.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_integrators_example_loop_in_the_docs_runs(capsys, monkeypatch):
+    import re
+
+    monkeypatch.chdir(REPO)
+    text = (REPO / "docs" / "live.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    exec(compile(block, "docs/live.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("called somatic after") and len(out) >= 3

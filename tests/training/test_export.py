@@ -129,6 +129,24 @@ def test_export_errors(run, tmp_path):
         read_model_info(not_model)
 
 
+def test_training_fits_a_temperature_that_the_exported_model_carries(run, tmp_path):
+    from ainu_engine import Classifier
+    from ainu_engine.scores import softmax
+
+    root, manifest, _ = run
+    out = tmp_path / "model.onnx"
+    export_onnx(root / "run" / "best.pt", out)
+    cal = read_model_info(out).metrics["calibration"]
+    assert 0.05 <= cal["temperature"] <= 20 and "validation" in cal["fitted_on"]
+    assert cal["ece_validation_after"] <= cal["ece_validation_before"] + 1e-9  # fitted there
+    with Classifier.load(out, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
+        assert clf.temperature == pytest.approx(cal["temperature"])
+        img = np.random.default_rng(0).random((1, 2, 48, 48), dtype=np.float32)
+        p = clf.classify(img[0])
+        expect = softmax(clf.backend.infer(img).astype(np.float64) / clf.temperature, axis=1)[0]
+        assert [p.probabilities[c] for c in clf.info.classes] == pytest.approx(expect.tolist())
+
+
 def test_evaluate_matches_the_model_channels_by_name_and_maps_them_on_request(
     run, tmp_path, capsys
 ):
