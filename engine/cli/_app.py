@@ -18,6 +18,7 @@ from . import (
     live,
     render,
     screen,
+    serve,
     simulate,
     train,
 )
@@ -89,6 +90,7 @@ COMMANDS = {
     "screen": screen.screen,
     "explain": explain.explain,
     "live": live.live,
+    "serve": serve.serve,
 }
 for _name, _fn in COMMANDS.items():
     app.command(_name, help=paragraphs(_fn.__doc__))(_fn)

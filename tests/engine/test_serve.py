@@ -1,0 +1,257 @@
+"""``ainu-engine serve`` end to end on loopback (issue 19): a real server process, the Client,
+live sessions over HTTP, errors as 4xx JSON, backpressure (503, nothing dropped), the token, and
+a kill -9 under load."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette", reason="serve needs the serve extra (starlette, uvicorn)")
+pytest.importorskip("uvicorn", reason="serve needs the serve extra (starlette, uvicorn)")
+pytest.importorskip("onnxruntime", reason="serve needs the cpu extra")
+
+from ainu_engine.client import Client, ServiceError  # noqa: E402
+from ainu_engine.io import Localizations, read  # noqa: E402
+from ainu_engine.live import StopRule  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = REPO / "examples" / "models" / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+NUCLEUS = REPO / "examples" / "screen" / "slide1" / "somatic_0000.bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "ainu_engine", "serve", "--model", str(MODEL),
+               "--port", str(self.port), "--device", "cpu", *args]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stdout.read().decode()[-2000:]}")
+            try:
+                if raw("GET", self.url, "/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("server not ready within 90 s")
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def raw(method, url, path, body=None, headers=None):
+    """One request without the client's retries: (status, headers, decoded JSON or text)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        ctype = r.getheader("content-type", "")
+        return (
+            r.status,
+            dict(r.getheaders()),
+            json.loads(data) if "json" in ctype else data.decode(),
+        )
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def nucleus():
+    locs = read(NUCLEUS)
+    return Localizations(locs.x_nm, locs.y_nm, frame=locs.frame)
+
+
+def test_classify_equals_the_in_process_call(server, nucleus):
+    from ainu_engine import Classifier
+
+    with Classifier.load(MODEL, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
+        ref = clf.classify(nucleus)
+    with Client(server.url) as c:
+        p = c.classify(nucleus)
+        assert p.label == ref.label and p.qc == ref.qc
+        assert p.probabilities == pytest.approx(ref.probabilities, abs=1e-6)
+        assert [q.label for q in c.classify_batch([nucleus, nucleus])] == [ref.label] * 2
+        assert c.info["classes"] == ["hiPSC", "somatic"]
+        # the bytes of a file, read as read() reads it (an Insight3 .bin needs its pixel size)
+        doc = c.request("POST", "/v1/classify", NUCLEUS.read_bytes(),
+                        content_type="application/octet-stream",
+                        query={"camera_pixel_nm": "160"})  # fmt: skip
+        assert doc["label"] == ref.label and doc["model_sha256"]
+
+
+def test_a_live_session_over_http(server, nucleus):
+    with (
+        Client(server.url) as c,
+        c.live(stop_rule=StopRule(p=0.8, m=2, min_localizations=2000)) as s,
+    ):
+        for start in range(0, nucleus.n, 3000):
+            report = s.add(nucleus[start : start + 3000])
+            call = s.call()
+        assert report.added > 0 and call.label == "somatic" and call.stop.stop
+        r = s.add(x_nm=[1e4, float("nan")], y_nm=[1e4, 1e4])
+        assert (r.added, r.not_finite) == (1, 1)
+    with Client(server.url) as c, pytest.raises(ServiceError) as err:
+        c.request("GET", f"/v1/live/{s.id}")  # closed with the with-block
+    assert err.value.status == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "status", "code"),
+    [
+        (b"\x00\x01garbage", "application/octet-stream", 400, "UnknownFormatError"),
+        (b"ARROW1\x00\x00truncated", "application/octet-stream", 400, "FormatError"),
+        (b'{"x_nm": [1, 2], "y_nm": [1]}', "application/json", 400, "bad_request"),
+        (b'{"x_nm": [NaN, 2], "y_nm": [1, 2]}', "application/json", 400, "bad_request"),
+        (b'{"x_nm": "no", "y_nm": [1]}', "application/json", 400, "bad_request"),
+        (b"{not json", "application/json", 400, "bad_json"),
+        (b"", "application/octet-stream", 400, "bad_request"),
+    ],
+)
+def test_bad_requests_are_4xx_json_errors(server, body, ctype, status, code):
+    st, _, doc = raw("POST", server.url, "/v1/classify", body, {"Content-Type": ctype})
+    assert st == status and doc["error"]["code"] == code and "\n" not in doc["error"]["message"]
+    assert raw("GET", server.url, "/healthz")[0] == 200  # and the server goes on
+
+
+def test_unknown_routes_and_sessions(server):
+    assert raw("GET", server.url, "/v1/live/0123456789abcdef")[0] == 404
+    assert raw("DELETE", server.url, "/v1/live/0123456789abcdef")[0] == 404
+    assert raw("GET", server.url, "/v2/classify")[0] == 404
+
+
+def test_metrics_count_requests_batches_and_sessions(server):
+    st, _, text = raw("GET", server.url, "/metrics")
+    assert st == 200
+    assert 'ainu_requests_total{route="/v1/classify",status="200"}' in text
+    assert "ainu_batch_items_bucket" in text and "ainu_live_sessions" in text
+
+
+def test_limits_backpressure_and_the_token(tmp_path, nucleus):
+    token = tmp_path / "token"
+    token.write_text("s3cret-token-of-32-characters!!!")
+    s = Server("--token-file", str(token), "--max-body-mb", "0.3", "--queue-size", "1",
+               "--max-delay-ms", "200", "--max-batch", "64", "--live-sessions", "2")  # fmt: skip
+    try:
+        assert raw("GET", s.url, "/healthz")[0] == 200  # health needs no token
+        st, hdr, doc = raw("GET", s.url, "/v1/model")
+        assert st == 401 and doc["error"]["code"] == "unauthorized"
+        assert raw("GET", s.url, "/v1/model", headers={"Authorization": "Bearer wrong"})[0] == 401
+        auth = {"Authorization": "Bearer s3cret-token-of-32-characters!!!"}
+        big = json.dumps({"x_nm": [1.0] * 60000, "y_nm": [1.0] * 60000}).encode()
+        st, _, doc = raw(
+            "POST", s.url, "/v1/classify", big, {**auth, "Content-Type": "application/json"}
+        )
+        assert st == 413 and doc["error"]["code"] == "too_large"
+        # a full queue answers 503 with Retry-After; every request gets an answer
+        small = json.dumps(
+            {"x_nm": nucleus.x_nm[:3000].tolist(), "y_nm": nucleus.y_nm[:3000].tolist()}
+        )
+        statuses, hdrs = [], []
+
+        def fire():
+            st, h, _ = raw("POST", s.url, "/v1/classify", small.encode(),
+                           {**auth, "Content-Type": "application/json"})  # fmt: skip
+            statuses.append(st)
+            hdrs.append(h)
+
+        threads = [threading.Thread(target=fire) for _ in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(statuses) == 24 and set(statuses) <= {200, 503} and 503 in statuses
+        assert all(
+            "Retry-After" in h or "retry-after" in h
+            for st, h in zip(statuses, hdrs, strict=True)
+            if st == 503
+        )
+        with Client(s.url, token="s3cret-token-of-32-characters!!!") as c:  # the client retries
+            assert c.classify(nucleus).label == "somatic"
+            sessions = [c.live(), c.live()]
+            with pytest.raises(ServiceError) as err:
+                Client(s.url, token="s3cret-token-of-32-characters!!!", retries=0).live()
+            assert err.value.status == 503
+            for x in sessions:
+                x.close()
+    finally:
+        s.stop()
+
+
+def test_no_network_without_a_token_and_no_pickled_models(tmp_path):
+    base = [sys.executable, "-m", "ainu_engine", "serve", "--port", str(free_port())]
+    r = subprocess.run([*base, "--model", str(MODEL), "--host", "0.0.0.0"], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "--token-file" in r.stderr
+    pt = tmp_path / "model.pt"
+    pt.write_bytes(b"not a model")
+    r = subprocess.run([*base, "--model", str(pt)], cwd=REPO, capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    assert r.returncode == 1 and ".onnx model only" in r.stderr
+
+
+def test_kill_9_under_load_then_a_restarted_server_serves(nucleus):
+    s = Server()
+    errors, done = [], []
+
+    def load():
+        with Client(s.url, retries=0) as c:
+            for _ in range(200):
+                try:
+                    c.classify(nucleus)
+                    done.append(1)
+                except ServiceError as err:
+                    errors.append(err)
+                    return
+
+    t = threading.Thread(target=load)
+    t.start()
+    time.sleep(1.0)
+    s.stop(signal.SIGKILL)
+    t.join(timeout=60)
+    assert errors and errors[0].code == "unreachable"
+    s2 = Server()
+    try:
+        with Client(s2.url) as c:
+            assert c.classify(nucleus).label == "somatic"
+    finally:
+        s2.stop()
+    assert os.environ.get("NO_SUCH_VAR") is None and np.isfinite(len(done))
