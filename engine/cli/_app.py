@@ -21,6 +21,7 @@ from . import (
     serve,
     simulate,
     train,
+    watch,
 )
 from ._errors import debug_enabled
 
@@ -91,6 +92,7 @@ COMMANDS = {
     "explain": explain.explain,
     "live": live.live,
     "serve": serve.serve,
+    "watch": watch.watch,
 }
 for _name, _fn in COMMANDS.items():
     app.command(_name, help=paragraphs(_fn.__doc__))(_fn)

@@ -1,7 +1,9 @@
 """Screening: a pipelined read → split → render → batch → infer → write over large batches of
 localization files, with resumable results, errors, a summary and a report. The split step
-(which nuclei a file holds) is :mod:`ainu_engine.nuclei`."""
+(which nuclei a file holds) is :mod:`ainu_engine.nuclei`. :func:`watch` screens files as a
+localizer finishes writing them into a folder."""
 
 from ._pipeline import ScreenSummary, screen
+from ._watch import settled_files, watch
 
-__all__ = ["ScreenSummary", "screen"]
+__all__ = ["ScreenSummary", "screen", "settled_files", "watch"]
