@@ -62,9 +62,10 @@ def test_the_watch_command_picks_up_a_file_written_while_it_runs(tmp_path):
     try:
         time.sleep(2.0)
         lines = CSV.read_text().splitlines(keepends=True)
+        step = max(1, len(lines) // 5)
         with (src / "growing.csv").open("w") as fh:  # written in pieces, as a localizer does
-            for k in range(0, len(lines), max(1, len(lines) // 5)):
-                fh.writelines(lines[k : k + max(1, len(lines) // 5)])
+            for k in range(0, len(lines), step):
+                fh.writelines(lines[k : k + step])
                 fh.flush()
                 time.sleep(0.2)
         deadline = time.time() + 90
