@@ -239,9 +239,5 @@ def render_kde_cuda(
             tiles_x,
         )
     if to_host:
-        return (
-            d_img.copy_to_host()
-            if out is None or _on_device(out)
-            else d_img.copy_to_host(out)
-        )
+        return d_img.copy_to_host() if out is None or _on_device(out) else d_img.copy_to_host(out)
     return d_img

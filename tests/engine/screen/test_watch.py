@@ -57,7 +57,8 @@ def test_the_watch_command_picks_up_a_file_written_while_it_runs(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     cmd = [sys.executable, "-m", "ainu_engine", "watch", str(src), "--model", str(MODEL),
-           "--out", str(out), "--settle-s", "0.5", "--poll-s", "0.2", "--device", "cpu"]  # fmt: skip
+           "--out", str(out), "--settle-s", "0.5", "--poll-s", "0.2",
+           "--device", "cpu"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(2.0)
