@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import explain, explain_plan, infer, io_load, live, render, simulate  # noqa: F401  (registers)
+from . import explain, explain_plan, infer, io_load, live, render, serve, simulate  # noqa: F401,E501
 from ._harness import REGISTRY, report, write_result
 
 
