@@ -71,7 +71,8 @@ def _start(*args: str):
 def _window(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
     from ainu_engine.client import Client, ServiceError
 
-    lat, errors, busy = [], [], [0]
+    lat, errors = [], []
+    full0 = _queue_full(url)
     stop = time.perf_counter() + seconds
     lock = threading.Lock()
 
@@ -103,7 +104,18 @@ def _window(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict
         f"p{q}_ms": round(float(np.percentile(a, q)), 2) if a.size else None for q in (50, 90, 99)
     }
     return {"requests": len(lat), "errors": len(errors), "nuclei_per_s": round(len(lat) / wall, 2),
-            **pct, "busy_503": busy[0]}  # fmt: skip
+            **pct, "answered_503_then_retried": _queue_full(url) - full0}  # fmt: skip
+
+
+def _queue_full(url: str) -> int:
+    """The server's count of requests answered 503 (queue full), from /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("ainu_queue_full_total "):
+                return int(float(line.split()[1]))
+    return 0
 
 
 def _level(url, bodies, clients) -> dict:

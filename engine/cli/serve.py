@@ -48,7 +48,16 @@ def serve(
     Requests from concurrent clients are batched (--max-batch, --max-delay-ms); a full queue
     answers 503 with Retry-After. Binds to 127.0.0.1 unless told otherwise, and then only with
     --token-file. See docs/embedding.md."""
+    import importlib.util
+
     from ..errors import AinuError
+
+    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise AinuError(
+            f"serve needs the serve extra; missing: {', '.join(missing)}",
+            hint='pip install -c constraints.txt -e ".[cpu,serve]"',
+        )
     from ..serve import LOOPBACK, ServeConfig
     from ..serve import serve as run
 

@@ -255,3 +255,41 @@ def test_kill_9_under_load_then_a_restarted_server_serves(nucleus):
     finally:
         s2.stop()
     assert os.environ.get("NO_SUCH_VAR") is None and np.isfinite(len(done))
+
+
+def test_fuzzed_bodies_get_an_answer_never_a_500(server, nucleus):
+    """Mutated Arrow IPC nuclei and arbitrary JSON: 200 or a 4xx JSON error, and the server goes
+    on serving (hypothesis, fixed seed)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from ainu_engine.client import _arrow_bytes
+
+    good = _arrow_bytes(nucleus[:2000])
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=6), inner, max_size=6)
+        ),
+        max_leaves=20,
+    )
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+    @given(
+        cut=st.integers(0, len(good)), flips=st.lists(st.integers(0, len(good) - 1), max_size=4),
+        doc=st.fixed_dictionaries({}, optional={"x_nm": json_values, "y_nm": json_values,
+                                                "channel": json_values, "roi_nm": json_values}),
+    )  # fmt: skip
+    def case(cut, flips, doc):
+        b = bytearray(good[:cut] if cut < len(good) else good)
+        for i in flips:
+            if i < len(b):
+                b[i] ^= 0xFF
+        for body, ctype in ((bytes(b), "application/octet-stream"),
+                            (json.dumps(doc).encode(), "application/json")):  # fmt: skip
+            st_, _, resp = raw("POST", server.url, "/v1/classify", body, {"Content-Type": ctype})
+            assert st_ == 200 or (400 <= st_ < 500 and "error" in resp), (st_, resp)
+
+    case()
+    assert raw("GET", server.url, "/readyz")[0] == 200
