@@ -178,6 +178,25 @@ class Client:
             preds.append(_prediction(r))
         return preds
 
+    def explain(self, locs, *, window: int | None = None, stride: int | None = None,
+                target: str | None = None):  # fmt: skip
+        """The occlusion map of one nucleus (``POST /v1/explain``) as an
+        :class:`ainu_engine.explain.Attribution` (maps (T, S, S), targets, class names)."""
+        from .explain import Attribution
+
+        body = (
+            Path(locs).read_bytes() if isinstance(locs, (str, os.PathLike)) else _arrow_bytes(locs)
+        )
+        d = self.request("POST", "/v1/explain", body, content_type="application/octet-stream",
+                         query={"window": window, "stride": stride, "target": target})  # fmt: skip
+        classes = self.info["classes"]
+        return Attribution(
+            np.asarray(d["maps"], np.float32), [classes.index(t) for t in d["targets"]], classes,
+            params={"window": d["window"], "stride": d["stride"]},
+            output=None if d["output"] is None else np.asarray(d["output"], np.float32),
+            seconds=d["seconds"],
+        )  # fmt: skip
+
     def live(self, *, region_nm=None, channel_names: dict | None = None,
              channel_map: dict | None = None, stop_rule=None) -> RemoteLiveNucleus:  # fmt: skip
         """Open a live session on the server (see :class:`ainu_engine.live.LiveNucleus`)."""

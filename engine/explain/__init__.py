@@ -3,6 +3,7 @@ and attribution against ground-truth structures (nucleoli, periphery)."""
 
 from ._occlusion import Attribution, IncrementalPlans, forward_fn, occlusion
 from ._run import METHODS, default_window, explain_files, explain_prepared
+from ._structures import write_overlay
 
 __all__ = [
     "METHODS",
@@ -13,4 +14,5 @@ __all__ = [
     "explain_prepared",
     "forward_fn",
     "occlusion",
+    "write_overlay",
 ]

@@ -468,6 +468,69 @@ async def _live_close(request, svc: _Service):
     return Response(status_code=204)
 
 
+async def _explain(request, svc: _Service):
+    """Occlusion map of one nucleus (as /v1/classify takes it): JSON (default), ``response=npy``
+    (float32 (T, S, S)) or ``response=png`` (the overlay); ``window``, ``stride`` in model-input
+    pixels (default the paper's 64/32 at 512 px, scaled), ``target`` a class name."""
+    import io
+
+    from starlette.responses import JSONResponse, Response
+
+    from ..explain import default_window, occlusion, write_overlay
+
+    locs, doc = await _localizations(request, svc)
+    q = request.query_params
+    fmt = q.get("response", "json")  # (``format`` is the input's, as for /v1/classify)
+    if fmt not in ("json", "npy", "png"):
+        raise HTTPError(400, "bad_request", "response must be json, npy or png")
+    try:
+        win, stride = default_window(svc.clf.info.input_size, _int(q, "window"), _int(q, "stride"))
+    except ValueError as err:
+        raise HTTPError(400, "bad_request", str(err)) from None
+    target = q.get("target")
+    if target is not None and target not in svc.clf.info.classes:
+        raise HTTPError(400, "bad_request", f"target must be one of {list(svc.clf.info.classes)}")
+    roi = _roi(q.get("roi")) if doc is None else _roi_json(doc.get("roi_nm"))
+    clf = svc.clf if not _channel_map(q) else _mapped(svc.clf, _channel_map(q))
+
+    def work():
+        prep = clf.prepare(locs, roi_nm=roi)
+        if len(prep.items) != 1:
+            raise HTTPError(400, "bad_request", "explain takes image-mode models (one image)")
+        return prep, occlusion(clf, prep.items[0], window=win, stride=stride, target=target)
+
+    prep, attr = await asyncio.get_running_loop().run_in_executor(svc.pool, work)
+    names = [svc.clf.info.classes[t] for t in attr.targets]
+    if fmt == "npy":
+        buf = io.BytesIO()
+        np.save(buf, attr.maps.astype(np.float32))
+        return Response(buf.getvalue(), media_type="application/x-npy",
+                        headers={"X-Targets": ",".join(names)})  # fmt: skip
+    if fmt == "png":
+        with tempfile.TemporaryDirectory(prefix="ainu-serve-") as tmp:
+            png = write_overlay(Path(tmp) / "map.png", prep.items[0], attr.maps[0],
+                                title=f"occlusion: evidence for {names[0]}")  # fmt: skip
+            return Response(png.read_bytes(), media_type="image/png")
+    return JSONResponse({
+        "targets": names, "window": win, "stride": stride, "shape": list(attr.maps.shape),
+        "maps": np.round(attr.maps.astype(np.float64), 7).tolist(),
+        "output": None if attr.output is None else np.asarray(attr.output, float).tolist(),
+        "seconds": round(attr.seconds, 4),
+    })  # fmt: skip
+
+
+def _int(query, key: str) -> int | None:
+    if key not in query:
+        return None
+    try:
+        v = int(query[key])
+    except ValueError:
+        raise HTTPError(400, "bad_request", f"{key} must be a whole number of pixels") from None
+    if v < 1:
+        raise HTTPError(400, "bad_request", f"{key} must be >= 1")
+    return v
+
+
 async def _model(request, svc: _Service):
     from starlette.responses import JSONResponse
 
@@ -506,6 +569,7 @@ ROUTES = (
     (f"/{API}/live/{{sid}}/localizations", _live_add, ["POST"], True),
     (f"/{API}/live/{{sid}}", _live_get, ["GET"], True),
     (f"/{API}/live/{{sid}}", _live_close, ["DELETE"], True),
+    (f"/{API}/explain", _explain, ["POST"], True),
     (f"/{API}/model", _model, ["GET"], True),
     ("/healthz", _healthz, ["GET"], False),
     ("/readyz", _readyz, ["GET"], False),

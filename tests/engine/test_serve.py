@@ -78,11 +78,9 @@ def raw(method, url, path, body=None, headers=None):
         r = conn.getresponse()
         data = r.read()
         ctype = r.getheader("content-type", "")
-        return (
-            r.status,
-            dict(r.getheaders()),
-            json.loads(data) if "json" in ctype else data.decode(),
-        )
+        if "json" in ctype:
+            return r.status, dict(r.getheaders()), json.loads(data)
+        return r.status, dict(r.getheaders()), data if "image" in ctype else data.decode()
     finally:
         conn.close()
 
@@ -116,6 +114,25 @@ def test_classify_equals_the_in_process_call(server, nucleus):
                         content_type="application/octet-stream",
                         query={"camera_pixel_nm": "160"})  # fmt: skip
         assert doc["label"] == ref.label and doc["model_sha256"]
+
+
+def test_explain_over_http_equals_the_in_process_occlusion(server, nucleus):
+    from ainu_engine import Classifier
+    from ainu_engine.explain import occlusion
+
+    with Classifier.load(MODEL, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
+        ref = occlusion(clf, clf.prepare(nucleus).items[0], window=8, stride=4)
+    with Client(server.url) as c:
+        a = c.explain(nucleus, window=8, stride=4)
+        assert a.targets == ref.targets and a.maps.shape == (1, 64, 64)
+        np.testing.assert_allclose(a.maps, ref.maps, atol=1e-5)
+    body = __import__("ainu_engine.client", fromlist=["_arrow_bytes"])._arrow_bytes(nucleus)
+    st, hdr, png = raw("POST", server.url, "/v1/explain?response=png&window=8", body,
+                       {"Content-Type": "application/octet-stream"})  # fmt: skip
+    assert st == 200 and hdr.get("content-type") == "image/png" and png[:4] == b"\x89PNG"
+    st, _, doc = raw("POST", server.url, "/v1/explain?window=0", body,
+                     {"Content-Type": "application/octet-stream"})  # fmt: skip
+    assert st == 400 and doc["error"]["code"] == "bad_request"
 
 
 def test_a_live_session_over_http(server, nucleus):
