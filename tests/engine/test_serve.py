@@ -160,10 +160,21 @@ def test_a_live_session_over_http(server, nucleus):
         (b'{"x_nm": [NaN, 2], "y_nm": [1, 2]}', "application/json", 400, "bad_request"),
         (b'{"x_nm": "no", "y_nm": [1]}', "application/json", 400, "bad_request"),
         (b"{not json", "application/json", 400, "bad_json"),
+        ("WRONG_SCHEMA", "application/octet-stream", 400, "MissingColumnError"),
         (b"", "application/octet-stream", 400, "bad_request"),
     ],
 )
 def test_bad_requests_are_4xx_json_errors(server, body, ctype, status, code):
+    if body == "WRONG_SCHEMA":  # a valid Arrow IPC file without coordinate columns
+        import io
+
+        import pyarrow as pa
+
+        buf = io.BytesIO()
+        table = pa.table({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+        with pa.ipc.new_file(buf, table.schema) as w:
+            w.write_table(table)
+        body = buf.getvalue()
     st, _, doc = raw("POST", server.url, "/v1/classify", body, {"Content-Type": ctype})
     assert st == status and doc["error"]["code"] == code and "\n" not in doc["error"]["message"]
     assert raw("GET", server.url, "/healthz")[0] == 200  # and the server goes on
@@ -310,8 +321,32 @@ def test_fuzzed_bodies_get_an_answer_never_a_500(server, nucleus):
             st_, _, resp = raw("POST", server.url, "/v1/classify", body, {"Content-Type": ctype})
             assert st_ == 200 or (400 <= st_ < 500 and "error" in resp), (st_, resp)
 
+    rss0 = rss_mib(server.proc.pid)
     case()
     assert raw("GET", server.url, "/readyz")[0] == 200
+    assert rss_mib(server.proc.pid) - rss0 < 150  # memory stays bounded over 120 bad requests
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    pytest.skip("no /proc to measure memory")
+
+
+def test_a_slow_client_does_not_hold_up_the_others(server, nucleus):
+    slow = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    try:
+        slow.sendall(
+            b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100000\r\n\r\n{"x_nm": [1'
+        )  # and then nothing
+        t0 = time.time()
+        with Client(server.url) as c:
+            assert c.classify(nucleus).label == "somatic"
+        assert time.time() - t0 < 10
+    finally:
+        slow.close()
 
 
 def test_a_full_queue_refuses_work_instead_of_buffering_it():

@@ -77,3 +77,27 @@ def test_the_watch_command_picks_up_a_file_written_while_it_runs(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_watcher_killed_mid_screen_resumes_without_duplicates(tmp_path):
+    import os
+    import signal
+
+    import pyarrow.parquet as pq
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for k in range(6):
+        shutil.copy(CSV, src / f"n{k}.csv")
+    cmd = [sys.executable, "-m", "ainu_engine", "watch", str(src), "--model", str(MODEL),
+           "--out", str(out), "--settle-s", "0.3", "--poll-s", "0.2",
+           "--device", "cpu"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((out / "parts").glob("part-*.parquet")):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # mid-screen: after the first written batch
+    proc.wait(timeout=30)
+    watch(src, MODEL, out, settle_s=0.2, once=True, device="cpu")  # the restarted watcher
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    assert sorted(Path(r["source"]).name for r in rows) == [f"n{k}.csv" for k in range(6)]
