@@ -33,6 +33,7 @@ __all__ = [
     "TensorRTBackend",
     "create_backend",
     "register_backend",
+    "runnable_backends",
     "is_device_array",
     "physical_cores",
     "session_options",
@@ -227,6 +228,27 @@ def create_backend(
         batch_size=batch_size,
         reason=reason,
     )
+
+
+def runnable_backends(model: str | os.PathLike, device: str = "auto") -> list[tuple[str, str]]:
+    """(backend, device) pairs that can run ``model`` on this machine (``ainu-engine bench``
+    measures each): ONNX Runtime on the CPU and, with a GPU, its CUDA and TensorRT providers and
+    native TensorRT, for an ``.onnx``; torch for a checkpoint."""
+    prov = _ort_providers()
+    gpu = device != "cpu" and _cuda_gpu()
+    out = []
+    if Path(model).suffix == ".onnx":
+        if "CPUExecutionProvider" in prov and device != "cuda":
+            out.append(("onnxruntime", "cpu"))
+        if gpu and "CUDAExecutionProvider" in prov:
+            out.append(("onnxruntime", "cuda"))
+        if gpu and "TensorrtExecutionProvider" in prov:
+            out.append(("onnxruntime-tensorrt", "cuda"))
+        if gpu and _has("tensorrt") and _has("cupy"):
+            out.append(("tensorrt", "cuda"))
+    elif _has("torch"):
+        out.append(("torch", "cuda" if gpu else "cpu"))
+    return out
 
 
 def _choose(

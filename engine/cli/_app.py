@@ -9,6 +9,7 @@ import typer
 
 from ..provenance import __version__
 from . import (
+    bench,
     convert,
     evaluate,
     explain,
@@ -93,6 +94,7 @@ COMMANDS = {
     "live": live.live,
     "serve": serve.serve,
     "watch": watch.watch,
+    "bench": bench.bench,
 }
 for _name, _fn in COMMANDS.items():
     app.command(_name, help=paragraphs(_fn.__doc__))(_fn)
