@@ -42,6 +42,8 @@ class ExportResult:
     sha256: str
     size_bytes: int
     seconds: float
+    precision: str = "fp32"
+    gate: dict | None = None  #: the reduced-precision model against fp32 on held-out nuclei
 
 
 @contextlib.contextmanager
@@ -74,6 +76,10 @@ def export_onnx(
     atol: float = 1e-4,
     force: bool = False,
     seed: int = 0,
+    precision: str = "fp32",
+    calibration: str = "minmax",
+    calibrate: str | os.PathLike | None = None,
+    accept_accuracy_drop: bool = False,
 ) -> ExportResult:
     """Export ``RUN/best.pt`` to ``out`` (.onnx) after checking ONNX Runtime against PyTorch.
 
@@ -93,6 +99,14 @@ def export_onnx(
         Replace an existing ``out``.
     seed : int
         Seed of the random check images.
+    precision : {"fp32", "fp16", "int8"}
+        ``int8``: ONNX Runtime static quantization (QDQ, per-channel weights), calibrated on
+        renders of the run's training nuclei (or of the manifest ``calibrate``) by
+        ``calibration`` (minmax, entropy, percentile); ``fp16``: a float16 graph with float32
+        inputs and outputs. Either is compared with the float32 model on the run's held-out test
+        nuclei (:func:`ainu_engine.training.precision.gate`) and refused when the calls disagree
+        on more than 1 % or the accuracy drops by more than a point, unless
+        ``accept_accuracy_drop`` (then the drop is in the metadata).
 
     Raises
     ------
@@ -183,6 +197,13 @@ def export_onnx(
             hint="the model was not written; report this with the checkpoint",
         )
 
+    gate_report = None
+    if precision != "fp32":
+        data, info, gate_report = _reduce(
+            data, precision, Path(checkpoint), info, ckpt, calibration=calibration,
+            calibrate=calibrate, accept=accept_accuracy_drop, out=out,
+        )  # fmt: skip
+
     from ainu_engine.io import atomic_write_bytes
 
     atomic_write_bytes(out, data)
@@ -194,7 +215,43 @@ def export_onnx(
         hashlib.sha256(data).hexdigest(),
         len(data),
         time.perf_counter() - t0,
+        precision,
+        gate_report,
     )
+
+
+def _reduce(data: bytes, precision: str, checkpoint: Path, info: ModelInfo, ckpt: dict, *,
+            calibration: str, calibrate, accept: bool, out: Path):  # fmt: skip
+    """The reduced-precision model with its metadata, after the accuracy gate."""
+    import onnx
+
+    from .precision import PRECISIONS, gate, quantize, run_images
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    cal_x, test_x, test_y = run_images(checkpoint, info, ckpt, calibrate=calibrate)
+    reduced = quantize(data, precision, cal_x, method=calibration, input_name=info.input_name)
+    report = gate(data, reduced, test_x, test_y, input_name=info.input_name,
+                  output_name=info.output_name)  # fmt: skip
+    if not report.passed and not accept:
+        raise ParityError(
+            f"the {precision} model is refused: {report} (limits: 1 % disagreement, 1 point of "
+            "accuracy)",
+            path=out,
+            hint="nothing was written; try another --calibration, or --accept-accuracy-drop",
+        )
+    prov = {**info.provenance, "precision": precision,
+            "precision_gate": {**report.to_dict(), "accepted_drop": not report.passed}}  # fmt: skip
+    if precision == "int8":
+        where = str(calibrate) if calibrate else "the run's training nuclei"
+        prov["calibration"] = {"method": calibration, "n_images": int(len(cal_x)), "set": where}
+    info = ModelInfo(**{**info.__dict__, "provenance": prov})
+    proto = onnx.load_from_string(reduced)
+    del proto.metadata_props[:]
+    for key, value in info.to_metadata().items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name = "ainu-engine"
+    return proto.SerializeToString(), info, report.to_dict()
 
 
 def _check_proto(proto, info: ModelInfo) -> None:

@@ -19,6 +19,20 @@ def export(
     atol: Annotated[
         float, typer.Option(help="Largest allowed |logit| difference, ONNX Runtime vs PyTorch.")
     ] = 1e-4,
+    precision: Annotated[
+        str, typer.Option(help="fp32, fp16 or int8 (reduced precision passes an accuracy gate).")
+    ] = "fp32",
+    calibration: Annotated[
+        str, typer.Option(help="int8 calibration: minmax, entropy or percentile.")
+    ] = "minmax",
+    calibrate: Annotated[
+        Path | None,
+        typer.Option(help="int8: a manifest to calibrate on (default: the run's training nuclei)."),
+    ] = None,
+    accept_accuracy_drop: Annotated[
+        bool,
+        typer.Option("--accept-accuracy-drop", help="Write a model the accuracy gate refuses."),
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -28,7 +42,15 @@ def export(
     need_train_extra()
     from ainu_engine.training.export import export_onnx
 
-    r = export_onnx(checkpoint, out, opset=opset, atol=atol, force=force)
+    if precision not in ("fp32", "fp16", "int8"):
+        raise typer.BadParameter("expected fp32, fp16 or int8", param_hint="--precision")
+    if calibration not in ("minmax", "entropy", "percentile"):
+        raise typer.BadParameter(
+            "expected minmax, entropy or percentile", param_hint="--calibration"
+        )
+    r = export_onnx(checkpoint, out, opset=opset, atol=atol, force=force, precision=precision,
+                    calibration=calibration, calibrate=calibrate,
+                    accept_accuracy_drop=accept_accuracy_drop)  # fmt: skip
     Output(json_lines=json).record(
         {
             "checkpoint": str(checkpoint),
@@ -39,6 +61,8 @@ def export(
             "classes": list(r.info.classes),
             "input_shape": list(r.info.input_shape),
             "parity": r.comparison.to_dict(),
+            "precision": r.precision,
+            "gate": r.gate,
             "seconds": round(r.seconds, 2),
         },
         escape(
@@ -46,5 +70,11 @@ def export(
             f"{'x'.join(map(str, r.info.input_shape))}, opset {r.opset}, {r.size_bytes / 1e6:.1f} "
             "MB; "
             f"ONNX Runtime vs PyTorch {r.comparison}"
+            + (
+                f"; {r.precision} vs fp32 on held-out nuclei: agreement {r.gate['agreement']:.1%}, "
+                f"accuracy {r.gate['accuracy_fp32']:.3f} -> {r.gate['accuracy_reduced']:.3f}"
+                if r.gate
+                else ""
+            )
         ),
     )

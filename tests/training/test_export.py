@@ -274,3 +274,37 @@ def test_info_describes_the_exported_model_and_its_checkpoint(run, tmp_path, cap
     text = capsys.readouterr().out
     assert "classes           hiPSC, somatic" in text and "150 nm pixels, sigma 120 nm" in text
     assert "test set          accuracy" in text
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_reduced_precision_export_is_gated_and_loads_like_fp32(run, tmp_path, precision):
+    from ainu_engine import Classifier
+
+    root, manifest, _ = run
+    out = tmp_path / f"model-{precision}.onnx"
+    r = export_onnx(root / "run" / "best.pt", out, precision=precision, accept_accuracy_drop=True)
+    g = r.gate
+    assert r.precision == precision and g["n"] >= 1 and 0.0 <= g["agreement"] <= 1.0
+    prov = read_model_info(out).provenance
+    assert prov["precision"] == precision and prov["precision_gate"]["n"] == g["n"]
+    if precision == "int8":
+        assert prov["calibration"]["method"] == "minmax" and prov["calibration"]["n_images"] > 0
+    with Classifier.load(out, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
+        img = np.random.default_rng(0).random((2, 48, 48), dtype=np.float32)
+        assert clf.classify(img).label in clf.info.classes
+
+
+def test_the_gate_refuses_a_model_whose_calls_disagree(run, tmp_path, monkeypatch):
+    from ainu_engine.training import precision as P
+
+    root, _, _ = run
+    bad = P.GateReport(n=10, agreement=0.8, max_abs_dp=0.6, accuracy_fp32=0.9,
+                       accuracy_reduced=0.6, roc_auc_fp32=None, roc_auc_reduced=None)  # fmt: skip
+    assert not bad.passed
+    ok = P.GateReport(10, 1.0, 0.01, 0.9, 0.9, None, None)
+    assert ok.passed
+    monkeypatch.setattr(P, "gate", lambda *a, **k: bad)
+    out = tmp_path / "refused.onnx"
+    with pytest.raises(ParityError, match="int8 model is refused: calls agree on 80.0%"):
+        export_onnx(root / "run" / "best.pt", out, precision="int8")
+    assert not out.exists()  # nothing written

@@ -1,0 +1,176 @@
+"""Reduced-precision models: int8 (ONNX Runtime static quantization, QDQ, per-channel weights)
+and fp16 (a float16 graph with float32 inputs and outputs), and the accuracy gate that decides
+whether such a model may be written: it is compared with the float32 model on the run's held-out
+test nuclei."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ainu_engine.errors import InputError
+from ainu_engine.scores import softmax
+
+__all__ = ["PRECISIONS", "CALIBRATIONS", "GateReport", "run_images", "quantize", "gate"]
+
+PRECISIONS = ("fp32", "fp16", "int8")
+CALIBRATIONS = ("minmax", "entropy", "percentile")
+#: the gate: calls may disagree on at most this fraction of the test nuclei ...
+MAX_DISAGREEMENT = 0.01
+#: ... and the accuracy may drop by at most this much
+MAX_ACCURACY_DROP = 0.01
+
+
+@dataclass
+class GateReport:
+    """How a reduced-precision model compares with the float32 one on held-out items."""
+
+    n: int
+    agreement: float  #: fraction of items with the same call
+    max_abs_dp: float  #: largest |p_reduced - p_fp32| over items and classes
+    accuracy_fp32: float
+    accuracy_reduced: float
+    roc_auc_fp32: float | None
+    roc_auc_reduced: float | None
+
+    @property
+    def passed(self) -> bool:
+        return (1.0 - self.agreement) <= MAX_DISAGREEMENT and (
+            self.accuracy_fp32 - self.accuracy_reduced
+        ) <= MAX_ACCURACY_DROP + 1e-12
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "passed": self.passed,
+                "limits": {"max_disagreement": MAX_DISAGREEMENT,
+                           "max_accuracy_drop": MAX_ACCURACY_DROP}}  # fmt: skip
+
+    def __str__(self) -> str:
+        return (
+            f"calls agree on {self.agreement:.1%} of {self.n} held-out items, max |dp| "
+            f"{self.max_abs_dp:.4f}, accuracy {self.accuracy_fp32:.3f} -> "
+            f"{self.accuracy_reduced:.3f}"
+        )
+
+
+def run_images(checkpoint: Path, info, ckpt: dict, *, calibrate: str | Path | None = None):
+    """(calibration images, test images, test labels) from the training run of ``checkpoint``:
+    its ``data.csv`` says which manifest rows were trained on and which were held out; they are
+    rendered (through the render cache) with the model's own RenderSpec. ``calibrate``: a
+    manifest whose nuclei calibrate instead of the run's training nuclei."""
+    import csv
+
+    from .data import Manifest, RenderCache, load_nuclei, read_manifest
+    from .train import default_cache_dir
+
+    run = Path(checkpoint).parent
+    table = run / "data.csv"
+    if not table.is_file():
+        raise InputError(
+            "no data.csv beside the checkpoint: its held-out nuclei are unknown",
+            path=checkpoint,
+            hint="export from the training run's folder (RUN/best.pt), as train wrote it",
+        )
+    rows = list(csv.DictReader(table.open(encoding="utf-8")))
+    classes = tuple(info.classes)
+    cache = RenderCache(default_cache_dir(), device="cpu", channel_names=info.channel_names,
+                        channel_option="--channel-map")  # fmt: skip
+    pre = info.preprocessing or {}
+    patch = int(pre["patch_size"]) if pre.get("mode") == "patches" else None
+    kw = {"patch_size": patch, "min_occupied": float(pre.get("min_occupied", 0.75))}
+
+    def images(split: str):
+        sel = [r for r in rows if r["split"] == split and r["label"] in classes]
+        if not sel:
+            return np.zeros((0,)), np.zeros(0, np.int64)
+        m = Manifest.from_rows([Path(r["path"]) for r in sel], [r["label"] for r in sel],
+                               classes=classes)  # fmt: skip
+        data = load_nuclei(m, info.render_spec, cache, **kw)
+        if len(data) == 0:
+            raise InputError(f"none of the run's {split} nuclei could be rendered", path=table)
+        return np.stack([np.asarray(im, np.float32) for im in data.images]), data.y
+
+    test_x, test_y = images("test")
+    if calibrate is not None:
+        m = read_manifest(calibrate, classes=classes)
+        data = load_nuclei(m, info.render_spec, cache, **kw)
+        cal_x = np.stack([np.asarray(im, np.float32) for im in data.images])
+    else:
+        cal_x, _ = images("train")
+    if len(test_x) == 0:
+        raise InputError("the run has no held-out test nuclei to gate on", path=table)
+    return cal_x, test_x, test_y
+
+
+def quantize(fp32: bytes, precision: str, calibration_images: np.ndarray, *,
+             method: str = "minmax", input_name: str = "image") -> bytes:  # fmt: skip
+    """The reduced-precision model (bytes) of a float32 ONNX model."""
+    import onnx
+
+    if precision == "fp16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        model = convert_float_to_float16(onnx.load_from_string(fp32), keep_io_types=True)
+        return model.SerializeToString()
+    if precision != "int8":
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    if method not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {method!r}")
+    if len(calibration_images) == 0:
+        raise InputError("no calibration images for int8")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([calibration_images[i : i + 1] for i in range(len(calibration_images))])
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {input_name: x}
+
+    calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+             "percentile": CalibrationMethod.Percentile}[method]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="ainu-int8-") as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(fp32)
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=calib)  # fmt: skip
+        return dst.read_bytes()
+
+
+def _probabilities(model: bytes, x: np.ndarray, input_name: str, output_name: str) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    z = np.concatenate([sess.run([output_name], {input_name: x[i : i + 8]})[0]
+                        for i in range(0, len(x), 8)])  # fmt: skip
+    return softmax(z.astype(np.float64), axis=1)
+
+
+def gate(fp32: bytes, reduced: bytes, x: np.ndarray, y: np.ndarray, *, input_name: str,
+         output_name: str) -> GateReport:  # fmt: skip
+    """The reduced model against the float32 one on held-out items ``x`` with labels ``y``."""
+    from sklearn.metrics import roc_auc_score
+
+    p32 = _probabilities(fp32, x, input_name, output_name)
+    pq = _probabilities(reduced, x, input_name, output_name)
+
+    def auc(p):
+        if p.shape[1] != 2 or len(set(y.tolist())) < 2:
+            return None
+        return float(roc_auc_score(y, p[:, 1]))
+
+    return GateReport(
+        len(y), float((p32.argmax(1) == pq.argmax(1)).mean()), float(np.abs(p32 - pq).max()),
+        float((p32.argmax(1) == y).mean()), float((pq.argmax(1) == y).mean()), auc(p32), auc(pq),
+    )  # fmt: skip
