@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import explain, explain_plan, infer, io_load, live, render, serve, simulate  # noqa: F401,E501
+from . import (  # noqa: F401  (registers)
+    explain,
+    explain_plan,
+    infer,
+    io_load,
+    live,
+    quantize,
+    render,
+    serve,
+    simulate,
+)
 from ._harness import REGISTRY, report, write_result
 
 
