@@ -112,6 +112,8 @@ class ModelInfo:
                 if k in test
             },
             "calibration": (self.metrics or {}).get("calibration"),
+            "precision": (self.provenance or {}).get("precision", "fp32"),
+            "precision_gate": (self.provenance or {}).get("precision_gate"),
             "created": (self.provenance or {}).get("created"),
             "git_commit": (self.provenance or {}).get("git_commit"),
         }

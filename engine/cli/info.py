@@ -134,6 +134,18 @@ def _model_text(s: dict) -> str:
         if test and "n" in s["test"]
         else "  test set          -"
     )
+    gate = s.get("precision_gate") or {}
+    lines.append(
+        f"  precision         {escape(str(s.get('precision', 'fp32')))}"
+        + (
+            f" (calls agree with fp32 on {gate['agreement']:.1%} of {gate['n']} held-out nuclei, "
+            f"accuracy {gate['accuracy_fp32']:.3f} -> {gate['accuracy_reduced']:.3f}"
+            + ("; accepted below the gate" if gate.get("accepted_drop") else "")
+            + ")"
+            if gate
+            else ""
+        )
+    )
     cal = s.get("calibration") or {}
     nan = float("nan")
     lines.append(

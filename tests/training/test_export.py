@@ -277,7 +277,7 @@ def test_info_describes_the_exported_model_and_its_checkpoint(run, tmp_path, cap
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
-def test_reduced_precision_export_is_gated_and_loads_like_fp32(run, tmp_path, precision):
+def test_reduced_precision_export_is_gated_and_loads_like_fp32(run, tmp_path, precision, capsys):
     from ainu_engine import Classifier
 
     root, manifest, _ = run
@@ -287,6 +287,8 @@ def test_reduced_precision_export_is_gated_and_loads_like_fp32(run, tmp_path, pr
     assert r.precision == precision and g["n"] >= 1 and 0.0 <= g["agreement"] <= 1.0
     prov = read_model_info(out).provenance
     assert prov["precision"] == precision and prov["precision_gate"]["n"] == g["n"]
+    assert main(["info", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == precision
     if precision == "int8":
         assert prov["calibration"]["method"] == "minmax" and prov["calibration"]["n_images"] > 0
     with Classifier.load(out, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
