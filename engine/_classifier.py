@@ -143,6 +143,17 @@ class Classifier:
             channel_map=channel_map,
         )
 
+    def with_channel_map(self, channel_map: Mapping | None) -> Classifier:
+        """This classifier with another ``channel_map`` (a shallow copy sharing the backend: for a
+        request or a session whose files name their channels otherwise); itself when None."""
+        if not channel_map:
+            return self
+        import copy
+
+        other = copy.copy(self)
+        other.channel_map = dict(channel_map)
+        return other
+
     def render_spec_for(self, locs: Localizations, *, option: str = "--channel-map"):
         """The model's RenderSpec with the file channels of ``locs`` that feed the model's
         channels; a :class:`~ainu_engine.errors.ChannelError` when they do not match."""

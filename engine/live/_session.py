@@ -216,8 +216,8 @@ class LiveNucleus:
             if self._owns
             else classifier
         )
-        if channel_map and not self._owns:
-            self.clf = _with_map(self.clf, channel_map)
+        if not self._owns:
+            self.clf = self.clf.with_channel_map(channel_map)
         self.stop_rule = stop_rule or StopRule()
         self.window = int(window or max(3, self.stop_rule.m))
         self.device = device
@@ -565,12 +565,3 @@ def _as_localizations(locs, x, y, channel, frame, precision, names) -> Localizat
         precision_nm=None if precision is None else np.atleast_1d(precision),
         meta=Metadata(channel_names=names or {}),
     )  # fmt: skip
-
-
-def _with_map(clf, channel_map):
-    """The classifier with ``channel_map`` (a shallow copy: the backend is shared)."""
-    import copy
-
-    other = copy.copy(clf)
-    other.channel_map = dict(channel_map)
-    return other

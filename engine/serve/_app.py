@@ -298,7 +298,7 @@ def _prediction(pred, svc: _Service) -> dict:
 
 async def _classify_one(svc: _Service, locs, roi, channel_map=None):
     loop = asyncio.get_running_loop()
-    clf = svc.clf if not channel_map else _mapped(svc.clf, channel_map)
+    clf = svc.clf.with_channel_map(channel_map)
     prepared = await loop.run_in_executor(svc.pool, lambda: clf.prepare(locs, roi_nm=roi))
     try:
         fut = svc.batcher.submit(prepared)
@@ -308,14 +308,6 @@ async def _classify_one(svc: _Service, locs, roi, channel_map=None):
             503, "busy", "the inference queue is full; retry", {"Retry-After": "1"}
         ) from None
     return await asyncio.wait_for(asyncio.wrap_future(fut), svc.cfg.request_timeout_s)
-
-
-def _mapped(clf, channel_map):
-    import copy
-
-    other = copy.copy(clf)
-    other.channel_map = dict(channel_map)
-    return other
 
 
 def _channel_map(query):
@@ -491,7 +483,7 @@ async def _explain(request, svc: _Service):
     if target is not None and target not in svc.clf.info.classes:
         raise HTTPError(400, "bad_request", f"target must be one of {list(svc.clf.info.classes)}")
     roi = _roi(q.get("roi")) if doc is None else _roi_json(doc.get("roi_nm"))
-    clf = svc.clf if not _channel_map(q) else _mapped(svc.clf, _channel_map(q))
+    clf = svc.clf.with_channel_map(_channel_map(q))
 
     def work():
         prep = clf.prepare(locs, roi_nm=roi)
