@@ -36,7 +36,7 @@ def is_arrow_ipc(head: bytes) -> bool:
 
 def _from_table(table, path: Path, fmt: str, opts) -> Localizations:
     from ._common import _as_int, build_localizations
-    from ._text import localizations_from_table
+    from ._text import generic_options, localizations_from_table
 
     raw_meta = (table.schema.metadata or {}).get(ARROW_METADATA_KEY)
     if raw_meta is not None and not opts.columns:
@@ -108,15 +108,7 @@ def _from_table(table, path: Path, fmt: str, opts) -> Localizations:
         )
     names = table.column_names
     roles = resolve_roles(names, opts.columns, path)
-    return localizations_from_table(
-        table,
-        path,
-        fmt,
-        roles=roles,
-        camera_pixel_nm=opts.camera_pixel_nm,
-        frame_offset=opts.frame_base,
-        unitless=opts.unit or "assume-nm",
-    )
+    return localizations_from_table(table, path, fmt, roles=roles, **generic_options(opts))
 
 
 def read_parquet(path: Path, head: bytes, opts) -> Localizations:

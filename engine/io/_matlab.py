@@ -173,7 +173,7 @@ def read_mat5(path: Path, head: bytes, opts) -> Localizations:
     and y (or those ``opts.columns`` names)."""
     import pyarrow as pa
 
-    from ._text import localizations_from_table
+    from ._text import generic_options, localizations_from_table
 
     if not is_mat5(head):
         raise FormatError(
@@ -206,12 +206,7 @@ def read_mat5(path: Path, head: bytes, opts) -> Localizations:
             path,
             "mat5",
             roles={k: r for k, r in roles.items() if r.column in cols},
-            camera_pixel_nm=opts.camera_pixel_nm,
-            frame_offset=opts.frame_base,
-            unitless=opts.unit or "assume-nm",
-            frame_from=opts.frame_from,
-            exposure_s=opts.exposure_s,
-            user_columns=opts.columns,
+            **generic_options(opts),
         )
     raise MissingColumnError(
         "MATLAB v5 file without x and y vectors",

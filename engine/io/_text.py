@@ -84,6 +84,20 @@ def is_generic_table(fields: list[str]) -> bool:
 # --------------------------------------------------------------------------------------
 
 
+def generic_options(opts) -> dict:
+    """The keywords of :func:`localizations_from_table` that a table of no fixed format (generic
+    CSV, a foreign Parquet/Arrow table, a MATLAB v5 file) takes from the user's reading options:
+    camera pixel, first frame number, unit of unitless columns, frames from time."""
+    return {
+        "camera_pixel_nm": opts.camera_pixel_nm,
+        "frame_offset": opts.frame_base,
+        "unitless": opts.unit or "assume-nm",
+        "frame_from": opts.frame_from,
+        "exposure_s": opts.exposure_s,
+        "user_columns": opts.columns,
+    }
+
+
 def localizations_from_table(
     table,
     path: Path,
@@ -430,18 +444,7 @@ def read_generic_csv(path: Path, head: bytes, opts) -> Localizations:
         skip_lines=0 if headerless else 1,
         what="CSV table",
     )
-    return localizations_from_table(
-        table,
-        path,
-        "csv",
-        roles=roles,
-        camera_pixel_nm=opts.camera_pixel_nm,
-        frame_offset=opts.frame_base,
-        unitless=opts.unit or "assume-nm",
-        frame_from=opts.frame_from,
-        exposure_s=opts.exposure_s,
-        user_columns=opts.columns,
-    )
+    return localizations_from_table(table, path, "csv", roles=roles, **generic_options(opts))
 
 
 # --------------------------------------------------------------------------------------

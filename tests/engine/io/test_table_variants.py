@@ -168,3 +168,19 @@ def test_the_real_smap_mat5_reads_as_scipy_reads_it():
     locs = read(path)
     np.testing.assert_array_equal(locs.x_nm, ref["x"].astype(np.float32))
     np.testing.assert_array_equal(locs.extra["t"], ref["t"])
+
+
+def test_a_foreign_parquet_table_takes_the_same_generic_options(tmp_path):
+    """Parquet/Arrow tables not written by ainu-engine are generic tables: --frame-from, the time
+    column's warning and --unit apply to them as to CSV (they were ignored there before)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "foreign.parquet"
+    pq.write_table(
+        pa.table({"x": [1.0, 3.0, 5.0], "y": [2.0, 4.0, 6.0], "t": [0.1, 0.2, 0.45]}), path
+    )
+    locs = read(path)
+    assert locs.frame is None and any("--frame-from t" in w for w in locs.meta.warnings)
+    assert read(path, frame_from="t", exposure_s=0.05).frame.tolist() == [2, 4, 9]
+    np.testing.assert_allclose(read(path, unit="um").x_nm, [1000.0, 3000.0, 5000.0])
