@@ -76,6 +76,12 @@ class ModelInfo:
     def input_shape(self) -> tuple[int | str, int, int, int]:
         return ("batch", self.n_channels, self.input_size, self.input_size)
 
+    @property
+    def precision(self) -> str:
+        """``fp32``, ``fp16`` or ``int8``: how the graph's weights and arithmetic are stored
+        (``ainu-engine export --precision``); the input and output are float32 in every case."""
+        return str((self.provenance or {}).get("precision", "fp32"))
+
     def summary(self) -> dict:
         """What a person receiving the model wants to know first, as a plain dict: classes,
         input, how nuclei are rendered for it, what it was trained on and how it tested."""
@@ -112,7 +118,7 @@ class ModelInfo:
                 if k in test
             },
             "calibration": (self.metrics or {}).get("calibration"),
-            "precision": (self.provenance or {}).get("precision", "fp32"),
+            "precision": self.precision,
             "precision_gate": (self.provenance or {}).get("precision_gate"),
             "created": (self.provenance or {}).get("created"),
             "git_commit": (self.provenance or {}).get("git_commit"),

@@ -57,7 +57,10 @@ class OnnxRuntimeBackend(Backend):
     threads : int, optional
         Intra-op threads on the CPU (default: the cores this process may use).
     fp16 : bool, default True
-        TensorRT EP only: allow float16 kernels.
+        TensorRT EP only: allow float16 kernels for an fp32 model. An fp16 or int8 model
+        (``ainu-engine export --precision``) runs in its own precision on every provider; on
+        the TensorRT EP an int8 (QDQ) model turns on ``trt_int8_enable`` with no calibration
+        table (explicit quantization: the scales are the Q/DQ nodes').
 
     Examples
     --------
@@ -121,11 +124,14 @@ class OnnxRuntimeBackend(Backend):
             c, s = info.n_channels, info.input_size
             shape = f"{info.input_name}:{{}}x{c}x{s}x{s}"
             trt_cache = cache_dir("tensorrt-ep")
+            precision = info.precision
             providers.append(
                 (
                     "TensorrtExecutionProvider",
                     {
-                        "trt_fp16_enable": bool(self.fp16),
+                        "trt_fp16_enable": bool(self.fp16) or precision == "fp16",
+                        "trt_int8_enable": precision == "int8",
+                        "trt_int8_use_native_calibration_table": False,
                         "trt_engine_cache_enable": True,
                         "trt_engine_cache_path": trt_cache,
                         "trt_timing_cache_enable": True,
@@ -175,9 +181,14 @@ class OnnxRuntimeBackend(Backend):
         return self.session.run([info.output_name], {info.input_name: x})[0]
 
     def _describe_impl(self) -> dict:
+        precision = self.info.precision if self.info is not None else "fp32"
         d = {
             "provider": self.provider,
-            "precision": "fp16 allowed" if self.provider == "tensorrt" and self.fp16 else "fp32",
+            "precision": (
+                f"{precision} (fp16 kernels allowed)"
+                if self.provider == "tensorrt" and self.fp16 and precision == "fp32"
+                else precision
+            ),
         }
         if self.session is not None:
             import onnxruntime as ort

@@ -1,6 +1,18 @@
 """Native TensorRT (10+) backend: an engine built from the .onnx with an optimisation profile
-over the batch range, fp16 where the GPU supports it, a serialised-engine cache keyed by model
-hash + GPU + TensorRT version, asynchronous execution on a CUDA stream (CuPy memory).
+over the batch range, a serialised-engine cache keyed by model hash + GPU + TensorRT version +
+precision, asynchronous execution on a CUDA stream (CuPy memory).
+
+Precision follows the model (:attr:`ModelInfo.precision`, ``ainu-engine export --precision``):
+
+- ``fp32`` model: float32, plus float16 kernels where the GPU has fast fp16 (``fp16=True``,
+  the default) — TensorRT picks per layer;
+- ``fp16`` model (a float16 graph with float32 input and output): built as it is typed;
+- ``int8`` model (QDQ, from ONNX Runtime's static quantization): TensorRT's *explicit
+  quantization* — the scales are the Q/DQ nodes', no calibrator runs.
+
+The two reduced-precision models are built as strongly typed networks where this TensorRT has
+them (10.x; its documentation asks for no precision flags then); an older 10.x without strong
+typing gets the FP16 or INT8 builder flag instead (:func:`build_plan`).
 
 Written against the TensorRT 10 Python API (name-based tensors, ``execute_async_v3``); TensorRT
 cannot be installed on the machines this project is developed on, so this path is unverified
@@ -17,7 +29,26 @@ from ..cache import cache_dir
 from ..io import atomic_write_bytes
 from ._base import Backend, BackendUnavailable, is_device_array
 
-__all__ = ["TensorRTBackend"]
+__all__ = ["TensorRTBackend", "build_plan"]
+
+
+def build_plan(trt, precision: str, *, fp16: bool, fast_fp16: bool) -> tuple[int, list]:
+    """How to build a model of ``precision``: (network creation flags, builder flags to set).
+
+    ``trt`` is the ``tensorrt`` module (anything with its ``NetworkDefinitionCreationFlag`` and
+    ``BuilderFlag`` enums); ``fp16`` is whether float16 kernels are allowed for an fp32 model;
+    ``fast_fp16`` is ``builder.platform_has_fast_fp16``."""
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"unknown model precision {precision!r} (fp32, fp16 or int8)")
+    if precision == "fp32":
+        return 0, ([trt.BuilderFlag.FP16] if fp16 and fast_fp16 else [])
+    strong = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if strong is not None:  # the graph's types (and Q/DQ scales) decide: no precision flags
+        return 1 << int(strong), []
+    if precision == "fp16":
+        return 0, [trt.BuilderFlag.FP16]
+    # explicit quantization in a weakly typed network: INT8 on, no calibrator (the Q/DQ scales)
+    return 0, [trt.BuilderFlag.INT8, *([trt.BuilderFlag.FP16] if fast_fp16 else [])]
 
 
 class TensorRTBackend(Backend):
@@ -28,7 +59,8 @@ class TensorRTBackend(Backend):
     model_path : path
         The ``.onnx`` file.
     fp16 : bool, default True
-        Allow float16 kernels (when the GPU has fast fp16).
+        For an fp32 model: allow float16 kernels (when the GPU has fast fp16). An fp16 or int8
+        model runs in its own precision either way.
     max_batch : int, default 256
         Largest batch of the optimisation profile (min 1, opt ``opt_batch``).
     opt_batch : int, default 64
@@ -63,6 +95,7 @@ class TensorRTBackend(Backend):
         self.engine = self.context = self.stream = None
         self.engine_path: str | None = None
         self.from_cache = False
+        self.precision = "fp32"
 
     def _load_impl(self) -> None:
         trt = self._require(
@@ -82,6 +115,7 @@ class TensorRTBackend(Backend):
                 "no CUDA GPU", path=self.model_path, hint="use --backend onnxruntime"
             )
         info = self.info
+        self.precision = info.precision
         data = self.model_path.read_bytes()
         gpu = cp.cuda.runtime.getDeviceProperties(0)["name"]
         gpu = gpu.decode() if isinstance(gpu, bytes) else str(gpu)
@@ -91,7 +125,8 @@ class TensorRTBackend(Backend):
                     hashlib.sha256(data).digest(),
                     gpu.encode(),
                     trt.__version__.encode(),
-                    f"fp16={self.fp16},batch={self.opt_batch}/{self.max_batch}".encode(),
+                    f"precision={self.precision},fp16={self.fp16},"
+                    f"batch={self.opt_batch}/{self.max_batch}".encode(),
                 ]
             )
         )
@@ -119,7 +154,10 @@ class TensorRTBackend(Backend):
 
     def _build(self, trt, logger, data: bytes, info) -> bytes:
         builder = trt.Builder(logger)
-        network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+        net_flags, flags = build_plan(
+            trt, self.precision, fp16=self.fp16, fast_fp16=builder.platform_has_fast_fp16
+        )
+        network = builder.create_network(net_flags)  # explicit batch: the only mode in TRT 10
         parser = trt.OnnxParser(network, logger)
         if not parser.parse(data):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -128,8 +166,8 @@ class TensorRTBackend(Backend):
             )
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(self.workspace_gib * 2**30))
-        if self.fp16 and builder.platform_has_fast_fp16:
-            config.set_flag(trt.BuilderFlag.FP16)
+        for flag in flags:
+            config.set_flag(flag)
         c, s = info.n_channels, info.input_size
         profile = builder.create_optimization_profile()
         profile.set_shape(
@@ -177,7 +215,9 @@ class TensorRTBackend(Backend):
 
     def _describe_impl(self) -> dict:
         d = {
-            "precision": "fp16 allowed" if self.fp16 else "fp32",
+            "precision": _precision_label(
+                self.info.precision if self.info is not None else self.precision, self.fp16
+            ),
             "engine": self.engine_path,
             "engine_from_cache": self.from_cache,
             "batch_profile": [1, self.opt_batch, self.max_batch],
@@ -195,3 +235,10 @@ class TensorRTBackend(Backend):
         if self.stream is not None:
             self.stream.synchronize()
         self.stream = None
+
+
+def _precision_label(precision: str, fp16: bool) -> str:
+    """What ``describe()`` says of the precision an engine runs in."""
+    if precision == "fp32" and fp16:
+        return "fp32 (fp16 kernels allowed)"
+    return precision

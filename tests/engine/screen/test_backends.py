@@ -212,3 +212,36 @@ def test_the_registry_builds_every_backend_with_batch_size_and_reason(screen_mod
         create_backend(model, "no-such-backend")
     with pytest.raises(ValueError, match="batch_size"):
         create_backend(model, batch_size=0)
+
+
+class _FakeTensorRT:
+    """The two enums of the ``tensorrt`` module that :func:`build_plan` reads (TensorRT 10 has
+    ``STRONGLY_TYPED`` = 5; ``strong=False`` is a TensorRT without it)."""
+
+    def __init__(self, strong: bool) -> None:
+        import enum
+
+        self.BuilderFlag = enum.IntEnum("BuilderFlag", {"FP16": 0, "INT8": 1})
+        flags = {"EXPLICIT_BATCH": 0, **({"STRONGLY_TYPED": 5} if strong else {})}
+        self.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", flags)
+
+
+@pytest.mark.parametrize("strong", [True, False])
+def test_tensorrt_builds_each_precision_as_its_model_asks(strong):
+    from ainu_engine.backends._tensorrt import build_plan
+
+    trt = _FakeTensorRT(strong)
+    fp16, int8 = trt.BuilderFlag.FP16, trt.BuilderFlag.INT8
+    # fp32: fp16 kernels only where allowed and fast; never a strongly typed network
+    assert build_plan(trt, "fp32", fp16=True, fast_fp16=True) == (0, [fp16])
+    assert build_plan(trt, "fp32", fp16=True, fast_fp16=False) == (0, [])
+    assert build_plan(trt, "fp32", fp16=False, fast_fp16=True) == (0, [])
+    if strong:  # the graph's types and Q/DQ scales decide, no precision flags
+        assert build_plan(trt, "fp16", fp16=False, fast_fp16=True) == (1 << 5, [])
+        assert build_plan(trt, "int8", fp16=False, fast_fp16=True) == (1 << 5, [])
+    else:  # explicit quantization in a weakly typed network: INT8 on, no calibrator
+        assert build_plan(trt, "fp16", fp16=False, fast_fp16=True) == (0, [fp16])
+        assert build_plan(trt, "int8", fp16=False, fast_fp16=True) == (0, [int8, fp16])
+        assert build_plan(trt, "int8", fp16=True, fast_fp16=False) == (0, [int8])
+    with pytest.raises(ValueError, match="bf16"):
+        build_plan(trt, "bf16", fp16=True, fast_fp16=True)
