@@ -78,21 +78,29 @@ def bench_model(
     device: str = "auto",
     render: bool = True,
     on_result: Callable[[dict], None] | None = None,
+    save: bool = True,
 ) -> list[dict]:
     """Records, one per backend and batch size (``backend``, ``device``, ``precision``,
     ``batch``, ``images_per_s``, ``p50_ms``, ``p90_ms``, ``p99_ms``) and one for rendering
-    (``stage: "render"``); a backend that cannot run gives a record with its ``error``."""
+    (``stage: "render"``); a backend that cannot run gives a record with its ``error``.
+
+    With ``save`` (an ``.onnx`` only), the measurements are kept for this model and machine
+    (:func:`ainu_engine.backends.save_measurements`): ``--backend auto`` then runs the fastest
+    of them, and the last record (``stage: "saved"``) says where they are and what auto picks."""
     from ._classifier import Classifier
-    from .backends import create_backend, runnable_backends
+    from .backends import (
+        create_backend,
+        machine_id,
+        measured_best,
+        runnable_backends,
+        save_measurements,
+    )
     from .errors import AinuError
     from .model import read_model_info
 
     if not batches or any(int(b) < 1 for b in batches):
         raise ValueError("batches must be positive whole numbers")
-    # every model ainu-engine exports so far is float32; a model's metadata may say otherwise
-    precision = "fp32"
-    if Path(model).suffix == ".onnx":
-        precision = str((read_model_info(model).provenance or {}).get("precision", "fp32"))
+    precision = read_model_info(model).precision if Path(model).suffix == ".onnx" else "fp32"
     pairs = runnable_backends(model, device)
     if backends:
         pairs = [(b, d) for b in backends for d in ({d for n, d in pairs if n == b} or {device})]
@@ -118,4 +126,10 @@ def bench_model(
             emit({"stage": "render", "device": "cpu", **bench_render(clf)})
         finally:
             clf.close()
+    if save and Path(model).suffix == ".onnx" and any("images_per_s" in r for r in results):
+        machine = machine_id()
+        path = save_measurements(model, machine, results)
+        best = measured_best(model, machine, runnable_backends(model, device))
+        auto = None if best is None else {k: best[k] for k in ("backend", "device", "batch")}
+        emit({"stage": "saved", "path": str(path), "auto": auto})
     return results

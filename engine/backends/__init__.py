@@ -9,8 +9,10 @@ batch into logits, describe; context managers.
   reach this registry through the :data:`ENTRY_POINT_GROUP` entry points, so nothing here
   imports the training package.
 
-``create_backend(model, "auto")`` picks the fastest available one and says which and why.
-Nothing heavy is imported until a backend loads.
+``create_backend(model, "auto")`` picks the fastest available one and says which and why:
+what ``ainu-engine bench`` measured for this model on this machine when it was measured
+(:func:`machine_id`, kept in the cache), else the order below. Nothing heavy is imported until
+a backend loads.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
+import platform
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from ._base import Backend, BackendUnavailable, is_device_array
+from ._measured import measured_best, save_measurements
 from ._onnxruntime import OnnxRuntimeBackend, physical_cores, session_options
 from ._tensorrt import TensorRTBackend
 
@@ -34,6 +38,9 @@ __all__ = [
     "create_backend",
     "register_backend",
     "runnable_backends",
+    "machine_id",
+    "measured_best",
+    "save_measurements",
     "is_device_array",
     "physical_cores",
     "session_options",
@@ -163,7 +170,9 @@ def create_backend(
         Exported ``.onnx`` (any backend) or training checkpoint ``.pt`` (torch only).
     backend : str
         One of :data:`BACKENDS` (or a name registered with :func:`register_backend`). ``auto``:
-        native TensorRT when it and a GPU are present, else
+        for an ``.onnx`` that ``ainu-engine bench`` measured on this machine, the backend,
+        device and batch it measured fastest (among those that can run now; ``reason`` says
+        so); otherwise native TensorRT when it and a GPU are present, else
         ONNX Runtime's TensorRT or CUDA EP on a GPU, else PyTorch on the GPU when the
         ``checkpoint`` is given (a GPU with the CPU build of ONNX Runtime), else ONNX Runtime
         on the CPU (measured faster than torch eager there, see ``benchmarks/``; with
@@ -203,7 +212,18 @@ def create_backend(
             "device cuda asked, but no CUDA GPU is visible", path=model, hint="use --device cpu"
         )
     providers = _ort_providers()
-    if backend == "auto":
+    measured = None
+    if backend == "auto" and model.suffix == ".onnx":
+        measured = measured_best(model, machine_id(), runnable_backends(model, device))
+    if measured is not None:
+        backend, gpu = measured["backend"], measured["device"] == "cuda"
+        batch_size = batch_size or int(measured["batch"])
+        reason = (
+            f"the fastest that `ainu-engine bench` measured for this model on this machine "
+            f"({measured.get('date_utc') or 'earlier'}): {measured['images_per_s']:.1f} "
+            f"images/s at batch {measured['batch']} on {measured['device']}"
+        )
+    elif backend == "auto":
         backend, reason, gpu = _choose(
             model, device=device, gpu=gpu, providers=providers, checkpoint=checkpoint
         )
@@ -249,6 +269,46 @@ def runnable_backends(model: str | os.PathLike, device: str = "auto") -> list[tu
     elif _has("torch"):
         out.append(("torch", "cuda" if gpu else "cpu"))
     return out
+
+
+def machine_id() -> dict:
+    """What decides how fast a model runs here, the key of ``bench``'s kept measurements: the
+    CPU model and the cores this process may use, the GPU, ONNX Runtime and its providers."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    gpu = None
+    if _cuda_gpu():
+        try:
+            import torch
+
+            gpu = torch.cuda.get_device_name(0)
+        except Exception:  # noqa: BLE001 - no torch: CuPy names it
+            try:
+                import cupy as cp
+
+                name = cp.cuda.runtime.getDeviceProperties(0)["name"]
+                gpu = name.decode() if isinstance(name, bytes) else str(name)
+            except Exception:  # noqa: BLE001
+                gpu = "unknown CUDA GPU"
+    ort_version = None
+    if _has("onnxruntime"):
+        import onnxruntime as ort
+
+        ort_version = ort.__version__
+    return {
+        "cpu": cpu,
+        "cores": physical_cores(),
+        "gpu": gpu,
+        "onnxruntime": ort_version,
+        "providers": sorted(_ort_providers()),
+    }
 
 
 def _choose(

@@ -29,13 +29,22 @@ def bench(
     render: Annotated[
         bool, typer.Option("--render/--no-render", help="Also time rendering.")
     ] = True,
+    save: Annotated[
+        bool,
+        typer.Option(
+            "--save/--no-save",
+            help="Keep the measurements for this model and machine: --backend auto then runs "
+            "the fastest of them.",
+        ),
+    ] = True,
     json: JsonOpt = False,
 ) -> None:
     """Measure a model on this machine, as trtexec and perf_analyzer do: for every backend that
     can run it (or --backend), images/s and latency p50/p90/p99 per batch size on random inputs
     of the model's shape, after warm-up; and nuclei/s that the model's RenderSpec renders. With
     --json one object per line (backend, device, precision, batch, images_per_s, p50_ms, p90_ms,
-    p99_ms; the render line has stage "render")."""
+    p99_ms; the render line has stage "render"). The measurements are kept (--no-save: not)
+    for this model and machine, and --backend auto on every command then runs the fastest."""
     from ..bench import bench_model
 
     try:
@@ -51,6 +60,10 @@ def bench(
     def show(rec):
         if "error" in rec:
             o.record(rec, escape(f"{rec['backend']} ({rec['device']}): cannot run: {rec['error']}"))
+        elif rec.get("stage") == "saved":
+            auto = rec["auto"]
+            pick = f"{auto['backend']} on {auto['device']}, batch {auto['batch']}" if auto else "-"
+            o.record(rec, escape(f"kept in {rec['path']}: --backend auto now runs {pick}"))
         elif rec.get("stage") == "render":
             o.record(rec, f"render ({rec['n_localizations']:,} localizations): "
                           f"{rec['nuclei_per_s']} nuclei/s ({rec['median_ms']} ms)")  # fmt: skip
@@ -63,5 +76,6 @@ def bench(
 
     names = [b.strip() for b in backend.split(",")] if backend else None
     results = bench_model(model, backends=names, batches=batches, seconds=seconds, device=device,
-                          render=render, on_result=show)  # fmt: skip
-    raise typer.Exit(1 if results and all("error" in r for r in results if "stage" not in r) else 0)
+                          render=render, on_result=show, save=save)  # fmt: skip
+    measured = [r for r in results if "stage" not in r]
+    raise typer.Exit(1 if measured and all("error" in r for r in measured) else 0)
