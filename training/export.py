@@ -225,20 +225,24 @@ def _reduce(data: bytes, precision: str, checkpoint: Path, info: ModelInfo, ckpt
     """The reduced-precision model with its metadata, after the accuracy gate."""
     import onnx
 
-    from .precision import PRECISIONS, gate, quantize, run_images
+    from .precision import PRECISIONS, parity, quantize, run_images
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     cal_x, test_x, test_y = run_images(checkpoint, info, ckpt, calibrate=calibrate)
     reduced = quantize(data, precision, cal_x, method=calibration, input_name=info.input_name)
-    report = gate(data, reduced, test_x, test_y, input_name=info.input_name,
-                  output_name=info.output_name)  # fmt: skip
-    if not report.passed and not accept:
+    report, doc = parity(data, reduced, (test_x, test_y), cal_x, input_name=info.input_name,
+                         output_name=info.output_name)  # fmt: skip
+    refused = not report.passed and not accept
+    kept = _keep_parity(checkpoint, precision, out, doc, calibration=calibration,
+                        calibrate=calibrate, written=not refused)  # fmt: skip
+    if refused:
         raise ParityError(
             f"the {precision} model is refused: {report} (limits: 1 % disagreement, 1 point of "
             "accuracy)",
             path=out,
-            hint="nothing was written; try another --calibration, or --accept-accuracy-drop",
+            hint=f"nothing was written; the comparison is in {kept}; try another --calibration, "
+            "or --accept-accuracy-drop",
         )
     prov = {**info.provenance, "precision": precision,
             "precision_gate": {**report.to_dict(), "accepted_drop": not report.passed}}  # fmt: skip
@@ -252,6 +256,29 @@ def _reduce(data: bytes, precision: str, checkpoint: Path, info: ModelInfo, ckpt
         proto.metadata_props.add(key=key, value=value)
     proto.producer_name = "ainu-engine"
     return proto.SerializeToString(), info, report.to_dict()
+
+
+def _keep_parity(checkpoint: Path, precision: str, out: Path, doc: dict, *, calibration: str,
+                 calibrate, written: bool) -> Path:  # fmt: skip
+    """``RUN/parity-<precision>.json``: the reduced model against fp32 (the gate's report, the
+    logits compared, the calls on the calibration set), whether the model was written."""
+    from ainu_engine.io import atomic_write_bytes
+    from ainu_engine.strict_json import dumps
+
+    path = Path(checkpoint).parent / f"parity-{precision}.json"
+    record = {
+        "model": str(out),
+        "checkpoint": str(checkpoint),
+        "precision": precision,
+        "calibration": {"method": calibration, "set": str(calibrate) if calibrate else "run"}
+        if precision == "int8"
+        else None,
+        "written": written,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **doc,
+    }
+    atomic_write_bytes(path, (dumps(record, indent=2) + "\n").encode())
+    return path
 
 
 def _check_proto(proto, info: ModelInfo) -> None:

@@ -14,7 +14,16 @@ import numpy as np
 from ainu_engine.errors import InputError
 from ainu_engine.scores import softmax
 
-__all__ = ["PRECISIONS", "CALIBRATIONS", "GateReport", "run_images", "quantize", "gate"]
+__all__ = [
+    "PRECISIONS",
+    "CALIBRATIONS",
+    "GateReport",
+    "run_images",
+    "quantize",
+    "gate",
+    "parity",
+    "logits",
+]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
@@ -148,22 +157,29 @@ def quantize(fp32: bytes, precision: str, calibration_images: np.ndarray, *,
         return dst.read_bytes()
 
 
-def _probabilities(model: bytes, x: np.ndarray, input_name: str, output_name: str) -> np.ndarray:
+def logits(model: bytes, x: np.ndarray, *, input_name: str, output_name: str) -> np.ndarray:
+    """The model's logits of ``x`` on ONNX Runtime's CPU provider, in batches of 8."""
     import onnxruntime as ort
 
+    if len(x) == 0:
+        return np.zeros((0, 0))
     sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    z = np.concatenate([sess.run([output_name], {input_name: x[i : i + 8]})[0]
-                        for i in range(0, len(x), 8)])  # fmt: skip
-    return softmax(z.astype(np.float64), axis=1)
+    return np.concatenate([sess.run([output_name], {input_name: x[i : i + 8]})[0]
+                           for i in range(0, len(x), 8)])  # fmt: skip
 
 
 def gate(fp32: bytes, reduced: bytes, x: np.ndarray, y: np.ndarray, *, input_name: str,
-         output_name: str) -> GateReport:  # fmt: skip
-    """The reduced model against the float32 one on held-out items ``x`` with labels ``y``."""
+         output_name: str, z32: np.ndarray | None = None,
+         zq: np.ndarray | None = None) -> GateReport:  # fmt: skip
+    """The reduced model against the float32 one on held-out items ``x`` with labels ``y``
+    (``z32``, ``zq``: their logits, when already computed)."""
     from sklearn.metrics import roc_auc_score
 
-    p32 = _probabilities(fp32, x, input_name, output_name)
-    pq = _probabilities(reduced, x, input_name, output_name)
+    names = {"input_name": input_name, "output_name": output_name}
+    z32 = logits(fp32, x, **names) if z32 is None else z32
+    zq = logits(reduced, x, **names) if zq is None else zq
+    p32 = softmax(np.asarray(z32, np.float64), axis=1)
+    pq = softmax(np.asarray(zq, np.float64), axis=1)
 
     def auc(p):
         if p.shape[1] != 2 or len(set(y.tolist())) < 2:
@@ -174,3 +190,32 @@ def gate(fp32: bytes, reduced: bytes, x: np.ndarray, y: np.ndarray, *, input_nam
         len(y), float((p32.argmax(1) == pq.argmax(1)).mean()), float(np.abs(p32 - pq).max()),
         float((p32.argmax(1) == y).mean()), float((pq.argmax(1) == y).mean()), auc(p32), auc(pq),
     )  # fmt: skip
+
+
+def parity(fp32: bytes, reduced: bytes, test: tuple, calibration: np.ndarray, *,
+           input_name: str, output_name: str) -> tuple[GateReport, dict]:  # fmt: skip
+    """The gate's report on the held-out ``test`` (images, labels), and the whole comparison as
+    data: that report, the logits compared element-wise (:func:`compare_outputs`), and the
+    agreement of the calls on the calibration images (no labels there: the calls only)."""
+    from ainu_engine.compare import compare_outputs
+
+    names = {"input_name": input_name, "output_name": output_name}
+    x, y = test
+    z32, zq = logits(fp32, x, **names), logits(reduced, x, **names)
+    report = gate(fp32, reduced, x, y, z32=z32, zq=zq, **names)
+    c32, cq = logits(fp32, calibration, **names), logits(reduced, calibration, **names)
+    cal = {"n": int(len(calibration))}
+    if len(calibration):
+        cal["agreement"] = float((c32.argmax(1) == cq.argmax(1)).mean())
+        cal["logits"] = _differences(compare_outputs(c32, cq))
+    doc = {
+        "test": report.to_dict(),
+        "test_logits": _differences(compare_outputs(z32, zq)),
+        "calibration_set": cal,
+    }
+    return report, doc
+
+
+def _differences(cmp) -> dict:
+    """A comparison's measured differences (no tolerance applies here: the gate decides)."""
+    return {k: v for k, v in cmp.to_dict().items() if k not in ("passed", "atol", "rtol")}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
@@ -294,6 +295,22 @@ def test_reduced_precision_export_is_gated_and_loads_like_fp32(run, tmp_path, pr
     with Classifier.load(out, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
         img = np.random.default_rng(0).random((2, 48, 48), dtype=np.float32)
         assert clf.classify(img).label in clf.info.classes
+        assert clf.backend.describe()["precision"] == precision
+    # screen takes it like an fp32 model: every nucleus called, the call of the fp32 model on
+    # as many nuclei as the gate measured on held-out ones (within one nucleus)
+    from ainu_engine.screen import screen
+
+    fp32 = tmp_path / "model-fp32.onnx"
+    export_onnx(root / "run" / "best.pt", fp32)
+    calls = {}
+    for name, m in (("fp32", fp32), (precision, out)):
+        summary = screen([manifest], m, tmp_path / f"screen-{name}", report=False)
+        assert summary.n_failed == 0 and summary.n_nuclei == 12
+        assert summary.backend["precision"] == name
+        t = pq.read_table(summary.results, columns=["source", "predicted"]).to_pydict()
+        calls[name] = dict(zip(t["source"], t["predicted"], strict=True))
+    same = sum(calls["fp32"][k] == calls[precision][k] for k in calls["fp32"])
+    assert same >= 12 - 1 - round(12 * (1 - g["agreement"])), (same, g)
 
 
 def test_the_gate_refuses_a_model_whose_calls_disagree(run, tmp_path, monkeypatch):

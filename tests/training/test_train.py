@@ -278,3 +278,39 @@ def test_learned_model_exports_and_onnx_runtime_matches(learned, tmp_path):
     with torch.inference_mode():
         ref = model(ckpt["samples"]).numpy()
     np.testing.assert_allclose(sess.run(None, {"image": x})[0], ref, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_int8_of_a_learned_model_keeps_its_calls_and_a_blank_calibration_is_refused(
+    learned, tmp_path, monkeypatch
+):
+    """The gate on a model that learned (its calls vary with the nucleus, unlike an untrained
+    one): int8 calibrated on the run's training nuclei keeps every held-out call; calibrated on
+    blank images (activation ranges of the biases alone) its calls collapse, the real gate
+    measures it, and nothing is written."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
+    from ainu_engine.errors import ParityError
+    from ainu_engine.training import precision as P
+    from ainu_engine.training.export import export_onnx
+
+    root, _, _ = learned
+    good = export_onnx(root / "run" / "best.pt", tmp_path / "int8.onnx", precision="int8")
+    # measured: 20/20 calls the same, max |dp| 0.014 (minmax calibration on 80 nuclei)
+    assert good.gate["passed"] and good.gate["n"] == 20 and good.gate["agreement"] >= 0.99
+    kept = json.loads((root / "run" / "parity-int8.json").read_text())
+    assert kept["written"] and kept["test"] == good.gate and kept["test_logits"]["n"] == 40
+    assert kept["calibration_set"]["n"] == 80 and kept["calibration_set"]["agreement"] >= 0.95
+    real = P.run_images
+
+    def blank_calibration(*a, **k):
+        cal_x, test_x, test_y = real(*a, **k)
+        return np.zeros_like(cal_x), test_x, test_y
+
+    monkeypatch.setattr(P, "run_images", blank_calibration)
+    out = tmp_path / "blank.onnx"
+    with pytest.raises(ParityError, match="int8 model is refused: calls agree on") as err:
+        export_onnx(root / "run" / "best.pt", out, precision="int8")
+    assert "--accept-accuracy-drop" in str(err.value) + str(err.value.hint)
+    assert not out.exists()
+    kept = json.loads((root / "run" / "parity-int8.json").read_text())  # the evidence stays
+    assert not kept["written"] and not kept["test"]["passed"] and kept["model"] == str(out)
