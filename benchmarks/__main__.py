@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (registers)
     infer,
     io_load,
     live,
+    pipeline,
     quantize,
     render,
     serve,
