@@ -79,6 +79,7 @@ def export_onnx(
     precision: str = "fp32",
     calibration: str = "minmax",
     calibrate: str | os.PathLike | None = None,
+    int8_activations: str = "s8",
     accept_accuracy_drop: bool = False,
 ) -> ExportResult:
     """Export ``RUN/best.pt`` to ``out`` (.onnx) after checking ONNX Runtime against PyTorch.
@@ -107,6 +108,10 @@ def export_onnx(
         nuclei (:func:`ainu_engine.training.precision.gate`) and refused when the calls disagree
         on more than 1 % or the accuracy drops by more than a point, unless
         ``accept_accuracy_drop`` (then the drop is in the metadata).
+    int8_activations : {"s8", "u8"}
+        int8 activations signed and symmetric (``s8``: the model also serves TensorRT's
+        explicit quantization) or unsigned (``u8``: ONNX Runtime's faster kernels on x86 CPUs;
+        TensorRT refuses it).
 
     Raises
     ------
@@ -202,6 +207,7 @@ def export_onnx(
         data, info, gate_report = _reduce(
             data, precision, Path(checkpoint), info, ckpt, calibration=calibration,
             calibrate=calibrate, accept=accept_accuracy_drop, out=out,
+            activations=int8_activations,
         )  # fmt: skip
 
     from ainu_engine.io import atomic_write_bytes
@@ -221,7 +227,8 @@ def export_onnx(
 
 
 def _reduce(data: bytes, precision: str, checkpoint: Path, info: ModelInfo, ckpt: dict, *,
-            calibration: str, calibrate, accept: bool, out: Path):  # fmt: skip
+            calibration: str, calibrate, accept: bool, out: Path,
+            activations: str = "s8"):  # fmt: skip
     """The reduced-precision model with its metadata, after the accuracy gate."""
     import onnx
 
@@ -230,12 +237,14 @@ def _reduce(data: bytes, precision: str, checkpoint: Path, info: ModelInfo, ckpt
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     cal_x, test_x, test_y = run_images(checkpoint, info, ckpt, calibrate=calibrate)
-    reduced = quantize(data, precision, cal_x, method=calibration, input_name=info.input_name)
+    reduced = quantize(data, precision, cal_x, method=calibration, input_name=info.input_name,
+                       activations=activations)  # fmt: skip
     report, doc = parity(data, reduced, (test_x, test_y), cal_x, input_name=info.input_name,
                          output_name=info.output_name)  # fmt: skip
     refused = not report.passed and not accept
     kept = _keep_parity(checkpoint, precision, out, doc, calibration=calibration,
-                        calibrate=calibrate, written=not refused)  # fmt: skip
+                        calibrate=calibrate, activations=activations,
+                        written=not refused)  # fmt: skip
     if refused:
         raise ParityError(
             f"the {precision} model is refused: {report} (limits: 1 % disagreement, 1 point of "
@@ -248,7 +257,8 @@ def _reduce(data: bytes, precision: str, checkpoint: Path, info: ModelInfo, ckpt
             "precision_gate": {**report.to_dict(), "accepted_drop": not report.passed}}  # fmt: skip
     if precision == "int8":
         where = str(calibrate) if calibrate else "the run's training nuclei"
-        prov["calibration"] = {"method": calibration, "n_images": int(len(cal_x)), "set": where}
+        prov["calibration"] = {"method": calibration, "n_images": int(len(cal_x)), "set": where,
+                               "activations": activations}  # fmt: skip
     info = ModelInfo(**{**info.__dict__, "provenance": prov})
     proto = onnx.load_from_string(reduced)
     del proto.metadata_props[:]
@@ -259,7 +269,7 @@ def _reduce(data: bytes, precision: str, checkpoint: Path, info: ModelInfo, ckpt
 
 
 def _keep_parity(checkpoint: Path, precision: str, out: Path, doc: dict, *, calibration: str,
-                 calibrate, written: bool) -> Path:  # fmt: skip
+                 calibrate, activations: str, written: bool) -> Path:  # fmt: skip
     """``RUN/parity-<precision>.json``: the reduced model against fp32 (the gate's report, the
     logits compared, the calls on the calibration set), whether the model was written."""
     from ainu_engine.io import atomic_write_bytes
@@ -270,7 +280,11 @@ def _keep_parity(checkpoint: Path, precision: str, out: Path, doc: dict, *, cali
         "model": str(out),
         "checkpoint": str(checkpoint),
         "precision": precision,
-        "calibration": {"method": calibration, "set": str(calibrate) if calibrate else "run"}
+        "calibration": {
+            "method": calibration,
+            "set": str(calibrate) if calibrate else "run",
+            "activations": activations,
+        }  # fmt: skip
         if precision == "int8"
         else None,
         "written": written,

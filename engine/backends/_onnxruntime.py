@@ -10,6 +10,7 @@ import numpy as np
 
 from ..cache import cache_dir
 from ._base import Backend, BackendUnavailable, is_device_array
+from ._tensorrt import check_tensorrt_model
 
 __all__ = ["OnnxRuntimeBackend"]
 
@@ -101,6 +102,8 @@ class OnnxRuntimeBackend(Backend):
         self.session = None
 
     def _load_impl(self) -> None:
+        if self.provider == "tensorrt":
+            check_tensorrt_model(self.info, self.model_path)
         ort = self._require(
             "onnxruntime", hint='pip install "ainu-engine[cpu]" (or [cuda12]/[cuda13] on a GPU)'
         )

@@ -29,7 +29,21 @@ from ..cache import cache_dir
 from ..io import atomic_write_bytes
 from ._base import Backend, BackendUnavailable, is_device_array
 
-__all__ = ["TensorRTBackend", "build_plan"]
+__all__ = ["TensorRTBackend", "build_plan", "check_tensorrt_model"]
+
+
+def check_tensorrt_model(info, path) -> None:
+    """Refuse, before any build, a model TensorRT cannot take: an int8 model exported with
+    unsigned activations (``--int8-activations u8``, for CPUs) — TensorRT's explicit
+    quantization needs signed, symmetric int8."""
+    cal = (info.provenance or {}).get("calibration") or {}
+    if info.precision == "int8" and cal.get("activations") == "u8":
+        raise BackendUnavailable(
+            "this int8 model has unsigned activations (exported with --int8-activations u8, "
+            "for CPUs); TensorRT's explicit quantization needs signed symmetric int8",
+            path=path,
+            hint="export it again with --int8-activations s8, or run it with --backend onnxruntime",
+        )
 
 
 def build_plan(trt, precision: str, *, fp16: bool, fast_fp16: bool) -> tuple[int, list]:
@@ -98,6 +112,7 @@ class TensorRTBackend(Backend):
         self.precision = "fp32"
 
     def _load_impl(self) -> None:
+        check_tensorrt_model(self.info, self.model_path)
         trt = self._require(
             "tensorrt", hint='pip install "ainu-engine[tensorrt]" on a machine with an NVIDIA GPU'
         )

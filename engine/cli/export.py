@@ -29,6 +29,13 @@ def export(
         Path | None,
         typer.Option(help="int8: a manifest to calibrate on (default: the run's training nuclei)."),
     ] = None,
+    int8_activations: Annotated[
+        str,
+        typer.Option(
+            help="int8 activations: s8 (signed, symmetric: runs everywhere, TensorRT's explicit "
+            "quantization too) or u8 (unsigned: faster on x86 CPUs, not for TensorRT)."
+        ),
+    ] = "s8",
     accept_accuracy_drop: Annotated[
         bool,
         typer.Option("--accept-accuracy-drop", help="Write a model the accuracy gate refuses."),
@@ -48,8 +55,11 @@ def export(
         raise typer.BadParameter(
             "expected minmax, entropy or percentile", param_hint="--calibration"
         )
+    if int8_activations not in ("s8", "u8"):
+        raise typer.BadParameter("expected s8 or u8", param_hint="--int8-activations")
     r = export_onnx(checkpoint, out, opset=opset, atol=atol, force=force, precision=precision,
                     calibration=calibration, calibrate=calibrate,
+                    int8_activations=int8_activations,
                     accept_accuracy_drop=accept_accuracy_drop)  # fmt: skip
     Output(json_lines=json).record(
         {

@@ -313,6 +313,39 @@ def test_reduced_precision_export_is_gated_and_loads_like_fp32(run, tmp_path, pr
     assert same >= 12 - 1 - round(12 * (1 - g["agreement"])), (same, g)
 
 
+def test_int8_with_unsigned_activations_is_for_cpus_and_tensorrt_refuses_it(run, tmp_path):
+    from ainu_engine import Classifier
+    from ainu_engine.backends import BackendUnavailable, create_backend
+
+    root, _, _ = run
+    out = tmp_path / "u8.onnx"
+    r = export_onnx(root / "run" / "best.pt", out, precision="int8", int8_activations="u8",
+                    accept_accuracy_drop=True)  # fmt: skip
+    assert read_model_info(out).provenance["calibration"]["activations"] == "u8"
+    kept = json.loads((root / "run" / "parity-int8.json").read_text())
+    assert kept["calibration"]["activations"] == "u8" and kept["test"] == r.gate
+
+    def activation_zero_points(path):
+        graph = onnx.load(str(path)).graph  # weights have "weight", biases int32 zero points
+        return [i for i in graph.initializer if i.name.endswith("_zero_point")
+                and "weight" not in i.name and i.data_type != onnx.TensorProto.INT32]  # fmt: skip
+
+    u8 = activation_zero_points(out)
+    assert u8 and {z.data_type for z in u8} == {onnx.TensorProto.UINT8}
+    with Classifier.load(out, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
+        img = np.random.default_rng(0).random((2, 48, 48), dtype=np.float32)
+        assert clf.classify(img).label in clf.info.classes
+    for name in ("tensorrt", "onnxruntime-tensorrt"):  # refused before anything is built
+        with pytest.raises(BackendUnavailable, match="unsigned activations") as err:
+            create_backend(out, name).load()
+        assert "--int8-activations s8" in err.value.hint
+    s8 = tmp_path / "s8.onnx"
+    export_onnx(root / "run" / "best.pt", s8, precision="int8", accept_accuracy_drop=True)
+    acts = activation_zero_points(s8)
+    assert acts and {z.data_type for z in acts} == {onnx.TensorProto.INT8}
+    assert all((onnx.numpy_helper.to_array(z) == 0).all() for z in acts)  # symmetric, for TRT
+
+
 def test_the_gate_refuses_a_model_whose_calls_disagree(run, tmp_path, monkeypatch):
     from ainu_engine.training import precision as P
 

@@ -300,6 +300,9 @@ def test_int8_of_a_learned_model_keeps_its_calls_and_a_blank_calibration_is_refu
     kept = json.loads((root / "run" / "parity-int8.json").read_text())
     assert kept["written"] and kept["test"] == good.gate and kept["test_logits"]["n"] == 40
     assert kept["calibration_set"]["n"] == 80 and kept["calibration_set"]["agreement"] >= 0.95
+    u8 = export_onnx(root / "run" / "best.pt", tmp_path / "u8.onnx", precision="int8",
+                     int8_activations="u8")  # fmt: skip
+    assert u8.gate["passed"] and u8.gate["agreement"] >= 0.99
     real = P.run_images
 
     def blank_calibration(*a, **k):
