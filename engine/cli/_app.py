@@ -17,6 +17,7 @@ from . import (
     formats,
     info,
     live,
+    merge,
     render,
     screen,
     serve,
@@ -94,6 +95,7 @@ COMMANDS = {
     "live": live.live,
     "serve": serve.serve,
     "watch": watch.watch,
+    "merge": merge.merge,
     "bench": bench.bench,
 }
 for _name, _fn in COMMANDS.items():

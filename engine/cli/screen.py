@@ -63,6 +63,14 @@ def screen(
             min=0, help="Occlusion maps for the first N nuclei (OUT/explain/, and in the report)."
         ),
     ] = 0,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="K/N: screen only shard K (0..N-1) of N into OUT/shards/ (e.g. a SLURM array "
+            "task: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT); `ainu-engine merge OUT` joins "
+            "them."
+        ),
+    ] = None,
     json: JsonOpt = False,
     reading: dict | None = None,
 ) -> None:
@@ -77,6 +85,7 @@ def screen(
     from ..backends import BACKENDS
     from ..explain import explain_prepared
     from ..nuclei import NUCLEI_MODES
+    from ..screen import parse_shard
     from ..screen import screen as run_screen
 
     if backend not in BACKENDS:
@@ -87,6 +96,10 @@ def screen(
         )
     if device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter("expected auto, cpu or cuda", param_hint="--device")
+    try:
+        shard_kn = None if shard is None else parse_shard(shard)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--shard") from None
     reading = dict(reading or {})
     cmap = channel_map(channel_map_)
     o = Output(json_lines=json)
@@ -135,6 +148,7 @@ def screen(
             on_error=on_error,
             explain=explain,
             explainer=explain_prepared if explain else None,
+            shard=shard_kn,
         )
     d = s.to_dict()
     text = [
@@ -151,7 +165,9 @@ def screen(
             for st in s.stages
         ),
         f"  results: {s.results}",
-        f"  report:  {out / 'report.html'}",
+        f"  report:  {out / 'report.html'}"
+        if shard_kn is None
+        else f"  shard {shard_kn[0]}/{shard_kn[1]} done: `ainu-engine merge {out}` once all are",
     ]
     o.record(d, escape("\n".join(text)))
     raise typer.Exit(1 if s.n_failed else 0)

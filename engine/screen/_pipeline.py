@@ -27,6 +27,7 @@ from ..nuclei import detection_limits, expand_inputs, split_nuclei
 from ..strict_json import dumps
 from ._report import OVERVIEW_DIR, write_overview
 from ._results import FolderLock, Parts, check_same_run, file_key, result_row, run_key, write_final
+from ._shards import shard_dir, shard_of
 from ._stages import Errors, Pipeline
 
 _log = logging.getLogger("ainu_engine.screen")
@@ -98,6 +99,7 @@ def screen(
     explainer: Callable | None = None,
     read_options: dict | None = None,
     channel_map: dict | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> ScreenSummary:
     """Classify every nucleus of ``inputs`` with ``model``; results in ``out``.
 
@@ -141,6 +143,10 @@ def screen(
         (path, Nucleus, Prepared, Prediction): :func:`ainu_engine.explain.explain_prepared`
         (occlusion maps, 64/32 px at 512 px scaled to the model's input size) is the one the CLI
         passes. Needed when ``explain`` > 0.
+    shard : (k, n), optional
+        Screen only shard ``k`` of ``n`` (the files whose path hashes to ``k``:
+        :func:`ainu_engine.screen.shard_of`) into ``out/shards/KKKK-of-NNNN/``, without a
+        report; :func:`ainu_engine.screen.merge` makes the screen's results of all ``n``.
 
     Returns
     -------
@@ -152,6 +158,11 @@ def screen(
         )
     t_start = time.perf_counter()
     out = Path(out)
+    if shard is not None:
+        k, n = shard
+        if not (isinstance(k, int) and isinstance(n, int) and n >= 1 and 0 <= k < n):
+            raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
+        out, report = shard_dir(out, k, n), False
     try:
         out.mkdir(parents=True, exist_ok=True)
         with FolderLock(out):
@@ -160,7 +171,7 @@ def screen(
                 batch_size=batch_size, read_threads=read_threads, camera_pixel_nm=camera_pixel_nm,
                 force=force, csv=csv, report=report, on_progress=on_progress, on_error=on_error,
                 queue_size=queue_size, explain=explain, explainer=explainer,
-                read_options=read_options or {}, channel_map=channel_map,
+                read_options=read_options or {}, channel_map=channel_map, shard=shard,
             )  # fmt: skip
     except OSError as err:  # the output folder cannot be made or written (full disk, a file, ...)
         where = err.filename or out
@@ -174,11 +185,13 @@ def screen(
 def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device, nuclei, batch_size,
                    read_threads, camera_pixel_nm, force, csv, report, on_progress, on_error,
                    queue_size, explain, explainer, read_options,
-                   channel_map) -> ScreenSummary:  # fmt: skip
+                   channel_map, shard=None) -> ScreenSummary:  # fmt: skip
     from .._classifier import Classifier
     from ..backends import create_backend
 
     files = expand_inputs(inputs)
+    if shard is not None:
+        files = [f for f in files if shard_of(f, shard[1]) == shard[0]]
     # reading and rendering run beside inference: ONNX Runtime's CPU threads sleep when idle
     clf = Classifier(
         create_backend(model, backend, device=device, spinning=False, batch_size=batch_size),
@@ -231,6 +244,8 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
             _n_flagged(table, "looks_like_field"),
         )
         doc = run.summary_doc(summary, table)
+        if shard is not None:
+            doc["shard"] = {"k": shard[0], "n": shard[1], "files": [str(f) for f in files]}
         _write_json(out / "summary.json", doc)
         explained = []
         if explain and pipeline.kept:
@@ -311,6 +326,7 @@ class _Run:
             "classes": list(self.info.classes),
             "nuclei_mode": self.nuclei,
             "channel_map": self.channel_map,
+            "run_key": self.key,
             "total_rows": 0 if table is None else table.num_rows,
         }
 

@@ -154,9 +154,11 @@ class Parts:
         with atomic_path(path) as tmp:
             pq.write_table(table, tmp, compression="lz4")
 
-    def mark_done(self, key: str) -> None:
+    def mark_done(self, key: str, n: int | None = None) -> None:
+        """Journal the file ``key`` done: all its ``n`` nuclei are in the parts."""
+        rec = {"run": self.run_key, "file": key, **({} if n is None else {"n": int(n)})}
         with self.lock, open(self.journal, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"run": self.run_key, "file": key}) + "\n")
+            fh.write(json.dumps(rec) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 

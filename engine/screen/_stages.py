@@ -77,16 +77,20 @@ class _Pending:
     def __init__(self, parts) -> None:
         self.parts = parts
         self._left: dict[str, int] = {}
+        self._total: dict[str, int] = {}
         self._failed: set[str] = set()
         self._lock = threading.Lock()
 
-    def expect(self, key: str, n: int, *, failed: bool = False) -> None:
+    def expect(self, key: str, n: int, *, total: int, failed: bool = False) -> None:
+        """``n`` nuclei of the file to write in this run, of ``total`` (the others were written
+        by an earlier one)."""
         with self._lock:
             self._left[key] = n
+            self._total[key] = total
             if failed:
                 self._failed.add(key)
         if n == 0 and not failed:
-            self.parts.mark_done(key)
+            self.parts.mark_done(key, total)
 
     def fail(self, key: str) -> None:
         with self._lock:
@@ -97,7 +101,7 @@ class _Pending:
             self._left[key] -= 1
             last = self._left[key] == 0 and key not in self._failed
         if last:
-            self.parts.mark_done(key)
+            self.parts.mark_done(key, self._total[key])
 
     def files_done(self) -> int:
         with self._lock:
@@ -234,7 +238,7 @@ class Pipeline:
             return 0.0, None
         for name, why in skipped:  # an ROI that gives no nucleus is an error row, never silence
             self.errors.add(path, f"{path}: ROI {name}: {why}")
-        return time.perf_counter() - t0, (path, key, found, bool(skipped))
+        return time.perf_counter() - t0, (path, key, found, bool(skipped), len(nuclei))
 
     def _reader(self, todo) -> None:
         st = self.stats["read"]
@@ -246,8 +250,8 @@ class Pipeline:
                     break
                 if res is None:
                     continue
-                path, key, found, incomplete = res
-                self.pending.expect(key, len(found), failed=incomplete)
+                path, key, found, incomplete, total = res
+                self.pending.expect(key, len(found), total=total, failed=incomplete)
                 for n in found:
                     st.items += 1
                     self._put("nuclei", (path, key, n))
