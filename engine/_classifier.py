@@ -109,10 +109,17 @@ class Classifier:
     """
 
     def __init__(
-        self, backend, *, render_device: str = "auto", channel_map: Mapping | None = None
+        self,
+        backend,
+        *,
+        render_device: str = "auto",
+        channel_map: Mapping | None = None,
+        load: bool = True,
     ) -> None:
-        self.backend = backend.load()
-        self.info: ModelInfo = backend.info
+        # load=False: preparing nuclei only (a distributed screen's render tasks); the backend
+        # loads where the calls are made
+        self.backend = backend.load() if load else backend
+        self.info: ModelInfo = backend.model_info()
         self.render_device = render_device
         self.channel_map = dict(channel_map) if channel_map else None
         self.temperature = temperature_of(self.info)

@@ -107,6 +107,12 @@ class Backend:
             ) from err
 
     # -- public ---------------------------------------------------------------------------------
+    def model_info(self) -> ModelInfo:
+        """The model's metadata, read without loading the runtime."""
+        if self.info is None:
+            self.info = self._read_info()
+        return self.info
+
     def load(self) -> Backend:
         """Read the model's metadata and build the runtime; returns ``self``."""
         if not self.loaded:

@@ -71,6 +71,20 @@ def screen(
             "them."
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(help="local (this machine) or ray (a Ray cluster: the distributed extra)."),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--executor ray: the cluster (auto, ray://host:10001); default local."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="--executor ray: inference actors (each loads the model).")
+    ] = 1,
+    gpus_per_worker: Annotated[
+        float, typer.Option(min=0.0, help="--executor ray: GPUs per inference actor.")
+    ] = 0.0,
     json: JsonOpt = False,
     reading: dict | None = None,
 ) -> None:
@@ -96,6 +110,14 @@ def screen(
         )
     if device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter("expected auto, cpu or cuda", param_hint="--device")
+    if executor not in ("local", "ray"):
+        raise typer.BadParameter("expected local or ray", param_hint="--executor")
+    if executor == "ray" and explain:
+        raise typer.BadParameter("--explain needs --executor local", param_hint="--explain")
+    if executor == "ray":
+        import logging
+
+        logging.getLogger("ray").setLevel(logging.WARNING)  # Ray Data's INFO lines per stage
     try:
         shard_kn = None if shard is None else parse_shard(shard)
     except ValueError as err:
@@ -149,6 +171,10 @@ def screen(
             explain=explain,
             explainer=explain_prepared if explain else None,
             shard=shard_kn,
+            executor=executor,
+            ray_address=address,
+            workers=workers,
+            gpus_per_worker=gpus_per_worker,
         )
     d = s.to_dict()
     text = [

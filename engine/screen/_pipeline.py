@@ -26,7 +26,16 @@ from ..errors import OutputError
 from ..nuclei import detection_limits, expand_inputs, split_nuclei
 from ..strict_json import dumps
 from ._report import OVERVIEW_DIR, write_overview
-from ._results import FolderLock, Parts, check_same_run, file_key, result_row, run_key, write_final
+from ._results import (
+    FolderLock,
+    Parts,
+    call_fields,
+    check_same_run,
+    file_key,
+    result_row,
+    run_key,
+    write_final,
+)
 from ._shards import shard_dir, shard_of
 from ._stages import Errors, Pipeline
 
@@ -100,6 +109,10 @@ def screen(
     read_options: dict | None = None,
     channel_map: dict | None = None,
     shard: tuple[int, int] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    workers: int = 1,
+    gpus_per_worker: float = 0.0,
 ) -> ScreenSummary:
     """Classify every nucleus of ``inputs`` with ``model``; results in ``out``.
 
@@ -147,11 +160,20 @@ def screen(
         Screen only shard ``k`` of ``n`` (the files whose path hashes to ``k``:
         :func:`ainu_engine.screen.shard_of`) into ``out/shards/KKKK-of-NNNN/``, without a
         report; :func:`ainu_engine.screen.merge` makes the screen's results of all ``n``.
+    executor : {"local", "ray"}
+        ``ray``: the stages run on a Ray cluster (Ray Data: reading and rendering as CPU tasks,
+        inference on a pool of ``workers`` actors with ``gpus_per_worker`` GPUs each), the run
+        folder is the same; ``ray_address`` is the cluster's (``auto``, ``ray://host:10001``;
+        default: a local Ray). Needs the ``distributed`` extra. Not with ``explain``.
 
     Returns
     -------
     ScreenSummary
     """
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be local or ray, got {executor!r}")
+    if executor == "ray" and explain:
+        raise ValueError("explain needs the local executor (it reuses the screen's renders)")
     if explain and explainer is None:
         raise ValueError(
             "explain > 0 needs an explainer, e.g. explainer=ainu_engine.explain.explain_prepared"
@@ -172,6 +194,8 @@ def screen(
                 force=force, csv=csv, report=report, on_progress=on_progress, on_error=on_error,
                 queue_size=queue_size, explain=explain, explainer=explainer,
                 read_options=read_options or {}, channel_map=channel_map, shard=shard,
+                executor=executor, ray_address=ray_address, workers=workers,
+                gpus_per_worker=gpus_per_worker,
             )  # fmt: skip
     except OSError as err:  # the output folder cannot be made or written (full disk, a file, ...)
         where = err.filename or out
@@ -185,7 +209,8 @@ def screen(
 def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device, nuclei, batch_size,
                    read_threads, camera_pixel_nm, force, csv, report, on_progress, on_error,
                    queue_size, explain, explainer, read_options,
-                   channel_map, shard=None) -> ScreenSummary:  # fmt: skip
+                   channel_map, shard=None, executor="local", ray_address=None, workers=1,
+                   gpus_per_worker=0.0) -> ScreenSummary:  # fmt: skip
     from .._classifier import Classifier
     from ..backends import create_backend
 
@@ -193,10 +218,13 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
     if shard is not None:
         files = [f for f in files if shard_of(f, shard[1]) == shard[0]]
     # reading and rendering run beside inference: ONNX Runtime's CPU threads sleep when idle
+    distributed = executor == "ray"
+    render_device = "cpu" if device == "cpu" else "auto"
     clf = Classifier(
         create_backend(model, backend, device=device, spinning=False, batch_size=batch_size),
-        render_device="cpu" if device == "cpu" else "auto",
+        render_device=render_device,
         channel_map=channel_map,
+        load=not distributed,  # on Ray the model loads in the inference actors
     )
     try:
         run = _Run(clf, Path(model), nuclei)
@@ -205,21 +233,33 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
         errors = Errors(on_error)
         todo = _todo(files, parts, errors)
         skipped = len(files) - len(todo) - len(errors)  # done by an earlier run
-        pipeline = Pipeline(
-            clf,
-            parts,
-            errors,
-            split=_splitter(
-                nuclei, camera_pixel_nm, detection_limits(clf.info.training_stats), out
-            ),
-            make_row=run.row,
-            read_options={**read_options, "camera_pixel_nm": camera_pixel_nm},
-            read_threads=read_threads,
-            queue_size=queue_size,
-            keep=explain,
-            on_written=_progress(on_progress, len(todo), t_start),
-        )
-        if todo:
+        split = _splitter(nuclei, camera_pixel_nm, detection_limits(clf.info.training_stats), out)
+        reading = {**read_options, "camera_pixel_nm": camera_pixel_nm}
+        written = _progress(on_progress, len(todo), t_start)
+        if distributed:
+            from ._ray import RayPipeline
+
+            cfg = {"model": str(model), "backend": backend, "device": device,
+                   "render_device": render_device, "channel_map": clf.channel_map,
+                   "read_options": reading, "batch_size": batch_size}  # fmt: skip
+            pipeline = RayPipeline(
+                parts, errors, split=split, call_row=run.call_row, cfg=cfg, workers=workers,
+                gpus_per_worker=gpus_per_worker, address=ray_address, on_written=written,
+            )  # fmt: skip
+        else:
+            pipeline = Pipeline(
+                clf,
+                parts,
+                errors,
+                split=split,
+                make_row=run.row,
+                read_options=reading,
+                read_threads=read_threads,
+                queue_size=queue_size,
+                keep=explain,
+                on_written=written,
+            )
+        if todo and not distributed:
             # with the model load, not inside the stages: a runtime's first runs at the batch shape
             # (memory planning, kernel choice) are several times slower than the steady state
             clf.backend.warmup()
@@ -236,7 +276,15 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
             len(errors),
             time.perf_counter() - t_start,
             [st.to_dict() for st in pipeline.stats.values()],
-            {**clf.backend.describe(), "reason": clf.backend.reason},
+            {**clf.backend.describe(), "reason": clf.backend.reason}
+            if not distributed
+            else {
+                "backend": pipeline.backend or clf.backend.name,
+                "executor": "ray",
+                "workers": workers,
+                "gpus_per_worker": gpus_per_worker,
+                "reason": "the inference actors' backend (--executor ray)",
+            },
             calls,
             pipeline.stats["write"].wall_s,
             calls_ok,
@@ -315,6 +363,17 @@ class _Run:
             model_sha=self.model_sha,
             spec_hash=self.spec_hash,
             backend=self.backend_name,
+        )
+
+    def call_row(self, key, prediction, backend: str) -> dict:
+        """The call columns of a row (a distributed screen adds where the nucleus is)."""
+        return call_fields(
+            key,
+            prediction,
+            channel_names=list(self.info.channel_names),
+            model_sha=self.model_sha,
+            spec_hash=self.spec_hash,
+            backend=backend,
         )
 
     def summary_doc(self, summary: ScreenSummary, table) -> dict:

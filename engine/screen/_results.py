@@ -28,6 +28,8 @@ __all__ = [
     "file_key",
     "run_key",
     "result_row",
+    "nucleus_fields",
+    "call_fields",
     "write_final",
 ]
 
@@ -59,8 +61,18 @@ def result_row(
     backend: str,
 ) -> dict:
     """One row of ``results.parquet``: the call of one nucleus, its QC and what made it. The
-    columns are defined here and nowhere else."""
-    p = prediction
+    columns are defined here and nowhere else: where the nucleus is (:func:`nucleus_fields`),
+    then its call (:func:`call_fields`)."""
+    return {
+        **nucleus_fields(source, nucleus),
+        **call_fields(key, prediction, channel_names=channel_names, model_sha=model_sha,
+                      spec_hash=spec_hash, backend=backend),
+    }  # fmt: skip
+
+
+def nucleus_fields(source, nucleus) -> dict:
+    """The first columns of a results row: the file, the nucleus id, its centroid, bounding box
+    and outline (what a distributed screen computes where the localizations are)."""
     x, y = nucleus.locs.x_nm, nucleus.locs.y_nm
     where = (
         {"centroid_x_nm": float(x.mean()), "centroid_y_nm": float(y.mean()),
@@ -74,6 +86,14 @@ def result_row(
         "nucleus_id": nucleus.id,
         **where,
         "outline_nm": None if outline is None else np.asarray(outline, float).round(1).tolist(),
+    }
+
+
+def call_fields(key: str, prediction, *, channel_names, model_sha: str, spec_hash: str,
+                backend: str) -> dict:  # fmt: skip
+    """The other columns of a results row: the call, its QC, and what made it."""
+    p = prediction
+    return {
         "predicted": p.label,
         **{f"p_{c}": float(v) for c, v in p.probabilities.items()},
         "undecided": p.undecided,

@@ -61,3 +61,23 @@ def screen_model(tmp_path_factory):
     )
     torch.set_num_threads(before)
     return root / "model.onnx", root / "run" / "best.pt", data
+
+
+@pytest.fixture(scope="session")
+def screen_batch(screen_model, tmp_path_factory):
+    """(model, data folder, the single-machine screen of it): the shared test data plus files of
+    two nuclei each (cell_id) and one bad file — what the distributed screens must reproduce."""
+    import shutil
+
+    from ainu_engine.screen import screen
+    from ainu_engine.training.simulate import Observation, simulate_dataset
+
+    model, _, base = screen_model
+    root = tmp_path_factory.mktemp("batch")
+    shutil.copytree(base, root / "data")
+    simulate_dataset(root / "data" / "multi", classes=("somatic",), n_per_class=4,
+                     channels=("polII", "h3"), observation=Observation(locs_per_channel=3000),
+                     nuclei_per_file=2, seed=8)  # fmt: skip
+    (root / "data" / "broken.csv").write_text("x,y\n1,2\nnot,a number\n")
+    single = screen([root / "data"], model, root / "single", report=False)
+    return model, root / "data", single

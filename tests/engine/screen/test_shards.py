@@ -21,19 +21,8 @@ N = 3
 
 
 @pytest.fixture(scope="module")
-def data(screen_model, tmp_path_factory):
-    """The shared test data, plus files of two nuclei each (cell_id) and one bad file."""
-    from ainu_engine.training.simulate import Observation, simulate_dataset
-
-    model, _, base = screen_model
-    root = tmp_path_factory.mktemp("shards")
-    shutil.copytree(base, root / "data")
-    simulate_dataset(root / "data" / "multi", classes=("somatic",), n_per_class=4,
-                     channels=("polII", "h3"), observation=Observation(locs_per_channel=3000),
-                     nuclei_per_file=2, seed=8)  # fmt: skip
-    (root / "data" / "broken.csv").write_text("x,y\n1,2\nnot,a number\n")
-    single = screen([root / "data"], model, root / "single", report=False)
-    return model, root / "data", single
+def data(screen_batch):
+    return screen_batch
 
 
 def _rows(path: Path) -> dict:
