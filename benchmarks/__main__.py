@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import (  # noqa: F401  (registers)
+    distributed,
     explain,
     explain_plan,
     infer,

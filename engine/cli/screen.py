@@ -85,6 +85,14 @@ def screen(
     gpus_per_worker: Annotated[
         float, typer.Option(min=0.0, help="--executor ray: GPUs per inference actor.")
     ] = 0.0,
+    cpus_per_worker: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="--executor ray without GPUs: CPUs per inference actor (below 1: the rest "
+            "renders).",
+        ),
+    ] = 1.0,
     json: JsonOpt = False,
     reading: dict | None = None,
 ) -> None:
@@ -175,6 +183,7 @@ def screen(
             ray_address=address,
             workers=workers,
             gpus_per_worker=gpus_per_worker,
+            cpus_per_worker=cpus_per_worker,
         )
     d = s.to_dict()
     text = [

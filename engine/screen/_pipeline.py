@@ -113,6 +113,8 @@ def screen(
     ray_address: str | None = None,
     workers: int = 1,
     gpus_per_worker: float = 0.0,
+    cpus_per_worker: float = 1.0,
+    ray_actor: type | None = None,
 ) -> ScreenSummary:
     """Classify every nucleus of ``inputs`` with ``model``; results in ``out``.
 
@@ -162,9 +164,14 @@ def screen(
         report; :func:`ainu_engine.screen.merge` makes the screen's results of all ``n``.
     executor : {"local", "ray"}
         ``ray``: the stages run on a Ray cluster (Ray Data: reading and rendering as CPU tasks,
-        inference on a pool of ``workers`` actors with ``gpus_per_worker`` GPUs each), the run
+        inference on a pool of ``workers`` actors with ``gpus_per_worker`` GPUs each, or
+        ``cpus_per_worker`` CPUs each without GPUs: less than 1 lets rendering use the CPU that
+        a small model's inference leaves idle), the run
         folder is the same; ``ray_address`` is the cluster's (``auto``, ``ray://host:10001``;
         default: a local Ray). Needs the ``distributed`` extra. Not with ``explain``.
+        ``ray_actor``: the inference actor's class (a subclass of
+        ``ainu_engine.screen._ray.InferActor``; benchmarks use a stand-in that sleeps a GPU's
+        batch time to measure the scheduler alone).
 
     Returns
     -------
@@ -195,7 +202,8 @@ def screen(
                 queue_size=queue_size, explain=explain, explainer=explainer,
                 read_options=read_options or {}, channel_map=channel_map, shard=shard,
                 executor=executor, ray_address=ray_address, workers=workers,
-                gpus_per_worker=gpus_per_worker,
+                gpus_per_worker=gpus_per_worker, ray_actor=ray_actor,
+                cpus_per_worker=cpus_per_worker,
             )  # fmt: skip
     except OSError as err:  # the output folder cannot be made or written (full disk, a file, ...)
         where = err.filename or out
@@ -210,7 +218,8 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
                    read_threads, camera_pixel_nm, force, csv, report, on_progress, on_error,
                    queue_size, explain, explainer, read_options,
                    channel_map, shard=None, executor="local", ray_address=None, workers=1,
-                   gpus_per_worker=0.0) -> ScreenSummary:  # fmt: skip
+                   gpus_per_worker=0.0, ray_actor=None,
+                   cpus_per_worker=1.0) -> ScreenSummary:  # fmt: skip
     from .._classifier import Classifier
     from ..backends import create_backend
 
@@ -245,6 +254,7 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
             pipeline = RayPipeline(
                 parts, errors, split=split, call_row=run.call_row, cfg=cfg, workers=workers,
                 gpus_per_worker=gpus_per_worker, address=ray_address, on_written=written,
+                actor=ray_actor, cpus_per_worker=cpus_per_worker,
             )  # fmt: skip
         else:
             pipeline = Pipeline(

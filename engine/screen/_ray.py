@@ -30,7 +30,7 @@ from ..errors import AinuError
 from ._results import nucleus_fields
 from ._stages import StageStats, internal_error
 
-__all__ = ["RayPipeline", "init_ray"]
+__all__ = ["RayPipeline", "InferActor", "init_ray", "render_file"]
 
 _KINDS = ("file", "nucleus", "error", "nucleus_error")
 
@@ -236,7 +236,8 @@ class RayPipeline:
 
     def __init__(self, parts, errors, *, split: Callable, call_row: Callable, cfg: dict,
                  workers: int = 1, gpus_per_worker: float = 0.0, address: str | None = None,
-                 on_written: Callable[[int, int], None] | None = None) -> None:  # fmt: skip
+                 on_written: Callable[[int, int], None] | None = None,
+                 actor: type | None = None, cpus_per_worker: float = 1.0) -> None:  # fmt: skip
         self.parts = parts
         self.errors = errors
         self.split = split
@@ -246,6 +247,8 @@ class RayPipeline:
         self.gpus = float(gpus_per_worker)
         self.address = address
         self.on_written = on_written
+        self.actor = actor or InferActor
+        self.cpus = float(cpus_per_worker)
         self.stats = {n: StageStats(n) for n in ("read", "render", "infer", "write")}
         self.kept: list = []
         self.n_written = 0
@@ -273,19 +276,22 @@ class RayPipeline:
         items = [{"path": str(p), "key": k, "done": json.dumps(done.get(k, []))} for p, k in todo]
         ctx = rd.DataContext.get_current()
         ctx.enable_progress_bars = False
-        ds = rd.from_items(items, override_num_blocks=min(len(items), 1024))
+        # a task per block of files: a few blocks per CPU balance the load, and a task per
+        # file would spend more on Ray's per-task cost than small nuclei take to render
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        ds = rd.from_items(items, override_num_blocks=min(len(items), 4 * cpus))
         # Ray Data retries tasks lost with their worker and restarts lost actors (retrying
         # their batches) by default; a Python exception becomes an error row before that
         ds = ds.flat_map(render_file, fn_kwargs={"cfg": self.cfg, "split": self.split},
                          num_cpus=1)  # fmt: skip
         ds = ds.map_batches(
-            InferActor,
+            self.actor,
             fn_constructor_kwargs={"cfg": self.cfg, "call_row": self.call_row},
             batch_size=self.cfg["batch_size"] or 8,
             batch_format="pyarrow",
             compute=rd.ActorPoolStrategy(size=self.workers),
             num_gpus=self.gpus or None,
-            num_cpus=None if self.gpus else 1,
+            num_cpus=self.cpus if not self.gpus else None,
         )
         return ray, ds
 
