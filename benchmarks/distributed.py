@@ -8,8 +8,10 @@
    first written batch (the fixed cost a longer screen amortises).
 2. **Scheduler scaling**: the inference stage replaced by a **stand-in that sleeps a GPU's batch
    time** (``STAND_IN_BATCH_S`` per batch of 8 before the real small model's calls, labelled as
-   such), 1, 2, 4 and 8 actors on a local Ray with 10 logical CPUs: nuclei/s against actors.
-   The render tasks still run on the 2 real cores, so scaling stops where they saturate.
+   such), 1, 2, 4 and 8 actors on a local Ray with 10 logical CPUs: nuclei/s in the steady
+   state (first written batch to last; the actors' start-up, which grows with their number on
+   2 cores, is reported apart) against actors. The render tasks still run on the 2 real cores,
+   so scaling stops where they saturate.
 3. **10⁴ nuclei on one machine in 8 shards** (small simulated nuclei, batches of 8): the peak RSS
    of the process after the first shard and after all eight (flat = the shards do not
    accumulate), the merge time and the report time; the **merge time against the number of
@@ -63,18 +65,20 @@ def _overhead(tmp: Path, quick: bool) -> dict:
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     startup = time.perf_counter() - t0
     first: list[float] = []  # seconds from the call to the first written batch, per run
+    steady: list[float] = []  # nuclei/s from the first written batch to the last, per run
 
     def ray_screen():
         t = time.perf_counter()
-        seen = []
+        marks: list[tuple[float, int]] = []
 
-        def progress(p):
-            if not seen:
-                seen.append(time.perf_counter() - t)
+        def mark(p):
+            marks.append((time.perf_counter(), p["nuclei"]))
 
         s = screen([data], MODEL, tmp / "o-ray", executor="ray", report=False, force=True,
-                   cpus_per_worker=CPUS_PER_ACTOR, on_progress=progress)  # fmt: skip
-        first.append(seen[0] if seen else float("nan"))
+                   cpus_per_worker=CPUS_PER_ACTOR, on_progress=mark)  # fmt: skip
+        (t0, n0), (t1, n1) = marks[0], marks[-1]
+        first.append(t0 - t)
+        steady.append((n1 - n0) / (t1 - t0) if t1 > t0 else float("nan"))
         return s
 
     try:
@@ -91,6 +95,7 @@ def _overhead(tmp: Path, quick: bool) -> dict:
         "ray_pipeline_s": [s.pipeline_seconds for s in runs],
         "ray_startup_s": startup,
         "ray_first_batch_s": first,
+        "ray_steady_nuclei_per_s": steady,
         "local_nuclei_per_s": rate_l,
         "ray_nuclei_per_s": rate_r,
         "ratio": rate_r / rate_l,
@@ -114,11 +119,18 @@ def _scaling(tmp: Path, quick: bool) -> dict:
         screen([data], MODEL, tmp / "warm", executor="ray", report=False, workers=1,
                batch_size=8, ray_actor=_stand_in.SleepingActor)  # fmt: skip
         for workers in (1, 2, 4, 8):
+            marks: list[tuple[float, int]] = []
             s = screen([data], MODEL, tmp / f"s{workers}", executor="ray", report=False,
                        workers=workers, batch_size=8, ray_actor=_stand_in.SleepingActor,
-                       force=True)  # fmt: skip
-            out[str(workers)] = {"nuclei_per_s": s.n_nuclei / s.pipeline_seconds,
-                                 "pipeline_s": s.pipeline_seconds}  # fmt: skip
+                       force=True, on_progress=lambda p, m=marks: m.append(
+                           (time.perf_counter(), p["nuclei"])))  # fmt: skip
+            # steady state: from the first written batch to the last (the actors' start-up,
+            # which on 2 cores grows with their number, excluded)
+            (t0, n0), (t1, n1) = marks[0], marks[-1]
+            out[str(workers)] = {"nuclei_per_s": (n1 - n0) / (t1 - t0) if t1 > t0 else None,
+                                 "end_to_end_nuclei_per_s": s.n_nuclei / s.pipeline_seconds,
+                                 "pipeline_s": s.pipeline_seconds,
+                                 "first_batch_s": t0 - (t1 - s.pipeline_seconds)}  # fmt: skip
     finally:
         ray.shutdown()
     ideal = 8 / STAND_IN_BATCH_S
