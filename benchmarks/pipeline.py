@@ -37,6 +37,16 @@ def _best(fn, k: int = REPEATS):
     "screen end to end vs a serial read -> prepare -> infer loop, 300 small nuclei, bundled model",
 )
 def run(*, device: str = "cpu", quick: bool = False) -> dict:
+    import shutil
+
+    tmp = Path(tempfile.mkdtemp(prefix="ainu-bench-pipeline-"))
+    try:
+        return _run(tmp, device=device, quick=quick)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(tmp: Path, *, device: str, quick: bool) -> dict:
     from ainu_engine import Classifier
     from ainu_engine.io import read
     from ainu_engine.nuclei import expand_inputs
@@ -45,7 +55,6 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
 
     n = 40 if quick else 300
     locs_per = 2e4
-    tmp = Path(tempfile.mkdtemp(prefix="ainu-bench-pipeline-"))
     data = tmp / "nuclei"
     simulate_dataset(data, n_per_class=n // 2, observation=Observation(locs_per_channel=locs_per),
                      seed=5)  # fmt: skip
