@@ -248,3 +248,64 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
             },
         ],  # fmt: skip
     }
+
+
+@register(
+    "ray_plans",
+    "Ray executor: rendering in CPU tasks (model inputs through the object store) vs in the "
+    "inference actors, 300 nuclei",
+)
+def run_plans(*, device: str = "cpu", quick: bool = False) -> dict:
+    """The two Ray plans on the same 300 nuclei (2·10⁴ localizations, the bundled model), each
+    the better of 2 runs on a local Ray with the machine's cores: ``split`` (1 inference actor
+    with half a CPU, rendering in 1-CPU tasks) and ``fused`` (2 actors of 1 CPU that read,
+    render and infer); nuclei/s end to end and steady, and the bytes of model inputs that
+    crossed the object store."""
+    import os
+
+    import ray
+
+    from ainu_engine.screen import screen
+
+    tmp = Path(tempfile.mkdtemp(prefix="ainu-bench-plans-"))
+    n = 40 if quick else 300
+    out = {}
+    try:
+        data = _data(tmp / "nuclei", n, 2e4, 21)
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        for plan, kw in (("split", {"workers": 1, "cpus_per_worker": CPUS_PER_ACTOR}),
+                         ("fused", {"workers": 2, "cpus_per_worker": 1.0})):  # fmt: skip
+            runs = []
+            for _ in range(2):
+                marks: list[tuple[float, int]] = []
+
+                def mark(p, marks=marks):
+                    marks.append((time.perf_counter(), p["nuclei"]))
+
+                s = screen([data], MODEL, tmp / plan, executor="ray", report=False, force=True,
+                           ray_plan=plan, on_progress=mark, **kw)  # fmt: skip
+                (t0, n0), (t1, n1) = marks[0], marks[-1]
+                runs.append({"nuclei_per_s": s.n_nuclei / s.pipeline_seconds,
+                             "steady_nuclei_per_s": (n1 - n0) / (t1 - t0) if t1 > t0 else None,
+                             "object_store_input_bytes": s.backend["object_store_input_bytes"],
+                             **kw})  # fmt: skip
+            out[plan] = max(runs, key=lambda r: r["nuclei_per_s"])
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+    split, fused = out["split"], out["fused"]
+    return {
+        "inputs": {"model": MODEL.name, "nuclei": n, "localizations_per_nucleus": 20000},
+        "baseline": "plan split (rendering in CPU tasks)",
+        "plans": out,
+        "figures": [
+            {
+                "name": f"Ray plan fused vs split, {n} nuclei (nuclei/s)",
+                "project": round(fused["nuclei_per_s"], 2),
+                "baseline": round(split["nuclei_per_s"], 2),
+                "baseline_name": "plan split",
+                "ratio": fused["nuclei_per_s"] / split["nuclei_per_s"],
+            },
+        ],  # fmt: skip
+        "goals": [],
+    }

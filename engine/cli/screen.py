@@ -93,6 +93,13 @@ def screen(
             "renders).",
         ),
     ] = 1.0,
+    ray_plan: Annotated[
+        str,
+        typer.Option(
+            help="--executor ray: split (render in CPU tasks, model inputs to the actors) or "
+            "fused (each actor reads, renders and infers)."
+        ),
+    ] = "split",
     json: JsonOpt = False,
     reading: dict | None = None,
 ) -> None:
@@ -120,6 +127,8 @@ def screen(
         raise typer.BadParameter("expected auto, cpu or cuda", param_hint="--device")
     if executor not in ("local", "ray"):
         raise typer.BadParameter("expected local or ray", param_hint="--executor")
+    if ray_plan not in ("split", "fused"):
+        raise typer.BadParameter("expected split or fused", param_hint="--ray-plan")
     if executor == "ray" and explain:
         raise typer.BadParameter("--explain needs --executor local", param_hint="--explain")
     if executor == "ray":
@@ -184,6 +193,7 @@ def screen(
             workers=workers,
             gpus_per_worker=gpus_per_worker,
             cpus_per_worker=cpus_per_worker,
+            ray_plan=ray_plan,
         )
     d = s.to_dict()
     text = [

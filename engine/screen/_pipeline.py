@@ -115,6 +115,7 @@ def screen(
     gpus_per_worker: float = 0.0,
     cpus_per_worker: float = 1.0,
     ray_actor: type | None = None,
+    ray_plan: str = "split",
 ) -> ScreenSummary:
     """Classify every nucleus of ``inputs`` with ``model``; results in ``out``.
 
@@ -169,9 +170,11 @@ def screen(
         a small model's inference leaves idle), the run
         folder is the same; ``ray_address`` is the cluster's (``auto``, ``ray://host:10001``;
         default: a local Ray). Needs the ``distributed`` extra. Not with ``explain``.
-        ``ray_actor``: the inference actor's class (a subclass of
-        ``ainu_engine.screen._ray.InferActor``; benchmarks use a stand-in that sleeps a GPU's
-        batch time to measure the scheduler alone).
+        ``ray_plan``: ``split`` (rendering as CPU tasks, the model inputs passed to the
+        actors through the object store) or ``fused`` (each actor reads, renders and infers:
+        nothing but results crosses the object store). ``ray_actor``: the inference actor's
+        class (a subclass of ``ainu_engine.screen._ray.InferActor``; benchmarks use a stand-in
+        that sleeps a GPU's batch time to measure the scheduler alone).
 
     Returns
     -------
@@ -203,7 +206,7 @@ def screen(
                 read_options=read_options or {}, channel_map=channel_map, shard=shard,
                 executor=executor, ray_address=ray_address, workers=workers,
                 gpus_per_worker=gpus_per_worker, ray_actor=ray_actor,
-                cpus_per_worker=cpus_per_worker,
+                cpus_per_worker=cpus_per_worker, ray_plan=ray_plan,
             )  # fmt: skip
     except OSError as err:  # the output folder cannot be made or written (full disk, a file, ...)
         where = err.filename or out
@@ -219,7 +222,7 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
                    queue_size, explain, explainer, read_options,
                    channel_map, shard=None, executor="local", ray_address=None, workers=1,
                    gpus_per_worker=0.0, ray_actor=None,
-                   cpus_per_worker=1.0) -> ScreenSummary:  # fmt: skip
+                   cpus_per_worker=1.0, ray_plan="split") -> ScreenSummary:  # fmt: skip
     from .._classifier import Classifier
     from ..backends import create_backend
 
@@ -254,7 +257,7 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
             pipeline = RayPipeline(
                 parts, errors, split=split, call_row=run.call_row, cfg=cfg, workers=workers,
                 gpus_per_worker=gpus_per_worker, address=ray_address, on_written=written,
-                actor=ray_actor, cpus_per_worker=cpus_per_worker,
+                actor=ray_actor, cpus_per_worker=cpus_per_worker, plan=ray_plan,
             )  # fmt: skip
         else:
             pipeline = Pipeline(
@@ -293,6 +296,9 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
                 "executor": "ray",
                 "workers": workers,
                 "gpus_per_worker": gpus_per_worker,
+                "cpus_per_worker": cpus_per_worker,
+                "plan": ray_plan,
+                "object_store_input_bytes": pipeline.input_bytes,
                 "reason": "the inference actors' backend (--executor ray)",
             },
             calls,

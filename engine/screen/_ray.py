@@ -62,7 +62,7 @@ def _schema():
         ("nucleus_id", pa.string()), ("n_total", pa.int64()), ("n_todo", pa.int64()),
         ("incomplete", pa.bool_()), ("message", pa.string()), ("fields", pa.string()),
         ("prepared", pa.binary()), ("read_s", pa.float64()), ("render_s", pa.float64()),
-        ("infer_s", pa.float64()), ("backend", pa.string()),
+        ("infer_s", pa.float64()), ("backend", pa.string()), ("input_bytes", pa.int64()),
     ])  # fmt: skip
 
 
@@ -131,10 +131,10 @@ def render_file(item: dict, *, cfg: dict, split: Callable) -> list[dict]:
             out.append(_rec("nucleus_error", path, key, nucleus_id=n.id,
                             message=f"{msg} (nucleus {n.id or 'whole file'})"))  # fmt: skip
             continue
+        blob = pickle.dumps(_slim(prep), protocol=5)
         out.append(_rec("nucleus", path, key, nucleus_id=n.id,
-                        fields=json.dumps(nucleus_fields(path, n)),
-                        prepared=pickle.dumps(_slim(prep), protocol=5),
-                        render_s=time.perf_counter() - t1))  # fmt: skip
+                        fields=json.dumps(nucleus_fields(path, n)), prepared=blob,
+                        input_bytes=len(blob), render_s=time.perf_counter() - t1))  # fmt: skip
     return out
 
 
@@ -157,6 +157,7 @@ class InferActor:
         )  # fmt: skip
         self.backend = self.clf.backend.name
         self.call_row = call_row
+        self.cfg = cfg
         self.clf.backend.warmup()
 
     def __call__(self, batch):
@@ -194,6 +195,24 @@ class InferActor:
                     f"{r['path']}: {internal_error('infer', err, r['path'])}")  # fmt: skip
                 return [(None, f"{msg} (nucleus {r['nucleus_id'] or 'whole file'})")]
         return [c for p, r in zip(prepared, rows, strict=True) for c in self._predict([p], [r])]
+
+
+class FusedActor(InferActor):
+    """Read, split, render and infer in the actor (``plan="fused"``): the model inputs never
+    cross the object store, but the actor's own CPU renders (one file after another)."""
+
+    def __init__(self, cfg: dict, call_row: Callable, split: Callable) -> None:
+        super().__init__(cfg, call_row)
+        self.split = split
+
+    def __call__(self, batch):
+        import pyarrow as pa
+
+        rows = [r for item in batch.to_pylist()
+                for r in render_file(item, cfg=self.cfg, split=self.split)]  # fmt: skip
+        for r in rows:
+            r["input_bytes"] = 0  # rendered here: nothing crossed the object store
+        return super().__call__(pa.Table.from_pylist(rows, schema=_schema()))
 
 
 class _Tally:
@@ -237,7 +256,8 @@ class RayPipeline:
     def __init__(self, parts, errors, *, split: Callable, call_row: Callable, cfg: dict,
                  workers: int = 1, gpus_per_worker: float = 0.0, address: str | None = None,
                  on_written: Callable[[int, int], None] | None = None,
-                 actor: type | None = None, cpus_per_worker: float = 1.0) -> None:  # fmt: skip
+                 actor: type | None = None, cpus_per_worker: float = 1.0,
+                 plan: str = "split") -> None:  # fmt: skip
         self.parts = parts
         self.errors = errors
         self.split = split
@@ -249,6 +269,10 @@ class RayPipeline:
         self.on_written = on_written
         self.actor = actor or InferActor
         self.cpus = float(cpus_per_worker)
+        if plan not in ("split", "fused"):
+            raise ValueError(f"plan must be split or fused, got {plan!r}")
+        self.plan = plan
+        self.input_bytes = 0  #: model inputs that crossed the object store (plan "split")
         self.stats = {n: StageStats(n) for n in ("read", "render", "infer", "write")}
         self.kept: list = []
         self.n_written = 0
@@ -282,16 +306,27 @@ class RayPipeline:
         ds = rd.from_items(items, override_num_blocks=min(len(items), 4 * cpus))
         # Ray Data retries tasks lost with their worker and restarts lost actors (retrying
         # their batches) by default; a Python exception becomes an error row before that
+        actor_args = {
+            "batch_format": "pyarrow",
+            "compute": rd.ActorPoolStrategy(size=self.workers),
+            "num_gpus": self.gpus or None,
+            "num_cpus": self.cpus if not self.gpus else None,
+        }
+        if self.plan == "fused":
+            ds = ds.map_batches(
+                FusedActor if self.actor is InferActor else self.actor,
+                fn_constructor_kwargs={"cfg": self.cfg, "call_row": self.call_row,
+                                       "split": self.split},
+                batch_size=1, **actor_args,
+            )  # fmt: skip
+            return ray, ds
         ds = ds.flat_map(render_file, fn_kwargs={"cfg": self.cfg, "split": self.split},
                          num_cpus=1)  # fmt: skip
         ds = ds.map_batches(
             self.actor,
             fn_constructor_kwargs={"cfg": self.cfg, "call_row": self.call_row},
             batch_size=self.cfg["batch_size"] or 8,
-            batch_format="pyarrow",
-            compute=rd.ActorPoolStrategy(size=self.workers),
-            num_gpus=self.gpus or None,
-            num_cpus=self.cpus if not self.gpus else None,
+            **actor_args,
         )
         return ray, ds
 
@@ -319,6 +354,7 @@ class RayPipeline:
                 else:
                     written.add((key, r["nucleus_id"]))
                     st["render"].busy_s += r["render_s"] or 0.0
+                    self.input_bytes += r["input_bytes"] or 0
                     st["infer"].busy_s += r["infer_s"] or 0.0
                     st["render"].items += 1
                     st["infer"].items += 1

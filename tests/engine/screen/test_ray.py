@@ -56,10 +56,13 @@ def _kill(name: str) -> int | None:
     return None
 
 
-def test_ray_gives_the_single_machine_results(screen_batch, tmp_path):
+@pytest.mark.parametrize("plan", ["split", "fused"])
+def test_ray_gives_the_single_machine_results(screen_batch, tmp_path, plan):
     model, data, single = screen_batch
-    s = screen([data], model, tmp_path / "ray", executor="ray", report=True)
+    s = screen([data], model, tmp_path / "ray", executor="ray", report=True, ray_plan=plan)
     assert s.backend["executor"] == "ray" and s.n_nuclei == single.n_nuclei
+    moved = s.backend["object_store_input_bytes"]  # the model inputs passed to the actors
+    assert (moved > 0) if plan == "split" else (moved == 0)
     ref, got = _rows(single.results), _rows(s.results)
     assert set(got) == set(ref)
     for key, r in ref.items():
@@ -69,7 +72,7 @@ def test_ray_gives_the_single_machine_results(screen_batch, tmp_path):
     errors = (tmp_path / "ray" / "errors.csv").read_text()
     assert s.n_failed == single.n_failed == 1 and "broken.csv" in errors
     assert (tmp_path / "ray" / "report.html").is_file()
-    again = screen([data], model, tmp_path / "ray", executor="ray", report=False)
+    again = screen([data], model, tmp_path / "ray", executor="ray", report=False, ray_plan=plan)
     assert again.n_nuclei == 0 and again.n_files_skipped == single.n_files - 1  # resumed
 
 
