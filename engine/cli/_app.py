@@ -11,6 +11,7 @@ from ..provenance import __version__
 from . import (
     bench,
     convert,
+    doctor,
     evaluate,
     explain,
     export,
@@ -96,6 +97,7 @@ COMMANDS = {
     "serve": serve.serve,
     "watch": watch.watch,
     "merge": merge.merge,
+    "doctor": doctor.doctor,
     "bench": bench.bench,
 }
 for _name, _fn in COMMANDS.items():

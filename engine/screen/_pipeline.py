@@ -36,6 +36,7 @@ from ._results import (
     run_key,
     write_final,
 )
+from ._rois import write_roi_sets
 from ._shards import shard_dir, shard_of
 from ._stages import Errors, Pipeline
 
@@ -279,6 +280,11 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
         n_nuclei = pipeline.run(todo)
         table = parts.gather()
         results = write_final(out, table, errors.items, csv=csv)
+        rois = (
+            write_roi_sets(out, table, clf.info.classes, camera_pixel_nm=camera_pixel_nm)
+            if shard is None
+            else None
+        )
         calls, calls_ok = _calls(table, clf.info.classes)
         summary = ScreenSummary(
             out,
@@ -308,6 +314,9 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
             _n_flagged(table, "looks_like_field"),
         )
         doc = run.summary_doc(summary, table)
+        doc["camera_pixel_nm"] = camera_pixel_nm
+        if rois is not None:
+            doc["roi_sets"] = rois
         if shard is not None:
             doc["shard"] = {"k": shard[0], "n": shard[1], "files": [str(f) for f in files]}
         _write_json(out / "summary.json", doc)

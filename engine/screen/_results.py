@@ -81,11 +81,13 @@ def nucleus_fields(source, nucleus) -> dict:
         if len(x) else {}
     )  # fmt: skip
     outline = nucleus.outline
+    cam = nucleus.locs.meta.camera_pixel_nm
     return {
         "source": str(source),
         "nucleus_id": nucleus.id,
         **where,
         "outline_nm": None if outline is None else np.asarray(outline, float).round(1).tolist(),
+        "camera_pixel_nm": None if cam is None else float(np.ravel(cam)[0]),
     }
 
 

@@ -123,6 +123,7 @@ def merge(out: str | os.PathLike, *, csv: bool = False, report: bool = True) -> 
     from ..strict_json import dumps
     from ._report import write_report
     from ._results import FolderLock, write_final
+    from ._rois import write_roi_sets
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -143,6 +144,12 @@ def merge(out: str | os.PathLike, *, csv: bool = False, report: bool = True) -> 
             table = table.take(pa.array(order, pa.int64()))
         results = write_final(out, table, errors, csv=csv)
         doc = _merged_doc(out, results, summaries, table, errors, n, time.perf_counter() - t0)
+        doc["roi_sets"] = write_roi_sets(
+            out,
+            table,
+            doc.get("classes") or [],
+            camera_pixel_nm=summaries[0].get("camera_pixel_nm"),
+        )
         with atomic_path(out / "summary.json") as tmp:
             Path(tmp).write_text(dumps(doc, indent=2) + "\n")
         if report and table is not None:

@@ -176,6 +176,27 @@ def test_screen_detect_writes_where_each_nucleus_is_and_an_overview(synthetic_fi
     assert all(r["pixel_nm"] >= 100.0 for r in t) and max(r["pixel_nm"] for r in t) > 100.0
     csv_outline = (out / "results.csv").read_text().splitlines()[1]
     assert "[[" in csv_outline  # the outline as JSON in the CSV
+    # the detected nuclei go back to Fiji as an ROI set in the field's camera pixels: none
+    # known here (an nm table), so none is written, and the summary says why ...
+    rois = json.loads((out / "summary.json").read_text())["roi_sets"]
+    assert rois["files"] == [] and "--camera-pixel-nm" in rois["skipped"][str(synthetic_field)]
+    # ... and with the camera's pixel size, there is one
+    out2 = tmp_path / "with-camera"
+    args = ["screen", str(synthetic_field), "--model", str(MODEL), "--out", str(out2)]
+    assert main([*args, "--nuclei", "detect", "--camera-pixel-nm", "160"]) == 0
+    t = pq.read_table(out2 / "results.parquet").to_pylist()
+    rois = json.loads((out2 / "summary.json").read_text())["roi_sets"]
+    import roifile
+
+    (zipped,) = rois["files"]
+    back = roifile.roiread(zipped)
+    assert sorted(r.name.split(" ")[0] for r in back) == [f"det00{k}" for k in range(4)]
+    cam = 160.0
+    for roi in back:
+        row = next(r for r in t if r["nucleus_id"] == roi.name.split(" ")[0])
+        np.testing.assert_allclose(
+            roi.coordinates() * cam, row["outline_nm"], atol=0.1 + cam * 0.01
+        )
 
 
 def test_render_detect_renders_each_nucleus_with_its_outline(synthetic_field, tmp_path):
