@@ -20,7 +20,7 @@ def doctor(json: JsonOpt = False) -> None:
     r = doctor_report()
     cpu, gpu, th, ca = r["cpu"], r["gpu"], r["threads"], r["caches"]
     lines = [
-        f"ainu-engine {r['ainu_engine']}, Python {r['python']['version']} "
+        f"version   ainu-engine {r['ainu_engine']}, Python {r['python']['version']} "
         f"({r['python']['executable']})",
         f"os        {r['os']['platform']}",
         f"cpu       {cpu['model']}, {cpu['usable_cores']} of {cpu['logical_cores']} cores usable, "

@@ -34,5 +34,5 @@ def test_doctor_json_says_what_runs_here_and_why_not(capsys, tmp_path, monkeypat
 def test_doctor_text(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"ainu-engine {__version__}, Python")
+    assert out.startswith(f"version   ainu-engine {__version__}, Python")
     assert "backends" in out and "onnxruntime" in out and "SIMD:" in out
