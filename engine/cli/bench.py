@@ -44,7 +44,10 @@ def bench(
     of the model's shape, after warm-up; and nuclei/s that the model's RenderSpec renders. With
     --json one object per line (backend, device, precision, batch, images_per_s, p50_ms, p90_ms,
     p99_ms; the render line has stage "render"). The measurements are kept (--no-save: not)
-    for this model and machine, and --backend auto on every command then runs the fastest."""
+    for this model and machine, and --backend auto on every command then runs the fastest.
+
+    Example: ainu-engine bench model.onnx --batch 1,8,32 --json
+    """
     from ..bench import bench_model
 
     try:

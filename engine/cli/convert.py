@@ -48,6 +48,8 @@ def convert(
 
     Each output appears complete or not at all. A bad input is reported and the others
     are still converted; the exit code is 1 if any failed.
+
+    Example: ainu-engine convert run1/*.csv --out parquet/ --to parquet
     """
     if to is not None and to not in EXTENSIONS:
         raise typer.BadParameter(

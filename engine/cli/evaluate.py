@@ -39,7 +39,10 @@ def evaluate(
     reading: dict | None = None,
 ) -> None:
     """Render the manifest's nuclei with the model's RenderSpec, classify them with ONNX
-    Runtime and write metrics with 95 % CIs, confusion/ROC/PR plots and per-nucleus calls."""
+    Runtime and write metrics with 95 % CIs, confusion/ROC/PR plots and per-nucleus calls.
+
+    Example: ainu-engine evaluate model.onnx test/manifest.csv --out eval/
+    """
     need_train_extra()
     from ainu_engine.model import read_model_info
     from ainu_engine.training.data import RenderCache

@@ -82,7 +82,10 @@ def explain(
 ) -> None:
     """Occlusion maps (equal to Captum's), CAM, Grad-CAM or Integrated Gradients for every
     nucleus, as overlays over the render; with simulator ground truth beside the files, the share
-    of positive attribution in nucleoli and periphery against their area."""
+    of positive attribution in nucleoli and periphery against their area.
+
+    Example: ainu-engine explain cells/ --model model.onnx --out explain/
+    """
     from ..explain import METHODS, explain_files
 
     if method not in METHODS:

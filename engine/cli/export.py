@@ -45,7 +45,10 @@ def export(
 ) -> None:
     """Export a checkpoint to one .onnx file (dynamic batch, weights inside, metadata_props with
     classes, RenderSpec, input size, channels, preprocessing, metrics, provenance). ONNX Runtime
-    is checked against PyTorch first; a model that differs by more than --atol is not written."""
+    is checked against PyTorch first; a model that differs by more than --atol is not written.
+
+    Example: ainu-engine export run/best.pt --out model.onnx
+    """
     need_train_extra()
     from ainu_engine.training.export import export_onnx
 

@@ -10,7 +10,10 @@ from ._output import Output
 
 
 def formats(json: JsonOpt = False) -> None:
-    """List the supported formats with their extensions, units and frame numbering."""
+    """List the supported formats with their extensions, units and frame numbering.
+
+    Example: ainu-engine formats --json
+    """
     out = Output(json_lines=json)
     table = Table("name", "format", "extensions", "coordinates", "frames", "write", box=None)
     for f in FORMATS.values():

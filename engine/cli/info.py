@@ -183,6 +183,8 @@ def info(
 
     Files that fail are reported with their error and the others still reported;
     the exit code is 1 if any file failed.
+
+    Example: ainu-engine info data/*.bin model.onnx --camera-pixel-nm 160
     """
     kwargs = reading or {}
     out = Output(json_lines=json)

@@ -49,7 +49,10 @@ def live(
     per update: frame, n_localizations, label, probabilities, stop, and a final line per nucleus),
     writes OUT/NAME.png with the probability trajectory, and with --stop reports the frame at
     which the rule would have stopped imaging and the call then against the call on the whole
-    file (which is screen's call)."""
+    file (which is screen's call).
+
+    Example: ainu-engine live recorded/ --model model.onnx --stop p=0.95,m=3,min=5000
+    """
     from ..live import StopRule, plot_trajectory_for, replay_file
     from ..nuclei import NUCLEI_MODES, expand_inputs
 

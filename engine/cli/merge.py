@@ -22,7 +22,10 @@ def merge(
     errors.csv, summary.json and report.html, after checking that all N shards finished with the
     same model and settings, that every nucleus appears exactly once and that every file is done
     or an error. Anything else is an error naming the shards, files or nuclei (exit 1); rerunning
-    the shards named completes them."""
+    the shards named completes them.
+
+    Example: ainu-engine merge screen/
+    """
     from ..screen import merge as run_merge
 
     doc = run_merge(out, csv=csv, report=report)

@@ -175,6 +175,8 @@ def render(
     channels is rendered into one image with a warning. --model renders with a model's
     RenderSpec and its channels matched to each file's (--channel-map where they are named
     otherwise), the images the model is given.
+
+    Example: ainu-engine render data/*.bin --out images/ --magnification 10 --channels 1,2
     """
     from ..errors import OutputError
     from ..io import read

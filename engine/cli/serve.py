@@ -47,7 +47,10 @@ def serve(
     /v1/classify/batch, live sessions (/v1/live...), GET /v1/model, /healthz, /readyz, /metrics.
     Requests from concurrent clients are batched (--max-batch, --max-delay-ms); a full queue
     answers 503 with Retry-After. Binds to 127.0.0.1 unless told otherwise, and then only with
-    --token-file. See docs/embedding.md."""
+    --token-file. See docs/embedding.md.
+
+    Example: ainu-engine serve --model model.onnx
+    """
     import importlib.util
 
     from ..errors import AinuError

@@ -97,6 +97,8 @@ def simulate(
 
     Writes the data files, NAME.truth.json / NAME.truth.parquet beside each, and
     manifest.csv (path, label, group, truth, ...). See docs/simulation.md.
+
+    Example: ainu-engine simulate data/ --classes hiPSC,somatic --n-per-class 50 --channels polII,h3
     """
     from ainu_engine.training.simulate import OUTPUT_FORMATS, Observation, simulate_dataset
 

@@ -127,6 +127,8 @@ def train(
     Renders every nucleus once (cached by file content and RenderSpec), cross-validates on the
     training part (--compare: several architectures, mean ± sd), trains the final model,
     evaluates it once on the withheld test set and writes RUN/best.pt for `ainu-engine export`.
+
+    Example: ainu-engine train data/manifest.csv --out run/ --arch densenet121 --image-size 512
     """
     need_train_extra()
     from ainu_engine.training.augment import AugmentConfig

@@ -36,7 +36,10 @@ def watch(
     finished when it has stopped growing for --settle-s seconds or when its sidecar (NAME.json,
     NAME.done, NAME.yaml) appears; partial files (*.part, *.tmp, hidden) are left alone. Results
     go to OUT exactly as screen writes them (results.parquet, errors.csv, report.html), so a
-    restarted watcher screens nothing twice. Ctrl-C stops it."""
+    restarted watcher screens nothing twice. Ctrl-C stops it.
+
+    Example: ainu-engine watch /data/run42 --model model.onnx --out /data/run42-calls
+    """
     from ..screen import watch as run
 
     if not folder.is_dir():

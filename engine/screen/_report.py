@@ -88,11 +88,17 @@ def _png(fig) -> str:
     )
 
 
-def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
+def _figures(table, doc: dict, classes) -> list[tuple[str, object]]:
+    """The report's plots as (title, matplotlib Figure); [] without matplotlib."""
     try:
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
-        return [("Plots", "<p>matplotlib is not installed: no plots (pip install matplotlib).</p>")]
+        return []
+
+    def _COUNTS():  # noqa: N802 - axes that count nuclei have whole-number ticks
+        return MaxNLocator(integer=True)
+
     out = []
     src = table.column("source").to_pylist()
     pred = table.column("predicted").to_pylist()
@@ -106,17 +112,19 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
         ax.bar(names, v, bottom=bottom, label=c)
         bottom = [a + b for a, b in zip(bottom, v, strict=True)]
     ax.set_ylabel("nuclei")
+    ax.yaxis.set_major_locator(_COUNTS())
     ax.set_title("calls per folder (slide)")
     ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize=8)
-    out.append(("Calls per folder", _png(fig)))
+    out.append(("Calls per folder", fig))
     fig = Figure(figsize=(3.2 * len(classes), 3))
     axes = fig.subplots(1, len(classes), squeeze=False)
     for ax, c in zip(axes[0], classes, strict=True):
         ax.hist(table.column(f"p_{c}").to_pylist(), bins=20, range=(0, 1), color="#4c72b0")
         ax.set_xlabel(f"p({c})")
         ax.set_ylabel("nuclei")
-    out.append(("Probability per class", _png(fig)))
+        ax.yaxis.set_major_locator(_COUNTS())
+    out.append(("Probability per class", fig))
     flags = Counter(f for s in table.column("qc_flags").to_pylist() for f in s.split(",") if f)
     fig = Figure(figsize=(5, 2.8))
     ax = fig.subplots()
@@ -127,8 +135,9 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
         color="#55a868",
     )
     ax.set_xlabel("nuclei")
+    ax.xaxis.set_major_locator(_COUNTS())
     ax.set_title("QC")
-    out.append(("Quality control", _png(fig)))
+    out.append(("Quality control", fig))
     stages = doc.get("stages", [])
     if stages:
         fig = Figure(figsize=(5, 2.8))
@@ -149,8 +158,15 @@ def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
         ax.set_xlabel("seconds")
         ax.legend(fontsize=8)
         ax.set_title("pipeline stages (the busiest sets the pace)")
-        out.append(("Throughput per stage", _png(fig)))
+        out.append(("Throughput per stage", fig))
     return out
+
+
+def _plots(table, doc: dict, classes) -> list[tuple[str, str]]:
+    figures = _figures(table, doc, classes)
+    if not figures:
+        return [("Plots", "<p>matplotlib is not installed: no plots (pip install matplotlib).</p>")]
+    return [(title, _png(fig)) for title, fig in figures]
 
 
 def _pixel_note(table, info) -> str:

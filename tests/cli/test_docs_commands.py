@@ -64,3 +64,21 @@ def test_documented_command_line_matches_the_cli(cli, line):
     known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help", "--debug"}
     unknown = [o for o in opts if o not in known]
     assert not unknown, f"{name}: no option {unknown} (has {sorted(known)})"
+
+
+def test_every_command_help_reads_as_paragraphs_with_a_valid_example(cli):
+    """`ainu-engine COMMAND --help`: the docstring's lines joined into paragraphs (the terminal
+    wraps them), and an ``Example: ainu-engine ...`` paragraph that is a real command line."""
+    from ainu_engine.cli._app import COMMANDS, paragraphs
+
+    for name, fn in COMMANDS.items():
+        text = paragraphs(fn.__doc__)
+        assert all("\n" not in para for para in text.split("\n\n")), name
+        examples = [p for p in text.split("\n\n") if p.startswith("Example: ")]
+        assert examples, f"{name}: no example in its help"
+        line = examples[0].removeprefix("Example: ")
+        used, opts = _options(line.split(" > ")[0])
+        assert used == name, (name, line)
+        cmd = cli.commands[name]
+        known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+        assert not [o for o in opts if o not in known], (name, line)

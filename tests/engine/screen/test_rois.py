@@ -50,3 +50,27 @@ def test_no_roi_sets_for_whole_file_nuclei(screen_batch, tmp_path):
     s = screen([data], model, tmp_path / "out", report=False)
     assert not (tmp_path / "out" / "rois").exists()
     assert s.n_nuclei > 0
+
+
+def test_the_report_counts_nuclei_in_whole_numbers(screen_batch):
+    """A small screen's histograms and bars: every tick of an axis that counts nuclei is a whole
+    number (matplotlib's default put 0.25-nucleus ticks on them)."""
+    import json
+
+    from ainu_engine.screen._report import _figures
+
+    _, _, single = screen_batch
+    table = pq.read_table(single.results).slice(0, 3)  # counts of 0..3: fractional by default
+    doc = json.loads((single.out / "summary.json").read_text())
+    figures = _figures(table, doc, ["hiPSC", "somatic"])
+    assert [t for t, _ in figures][:3] == ["Calls per folder", "Probability per class",
+                                            "Quality control"]  # fmt: skip
+    checked = 0
+    for _, fig in figures:
+        for ax in fig.axes:
+            for axis, label in ((ax.yaxis, ax.get_ylabel()), (ax.xaxis, ax.get_xlabel())):
+                if label == "nuclei":
+                    ticks = list(axis.get_ticklocs())
+                    assert all(float(t).is_integer() for t in ticks), (label, ticks)
+                    checked += 1
+    assert checked >= 4
