@@ -99,12 +99,17 @@ def replace_nucleoli(
     return out
 
 
+#: the attribution colour map: positive (evidence for the call) blue, negative red, as in the
+#: AINU paper's occlusion figures
+ATTRIBUTION_CMAP = "RdBu"
+
+
 def write_overlay(
     path: str | os.PathLike, image: np.ndarray, amap: np.ndarray, *, title: str = ""
 ) -> Path:
     """PNG: the rendered nucleus (channels averaged, grey) under the attribution in a diverging
-    colour map centred on 0 (red = evidence for the class, blue = against, as in the paper's
-    figures), with a colour bar."""
+    colour map centred on 0 — blue = evidence for the class, red = against, as in the paper's
+    figures — with a colour bar that says so."""
     from matplotlib.figure import Figure
 
     from ..io import atomic_path
@@ -116,11 +121,12 @@ def write_overlay(
     axes[0].imshow(grey, cmap="gray")
     axes[0].set_title("render")
     axes[1].imshow(grey, cmap="gray")
-    im = axes[1].imshow(amap, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.6)
+    im = axes[1].imshow(amap, cmap=ATTRIBUTION_CMAP, vmin=-lim, vmax=lim, alpha=0.6)
     axes[1].set_title(title or "attribution")
     for ax in axes:
         ax.axis("off")
-    fig.colorbar(im, ax=axes[1], fraction=0.046)
+    bar = fig.colorbar(im, ax=axes[1], fraction=0.046)
+    bar.set_label("blue: evidence for the class · red: against", fontsize=8)
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -283,3 +283,14 @@ def test_a_map_without_positive_attribution_is_null_in_json_and_said_in_text(
         code == 0
         and strict(capsys.readouterr()[0])["structures"]["hiPSC"]["nucleoli"]["enrichment"] is None
     )
+
+
+def test_attribution_colours_follow_the_paper_blue_for_evidence_for_the_class():
+    import matplotlib
+
+    from ainu_engine.explain._structures import ATTRIBUTION_CMAP
+
+    cmap = matplotlib.colormaps[ATTRIBUTION_CMAP]
+    r_pos, _, b_pos, _ = cmap(1.0)  # the largest positive attribution (vmax)
+    r_neg, _, b_neg, _ = cmap(0.0)  # the most negative one (vmin)
+    assert b_pos > r_pos and r_neg > b_neg
