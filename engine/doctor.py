@@ -38,20 +38,9 @@ def _version(dist: str) -> str | None:
 
 
 def _cpu() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model in ("", platform.machine()):
-                    model = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    from .backends import physical_cores
+    from .backends import cpu_description, physical_cores
 
+    model, flags = cpu_description()
     return {
         "model": model,
         "machine": platform.machine(),

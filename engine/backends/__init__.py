@@ -39,6 +39,7 @@ __all__ = [
     "register_backend",
     "runnable_backends",
     "machine_id",
+    "cpu_description",
     "measured_best",
     "save_measurements",
     "is_device_array",
@@ -271,18 +272,31 @@ def runnable_backends(model: str | os.PathLike, device: str = "auto") -> list[tu
     return out
 
 
-def machine_id() -> dict:
-    """What decides how fast a model runs here, the key of ``bench``'s kept measurements: the
-    CPU model and the cores this process may use, the GPU, ONNX Runtime and its providers."""
-    cpu = platform.processor() or platform.machine()
+def cpu_description() -> tuple[str, frozenset[str]]:
+    """The CPU's model name and its feature flags (``/proc/cpuinfo``: ``flags`` on x86,
+    ``Features`` on ARM); the platform's processor name and no flags where that file is not."""
+    model, flags = platform.processor() or platform.machine(), frozenset()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            found_model = False
             for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not found_model:
+                    model, found_model = value.strip(), True
+                elif key in ("flags", "Features") and not flags:
+                    flags = frozenset(value.split())
+                if found_model and flags:
                     break
     except OSError:
         pass
+    return model, flags
+
+
+def machine_id() -> dict:
+    """What decides how fast a model runs here, the key of ``bench``'s kept measurements: the
+    CPU model and the cores this process may use, the GPU, ONNX Runtime and its providers."""
+    cpu, _ = cpu_description()
     gpu = None
     if _cuda_gpu():
         try:

@@ -31,6 +31,8 @@ from ._results import (
     Parts,
     call_fields,
     check_same_run,
+    count_calls,
+    count_flagged,
     file_key,
     result_row,
     run_key,
@@ -285,7 +287,7 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
             if shard is None
             else None
         )
-        calls, calls_ok = _calls(table, clf.info.classes)
+        calls, calls_ok = count_calls(table, clf.info.classes)
         summary = ScreenSummary(
             out,
             results,
@@ -311,7 +313,7 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
             pipeline.stats["write"].wall_s,
             calls_ok,
             _simulated(clf.info),
-            _n_flagged(table, "looks_like_field"),
+            count_flagged(table, "looks_like_field"),
         )
         doc = run.summary_doc(summary, table)
         doc["camera_pixel_nm"] = camera_pixel_nm
@@ -413,22 +415,6 @@ class _Run:
             "run_key": self.key,
             "total_rows": 0 if table is None else table.num_rows,
         }
-
-
-def _calls(table, classes) -> tuple[dict, dict]:
-    """Calls per class, of all nuclei and of those that passed QC."""
-    if table is None:
-        return {}, {}
-    pred = table.column("predicted").to_pylist()
-    ok = table.column("qc_ok").to_pylist()
-    passed = [p for p, q in zip(pred, ok, strict=True) if q]
-    return {c: pred.count(c) for c in classes}, {c: passed.count(c) for c in classes}
-
-
-def _n_flagged(table, flag: str) -> int:
-    if table is None:
-        return 0
-    return sum(1 for f in table.column("qc_flags").to_pylist() if flag in f.split(","))
 
 
 def _simulated(info) -> bool:

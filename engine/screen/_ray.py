@@ -19,6 +19,7 @@ every worker must import ainu_engine and see the input files under the same path
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pickle
 import time
@@ -26,9 +27,8 @@ import types
 from collections.abc import Callable
 
 from ..backends import BackendUnavailable
-from ..errors import AinuError
 from ._results import nucleus_fields
-from ._stages import StageStats, internal_error
+from ._stages import Pending, StageStats, read_nuclei, stage_error
 
 __all__ = ["RayPipeline", "InferActor", "init_ray", "render_file"]
 
@@ -54,6 +54,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None):
     return ray
 
 
+@functools.cache
 def _schema():
     import pyarrow as pa
 
@@ -100,25 +101,18 @@ def _slim(prep):
 
 def render_file(item: dict, *, cfg: dict, split: Callable) -> list[dict]:
     """One file: read, split into nuclei, render those not done yet (a Ray task)."""
-    from ..io import read
-
     path, key = item["path"], item["key"]
     done = set(json.loads(item["done"]))
     t0 = time.perf_counter()
-    skipped: list = []
     clf = _preparer(cfg["model"], cfg["backend"], cfg["device"], cfg["render_device"],
                     cfg["channel_map"])  # fmt: skip
     try:
-        locs = read(path, **cfg["read_options"])
-        clf.render_spec_for(locs)
-        nuclei = split(locs, on_skip=lambda name, why: skipped.append((name, why)))
-    except AinuError as err:
-        return [_rec("error", path, key, message=str(err))]
+        nuclei, skipped = read_nuclei(clf, path, split, cfg["read_options"])
     except Exception as err:  # noqa: BLE001 - one bad file must not stop the screen
-        return [_rec("error", path, key, message=f"{path}: {internal_error('read', err, path)}")]
+        return [_rec("error", path, key, message=stage_error("read", err, path))]
     read_s = time.perf_counter() - t0
     todo = [n for n in nuclei if n.id not in done]
-    out = [_rec("error", path, key, message=f"{path}: ROI {name}: {why}") for name, why in skipped]
+    out = [_rec("error", path, key, message=msg) for msg in skipped]
     out.append(_rec("file", path, key, n_total=len(nuclei), n_todo=len(todo),
                     incomplete=bool(skipped), read_s=read_s))  # fmt: skip
     for n in todo:
@@ -126,10 +120,8 @@ def render_file(item: dict, *, cfg: dict, split: Callable) -> list[dict]:
         try:
             prep = clf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge)
         except Exception as err:  # noqa: BLE001 - one bad nucleus must not stop the screen
-            msg = str(err) if isinstance(err, AinuError) else (
-                f"{path}: {internal_error('render', err, path)}")  # fmt: skip
             out.append(_rec("nucleus_error", path, key, nucleus_id=n.id,
-                            message=f"{msg} (nucleus {n.id or 'whole file'})"))  # fmt: skip
+                            message=stage_error("render", err, path, n.id)))  # fmt: skip
             continue
         blob = pickle.dumps(_slim(prep), protocol=5)
         out.append(_rec("nucleus", path, key, nucleus_id=n.id,
@@ -191,9 +183,7 @@ class InferActor:
         except Exception as err:  # noqa: BLE001 - isolate the nucleus that fails
             if len(prepared) == 1:
                 r = rows[0]
-                msg = str(err) if isinstance(err, AinuError) else (
-                    f"{r['path']}: {internal_error('infer', err, r['path'])}")  # fmt: skip
-                return [(None, f"{msg} (nucleus {r['nucleus_id'] or 'whole file'})")]
+                return [(None, stage_error("infer", err, r["path"], r["nucleus_id"]))]
         return [c for p, r in zip(prepared, rows, strict=True) for c in self._predict([p], [r])]
 
 
@@ -213,40 +203,6 @@ class FusedActor(InferActor):
         for r in rows:
             r["input_bytes"] = 0  # rendered here: nothing crossed the object store
         return super().__call__(pa.Table.from_pylist(rows, schema=_schema()))
-
-
-class _Tally:
-    """Nuclei of each file written or failed, in any order of arrival: the file is journaled done
-    when all the nuclei its render task announced are written and none failed."""
-
-    def __init__(self, parts) -> None:
-        self.parts = parts
-        self.expected: dict[str, tuple[int, int, bool]] = {}
-        self.seen: dict[str, int] = {}
-        self.failed: set[str] = set()
-        self.finished: set[str] = set()
-
-    def expect(self, key: str, n_todo: int, n_total: int, incomplete: bool) -> None:
-        self.expected[key] = (n_todo, n_total, incomplete)
-        if incomplete:
-            self.failed.add(key)
-        self._check(key)
-
-    def arrived(self, key: str, *, failed: bool = False) -> None:
-        self.seen[key] = self.seen.get(key, 0) + 1
-        if failed:
-            self.failed.add(key)
-        self._check(key)
-
-    def _check(self, key: str) -> None:
-        if key in self.expected and key not in self.failed and key not in self.finished:
-            n_todo, n_total, _ = self.expected[key]
-            if self.seen.get(key, 0) >= n_todo:
-                self.finished.add(key)
-                self.parts.mark_done(key, n_total)
-
-    def files_done(self) -> int:
-        return len(self.finished)
 
 
 class RayPipeline:
@@ -332,7 +288,7 @@ class RayPipeline:
 
     def _run(self, todo) -> None:
         _, ds = self._dataset(todo)
-        tally = _Tally(self.parts)
+        pending = Pending(self.parts)
         written: set[tuple[str, str]] = set()
         st = self.stats
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
@@ -342,7 +298,8 @@ class RayPipeline:
                 kind, key, path = r["kind"], r["key"], r["path"]
                 if kind == "file":
                     st["read"].busy_s += r["read_s"] or 0.0
-                    tally.expect(key, r["n_todo"], r["n_total"], r["incomplete"])
+                    st["read"].items += 1  # files read
+                    pending.expect(key, r["n_todo"], total=r["n_total"], failed=r["incomplete"])
                 elif kind == "error":
                     self.errors.add(path, r["message"])
                 elif (key, r["nucleus_id"]) in written:
@@ -350,7 +307,7 @@ class RayPipeline:
                 elif kind == "nucleus_error":
                     written.add((key, r["nucleus_id"]))
                     self.errors.add(path, r["message"])
-                    tally.arrived(key, failed=True)
+                    pending.finish(key, failed=True)
                 else:
                     written.add((key, r["nucleus_id"]))
                     st["render"].busy_s += r["render_s"] or 0.0
@@ -363,10 +320,9 @@ class RayPipeline:
             if rows:
                 self.parts.write(rows)
                 for row in rows:
-                    tally.arrived(row["file_key"])
+                    pending.finish(row["file_key"])
                 self.n_written += len(rows)
                 st["write"].items += len(rows)
-                st["read"].items = len(tally.expected)
                 if self.on_written is not None:
-                    self.on_written(self.n_written, tally.files_done())
+                    self.on_written(self.n_written, pending.files_done())
             st["write"].busy_s += time.perf_counter() - t1

@@ -28,6 +28,8 @@ __all__ = [
     "file_key",
     "run_key",
     "result_row",
+    "count_calls",
+    "count_flagged",
     "nucleus_fields",
     "call_fields",
     "write_final",
@@ -111,6 +113,24 @@ def call_fields(key: str, prediction, *, channel_names, model_sha: str, spec_has
         "backend": backend,
         "file_key": key,
     }
+
+
+def count_calls(table, classes) -> tuple[dict, dict]:
+    """Calls per class in a results table, of all nuclei and of those that passed QC ({} and {}
+    without a table)."""
+    if table is None:
+        return {}, {}
+    pred = table.column("predicted").to_pylist()
+    ok = table.column("qc_ok").to_pylist()
+    passed = [p for p, q in zip(pred, ok, strict=True) if q]
+    return {c: pred.count(c) for c in classes}, {c: passed.count(c) for c in classes}
+
+
+def count_flagged(table, flag: str) -> int:
+    """Nuclei of a results table with QC flag ``flag``."""
+    if table is None:
+        return 0
+    return sum(1 for f in table.column("qc_flags").to_pylist() if flag in f.split(","))
 
 
 class Parts:

@@ -36,7 +36,10 @@ def write_roi_sets(out: Path, table, classes, *, camera_pixel_nm: float | None =
     written, skipped = [], {}
     if table is None or "outline_nm" not in table.column_names:
         return {"files": written, "skipped": skipped}
-    rows = [r for r in table.to_pylist() if r.get("outline_nm")]
+    has_outline = table.column("outline_nm").is_valid()
+    if not has_outline.to_numpy(zero_copy_only=False).any():  # whole-file nuclei: nothing to do
+        return {"files": written, "skipped": skipped}
+    rows = [r for r in table.filter(has_outline).to_pylist() if r.get("outline_nm")]
     by_source: dict[str, list[dict]] = {}
     for r in rows:
         by_source.setdefault(r["source"], []).append(r)

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError, OutputError
+from ._results import count_calls, count_flagged
 
 __all__ = ["parse_shard", "shard_of", "shard_dir", "merge", "SHARDS_DIR", "MergeError"]
 
@@ -267,11 +268,11 @@ def _gather_shard(k: int, n: int, d: Path, s: dict, check: _Check):
 def _merged_doc(out, results, summaries, table, errors, n, merge_s) -> dict:
     s0 = summaries[0]
     classes = list(s0.get("classes") or [])
-    pred = [] if table is None else table.column("predicted").to_pylist()
-    ok = [] if table is None else table.column("qc_ok").to_pylist()
-    flags = [] if table is None else table.column("qc_flags").to_pylist()
-    calls = {c: pred.count(c) for c in classes}
-    passed = [p for p, q in zip(pred, ok, strict=True) if q]
+    calls, calls_ok = (
+        count_calls(table, classes)
+        if table is not None
+        else (dict.fromkeys(classes, 0), dict.fromkeys(classes, 0))
+    )
     seconds = [float(s.get("seconds") or 0.0) for s in summaries.values()]
     keep = ("model", "model_sha256", "render_spec_hash", "classes", "nuclei_mode", "channel_map",
             "backend", "simulated_model")  # fmt: skip
@@ -292,8 +293,8 @@ def _merged_doc(out, results, summaries, table, errors, n, merge_s) -> dict:
         ),  # fmt: skip
         "stages": [],
         "calls": calls,
-        "calls_qc_ok": {c: passed.count(c) for c in classes},
-        "looks_like_field": sum(1 for f in flags if "looks_like_field" in f.split(",")),
+        "calls_qc_ok": calls_ok,
+        "looks_like_field": count_flagged(table, "looks_like_field"),
         "total_rows": 0 if table is None else table.num_rows,
         "shards": {
             "n": n,

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from ..errors import AinuError
 from ..io import read
 
-__all__ = ["Pipeline", "StageStats", "Errors", "internal_error"]
+__all__ = [
+    "Pipeline",
+    "Pending",
+    "StageStats",
+    "Errors",
+    "internal_error",
+    "stage_error",
+    "read_nuclei",
+]
 
 _END = object()
 _log = logging.getLogger("ainu_engine.screen")
@@ -70,42 +78,71 @@ class Errors:
         return len(self.items)
 
 
-class _Pending:
-    """Nuclei of each file not yet written. A file is journaled done when its last nucleus is
-    written; a file with a failed nucleus is not, so that a rerun retries it."""
+class Pending:
+    """Nuclei of each file not yet written, in any order of arrival (on Ray a file's nuclei may
+    arrive before its count). A file is journaled done when all the nuclei announced for this
+    run are written; a file with a failed nucleus is not, so that a rerun retries it."""
 
     def __init__(self, parts) -> None:
         self.parts = parts
-        self._left: dict[str, int] = {}
-        self._total: dict[str, int] = {}
+        self._expected: dict[str, tuple[int, int]] = {}  #: key -> (nuclei this run, in all)
+        self._arrived: dict[str, int] = {}
         self._failed: set[str] = set()
         self._lock = threading.Lock()
 
     def expect(self, key: str, n: int, *, total: int, failed: bool = False) -> None:
         """``n`` nuclei of the file to write in this run, of ``total`` (the others were written
-        by an earlier one)."""
+        by an earlier one); ``failed``: some of them can never come (an ROI that gave none)."""
         with self._lock:
-            self._left[key] = n
-            self._total[key] = total
+            self._expected[key] = (n, total)
             if failed:
                 self._failed.add(key)
-        if n == 0 and not failed:
+            done = self._complete(key)
+        if done:
             self.parts.mark_done(key, total)
 
-    def fail(self, key: str) -> None:
+    def finish(self, key: str, *, failed: bool = False) -> None:
+        """One nucleus of the file written, or (``failed``) given up."""
         with self._lock:
-            self._failed.add(key)
+            self._arrived[key] = self._arrived.get(key, 0) + 1
+            if failed:
+                self._failed.add(key)
+            done = self._complete(key)
+        if done:
+            self.parts.mark_done(key, self._expected[key][1])
 
-    def finish(self, key: str) -> None:
-        with self._lock:
-            self._left[key] -= 1
-            last = self._left[key] == 0 and key not in self._failed
-        if last:
-            self.parts.mark_done(key, self._total[key])
+    def _complete(self, key: str) -> bool:
+        """The file's last nucleus has just arrived and none failed (under the lock)."""
+        if key not in self._expected or key in self._failed:
+            return False
+        return self._arrived.get(key, 0) == self._expected[key][0]
 
     def files_done(self) -> int:
+        """Files whose every nucleus of this run has arrived (written or failed)."""
         with self._lock:
-            return sum(1 for v in self._left.values() if v == 0)
+            return sum(1 for k, (n, _) in self._expected.items() if self._arrived.get(k, 0) >= n)
+
+
+def stage_error(stage: str, err: BaseException, path, nucleus_id: str | None = None) -> str:
+    """The one-line message of a file (or, with ``nucleus_id``, a nucleus) that failed in a
+    stage: an :class:`AinuError`'s own message, else an internal error naming the file."""
+    msg = (
+        str(err)
+        if isinstance(err, AinuError)
+        else f"{path}: {internal_error(stage, err, str(path))}"
+    )
+    return msg if nucleus_id is None else f"{msg} (nucleus {nucleus_id or 'whole file'})"
+
+
+def read_nuclei(clf, path, split: Callable, read_options: dict) -> tuple[list, list[str]]:
+    """A file's nuclei, and one error message per ROI that gave none (an error row, never
+    silence). The file's channels are checked against the model's first: a mismatch is one
+    error for the whole file."""
+    skipped: list = []
+    locs = read(path, **read_options)
+    clf.render_spec_for(locs)
+    nuclei = split(locs, on_skip=lambda name, why: skipped.append((name, why)))
+    return nuclei, [f"{path}: ROI {name}: {why}" for name, why in skipped]
 
 
 class Pipeline:
@@ -158,7 +195,7 @@ class Pipeline:
         self.on_written = on_written
         self.stats = {n: StageStats(n) for n in ("read", "render", "infer", "write")}
         self.queues = {n: queue.Queue(maxsize=queue_size) for n in ("nuclei", "ready", "rows")}
-        self.pending = _Pending(parts)
+        self.pending = Pending(parts)
         self.stop = threading.Event()
         self.crash: list[BaseException] = []
         self.kept: list[tuple] = []
@@ -224,20 +261,14 @@ class Pipeline:
     def _read_one(self, item):
         path, key = item
         t0 = time.perf_counter()
-        skipped = []
         try:
-            locs = read(path, **self.read_options)
-            self.clf.render_spec_for(locs)  # the file's channels fit the model's: else one error
-            nuclei = self.split(locs, on_skip=lambda name, why: skipped.append((name, why)))
+            nuclei, skipped = read_nuclei(self.clf, path, self.split, self.read_options)
             found = [n for n in nuclei if (key, n.id) not in self.parts.done_nuclei]
-        except AinuError as err:
-            self.errors.add(path, str(err))
-            return 0.0, None
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the screen
-            self.errors.add(path, f"{path}: {internal_error('read', err, str(path))}")
+            self.errors.add(path, stage_error("read", err, path))
             return 0.0, None
-        for name, why in skipped:  # an ROI that gives no nucleus is an error row, never silence
-            self.errors.add(path, f"{path}: ROI {name}: {why}")
+        for msg in skipped:
+            self.errors.add(path, msg)
         return time.perf_counter() - t0, (path, key, found, bool(skipped), len(nuclei))
 
     def _reader(self, todo) -> None:
@@ -272,14 +303,8 @@ class Pipeline:
             try:
                 prep = self.clf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge)
             except Exception as err:  # noqa: BLE001 - one bad nucleus must not stop the screen
-                msg = (
-                    str(err)
-                    if isinstance(err, AinuError)
-                    else f"{path}: {internal_error('render', err, str(path))}"
-                )
-                self.errors.add(path, f"{msg} (nucleus {n.id or 'whole file'})")
-                self.pending.fail(key)
-                self.pending.finish(key)
+                self.errors.add(path, stage_error("render", err, path, n.id))
+                self.pending.finish(key, failed=True)
                 prep = None
             st.busy_s += time.perf_counter() - t1
             if prep is not None:
@@ -321,14 +346,8 @@ class Pipeline:
         except Exception as err:  # noqa: BLE001 - isolate the nucleus that fails
             if len(batch) == 1:
                 path, key, n, _ = batch[0]
-                msg = (
-                    str(err)
-                    if isinstance(err, AinuError)
-                    else f"{path}: {internal_error('infer', err, str(path))}"
-                )
-                self.errors.add(path, f"{msg} (nucleus {n.id or 'whole file'})")
-                self.pending.fail(key)
-                self.pending.finish(key)
+                self.errors.add(path, stage_error("infer", err, path, n.id))
+                self.pending.finish(key, failed=True)
                 return []
         return [pair for item in batch for pair in self._predict([item])]
 
