@@ -74,6 +74,14 @@ ChannelMapOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per line (JSON Lines).")
 ]
+GalleryOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Nuclei shown as cards in the report's gallery (the first rows of its table as "
+        "sorted and filtered there; any nucleus opens from the table).",
+    ),
+]
 
 
 def parse_pixel(value: str | None):

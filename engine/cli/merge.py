@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import JsonOpt
+from ._options import GalleryOpt, JsonOpt
 from ._output import Output
 
 
@@ -16,6 +16,7 @@ def merge(
     out: Annotated[Path, typer.Argument(help="The --out folder the shards screened into.")],
     csv: Annotated[bool, typer.Option("--csv", help="Also write results.csv.")] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html.")] = True,
+    gallery: GalleryOpt = 200,
     json: JsonOpt = False,
 ) -> None:
     """Join the shards of a screen (`screen ... --shard K/N`, K = 0..N-1) into OUT/results.parquet,
@@ -28,7 +29,7 @@ def merge(
     """
     from ..screen import merge as run_merge
 
-    doc = run_merge(out, csv=csv, report=report)
+    doc = run_merge(out, csv=csv, report=report, gallery=gallery)
     sh = doc["shards"]
     text = (
         f"{doc['nuclei']} nuclei from {doc['files']} files in {sh['n']} shards "

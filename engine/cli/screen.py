@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import ChannelMapOpt, JsonOpt, channel_map, reading_options
+from ._options import ChannelMapOpt, GalleryOpt, JsonOpt, channel_map, reading_options
 from ._output import Output
 
 
@@ -54,6 +54,7 @@ def screen(
     ] = 2,
     channel_map_: ChannelMapOpt = None,
     csv: Annotated[bool, typer.Option("--csv", help="Also write results.csv.")] = False,
+    gallery: GalleryOpt = 200,
     force: Annotated[
         bool, typer.Option("--force", help="Redo nuclei already done with this model and settings.")
     ] = False,
@@ -185,6 +186,7 @@ def screen(
             channel_map=cmap,
             force=force,
             csv=csv,
+            gallery=gallery,
             on_progress=on_progress,
             on_error=on_error,
             explain=explain,

@@ -3,9 +3,10 @@ and attribution against ground-truth structures (nucleoli, periphery)."""
 
 from ._occlusion import Attribution, IncrementalPlans, forward_fn, occlusion
 from ._run import METHODS, default_window, explain_files, explain_prepared
-from ._structures import write_overlay
+from ._structures import ATTRIBUTION_CMAP, write_overlay
 
 __all__ = [
+    "ATTRIBUTION_CMAP",
     "METHODS",
     "Attribution",
     "IncrementalPlans",

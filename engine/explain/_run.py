@@ -205,6 +205,7 @@ class _ExplainRun:
         self.out.mkdir(parents=True, exist_ok=True)
         self.records, self.errors, self.perturb_rows = [], [], []
         self.plans = IncrementalPlans()
+        self.stems: set[str] = set()
         self.log = open(self.out / "explain.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def full(self, limit: int | None) -> bool:
@@ -229,6 +230,22 @@ class _ExplainRun:
         fn = {"cam": cam, "gradcam": gradcam, "ig": integrated_gradients}[self.method]
         return fn(self.clf, img, target=self.target, class_names=self.names)
 
+    def _stem(self, path, nucleus_id: str) -> str:
+        """The file name of a nucleus' map and overlay: the file's stem and nucleus id, with
+        the extension, then a number, where another nucleus of this run has it already (two
+        files ``a.bin`` and ``a.csv`` must not overwrite each other's maps)."""
+        name = Path(path).name
+        suffix = f"_{nucleus_id}" if nucleus_id else ""
+        stem = name.split(".")[0] + suffix
+        if stem in self.stems:
+            stem = name.replace(".", "_") + suffix
+        base, k = stem, 1
+        while stem in self.stems:
+            k += 1
+            stem = f"{base}_{k}"
+        self.stems.add(stem)
+        return stem
+
     def nucleus(self, path, n, prep) -> dict:
         """Explain one rendered nucleus; writes its map, overlay and JSON line."""
         from ._structures import write_overlay
@@ -237,7 +254,7 @@ class _ExplainRun:
         a = self.attribution(img)
         prob = softmax(a.output)
         pred = names[int(np.argmax(prob))]
-        stem = Path(path).name.split(".")[0] + (f"_{n.id}" if n.id else "")
+        stem = self._stem(path, n.id)
         np.save(self.out / f"{stem}.npy", a.maps)
         write_overlay(
             self.out / f"{stem}.png",

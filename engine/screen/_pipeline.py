@@ -26,6 +26,7 @@ from ..errors import OutputError
 from ..nuclei import detection_limits, expand_inputs, split_nuclei
 from ..strict_json import dumps
 from ._report import OVERVIEW_DIR, write_overview
+from ._report_page import DEFAULT_GALLERY
 from ._results import (
     FolderLock,
     Parts,
@@ -104,6 +105,7 @@ def screen(
     force: bool = False,
     csv: bool = False,
     report: bool = True,
+    gallery: int = DEFAULT_GALLERY,
     on_progress: Callable[[dict], None] | None = None,
     on_error: Callable[[str, str], None] | None = None,
     queue_size: int = 64,
@@ -150,6 +152,11 @@ def screen(
         Redo nuclei already done with this model and RenderSpec.
     csv : bool
         Also write ``results.csv``.
+    report : bool, default True
+        Write ``report.html``.
+    gallery : int, default 200
+        Nuclei the report's gallery shows at once (the first of its table as sorted and
+        filtered in the page; every nucleus opens from the table).
     on_progress : callable, optional
         Called after every written batch with counts (files done, nuclei, elapsed).
     on_error : callable, optional
@@ -204,7 +211,8 @@ def screen(
             return _screen_locked(
                 inputs, model, out, t_start, backend=backend, device=device, nuclei=nuclei,
                 batch_size=batch_size, read_threads=read_threads, camera_pixel_nm=camera_pixel_nm,
-                force=force, csv=csv, report=report, on_progress=on_progress, on_error=on_error,
+                force=force, csv=csv, report=report, gallery=gallery, on_progress=on_progress,
+                on_error=on_error,
                 queue_size=queue_size, explain=explain, explainer=explainer,
                 read_options=read_options or {}, channel_map=channel_map, shard=shard,
                 executor=executor, ray_address=ray_address, workers=workers,
@@ -221,7 +229,8 @@ def screen(
 
 
 def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device, nuclei, batch_size,
-                   read_threads, camera_pixel_nm, force, csv, report, on_progress, on_error,
+                   read_threads, camera_pixel_nm, force, csv, report, gallery, on_progress,
+                   on_error,
                    queue_size, explain, explainer, read_options,
                    channel_map, shard=None, executor="local", ray_address=None, workers=1,
                    gpus_per_worker=0.0, ray_actor=None,
@@ -336,7 +345,8 @@ def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device,
     if report and table is not None:
         from ._report import write_report
 
-        write_report(out / "report.html", table, doc, clf.info, errors.items, explained=explained)
+        write_report(out / "report.html", table, doc, clf.info, errors.items, explained=explained,
+                     gallery=gallery)  # fmt: skip
     return summary
 
 

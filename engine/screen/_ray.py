@@ -29,6 +29,7 @@ from collections.abc import Callable
 from ..backends import BackendUnavailable
 from ._results import nucleus_fields
 from ._stages import Pending, StageStats, read_nuclei, stage_error
+from ._thumbs import THUMB_COLUMN, safe_thumbnail
 
 __all__ = ["RayPipeline", "InferActor", "init_ray", "render_file"]
 
@@ -64,6 +65,7 @@ def _schema():
         ("incomplete", pa.bool_()), ("message", pa.string()), ("fields", pa.string()),
         ("prepared", pa.binary()), ("read_s", pa.float64()), ("render_s", pa.float64()),
         ("infer_s", pa.float64()), ("backend", pa.string()), ("input_bytes", pa.int64()),
+        (THUMB_COLUMN, pa.list_(pa.binary())),
     ])  # fmt: skip
 
 
@@ -126,7 +128,8 @@ def render_file(item: dict, *, cfg: dict, split: Callable) -> list[dict]:
         blob = pickle.dumps(_slim(prep), protocol=5)
         out.append(_rec("nucleus", path, key, nucleus_id=n.id,
                         fields=json.dumps(nucleus_fields(path, n)), prepared=blob,
-                        input_bytes=len(blob), render_s=time.perf_counter() - t1))  # fmt: skip
+                        input_bytes=len(blob), render_s=time.perf_counter() - t1,
+                        thumbnail=safe_thumbnail(prep)))  # fmt: skip
     return out
 
 
@@ -316,7 +319,7 @@ class RayPipeline:
                     st["render"].items += 1
                     st["infer"].items += 1
                     self.backend = self.backend or r["backend"]
-                    rows.append(json.loads(r["fields"]))
+                    rows.append({**json.loads(r["fields"]), THUMB_COLUMN: r["thumbnail"]})
             if rows:
                 self.parts.write(rows)
                 for row in rows:

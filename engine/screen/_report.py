@@ -9,12 +9,16 @@ import io
 from collections import Counter
 from pathlib import Path
 
+from ._report_page import DEFAULT_GALLERY, PAGE_CSS, nuclei_section
+
 __all__ = ["write_report", "write_overview", "OVERVIEW_DIR"]
 
 #: where a screen with ``--nuclei detect`` puts one overview image per field (in OUT)
 OVERVIEW_DIR = "overview"
 #: overviews embedded in the report (the others are linked)
 MAX_EMBEDDED = 24
+#: what the colours of an occlusion map mean (as engine/explain draws them)
+ATTRIBUTION_NOTE = "blue = evidence for the call, red = against (occlusion on the logits)"
 
 
 def write_overview(path: Path, locs, nuclei, *, title: str = "") -> Path:
@@ -189,19 +193,25 @@ def _pixel_note(table, info) -> str:
 
 
 def write_report(
-    path: Path, table, doc: dict, info, errors, *, explained: list | None = None
+    path: Path,
+    table,
+    doc: dict,
+    info,
+    errors,
+    *,
+    explained: list | None = None,
+    gallery: int = DEFAULT_GALLERY,
 ) -> Path:
-    """Write ``report.html`` (atomically) for a finished screen."""
+    """Write ``report.html`` (atomically) for a finished screen: the summary, the nuclei
+    (gallery of up to ``gallery`` cards, a table of all, sortable and filterable), the plots,
+    the stages, the fields found and the failures."""
     from ..io import atomic_path
 
     classes = list(info.classes)
     e = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>ainu-engine screen</title>"
-        "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px "
-        "8px;text-align:right}"
-        "th{background:#f3f3f3}.note{color:#666}</style></head><body>",
+        f"<style>{PAGE_CSS}</style></head><body>",
         "<h1>ainu-engine screen</h1>",
         f"<p>{doc['nuclei']} nuclei from {doc['files']} files ({doc['files_skipped_done']} already "
         "done), "
@@ -225,6 +235,18 @@ def write_report(
         )
         + "</table>"
     )
+    if table is not None and table.num_rows:
+        parts.append(
+            nuclei_section(
+                table, classes, list(info.channel_names), explained=explained, gallery=gallery,
+                attribution=ATTRIBUTION_NOTE,
+            )
+        )  # fmt: skip
+    if explained:
+        parts.append(
+            f"<p class='note'>Occlusion maps of {len(explained)} nuclei (--explain; beside their "
+            f"thumbnails, OUT/explain/): {ATTRIBUTION_NOTE}.</p>"
+        )
     for title, body in _plots(table, doc, classes):
         parts.append(f"<h2>{e(title)}</h2>{body}")
     parts.append(
@@ -238,21 +260,6 @@ def write_report(
         + "</table>"
     )
     parts.append(_overviews(path.parent / OVERVIEW_DIR))
-    if explained:
-        parts.append(
-            f"<h2>Occlusion maps ({len(explained)} nuclei)</h2><p class='note'>Red: evidence for "
-            "the "
-            "class; blue: against (occlusion on the logits, as Captum and the paper).</p>"
-        )
-        for rec in explained:
-            png = Path(rec["overlay"])
-            if png.is_file():
-                data = base64.b64encode(png.read_bytes()).decode()
-                parts.append(
-                    f"<p>{e(Path(rec['source']).name)} {e(rec.get('nucleus_id') or '')}: "
-                    f"{e(rec['predicted'])}<br><img alt='occlusion map' "
-                    f"src='data:image/png;base64,{data}'></p>"
-                )
     if errors:
         parts.append(
             f"<h2>Failures ({len(errors)})</h2><table><tr><th>file</th><th>error</th></tr>"

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import OutputError
 from ..io import atomic_path, file_sha256
 from ..strict_json import dumps
+from ._thumbs import without_thumbnails
 
 __all__ = [
     "FolderLock",
@@ -238,6 +239,7 @@ def write_final(out: Path, table, errors: list[tuple[str, str]], *, csv: bool) -
     """``results.parquet`` (and ``results.csv``) from the gathered table, and ``errors.csv``;
     returns the results path."""
     results = out / "results.parquet"
+    table = without_thumbnails(table)  # the report's pictures stay in the parts
     if table is not None:
         import pyarrow.parquet as pq
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError, OutputError
+from ._report_page import DEFAULT_GALLERY
 from ._results import count_calls, count_flagged
 
 __all__ = ["parse_shard", "shard_of", "shard_dir", "merge", "SHARDS_DIR", "MergeError"]
@@ -107,7 +108,8 @@ def _listed(keys, limit: int = 5) -> str:
     return "; ".join(str(k) for k in keys[:limit]) + more
 
 
-def merge(out: str | os.PathLike, *, csv: bool = False, report: bool = True) -> dict:
+def merge(out: str | os.PathLike, *, csv: bool = False, report: bool = True,
+          gallery: int = DEFAULT_GALLERY) -> dict:  # fmt: skip
     """Merge the shards of ``out`` (see the module doc); returns the merged summary document
     (also ``OUT/summary.json``).
 
@@ -154,7 +156,8 @@ def merge(out: str | os.PathLike, *, csv: bool = False, report: bool = True) -> 
         with atomic_path(out / "summary.json") as tmp:
             Path(tmp).write_text(dumps(doc, indent=2) + "\n")
         if report and table is not None:
-            write_report(out / "report.html", table, doc, read_model_info(doc["model"]), errors)
+            write_report(out / "report.html", table, doc, read_model_info(doc["model"]), errors,
+                         gallery=gallery)  # fmt: skip
     return doc
 
 

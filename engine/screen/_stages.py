@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import AinuError
 from ..io import read
+from ._thumbs import THUMB_COLUMN, safe_thumbnail
 
 __all__ = [
     "Pipeline",
@@ -374,7 +375,12 @@ class Pipeline:
             st.wall_s = time.perf_counter() - t0
 
     def _write_batch(self, batch: list) -> None:
-        self.parts.write([self.make_row(path, key, n, p) for (path, key, n, _prep), p in batch])
+        self.parts.write(
+            [
+                {**self.make_row(path, key, n, p), THUMB_COLUMN: safe_thumbnail(prep)}
+                for (path, key, n, prep), p in batch
+            ]
+        )
         for (path, key, n, prep), p in batch:
             self.pending.finish(key)
             if len(self.kept) < self.keep:

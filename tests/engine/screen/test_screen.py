@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -273,7 +274,9 @@ def test_screen_explain_adds_maps_to_the_report(screen_model, tmp_path, monkeypa
     maps = sorted((tmp_path / "out" / "explain").glob("*.npy"))
     assert len(maps) == 2 and np.load(maps[0]).shape == (1, 48, 48)
     html = (tmp_path / "out" / "report.html").read_text()
-    assert "Occlusion maps (2 nuclei)" in html
+    assert "Occlusion maps of 2 nuclei" in html
+    page = json.loads(re.search(r"id='ainu-data'>(.*?)</script>", html).group(1))
+    assert len(page["overlays"]) == 2  # beside the two nuclei's thumbnails in the gallery
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["explain"]["nuclei"] == 2
     # the same maps as explaining the files from scratch
     explain_files([data / "slideA"], model, tmp_path / "again", device="cpu", limit=2)
