@@ -34,7 +34,7 @@ demo: $(VENV)/.installed-runtime
 	@echo "--- screening the bundled example batch with the bundled model (trained on SIMULATED nuclei)"
 	$(BIN)/ainu-engine info examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx
 	$(BIN)/ainu-engine screen examples/screen --model examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx \
-		--out demo-out/screen --csv --force
+		--out demo-out/screen --csv --explain 2 --force
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q

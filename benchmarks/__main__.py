@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (registers)
     pipeline,
     quantize,
     render,
+    report,
     serve,
     simulate,
 )
