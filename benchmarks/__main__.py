@@ -15,7 +15,7 @@ from . import (  # noqa: F401  (registers)
     pipeline,
     quantize,
     render,
-    report,
+    report_size,
     serve,
     simulate,
 )

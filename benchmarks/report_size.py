@@ -1,10 +1,11 @@
 """How large ``report.html`` grows with a screen, and how long it takes to write.
 
 A real screen of 200 simulated nuclei (Pol II, 2·10⁴ localizations each) with the bundled small
-model (64 px, one channel: one thumbnail a nucleus; a model of C channels has C) is too small to say what 10⁴ nuclei cost, and a
-screen of 10⁴ nuclei takes an hour here; so the report is written for tables of 10², 10³ and
-10⁴ rows made of the real screen's rows (their real thumbnails, renamed nuclei): the size is
-what those rows cost, exactly as they would in a screen of that many nuclei of this kind.
+model (64 px, one channel: one thumbnail a nucleus; a model of C channels has C) is too small to
+say what 10⁴ nuclei cost, and a screen of 10⁴ nuclei takes an hour here; so the report is
+written for tables of 10², 10³ and 10⁴ rows made of the real screen's rows (their real
+thumbnails, renamed nuclei): the size is what those rows cost, exactly as they would in a
+screen of that many nuclei of this kind.
 
 Goal (issue "Where microscopists already work"): a 10⁴-nucleus screen's report under ~50 MB.
 The baseline named in the same run is the report without thumbnails (the table and the plots
@@ -34,7 +35,7 @@ def _rows(base, n: int):
     return t.set_column(t.column_names.index("nucleus_id"), "nucleus_id", ids)
 
 
-@register("report", "report.html size and write time for 1e2..1e4 nuclei (real thumbnails)")
+@register("report_size", "report.html size and write time for 1e2..1e4 nuclei (real thumbnails)")
 def run(*, device: str = "cpu", quick: bool = False) -> dict:
     import shutil
 
