@@ -67,14 +67,14 @@ def test_no_extra_pulls_both_onnxruntime_builds():
         assert "onnxruntime" not in _closure(cuda, extras)
 
 
-def test_ci_runs_lint_then_make_test():
+def test_ci_installs_a_browser_then_runs_lint_then_make_test():
     script = (REPO / ".ci" / "run").read_text()
     commands = [
         ln.strip()
         for ln in script.splitlines()
         if ln.strip() and not ln.strip().startswith("#") and not ln.startswith(("set ", "cd "))
     ]
-    assert commands == ["make lint", "make test"]
+    assert commands == ["bash .ci/install-browser", "make lint", "make test"]
 
 
 def test_readme_quick_start_is_two_commands():
