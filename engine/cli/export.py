@@ -14,7 +14,9 @@ from ._output import Output
 
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint of a training run (RUN/best.pt).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The .onnx file to write.")
+    ] = None,
     opset: Annotated[int, typer.Option(min=17, help="ONNX opset.")] = 18,
     atol: Annotated[
         float, typer.Option(help="Largest allowed |logit| difference, ONNX Runtime vs PyTorch.")
@@ -40,6 +42,13 @@ def export(
         bool,
         typer.Option("--accept-accuracy-drop", help="Write a model the accuracy gate refuses."),
     ] = False,
+    bioimageio: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also (or only) write a BioImage Model Zoo package (.zip, spec 0.5: ONNX and "
+            "PyTorch weights, a test nucleus, cover, documentation), tested by bioimageio.core."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -47,10 +56,23 @@ def export(
     classes, RenderSpec, input size, channels, preprocessing, metrics, provenance). ONNX Runtime
     is checked against PyTorch first; a model that differs by more than --atol is not written.
 
+    --bioimageio OUT.zip packages the fp32 model for the BioImage Model Zoo (the bioimageio
+    extra); the package carries the classifier, not the rendering (docs/ecosystem.md).
+
     Example: ainu-engine export run/best.pt --out model.onnx
     """
     need_train_extra()
     from ainu_engine.training.export import export_onnx
+
+    if out is None and bioimageio is None:
+        raise typer.BadParameter("give --out MODEL.onnx, --bioimageio OUT.zip or both",
+                                 param_hint="--out")  # fmt: skip
+    if bioimageio is not None and precision != "fp32":
+        raise typer.BadParameter("a bioimage.io package carries fp32 weights: export it "
+                                 "without --precision", param_hint="--bioimageio")  # fmt: skip
+    if out is None:
+        _export_bioimageio(checkpoint, bioimageio, None, opset=opset, force=force, json=json)
+        return
 
     if precision not in ("fp32", "fp16", "int8"):
         raise typer.BadParameter("expected fp32, fp16 or int8", param_hint="--precision")
@@ -91,3 +113,23 @@ def export(
             )
         ),
     )
+    if bioimageio is not None:
+        _export_bioimageio(checkpoint, bioimageio, r.path, opset=opset, force=force, json=json)
+
+
+def _export_bioimageio(checkpoint: Path, package: Path, onnx_model: Path | None, *, opset: int,
+                       force: bool, json: bool) -> None:  # fmt: skip
+    from ainu_engine.training.bioimageio import export_bioimageio
+
+    r = export_bioimageio(checkpoint, package, onnx_model=onnx_model, opset=opset, force=force)
+    tested = (
+        f"bioimageio.core test {r.test_summary['status']} ({len(r.test_summary['details'])} checks)"
+        if r.test_summary
+        else "not tested (bioimageio.core is not installed)"
+    )
+    Output(json_lines=json).record(
+        {"bioimageio": str(r.path), "bytes": r.size_bytes, "name": r.model_name,
+         "files": r.files, "test": r.test_summary},
+        escape(f"{r.path}: bioimage.io package '{r.model_name}', {r.size_bytes / 1e6:.1f} MB "
+               f"({', '.join(r.files)}); {tested}"),
+    )  # fmt: skip

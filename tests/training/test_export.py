@@ -360,3 +360,94 @@ def test_the_gate_refuses_a_model_whose_calls_disagree(run, tmp_path, monkeypatc
     with pytest.raises(ParityError, match="int8 model is refused: calls agree on 80.0%"):
         export_onnx(root / "run" / "best.pt", out, precision="int8")
     assert not out.exists()  # nothing written
+
+
+# -- bioimage.io ------------------------------------------------------------------------------
+
+
+def test_bioimageio_package_passes_bioimageio_core(run, tmp_path, monkeypatch):
+    """The package is a spec-0.5 model that bioimageio.core tests offline: both weight formats
+    (ONNX and the PyTorch state dict) reproduce the test output from the test input, a nucleus
+    of the run's held-out split rendered as the model renders it."""
+    pytest.importorskip("bioimageio.core", reason="bioimageio.core (dev extra) tests the package")
+    import zipfile
+
+    import yaml
+
+    from ainu_engine.training.bioimageio import export_bioimageio
+    from ainu_engine.training.precision import run_images
+
+    monkeypatch.setenv("BIOIMAGEIO_PERFORM_IO_CHECKS", "0")
+    root, _, spec = run
+    out = tmp_path / "pkg.zip"
+    r = export_bioimageio(root / "run" / "best.pt", out)
+    assert r.test_summary["status"] == "passed"
+    names = {d["name"] for d in r.test_summary["details"] if d["status"] == "passed"}
+    assert any("(onnx)" in n for n in names) and any("(pytorch_state_dict)" in n for n in names)
+    with zipfile.ZipFile(out) as z:
+        assert set(z.namelist()) == {
+            "rdf.yaml",
+            "model.onnx",
+            "weights.pt",
+            "test_input.npy",
+            "test_output.npy",
+            "cover.png",
+            "README.md",
+        }
+        rdf = yaml.safe_load(z.read("rdf.yaml"))
+        x = np.load(z.open("test_input.npy"))
+        y = np.load(z.open("test_output.npy"))
+        doc = z.read("README.md").decode()
+    assert rdf["format_version"].startswith("0.5") and rdf["type"] == "model"
+    assert rdf["cite"][0]["doi"] == "10.1038/s42256-024-00883-x"
+    assert rdf["license"] == "BSD-3-Clause"
+    ((inp,), (outp,)) = rdf["inputs"], rdf["outputs"]
+    assert [a.get("id", a["type"]) for a in inp["axes"]] == ["batch", "channel", "y", "x"]
+    assert inp["axes"][1]["channel_names"] == ["polII", "h3"]
+    assert outp["axes"][1]["channel_names"] == ["hiPSC", "somatic"]
+    assert set(rdf["weights"]) == {"onnx", "pytorch_state_dict"}
+    # the test input is a real held-out nucleus as the engine renders it
+    _, test_x, _ = run_images(root / "run" / "best.pt", _info(root, tmp_path), {})
+    np.testing.assert_allclose(x[0], test_x[0], atol=1e-6)
+    assert y.shape == (1, 2) and np.isclose(y.sum(), 1.0, atol=1e-5)
+    # the documentation says what the package does not carry, and how to make its input
+    assert "does not carry" in doc and "ainu-engine render" in doc and str(spec.pixel_nm) in doc
+
+
+def _info(root: Path, tmp_path: Path):
+    out = tmp_path / "plain.onnx"
+    if not out.is_file():
+        export_onnx(root / "run" / "best.pt", out)
+    return read_model_info(out)
+
+
+def test_bioimageio_package_that_fails_its_test_is_not_written(run, tmp_path, monkeypatch):
+    """A package whose ONNX weights do not reproduce the test output (here: another model's)
+    is refused by bioimageio.core's test, and nothing is written."""
+    pytest.importorskip("bioimageio.core", reason="bioimageio.core (dev extra) tests the package")
+    import ainu_engine.training.bioimageio as B
+
+    monkeypatch.setenv("BIOIMAGEIO_PERFORM_IO_CHECKS", "0")
+    root, _, _ = run
+    real = B._logits
+    monkeypatch.setattr(B, "_logits", lambda path, x: real(path, x) + np.array([[3.0, -3.0]]))
+    out = tmp_path / "pkg.zip"
+    with pytest.raises(OutputError, match="fails bioimageio.core's test"):
+        B.export_bioimageio(root / "run" / "best.pt", out)
+    assert not out.exists()
+
+
+def test_export_cli_bioimageio(run, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("bioimageio.core", reason="bioimageio.core (dev extra) tests the package")
+    monkeypatch.setenv("BIOIMAGEIO_PERFORM_IO_CHECKS", "0")
+    root, _, _ = run
+    ckpt = str(root / "run" / "best.pt")
+    pkg = tmp_path / "pkg.zip"
+    code = main(["export", ckpt, "--bioimageio", str(pkg), "--out", str(tmp_path / "m.onnx")])
+    out = capsys.readouterr().out
+    assert code == 0 and pkg.is_file() and (tmp_path / "m.onnx").is_file()
+    assert "bioimageio.core test passed" in out
+    assert main(["export", ckpt, "--bioimageio", str(pkg)]) == 1  # exists
+    assert "--force" in capsys.readouterr().err
+    assert main(["export", ckpt]) == 2  # neither --out nor --bioimageio
+    assert main(["export", ckpt, "--bioimageio", str(pkg), "--precision", "int8"]) == 2
