@@ -85,11 +85,13 @@ def layers_of(locs, *, name: str, seed: int = 0) -> list[tuple]:
                   "opacity": 0.6, "metadata": {META_KEY: meta}}  # fmt: skip
         out.append((data, kwargs, "points"))
     if len(locs):
-        out.append(_image_layer(locs, name, chans))
+        out.extend(_image_layers(locs, name, chans))
     return out
 
 
-def _image_layer(locs, name: str, chans) -> tuple:
+def _image_layers(locs, name: str, chans) -> list[tuple]:
+    """The render of ``locs``, one image layer a channel (napari looks a returned layer up by
+    its name: one name a layer), placed in nm."""
     from ..render import RenderSpec, render
 
     extent = max(float(np.ptp(locs.x_nm)), float(np.ptp(locs.y_nm)), 1.0)
@@ -97,17 +99,22 @@ def _image_layer(locs, name: str, chans) -> tuple:
     spec = RenderSpec(pixel_nm=pixel, sigma_nm=max(20.0, pixel), size=0,
                       channels=tuple(c for c, _ in chans))  # fmt: skip
     r = render(locs, spec, device="cpu")
-    y0, x0 = r.origin_nm[1], r.origin_nm[0]
     p = float(r.pixel_nm)
-    kwargs = {
-        "name": [f"{name} {_label(i, c)} render" for i, c in chans],
-        "channel_axis": 0,
-        "scale": (p, p),
-        "translate": (y0 + p / 2, x0 + p / 2),  # napari puts a pixel's centre at its index
-        "colormap": [_COLOURS[k % len(_COLOURS)] for k in range(len(chans))],
-        "blending": "additive",
-        "metadata": {
-            META_KEY: {"source": locs.meta.source_path, "pixel_nm": p, "sigma_nm": spec.sigma_nm}
-        },  # fmt: skip
-    }
-    return r.image, kwargs, "image"
+    # napari puts a pixel's centre at its index: the render's pixel (0, 0) is centred half a
+    # pixel from its corner
+    place = {"scale": (p, p), "translate": (r.origin_nm[1] + p / 2, r.origin_nm[0] + p / 2)}
+    meta = {META_KEY: {"source": locs.meta.source_path, "pixel_nm": p, "sigma_nm": spec.sigma_nm}}
+    return [
+        (
+            r.image[k],
+            {
+                "name": f"{name} {_label(cid, cname)} render",
+                **place,
+                "colormap": _COLOURS[k % len(_COLOURS)],
+                "blending": "additive",
+                "metadata": meta,
+            },
+            "image",
+        )
+        for k, (cid, cname) in enumerate(chans)
+    ]

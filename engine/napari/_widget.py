@@ -99,12 +99,11 @@ def classify_points(layers, model: str | os.PathLike, *, explain: bool = True,
     place = {"scale": (p, p), "translate": (r.origin_nm[1] + p / 2, r.origin_nm[0] + p / 2)}
     img = prep.items[0]
     names = list(clf.info.channel_names)
-    out = [(
-        img,
-        {"name": [f"model input {c} ({pred.label})" for c in names], "channel_axis": 0,
-         "colormap": "gray", "blending": "additive", **place},
-        "image",
-    )]  # fmt: skip
+    out = [
+        (img[k], {"name": f"model input {c} ({pred.label})", "colormap": "gray",
+                  "blending": "additive", **place}, "image")
+        for k, c in enumerate(names)
+    ]  # fmt: skip
     if explain and prep.items.shape[0] == 1:
         window, stride = default_window(clf.info.input_size)
         classes = list(clf.info.classes)

@@ -49,7 +49,9 @@ background:#fafafa}
 #nuclei-table th.sorted-desc::after{content:" \\25BC"}
 #nuclei-table td.text{text-align:left}#nuclei-table tbody tr{cursor:pointer}
 #nuclei-table tbody tr:hover{background:#eef}
-#pager{margin:.4em 0}
+#pager{margin:.4em 0}#nuclei-wrap{overflow-x:auto;max-width:100%}
+#nuclei-table td.text{white-space:nowrap}
+#nuclei-table td.path{text-align:left;overflow-wrap:anywhere}
 #viewer{position:fixed;inset:0;background:rgba(0,0,0,.55);display:none;align-items:center;
 justify-content:center;z-index:10}
 #viewer.open{display:flex}
@@ -301,7 +303,7 @@ def _payload(table, classes, channels, explained, gallery: int, attribution: str
     if THUMB_COLUMN in names:
         thumbs = [None if t is None else [_b64(b) for b in t]
                   for t in table.column(THUMB_COLUMN).to_pylist()]  # fmt: skip
-    cols.append(("source", "path", "text"))
+    cols.append(("source", "path", "path"))
     for r, s in zip(rows, sources, strict=True):
         r.append(s)
     return {
@@ -349,8 +351,8 @@ def nuclei_section(table, classes, channels, *, explained=None, gallery: int = D
         "<h3>Table</h3><p class='note'>Click a header to sort, a row to open the nucleus.</p>"
         "<div id='pager'><button id='prev' type='button'>previous</button> <span id='page'>"
         "</span> <button id='next' type='button'>next</button></div>"
-        f"<table id='nuclei-table'><thead><tr>{heads}</tr></thead>"
-        "<tbody id='nuclei-rows'></tbody></table>"
+        f"<div id='nuclei-wrap'><table id='nuclei-table'><thead><tr>{heads}</tr></thead>"
+        "<tbody id='nuclei-rows'></tbody></table></div>"
         "<div id='viewer'><div class='panel'><button id='viewer-close' type='button'>close"
         "</button><div id='viewer-body'></div></div></div>"
         f"<script type='application/json' id='ainu-data'>{_script_json(doc)}</script>"

@@ -104,12 +104,13 @@ def test_reader_on_every_real_file(shared_formats):
             assert meta["source"] == str(path) and not meta["subset"]
         images = [L for L in layers if L[2] == "image"]
         if len(locs):
-            ((img, kw, _),) = images
-            p = kw["scale"][0]
-            y0, x0 = kw["translate"][0] - p / 2, kw["translate"][1] - p / 2
-            assert img.shape[0] == len(points)
-            assert y0 <= locs.y_nm.min() and y0 + img.shape[1] * p >= locs.y_nm.max()
-            assert x0 <= locs.x_nm.min() and x0 + img.shape[2] * p >= locs.x_nm.max()
+            assert len(images) == len(points)  # one a channel
+            for img, kw, _ in images:
+                p = kw["scale"][0]
+                y0, x0 = kw["translate"][0] - p / 2, kw["translate"][1] - p / 2
+                assert y0 <= locs.y_nm.min() and y0 + img.shape[0] * p >= locs.y_nm.max()
+                assert x0 <= locs.x_nm.min() and x0 + img.shape[1] * p >= locs.x_nm.max()
+            assert sum(float(img.sum()) for img, _, _ in images) > 0
         else:
             assert images == []
         seen += 1
@@ -152,8 +153,8 @@ def test_classify_points_gives_the_engines_call_and_map():
     assert call.label == pred.label
     for c, v in pred.probabilities.items():
         assert call.probabilities[c] == pytest.approx(v, abs=1e-5)
-    (inp, ikw, _), (amap, akw, _) = call.layers
-    np.testing.assert_allclose(inp, prep.items[0], atol=1e-6)
+    (inp, ikw, _), (amap, akw, _) = call.layers  # one channel in, the map
+    np.testing.assert_allclose(inp, prep.items[0][0], atol=1e-6)
     np.testing.assert_allclose(amap, ref.maps[0], rtol=1e-4, atol=1e-5)
     assert ikw["scale"] == akw["scale"] == (prep.rendered.pixel_nm,) * 2
     assert -akw["contrast_limits"][0] == akw["contrast_limits"][1] > 0
@@ -209,12 +210,13 @@ def test_widget_under_qt():
 
     viewer = napari.Viewer(show=False)
     try:
-        for data, kw, kind in read_layers(str(NUCLEUS)):
-            getattr(viewer, f"add_{kind}")(data, **kw)
+        opened = viewer.open(str(NUCLEUS), plugin="ainu-engine")  # through the manifest
+        assert [type(L).__name__ for L in opened] == ["Points", "Image"]
         widget = make_classify_widget()
         points = next(L for L in viewer.layers if type(L).__name__ == "Points")
         out = widget(points=points, model=MODEL, explain=True, viewer=viewer)
         assert any("occlusion" in kw["name"] for _, kw, _ in out)
+        assert any(L.name.startswith("occlusion") for L in viewer.layers)  # napari added them
         assert widget.call.value.split(" ")[0] in ("hiPSC", "somatic")
     finally:
         viewer.close()
