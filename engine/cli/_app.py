@@ -34,7 +34,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    # plain help (click's): options one a line, help wrapped to the terminal (the boxed rich
+    # tables ran to 150-190 lines at 80 columns)
+    rich_markup_mode=None,
 )
 
 

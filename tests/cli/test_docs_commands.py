@@ -82,3 +82,24 @@ def test_every_command_help_reads_as_paragraphs_with_a_valid_example(cli):
         cmd = cli.commands[name]
         known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
         assert not [o for o in opts if o not in known], (name, line)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_every_command_help_fits_a_terminal(width):
+    """`ainu-engine COMMAND --help` at 80 and 120 columns: no line wider than the terminal, and
+    no command's help longer than 100 lines (one option a line, help wrapped: the boxed tables
+    of rich ran to 190 lines at 80 columns)."""
+    import os
+    import subprocess
+    import sys
+
+    from ainu_engine.cli._app import COMMANDS
+
+    env = {**os.environ, "COLUMNS": str(width), "TERM": "dumb"}
+    for name in COMMANDS:
+        out = subprocess.run([sys.executable, "-m", "ainu_engine", name, "--help"], env=env,
+                             capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+        lines = out.splitlines()
+        assert lines and lines[0].startswith(f"Usage: ainu-engine {name}"), name
+        assert max(map(len, lines)) <= width, (name, max(lines, key=len))
+        assert len(lines) <= 100, (name, len(lines))
