@@ -20,7 +20,8 @@ LIBRARIES = (
     "numpy", "numba", "llvmlite", "scipy", "pyarrow", "h5py", "tifffile", "roifile",
     "scikit-image", "matplotlib", "rich", "typer", "onnxruntime", "onnxruntime-gpu", "onnx",
     "torch", "captum", "scikit-learn", "tensorrt", "cupy-cuda12x", "cupy-cuda13x",
-    "numba-cuda", "ray", "starlette", "uvicorn",
+    "numba-cuda", "ray", "starlette", "uvicorn", "napari", "npe2", "magicgui",
+    "bioimageio.core", "bioimageio.spec", "pydantic",
 )  # fmt: skip
 #: CPU flags that decide which kernels run fast (Numba, ONNX Runtime int8)
 SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
