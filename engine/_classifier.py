@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import Localizations
-from .model import ModelInfo
+from .model import ModelInfo, temperature_of
 from .scores import patch_vote, softmax
 
 __all__ = ["Classifier", "Prediction", "Prepared"]
@@ -77,18 +77,6 @@ class Prediction:
     @property
     def ok(self) -> bool:
         return not self.qc
-
-
-def temperature_of(info: ModelInfo) -> float:
-    """The temperature the model's probabilities are computed at: the one training fitted on
-    its validation split (``metrics["calibration"]["temperature"]``), else 1 (the plain
-    softmax). The calls (the argmax) do not depend on it."""
-    t = ((info.metrics or {}).get("calibration") or {}).get("temperature")
-    try:
-        t = float(t)
-    except (TypeError, ValueError):
-        return 1.0
-    return t if np.isfinite(t) and 0.01 <= t <= 100.0 else 1.0
 
 
 class Classifier:

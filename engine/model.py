@@ -11,13 +11,14 @@ reads those keys (training writes them at export, the engine reads them to scree
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
 from .errors import InputError
 from .render import RenderSpec
 
-__all__ = ["ModelInfo", "read_model_info", "METADATA_VERSION"]
+__all__ = ["ModelInfo", "read_model_info", "temperature_of", "METADATA_VERSION"]
 
 #: Version of the metadata layout; readers refuse a newer major version.
 METADATA_VERSION = 1
@@ -308,3 +309,15 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
             f"cannot read the ONNX model: {str(err).splitlines()[0]}", path=path
         ) from err
     return ModelInfo.from_metadata(props, path=path)
+
+
+def temperature_of(info: ModelInfo) -> float:
+    """The temperature the model's probabilities are computed at: the one training fitted on
+    its validation split (``metrics["calibration"]["temperature"]``), else 1 (the plain
+    softmax). The calls (the argmax) do not depend on it."""
+    t = ((info.metrics or {}).get("calibration") or {}).get("temperature")
+    try:
+        t = float(t)
+    except (TypeError, ValueError):
+        return 1.0
+    return t if math.isfinite(t) and 0.01 <= t <= 100.0 else 1.0

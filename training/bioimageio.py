@@ -320,9 +320,8 @@ def export_bioimageio(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
     import torch
     from bioimageio.spec import save_bioimageio_package
 
-    from ainu_engine._classifier import temperature_of
     from ainu_engine.io import atomic_path
-    from ainu_engine.model import read_model_info
+    from ainu_engine.model import read_model_info, temperature_of
 
     from .checkpoint import read_checkpoint
     from .export import export_onnx

@@ -32,8 +32,7 @@ def test_ece_of_a_perfectly_calibrated_and_a_wrong_model():
 def test_a_classifier_divides_the_logits_by_the_models_temperature():
     from dataclasses import replace
 
-    from ainu_engine._classifier import temperature_of
-    from ainu_engine.model import read_model_info
+    from ainu_engine.model import read_model_info, temperature_of
 
     info = read_model_info("examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx")
     assert temperature_of(info) == 1.0  # trained before calibration: the plain softmax
