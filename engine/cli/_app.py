@@ -10,6 +10,7 @@ import typer
 from ..provenance import __version__
 from . import (
     bench,
+    clusters,
     convert,
     doctor,
     evaluate,
@@ -96,6 +97,7 @@ COMMANDS = {
     "export": export.export,
     "screen": screen.screen,
     "explain": explain.explain,
+    "clusters": clusters.clusters,
     "live": live.live,
     "serve": serve.serve,
     "watch": watch.watch,
