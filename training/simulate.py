@@ -736,6 +736,7 @@ def simulate_dataset(
     field_mode: bool = False,
     roi: bool = False,
     n_slides: int = 5,
+    shared_slides: bool = False,
     overwrite: bool = False,
     progress=None,
 ) -> Path:
@@ -746,6 +747,12 @@ def simulate_dataset(
     has no such field: use ``roi``); ``field_mode`` writes them without ids, as a field for
     automatic nucleus detection. ``roi`` writes an ImageJ ``NAME.roi.zip`` with one polygon
     per nucleus, in camera pixels of ``observation.camera_pixel_nm`` (0-based).
+
+    Each class's files go round ``n_slides`` slides (the manifest's ``group``), each with its
+    own batch effect (localization count and precision, ``observation.slide_variation``): per
+    class (``hiPSC-slide00``), or with ``shared_slides`` one set for all classes
+    (``slide00`` holds nuclei of every class with one batch effect: a donor or cell line
+    imaged in every condition, the groups a leave-one-group-out test holds out).
 
     Files per data file ``NAME``: the data (``NAME.bin`` + ``NAME.bin.json``, ``NAME.csv`` or
     ``NAME.parquet``), ``NAME.truth.json`` (class, parameters, polygons in nm) and
@@ -782,9 +789,10 @@ def simulate_dataset(
     rows = []
     n_files = math.ceil(n_per_class / nuclei_per_file)
     for label in classes:
-        slide_rng = np.random.default_rng(
-            np.random.SeedSequence(seed, spawn_key=(zlib.crc32(label.encode()), 2**31))
-        )
+        # a slide's batch effect: its own per class, or with shared_slides one for every class
+        # (a donor or cell line imaged in every condition: the groups of leave-one-group-out)
+        key = 0 if shared_slides else zlib.crc32(label.encode())
+        slide_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key, 2**31)))
         slide_factors = [
             tuple(1.0 + observation.slide_variation * slide_rng.uniform(-1, 1, 2))
             for _ in range(n_slides)
@@ -836,7 +844,7 @@ def simulate_dataset(
                 ),
             )
             write(locs, data_path, format=format, camera_pixel_nm=px, overwrite=True)
-            group = f"{label}-slide{slide:02d}"
+            group = f"slide{slide:02d}" if shared_slides else f"{label}-slide{slide:02d}"
             _write_truth(
                 out / f"{name}.truth",
                 nuclei,

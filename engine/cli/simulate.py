@@ -90,6 +90,14 @@ def simulate(
             min=1, help="Slides (groups) per class; each slide has its own density and precision."
         ),
     ] = 5,
+    shared_slides: Annotated[
+        bool,
+        typer.Option(
+            "--shared-slides",
+            help="One set of slides for all classes (groups slide00, ...: a donor or cell line "
+            "in every condition, for leave-one-group-out).",
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing dataset.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -129,6 +137,7 @@ def simulate(
             field_mode=field,
             roi=roi,
             n_slides=slides,
+            shared_slides=shared_slides,
             overwrite=force,
             progress=advance,
         )

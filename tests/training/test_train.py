@@ -317,3 +317,56 @@ def test_int8_of_a_learned_model_keeps_its_calls_and_a_blank_calibration_is_refu
     assert not out.exists()
     kept = json.loads((root / "run" / "parity-int8.json").read_text())  # the evidence stays
     assert not kept["written"] and not kept["test"]["passed"] and kept["model"] == str(out)
+
+
+def test_leave_one_group_out_holds_out_each_group(torch_threads, tmp_path):
+    """Slides shared by both classes (one batch effect a slide): each slide in turn is the
+    test set, never seen in training; the report has one row per slide."""
+    import csv
+
+    from ainu_engine.errors import InputError
+    from ainu_engine.training.train import leave_one_group_out
+
+    m = simulate_dataset(tmp_path / "d", classes=("hiPSC", "somatic"), n_per_class=6,
+                         channels=("polII",), n_slides=3, shared_slides=True, seed=2,
+                         observation=Observation(locs_per_channel=3000))  # fmt: skip
+    manifest = read_manifest(m)
+    assert sorted(set(manifest.groups)) == ["slide00", "slide01", "slide02"]
+    cfg = TrainConfig(arch="small_cnn", epochs=1, patience=1, batch_size=4, folds=0, seed=0)
+    spec = RenderSpec(pixel_nm=150, sigma_nm=120, size=32)
+    doc = leave_one_group_out(manifest, tmp_path / "logo", config=cfg, spec=spec,
+                              cache=RenderCache(tmp_path / "c", device="cpu"))  # fmt: skip
+    assert [r["group"] for r in doc["groups"]] == ["slide00", "slide01", "slide02"]
+    for r in doc["groups"]:
+        assert r["nuclei"] == 4 and r["classes"] == ["hiPSC", "somatic"]
+        rows = list(csv.DictReader(open(tmp_path / "logo" / r["group"] / "data.csv")))
+        test = {x["group"] for x in rows if x["split"] == "test"}
+        train_ = {x["group"] for x in rows if x["split"] == "train"}
+        assert test == {r["group"]} and r["group"] not in train_ and len(train_) == 2
+        assert (tmp_path / "logo" / r["group"] / "best.pt").is_file()
+    pooled = sum(r["accuracy"] * r["nuclei"] for r in doc["groups"]) / 12
+    assert doc["accuracy_pooled"] == pytest.approx(pooled)
+    assert (tmp_path / "logo" / "leave_one_group_out.csv").is_file()
+    with pytest.raises(Exception, match="finished leave-one-group-out"):
+        leave_one_group_out(manifest, tmp_path / "logo", config=cfg, spec=spec)
+    flat = Manifest.from_rows(list(manifest.files), list(manifest.labels))
+    with pytest.raises(InputError, match="group column"):
+        leave_one_group_out(flat, tmp_path / "x", config=cfg, spec=spec)
+
+
+def test_shared_slides_give_every_class_the_same_batch_effect(tmp_path):
+    import json as _json
+
+    m = simulate_dataset(tmp_path / "d", classes=("hiPSC", "somatic"), n_per_class=4,
+                         channels=("polII",), n_slides=2, shared_slides=True, seed=1,
+                         observation=Observation(locs_per_channel=2000))  # fmt: skip
+    factors = {}
+    for t in sorted((tmp_path / "d").glob("*.truth.json")):
+        doc = _json.loads(t.read_text())
+        factors.setdefault(doc["group"], set()).add(
+            tuple(doc["nuclei"][0]["params"]["slide_factor"])
+        )
+    assert set(factors) == {"slide00", "slide01"}
+    assert all(len(v) == 1 for v in factors.values())  # one batch effect a slide, both classes
+    assert len({next(iter(v)) for v in factors.values()}) == 2
+    assert m.is_file()
