@@ -159,7 +159,23 @@ def classification_metrics(
         out["average_precision"][name] = float(skm.average_precision_score(onehot[:, c], p[:, c]))
         out["roc_curves"][name] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
         out["pr_curves"][name] = {"precision": prec.tolist(), "recall": rec.tolist()}
+    if k > 2 and present.size == k:
+        out["roc_average_curves"] = _average_roc(onehot, p, labels)
     return out
+
+
+def _average_roc(onehot: np.ndarray, p: np.ndarray, labels) -> dict:
+    """One-vs-rest ROC averages of 3+ classes: ``micro`` (every (nucleus, class) pair pooled)
+    and ``macro`` (the classes' TPRs averaged on the union of their FPRs), with their AUCs."""
+    from sklearn import metrics as skm
+
+    fpr, tpr, _ = skm.roc_curve(onehot.ravel(), p.ravel())
+    micro = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auc": float(skm.auc(fpr, tpr))}
+    curves = [skm.roc_curve(onehot[:, c], p[:, c])[:2] for c in labels]
+    grid = np.unique(np.concatenate([f for f, _ in curves]))
+    mean_tpr = np.mean([np.interp(grid, f, t) for f, t in curves], axis=0)
+    macro = {"fpr": grid.tolist(), "tpr": mean_tpr.tolist(), "auc": float(skm.auc(grid, mean_tpr))}
+    return {"micro": micro, "macro": macro}
 
 
 def plot_metrics(metrics: dict, out_dir: str | Path, *, prefix: str = "") -> list[Path]:
@@ -206,6 +222,9 @@ def plot_metrics(metrics: dict, out_dir: str | Path, *, prefix: str = "") -> lis
             extra = f"AP {metrics['average_precision'][name]:.3f}" if kind == "pr" else ""
             ax.plot(curve[xs], curve[ys], label=f"{name} {extra}".strip())
         if kind == "roc":
+            for avg, curve in (metrics.get("roc_average_curves") or {}).items():
+                ax.plot(curve["fpr"], curve["tpr"], ls=":", lw=2,
+                        label=f"{avg}-average (AUC {curve['auc']:.3f})")  # fmt: skip
             ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)

@@ -106,6 +106,17 @@ def test_three_class_metrics_equal_sklearn():
     assert m["roc_auc_micro_ovr"] == pytest.approx(skm.roc_auc_score(onehot, prob, average="micro"))
     assert np.allclose(np.sum(m["confusion_normalized"], axis=1), 1)
     assert set(m["roc_curves"]) == {"mock", "1hpi", "3hpi"}
+    # the averaged one-vs-rest curves the paper shows: micro pools every (nucleus, class) pair
+    avg = m["roc_average_curves"]
+    assert avg["micro"]["auc"] == pytest.approx(m["roc_auc_micro_ovr"])
+    fpr_m, tpr_m, _ = skm.roc_curve(onehot.ravel(), prob.ravel())
+    assert avg["micro"]["fpr"] == pytest.approx(fpr_m.tolist())
+    # macro: the classes' TPRs averaged on one FPR grid, monotone from (0, .) to (1, 1)
+    grid, mean = np.array(avg["macro"]["fpr"]), np.array(avg["macro"]["tpr"])
+    each = [np.interp(grid, *skm.roc_curve(onehot[:, c], prob[:, c])[:2]) for c in range(3)]
+    assert mean == pytest.approx(np.mean(each, axis=0).tolist())
+    assert np.all(np.diff(mean) >= 0) and grid[-1] == 1 and mean[-1] == 1
+    assert avg["macro"]["auc"] == pytest.approx(skm.auc(grid, mean))
 
 
 def test_bootstrap_is_seeded_and_skips_undefined_resamples():
