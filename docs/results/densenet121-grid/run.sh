@@ -18,7 +18,7 @@ for point in "${POINTS[@]}"; do
     data="$TMP/data-d$diff"
     if [ ! -f "$data/manifest.csv" ]; then
         $AE simulate "$data" --classes hiPSC,somatic --n-per-class 60 --channels polII \
-            --locs-per-channel 12000 --difficulty "$diff" --seed 41 --force > /dev/null
+            --locs-per-channel 30000 --difficulty "$diff" --seed 41 --force > /dev/null
     fi
     name="s${size}-lr${lr}-d${diff}"
     start=$(date +%s)
