@@ -16,9 +16,8 @@ Mann-Whitney U test of the per-nucleus medians.
 from __future__ import annotations
 
 import csv
-import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,29 +90,42 @@ def find_clusters(locs, *, eps_nm: float = 20.0, min_samples: int = 5,
     }
 
 
+def _regions(path: Path, roi: str, locs) -> Callable[[str], list[np.ndarray]]:
+    """Read the regions ``roi`` names for the file at ``path`` once; returns nucleus id → its
+    polygons (nm)."""
+    if roi == "nucleoli":
+        from .explain import truth_for
+
+        doc = truth_for(path)
+        if doc is None:
+            raise InputError(
+                "--roi nucleoli needs the simulator's ground truth beside the file",
+                path=path, expected=path.name.split(".")[0] + ".truth.json",
+                hint="or pass an ImageJ ROI set of the nucleoli: --roi NUCLEOLI.roi.zip",
+            )  # fmt: skip
+        nuclei = doc.get("nuclei") or []
+
+        def nucleoli(nucleus_id: str) -> list[np.ndarray]:
+            sel = nuclei
+            if nucleus_id and len(nuclei) > 1:  # a file of several nuclei: this one's nucleoli
+                from .nuclei import cell_name
+
+                sel = [n for n in nuclei if cell_name(n.get("cell_id")) == nucleus_id]
+            return [np.asarray(p, float) for n in sel for p in n.get("nucleoli_nm", [])]
+
+        return nucleoli
+    from .nuclei import read_rois_nm
+
+    cam = locs.meta.camera_pixel_nm
+    polys = [poly for _, poly in read_rois_nm(roi, None if cam is None else float(cam[0]))]
+    return lambda nucleus_id: polys
+
+
 def region_polygons(path: Path, roi: str, locs, nucleus_id: str = "") -> list[np.ndarray]:
     """The polygons (nm) that ``roi`` names for the file at ``path``: ``nucleoli`` (the
     simulator's ground truth beside the file, ``NAME.truth.json``) or an ImageJ ROI set file
     (camera pixels, converted with the file's camera pixel)."""
-    if roi == "nucleoli":
-        truth = path.with_name(path.name.split(".")[0] + ".truth.json")
-        if not truth.is_file():
-            raise InputError(
-                "--roi nucleoli needs the simulator's ground truth beside the file",
-                path=path, expected=truth.name,
-                hint="or pass an ImageJ ROI set of the nucleoli: --roi NUCLEOLI.roi.zip",
-            )  # fmt: skip
-        doc = json.loads(truth.read_text(encoding="utf-8"))
-        nuclei = doc.get("nuclei") or []
-        if nucleus_id and len(nuclei) > 1:  # a file of several nuclei: this one's nucleoli
-            from .nuclei import cell_name
-
-            nuclei = [n for n in nuclei if cell_name(n.get("cell_id")) == nucleus_id]
-        return [np.asarray(p, float) for n in nuclei for p in n.get("nucleoli_nm", [])]
-    from .nuclei import read_rois_nm
-
-    cam = locs.meta.camera_pixel_nm
-    return [poly for _, poly in read_rois_nm(roi, None if cam is None else float(cam[0]))]
+    return _regions(Path(path), roi, locs)(nucleus_id)
 
 
 def _inside(polys: list[np.ndarray], locs) -> np.ndarray:
@@ -183,11 +195,12 @@ def cluster_file(path: str | os.PathLike, *, group: str = "", eps_nm: float = 20
 
     path = Path(path)
     locs = read(path, camera_pixel_nm=camera_pixel_nm)
+    regions = None if roi is None else _regions(path, roi, locs)  # read once per file
     out = []
     for n in split_nuclei(locs, mode=nuclei, camera_pixel_nm=camera_pixel_nm):
         keep = _select_channel(n.locs, channel)
-        if roi is not None:
-            inside = _inside(region_polygons(path, roi, n.locs, n.id or ""), n.locs)
+        if regions is not None:
+            inside = _inside(regions(n.id or ""), n.locs)
             keep = inside if keep is None else keep & inside
         c = find_clusters(n.locs, eps_nm=eps_nm, min_samples=min_samples, keep=keep)
         used = len(n.locs) if keep is None else int(keep.sum())

@@ -166,7 +166,7 @@ the localization files directly with `ainu-engine screen FILES --model model.onn
 """
 
 
-def _descr(tmp: Path, info, ckpt: dict, files: dict, *, opset: int, temperature: float):
+def _descr(info, ckpt: dict, files: dict, *, opset: int, temperature: float):
     import torch
     from bioimageio.spec.model.v0_5 import (
         ArchitectureFromLibraryDescr,
@@ -290,8 +290,7 @@ def _validate(path: Path) -> dict | None:
         from bioimageio.core import test_model
     except ImportError:
         return None
-    os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "0")
-    summary = test_model(path)
+    summary = test_model(path)  # offline: export_bioimageio sets BIOIMAGEIO_PERFORM_IO_CHECKS
     doc = {"status": summary.status,
            "details": [{"name": d.name, "status": d.status,
                         "errors": [str(e.msg) for e in (d.errors or [])]}
@@ -362,7 +361,7 @@ def export_bioimageio(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
         files["documentation"].write_text(_documentation(info, ckpt, temperature),
                                           encoding="utf-8")  # fmt: skip
         os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "0")
-        descr = _descr(tmp, info, ckpt, files, opset=opset, temperature=temperature)
+        descr = _descr(info, ckpt, files, opset=opset, temperature=temperature)
         staged = tmp / "package.zip"
         save_bioimageio_package(descr, output_path=staged)
         summary = _validate(staged) if validate else None

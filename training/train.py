@@ -670,13 +670,17 @@ def leave_one_group_out(
     cache = cache or RenderCache(default_cache_dir())
     groups = np.asarray(manifest.groups)
     rows, t0 = [], time.perf_counter()
+    top = _Run(manifest, out, cfg, spec, reporter, device)  # every nucleus rendered once
+    try:
+        if note:
+            top.log(note)
+        data, ok = _render_all(top, cache)
+    finally:
+        top.close()
     for g in names:
         run = _Run(manifest, _mkdir(out / _safe_name(g)), cfg, spec, reporter, device)
         try:
-            if note:
-                run.log(note)
             run.write_config([cfg.arch], None, cache)
-            data, ok = _render_all(run, cache)
             test_rows, train_rows = ok[groups[ok] == g], ok[groups[ok] != g]
             if not len(test_rows):
                 run.log(f"held-out group {g}: no nucleus rendered; skipped")

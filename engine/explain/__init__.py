@@ -3,7 +3,7 @@ and attribution against ground-truth structures (nucleoli, periphery)."""
 
 from ._occlusion import Attribution, IncrementalPlans, forward_fn, occlusion
 from ._run import METHODS, default_window, explain_files, explain_prepared
-from ._structures import ATTRIBUTION_CMAP, write_overlay
+from ._structures import ATTRIBUTION_CMAP, truth_for, write_overlay
 
 __all__ = [
     "ATTRIBUTION_CMAP",
@@ -15,5 +15,6 @@ __all__ = [
     "explain_prepared",
     "forward_fn",
     "occlusion",
+    "truth_for",
     "write_overlay",
 ]
