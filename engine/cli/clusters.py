@@ -41,7 +41,11 @@ def clusters(
         str | None, typer.Option(help="The channel to cluster (name or id; default: all).")
     ] = None,
     nuclei: Annotated[
-        str, typer.Option(help="auto, file, cell_id or roi: how nuclei are found in a file.")
+        str,
+        typer.Option(
+            help="auto, file, cell_id, roi or detect (a field of several cells): how "
+            "nuclei are found in a file."
+        ),  # fmt: skip
     ] = "auto",
     camera_pixel_nm: Annotated[
         float | None,
@@ -64,8 +68,9 @@ def clusters(
     """
     from ..clusters import run_clusters
 
-    if nuclei not in ("auto", "file", "cell_id", "roi"):
-        raise typer.BadParameter("expected auto, file, cell_id or roi", param_hint="--nuclei")
+    if nuclei not in ("auto", "file", "cell_id", "roi", "detect"):
+        raise typer.BadParameter("expected auto, file, cell_id, roi or detect",
+                                 param_hint="--nuclei")  # fmt: skip
     o = Output(json_lines=json)
     failed = []
 

@@ -187,3 +187,24 @@ def test_results_doc_matches_its_run():
         doc = json.loads((here / run / "comparison.json").read_text())
         assert doc["params"]["eps_nm"] == 50 and doc["params"]["min_samples"] == 15
         assert doc["params"]["roi"] == "nucleoli" and doc["nuclei"] == 40
+
+
+def test_a_real_field_is_split_into_nuclei_first(tmp_path, capsys):
+    """A real N-STORM field of several cells (named channels): `--nuclei detect` clusters each
+    nucleus on its own, the far-red channel by its name; the whole field is not one nucleus."""
+    real = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
+    f = real / "JBC-STORM-2020_m2_unstim_5lo561_flap647.txt"
+    if not f.is_file():
+        pytest.skip(f"the real N-STORM field is not at {f} (../shared/data/real)")
+    from ainu_engine.io import read
+
+    locs = read(f)
+    n647 = int((locs.channel == 1).sum())
+    code = main(["clusters", str(f), "--channel", "647", "--nuclei", "detect", "--eps-nm", "50",
+                 "--min-samples", "10", "--out", str(tmp_path / "o"), "--json"])  # fmt: skip
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    nuclei = [x for x in lines if x["kind"] == "nucleus"]
+    assert code == 0 and len(nuclei) >= 2
+    assert all(x["nucleus_id"].startswith("det") for x in nuclei)
+    assert sum(x["n_localizations"] for x in nuclei) <= n647  # only the 647 channel, per nucleus
+    assert lines[-1]["kind"] == "comparison" and lines[-1]["nuclei"] == len(nuclei)
