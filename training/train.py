@@ -69,8 +69,19 @@ class TrainConfig:
     weight_decay : float, default 1e-4
     optimizer : {"adamw", "adam"}
     patience : int, default 20
-        Epochs without a lower validation loss before stopping; the best epoch's weights are
-        restored.
+        Epochs without a better validation score (see ``monitor``) before stopping; the best
+        epoch's weights are restored.
+    monitor : {"loss", "balanced_accuracy"}, default "loss"
+        What picks the best epoch: the lowest validation loss, or the highest validation
+        balanced accuracy (ties: the lower loss). On a small validation set the loss of a
+        from-scratch network jumps between epochs (one confident error weighs more than many
+        right calls), so an early near-uniform epoch can win on loss; accuracy does not reward
+        that.
+    min_epochs : int, default 0
+        Epochs before the monitoring starts: no earlier epoch can be the best one, and training
+        does not stop before ``min_epochs + patience``.
+    warmup_epochs : int, default 0
+        Linear learning-rate warm-up from ``lr / 10`` to ``lr`` over these epochs (per batch).
     val_fraction : float, default 0.2
         Part of each training set held out (stratified, group-aware) for early stopping.
     test_fraction : float, default 0.2
@@ -113,6 +124,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
     patience: int = 20
+    monitor: str = "loss"
+    min_epochs: int = 0
+    warmup_epochs: int = 0
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     folds: int = 5
@@ -135,6 +149,7 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        self._check_monitoring()
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.optimizer not in ("adam", "adamw"):
@@ -154,6 +169,16 @@ class TrainConfig:
             if "grid_unit" in aug:
                 aug["grid_unit"] = tuple(aug["grid_unit"])
             self.augment = AugmentConfig(**aug)
+
+    def _check_monitoring(self) -> None:
+        for name in ("min_epochs", "warmup_epochs"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        if self.min_epochs >= self.epochs:
+            raise ValueError(f"min_epochs ({self.min_epochs}) must be below epochs ({self.epochs})")
+        if self.monitor not in ("loss", "balanced_accuracy"):
+            raise ValueError(f"monitor must be 'loss' or 'balanced_accuracy', got {self.monitor!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -223,9 +248,10 @@ def fit(
 ) -> FitResult:
     """Train ``model`` on items ``train_idx`` of ``data``, early-stopping on ``val_idx``.
 
-    AdamW (or Adam), class-weighted cross-entropy (weights from the training items), early
-    stopping on the validation loss with ``cfg.patience``; the weights of the epoch with the
-    lowest validation loss are restored before returning. Mixed precision and channels_last
+    AdamW (or Adam), class-weighted cross-entropy (weights from the training items), an
+    optional linear learning-rate warm-up, early stopping with ``cfg.patience`` on
+    ``cfg.monitor`` (validation loss or balanced accuracy) from epoch ``cfg.min_epochs`` on;
+    the weights of the best epoch are restored before returning. Mixed precision and channels_last
     on CUDA. ``on_epoch`` receives each epoch's record (epoch, train_loss, train_accuracy,
     val_loss, val_accuracy, lr, seconds).
 
@@ -272,14 +298,24 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    best = (math.inf, 0, None)
+    best: tuple = ((math.inf,), 0, None, math.inf)  # (score to minimise, epoch, state, loss)
     history: list[dict] = []
     stopped = False
+    steps_per_epoch = len(_batches(len(train_idx), cfg.batch_size, None))
+    warmup_steps = cfg.warmup_epochs * steps_per_epoch
+    step = 0
     for epoch in range(1, cfg.epochs + 1):
         te = time.perf_counter()
         model.train()
         total, correct, loss_sum = 0, 0, 0.0
         for b in _batches(len(train_idx), cfg.batch_size, rng):
+            if step < warmup_steps:
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr * (0.1 + 0.9 * step / warmup_steps)
+            elif step == warmup_steps:
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr
+            step += 1
             idx = train_idx[b]
             x = _to_device(data.batch(idx), device, cfg.channels_last)
             x = augment(x, cfg.augment, generator=gen)
@@ -309,21 +345,25 @@ def fit(
                 val_logits, yv, weight=None if weight is None else weight.cpu()
             )
         )
+        pred_v = val_logits.argmax(1).numpy()
         rec = {
             "epoch": epoch,
             "train_loss": loss_sum / total,
             "train_accuracy": correct / total,
             "val_loss": val_loss,
-            "val_accuracy": float((val_logits.argmax(1) == yv).float().mean()),
-            "lr": cfg.lr,
+            "val_accuracy": float((pred_v == yv.numpy()).mean()),
+            "val_balanced_accuracy": _balanced_accuracy(yv.numpy(), pred_v),
+            "lr": float(opt.param_groups[0]["lr"]),
             "seconds": time.perf_counter() - te,
         }
         history.append(rec)
-        if val_loss < best[0]:
+        score = (val_loss,) if cfg.monitor == "loss" else (-rec["val_balanced_accuracy"], val_loss)
+        if epoch > cfg.min_epochs and score < best[0]:
             best = (
-                val_loss,
+                score,
                 epoch,
                 {n: t.detach().to("cpu", copy=True) for n, t in model.state_dict().items()},
+                val_loss,
             )
         rec["best_epoch"] = best[1]
         if on_epoch is not None:
@@ -332,12 +372,17 @@ def fit(
             raise FloatingPointError(
                 f"training loss is {rec['train_loss']} at epoch {epoch}: lower the learning rate"
             )
-        if epoch - best[1] >= cfg.patience:
+        if epoch - max(best[1], cfg.min_epochs) >= cfg.patience:
             stopped = True
             break
     if best[2] is not None:
         model.load_state_dict(best[2])
-    return FitResult(history, best[1], best[0], stopped, time.perf_counter() - t0)
+    return FitResult(history, best[1], best[3], stopped, time.perf_counter() - t0)
+
+
+def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean recall over the classes present in ``y`` (scikit-learn's balanced accuracy)."""
+    return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
 
 
 def _logits(

@@ -64,8 +64,25 @@ def train(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Learning rate (AdamW).")] = 1e-3,
     patience: Annotated[
-        int, typer.Option(min=1, help="Epochs without a lower validation loss before stopping.")
+        int, typer.Option(min=1, help="Epochs without a better validation score before stopping.")
     ] = 20,
+    monitor: Annotated[
+        str,
+        typer.Option(
+            help="What picks the best epoch: loss (lowest validation loss) or balanced_accuracy "
+            "(highest; ties: lower loss). The latter is steadier on small validation sets."
+        ),
+    ] = "loss",
+    min_epochs: Annotated[
+        int,
+        typer.Option("--min-epochs", min=0, help="Epochs before early stopping starts to watch."),
+    ] = 0,
+    warmup_epochs: Annotated[
+        int,
+        typer.Option(
+            "--warmup-epochs", min=0, help="Linear learning-rate warm-up from lr/10 over N epochs."
+        ),
+    ] = 0,
     test_fraction: Annotated[
         float, typer.Option("--test-fraction", help="Withheld test set.")
     ] = 0.2,
@@ -172,6 +189,9 @@ def train(
             batch_size=batch_size,
             lr=lr,
             patience=patience,
+            monitor=monitor,
+            min_epochs=min_epochs,
+            warmup_epochs=warmup_epochs,
             test_fraction=test_fraction,
             folds=folds,
             seed=seed,

@@ -62,6 +62,58 @@ def test_early_stopping_restores_the_best_epoch(torch_threads):
     assert abs(float(loss) - losses[-1]) > 1e-4
 
 
+def test_balanced_accuracy_monitor_min_epochs_and_warmup(torch_threads):
+    data = _noise_set(seed=3)
+    cfg = TrainConfig(
+        arch="small_cnn",
+        epochs=30,
+        patience=3,
+        batch_size=8,
+        lr=2e-2,
+        folds=0,
+        augment=NO_AUG,
+        seed=1,
+        monitor="balanced_accuracy",
+        min_epochs=4,
+        warmup_epochs=2,
+    )
+    model = create_model("small_cnn", in_chans=1)
+    tr, va = np.arange(16), np.arange(16, 24)
+    r = fit(model, data, tr, va, cfg)
+    h = r.history
+    # the best epoch: highest balanced accuracy after min_epochs, ties to the lower loss
+    cands = [x for x in h if x["epoch"] > cfg.min_epochs]
+    want = min(cands, key=lambda x: (-x["val_balanced_accuracy"], x["val_loss"]))
+    assert r.best_epoch == want["epoch"] > cfg.min_epochs
+    assert r.best_val_loss == pytest.approx(want["val_loss"])
+    assert len(h) >= cfg.min_epochs + cfg.patience
+    if r.stopped_early:
+        assert len(h) == max(r.best_epoch, cfg.min_epochs) + cfg.patience
+    # balanced accuracy: the mean recall of the classes
+    yv = data.y[va]
+    p = predict(model, data, va).argmax(1)
+    recalls = [np.mean(p[yv == c] == c) for c in np.unique(yv)]
+    assert h[r.best_epoch - 1]["val_balanced_accuracy"] == pytest.approx(np.mean(recalls))
+    # warm-up: lr rises from lr/10 over 2 epochs (2 batches each), then stays at lr
+    lrs = [x["lr"] for x in h]
+    assert lrs[0] == pytest.approx(cfg.lr * (0.1 + 0.9 * 1 / 4))
+    assert lrs[1] == pytest.approx(cfg.lr * (0.1 + 0.9 * 3 / 4))
+    assert all(v == pytest.approx(cfg.lr) for v in lrs[2:])
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"monitor": "auc"}, "monitor"),
+        ({"min_epochs": 5, "epochs": 5}, "min_epochs"),
+        ({"warmup_epochs": -1}, "warmup_epochs"),
+    ],
+)
+def test_config_rejects_bad_monitoring(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        TrainConfig(**kw)
+
+
 def test_same_seed_same_model(torch_threads):
     data = _noise_set(seed=2)
     cfg = TrainConfig(arch="small_cnn", epochs=2, patience=5, batch_size=8, folds=0, seed=5)
