@@ -26,6 +26,7 @@ from . import (
     simulate,
     train,
     watch,
+    widefield,
 )
 from ._errors import debug_enabled
 
@@ -107,3 +108,7 @@ COMMANDS = {
 }
 for _name, _fn in COMMANDS.items():
     app.command(_name, help=paragraphs(_fn.__doc__))(_fn)
+
+#: Command groups: ``ainu-engine GROUP COMMAND`` (each a module per command).
+GROUPS = {"widefield": widefield.COMMANDS}
+app.add_typer(widefield.build(paragraphs), name="widefield")

@@ -179,10 +179,14 @@ def test_help_texts_read_as_paragraphs():
     """No hard line breaks from docstrings inside a paragraph of any command's --help."""
     import typer.main
 
-    from ainu_engine.cli._app import COMMANDS, app
+    from ainu_engine.cli._app import COMMANDS, GROUPS, app
 
     group = typer.main.get_command(app)
-    assert set(group.commands) == set(COMMANDS)
-    for name, cmd in group.commands.items():
+    assert set(group.commands) == set(COMMANDS) | set(GROUPS)
+    cmds = [(n, c) for n, c in group.commands.items() if n not in GROUPS]
+    for g, sub in GROUPS.items():
+        assert set(group.commands[g].commands) == set(sub)
+        cmds += [(f"{g} {n}", c) for n, c in group.commands[g].commands.items()]
+    for name, cmd in cmds:
         paras = cmd.help.split("\n\n")
         assert paras and all(p and "\n" not in p for p in paras), name

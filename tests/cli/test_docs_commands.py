@@ -32,11 +32,34 @@ def _command_lines(text: str):
 
 
 def _options(line: str) -> tuple[str, list[str]]:
+    """(the command: ``name``, or ``group name`` for a command group's, its options)."""
+    from ainu_engine.cli._app import GROUPS
+
     line = re.sub(r"\s#.*$", "", line)  # a trailing comment
     tokens = shlex.split(line, posix=True)
     words = [t for t in tokens[1:] if not t.startswith("-")]
     opts = [t.strip("[]").split("=")[0] for t in tokens[1:] if t.lstrip("[").startswith("--")]
+    if len(words) >= 2 and words[0] in GROUPS:
+        return f"{words[0]} {words[1]}", opts
     return (words[0] if words else ""), opts
+
+
+def _all_commands():
+    """(name, function) of every command, ``group name`` for the groups' commands."""
+    from ainu_engine.cli._app import COMMANDS, GROUPS
+
+    yield from COMMANDS.items()
+    for g, sub in GROUPS.items():
+        for n, fn in sub.items():
+            yield f"{g} {n}", fn
+
+
+def _lookup(cli, name: str):
+    parts = name.split()
+    cmd = cli.commands.get(parts[0])
+    for p in parts[1:]:
+        cmd = cmd.commands.get(p) if cmd is not None and hasattr(cmd, "commands") else None
+    return cmd
 
 
 def _cases():
@@ -59,8 +82,8 @@ def test_documented_command_line_matches_the_cli(cli, line):
     name, opts = _options(line)
     if name in ("", "--help", "--version"):
         return
-    assert name in cli.commands, f"no command {name!r}"
-    cmd = cli.commands[name]
+    cmd = _lookup(cli, name)
+    assert cmd is not None, f"no command {name!r}"
     known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help", "--debug"}
     unknown = [o for o in opts if o not in known]
     assert not unknown, f"{name}: no option {unknown} (has {sorted(known)})"
@@ -69,9 +92,9 @@ def test_documented_command_line_matches_the_cli(cli, line):
 def test_every_command_help_reads_as_paragraphs_with_a_valid_example(cli):
     """`ainu-engine COMMAND --help`: the docstring's lines joined into paragraphs (the terminal
     wraps them), and an ``Example: ainu-engine ...`` paragraph that is a real command line."""
-    from ainu_engine.cli._app import COMMANDS, paragraphs
+    from ainu_engine.cli._app import paragraphs
 
-    for name, fn in COMMANDS.items():
+    for name, fn in _all_commands():
         text = paragraphs(fn.__doc__)
         assert all("\n" not in para for para in text.split("\n\n")), name
         examples = [p for p in text.split("\n\n") if p.startswith("Example: ")]
@@ -79,7 +102,7 @@ def test_every_command_help_reads_as_paragraphs_with_a_valid_example(cli):
         line = examples[0].removeprefix("Example: ")
         used, opts = _options(line.split(" > ")[0])
         assert used == name, (name, line)
-        cmd = cli.commands[name]
+        cmd = _lookup(cli, name)
         known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
         assert not [o for o in opts if o not in known], (name, line)
 
@@ -93,12 +116,10 @@ def test_every_command_help_fits_a_terminal(width):
     import subprocess
     import sys
 
-    from ainu_engine.cli._app import COMMANDS
-
     env = {**os.environ, "COLUMNS": str(width), "TERM": "dumb"}
-    for name in COMMANDS:
-        out = subprocess.run([sys.executable, "-m", "ainu_engine", name, "--help"], env=env,
-                             capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+    for name, _ in _all_commands():
+        argv = [sys.executable, "-m", "ainu_engine", *name.split(), "--help"]
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60).stdout
         lines = out.splitlines()
         assert lines and lines[0].startswith(f"Usage: ainu-engine {name}"), name
         assert max(map(len, lines)) <= width, (name, max(lines, key=len))

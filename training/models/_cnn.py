@@ -339,28 +339,111 @@ def efficientnet_b0(*, in_chans, num_classes, **kw):
 
 
 class VGGScenmed(_Model):
-    """SCENMED's VGG: batch-normalised input, 10 3x3 convolutions with PReLU in 4 stages
-    separated by max-pooling (64-64 | 128-128 | 256-256-256 | 512-512-512), global average
-    pooling and 2 fully connected layers with dropout. Its head has two layers, so CAM does
-    not apply (Grad-CAM does)."""
+    """SCENMED's VGG-like CNN (Radhakrishnan et al. 2017; methods spec §1.8).
+
+    Batch-normalised input (with scale), 10 3×3 convolutions (SAME padding) with PReLU
+    (a₀ = 0.25) in 4 blocks of [2, 2, 3, 3], a 2×2 max-pool after each (128 → 8 px), the
+    feature map flattened, 2 fully connected layers with ReLU and dropout, a linear output.
+
+    Parameters
+    ----------
+    width : int, default 32
+        Filters of the first block, doubled after each pooling: 32 (the paper: 32-64-128-256)
+        or 64 (the public code: 64-128-256-512).
+    hidden : int, default 1024
+        Units of each fully connected layer (the paper does not say; the code: 4096).
+    image_size : int, default 128
+        Input side the head is sized for (128: full nuclei, 32: patches); other inputs are
+        average-pooled to the same grid.
+    drop_rate : float, default 0.5
+        Dropout after each hidden layer (the code: keep probability 0.5).
+
+    The head is not global pooling + one linear layer, so CAM does not apply (Grad-CAM and
+    occlusion do).
+    """
 
     cam_compatible = False
 
-    def __init__(self, *, in_chans, num_classes, hidden=256, drop_rate=0.5):
+    def __init__(
+        self, *, in_chans, num_classes, width=32, hidden=1024, image_size=128, drop_rate=0.5
+    ):
+        super().__init__()
+        if image_size < 16 or image_size % 16:
+            raise ValueError(f"image_size must be a multiple of 16, got {image_size!r}")
+        layers, cin = [nn.BatchNorm2d(in_chans)], in_chans
+        for stage, n in enumerate((2, 2, 3, 3)):
+            w = width * 2**stage
+            for _ in range(n):
+                layers += [nn.Conv2d(cin, w, 3, padding=1), nn.PReLU(w, init=0.25)]
+                cin = w
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.num_features = cin
+        self.grid = image_size // 16
+        self.head = nn.Sequential(
+            nn.Linear(cin * self.grid**2, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
+            nn.Linear(hidden, num_classes),
+        )
+        self.classifier = self.head[-1]
+        _init(self)
+        for m in self.modules():  # He initialisation, biases 0.01 (the code)
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.constant_(m.bias, 0.01)
+        nn.init.normal_(self.classifier.weight, 0, 0.01)
+
+    def forward_features(self, x):
+        return self.features(x)
+
+    def penultimate(self, f):
+        """The second hidden layer's activations (the paper's t-SNE features, ``fc_2``)."""
+        if f.shape[-1] != self.grid or f.shape[-2] != self.grid:
+            f = F.adaptive_avg_pool2d(f, self.grid)
+        return self.head[:-1](torch.flatten(f, 1))
+
+    def forward_head(self, f):
+        return self.classifier(self.penultimate(f))
+
+
+@register_model
+def vgg_scenmed(*, in_chans, num_classes, **kw):
+    return VGGScenmed(in_chans=in_chans, num_classes=num_classes, **kw)
+
+
+class PatchNetScenmed(_Model):
+    """SCENMED's PatchNet classifier for small patches (11² or 17²; the public code's
+    ``patches_vgg_encoder_model``): batch-normalised input, the VGG's first three blocks
+    (2 + 2 + 3 convolutions 3×3 with PReLU, widths w, 2w, 4w), one 2×2 max-pool (SAME, so
+    11 → 6) after the third block, the map flattened, 2 fully connected layers with ReLU and
+    dropout, a linear output. A nucleus's call is the mean of its patches' decisions."""
+
+    cam_compatible = False
+
+    def __init__(
+        self, *, in_chans, num_classes, width=32, hidden=256, image_size=11, drop_rate=0.5
+    ):
         super().__init__()
         layers, cin = [nn.BatchNorm2d(in_chans)], in_chans
-        for stage, (width, n) in enumerate(((64, 2), (128, 2), (256, 3), (512, 3))):
+        for stage, n in enumerate((2, 2, 3)):
+            w = width * 2**stage
             for _ in range(n):
-                layers += [nn.Conv2d(cin, width, 3, padding=1), nn.PReLU(width)]
-                cin = width
-            if stage < 3:
-                layers.append(nn.MaxPool2d(2))
-        layers.append(nn.MaxPool2d(2))  # the 4th pooling
+                layers += [nn.Conv2d(cin, w, 3, padding=1), nn.PReLU(w, init=0.25)]
+                cin = w
+        layers.append(nn.MaxPool2d(2, ceil_mode=True))
         self.features = nn.Sequential(*layers)
-        self.num_features = 512
+        self.num_features = cin
+        self.grid = -(-image_size // 2)
         self.head = nn.Sequential(
-            nn.Linear(512, hidden),
-            nn.PReLU(hidden),
+            nn.Linear(cin * self.grid**2, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
             nn.Dropout(drop_rate),
             nn.Linear(hidden, num_classes),
         )
@@ -370,13 +453,18 @@ class VGGScenmed(_Model):
     def forward_features(self, x):
         return self.features(x)
 
+    def penultimate(self, f):
+        if f.shape[-1] != self.grid or f.shape[-2] != self.grid:
+            f = F.adaptive_avg_pool2d(f, self.grid)
+        return self.head[:-1](torch.flatten(f, 1))
+
     def forward_head(self, f):
-        return self.head(torch.flatten(F.adaptive_avg_pool2d(f, 1), 1))
+        return self.classifier(self.penultimate(f))
 
 
 @register_model
-def vgg_scenmed(*, in_chans, num_classes, **kw):
-    return VGGScenmed(in_chans=in_chans, num_classes=num_classes, **kw)
+def patchnet_scenmed(*, in_chans, num_classes, **kw):
+    return PatchNetScenmed(in_chans=in_chans, num_classes=num_classes, **kw)
 
 
 class SmallCNN(_Model):
