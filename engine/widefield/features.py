@@ -23,7 +23,7 @@ LAYOUTS = {
     "code": {"area": "intensity", "lbp_radius": 4, "zernike_degree": 8},
 }
 FAMILIES = ("shape", "lbp", "pftas", "zernike")
-_SHAPE = ("area", "eccentricity", "major_axis", "minor_axis", "roundness")
+_SHAPE = ("area", "eccentricity", "semi_major_axis", "semi_minor_axis", "roundness")
 
 
 def _n_zernike(degree: int) -> int:
