@@ -108,6 +108,13 @@ class Classifier:
         # loads where the calls are made
         self.backend = backend.load() if load else backend
         self.info: ModelInfo = backend.model_info()
+        if self.info.preprocessing.get("mode") == "widefield":
+            raise InputError(
+                "a widefield (SCENMED) model classifies DAPI images, not localizations",
+                path=self.info.path,
+                hint="use ainu_engine.widefield.WidefieldClassifier or `ainu-engine widefield "
+                "screen`",
+            )
         self.render_device = render_device
         self.channel_map = dict(channel_map) if channel_map else None
         self.temperature = temperature_of(self.info)

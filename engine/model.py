@@ -229,6 +229,11 @@ class ModelInfo:
         return info
 
 
+#: ``image`` and ``patches``: SMLM renders (:mod:`ainu_engine.render`); ``widefield``: SCENMED
+#: crops or patches of widefield DAPI images (:mod:`ainu_engine.widefield`), whose RenderSpec only
+#: records the pixel (``pixel_nm``) and the crop side (``size``).
+PREPROCESSING_MODES = ("image", "patches", "widefield")
+
 #: the largest model input side the engine accepts (a 16384 x 16384 float32 image is 1 GiB)
 MAX_INPUT_SIZE = 16384
 
@@ -252,11 +257,11 @@ def _size(v, what: str, path, *, largest: int = MAX_INPUT_SIZE) -> int:
 
 
 def _preprocessing(pre, path) -> dict:
-    if not isinstance(pre, dict) or pre.get("mode", "image") not in ("image", "patches"):
+    if not isinstance(pre, dict) or pre.get("mode", "image") not in PREPROCESSING_MODES:
         raise InputError(
             f"model metadata preprocessing is {pre!r}"[:200],
             path=path,
-            expected="mode 'image' or 'patches'",
+            expected="mode 'image', 'patches' or 'widefield'",
         )
     if pre.get("mode") == "patches":
         _size(pre.get("patch_size"), "patch_size of patch mode", path)

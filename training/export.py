@@ -68,6 +68,76 @@ def _quiet_exporter():
             lg.setLevel(lv)
 
 
+def onnx_bytes_checked(
+    model,
+    info: ModelInfo,
+    out: Path,
+    *,
+    opset: int = 18,
+    atol: float = 1e-4,
+    seed: int = 0,
+    samples=None,
+) -> tuple[bytes, object]:
+    """``model`` (float32; the caller puts it in eval mode) as ONNX bytes with ``info`` as its
+    metadata, after ONNX Runtime (CPU) matched PyTorch within ``atol`` on random inputs at
+    batch 1 and 3 (the dynamic batch axis) and on ``samples``; raises :class:`ParityError`
+    (naming ``out``, which is not written) otherwise. Returns (bytes, the comparison)."""
+    import onnxruntime as ort
+    import torch
+
+    c, s = info.n_channels, info.input_size
+    example = torch.zeros(2, c, s, s)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            model,
+            (example,),
+            None,
+            input_names=[info.input_name],
+            output_names=[info.output_name],
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes=({0: batch},),
+            optimize=True,
+        )
+    proto = program.model_proto
+    del proto.metadata_props[:]
+    for key, value in info.to_metadata().items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.doc_string = (
+        f"ainu-engine {info.model.get('name')} classifier of {', '.join(info.classes)}; "
+        f"input {info.input_name} float32 (N, {c}, {s}, {s}), output {info.output_name} (N, "
+        f"{len(info.classes)}) logits; see metadata_props ainu.*"
+    )
+    proto.producer_name = "ainu-engine"
+    _check_proto(proto, info)
+    data = proto.SerializeToString()
+    if len(data) >= _TWO_GB:
+        raise OutputError("the model is over 2 GB and cannot be stored in one ONNX file", path=out)
+    rng = np.random.default_rng(seed)
+    inputs = [
+        rng.random((1, c, s, s), dtype=np.float32),
+        rng.random((3, c, s, s), dtype=np.float32),
+    ]
+    if samples is not None and len(samples):
+        inputs.append(np.asarray(samples, np.float32))
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    refs, outs = [], []
+    with torch.inference_mode():
+        for x in inputs:
+            refs.append(model(torch.from_numpy(x)).numpy())
+            outs.append(sess.run([info.output_name], {info.input_name: x})[0])
+    cmp = compare_outputs(np.concatenate(refs), np.concatenate(outs), atol=atol)
+    if not cmp:
+        raise ParityError(
+            f"ONNX Runtime and PyTorch logits differ: {cmp}",
+            path=out,
+            hint="the model was not written; report this with the checkpoint",
+        )
+    return data, cmp
+
+
 def export_onnx(
     checkpoint: str | os.PathLike,
     out: str | os.PathLike,
@@ -123,7 +193,6 @@ def export_onnx(
         Not a checkpoint.
     """
     import onnx
-    import onnxruntime as ort
     import torch
 
     from .checkpoint import checkpoint_info, load_checkpoint
@@ -148,59 +217,9 @@ def export_onnx(
             "torch_export": torch.__version__,
         },
     )
-    c, s = info.n_channels, info.input_size
-    example = torch.zeros(2, c, s, s)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    with _quiet_exporter():
-        program = torch.onnx.export(
-            model,
-            (example,),
-            None,
-            input_names=[info.input_name],
-            output_names=[info.output_name],
-            opset_version=opset,
-            dynamo=True,
-            external_data=False,
-            dynamic_shapes=({0: batch},),
-            optimize=True,
-        )
-    proto = program.model_proto
-    del proto.metadata_props[:]
-    for key, value in info.to_metadata().items():
-        proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = (
-        f"ainu-engine {info.model.get('name')} classifier of {', '.join(info.classes)}; "
-        f"input {info.input_name} float32 (N, {c}, {s}, {s}), output {info.output_name} (N, "
-        f"{len(info.classes)}) logits; see metadata_props ainu.*"
-    )
-    proto.producer_name = "ainu-engine"
-    _check_proto(proto, info)
-    data = proto.SerializeToString()
-    if len(data) >= _TWO_GB:
-        raise OutputError("the model is over 2 GB and cannot be stored in one ONNX file", path=out)
-
-    # parity: ONNX Runtime (CPU) against PyTorch float32
-    rng = np.random.default_rng(seed)
-    inputs = [
-        rng.random((1, c, s, s), dtype=np.float32),
-        rng.random((3, c, s, s), dtype=np.float32),
-    ]
     samples = ckpt.get("samples")
-    if samples is not None and len(samples):
-        inputs.append(np.asarray(samples, np.float32))
-    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    refs, outs = [], []
-    with torch.inference_mode():
-        for x in inputs:
-            refs.append(model(torch.from_numpy(x)).numpy())
-            outs.append(sess.run([info.output_name], {info.input_name: x})[0])
-    cmp = compare_outputs(np.concatenate(refs), np.concatenate(outs), atol=atol)
-    if not cmp:
-        raise ParityError(
-            f"ONNX Runtime and PyTorch logits differ: {cmp}",
-            path=out,
-            hint="the model was not written; report this with the checkpoint",
-        )
+    data, cmp = onnx_bytes_checked(model, info, out, opset=opset, atol=atol, seed=seed,
+                                   samples=samples)  # fmt: skip
 
     gate_report = None
     if precision != "fp32":

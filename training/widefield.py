@@ -323,3 +323,67 @@ def tsne(features: np.ndarray, *, seed: int = 0, perplexity: float = 30.0) -> np
         X = PCA(n_components=50, random_state=seed).fit_transform(X)
     perp = min(perplexity, max(2.0, (len(X) - 1) / 3))
     return TSNE(n_components=2, perplexity=perp, random_state=seed, init="pca").fit_transform(X)
+
+
+def export_widefield(
+    model,
+    out,
+    *,
+    classes: list[str],
+    patch: int | None,
+    stride: int | None = None,
+    min_occupied: float = 0.85,
+    crop: int = 128,
+    pixel_um: float = 0.215,
+    metrics: dict | None = None,
+    samples: np.ndarray | None = None,
+    atol: float = 1e-4,
+) -> dict:
+    """Export a trained widefield CNN to one ONNX file whose metadata says how to feed it
+    (preprocessing mode ``widefield``: crop side, pixel, scaling 1/4095, patch size, stride,
+    occupancy), after ONNX Runtime matched PyTorch within ``atol`` (the classifiers' parity
+    gate). ``samples``: model inputs to check parity on too. Returns the comparison summary."""
+    from pathlib import Path
+
+    import torch
+
+    from ainu_engine.io import atomic_write_bytes
+    from ainu_engine.model import ModelInfo
+    from ainu_engine.provenance import __version__
+    from ainu_engine.render import RenderSpec
+
+    from .export import onnx_bytes_checked
+
+    out = Path(out)
+    size = patch or crop
+    pre = {
+        "mode": "widefield",
+        "input": "patches" if patch else "crop",
+        "crop": crop,
+        "pixel_um": pixel_um,
+        "scale": 1.0 / 4095.0,
+        "min_occupied": min_occupied,
+        "aggregate": "mean of patch probabilities" if patch else None,
+    }
+    if patch:
+        pre.update(patch_size=patch, stride=stride or max(patch // 2, 1))
+    info = ModelInfo(
+        classes=tuple(classes),
+        render_spec=RenderSpec(pixel_nm=pixel_um * 1000.0, size=crop, scaling="none"),
+        input_size=size,
+        channel_names=("dapi",),
+        preprocessing=pre,
+        metrics=metrics or {},
+        provenance={
+            "ainu_engine": __version__,
+            "torch": torch.__version__,
+            "method": "SCENMED (Radhakrishnan et al., Sci. Rep. 7:17946, 2017)",
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "precision": "fp32",
+        },
+        model=model.config.to_dict(),
+    )
+    model.eval()
+    data, cmp = onnx_bytes_checked(model, info, out, atol=atol, samples=samples)
+    atomic_write_bytes(out, data)
+    return {"path": str(out), "bytes": len(data), "parity": str(cmp)}

@@ -64,3 +64,66 @@ def test_simulate_segment_features_train(capsys, tmp_path):
         capsys, "widefield", "train", feats, "--model", "knn", "--out", tmp_path / "x"
     )
     assert code == 2 and "--model" in err
+
+
+def test_cnn_train_export_and_screen(capsys, tmp_path):
+    """A CI-size CNN and a patch CNN: trained, exported to ONNX (parity-checked), then run by
+    ``widefield screen`` through the engine's backend; a widefield model is refused by the SMLM
+    classifier."""
+    import numpy as np
+    import pytest
+
+    from ainu_engine import Classifier
+    from ainu_engine.errors import InputError
+    from ainu_engine.model import read_model_info
+    from ainu_engine.widefield import WidefieldClassifier
+    from ainu_engine.widefield.nuclei import read_segmentation
+
+    data, seg = tmp_path / "data", tmp_path / "seg"
+    assert run(capsys, "widefield", "simulate", data, "--n-fields", "3", "--seed", "4")[0] == 0
+    assert run(capsys, "widefield", "segment", data / "manifest.csv", "--out", seg)[0] == 0
+    for model, extra in (("cnn", []), ("patches", ["--stride", "32"])):
+        code, out, err = run(capsys, "widefield", "train", seg, "--model", model, "--width", "4",
+                             "--hidden", "16", "--epochs", "2", "--no-groups", "--val-fraction",
+                             "0.3", "--out", tmp_path / model, "--json", *extra)  # fmt: skip
+        assert code == 0, err
+        s = json.loads(out.splitlines()[-1])
+        assert s["onnx"]["bytes"] > 1000 and s["onnx"]["parity"]
+        info = read_model_info(tmp_path / model / "model.onnx")
+        assert info.preprocessing["mode"] == "widefield" and info.classes == ("BJ", "NIH3T3")
+        assert info.input_size == (128 if model == "cnn" else 32)
+        with pytest.raises(InputError, match="widefield"):
+            Classifier.load(tmp_path / model / "model.onnx")
+    # the exported crop model gives the same probabilities through ONNX Runtime as in torch
+    import torch
+
+    from ainu_engine.training.models import create_model
+
+    ck = torch.load(tmp_path / "cnn" / "model.pt", weights_only=False)
+    cfg = ck["config"]
+    net = create_model(cfg["name"], in_chans=1, num_classes=2, **cfg["kwargs"])
+    net.load_state_dict(ck["state_dict"])
+    net.eval()
+    table = read_segmentation(seg)
+    crops = np.stack(table.crops[:3])
+    with WidefieldClassifier.load(tmp_path / "cnn" / "model.onnx") as clf:
+        p = np.array([[c.probabilities[k] for k in clf.classes] for c in clf.classify(crops)])
+    with torch.inference_mode():
+        ref = torch.softmax(net(torch.from_numpy(crops[:, None] / 4095.0).float()), 1).numpy()
+    np.testing.assert_allclose(p, ref, atol=1e-4)
+    # screen: every object in results.csv, maps for every called nucleus, a report
+    scr = tmp_path / "scr"
+    code, out, err = run(capsys, "widefield", "screen", data / "fields", "--model",
+                         tmp_path / "patches" / "model.onnx", "--out", scr, "--explain",
+                         "--json")  # fmt: skip
+    assert code == 0, err
+    s = json.loads(out.splitlines()[-1])
+    with open(scr / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    called = [r for r in rows if r["reason"] == "kept"]
+    assert len(called) == s["nuclei"] == sum(s["calls"].values()) + s["no_call"] > 0
+    # a nucleus without a usable patch gets no call (and is counted), never a default class
+    assert sum(r["call"] == "" for r in called) == s["no_call"]
+    assert all(r["call"] in ("BJ", "NIH3T3", "") for r in called)
+    assert len(list((scr / "maps").glob("*.npy"))) == len(called)
+    assert "Widefield screen" in (scr / "report.html").read_text()

@@ -70,7 +70,8 @@ def train(
     patches), or a linear model (L2 logistic regression, linear SVM, random forest 100 trees
     depth 8) on the hand-crafted features with the feature-ablation table. The paper's fair
     validation split (per class, 15 % in all), group-disjoint by default. Writes metrics.json,
-    confusion.png; CNNs also history.csv, learning_curves.png, model.pt and tsne.png; linear
+    confusion.png; CNNs also history.csv, learning_curves.png, model.pt, model.onnx (for
+    widefield screen; ONNX Runtime checked against PyTorch) and tsne.png; linear
     models ablation.csv and model.joblib.
 
     Example: ainu-engine widefield train wf/manifest.csv --model logreg --out run-logreg/
@@ -225,6 +226,15 @@ def _cnn(inputs, out, model, o, **kw) -> dict:
          "config": res.model.config.to_dict(), "patch": patch},
         out / "model.pt",
     )  # fmt: skip
+    from ...training.widefield import export_widefield
+
+    samples = (crops[va[:4]] / 4095.0)[:, None].astype("float32") if patch is None else None
+    exported = export_widefield(
+        res.model, out / "model.onnx", classes=classes, patch=patch, stride=kw["stride"],
+        min_occupied=kw["min_occupied"], samples=samples,
+        metrics={"val_accuracy": res.val_accuracy, "train_accuracy": res.train_accuracy,
+                 "n_val": len(va), "n_train": len(tr)},
+    )  # fmt: skip
     if model == "cnn" and len(crops) >= 5:
         _plot_tsne(tsne(penultimate_features(res.model, crops), seed=kw["seed"]), y, classes,
                    out / "tsne.png")  # fmt: skip
@@ -234,6 +244,7 @@ def _cnn(inputs, out, model, o, **kw) -> dict:
         "train_accuracy": res.train_accuracy, "val_accuracy": res.val_accuracy,
         "best_epoch": res.best_epoch, "epochs_run": len(res.history),
         "seconds": round(res.seconds, 1), "validation": metrics,
+        "onnx": exported,
     }  # fmt: skip
     (out / "metrics.json").write_text(dumps(summary, indent=2))
     return {k: v for k, v in summary.items() if k != "validation"}
