@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HC_RULE", "nucleus_mask", "hc_ec_ratio", "compare_ratios"]
+__all__ = ["HC_RULE", "nucleus_mask", "hc_ec_ratio", "compare_ratios", "plot_hc_ec"]
 
 #: How the threshold is chosen, as every output states it.
 HC_RULE = (
@@ -104,3 +104,37 @@ def compare_ratios(groups: dict[str, np.ndarray]) -> list[dict]:
                 )
             out.append(row)
     return out
+
+
+def plot_hc_ec(groups: dict[str, np.ndarray], path, *, title: str = "") -> None:
+    """Box plots of HC/EC per group (whiskers 1.5 IQR, points over them) with each pair's
+    Student's t-test p-value, as in the paper's Fig. 3a; the threshold rule in the caption."""
+    from matplotlib.figure import Figure
+
+    names = list(groups)
+    fig = Figure(figsize=(1.6 + 1.3 * len(names), 4.2))
+    ax = fig.subplots()
+    data = [np.asarray(groups[n], float)[np.isfinite(groups[n])] for n in names]
+    ax.boxplot(data, showfliers=False)
+    ax.set_xticks(
+        range(1, len(names) + 1), [f"{n}\n(n={len(d)})" for n, d in zip(names, data, strict=True)]
+    )
+    rng = np.random.default_rng(0)
+    for i, d in enumerate(data, 1):
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(d)), d, s=6, alpha=0.5)
+    top = max((d.max() for d in data if len(d)), default=1.0)
+    span = top - min((d.min() for d in data if len(d)), default=0.0) or 1.0
+    level = top
+    for row in compare_ratios(groups):
+        if "student_p" not in row:
+            continue
+        i, j = names.index(row["a"]) + 1, names.index(row["b"]) + 1
+        level += 0.08 * span
+        ax.plot([i, j], [level, level], color="k", lw=0.8)
+        ax.text((i + j) / 2, level, f"p = {row['student_p']:.1e}", ha="center", va="bottom",
+                fontsize=7)  # fmt: skip
+    ax.set_ylabel("HC / EC")
+    ax.set_title(title or "HC/EC per nucleus (Student's t-test)", fontsize=9)
+    fig.text(0.01, 0.005, HC_RULE, fontsize=6)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=130)

@@ -70,7 +70,8 @@ def features(
     """One row per nucleus: its file, field, label and group; 5 shape features, LBP, PFTAS and
     Zernike moments (mahotas, the paper's 104-feature layout or the code's 120); and its HC/EC
     ratio (threshold mean + alpha*SD inside the Otsu nucleus mask: an assumption, the paper's
-    equation (2) is not known).
+    equation (2) is not known). With two or more labels, also OUT.hc_ec.png (box plots) and
+    OUT.hc_ec.json (Student's, Welch's t and Mann-Whitney U for each pair).
 
     Example: ainu-engine widefield features seg/ --out features.parquet
     """
@@ -105,9 +106,25 @@ def features(
     else:
         pq.write_table(t, tmp)
     tmp.replace(out)
+    by_label: dict[str, list] = {}
+    for r in rows:
+        if r["label"]:
+            by_label.setdefault(str(r["label"]), []).append(r["hc_ec"])
+    tests = []
+    if len(by_label) >= 2:
+        from ...strict_json import dumps
+        from ...widefield.hcec import compare_ratios, plot_hc_ec
+
+        groups = {k: by_label[k] for k in sorted(by_label)}
+        tests = compare_ratios(groups)
+        stem = out.with_suffix("")
+        plot_hc_ec(groups, f"{stem}.hc_ec.png")
+        Path(f"{stem}.hc_ec.json").write_text(
+            dumps({"rule": HC_RULE, "alpha": alpha, "comparisons": tests}, indent=2)
+        )
     o.record(
         {"out": str(out), "nuclei": len(rows), "features": len(names), "layout": layout,
-         "hc_rule": HC_RULE},
+         "hc_rule": HC_RULE, "hc_ec_tests": tests},
         f"{len(rows)} nuclei x {len(names)} features ({layout}) + hc_ec -> {escape(str(out))}\n"
         f"note: {HC_RULE}",
     )  # fmt: skip
