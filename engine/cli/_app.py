@@ -20,6 +20,7 @@ from . import (
     info,
     live,
     merge,
+    nucleus,
     render,
     screen,
     serve,
@@ -110,5 +111,6 @@ for _name, _fn in COMMANDS.items():
     app.command(_name, help=paragraphs(_fn.__doc__))(_fn)
 
 #: Command groups: ``ainu-engine GROUP COMMAND`` (each a module per command).
-GROUPS = {"widefield": widefield.COMMANDS}
+GROUPS = {"widefield": widefield.COMMANDS, "nucleus": nucleus.COMMANDS}
 app.add_typer(widefield.build(paragraphs), name="widefield")
+app.add_typer(nucleus.build(paragraphs), name="nucleus")
