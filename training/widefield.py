@@ -208,6 +208,8 @@ def train_cnn(
     min_occupied: float = 0.85,
     code_layout: bool = False,
     rotate4: bool = False,
+    augment: bool = False,
+    monitor: str = "loss",
     seed: int = 0,
     device: str = "cpu",
     threads: int | None = None,
@@ -219,7 +221,9 @@ def train_cnn(
     call is the mean of its patches' probabilities, as the paper averages them. Adam (``lr``
     8e-5, the paper's), class-weighted cross-entropy, early stopping on the validation loss
     with ``patience``, the best epoch restored;
-    ``rotate4`` adds the code's 90/180/270° copies of the training set."""
+    ``rotate4`` adds the code's 90/180/270° copies of the training set; ``augment`` instead
+    draws a flip and a 90° rotation per image and epoch (the same symmetry, no larger epochs);
+    ``monitor`` picks the best epoch (``loss``, the code's, or ``balanced_accuracy``)."""
     import torch
 
     from .augment import AugmentConfig
@@ -255,7 +259,8 @@ def train_cnn(
     model = create_model(
         arch, in_chans=1, num_classes=k, width=width, hidden=hidden, image_size=isize
     )
-    no_aug = AugmentConfig(flip=0, rot90=False, rotate=0, intensity=0, contrast=0, gridmask=0)
+    aug = AugmentConfig(flip=0.5 if augment else 0, rot90=augment, rotate=0, intensity=0,
+                        contrast=0, gridmask=0)  # fmt: skip
     cfg = TrainConfig(
         arch=arch,
         epochs=epochs,
@@ -267,7 +272,8 @@ def train_cnn(
         folds=0,
         seed=seed,
         device=device,
-        augment=no_aug,
+        augment=aug,
+        monitor=monitor,
     )
     res = fit(model, data, tr_items, va_items, cfg, device=device, on_epoch=on_epoch)
 

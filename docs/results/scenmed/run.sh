@@ -11,8 +11,8 @@ AE=${AE:-.venv/bin/ainu-engine}
 D=${DIFFICULTY:-0.8}
 FIELDS=${FIELDS:-40}
 EPOCHS=${EPOCHS:-60}
-CNN=(--width "${WIDTH:-8}" --hidden "${HIDDEN:-128}" --lr "${LR:-3e-4}" --batch-size 16
-     --epochs "$EPOCHS" --patience 15 --threads 2)
+CNN=(--width "${WIDTH:-8}" --hidden "${HIDDEN:-128}" --lr "${LR:-1e-3}" --batch-size 16
+     --epochs "$EPOCHS" --patience 20 --augment --monitor balanced_accuracy --threads 2)
 mkdir -p "$HERE" "$TMP"
 log() { echo "$(date +%T) $*" >&2; }
 if [ ! -f "$TMP/data/manifest.csv" ]; then

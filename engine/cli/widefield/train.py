@@ -60,6 +60,12 @@ def train(
     rotate4: Annotated[
         bool, typer.Option("--rotate4", help="CNN: add 90/180/270 degree copies (the code).")
     ] = False,
+    augment: Annotated[
+        bool, typer.Option("--augment", help="CNN: a random flip and 90 degree turn per image.")
+    ] = False,
+    monitor: Annotated[
+        str, typer.Option(help="CNN: best epoch by loss (the code) or balanced_accuracy.")
+    ] = "loss",
     seed: Annotated[int, typer.Option(help="Seed of the split, model and shuffling.")] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")] = None,
     pixel_um: PixelUmOpt = None,
@@ -90,7 +96,8 @@ def train(
             inputs, out, model, o, pixel_um=pixel_um, val_fraction=val_fraction,
             groups=groups, patch_size=patch_size, stride=stride, min_occupied=min_occupied,
             width=width, hidden=hidden, epochs=epochs, patience=patience, lr=lr,
-            batch_size=batch_size, rotate4=rotate4, seed=seed, threads=threads,
+            batch_size=batch_size, rotate4=rotate4, augment=augment, monitor=monitor, seed=seed,
+            threads=threads,
         )  # fmt: skip
     o.record(
         summary,
@@ -211,7 +218,8 @@ def _cnn(inputs, out, model, o, **kw) -> dict:
             crops, y, tr, va, arch=arch, patch=patch, stride=kw["stride"],
             width=kw["width"], hidden=kw["hidden"], epochs=kw["epochs"],
             patience=kw["patience"], lr=kw["lr"], batch_size=kw["batch_size"],
-            min_occupied=kw["min_occupied"], rotate4=kw["rotate4"], seed=kw["seed"],
+            min_occupied=kw["min_occupied"], rotate4=kw["rotate4"], augment=kw["augment"],
+            monitor=kw["monitor"], seed=kw["seed"],
             threads=kw["threads"],
             on_epoch=lambda r: step(f"val loss {r['val_loss']:.3f} acc {r['val_accuracy']:.2f}"),
         )  # fmt: skip
