@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import tifffile
 
 from ainu_engine.cli import main
@@ -44,3 +45,34 @@ def test_evaluate_pairs_by_name_and_reports_fractions(capsys, tmp_path):
     assert sorted(full["distances_um"]) == [0.5] * 3 + [3.0] * 3
     assert round(full["paper"]["log10_p_image_level"]) == -13485
     assert (tmp_path / "ev" / "distances.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_simulate_train_resume_export_predict_evaluate(capsys, tmp_path):
+    """The CI smoke run of the issue: 64 px, 40 iterations of the tiny generator lower the
+    reconstruction loss; a second call resumes from the checkpoint; generator.onnx (parity
+    checked) feeds predict, whose images evaluate reads."""
+    import csv
+
+    cells, run_dir = tmp_path / "cells", tmp_path / "run"
+    assert main(["nucleus", "simulate", str(cells), "--n-tiles", "4", "--tile-um", "52.48",
+                 "--seed", "1"]) == 0  # fmt: skip
+    args = ["nucleus", "train", str(cells), "--size", "64", "--batch-size", "1", "--lr", "3e-4",
+            "--out", str(run_dir), "--pixel-um", "0.41", "--json", "--device", "cpu"]  # fmt: skip
+    assert main([*args, "--iterations", "40"]) == 0
+    s = json.loads(capsys.readouterr()[0].splitlines()[-1])
+    with open(run_dir / "history.csv") as fh:
+        rec = [float(r["loss_rec"]) for r in csv.DictReader(fh)]
+    assert len(rec) == 40 and np.mean(rec[-10:]) < 0.7 * np.mean(rec[:5])
+    assert s["onnx"]["max_abs_diff"] <= 1e-4
+    assert main([*args, "--iterations", "42"]) == 0
+    s2 = json.loads(capsys.readouterr()[0].splitlines()[-1])
+    assert s2["resumed_from"] == 40 and s2["iterations"] == 42
+    pred = tmp_path / "pred"
+    assert main(["nucleus", "predict", str(cells), "--model", str(run_dir / "generator.onnx"),
+                 "--out", str(pred)]) == 0  # fmt: skip
+    assert len(list(pred.glob("Predicted_*.tif"))) == 4
+    assert main(["nucleus", "evaluate", str(pred), str(cells), "--pixel-um", "0.41", "--out",
+                 str(tmp_path / "ev"), "--json"]) == 0  # fmt: skip
+    ev = json.loads(capsys.readouterr()[0].splitlines()[-1])
+    assert ev["n_images"] == 4 and ev["n_real"] > 0

@@ -23,13 +23,15 @@ def _key(p: Path) -> str:
 
 def pair_images(pred_dir: Path, truth_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
     """(generated, real) files paired by name, a leading ``Nucleus_``/``Predicted_``/... and
-    the suffix ignored (the NuclearPrediction layout's ``Nucleus_*`` beside ``Actin_*``);
+    the suffix ignored, in the folders and their subfolders (the NuclearPrediction layout's
+    tile folders with ``Nucleus_*`` beside ``Actin_*``);
     ``Actin_*`` and ``Merged_*`` files are skipped. Returns the pairs and the unpaired names."""
 
     def images(d: Path):
         return {
-            _key(p): p for p in sorted(d.iterdir())
+            _key(p): p for p in sorted(d.rglob("*"))
             if p.suffix.lower() in _IMAGES and not p.name.lower().startswith(("actin", "merged"))
+            and not p.stem.lower().endswith(("_nuclei", "_labels"))  # ground-truth label images
         }  # fmt: skip
 
     from ...errors import InputError
