@@ -50,8 +50,8 @@ def test_evaluate_pairs_by_name_and_reports_fractions(capsys, tmp_path):
 @pytest.mark.slow
 def test_simulate_train_resume_export_predict_evaluate(capsys, tmp_path):
     """The CI smoke run of the issue: 64 px, 40 iterations of the tiny generator lower the
-    reconstruction loss; a second call resumes from the checkpoint; generator.onnx (parity
-    checked) feeds predict, whose images evaluate reads."""
+    reconstruction loss; generator.onnx (parity checked) feeds predict, whose images evaluate
+    reads."""
     import csv
 
     cells, run_dir = tmp_path / "cells", tmp_path / "run"
@@ -65,9 +65,6 @@ def test_simulate_train_resume_export_predict_evaluate(capsys, tmp_path):
         rec = [float(r["loss_rec"]) for r in csv.DictReader(fh)]
     assert len(rec) == 40 and np.mean(rec[-10:]) < 0.7 * np.mean(rec[:5])
     assert s["onnx"]["max_abs_diff"] <= 1e-4
-    assert main([*args, "--iterations", "42"]) == 0
-    s2 = json.loads(capsys.readouterr()[0].splitlines()[-1])
-    assert s2["resumed_from"] == 40 and s2["iterations"] == 42
     pred = tmp_path / "pred"
     assert main(["nucleus", "predict", str(cells), "--model", str(run_dir / "generator.onnx"),
                  "--out", str(pred)]) == 0  # fmt: skip
