@@ -34,6 +34,7 @@ class GeneratorConfig:
     """A generator training run."""
 
     preset: str = "tiny"
+    model: str = "tfill"  #: "tfill" (TFill-Coarse + GAN) or "unet" (the L1-only baseline)
     size: int = 128  #: training crop (px), a multiple of 16
     iterations: int = 1000
     batch_size: int = 4
@@ -55,6 +56,8 @@ class GeneratorConfig:
             raise ValueError(f"size must be a multiple of 16, got {self.size!r}")
         if self.target not in ("nucleus", "merged"):
             raise ValueError(f"target must be nucleus or merged, got {self.target!r}")
+        if self.model not in ("tfill", "unet"):
+            raise ValueError(f"model must be tfill or unet, got {self.model!r}")
         if self.split not in ("random", "group"):
             raise ValueError(f"split must be random or group, got {self.split!r}")
 
@@ -223,7 +226,13 @@ def train_generator(
     tgt = [to_model_range(p[cfg.target]) for p in pairs]
     nuc = [to_model_range(p["nucleus"]) for p in pairs]
     torch.manual_seed(cfg.seed)
-    g = TFillCoarse(PRESETS[cfg.preset]).to(device)
+    gan = cfg.model == "tfill"
+    if gan:
+        g = TFillCoarse(PRESETS[cfg.preset]).to(device)
+    else:
+        from .models.unet import UNet
+
+        g = UNet().to(device)
     d = StyleDiscriminator(cfg.size, ndf=PRESETS[cfg.preset].ndf).to(device)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(0.5, 0.9))
@@ -250,13 +259,14 @@ def train_generator(
         m = nucleus_mask(torch.from_numpy(yb[:, 3:]).to(device))
         with torch.autocast(device_type=device, dtype=torch.float16, enabled=use_amp):
             fake = g(x)
-            ld = discriminator_gan_loss(d(y), d(fake.detach()))
-        opt_d.zero_grad(set_to_none=True)
-        scaler.scale(ld).backward()
-        scaler.step(opt_d)
+            ld = discriminator_gan_loss(d(y), d(fake.detach())) if gan else torch.zeros(())
+        if gan:
+            opt_d.zero_grad(set_to_none=True)
+            scaler.scale(ld).backward()
+            scaler.step(opt_d)
         with torch.autocast(device_type=device, dtype=torch.float16, enabled=use_amp):
             lrec = reconstruction_loss(fake.float(), y, m, alpha=cfg.alpha, weight=cfg.lambda_rec)
-            lg = generator_gan_loss(d(fake))
+            lg = generator_gan_loss(d(fake)) if gan else torch.zeros((), device=device)
             loss = lrec + cfg.lambda_g * lg
         opt_g.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -269,7 +279,7 @@ def train_generator(
             on_iteration(rec)
         if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
             _save(ck, g, d, opt_g, opt_d, rng, it, history)
-    torch.save({"state_dict": g.state_dict(), "config": PRESETS[cfg.preset].to_dict(),
+    torch.save({"state_dict": g.state_dict(), "config": g.config.to_dict(),
                 "run": asdict(cfg)}, out / "generator.pt")  # fmt: skip
     _write_history(out, history)
     test_l1 = _test_l1(g, x_all, tgt, test_idx, cfg.size, device)
@@ -306,6 +316,8 @@ def _write_history(out: Path, history: list[dict]) -> None:
     it = [h["iteration"] for h in history]
     for k in ("loss_rec", "loss_gan_g", "loss_d"):
         v = np.array([h[k] for h in history])
+        if not (v > 0).any():  # the U-Net baseline has no GAN terms
+            continue
         win = max(1, len(v) // 50)
         ax.plot(it, np.convolve(v, np.ones(win) / win, mode="same"), label=k)
     ax.set_xlabel("iteration")
@@ -343,7 +355,13 @@ def load_generator(path: str | os.PathLike):
     from .models.tfill import TFillCoarse, TFillConfig
 
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    g = TFillCoarse(TFillConfig(**ck["config"]))
+    conf = dict(ck["config"])
+    if conf.pop("kind", "tfill") == "unet":
+        from .models.unet import UNet, UNetConfig
+
+        g = UNet(UNetConfig(**conf))
+    else:
+        g = TFillCoarse(TFillConfig(**conf))
     g.load_state_dict(ck["state_dict"])
     return g.eval(), ck
 
@@ -381,7 +399,8 @@ def export_generator(
     proto = program.model_proto
     meta = {
         "kind": "generator",
-        "method": "TFill-Coarse, actin -> nucleus (Vasudevan et al., PLoS ONE 2022)",
+        "method": ("TFill-Coarse" if ck["run"].get("model", "tfill") == "tfill" else "U-Net, L1")
+        + ", actin -> nucleus (Vasudevan et al., PLoS ONE 2022)",
         "input": {"name": "actin", "shape": ["batch", 3, size, size], "range": [-1, 1],
                   "normalisation": "8-bit RGB / 127.5 - 1 (actin in green)"},
         "output": {"name": "nucleus", "range": [-1, 1], "target": ck["run"].get("target")},

@@ -76,3 +76,18 @@ def test_generator_training_resumes_from_its_checkpoint(tmp_path):
     a = [np.arange(3 * 64 * 64, dtype=np.float32).reshape(3, 64, 64)] * 8
     xb, yb = _batch(a, a, list(range(8)), 16, rng)
     assert len({x.tobytes() for x in xb}) > 1 and np.array_equal(xb, yb)
+
+
+def test_the_unet_baseline_trains_and_exports(tmp_path):
+    from ainu_engine.training.nucleus import GeneratorConfig, export_generator, train_generator
+
+    simulate_tiles(tmp_path / "cells", n_tiles=2, seed=1,
+                   config=ActinConfig(tile_um=26.24, cells=(1, 2)))  # fmt: skip
+    cfg = GeneratorConfig(model="unet", size=32, iterations=2, batch_size=2, device="cpu")
+    s = train_generator(tmp_path / "cells", tmp_path / "run", cfg)
+    assert s["iterations"] == 2
+    r = export_generator(tmp_path / "run" / "generator.pt", tmp_path / "u.onnx", size=32,
+                         pixel_um=0.41)  # fmt: skip
+    assert r["max_abs_diff"] <= 1e-4
+    with pytest.raises(ValueError, match="tfill or unet"):
+        GeneratorConfig(model="gan")

@@ -19,6 +19,9 @@ def train(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (created; resumed).")],
     preset: Annotated[str, typer.Option(help="tiny (CPU) or paper (~60 M parameters).")] = "tiny",
+    model: Annotated[
+        str, typer.Option(help="tfill (TFill-Coarse + GAN) or unet (the L1-only baseline).")
+    ] = "tfill",
     size: Annotated[int, typer.Option(min=16, help="Training crop (px, multiple of 16).")] = 128,
     iterations: Annotated[int, typer.Option(min=1)] = 1000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
@@ -46,7 +49,7 @@ def train(
     from ...training.nucleus import GeneratorConfig, export_generator, train_generator
 
     try:
-        cfg = GeneratorConfig(preset=preset, size=size, iterations=iterations,
+        cfg = GeneratorConfig(preset=preset, model=model, size=size, iterations=iterations,
                               batch_size=batch_size, lr=lr, target=target, split=split,
                               seed=seed, device=device)  # fmt: skip
     except ValueError as err:
