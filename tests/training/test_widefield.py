@@ -94,6 +94,9 @@ def test_linear_models_and_ablation_on_separable_features():
     assert drop["lbp"] <= -0.2 and all(abs(v) < 0.1 for k, v in drop.items() if k != "lbp")
     with pytest.raises(ValueError, match="model must be"):
         make_linear("knn")
+    _, r = fit_linear(X, y, tr, va, "rf", search=3)
+    assert set(r["best_params"]) == {"n_estimators", "max_depth", "min_samples_leaf",
+                                     "max_features"} and r["val_accuracy"] >= 0.9  # fmt: skip
 
 
 def test_vgg_scenmed_and_patchnet_follow_the_specification():

@@ -66,6 +66,9 @@ def train(
     monitor: Annotated[
         str, typer.Option(help="CNN: best epoch by loss (the code) or balanced_accuracy.")
     ] = "loss",
+    search: Annotated[
+        int, typer.Option(min=0, help="rf: randomized search with N draws (3-fold CV on train).")
+    ] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the split, model and shuffling.")] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")] = None,
     pixel_um: PixelUmOpt = None,
@@ -89,7 +92,8 @@ def train(
     o = Output(json_lines=json)
     out.mkdir(parents=True, exist_ok=True)
     if model in ("logreg", "svm", "rf"):
-        summary = _linear(inputs, out, model, layout, val_fraction, groups, seed, pixel_um, o)
+        summary = _linear(inputs, out, model, layout, val_fraction, groups, seed, pixel_um, o,
+                          search)  # fmt: skip
     else:
         need_train_extra()
         summary = _cnn(
@@ -137,7 +141,7 @@ def _metrics(y, prob, classes, out: Path) -> dict:
     return {k: m[k] for k in ("n", "accuracy", "accuracy_ci_normal", "confusion") if k in m}
 
 
-def _linear(inputs, out, model, layout, val_fraction, groups, seed, pixel_um, o) -> dict:
+def _linear(inputs, out, model, layout, val_fraction, groups, seed, pixel_um, o, search) -> dict:
     import csv
 
     import joblib
@@ -158,7 +162,7 @@ def _linear(inputs, out, model, layout, val_fraction, groups, seed, pixel_um, o)
     classes, y, g = _labels(rows)
     X = np.array([[r[n] for n in names] for r in rows], float)
     tr, va = _split(y, g, val_fraction, groups, seed)
-    pipe, res = fit_linear(X, y, tr, va, model, seed)
+    pipe, res = fit_linear(X, y, tr, va, model, seed, search=search)
     prob = np.eye(len(classes))[res["val_pred"]]
     metrics = _metrics(y[va], prob, classes, out)
     abl = ablation(X, y, names, tr, va, model=model, seed=seed)
@@ -171,7 +175,7 @@ def _linear(inputs, out, model, layout, val_fraction, groups, seed, pixel_um, o)
         "model": model, "classes": classes, "n_train": len(tr), "n_val": len(va),
         "features": len(names), "layout": "paper" if len(names) in (104, 99) else "code",
         "train_accuracy": res["train_accuracy"], "val_accuracy": res["val_accuracy"],
-        "validation": metrics, "ablation": abl,
+        "validation": metrics, "ablation": abl, "best_params": res.get("best_params"),
     }  # fmt: skip
     (out / "metrics.json").write_text(dumps(summary, indent=2))
     return {k: v for k, v in summary.items() if k not in ("ablation", "validation")}
