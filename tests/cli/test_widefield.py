@@ -7,6 +7,7 @@ import csv
 import json
 
 import pyarrow.parquet as pq
+import pytest
 import tifffile
 
 from ainu_engine.cli import main
@@ -66,12 +67,12 @@ def test_simulate_segment_features_train(capsys, tmp_path):
     assert code == 2 and "--model" in err
 
 
+@pytest.mark.slow
 def test_cnn_train_export_and_screen(capsys, tmp_path):
     """A CI-size CNN and a patch CNN: trained, exported to ONNX (parity-checked), then run by
     ``widefield screen`` through the engine's backend; a widefield model is refused by the SMLM
     classifier."""
     import numpy as np
-    import pytest
 
     from ainu_engine import Classifier
     from ainu_engine.errors import InputError
