@@ -31,13 +31,15 @@ from . import (
 )
 from ._errors import debug_enabled
 
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
 app = typer.Typer(
     name="ainu-engine",
     help="Cell-state calls from single-molecule localization microscopy of nuclei (AINU).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings=_CONTEXT,
     # plain help (click's): options one a line, help wrapped to the terminal (the boxed rich
     # tables ran to 150-190 lines at 80 columns)
     rich_markup_mode=None,
@@ -112,5 +114,13 @@ for _name, _fn in COMMANDS.items():
 
 #: Command groups: ``ainu-engine GROUP COMMAND`` (each a module per command).
 GROUPS = {"widefield": widefield.COMMANDS, "nucleus": nucleus.COMMANDS}
-app.add_typer(widefield.build(paragraphs), name="widefield")
-app.add_typer(nucleus.build(paragraphs), name="nucleus")
+for _group, _module in (("widefield", widefield), ("nucleus", nucleus)):
+    _sub = typer.Typer(
+        help=_module.HELP,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        context_settings=_CONTEXT,
+    )
+    for _name, _fn in _module.COMMANDS.items():
+        _sub.command(_name, help=paragraphs(_fn.__doc__))(_fn)
+    app.add_typer(_sub, name=_group)

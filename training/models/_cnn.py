@@ -338,7 +338,52 @@ def efficientnet_b0(*, in_chans, num_classes, **kw):
 # ---------------------------------------------------------------------------------------------
 
 
-class VGGScenmed(_Model):
+class _ScenmedNet(_Model):
+    """What SCENMED's VGG and PatchNet share: batch-normalised input, blocks of 3×3
+    convolutions with PReLU (a₀ = 0.25) whose widths double per block, the final map flattened
+    on a ``grid`` × ``grid`` lattice, 2 fully connected layers with ReLU and dropout, a linear
+    output. Their heads are not global pooling + one linear layer, so CAM does not apply."""
+
+    cam_compatible = False
+
+    def _build(self, in_chans, num_classes, *, width, blocks, pool_after, grid, hidden,
+               drop_rate, ceil_mode=False):  # fmt: skip
+        layers, cin = [nn.BatchNorm2d(in_chans)], in_chans
+        for stage, n in enumerate(blocks):
+            w = width * 2**stage
+            for _ in range(n):
+                layers += [nn.Conv2d(cin, w, 3, padding=1), nn.PReLU(w, init=0.25)]
+                cin = w
+            if stage in pool_after:
+                layers.append(nn.MaxPool2d(2, ceil_mode=ceil_mode))
+        self.features = nn.Sequential(*layers)
+        self.num_features = cin
+        self.grid = grid
+        self.head = nn.Sequential(
+            nn.Linear(cin * grid**2, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
+            nn.Linear(hidden, num_classes),
+        )
+        self.classifier = self.head[-1]
+
+    def forward_features(self, x):
+        return self.features(x)
+
+    def penultimate(self, f):
+        """The second hidden layer's activations (the paper's t-SNE features, ``fc_2``)."""
+        if f.shape[-1] != self.grid or f.shape[-2] != self.grid:
+            f = F.adaptive_avg_pool2d(f, self.grid)
+        return self.head[:-1](torch.flatten(f, 1))
+
+    def forward_head(self, f):
+        return self.classifier(self.penultimate(f))
+
+
+class VGGScenmed(_ScenmedNet):
     """SCENMED's VGG-like CNN (Radhakrishnan et al. 2017; methods spec §1.8).
 
     Batch-normalised input (with scale), 10 3×3 convolutions (SAME padding) with PReLU
@@ -358,11 +403,8 @@ class VGGScenmed(_Model):
     drop_rate : float, default 0.5
         Dropout after each hidden layer (the code: keep probability 0.5).
 
-    The head is not global pooling + one linear layer, so CAM does not apply (Grad-CAM and
-    occlusion do).
+    CAM does not apply (Grad-CAM and occlusion do).
     """
-
-    cam_compatible = False
 
     def __init__(
         self, *, in_chans, num_classes, width=32, hidden=1024, image_size=128, drop_rate=0.5
@@ -370,26 +412,9 @@ class VGGScenmed(_Model):
         super().__init__()
         if image_size < 16 or image_size % 16:
             raise ValueError(f"image_size must be a multiple of 16, got {image_size!r}")
-        layers, cin = [nn.BatchNorm2d(in_chans)], in_chans
-        for stage, n in enumerate((2, 2, 3, 3)):
-            w = width * 2**stage
-            for _ in range(n):
-                layers += [nn.Conv2d(cin, w, 3, padding=1), nn.PReLU(w, init=0.25)]
-                cin = w
-            layers.append(nn.MaxPool2d(2))
-        self.features = nn.Sequential(*layers)
-        self.num_features = cin
-        self.grid = image_size // 16
-        self.head = nn.Sequential(
-            nn.Linear(cin * self.grid**2, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(drop_rate),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(drop_rate),
-            nn.Linear(hidden, num_classes),
-        )
-        self.classifier = self.head[-1]
+        self._build(in_chans, num_classes, width=width, blocks=(2, 2, 3, 3),
+                    pool_after=(0, 1, 2, 3), grid=image_size // 16, hidden=hidden,
+                    drop_rate=drop_rate)  # fmt: skip
         _init(self)
         for m in self.modules():  # He initialisation, biases 0.01 (the code)
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -397,69 +422,27 @@ class VGGScenmed(_Model):
                 nn.init.constant_(m.bias, 0.01)
         nn.init.normal_(self.classifier.weight, 0, 0.01)
 
-    def forward_features(self, x):
-        return self.features(x)
-
-    def penultimate(self, f):
-        """The second hidden layer's activations (the paper's t-SNE features, ``fc_2``)."""
-        if f.shape[-1] != self.grid or f.shape[-2] != self.grid:
-            f = F.adaptive_avg_pool2d(f, self.grid)
-        return self.head[:-1](torch.flatten(f, 1))
-
-    def forward_head(self, f):
-        return self.classifier(self.penultimate(f))
-
 
 @register_model
 def vgg_scenmed(*, in_chans, num_classes, **kw):
     return VGGScenmed(in_chans=in_chans, num_classes=num_classes, **kw)
 
 
-class PatchNetScenmed(_Model):
+class PatchNetScenmed(_ScenmedNet):
     """SCENMED's PatchNet classifier for small patches (11² or 17²; the public code's
     ``patches_vgg_encoder_model``): batch-normalised input, the VGG's first three blocks
     (2 + 2 + 3 convolutions 3×3 with PReLU, widths w, 2w, 4w), one 2×2 max-pool (SAME, so
     11 → 6) after the third block, the map flattened, 2 fully connected layers with ReLU and
     dropout, a linear output. A nucleus's call is the mean of its patches' decisions."""
 
-    cam_compatible = False
-
     def __init__(
         self, *, in_chans, num_classes, width=32, hidden=256, image_size=11, drop_rate=0.5
     ):
         super().__init__()
-        layers, cin = [nn.BatchNorm2d(in_chans)], in_chans
-        for stage, n in enumerate((2, 2, 3)):
-            w = width * 2**stage
-            for _ in range(n):
-                layers += [nn.Conv2d(cin, w, 3, padding=1), nn.PReLU(w, init=0.25)]
-                cin = w
-        layers.append(nn.MaxPool2d(2, ceil_mode=True))
-        self.features = nn.Sequential(*layers)
-        self.num_features = cin
-        self.grid = -(-image_size // 2)
-        self.head = nn.Sequential(
-            nn.Linear(cin * self.grid**2, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(drop_rate),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(drop_rate),
-            nn.Linear(hidden, num_classes),
-        )
-        self.classifier = self.head[-1]
+        self._build(in_chans, num_classes, width=width, blocks=(2, 2, 3), pool_after=(2,),
+                    grid=-(-image_size // 2), hidden=hidden, drop_rate=drop_rate,
+                    ceil_mode=True)  # fmt: skip
         _init(self)
-
-    def forward_features(self, x):
-        return self.features(x)
-
-    def penultimate(self, f):
-        if f.shape[-1] != self.grid or f.shape[-2] != self.grid:
-            f = F.adaptive_avg_pool2d(f, self.grid)
-        return self.head[:-1](torch.flatten(f, 1))
-
-    def forward_head(self, f):
-        return self.classifier(self.penultimate(f))
 
 
 @register_model
