@@ -302,8 +302,7 @@ def train_cnn(
     res = fit(model, data, tr_items, va_items, cfg, device=device, on_epoch=on_epoch)
 
     def per_nucleus(rows):
-        idx = np.flatnonzero(np.isin(owner[: len(owner)], rows))
-        idx = idx[idx < len(images)]
+        idx = np.flatnonzero(np.isin(owner, rows))
         p = predict(model, data, idx, device=device)
         out = np.zeros((len(rows), k))
         pos = {r: i for i, r in enumerate(rows)}
