@@ -101,16 +101,16 @@ WIDEFIELD_CLASSES: dict[str, NucleusClass] = {
         ),
         _c(
             "MCF10A",
-            major_axis_um=(12.0, 16.0),
-            aspect_ratio=(0.8, 0.95),
-            irregularity=0.04,
-            n_chromocentres=(2, 8),
-            chromocentre_radius_um=(0.3, 0.6),
-            chromocentre_gain=1.8,
-            rim_width_um=0.5,
-            rim_gain=0.5,
-            texture_cv=0.16,
-            texture_corr_um=0.5,
+            major_axis_um=(12.5, 17.0),
+            aspect_ratio=(0.7, 0.92),
+            irregularity=0.035,
+            n_chromocentres=(1, 6),
+            chromocentre_radius_um=(0.3, 0.55),
+            chromocentre_gain=1.6,
+            rim_width_um=0.42,
+            rim_gain=0.42,
+            texture_cv=0.12,
+            texture_corr_um=0.45,
         ),
         _c(
             "MCF7",
@@ -246,9 +246,10 @@ def _nucleus_density(rng, c: NucleusClass, pixel_um: float):
         nuc = (u / ax) ** 2 + (v / bx) ** 2 <= 1.0
         dens = np.where(nuc & mask, dens * c.nucleolus_density, dens)
     # heterochromatin: the peripheral band and chromocentres
-    rim = mask & (depth <= c.rim_width_um)
+    # a pixel's share of the band (continuous in the width, not a whole-pixel step)
+    rim = np.where(mask, np.clip((c.rim_width_um - depth) / pixel_um + 1.0, 0.0, 1.0), 0.0)
     dens = dens + c.rim_gain * rim
-    hc = rim.copy()
+    hc = rim >= 0.5
     n_cc = rng.integers(c.n_chromocentres[0], c.n_chromocentres[1] + 1)
     ys, xs = np.nonzero(depth > 0.8)
     for _ in range(n_cc if len(ys) else 0):

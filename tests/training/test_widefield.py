@@ -145,10 +145,11 @@ def test_a_ci_size_cnn_learns_the_easy_pair(easy):
 
 @pytest.mark.slow
 def test_hc_ec_orderings_of_the_paper_hold_on_the_simulator(tmp_path):
-    """BJ < MCF10A and BJ < MCF7 (p < 1e-4, Student's t), with the assumed threshold rule."""
+    """BJ < MCF10A and BJ < MCF7 (p < 1e-4, Student's t) at n >= 90 nuclei a class (the paper:
+    BJ 134, MCF10A 156, MCF7 112), with the assumed threshold rule."""
     from ainu_engine.widefield.hcec import compare_ratios, hc_ec_ratio
 
-    simulate_widefield(tmp_path, classes=["BJ", "MCF10A", "MCF7"], n_fields=8, n_sets=2, seed=5)
+    simulate_widefield(tmp_path, classes=["BJ", "MCF10A", "MCF7"], n_fields=36, n_sets=2, seed=5)
     table = segment_files(read_manifest(tmp_path / "manifest.csv"))
     hc: dict[str, list] = {}
     for r in table.kept:
@@ -156,5 +157,5 @@ def test_hc_ec_orderings_of_the_paper_hold_on_the_simulator(tmp_path):
     rows = {(r["a"], r["b"]): r for r in compare_ratios(hc)}
     for other in ("MCF10A", "MCF7"):
         r = rows[("BJ", other)]
-        assert r["n_a"] >= 20 and r["n_b"] >= 20
+        assert r["n_a"] >= 90 and r["n_b"] >= 90, r
         assert r["mean_a"] < r["mean_b"] and r["student_p"] < 1e-4, (other, r)

@@ -8,11 +8,11 @@ set -euo pipefail
 HERE=docs/results/scenmed
 TMP=$1
 AE=${AE:-.venv/bin/ainu-engine}
-D=${DIFFICULTY:-0.8}
+D=${DIFFICULTY:-0.7}
 FIELDS=${FIELDS:-40}
-EPOCHS=${EPOCHS:-60}
+EPOCHS=${EPOCHS:-40}
 CNN=(--width "${WIDTH:-8}" --hidden "${HIDDEN:-128}" --lr "${LR:-1e-3}" --batch-size 16
-     --epochs "$EPOCHS" --patience 20 --augment --monitor balanced_accuracy --threads 2)
+     --epochs "$EPOCHS" --patience 15 --augment --monitor balanced_accuracy --threads "${THREADS:-2}")
 mkdir -p "$HERE" "$TMP"
 log() { echo "$(date +%T) $*" >&2; }
 if [ ! -f "$TMP/data/manifest.csv" ]; then
@@ -24,6 +24,7 @@ $AE widefield features "$TMP/data/manifest.csv" --out "$TMP/all.parquet" --json 
     > "$HERE/hc_ec_summary.json"
 cp "$TMP/all.hc_ec.png" "$HERE/hc_ec.png"
 cp "$TMP/all.hc_ec.json" "$HERE/hc_ec.json"
+.venv/bin/python "$HERE/linear_cv.py" "$TMP/all.parquet" > "$HERE/linear_cv.json"
 : > "$HERE/runs.jsonl"
 for pair in NIH3T3:BJ BJ:MCF10A; do
     a=${pair%%:*}
@@ -42,7 +43,7 @@ for pair in NIH3T3:BJ BJ:MCF10A; do
     for m in cnn patches patchnet; do
         log "$name $m"
         extra=()
-        [ "$m" = patchnet ] && extra=(--stride 8)
+        [ "$m" = patchnet ] && extra=(--stride "${PATCHNET_STRIDE:-11}")
         t0=$(date +%s)
         res=$($AE widefield train "$TMP/seg-$name" --model "$m" "${CNN[@]}" "${extra[@]}" \
             --out "$TMP/$name-$m" --json 2> "$TMP/$name-$m.log" | tail -n 1)

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Nucleus position from actin on SIMULATED cells (the paper's images are not used here): a tiny
+# TFill-Coarse generator and an L1-only U-Net baseline trained on the same tiles, evaluated the
+# paper's way on held-out tiles, against the two null controls, and on the same held-out cells
+# with the "nuclear shadow" removed (did the model read fibre geometry or the shadow?).
+# Run from the repository root:  bash docs/results/nucleus-prediction/run.sh SCRATCH [STAGE...]
+# Stages: data tfill unet eval chance (default: all; finished stages are skipped or resumed).
+set -euo pipefail
+HERE=docs/results/nucleus-prediction
+TMP=$1
+shift
+STAGES=${*:-data tfill unet eval chance}
+AE=${AE:-.venv/bin/ainu-engine}
+SHADOW=${SHADOW:-0.3}
+TRAIN_TILES=${TRAIN_TILES:-80}
+TEST_TILES=${TEST_TILES:-16}
+ITER=${ITER:-3000}
+SIZE=${SIZE:-128}
+mkdir -p "$HERE" "$TMP"
+log() { echo "$(date +%T) $*" >&2; }
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+
+if has data; then
+    sim() {  # OUT SEED N EXTRA...
+        local out=$1 seed=$2 n=$3
+        shift 3
+        [ -f "$TMP/$out/pairs.csv" ] && return 0
+        log "simulate $out"
+        $AE nucleus simulate "$TMP/$out" --n-tiles "$n" --seed "$seed" "$@" > /dev/null
+    }
+    sim train 1 "$TRAIN_TILES" --shadow "$SHADOW"
+    sim test-shadow 2 "$TEST_TILES" --shadow "$SHADOW"      # as trained: geometry + shadow
+    sim test-noshadow 2 "$TEST_TILES" --shadow 0            # the same cells, shadow removed
+    sim test-null-random 2 "$TEST_TILES" --null random      # nucleus anywhere in its cell
+    sim test-null-shuffled 2 "$TEST_TILES" --null shuffled  # where another cell puts it
+fi
+
+train() {  # MODEL
+    local t0 res
+    t0=$(date +%s)
+    log "train $1"
+    res=$($AE nucleus train "$TMP/train" --model "$1" --preset tiny --size "$SIZE" \
+        --batch-size 4 --iterations "$ITER" --split group --seed 0 --out "$TMP/run-$1" --json \
+        2> "$TMP/$1.log" | tail -n 1)
+    echo "$res" | sed "s/^{/{\"model\": \"$1\", \"wall_s\": $(( $(date +%s) - t0 )), /" \
+        > "$HERE/train-$1.json"
+    cp "$TMP/run-$1/loss.png" "$HERE/loss-$1.png"
+}
+has tfill && train tfill
+has unet && train unet
+
+if has eval; then
+    : > "$HERE/evaluations.jsonl"
+    for model in tfill unet; do
+        for test in test-shadow test-noshadow test-null-random test-null-shuffled; do
+            log "evaluate $model on $test"
+            pred="$TMP/pred-$model-$test"
+            $AE nucleus predict "$TMP/$test" --model "$TMP/run-$model/generator.onnx" \
+                --out "$pred" > /dev/null
+            $AE nucleus evaluate "$pred" "$TMP/$test" --pixel-um 0.41 --out "$TMP/eval-$model-$test" \
+                --json | tail -n 1 \
+                | sed "s/^{/{\"model\": \"$model\", \"test\": \"$test\", /" \
+                >> "$HERE/evaluations.jsonl"
+        done
+        cp "$TMP/eval-$model-test-shadow/distances.png" "$HERE/distances-$model.png"
+    done
+fi
+
+if has chance; then
+    # The cell-level chance of each test set from the simulator's truth: a nucleus centre uniform
+    # over its cell's valid (eroded) area falls within r of a fixed point with probability at
+    # most pi r^2 / area; averaged over the cells (an upper bound where the disc leaves the area).
+    .venv/bin/python - "$TMP" > "$HERE/chance.json" <<'PY'
+import json, math, sys
+from pathlib import Path
+
+out = {}
+for test in ("test-shadow", "test-noshadow", "test-null-random", "test-null-shuffled"):
+    cells = [c for f in sorted((Path(sys.argv[1]) / test / "truth").glob("*.json"))
+             for c in json.loads(f.read_text())]
+    out[test] = {"cells": len(cells), **{
+        f"p_cell_{r}um": sum(min(1.0, math.pi * r * r / c["valid_area_um2"]) for c in cells)
+        / len(cells) for r in (4, 1)}}
+print(json.dumps(out, indent=1))
+PY
+fi
