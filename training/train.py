@@ -102,6 +102,10 @@ class TrainConfig:
         Keep each manifest group on one side of every split when the manifest has groups.
     class_weights : bool, default True
         Cross-entropy weighted by n / (K · n_class) (scikit-learn's "balanced").
+    balanced_batches : bool, default False
+        Every batch holds the classes in equal numbers (an epoch draws K · the largest class
+        count items, the smaller classes cycled in new random orders); the loss is then
+        unweighted (SCENMED's public code; its paper weights the loss instead).
     patch_size : int, optional
         Patch mode: train on ``patch_size`` patches of the raw render (use a fine pixel size,
         the paper: x30); a nucleus's call is the class most of its patches vote for.
@@ -137,6 +141,7 @@ class TrainConfig:
     deterministic: bool = False
     use_groups: bool = True
     class_weights: bool = True
+    balanced_batches: bool = False
     patch_size: int | None = None
     min_occupied: float = 0.75
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -227,6 +232,46 @@ def _batches(n: int, size: int, rng: np.random.Generator | None) -> list[np.ndar
     return out
 
 
+def _balanced_batches(y: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Positions into ``y`` in batches of ``size`` with the classes interleaved in equal
+    numbers: each class's positions in a random order, the smaller classes cycled (a fresh
+    order each pass) up to the largest class's count.
+
+    >>> b = _balanced_batches(np.array([0, 0, 0, 0, 1]), 4, np.random.default_rng(0))
+    >>> [int(np.sum(np.array([0, 0, 0, 0, 1])[x] == 1)) for x in b]
+    [2, 2]
+    """
+    classes = [np.flatnonzero(y == c) for c in np.unique(y)]
+    m = max(len(c) for c in classes)
+    cols = []
+    for c in classes:
+        reps = -(-m // len(c))
+        cols.append(np.concatenate([rng.permutation(c) for _ in range(reps)])[:m])
+    order = np.stack(cols, axis=1).reshape(-1)  # c0, c1, ..., c0, c1, ...
+    out = [order[i : i + size] for i in range(0, len(order), size)]
+    if len(out) > 1 and len(out[-1]) == 1:
+        out[-2] = np.concatenate([out[-2], out.pop()])
+    return out
+
+
+def _weights_and_batches(cfg: TrainConfig, y_train: np.ndarray, k: int, device: str):
+    """The loss's class weights (None: unweighted), the batches of an epoch (a function of the
+    epoch's rng) and the number of steps an epoch takes."""
+    import torch
+
+    n = len(y_train)
+    if cfg.balanced_batches:
+        steps = len(_balanced_batches(y_train, cfg.batch_size, np.random.default_rng(0)))
+        return None, lambda r: _balanced_batches(y_train, cfg.batch_size, r), steps
+    weight = None
+    if cfg.class_weights:
+        counts = np.bincount(y_train, minlength=k).astype(float)
+        w = np.where(counts > 0, n / (k * np.maximum(counts, 1)), 0.0)
+        weight = torch.tensor(w, dtype=torch.float32, device=device)
+    steps = len(_batches(n, cfg.batch_size, None))
+    return weight, lambda r: _batches(n, cfg.batch_size, r), steps
+
+
 def _to_device(x: np.ndarray, device: str, channels_last: bool):
     import torch
 
@@ -282,12 +327,7 @@ def fit(
     t0 = time.perf_counter()
     k = model.config.num_classes if hasattr(model, "config") else int(data.y.max()) + 1
     y_train = data.y[train_idx]
-    if cfg.class_weights:
-        counts = np.bincount(y_train, minlength=k).astype(float)
-        w = np.where(counts > 0, len(y_train) / (k * np.maximum(counts, 1)), 0.0)
-        weight = torch.tensor(w, dtype=torch.float32, device=device)
-    else:
-        weight = None
+    weight, epoch_batches, steps_per_epoch = _weights_and_batches(cfg, y_train, k, device)
     criterion = nn.CrossEntropyLoss(weight=weight)
     model.to(device)
     if cfg.channels_last and device == "cuda":
@@ -301,14 +341,14 @@ def fit(
     best: tuple = ((math.inf,), 0, None, math.inf)  # (score to minimise, epoch, state, loss)
     history: list[dict] = []
     stopped = False
-    steps_per_epoch = len(_batches(len(train_idx), cfg.batch_size, None))
+
     warmup_steps = cfg.warmup_epochs * steps_per_epoch
     step = 0
     for epoch in range(1, cfg.epochs + 1):
         te = time.perf_counter()
         model.train()
         total, correct, loss_sum = 0, 0, 0.0
-        for b in _batches(len(train_idx), cfg.batch_size, rng):
+        for b in epoch_batches(rng):
             if step < warmup_steps:
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * (0.1 + 0.9 * step / warmup_steps)

@@ -234,6 +234,7 @@ def train_cnn(
     rotate4: bool = False,
     augment: bool = False,
     monitor: str = "loss",
+    balanced_batches: bool = False,
     seed: int = 0,
     device: str = "cpu",
     threads: int | None = None,
@@ -247,7 +248,9 @@ def train_cnn(
     with ``patience``, the best epoch restored;
     ``rotate4`` adds the code's 90/180/270° copies of the training set; ``augment`` instead
     draws a flip and a 90° rotation per image and epoch (the same symmetry, no larger epochs);
-    ``monitor`` picks the best epoch (``loss``, the code's, or ``balanced_accuracy``)."""
+    ``monitor`` picks the best epoch (``loss``, the code's, or ``balanced_accuracy``);
+    ``balanced_batches``: equal class numbers in every batch and an unweighted loss (the
+    code's "fair" batches) instead of the paper's weighted loss."""
     import torch
 
     from .augment import AugmentConfig
@@ -298,6 +301,7 @@ def train_cnn(
         device=device,
         augment=aug,
         monitor=monitor,
+        balanced_batches=balanced_batches,
     )
     res = fit(model, data, tr_items, va_items, cfg, device=device, on_epoch=on_epoch)
 

@@ -83,13 +83,14 @@ def test_cnn_train_export_and_screen(capsys, tmp_path):
     data, seg = tmp_path / "data", tmp_path / "seg"
     assert run(capsys, "widefield", "simulate", data, "--n-fields", "3", "--seed", "4")[0] == 0
     assert run(capsys, "widefield", "segment", data / "manifest.csv", "--out", seg)[0] == 0
-    for model, extra in (("cnn", []), ("patches", ["--stride", "32"])):
+    for model, extra in (("cnn", []), ("patches", ["--stride", "32", "--balanced-batches"])):
         code, out, err = run(capsys, "widefield", "train", seg, "--model", model, "--width", "4",
                              "--hidden", "16", "--epochs", "2", "--no-groups", "--val-fraction",
                              "0.3", "--out", tmp_path / model, "--json", *extra)  # fmt: skip
         assert code == 0, err
         s = json.loads(out.splitlines()[-1])
         assert s["onnx"]["bytes"] > 1000 and s["onnx"]["parity"]
+        assert s["balanced_batches"] == (model == "patches")
         info = read_model_info(tmp_path / model / "model.onnx")
         assert info.preprocessing["mode"] == "widefield" and info.classes == ("BJ", "NIH3T3")
         assert info.input_size == (128 if model == "cnn" else 32)

@@ -101,6 +101,36 @@ def test_balanced_accuracy_monitor_min_epochs_and_warmup(torch_threads):
     assert all(v == pytest.approx(cfg.lr) for v in lrs[2:])
 
 
+def test_balanced_batches_hold_the_classes_in_equal_numbers(torch_threads):
+    from ainu_engine.training.train import _balanced_batches
+
+    y = np.array([0] * 13 + [1] * 4 + [2] * 2)
+    rng = np.random.default_rng(5)
+    for _ in range(3):  # a fresh order each epoch
+        batches = _balanced_batches(y, 6, rng)
+        allpos = np.concatenate(batches)
+        assert len(allpos) == 3 * 13  # K x the largest class
+        counts = np.bincount(y[allpos], minlength=3)
+        assert counts.tolist() == [13, 13, 13]
+        assert sorted(allpos[y[allpos] == 0].tolist()) == list(range(13))  # each once
+        assert set(allpos[y[allpos] == 2].tolist()) == {17, 18}  # the smallest cycled
+        for b in batches[:-1]:  # every full batch: 2 of each class
+            assert np.bincount(y[b], minlength=3).tolist() == [2, 2, 2]
+    # in fit: the loss is unweighted (the batches balance the classes instead)
+    data = _noise_set(n=24, seed=4)
+    data.y[:16] = np.array([0] * 12 + [1] * 4)
+    cfg = TrainConfig(arch="small_cnn", epochs=3, patience=3, batch_size=8, lr=1e-2, folds=0,
+                      augment=NO_AUG, seed=1, balanced_batches=True)  # fmt: skip
+    model = create_model("small_cnn", in_chans=1)
+    va = np.arange(16, 24)
+    r = fit(model, data, np.arange(16), va, cfg)
+    p = predict(model, data, va)
+    loss = torch.nn.functional.cross_entropy(
+        torch.log(torch.from_numpy(p)), torch.from_numpy(data.y[va])
+    )
+    assert float(loss) == pytest.approx(r.best_val_loss, rel=1e-4)
+
+
 @pytest.mark.parametrize(
     "kw, msg",
     [

@@ -66,6 +66,14 @@ def train(
     monitor: Annotated[
         str, typer.Option(help="CNN: best epoch by loss (the code) or balanced_accuracy.")
     ] = "loss",
+    balanced_batches: Annotated[
+        bool,
+        typer.Option(
+            "--balanced-batches",
+            help="CNN: equal numbers of each class in every batch, unweighted loss (the code; "
+            "the paper weights the loss).",
+        ),
+    ] = False,
     search: Annotated[
         int, typer.Option(min=0, help="rf: randomized search with N draws (3-fold CV on train).")
     ] = 0,
@@ -101,7 +109,7 @@ def train(
             groups=groups, patch_size=patch_size, stride=stride, min_occupied=min_occupied,
             width=width, hidden=hidden, epochs=epochs, patience=patience, lr=lr,
             batch_size=batch_size, rotate4=rotate4, augment=augment, monitor=monitor, seed=seed,
-            threads=threads,
+            threads=threads, balanced_batches=balanced_batches,
         )  # fmt: skip
     o.record(
         summary,
@@ -224,7 +232,7 @@ def _cnn(inputs, out, model, o, **kw) -> dict:
             patience=kw["patience"], lr=kw["lr"], batch_size=kw["batch_size"],
             min_occupied=kw["min_occupied"], rotate4=kw["rotate4"], augment=kw["augment"],
             monitor=kw["monitor"], seed=kw["seed"],
-            threads=kw["threads"],
+            threads=kw["threads"], balanced_batches=kw["balanced_batches"],
             on_epoch=lambda r: step(f"val loss {r['val_loss']:.3f} acc {r['val_accuracy']:.2f}"),
         )  # fmt: skip
     with open(out / "history.csv", "w", newline="") as fh:
@@ -255,7 +263,8 @@ def _cnn(inputs, out, model, o, **kw) -> dict:
         "n_train": len(tr), "n_val": len(va), "n_items": res.n_items,
         "train_accuracy": res.train_accuracy, "val_accuracy": res.val_accuracy,
         "best_epoch": res.best_epoch, "epochs_run": len(res.history),
-        "seconds": round(res.seconds, 1), "validation": metrics,
+        "balanced_batches": kw["balanced_batches"], "seconds": round(res.seconds, 1),
+        "validation": metrics,
         "onnx": exported,
     }  # fmt: skip
     (out / "metrics.json").write_text(dumps(summary, indent=2))
