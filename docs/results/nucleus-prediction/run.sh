@@ -14,8 +14,9 @@ AE=${AE:-.venv/bin/ainu-engine}
 SHADOW=${SHADOW:-0.3}
 TRAIN_TILES=${TRAIN_TILES:-80}
 TEST_TILES=${TEST_TILES:-16}
-ITER=${ITER:-3000}
+ITER=${ITER:-2000}
 SIZE=${SIZE:-128}
+LR=${LR:-4e-4}  # the fork: 1e-4 over far more iterations; D keeps 4e-4
 mkdir -p "$HERE" "$TMP"
 log() { echo "$(date +%T) $*" >&2; }
 has() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -40,7 +41,7 @@ train() {  # MODEL
     t0=$(date +%s)
     log "train $1"
     res=$($AE nucleus train "$TMP/train" --model "$1" --preset tiny --size "$SIZE" \
-        --batch-size 4 --iterations "$ITER" --split group --seed 0 --out "$TMP/run-$1" --json \
+        --batch-size 4 --iterations "$ITER" --lr "$LR" --split group --seed 0 --out "$TMP/run-$1" --json \
         2> "$TMP/$1.log" | tail -n 1)
     echo "$res" | sed "s/^{/{\"model\": \"$1\", \"wall_s\": $(( $(date +%s) - t0 )), /" \
         > "$HERE/train-$1.json"
