@@ -88,9 +88,11 @@ def _radius(theta, r0, prot):
 def _segment(img, p, q, width_px, value):
     n = int(max(abs(q[0] - p[0]), abs(q[1] - p[1])) * 2) + 2
     t = np.linspace(0, 1, n)
-    ys = np.clip(np.round(p[0] + t * (q[0] - p[0])).astype(int), 0, img.shape[0] - 1)
-    xs = np.clip(np.round(p[1] + t * (q[1] - p[1])).astype(int), 0, img.shape[1] - 1)
-    np.add.at(img, (ys, xs), value / max(width_px, 0.5))
+    ys = np.round(p[0] + t * (q[0] - p[0])).astype(int)
+    xs = np.round(p[1] + t * (q[1] - p[1])).astype(int)
+    inside = (ys >= 0) & (ys < img.shape[0]) & (xs >= 0) & (xs < img.shape[1])
+    # the part of a fibre outside the tile is not drawn (clipping piled it onto the border)
+    np.add.at(img, (ys[inside], xs[inside]), value / max(width_px, 0.5))
 
 
 def _nucleus_at(rng, cfg: ActinConfig, t: dict, offsets: list, k: int, valid: np.ndarray):
@@ -172,7 +174,8 @@ def simulate_tile(rng: np.random.Generator, cfg: ActinConfig | None = None) -> S
         nuc_img[nm] = rng.uniform(0.6, 0.9)
         dim = rng.random() < cfg.dim_fraction
         level = 0.15 if dim else 1.0
-        edge = mask & ~ndi.binary_erosion(mask, iterations=max(int(0.8 / px), 1))
+        # border_value=1: a cell cut by the tile goes on outside it, so no cortex along the cut
+        edge = mask & ~ndi.binary_erosion(mask, iterations=max(int(0.8 / px), 1), border_value=1)
         cortex[edge] += 0.6 * level
         cyto[mask] += 0.2 * level
         # stress fibres between anchors at the protrusion tips and the cell body
