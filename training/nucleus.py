@@ -26,7 +26,7 @@ import numpy as np
 from ainu_engine.errors import FormatError, InputError
 
 __all__ = ["GeneratorConfig", "read_pairs", "split_pairs", "train_generator", "export_generator",
-           "to_model_range", "from_model_range"]  # fmt: skip
+           "to_model_range", "from_model_range", "tiled"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,34 @@ def to_model_range(img: np.ndarray) -> np.ndarray:
 def from_model_range(x: np.ndarray) -> np.ndarray:
     """(3, H, W) in [-1, 1] → H×W×3 uint8."""
     return np.round((np.moveaxis(np.clip(x, -1, 1), 0, -1) + 1.0) * 127.5).astype(np.uint8)
+
+
+def tiled(x: np.ndarray, size: int, run, *, margin: int | None = None) -> np.ndarray:
+    """Apply ``run`` (a (1, C, size, size) → (1, C', size, size) function, e.g. an ONNX
+    session) over a (C, H, W) image of any size, in overlapping tiles: each tile contributes
+    only its centre, ``margin`` px (default ``size // 4``) in from its sides, so no output
+    pixel comes from a tile's edge, where a convolutional generator sees little context
+    (``margin=0``: plain abutting tiles). The image is padded by reflection.
+
+    >>> x = np.random.default_rng(0).random((3, 50, 70), dtype=np.float32)
+    >>> bool(np.array_equal(tiled(x, 32, lambda t: t), x))
+    True
+    """
+    m = size // 4 if margin is None else int(margin)
+    if not 0 <= m < size // 2:
+        raise ValueError(f"margin must lie in [0, {size // 2}), got {margin!r}")
+    step = size - 2 * m
+    _, h, w = x.shape
+    ph, pw = -h % step, -w % step
+    xp = np.pad(x, ((0, 0), (m, m + ph), (m, m + pw)), mode="reflect")
+    y = None
+    for r in range(0, h + ph, step):
+        for c in range(0, w + pw, step):
+            t = run(np.ascontiguousarray(xp[None, :, r : r + size, c : c + size], np.float32))[0]
+            if y is None:
+                y = np.zeros((t.shape[0], h + ph, w + pw), np.float32)
+            y[:, r : r + step, c : c + step] = t[:, m : m + step, m : m + step]
+    return y[:, :h, :w]
 
 
 def _read_rgb(p: Path) -> np.ndarray:

@@ -101,3 +101,22 @@ def test_the_unet_baseline_trains_and_exports(tmp_path):
     assert r["max_abs_diff"] <= 1e-4
     with pytest.raises(ValueError, match="tfill or unet"):
         GeneratorConfig(model="gan")
+
+
+@pytest.mark.parametrize("shape", [(3, 50, 40), (3, 128, 128), (3, 300, 517)])
+def test_tiled_inference_covers_the_image_and_keeps_only_tile_centres(shape):
+    from ainu_engine.training.nucleus import tiled
+
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    for margin in (None, 0, 16):
+        np.testing.assert_array_equal(tiled(x, 64, lambda t: t, margin=margin), x)
+
+    def framed(t):  # a "generator" that draws a bright frame at its own tile edges
+        y = np.zeros_like(t)
+        y[..., :2, :] = y[..., -2:, :] = y[..., :, :2] = y[..., :, -2:] = 1.0
+        return y
+
+    assert tiled(x, 64, framed).max() == 0.0  # only tile centres are kept
+    assert tiled(x, 64, framed, margin=0).max() == 1.0
+    with pytest.raises(ValueError, match="margin"):
+        tiled(x, 64, framed, margin=32)

@@ -17,10 +17,18 @@ def predict(
     inputs: Annotated[list[Path], typer.Argument(help="Actin images (RGB or 2-D) or folders.")],
     model: Annotated[Path, typer.Option("--model", "-m", help="generator.onnx.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")],
+    overlap: Annotated[
+        bool,
+        typer.Option(
+            "--overlap/--no-overlap",
+            help="Overlapping tiles, each kept only in its centre (default), or abutting tiles.",
+        ),
+    ] = True,
     json: JsonOpt = False,
 ) -> None:
     """Generate a nucleus image for each actin image with an exported generator (ONNX Runtime),
-    tiled over the image in the model's input size (edges padded by reflection). Writes
+    tiled over the image in the model's input size: overlapping tiles of which only the centre
+    half is kept, so no pixel comes from a tile's edge (edges padded by reflection). Writes
     Predicted_NAME.tif (8-bit RGB, nucleus in red) for `nucleus evaluate`.
 
     Example: ainu-engine nucleus predict cells/tile0000 --model run/generator.onnx --out pred/
@@ -32,7 +40,7 @@ def predict(
     import tifffile
 
     from ...errors import InputError
-    from ...training.nucleus import from_model_range, to_model_range
+    from ...training.nucleus import from_model_range, tiled, to_model_range
 
     files: list[Path] = []
     for p in inputs:
@@ -55,16 +63,10 @@ def predict(
             if img.ndim == 2:
                 img = np.stack([np.zeros_like(img), img, np.zeros_like(img)], -1)
             x = to_model_range(img[..., :3])
-            h, w = x.shape[1:]
-            ph, pw = -h % size, -w % size
-            xp = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="reflect")
-            y = np.zeros_like(xp)
-            for r in range(0, xp.shape[1], size):
-                for c in range(0, xp.shape[2], size):
-                    t = xp[None, :, r : r + size, c : c + size].astype(np.float32)
-                    y[:, r : r + size, c : c + size] = sess.run(["nucleus"], {"actin": t})[0][0]
+            y = tiled(x, size, lambda t: sess.run(["nucleus"], {"actin": t})[0],
+                      margin=None if overlap else 0)  # fmt: skip
             name = f.stem.removeprefix("Actin_")
-            tifffile.imwrite(out / f"Predicted_{name}.tif", from_model_range(y[:, :h, :w]),
+            tifffile.imwrite(out / f"Predicted_{name}.tif", from_model_range(y),
                              photometric="rgb")  # fmt: skip
             o.record({"input": str(f), "output": str(out / f"Predicted_{name}.tif")}, None)
             step()
