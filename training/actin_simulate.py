@@ -6,9 +6,12 @@ cortical rim, ventral stress fibres between anchors at the protrusion tips, peri
 fibres over the nucleus along its long axis, and diffuse cytoplasm. The nucleus (an ellipse of
 mean radius ~4 µm) sits at a **known function of the actin geometry** — the centroid of the
 cell's area shifted towards the rear along the polarity axis — plus noise ``sigma_pos_um``.
-Null controls: ``null="random"`` puts it uniformly in the cell eroded by its radius,
-``null="shuffled"`` at the position another cell's geometry implies. ``shadow`` (0-1) lowers the
-actin under the nucleus: a direct leak cue a model could use instead of the fibre geometry.
+Null controls move the nucleus and keep the actin: ``null="random"`` puts it uniformly in the
+cell eroded by its radius, ``null="shuffled"`` at the cell's centroid plus another cell's
+rear-shift offset; the actin (cap fibres and shadow included) is drawn for the rule's position,
+the very actin of the rule tile with the same seed, so it says nothing about where the nucleus
+is. ``shadow`` (0-1) lowers the actin under the nucleus: a direct leak cue a model could use
+instead of the fibre geometry.
 Confocal-MIP-like imaging, Poisson + read noise, 8-bit export in the NuclearPrediction layout
 (``Actin_*`` green, ``Nucleus_*`` red, ``Merged_*``).
 """
@@ -95,26 +98,45 @@ def _segment(img, p, q, width_px, value):
     np.add.at(img, (ys[inside], xs[inside]), value / max(width_px, 0.5))
 
 
-def _nucleus_at(rng, cfg: ActinConfig, t: dict, offsets: list, k: int, valid: np.ndarray):
-    """The nucleus centre (px) of cell ``k``: the rule (rear-shifted area centroid + noise),
-    or a null control; clamped into the cell eroded by the nucleus radius."""
-    px = cfg.pixel_um
+def _ellipse(yy, xx, y0, x0, a, b, axis) -> np.ndarray:
+    u = (xx - x0) * math.cos(axis) + (yy - y0) * math.sin(axis)
+    v = -(xx - x0) * math.sin(axis) + (yy - y0) * math.cos(axis)
+    return (u / a) ** 2 + (v / b) ** 2 <= 1.0
+
+
+def _clamp(y: float, x: float, valid: np.ndarray) -> tuple[float, float]:
+    """(y, x) itself if it lies in ``valid``, else the nearest valid pixel."""
     size = valid.shape[0]
+    iy, ix = int(np.clip(round(y), 0, size - 1)), int(np.clip(round(x), 0, size - 1))
+    if valid[iy, ix]:
+        return float(y), float(x)
     vy, vx = np.nonzero(valid)
-    if cfg.null == "random":
-        i = int(rng.integers(len(vy)))
-        return float(vy[i]), float(vx[i])
+    i = int(np.argmin((vy - y) ** 2 + (vx - x) ** 2))
+    return float(vy[i]), float(vx[i])
+
+
+def _nucleus_at(
+    rng, null_rng, cfg: ActinConfig, t: dict, offsets: list, k: int, valid: np.ndarray
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Where the actin of cell ``k`` puts its nucleus (the rule: rear-shifted area centroid +
+    noise) and where the nucleus is (the same, or a null control drawn from ``null_rng``),
+    both in px and clamped into the cell eroded by the nucleus radius. The rule's draws come
+    from ``rng`` in every mode, so a null tile has the same actin as the rule tile of its seed."""
+    px = cfg.pixel_um
     oy, ox = offsets[k - 1]
+    rule = _clamp(t["centroid_y"] + oy + rng.normal(0, cfg.sigma_pos_um / px),
+                  t["centroid_x"] + ox + rng.normal(0, cfg.sigma_pos_um / px), valid)  # fmt: skip
+    if cfg.null == "random":
+        vy, vx = np.nonzero(valid)
+        i = int(null_rng.integers(len(vy)))
+        return rule, (float(vy[i]), float(vx[i]))
     if cfg.null == "shuffled" and len(offsets) > 1:
-        j = int(rng.integers(len(offsets) - 1))
+        j = int(null_rng.integers(len(offsets) - 1))
         oy, ox = offsets[j if j < k - 1 else j + 1]
-    ny = t["centroid_y"] + oy + rng.normal(0, cfg.sigma_pos_um / px)
-    nx = t["centroid_x"] + ox + rng.normal(0, cfg.sigma_pos_um / px)
-    iy, ix = int(np.clip(round(ny), 0, size - 1)), int(np.clip(round(nx), 0, size - 1))
-    if not valid[iy, ix]:
-        i = int(np.argmin((vy - ny) ** 2 + (vx - nx) ** 2))
-        return float(vy[i]), float(vx[i])
-    return float(ny), float(nx)
+        return rule, _clamp(t["centroid_y"] + oy + null_rng.normal(0, cfg.sigma_pos_um / px),
+                            t["centroid_x"] + ox + null_rng.normal(0, cfg.sigma_pos_um / px),
+                            valid)  # fmt: skip
+    return rule, rule
 
 
 def simulate_tile(rng: np.random.Generator, cfg: ActinConfig | None = None) -> SimulatedTile:
@@ -125,11 +147,13 @@ def simulate_tile(rng: np.random.Generator, cfg: ActinConfig | None = None) -> S
     yy, xx = np.mgrid[:size, :size].astype(np.float32)
     cells = np.zeros((size, size), np.int32)
     nuclei = np.zeros((size, size), np.int32)
+    rule_nuclei = np.zeros((size, size), np.int32)  # where the actin puts the nuclei
     cortex = np.zeros((size, size), np.float32)
     fibres = np.zeros((size, size), np.float32)
     cyto = np.zeros((size, size), np.float32)
     nuc_img = np.zeros((size, size), np.float32)
     geoms, truth = [], []
+    null_rng = rng.spawn(1)[0]  # the null draws: the actin's stream is the rule tile's
     want = int(rng.integers(cfg.cells[0], cfg.cells[1] + 1))
     for _ in range(want * 20):
         if len(geoms) >= want:
@@ -164,13 +188,14 @@ def simulate_tile(rng: np.random.Generator, cfg: ActinConfig | None = None) -> S
         valid = ndi.binary_erosion(mask, iterations=max(int(rn / px), 1))
         if not valid.any():
             valid = mask
-        ny, nx = _nucleus_at(rng, cfg, t, offsets, k, valid)
+        (ry, rx), (ny, nx) = _nucleus_at(rng, null_rng, cfg, t, offsets, k, valid)
         a = rn / px * rng.uniform(1.0, 1.2)
         b = rn / px * rng.uniform(0.75, 0.95)
-        u = (xx - nx) * math.cos(axis) + (yy - ny) * math.sin(axis)
-        v = -(xx - nx) * math.sin(axis) + (yy - ny) * math.cos(axis)
-        nm = ((u / a) ** 2 + (v / b) ** 2 <= 1.0) & mask
+        nm = _ellipse(yy, xx, ny, nx, a, b, axis) & mask
         nuclei[nm] = k
+        # the actin's cues (cap fibres, shadow) follow the rule: at the nucleus, except in a
+        # null control, where the nucleus is moved and the actin is the rule tile's
+        rule_nuclei[(_ellipse(yy, xx, ry, rx, a, b, axis) & mask) if cfg.null else nm] = k
         nuc_img[nm] = rng.uniform(0.6, 0.9)
         dim = rng.random() < cfg.dim_fraction
         level = 0.15 if dim else 1.0
@@ -194,17 +219,18 @@ def simulate_tile(rng: np.random.Generator, cfg: ActinConfig | None = None) -> S
         # perinuclear cap fibres over the nucleus, along its long axis
         for _ in range(int(rng.integers(cfg.cap_fibres[0], cfg.cap_fibres[1] + 1))):
             off = rng.uniform(-0.8, 0.8) * b
-            c0 = (ny + off * math.cos(axis), nx - off * math.sin(axis))
+            c0 = (ry + off * math.cos(axis), rx - off * math.sin(axis))
             d = (a * 1.3 * math.sin(axis), a * 1.3 * math.cos(axis))
             _segment(fibres, (c0[0] - d[0], c0[1] - d[1]), (c0[0] + d[0], c0[1] + d[1]),
                      0.3 / px, 0.25 * level)  # fmt: skip
-        t.update(nucleus_y=float(ny), nucleus_x=float(nx), nucleus_a_px=float(a),
+        t.update(nucleus_y=float(ny), nucleus_x=float(nx), rule_y=ry, rule_x=rx,
+                 nucleus_a_px=float(a),
                  nucleus_b_px=float(b), dim=bool(dim), cell_area_um2=float(mask.sum() * px * px),
                  valid_area_um2=float(valid.sum() * px * px))  # fmt: skip
     fibres = ndi.gaussian_filter(fibres, max(0.3 / px, 0.5))
     actin = cortex + fibres * (cells > 0) + cyto
     if cfg.shadow > 0:
-        actin = actin * np.where(nuclei > 0, 1.0 - cfg.shadow, 1.0)
+        actin = actin * np.where(rule_nuclei > 0, 1.0 - cfg.shadow, 1.0)
     psf = max(0.1 / px, 0.3)
     actin = ndi.gaussian_filter(actin, psf)
     nucleus = ndi.gaussian_filter(nuc_img, psf)

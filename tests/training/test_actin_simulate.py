@@ -4,6 +4,7 @@ agrees with the images, the position rule and its null controls."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -65,6 +66,50 @@ def test_the_position_rule_and_the_null_controls():
     assert np.median(null) > 3 * np.median(rule)
     with pytest.raises(ValueError, match="null"):
         ActinConfig(null="other")
+
+
+@pytest.mark.parametrize("null", ["random", "shuffled"])
+def test_a_null_control_moves_the_nucleus_and_keeps_the_actin(null):
+    """A null tile's actin is the rule tile's of the same seed (cap fibres and shadow drawn at
+    the rule's position), so the actin carries no information on the moved nucleus."""
+    cfg = ActinConfig(tile_um=105.0, cells=(4, 8), shadow=0.3)
+    for seed in range(3):
+        rule = simulate_tile(np.random.default_rng(seed), cfg)
+        moved = simulate_tile(np.random.default_rng(seed), replace(cfg, null=null))
+        np.testing.assert_array_equal(moved.actin, rule.actin)
+        np.testing.assert_array_equal(moved.cells, rule.cells)
+        assert not np.array_equal(moved.nuclei, rule.nuclei)
+        for r, m in zip(rule.truth, moved.truth, strict=True):
+            assert (m["rule_y"], m["rule_x"]) == (r["nucleus_y"], r["nucleus_x"])
+
+
+@pytest.mark.slow
+def test_the_random_null_reproduces_the_chance_rate():
+    """An oracle that knows where the actin puts each nucleus (the rule) lands within 4 µm of a
+    random-null nucleus at the chance rate: the share of the cell's valid region (the cell
+    eroded by the nucleus radius, as the simulator draws it) within 4 µm of the rule's point,
+    summed over the cells; within 3 sd of its Poisson-binomial spread."""
+    from scipy import ndimage as ndi
+
+    cfg = ActinConfig(null="random")
+    px, hits, expected, var = cfg.pixel_um, 0, 0.0, 0.0
+    for seed in range(8):
+        t = simulate_tile(np.random.default_rng(seed), cfg)
+        yy, xx = np.mgrid[: t.cells.shape[0], : t.cells.shape[1]]
+        for c in t.truth:
+            valid = ndi.binary_erosion(
+                t.cells == c["cell"], iterations=max(int(c["nucleus_radius_um"] / px), 1)
+            )
+            if not valid.any():
+                continue
+            near = np.hypot(yy - c["rule_y"], xx - c["rule_x"]) * px < 4.0
+            p = (valid & near).sum() / valid.sum()
+            d = np.hypot(c["nucleus_y"] - c["rule_y"], c["nucleus_x"] - c["rule_x"]) * px
+            hits += d < 4.0
+            expected += p
+            var += p * (1 - p)
+    assert expected > 5  # enough cells for the check to mean something
+    assert abs(hits - expected) < 3 * np.sqrt(var), (hits, expected)
 
 
 def test_generator_training_resumes_from_its_checkpoint(tmp_path):
