@@ -66,23 +66,44 @@ if has eval; then
         done
         cp "$TMP/eval-$model-test-shadow/distances.png" "$HERE/distances-$model.png"
     done
+    .venv/bin/python "$HERE/panel.py" "$TMP" "$HERE/predictions.png" test-noshadow test-null-random
 fi
 
 if has chance; then
-    # The cell-level chance of each test set from the simulator's truth: a nucleus centre uniform
-    # over its cell's valid (eroded) area falls within r of a fixed point with probability at
-    # most pi r^2 / area; averaged over the cells (an upper bound where the disc leaves the area).
+    # Reference rates of each test set from the simulator's truth, per cell:
+    #  p_cell_Rum  - the chance that a centre uniform over the cell's valid (eroded) area lies
+    #                within R of a fixed point, pi R^2 / area (an upper bound where the disc
+    #                leaves the area);
+    #  oracle_Rum  - the share of nuclei within R of where the actin puts them (the rule point
+    #                the cap fibres and shadow are drawn at): 1 on the rule sets, the chance
+    #                rate on the null sets (their actin is the rule tiles');
+    #  shape_Rum   - the share within R of the noise-free rule point (the rear-shifted centroid
+    #                of the cell: what the cell outline alone says, sigma_pos unseen).
     .venv/bin/python - "$TMP" > "$HERE/chance.json" <<'PY'
 import json, math, sys
 from pathlib import Path
 
 out = {}
 for test in ("test-shadow", "test-noshadow", "test-null-random", "test-null-shuffled"):
+    sim = json.loads((Path(sys.argv[1]) / test / "simulation.json").read_text())
+    cfg = sim["config"]
+    px, shift = cfg["pixel_um"], cfg["rear_shift"]
     cells = [c for f in sorted((Path(sys.argv[1]) / test / "truth").glob("*.json"))
              for c in json.loads(f.read_text())]
-    out[test] = {"cells": len(cells), **{
-        f"p_cell_{r}um": sum(min(1.0, math.pi * r * r / c["valid_area_um2"]) for c in cells)
-        / len(cells) for r in (4, 1)}}
+    d_rule, d_shape = [], []
+    for c in cells:
+        s = shift * c["r0_um"] / px
+        sy = c["centroid_y"] - s * math.sin(c["axis"])
+        sx = c["centroid_x"] - s * math.cos(c["axis"])
+        d_rule.append(math.hypot(c["nucleus_y"] - c["rule_y"], c["nucleus_x"] - c["rule_x"]) * px)
+        d_shape.append(math.hypot(c["nucleus_y"] - sy, c["nucleus_x"] - sx) * px)
+    rec = {"cells": len(cells)}
+    for r in (4, 1):
+        rec[f"p_cell_{r}um"] = sum(min(1.0, math.pi * r * r / c["valid_area_um2"])
+                                   for c in cells) / len(cells)
+        rec[f"oracle_{r}um"] = sum(d < r for d in d_rule) / len(cells)
+        rec[f"shape_{r}um"] = sum(d < r for d in d_shape) / len(cells)
+    out[test] = rec
 print(json.dumps(out, indent=1))
 PY
 fi

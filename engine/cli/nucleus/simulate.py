@@ -22,7 +22,7 @@ def simulate(
     ] = 1.0,
     null: Annotated[
         str | None,
-        typer.Option(help="A null control: random (uniform in the cell) or shuffled."),
+        typer.Option(help="A null control: random (uniform in the cell) or shuffled; same actin."),
     ] = None,
     shadow: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Actin lowered under the nucleus (a leak cue).")
@@ -34,8 +34,10 @@ def simulate(
 ) -> None:
     """Simulate confocal-MIP-like tiles of cells (cortical actin, stress fibres between
     protrusion tips, perinuclear cap fibres) whose nucleus sits at a known function of the cell
-    geometry plus --sigma-pos-um noise, or at random (--null random) or where another cell's
-    geometry puts it (--null shuffled). Writes one folder a tile with Actin_*, Nucleus_* and
+    geometry plus --sigma-pos-um noise. A null control moves the nucleus and keeps the actin
+    of the same seed (drawn for the rule's position): at random in the cell (--null random) or
+    at the cell's centroid plus another cell's offset (--null shuffled). Writes one folder a tile
+    with Actin_*, Nucleus_* and
     Merged_* 8-bit RGB TIFFs (the NuclearPrediction layout), truth/ and pairs.csv.
 
     Example: ainu-engine nucleus simulate cells/ --n-tiles 40 --seed 1 --tile-um 105
