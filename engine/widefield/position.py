@@ -245,9 +245,11 @@ def image_metrics(generated: np.ndarray, real: np.ndarray, *, size: int | None =
         shape = (size, size) + a.shape[2:]
         a, b = resize(a, shape, preserve_range=True), resize(b, shape, preserve_range=True)
     ch = -1 if a.ndim == 3 else None
+    with np.errstate(divide="ignore"):  # identical images: PSNR is infinite
+        psnr = float(peak_signal_noise_ratio(b, a, data_range=1.0))
     return {
         "l1": float(np.mean(np.abs(a - b))),
-        "psnr": float(peak_signal_noise_ratio(b, a, data_range=1.0)),
+        "psnr": psnr,
         "ssim": float(structural_similarity(b, a, data_range=1.0, win_size=11, channel_axis=ch)),
     }
 

@@ -45,6 +45,21 @@ def test_evaluate_pairs_by_name_and_reports_fractions(capsys, tmp_path):
     assert sorted(full["distances_um"]) == [0.5] * 3 + [3.0] * 3
     assert round(full["paper"]["log10_p_image_level"]) == -13485
     assert (tmp_path / "ev" / "distances.png").stat().st_size > 1000
+    m = s["image_metrics"]  # the discs are shifted: a small L1, an SSIM below 1
+    assert m["n_images"] == 3 and 0 < m["l1"] < 0.05 and 0.3 < m["ssim"] < 1 and m["psnr"] > 10
+
+
+def test_evaluate_reports_perfect_image_metrics_for_identical_images(capsys, tmp_path):
+    pred, truth = tmp_path / "pred", tmp_path / "truth"
+    pred.mkdir()
+    truth.mkdir()
+    rgb = np.stack([_discs([(30, 30), (60, 70)]), *[np.zeros((96, 96), np.uint8)] * 2], -1)
+    tifffile.imwrite(truth / "Nucleus_0.tif", rgb, photometric="rgb")
+    tifffile.imwrite(pred / "Predicted_0.tif", rgb, photometric="rgb")
+    assert main(["nucleus", "evaluate", str(pred), str(truth), "--pixel-um", "0.5",
+                 "--out", str(tmp_path / "ev"), "--json"]) == 0  # fmt: skip
+    m = json.loads(capsys.readouterr()[0].splitlines()[-1])["image_metrics"]
+    assert m["l1"] == 0.0 and m["ssim"] == pytest.approx(1.0) and m["psnr"] is None
 
 
 @pytest.mark.slow

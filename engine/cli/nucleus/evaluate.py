@@ -51,11 +51,13 @@ def _read(p: Path):
     if p.suffix.lower() == ".png":
         from PIL import Image
 
-        img = np.asarray(Image.open(p), np.float64)
+        img = np.asarray(Image.open(p))
     else:
         import tifffile
 
-        img = tifffile.imread(p).astype(np.float64)
+        img = tifffile.imread(p)
+    # integer images to [0, 1] by their type's range (8-bit RGB in the paper's layout)
+    img = img / np.iinfo(img.dtype).max if img.dtype.kind in "ui" else img.astype(np.float64)
     if img.ndim == 3 and img.shape[0] in (3, 4) and img.shape[-1] not in (3, 4):
         img = np.moveaxis(img, 0, -1)
     if img.ndim == 3 and img.shape[-1] == 4:
@@ -88,7 +90,8 @@ def evaluate(
     real one whose bounding box overlaps it most, centroid distances in µm, and the fractions
     within 4 µm and 1 µm over generated and over real nuclei with exact (Clopper-Pearson) 95 %
     intervals; the image-level chance model (and the circular-cell one with --cell-radius-um)
-    with exact binomial tails; the paper's own numbers recomputed beside them. Writes
+    with exact binomial tails; L1, PSNR and SSIM of the images; the paper's own numbers
+    recomputed beside them. Writes
     evaluation.json, distances.csv and distances.png.
 
     Example: ainu-engine nucleus evaluate pred/ truth/ --pixel-um 0.41 --out eval/ --json
@@ -137,6 +140,7 @@ def evaluate(
     for c in chance.values():
         c["log10_p_exact"] = log10_binomial_tail(k, n, c["p0"]) if n and c["p0"] < 1 else None
     res["chance"] = chance
+    res["image_metrics"] = _image_metrics(images, res["per_image"])
     res["paper"] = paper_numbers()
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.json").write_text(dumps(res, indent=2))
@@ -154,6 +158,30 @@ def evaluate(
         f"{f4['ci95'][0]:.1%}-{f4['ci95'][1]:.1%}), within 1 µm {f1['fraction']:.1%} -> "
         f"{escape(str(out))}",
     )
+
+
+def _image_metrics(images, per_image: list[dict]) -> dict:
+    """L1, PSNR and SSIM (as the public code: both images resized to 256²) of each pair, on
+    the brightest channel (the nucleus channel of RGB exports; the empty ones would inflate
+    SSIM), added to ``per_image``; their means (PSNR over the finite values: identical images
+    have none)."""
+    import numpy as np
+
+    from ...widefield.position import image_metrics
+
+    for (g, r), rec in zip(images, per_image, strict=True):
+        g2, r2 = (x.max(axis=-1) if x.ndim == 3 else x for x in (g, r))
+        if g2.shape == r2.shape:
+            rec.update(image_metrics(g2, r2))
+    got = [rec for rec in per_image if "l1" in rec]
+    psnr = [rec["psnr"] for rec in got if np.isfinite(rec["psnr"])]
+    return {
+        "n_images": len(got),
+        "size": 256,
+        "l1": float(np.mean([rec["l1"] for rec in got])) if got else None,
+        "psnr": float(np.mean(psnr)) if psnr else None,
+        "ssim": float(np.mean([rec["ssim"] for rec in got])) if got else None,
+    }
 
 
 def _plot(d, path: Path) -> None:
