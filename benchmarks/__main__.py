@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (registers)
     infer,
     io_load,
     live,
+    nucleus,
     pipeline,
     quantize,
     render,

@@ -8,6 +8,7 @@
 #   device run, carry [".whl"]:     AINU_GIT_COMMIT=<sha> bash benchmarks/gpu_session.sh tests
 #   device run, carry [".whl"]:     AINU_GIT_COMMIT=<sha> bash benchmarks/gpu_session.sh render explain
 #   device run, carry [".whl"]:     AINU_GIT_COMMIT=<sha> bash benchmarks/gpu_session.sh infer
+#   device run, carry [".whl"]:     AINU_GIT_COMMIT=<sha> bash benchmarks/gpu_session.sh nucleus
 #
 # Stages (any order, several per call; each stage stays well inside one 10-minute call):
 #   env      nvidia-smi and the versions that matter (always runs first)
@@ -16,6 +17,7 @@
 #   render   python -m benchmarks run render  --device cuda  (goal: >= 1e9 localizations/s)
 #   explain  python -m benchmarks run explain --device cuda  (goal: >= 20x Captum)
 #   infer    python -m benchmarks run infer   --device cuda  (goals: see benchmarks/infer.py)
+#   nucleus  python -m benchmarks run nucleus --device cuda  (TFill-Coarse paper width, 384 px)
 #
 # Everything a stage writes lands in $OUT (the device tool brings it back): session.log,
 # tests.log, junit.xml and the *-cuda.json results (also in benchmarks/results/ there).
@@ -80,8 +82,8 @@ for stage in "$@"; do
     case "$stage" in
         env) ;;
         tests) stage_tests ;;
-        render|explain|infer) stage_bench "$stage" ;;
-        *) log "unknown stage '$stage' (env, tests, render, explain, infer)"; exit 2 ;;
+        render|explain|infer|nucleus) stage_bench "$stage" ;;
+        *) log "unknown stage '$stage' (env, tests, render, explain, infer, nucleus)"; exit 2 ;;
     esac
 done
 log "done"

@@ -131,3 +131,15 @@ def test_explain_plan_tiny_run_compares_the_two_paths(torch_threads):
     assert small["auto_incremental"] and not large["auto_incremental"]
     assert all(r["max_rel_diff"] <= 1e-5 for r in rows.values())  # the same maps both ways
     assert all(f["baseline"] > 0 and f["ratio"] > 0 for f in payload["figures"])
+
+
+@pytest.mark.slow
+def test_nucleus_benchmark_tiny_run_times_the_generator_and_its_baseline(torch_threads):
+    from benchmarks import nucleus
+
+    payload = nucleus.run(device="cpu", quick=True)
+    assert payload["inputs"]["preset"] == "tiny" and payload["inputs"]["size"] == 128
+    fwd, train = payload["figures"]
+    assert fwd["project"] > 0 and fwd["baseline"] > 0 and fwd["ratio"] > 0
+    # 6 iterations run, the first (warm-up) and the differences leave 4 timed
+    assert train["iterations_timed"] == 4 and train["project"] > 0 and not train["amp"]
