@@ -254,7 +254,7 @@ def train_generator(
     tgt = [to_model_range(p[cfg.target]) for p in pairs]
     nuc = [to_model_range(p["nucleus"]) for p in pairs]
     torch.manual_seed(cfg.seed)
-    gan = cfg.model == "tfill"
+    gan = cfg.model == "tfill" and cfg.lambda_g > 0  # else L1 only: no discriminator steps
     if gan:
         g = TFillCoarse(PRESETS[cfg.preset]).to(device)
     else:

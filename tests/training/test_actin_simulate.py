@@ -133,6 +133,23 @@ def test_generator_training_resumes_from_its_checkpoint(tmp_path):
     assert len({x.tobytes() for x in xb}) > 1 and np.array_equal(xb, yb)
 
 
+def test_a_zero_gan_weight_trains_the_generator_on_l1_alone(tmp_path):
+    """lambda_g = 0: no discriminator steps (loss_d stays 0); with the GAN it is recorded."""
+    import csv
+
+    from ainu_engine.training.nucleus import GeneratorConfig, train_generator
+
+    simulate_tiles(tmp_path / "cells", n_tiles=2, seed=1,
+                   config=ActinConfig(tile_um=26.24, cells=(1, 2)))  # fmt: skip
+    for lg, run in ((0.0, "l1"), (1.0, "gan")):
+        cfg = GeneratorConfig(size=32, iterations=3, batch_size=2, lambda_g=lg, device="cpu")
+        train_generator(tmp_path / "cells", tmp_path / run, cfg)
+        with open(tmp_path / run / "history.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        d = [float(r["loss_d"]) for r in rows]
+        assert (max(d) == 0.0) == (lg == 0.0), (run, d)
+
+
 def test_the_unet_baseline_trains_and_exports(tmp_path):
     from ainu_engine.training.nucleus import GeneratorConfig, export_generator, train_generator
 

@@ -26,6 +26,13 @@ def train(
     iterations: Annotated[int, typer.Option(min=1)] = 1000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
     lr: Annotated[float, typer.Option(help="Generator learning rate (the fork: 1e-4).")] = 1e-4,
+    lr_d: Annotated[
+        float, typer.Option("--lr-d", help="Discriminator learning rate (the fork: 4e-4).")
+    ] = 4e-4,
+    lambda_g: Annotated[
+        float,
+        typer.Option("--lambda-g", min=0.0, help="GAN loss weight (the fork: 1; 0: L1 only)."),
+    ] = 1.0,
     target: Annotated[
         str, typer.Option(help="nucleus (the paper) or merged (the public code's target).")
     ] = "nucleus",
@@ -50,7 +57,8 @@ def train(
 
     try:
         cfg = GeneratorConfig(preset=preset, model=model, size=size, iterations=iterations,
-                              batch_size=batch_size, lr=lr, target=target, split=split,
+                              batch_size=batch_size, lr=lr, lr_d=lr_d, lambda_g=lambda_g,
+                              target=target, split=split,
                               seed=seed, device=device)  # fmt: skip
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
