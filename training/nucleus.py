@@ -43,6 +43,7 @@ class GeneratorConfig:
     lambda_rec: float = 10.0
     alpha: float = 10.0
     lambda_g: float = 1.0
+    gan_start: int = 0  #: iterations on L1 alone before the GAN term and discriminator start
     target: str = "nucleus"  #: "nucleus" (the paper) or "merged" (the public code)
     test_fraction: float = 0.2
     split: str = "random"  #: "random" or "group" (whole coverslips to one side)
@@ -52,6 +53,8 @@ class GeneratorConfig:
     amp: bool = True
 
     def __post_init__(self):
+        if self.gan_start < 0:
+            raise ValueError(f"gan_start must be >= 0, got {self.gan_start!r}")
         if self.size % 16 or self.size < 16:
             raise ValueError(f"size must be a multiple of 16, got {self.size!r}")
         if self.target not in ("nucleus", "merged"):
@@ -285,16 +288,17 @@ def train_generator(
         x = torch.from_numpy(xb).to(device)
         y = torch.from_numpy(yb[:, :3]).to(device)
         m = nucleus_mask(torch.from_numpy(yb[:, 3:]).to(device))
+        gan_on = gan and it > cfg.gan_start
         with torch.autocast(device_type=device, dtype=torch.float16, enabled=use_amp):
             fake = g(x)
-            ld = discriminator_gan_loss(d(y), d(fake.detach())) if gan else torch.zeros(())
-        if gan:
+            ld = discriminator_gan_loss(d(y), d(fake.detach())) if gan_on else torch.zeros(())
+        if gan_on:
             opt_d.zero_grad(set_to_none=True)
             scaler.scale(ld).backward()
             scaler.step(opt_d)
         with torch.autocast(device_type=device, dtype=torch.float16, enabled=use_amp):
             lrec = reconstruction_loss(fake.float(), y, m, alpha=cfg.alpha, weight=cfg.lambda_rec)
-            lg = generator_gan_loss(d(fake)) if gan else torch.zeros((), device=device)
+            lg = generator_gan_loss(d(fake)) if gan_on else torch.zeros((), device=device)
             loss = lrec + cfg.lambda_g * lg
         opt_g.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

@@ -134,20 +134,24 @@ def test_generator_training_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_a_zero_gan_weight_trains_the_generator_on_l1_alone(tmp_path):
-    """lambda_g = 0: no discriminator steps (loss_d stays 0); with the GAN it is recorded."""
+    """lambda_g = 0: no discriminator steps (loss_d stays 0); with the GAN they run from the
+    first iteration, or after gan_start iterations on L1 alone."""
     import csv
 
     from ainu_engine.training.nucleus import GeneratorConfig, train_generator
 
     simulate_tiles(tmp_path / "cells", n_tiles=2, seed=1,
                    config=ActinConfig(tile_um=26.24, cells=(1, 2)))  # fmt: skip
-    for lg, run in ((0.0, "l1"), (1.0, "gan")):
-        cfg = GeneratorConfig(size=32, iterations=3, batch_size=2, lambda_g=lg, device="cpu")
+    for lg, start, run in ((0.0, 0, "l1"), (1.0, 0, "gan"), (1.0, 2, "warm-up")):
+        cfg = GeneratorConfig(size=32, iterations=3, batch_size=2, lambda_g=lg, gan_start=start,
+                              device="cpu")  # fmt: skip
         train_generator(tmp_path / "cells", tmp_path / run, cfg)
         with open(tmp_path / run / "history.csv") as fh:
-            rows = list(csv.DictReader(fh))
-        d = [float(r["loss_d"]) for r in rows]
-        assert (max(d) == 0.0) == (lg == 0.0), (run, d)
+            d = [float(r["loss_d"]) for r in csv.DictReader(fh)]
+        on = [x != 0.0 for x in d]
+        assert on == {"l1": [False] * 3, "gan": [True] * 3, "warm-up": [False, False, True]}[run]
+    with pytest.raises(ValueError, match="gan_start"):
+        GeneratorConfig(gan_start=-1)
 
 
 def test_the_unet_baseline_trains_and_exports(tmp_path):

@@ -33,6 +33,14 @@ def train(
         float,
         typer.Option("--lambda-g", min=0.0, help="GAN loss weight (the fork: 1; 0: L1 only)."),
     ] = 1.0,
+    gan_start: Annotated[
+        int,
+        typer.Option(
+            "--gan-start",
+            min=0,
+            help="Iterations on L1 alone before the GAN term starts (a warm-up).",
+        ),
+    ] = 0,
     target: Annotated[
         str, typer.Option(help="nucleus (the paper) or merged (the public code's target).")
     ] = "nucleus",
@@ -58,6 +66,7 @@ def train(
     try:
         cfg = GeneratorConfig(preset=preset, model=model, size=size, iterations=iterations,
                               batch_size=batch_size, lr=lr, lr_d=lr_d, lambda_g=lambda_g,
+                              gan_start=gan_start,
                               target=target, split=split,
                               seed=seed, device=device)  # fmt: skip
     except ValueError as err:
