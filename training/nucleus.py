@@ -258,7 +258,7 @@ def train_generator(
     nuc = [to_model_range(p["nucleus"]) for p in pairs]
     torch.manual_seed(cfg.seed)
     gan = cfg.model == "tfill" and cfg.lambda_g > 0  # else L1 only: no discriminator steps
-    if gan:
+    if cfg.model == "tfill":
         g = TFillCoarse(PRESETS[cfg.preset]).to(device)
     else:
         from .models.unet import UNet

@@ -138,6 +138,8 @@ def test_a_zero_gan_weight_trains_the_generator_on_l1_alone(tmp_path):
     first iteration, or after gan_start iterations on L1 alone."""
     import csv
 
+    import torch
+
     from ainu_engine.training.nucleus import GeneratorConfig, train_generator
 
     simulate_tiles(tmp_path / "cells", n_tiles=2, seed=1,
@@ -146,6 +148,9 @@ def test_a_zero_gan_weight_trains_the_generator_on_l1_alone(tmp_path):
         cfg = GeneratorConfig(size=32, iterations=3, batch_size=2, lambda_g=lg, gan_start=start,
                               device="cpu")  # fmt: skip
         train_generator(tmp_path / "cells", tmp_path / run, cfg)
+        # the generator is TFill-Coarse in every case (not the U-Net baseline)
+        ck = torch.load(tmp_path / run / "generator.pt", weights_only=False)
+        assert "embed_dim" in ck["config"], ck["config"]
         with open(tmp_path / run / "history.csv") as fh:
             d = [float(r["loss_d"]) for r in csv.DictReader(fh)]
         on = [x != 0.0 for x in d]
