@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import tifffile  # noqa: E402
 
-MODELS = ("tfill", "unet")
+MODELS = ("tfill", "unet", "tfill-l1", "tfill-warmup")
 
 
 def main(tmp: Path, out: Path, tests: list[str]) -> None:

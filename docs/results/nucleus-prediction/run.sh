@@ -4,12 +4,13 @@
 # paper's way on held-out tiles, against the two null controls, and on the same held-out cells
 # with the "nuclear shadow" removed (did the model read fibre geometry or the shadow?).
 # Run from the repository root:  bash docs/results/nucleus-prediction/run.sh SCRATCH [STAGE...]
-# Stages: data tfill unet eval chance (default: all; finished stages are skipped or resumed).
+# Stages: data tfill unet tfill-l1 tfill-warmup eval chance (default: all; finished stages are
+# skipped or resumed).
 set -euo pipefail
 HERE=docs/results/nucleus-prediction
 TMP=$1
 shift
-STAGES=${*:-data tfill unet eval chance}
+STAGES=${*:-data tfill unet tfill-l1 tfill-warmup eval chance}
 AE=${AE:-.venv/bin/ainu-engine}
 SHADOW=${SHADOW:-0.3}
 TRAIN_TILES=${TRAIN_TILES:-80}
@@ -35,25 +36,30 @@ if has data; then
     sim test-null-shuffled 2 "$TEST_TILES" --null shuffled  # where another cell puts it
 fi
 
-train() {  # MODEL LR
-    local t0 res
+train() {  # NAME MODEL LR [OPTION...]: run-NAME, train-NAME.json, loss-NAME.png
+    local name=$1 model=$2 lr=$3 t0 res
+    shift 3
     t0=$(date +%s)
-    log "train $1"
-    res=$($AE nucleus train "$TMP/train" --model "$1" --preset tiny --size "$SIZE" \
-        --batch-size 4 --iterations "$ITER" --lr "$2" --split group --seed 0 --out "$TMP/run-$1" --json \
-        2> "$TMP/$1.log" | tail -n 1)
-    echo "$res" | sed "s/^{/{\"model\": \"$1\", \"wall_s\": $(( $(date +%s) - t0 )), /" \
-        > "$HERE/train-$1.json"
-    cp "$TMP/run-$1/loss.png" "$HERE/loss-$1.png"
+    log "train $name"
+    res=$($AE nucleus train "$TMP/train" --model "$model" --preset tiny --size "$SIZE" \
+        --batch-size 4 --iterations "$ITER" --lr "$lr" --split group --seed 0 "$@" \
+        --out "$TMP/run-$name" --json 2> "$TMP/$name.log" | tail -n 1)
+    echo "$res" | sed "s/^{/{\"model\": \"$name\", \"wall_s\": $(( $(date +%s) - t0 )), /" \
+        > "$HERE/train-$name.json"
+    cp "$TMP/run-$name/loss.png" "$HERE/loss-$name.png"
 }
 # TFill at the fork's lr 1e-4 (4e-4 diverged: a saturated output by iteration 400); the U-Net,
-# L1 only, at 4e-4
-has tfill && train tfill 1e-4
-has unet && train unet 4e-4
+# L1 only, at 4e-4; TFill on L1 alone at 4e-4, and with the fork's GAN after 800 iterations of
+# L1 alone (the GAN from the start drew empty images)
+has tfill && train tfill tfill 1e-4
+has unet && train unet unet 4e-4
+has tfill-l1 && train tfill-l1 tfill 4e-4 --lambda-g 0
+has tfill-warmup && train tfill-warmup tfill 4e-4 --gan-start 800
 
 if has eval; then
     : > "$HERE/evaluations.jsonl"
-    for model in tfill unet; do
+    for model in tfill unet tfill-l1 tfill-warmup; do
+        [ -f "$TMP/run-$model/generator.onnx" ] || continue
         for test in test-shadow test-noshadow test-null-random test-null-shuffled; do
             log "evaluate $model on $test"
             pred="$TMP/pred-$model-$test"
