@@ -89,3 +89,27 @@ def test_simulate_train_resume_export_predict_evaluate(capsys, tmp_path):
                  str(tmp_path / "ev"), "--json"]) == 0  # fmt: skip
     ev = json.loads(capsys.readouterr()[0].splitlines()[-1])
     assert ev["n_images"] == 4 and ev["n_real"] > 0
+
+
+@pytest.mark.slow
+def test_predict_keeps_the_nucleus_channel_of_a_merged_target_model(tmp_path):
+    """A generator trained on the Merged composite (actin in green, nucleus in red) would put
+    the actin into the nucleus images that evaluate segments: predict writes its red only."""
+    from ainu_engine.training.actin_simulate import ActinConfig, simulate_tiles
+    from ainu_engine.training.nucleus import GeneratorConfig, export_generator, train_generator
+
+    simulate_tiles(tmp_path / "cells", n_tiles=2, seed=1,
+                   config=ActinConfig(tile_um=26.24, cells=(1, 2)))  # fmt: skip
+    for target in ("merged", "nucleus"):
+        cfg = GeneratorConfig(size=32, iterations=2, batch_size=2, target=target, device="cpu")
+        train_generator(tmp_path / "cells", tmp_path / target, cfg)
+        onnx = tmp_path / f"{target}.onnx"
+        export_generator(tmp_path / target / "generator.pt", onnx, size=32, pixel_um=0.41)
+        pred = tmp_path / f"pred-{target}"
+        assert main(["nucleus", "predict", str(tmp_path / "cells"), "--model", str(onnx),
+                     "--out", str(pred)]) == 0  # fmt: skip
+        img = tifffile.imread(pred / "Predicted_tile0000.tif")
+        # an untrained generator draws mid-grey in every channel: only the merged model's
+        # green and blue are cleared
+        assert (img[..., 1:].max() == 0) == (target == "merged"), target
+        assert img[..., 0].max() > 0

@@ -29,7 +29,8 @@ def predict(
     """Generate a nucleus image for each actin image with an exported generator (ONNX Runtime),
     tiled over the image in the model's input size: overlapping tiles of which only the centre
     half is kept, so no pixel comes from a tile's edge (edges padded by reflection). Writes
-    Predicted_NAME.tif (8-bit RGB, nucleus in red) for `nucleus evaluate`.
+    Predicted_NAME.tif (8-bit RGB, nucleus in red; of a model trained on the Merged target, the
+    red channel alone) for `nucleus evaluate`.
 
     Example: ainu-engine nucleus predict cells/tile0000 --model run/generator.onnx --out pred/
     """
@@ -55,6 +56,9 @@ def predict(
     if _json.loads(meta.get("ainu.kind", "null")) != "generator":
         raise InputError("not an ainu-engine generator (ainu.kind)", path=model)
     size = int(_json.loads(meta["ainu.input"])["shape"][-1])
+    # a generator trained on the Merged composite (the public code's target) draws the actin in
+    # green beside the nucleus in red: only the red channel is the nucleus
+    merged = _json.loads(meta.get("ainu.output", "{}")).get("target") == "merged"
     out.mkdir(parents=True, exist_ok=True)
     o = Output(json_lines=json)
     with o.progress(len(files), "generating") as step:
@@ -66,8 +70,10 @@ def predict(
             y = tiled(x, size, lambda t: sess.run(["nucleus"], {"actin": t})[0],
                       margin=None if overlap else 0)  # fmt: skip
             name = f.stem.removeprefix("Actin_")
-            tifffile.imwrite(out / f"Predicted_{name}.tif", from_model_range(y),
-                             photometric="rgb")  # fmt: skip
+            rgb = from_model_range(y)
+            if merged:
+                rgb[..., 1:] = 0
+            tifffile.imwrite(out / f"Predicted_{name}.tif", rgb, photometric="rgb")
             o.record({"input": str(f), "output": str(out / f"Predicted_{name}.tif")}, None)
             step()
     o.record({"out": str(out), "images": len(files)}, f"{len(files)} images -> {escape(str(out))}")
