@@ -49,6 +49,25 @@ def test_evaluate_pairs_by_name_and_reports_fractions(capsys, tmp_path):
     assert m["n_images"] == 3 and 0 < m["l1"] < 0.05 and 0.3 < m["ssim"] < 1 and m["psnr"] > 10
 
 
+def test_a_fixed_threshold_finds_no_nuclei_in_a_faint_prediction(capsys, tmp_path):
+    """Otsu splits any image, so a generator that draws faint streaks gets "nuclei"; a fixed
+    level (in the image's [0, 1] range) counts them as none."""
+    pred, truth = tmp_path / "pred", tmp_path / "truth"
+    pred.mkdir()
+    truth.mkdir()
+    tifffile.imwrite(truth / "Nucleus_0.tif", _discs([(30, 30), (60, 70)]))
+    faint = (_discs([(30, 60)], r=6) // 20).astype(np.uint8)  # a blob at 10 of 255
+    tifffile.imwrite(pred / "Predicted_0.tif", faint)
+    counts = {}
+    for level in ("otsu", "0.25"):
+        args = ["--threshold", level, "--out", str(tmp_path / level), "--json"]
+        assert main(["nucleus", "evaluate", str(pred), str(truth), "--pixel-um", "0.5", *args]) == 0
+        counts[level] = json.loads(capsys.readouterr()[0].splitlines()[-1])["n_generated"]
+    assert counts == {"otsu": 1, "0.25": 0}
+    assert main(["nucleus", "evaluate", str(pred), str(truth), "--pixel-um", "0.5",
+                 "--threshold", "bright", "--out", str(tmp_path / "x")]) == 2  # fmt: skip
+
+
 def test_evaluate_reports_perfect_image_metrics_for_identical_images(capsys, tmp_path):
     pred, truth = tmp_path / "pred", tmp_path / "truth"
     pred.mkdir()

@@ -79,6 +79,13 @@ def evaluate(
     min_area: Annotated[
         int, typer.Option("--min-area", min=1, help="Smallest component (px).")
     ] = 50,
+    threshold: Annotated[
+        str,
+        typer.Option(
+            help="otsu (per image) or a fixed level in [0, 1] of the image's range "
+            "(RGB: on the channels' sum): an empty prediction then finds no nuclei."
+        ),
+    ] = "otsu",
     cell_radius_um: Annotated[
         float | None,
         typer.Option("--cell-radius-um", help="Cell radius for the circular-cell chance model."),
@@ -113,6 +120,15 @@ def evaluate(
         raise typer.BadParameter(f"--matching must be greedy or hungarian, got {matching!r}")
     if centre not in ("bbox", "mask"):
         raise typer.BadParameter(f"--centre must be bbox or mask, got {centre!r}")
+    level: float | str = threshold
+    if threshold != "otsu":
+        try:
+            level = float(threshold)
+        except ValueError:
+            level = -1.0
+        if not 0.0 <= level <= 3.0:
+            raise typer.BadParameter(f"--threshold must be otsu or a level in [0, 3], got "
+                                     f"{threshold!r}")  # fmt: skip
     o = Output(json_lines=json)
     pairs, unpaired = pair_images(pred_dir, truth_dir)
     if not pairs:
@@ -127,7 +143,8 @@ def evaluate(
             images.append((_read(p), _read(t)))
             step()
     res = evaluate_positions(images, pixel_um=pixel_um, method=matching, centre=centre,
-                             min_area=min_area)  # fmt: skip
+                             min_area=min_area, threshold=level)  # fmt: skip
+    res["threshold"] = level
     side = float(np.sqrt(np.mean([a.shape[0] * a.shape[1] for a, _ in images]))) * pixel_um
     chance = {"image_level": {"p0": chance_image(4.0, side), "image_side_um": side}}
     if cell_radius_um:
