@@ -4,13 +4,13 @@
 # paper's way on held-out tiles, against the two null controls, and on the same held-out cells
 # with the "nuclear shadow" removed (did the model read fibre geometry or the shadow?).
 # Run from the repository root:  bash docs/results/nucleus-prediction/run.sh SCRATCH [STAGE...]
-# Stages: data tfill unet tfill-l1 tfill-warmup tfill-merged eval chance (default: all; finished
-# stages are skipped or resumed).
+# Stages: data tfill unet tfill-l1 tfill-warmup tfill-merged tfill-l1-3e-5 eval chance (default:
+# all; finished stages are skipped or resumed).
 set -euo pipefail
 HERE=docs/results/nucleus-prediction
 TMP=$1
 shift
-STAGES=${*:-data tfill unet tfill-l1 tfill-warmup tfill-merged eval chance}
+STAGES=${*:-data tfill unet tfill-l1 tfill-warmup tfill-merged tfill-l1-3e-5 eval chance}
 AE=${AE:-.venv/bin/ainu-engine}
 SHADOW=${SHADOW:-0.3}
 TRAIN_TILES=${TRAIN_TILES:-80}
@@ -57,10 +57,12 @@ has tfill-l1 && train tfill-l1 tfill 4e-4 --lambda-g 0
 has tfill-warmup && train tfill-warmup tfill 4e-4 --gan-start 800
 # TFill as the public code trains it: the Merged image (actin + nucleus) as the target
 has tfill-merged && train tfill-merged tfill 1e-4 --target merged
+# TFill on L1 alone at a smaller step (4e-4 and 1e-4 saturated the output at black)
+has tfill-l1-3e-5 && train tfill-l1-3e-5 tfill 3e-5 --lambda-g 0
 
 if has eval; then
     : > "$HERE/evaluations.jsonl"
-    for model in tfill unet tfill-l1 tfill-warmup tfill-merged; do
+    for model in tfill unet tfill-l1 tfill-warmup tfill-merged tfill-l1-3e-5; do
         [ -f "$TMP/run-$model/generator.onnx" ] || continue
         for test in test-shadow test-noshadow test-null-random test-null-shuffled; do
             log "evaluate $model on $test"
