@@ -122,20 +122,20 @@ def _nucleus_at(
     noise) and where the nucleus is (the same, or a null control drawn from ``null_rng``),
     both in px and clamped into the cell eroded by the nucleus radius. The rule's draws come
     from ``rng`` in every mode, so a null tile has the same actin as the rule tile of its seed."""
-    px = cfg.pixel_um
-    oy, ox = offsets[k - 1]
-    rule = _clamp(t["centroid_y"] + oy + rng.normal(0, cfg.sigma_pos_um / px),
-                  t["centroid_x"] + ox + rng.normal(0, cfg.sigma_pos_um / px), valid)  # fmt: skip
+    s = cfg.sigma_pos_um / cfg.pixel_um
+
+    def centroid_plus(offset, gen):  # the cell's centroid + an offset + noise, clamped
+        return _clamp(t["centroid_y"] + offset[0] + gen.normal(0, s),
+                      t["centroid_x"] + offset[1] + gen.normal(0, s), valid)  # fmt: skip
+
+    rule = centroid_plus(offsets[k - 1], rng)
     if cfg.null == "random":
         vy, vx = np.nonzero(valid)
         i = int(null_rng.integers(len(vy)))
         return rule, (float(vy[i]), float(vx[i]))
     if cfg.null == "shuffled" and len(offsets) > 1:
         j = int(null_rng.integers(len(offsets) - 1))
-        oy, ox = offsets[j if j < k - 1 else j + 1]
-        return rule, _clamp(t["centroid_y"] + oy + null_rng.normal(0, cfg.sigma_pos_um / px),
-                            t["centroid_x"] + ox + null_rng.normal(0, cfg.sigma_pos_um / px),
-                            valid)  # fmt: skip
+        return rule, centroid_plus(offsets[j if j < k - 1 else j + 1], null_rng)
     return rule, rule
 
 

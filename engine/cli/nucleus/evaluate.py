@@ -82,8 +82,8 @@ def evaluate(
     threshold: Annotated[
         str,
         typer.Option(
-            help="otsu (per image) or a fixed level in [0, 1] of the image's range "
-            "(RGB: on the channels' sum): an empty prediction then finds no nuclei."
+            help="otsu (per image) or a fixed level in units of the image type's range, "
+            "0-3 (RGB: on the channels' sum): an empty prediction then finds no nuclei."
         ),
     ] = "otsu",
     cell_radius_um: Annotated[
@@ -93,13 +93,13 @@ def evaluate(
     json: JsonOpt = False,
 ) -> None:
     """Evaluate generated nucleus images against the real ones as Vasudevan et al. (2022) did:
-    binarise (Otsu), components of at least --min-area px, match each generated nucleus to the
-    real one whose bounding box overlaps it most, centroid distances in µm, and the fractions
-    within 4 µm and 1 µm over generated and over real nuclei with exact (Clopper-Pearson) 95 %
-    intervals; the image-level chance model (and the circular-cell one with --cell-radius-um)
-    with exact binomial tails; L1, PSNR and SSIM of the images; the paper's own numbers
-    recomputed beside them. Writes
-    evaluation.json, distances.csv and distances.png.
+    binarise (Otsu, or a fixed --threshold), components of at least --min-area px, match each
+    generated nucleus to the real one whose bounding box overlaps it most, centroid distances in
+    µm, and the fractions within 4 µm and 1 µm over generated and over real nuclei with exact
+    (Clopper-Pearson) 95 % intervals; the image-level chance model (and the circular-cell one
+    with --cell-radius-um) with exact binomial tails; L1, PSNR and SSIM of the images; the
+    paper's own numbers recomputed beside them. Writes evaluation.json, distances.csv and
+    distances.png.
 
     Example: ainu-engine nucleus evaluate pred/ truth/ --pixel-um 0.41 --out eval/ --json
     """
