@@ -44,7 +44,7 @@ def _rss_mib() -> float:
 
 
 def _data(root: Path, n: int, locs: float, seed: int) -> Path:
-    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.simulate import Observation, simulate_dataset
 
     simulate_dataset(root, n_per_class=n // 2, observation=Observation(locs_per_channel=locs),
                      seed=seed)  # fmt: skip

@@ -229,7 +229,7 @@ def _screen(onnx_path: Path, ckpt: Path, tmp: Path, *, device: str, quick: bool,
     from ainu_engine.io import read
     from ainu_engine.nuclei import expand_inputs
     from ainu_engine.screen import screen
-    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.simulate import Observation, simulate_dataset
 
     n = 6 if quick else 32
     data = tmp / "nuclei"

@@ -27,7 +27,7 @@ FRACTIONS = (0.1, 0.5, 1.0)
 
 def _nucleus(n: int, n_frames: int, seed: int = 0):
     from ainu_engine.io import Localizations
-    from ainu_engine.training.simulate import Observation, simulate_nucleus
+    from ainu_engine.simulate import Observation, simulate_nucleus
 
     nu = simulate_nucleus(
         "hiPSC",

@@ -80,7 +80,7 @@ def _train(pairs: Path, out: Path, *, model: str, preset: str, size: int, batch:
 def run(*, device: str = "cpu", quick: bool = False) -> dict:
     import torch
 
-    from ainu_engine.training.actin_simulate import ActinConfig, simulate_tiles
+    from ainu_engine.simulate import ActinConfig, simulate_tiles
     from ainu_engine.training.models.tfill import PRESETS, TFillCoarse
     from ainu_engine.training.models.unet import UNet
 

@@ -51,7 +51,7 @@ def _run(tmp: Path, *, device: str, quick: bool) -> dict:
     from ainu_engine.io import read
     from ainu_engine.nuclei import expand_inputs
     from ainu_engine.screen import screen
-    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.simulate import Observation, simulate_dataset
 
     n = 40 if quick else 300
     locs_per = 2e4

@@ -23,7 +23,7 @@ from ._harness import register
 def _renders(n: int, seed: int = 3) -> np.ndarray:
     from ainu_engine.io import Localizations
     from ainu_engine.render import RenderSpec, render
-    from ainu_engine.training.simulate import Observation, simulate_nucleus
+    from ainu_engine.simulate import Observation, simulate_nucleus
 
     spec = RenderSpec(pixel_nm=16.0, sigma_nm=20.0, size=512, channels=(1, 2))
     rng = np.random.default_rng(seed)

@@ -37,7 +37,7 @@ def _errors(img: np.ndarray, ref: np.ndarray) -> dict:
 
 
 def _nucleus(n: float, seed: int = 0):
-    from ainu_engine.training.simulate import Observation, simulate_nucleus
+    from ainu_engine.simulate import Observation, simulate_nucleus
 
     nu = simulate_nucleus(
         "somatic",
@@ -261,7 +261,7 @@ def run(*, device: str = "cpu", quick: bool = False, sizes=None, sklearn_n=None)
             "sizes": [int(s) for s in sizes],
             "pixel_nm": PIXEL_NM,
             "sigma_nm": SIGMA_NM,
-            "data": "ainu_engine.training.simulate somatic nucleus, H3 channel; float32 "
+            "data": "ainu_engine.simulate somatic nucleus, H3 channel; float32 "
             "coordinates (as ainu_engine.io "
             "stores them and ainu_engine.render passes them), one row with them widened to float64",
             "accuracy_metric": "relative error on pixels above 1 % of the max of the float64 "

@@ -56,7 +56,7 @@ def _run(tmp: Path, *, quick: bool) -> dict:
     from ainu_engine.screen import screen
     from ainu_engine.screen._report import write_report
     from ainu_engine.screen._thumbs import without_thumbnails
-    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.simulate import Observation, simulate_dataset
 
     n_real = 20 if quick else 200
     data = tmp / "nuclei"

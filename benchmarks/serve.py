@@ -33,7 +33,7 @@ MAX_DELAY_MS = 5.0
 
 def _nuclei(n: int, seed: int = 5):
     from ainu_engine.io import Localizations
-    from ainu_engine.training.simulate import Observation, simulate_nucleus
+    from ainu_engine.simulate import Observation, simulate_nucleus
 
     rng = np.random.default_rng(seed)
     out = []

@@ -15,7 +15,7 @@ from ._harness import measure, register
     "simulate", "simulate_nucleus with 1e5/1e6/1e7 localizations: Numba kernel vs NumPy reference"
 )
 def run(*, device: str = "cpu", quick: bool = False, sizes=None) -> dict:
-    import ainu_engine.training.simulate as sim
+    import ainu_engine.simulate as sim
 
     sizes = sizes or ([1e5, 1e6] if quick else [1e5, 1e6, 1e7])
 
@@ -54,7 +54,7 @@ def run(*, device: str = "cpu", quick: bool = False, sizes=None) -> dict:
     big = timings[f"{sizes[-1]:.0e}"]
     return {
         "inputs": {"sizes": [int(s) for s in sizes], "cell_state": "somatic", "channels": ["h3"]},
-        "baseline": "ainu_engine.training.simulate with depth_reference (float64 NumPy) instead of "
+        "baseline": "ainu_engine.simulate with depth_reference (float64 NumPy) instead of "
         "the Numba kernel",
         "timings": timings,
         "figures": figures,

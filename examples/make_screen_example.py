@@ -26,10 +26,10 @@ def main() -> int:
     import torch
 
     from ainu_engine.render import RenderSpec
+    from ainu_engine.simulate import Observation, simulate_dataset
     from ainu_engine.training.checkpoint import update_provenance
     from ainu_engine.training.data import RenderCache, read_manifest
     from ainu_engine.training.export import export_onnx
-    from ainu_engine.training.simulate import Observation, simulate_dataset
     from ainu_engine.training.train import TrainConfig, train
 
     torch.set_num_threads(2)

@@ -1,5 +1,5 @@
 """``ainu-engine simulate OUT``: simulated nuclei with ground truth
-(ainu_engine.training.simulate)."""
+(ainu_engine.simulate)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def simulate(
 
     Example: ainu-engine simulate data/ --classes hiPSC,somatic --n-per-class 50 --channels polII,h3
     """
-    from ainu_engine.training.simulate import OUTPUT_FORMATS, Observation, simulate_dataset
+    from ainu_engine.simulate import OUTPUT_FORMATS, Observation, simulate_dataset
 
     if format not in OUTPUT_FORMATS:
         raise typer.BadParameter(

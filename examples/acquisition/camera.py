@@ -1,6 +1,6 @@
 """A simulated SMLM camera: blinking single molecules of a simulated nucleus on a camera.
 
-Each localization of the simulator (``ainu_engine.training.simulate``) is an emitter that is on
+Each localization of the simulator (``ainu_engine.simulate``) is an emitter that is on
 in its frame, with its photon count; a frame is the sum of their point spread functions (a
 Gaussian of ``psf_sigma_nm`` integrated over each ``pixel_nm`` pixel), a uniform background,
 Poisson shot noise, Gaussian read noise, and the camera's conversion to counts (``sensitivity``
@@ -20,7 +20,7 @@ class BlinkingNucleus:
                  n_frames: int = 6_000, pixel_nm: float = 160.0, psf_sigma_nm: float = 130.0,
                  background: float = 20.0, read_noise_e: float = 1.6, sensitivity: float = 0.5,
                  baseline: float = 100.0, margin_px: int = 8) -> None:  # fmt: skip
-        from ainu_engine.training.simulate import Observation, simulate_nucleus
+        from ainu_engine.simulate import Observation, simulate_nucleus
 
         self.rng = np.random.default_rng(seed + 1000)
         nu = simulate_nucleus(

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from ainu_engine.cli import main
-from ainu_engine.training.simulate import Observation, simulate_dataset
+from ainu_engine.simulate import Observation, simulate_dataset
 
 OBS = Observation(locs_per_channel=4000)
 

@@ -99,7 +99,7 @@ def test_groups_are_compared_per_measure():
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.simulate import Observation, simulate_dataset
 
     root = tmp_path_factory.mktemp("clusters")
     m = simulate_dataset(root / "d", classes=("hiPSC", "somatic"), n_per_class=3,
@@ -161,7 +161,7 @@ def test_recovers_the_simulated_difference_and_finds_none_where_there_is_none(tm
     larger, more populated ones (the simulator's full class difference) — recovered with the
     direction right at p < 0.01; with the class difference removed (difficulty 1), no measure
     differs at p < 0.05 (docs/results/clusters/)."""
-    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.simulate import Observation, simulate_dataset
 
     def run(difficulty: float, name: str) -> dict:
         m = simulate_dataset(tmp_path / name, classes=("hiPSC", "somatic"), n_per_class=20,

@@ -7,8 +7,8 @@ import pytest
 
 from ainu_engine.errors import InputError, MissingColumnError
 from ainu_engine.render import RenderSpec
+from ainu_engine.simulate import Observation, simulate_dataset
 from ainu_engine.training.data import Manifest, RenderCache, load_nuclei, read_manifest
-from ainu_engine.training.simulate import Observation, simulate_dataset
 
 SPEC = RenderSpec(pixel_nm=200, sigma_nm=150, size=32, channels=(1,))  # Pol II of the two
 

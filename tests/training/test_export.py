@@ -18,10 +18,10 @@ from ainu_engine.cli import main  # noqa: E402
 from ainu_engine.errors import InputError, OutputError, ParityError  # noqa: E402
 from ainu_engine.model import ModelInfo, read_model_info  # noqa: E402
 from ainu_engine.render import RenderSpec  # noqa: E402
+from ainu_engine.simulate import Observation, simulate_dataset  # noqa: E402
 from ainu_engine.training.checkpoint import load_checkpoint  # noqa: E402
 from ainu_engine.training.data import RenderCache, read_manifest  # noqa: E402
 from ainu_engine.training.export import export_onnx  # noqa: E402
-from ainu_engine.training.simulate import Observation, simulate_dataset  # noqa: E402
 from ainu_engine.training.train import TrainConfig, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

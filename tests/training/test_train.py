@@ -12,11 +12,11 @@ import pytest
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
 
 from ainu_engine.render import RenderSpec  # noqa: E402
+from ainu_engine.simulate import Observation, simulate_dataset  # noqa: E402
 from ainu_engine.training.augment import AugmentConfig  # noqa: E402
 from ainu_engine.training.checkpoint import load_checkpoint  # noqa: E402
 from ainu_engine.training.data import Manifest, NucleusSet, RenderCache, read_manifest  # noqa: E402
 from ainu_engine.training.models import create_model  # noqa: E402
-from ainu_engine.training.simulate import Observation, simulate_dataset  # noqa: E402
 from ainu_engine.training.train import TrainConfig, fit, predict, train, vote  # noqa: E402
 
 NO_AUG = AugmentConfig(flip=0, rot90=False, rotate=0, intensity=0, contrast=0, gridmask=0)

@@ -8,12 +8,12 @@ import hashlib
 import numpy as np
 import pytest
 
-from ainu_engine.training.widefield import ablation, fair_split, fit_linear, make_linear
-from ainu_engine.training.widefield_simulate import (
+from ainu_engine.simulate import (
     WIDEFIELD_CLASSES,
     effective_class,
     simulate_widefield,
 )
+from ainu_engine.training.widefield import ablation, fair_split, fit_linear, make_linear
 from ainu_engine.widefield import pixel_um_of
 from ainu_engine.widefield.nuclei import read_manifest, segment_files
 

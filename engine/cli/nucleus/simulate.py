@@ -1,5 +1,5 @@
 """``ainu-engine nucleus simulate OUT``: actin + nucleus tiles with a known nucleus position
-(ainu_engine.training.actin_simulate)."""
+(ainu_engine.simulate)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``ainu-engine widefield simulate OUT``: simulated widefield DAPI fields with ground truth
-(ainu_engine.training.widefield_simulate)."""
+(ainu_engine.simulate)."""
 
 from __future__ import annotations
 

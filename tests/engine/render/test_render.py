@@ -140,7 +140,7 @@ def test_sigma_from_precision_with_floor():
 
 
 def test_mask_from_localizations_matches_the_simulated_outline():
-    from ainu_engine.training.simulate import Observation, simulate_nucleus
+    from ainu_engine.simulate import Observation, simulate_nucleus
 
     nu = simulate_nucleus(
         "somatic",

@@ -14,9 +14,9 @@ def screen_model(tmp_path_factory):
     )
     pytest.importorskip("onnx", reason="the train extra (onnx) is needed to export a test model")
     from ainu_engine.render import RenderSpec
+    from ainu_engine.simulate import Observation, simulate_dataset
     from ainu_engine.training.data import RenderCache, read_manifest
     from ainu_engine.training.export import export_onnx
-    from ainu_engine.training.simulate import Observation, simulate_dataset
     from ainu_engine.training.train import TrainConfig, train
 
     before = torch.get_num_threads()
@@ -70,7 +70,7 @@ def screen_batch(screen_model, tmp_path_factory):
     import shutil
 
     from ainu_engine.screen import screen
-    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.simulate import Observation, simulate_dataset
 
     model, _, base = screen_model
     root = tmp_path_factory.mktemp("batch")

@@ -79,7 +79,7 @@ def test_ray_gives_the_single_machine_results(screen_batch, tmp_path, plan):
 @pytest.fixture(scope="module")
 def many(tmp_path_factory):
     """40 small nuclei, one file each: long enough that a kill lands mid-screen."""
-    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.simulate import Observation, simulate_dataset
 
     root = tmp_path_factory.mktemp("many")
     simulate_dataset(root / "data", classes=("hiPSC", "somatic"), n_per_class=20,

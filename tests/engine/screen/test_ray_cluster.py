@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime", reason="screening needs the cpu extra")
 def test_a_node_removed_mid_screen_loses_and_doubles_nothing(screen_model, tmp_path):
     from ray.cluster_utils import Cluster
 
-    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.simulate import Observation, simulate_dataset
 
     model, _, _ = screen_model
     obs = Observation(locs_per_channel=2000)

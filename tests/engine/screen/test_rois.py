@@ -15,7 +15,7 @@ pytest.importorskip("onnxruntime", reason="screening needs the cpu extra")
 
 
 def test_roi_sets_carry_the_calls_back_in_camera_pixels(screen_model, tmp_path):
-    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.simulate import Observation, simulate_dataset
 
     model, _, _ = screen_model
     data = tmp_path / "fields"

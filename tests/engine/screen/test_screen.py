@@ -176,7 +176,7 @@ on_progress=progress)
 
 
 def test_nuclei_from_roi_sets_cell_ids_and_detection(tmp_path):
-    from ainu_engine.training.simulate import Observation, simulate_dataset
+    from ainu_engine.simulate import Observation, simulate_dataset
 
     obs = Observation(locs_per_channel=4000)
     simulate_dataset(
@@ -295,9 +295,9 @@ def test_a_patch_mode_model_screens_by_patch_vote(tmp_path, torch_threads):
     """Train, export and screen a patch-mode model: every nucleus is called by its patches."""
     pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
     from ainu_engine.render import RenderSpec
+    from ainu_engine.simulate import Observation, simulate_dataset
     from ainu_engine.training.data import RenderCache, read_manifest
     from ainu_engine.training.export import export_onnx
-    from ainu_engine.training.simulate import Observation, simulate_dataset
     from ainu_engine.training.train import TrainConfig, train
 
     obs = Observation(locs_per_channel=5000)

@@ -90,7 +90,7 @@ def test_crop_centred_pads_and_cuts():
 
 @pytest.mark.slow
 def test_precision_on_simulated_fields_is_at_least_090():
-    from ainu_engine.training.widefield_simulate import WIDEFIELD_CLASSES, simulate_field
+    from ainu_engine.simulate import WIDEFIELD_CLASSES, simulate_field
 
     tp = n = 0
     for k, name in enumerate(WIDEFIELD_CLASSES):

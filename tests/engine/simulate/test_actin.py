@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from ainu_engine.training.actin_simulate import ActinConfig, simulate_tile, simulate_tiles
+from ainu_engine.simulate import ActinConfig, simulate_tile, simulate_tiles
 
 SMALL = ActinConfig(tile_um=105.0, cells=(4, 8))
 

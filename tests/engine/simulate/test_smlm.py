@@ -12,16 +12,14 @@ import pytest
 
 from ainu_engine.cli import main
 from ainu_engine.io import read
-from ainu_engine.training.simulate import (
+from ainu_engine.simulate import (
     CELL_STATES,
-    NUCLEOLUS,
-    PERIPHERY,
     Observation,
-    _clustered,
     effective_state,
     simulate_dataset,
     simulate_nucleus,
 )
+from ainu_engine.simulate._smlm import NUCLEOLUS, PERIPHERY, _clustered
 
 OBS = Observation(locs_per_channel=2e4)
 
@@ -130,7 +128,7 @@ def test_nucleus_geometry_ranges():
 
 
 def test_3hpi_compartments_exclude_host_chromatin():
-    from ainu_engine.training.simulate import _ellipse_r  # noqa: F401  (geometry helper used via polygons)
+    from ainu_engine.simulate._smlm import _ellipse_r  # noqa: F401  (geometry helper used via polygons)
 
     """Host chromatin density inside compartments vs the nucleus: the class excludes 85 %
     (per nucleus 0.85 x lognormal(0.15)); clutches make counts lumpy, so the test asks for
@@ -189,7 +187,7 @@ def test_difficulty_scales_class_differences():
 
 def test_depth_kernel_matches_numpy_reference():
     """The Numba envelope kernel equals the float64 NumPy definition to 1e-9 nm."""
-    from ainu_engine.training.simulate import _Geometry, depth_reference
+    from ainu_engine.simulate._smlm import _Geometry, depth_reference
 
     rng = np.random.default_rng(3)
     g = _Geometry(rng, effective_state("somatic", 0.0), np.array([9000.0, 9000.0]))
