@@ -51,7 +51,7 @@ def _train(pairs: Path, out: Path, *, model: str, preset: str, size: int, batch:
            iterations: int, device: str) -> dict:  # fmt: skip
     import torch
 
-    from ainu_engine.training.nucleus import GeneratorConfig, train_generator
+    from ainu_engine.training.nucleus_prediction import GeneratorConfig, train_generator
 
     stamps: list[float] = []
     if device == "cuda":

@@ -112,7 +112,7 @@ class Classifier:
             raise InputError(
                 "a widefield (SCENMED) model classifies DAPI images, not localizations",
                 path=self.info.path,
-                hint="use ainu_engine.widefield.WidefieldClassifier or `ainu-engine widefield "
+                hint="use ainu_engine.scenmed.WidefieldClassifier or `ainu-engine widefield "
                 "screen`",
             )
         self.render_device = render_device

@@ -230,7 +230,7 @@ class ModelInfo:
 
 
 #: ``image`` and ``patches``: SMLM renders (:mod:`ainu_engine.render`); ``widefield``: SCENMED
-#: crops or patches of widefield DAPI images (:mod:`ainu_engine.widefield`), whose RenderSpec only
+#: crops or patches of widefield DAPI images (:mod:`ainu_engine.scenmed`), whose RenderSpec only
 #: records the pixel (``pixel_nm``) and the crop side (``size``).
 PREPROCESSING_MODES = ("image", "patches", "widefield")
 

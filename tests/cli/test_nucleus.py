@@ -115,7 +115,11 @@ def test_predict_keeps_the_nucleus_channel_of_a_merged_target_model(tmp_path):
     """A generator trained on the Merged composite (actin in green, nucleus in red) would put
     the actin into the nucleus images that evaluate segments: predict writes its red only."""
     from ainu_engine.simulate import ActinConfig, simulate_tiles
-    from ainu_engine.training.nucleus import GeneratorConfig, export_generator, train_generator
+    from ainu_engine.training.nucleus_prediction import (
+        GeneratorConfig,
+        export_generator,
+        train_generator,
+    )
 
     simulate_tiles(tmp_path / "cells", n_tiles=2, seed=1,
                    config=ActinConfig(tile_um=26.24, cells=(1, 2)))  # fmt: skip

@@ -77,8 +77,7 @@ def test_cnn_train_export_and_screen(capsys, tmp_path):
     from ainu_engine import Classifier
     from ainu_engine.errors import InputError
     from ainu_engine.model import read_model_info
-    from ainu_engine.widefield import WidefieldClassifier
-    from ainu_engine.widefield.nuclei import read_segmentation
+    from ainu_engine.scenmed import WidefieldClassifier, read_segmentation
 
     data, seg = tmp_path / "data", tmp_path / "seg"
     assert run(capsys, "widefield", "simulate", data, "--n-fields", "3", "--seed", "4")[0] == 0

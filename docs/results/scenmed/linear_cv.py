@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pandas as pd
 
-from ainu_engine.training.widefield import make_linear
-from ainu_engine.widefield.features import feature_names
+from ainu_engine.scenmed import feature_names
+from ainu_engine.training.scenmed import make_linear
 
 table = pd.read_parquet(sys.argv[1])
 names = [c for c in feature_names("paper") if c in table.columns]

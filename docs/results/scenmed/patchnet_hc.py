@@ -18,9 +18,7 @@ import tifffile
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 
-from ainu_engine.widefield import WidefieldClassifier
-from ainu_engine.widefield.nuclei import read_segmentation
-from ainu_engine.widefield.segment import crop_centred
+from ainu_engine.scenmed import WidefieldClassifier, crop_centred, read_segmentation
 
 seg, truth, model, target, out = sys.argv[1:6]
 table = read_segmentation(seg)

@@ -1,5 +1,5 @@
 """``ainu-engine nucleus evaluate PRED_DIR TRUTH_DIR --pixel-um P --out DIR``: the paper's
-matching statistics (ainu_engine.widefield.position)."""
+matching statistics (ainu_engine.nucleus_prediction)."""
 
 from __future__ import annotations
 
@@ -107,14 +107,14 @@ def evaluate(
 
     import numpy as np
 
-    from ...strict_json import dumps
-    from ...widefield.position import (
+    from ...nucleus_prediction import (
         chance_circular_cell,
         chance_image,
         evaluate_positions,
         log10_binomial_tail,
         paper_numbers,
     )
+    from ...strict_json import dumps
 
     if matching not in ("greedy", "hungarian"):
         raise typer.BadParameter(f"--matching must be greedy or hungarian, got {matching!r}")
@@ -184,7 +184,7 @@ def _image_metrics(images, per_image: list[dict]) -> dict:
     have none)."""
     import numpy as np
 
-    from ...widefield.position import image_metrics
+    from ...nucleus_prediction import image_metrics
 
     for (g, r), rec in zip(images, per_image, strict=True):
         g2, r2 = (x.max(axis=-1) if x.ndim == 3 else x for x in (g, r))

@@ -41,7 +41,7 @@ def predict(
     import tifffile
 
     from ...errors import InputError
-    from ...training.nucleus import from_model_range, tiled, to_model_range
+    from ...training.nucleus_prediction import from_model_range, tiled, to_model_range
 
     files: list[Path] = []
     for p in inputs:

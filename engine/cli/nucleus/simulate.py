@@ -42,7 +42,7 @@ def simulate(
 
     Example: ainu-engine nucleus simulate cells/ --n-tiles 40 --seed 1 --tile-um 105
     """
-    from ...training.actin_simulate import ActinConfig, simulate_tiles
+    from ...simulate import ActinConfig, simulate_tiles
 
     try:
         cfg = ActinConfig(tile_um=tile_um, pixel_um=pixel_um, sigma_pos_um=sigma_pos_um,

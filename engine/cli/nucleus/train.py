@@ -1,5 +1,5 @@
 """``ainu-engine nucleus train PAIRS --out RUN``: the TFill-Coarse generator
-(ainu_engine.training.nucleus)."""
+(ainu_engine.training.nucleus_prediction)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def train(
 
     Example: ainu-engine nucleus train cells/ --preset tiny --size 64 --iterations 500 --out run/
     """
-    from ...training.nucleus import GeneratorConfig, export_generator, train_generator
+    from ...training.nucleus_prediction import GeneratorConfig, export_generator, train_generator
 
     try:
         cfg = GeneratorConfig(preset=preset, model=model, size=size, iterations=iterations,

@@ -1,4 +1,4 @@
-"""``ainu-engine widefield ...``: SCENMED on widefield DAPI fields (ainu_engine.widefield)."""
+"""``ainu-engine widefield ...``: SCENMED on widefield DAPI fields (ainu_engine.scenmed)."""
 
 from __future__ import annotations
 

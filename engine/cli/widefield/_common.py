@@ -23,7 +23,7 @@ def expand_fields(inputs: list[str]) -> list[dict]:
     """Files, folders (their TIFF/HDF5 files, sorted) and manifests (.csv: path, label,
     group) → dicts with path, label, group."""
     from ...errors import InputError
-    from ...widefield.nuclei import read_manifest
+    from ...scenmed import read_manifest
 
     out: list[dict] = []
     for s in inputs:

@@ -1,5 +1,5 @@
 """``ainu-engine widefield features FIELD_OR_CROPS... --out F.parquet``: SCENMED's shape and
-texture features and HC/EC per nucleus (ainu_engine.widefield)."""
+texture features and HC/EC per nucleus (ainu_engine.scenmed)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ._common import PixelUmOpt, expand_fields
 
 def load_nuclei(inputs: list[str], pixel_um, o: Output, debug: bool):
     """Segmentation folders are read back; anything else is segmented here."""
-    from ...widefield.nuclei import NucleusTable, read_segmentation, segment_files
+    from ...scenmed import NucleusTable, read_segmentation, segment_files
 
     table = NucleusTable()
     rest, n_files = [], 0
@@ -79,9 +79,7 @@ def features(
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from ...widefield.features import LAYOUTS
-    from ...widefield.hcec import HC_RULE
-    from ...widefield.nuclei import features_of
+    from ...scenmed import HC_RULE, LAYOUTS, features_of
 
     if layout not in LAYOUTS:
         raise typer.BadParameter(f"--layout must be paper or code, got {layout!r}")
@@ -112,8 +110,8 @@ def features(
             by_label.setdefault(str(r["label"]), []).append(r["hc_ec"])
     tests = []
     if len(by_label) >= 2:
+        from ...scenmed import compare_ratios, plot_hc_ec
         from ...strict_json import dumps
-        from ...widefield.hcec import compare_ratios, plot_hc_ec
 
         groups = {k: by_label[k] for k in sorted(by_label)}
         tests = compare_ratios(groups)

@@ -1,5 +1,5 @@
 """``ainu-engine widefield screen FIELD... --model M.onnx --out DIR``: segment fields and call
-every nucleus with an exported SCENMED model (ainu_engine.widefield.WidefieldClassifier)."""
+every nucleus with an exported SCENMED model (ainu_engine.scenmed.WidefieldClassifier)."""
 
 from __future__ import annotations
 
@@ -51,9 +51,7 @@ def screen(
     import numpy as np
 
     from ...io import atomic_path
-    from ...widefield import WidefieldClassifier
-    from ...widefield.nuclei import segment_files
-    from ...widefield.report import write_report
+    from ...scenmed import WidefieldClassifier, segment_files, write_report
 
     items = expand_fields(inputs)
     o = Output(json_lines=json)

@@ -1,5 +1,5 @@
 """``ainu-engine widefield segment FIELD... --out DIR``: SCENMED's segmentation
-(ainu_engine.widefield.segment_field) with a QC table of why each object was dropped."""
+(ainu_engine.scenmed.segment_field) with a QC table of why each object was dropped."""
 
 from __future__ import annotations
 
@@ -37,8 +37,7 @@ def segment(
 
     Example: ainu-engine widefield segment wf/manifest.csv --out seg/
     """
-    from ...widefield.nuclei import segment_files, write_segmentation
-    from ...widefield.segment import SegmentConfig
+    from ...scenmed import SegmentConfig, segment_files, write_segmentation
 
     items = expand_fields(inputs)
     o = Output(json_lines=json)

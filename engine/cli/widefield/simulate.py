@@ -54,7 +54,7 @@ def simulate(
     Example: ainu-engine widefield simulate wf/ --classes NIH3T3,BJ --n-fields 20 --seed 1
     """
     from ...errors import OutputError
-    from ...training.widefield_simulate import simulate_widefield
+    from ...simulate import simulate_widefield
 
     if out.exists() and any(out.iterdir()) and not force:
         raise OutputError("folder exists and is not empty", path=out, hint="pass --force")

@@ -1,5 +1,5 @@
 """``ainu-engine widefield train INPUT --model M --out RUN``: SCENMED's models
-(ainu_engine.training.widefield)."""
+(ainu_engine.training.scenmed)."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def _labels(rows):
 
 
 def _split(y, g, val_fraction, groups, seed):
-    from ...training.widefield import fair_split
+    from ...training.scenmed import fair_split
 
     try:
         return fair_split(y, g if groups and all(g) else None, fraction=val_fraction, seed=seed)
@@ -156,12 +156,12 @@ def _linear(inputs, out, model, layout, val_fraction, groups, seed, pixel_um, o,
     import numpy as np
 
     from ...strict_json import dumps
-    from ...training.widefield import ablation, fit_linear
+    from ...training.scenmed import ablation, fit_linear
 
     if len(inputs) == 1 and inputs[0].endswith((".parquet", ".csv")) and _is_features(inputs[0]):
         rows, names = _read_features(inputs[0])
     else:
-        from ...widefield.nuclei import features_of
+        from ...scenmed import features_of
         from .features import load_nuclei
 
         table, _ = load_nuclei(inputs, pixel_um, o, False)
@@ -215,7 +215,7 @@ def _cnn(inputs, out, model, o, **kw) -> dict:
 
     from ...strict_json import dumps
     from ...training.metrics import plot_learning_curves
-    from ...training.widefield import penultimate_features, train_cnn, tsne
+    from ...training.scenmed import penultimate_features, train_cnn, tsne
     from .features import load_nuclei
 
     table, _ = load_nuclei(inputs, kw["pixel_um"], o, False)
@@ -246,7 +246,7 @@ def _cnn(inputs, out, model, o, **kw) -> dict:
          "config": res.model.config.to_dict(), "patch": patch},
         out / "model.pt",
     )  # fmt: skip
-    from ...training.widefield import export_widefield
+    from ...training.scenmed import export_widefield
 
     samples = (crops[va[:4]] / 4095.0)[:, None].astype("float32") if patch is None else None
     exported = export_widefield(

@@ -115,7 +115,7 @@ def test_the_random_null_reproduces_the_chance_rate():
 def test_generator_training_resumes_from_its_checkpoint(tmp_path):
     """3 iterations, then the same run asked for 5: it resumes at 3 and its history continues;
     a per-sample crop and flip (not one for the whole run)."""
-    from ainu_engine.training.nucleus import GeneratorConfig, _batch, train_generator
+    from ainu_engine.training.nucleus_prediction import GeneratorConfig, _batch, train_generator
 
     simulate_tiles(tmp_path / "cells", n_tiles=3, seed=0,
                    config=ActinConfig(tile_um=26.24, cells=(1, 2)))  # fmt: skip
@@ -140,7 +140,7 @@ def test_a_zero_gan_weight_trains_the_generator_on_l1_alone(tmp_path):
 
     import torch
 
-    from ainu_engine.training.nucleus import GeneratorConfig, train_generator
+    from ainu_engine.training.nucleus_prediction import GeneratorConfig, train_generator
 
     simulate_tiles(tmp_path / "cells", n_tiles=2, seed=1,
                    config=ActinConfig(tile_um=26.24, cells=(1, 2)))  # fmt: skip
@@ -160,7 +160,11 @@ def test_a_zero_gan_weight_trains_the_generator_on_l1_alone(tmp_path):
 
 
 def test_the_unet_baseline_trains_and_exports(tmp_path):
-    from ainu_engine.training.nucleus import GeneratorConfig, export_generator, train_generator
+    from ainu_engine.training.nucleus_prediction import (
+        GeneratorConfig,
+        export_generator,
+        train_generator,
+    )
 
     simulate_tiles(tmp_path / "cells", n_tiles=2, seed=1,
                    config=ActinConfig(tile_um=26.24, cells=(1, 2)))  # fmt: skip
@@ -176,7 +180,7 @@ def test_the_unet_baseline_trains_and_exports(tmp_path):
 
 @pytest.mark.parametrize("shape", [(3, 50, 40), (3, 128, 128), (3, 300, 517)])
 def test_tiled_inference_covers_the_image_and_keeps_only_tile_centres(shape):
-    from ainu_engine.training.nucleus import tiled
+    from ainu_engine.training.nucleus_prediction import tiled
 
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     for margin in (None, 0, 16):

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from ainu_engine.errors import FormatError, InputError, PixelSizeError
-from ainu_engine.widefield import pixel_um_of, read_field, read_fields, read_scenmed_h5
+from ainu_engine.scenmed import pixel_um_of, read_field, read_fields, read_scenmed_h5
 
 IMG = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16)
 

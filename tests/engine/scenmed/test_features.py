@@ -7,7 +7,7 @@ import mahotas
 import numpy as np
 import pytest
 
-from ainu_engine.widefield.features import feature_names, nucleus_features
+from ainu_engine.scenmed import feature_names, nucleus_features
 
 
 def _nucleus(seed=0):

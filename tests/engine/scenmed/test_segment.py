@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ainu_engine.widefield import SegmentConfig, match_instances, segment_field
-from ainu_engine.widefield.segment import crop_centred
+from ainu_engine.scenmed import SegmentConfig, crop_centred, match_instances, segment_field
 
 
 def _field(ellipses, size=512, bg=100.0):

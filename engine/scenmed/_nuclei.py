@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, InputError
-from .features import feature_names, nucleus_features
-from .hcec import hc_ec_ratio
-from .io import Field, read_fields
-from .segment import SegmentConfig, segment_field
+from ._features import feature_names, nucleus_features
+from ._hcec import hc_ec_ratio
+from ._io import Field, read_fields
+from ._segment import SegmentConfig, segment_field
 
 __all__ = [
     "SCENMED_PIXEL_UM",
@@ -201,7 +201,7 @@ def features_of(
     table: NucleusTable, *, layout: str = "paper", alpha: float = 1.0, progress=None
 ) -> tuple[list[dict], list[str]]:
     """One row per kept nucleus: its identity columns, the :func:`feature_names` features
-    and ``hc_ec`` (:func:`~ainu_engine.widefield.hc_ec_ratio`, α = ``alpha``)."""
+    and ``hc_ec`` (:func:`~ainu_engine.scenmed.hc_ec_ratio`, α = ``alpha``)."""
     names = feature_names(layout)
     rows = []
     for r in table.kept:

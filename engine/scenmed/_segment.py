@@ -120,7 +120,7 @@ def segment_field(image: np.ndarray, config: SegmentConfig | None = None) -> Seg
     Examples
     --------
     >>> import numpy as np
-    >>> from ainu_engine.widefield import segment_field
+    >>> from ainu_engine.scenmed import segment_field
     >>> yy, xx = np.mgrid[:256, :256]
     >>> field = 100 + 1500.0 * (((yy - 128) / 40) ** 2 + ((xx - 120) / 30) ** 2 < 1)
     >>> seg = segment_field(field)

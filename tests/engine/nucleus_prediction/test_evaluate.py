@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ainu_engine.widefield.position import (
+from ainu_engine.nucleus_prediction import (
     bbox_iou,
     chance_circular_cell,
     chance_image,

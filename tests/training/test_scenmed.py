@@ -8,14 +8,13 @@ import hashlib
 import numpy as np
 import pytest
 
+from ainu_engine.scenmed import pixel_um_of, read_manifest, segment_files
 from ainu_engine.simulate import (
     WIDEFIELD_CLASSES,
     effective_class,
     simulate_widefield,
 )
-from ainu_engine.training.widefield import ablation, fair_split, fit_linear, make_linear
-from ainu_engine.widefield import pixel_um_of
-from ainu_engine.widefield.nuclei import read_manifest, segment_files
+from ainu_engine.training.scenmed import ablation, fair_split, fit_linear, make_linear
 
 
 def _sha(p):
@@ -127,7 +126,7 @@ def test_vgg_scenmed_and_patchnet_follow_the_specification():
 
 @pytest.mark.slow
 def test_a_ci_size_cnn_learns_the_easy_pair(easy):
-    from ainu_engine.training.widefield import penultimate_features, train_cnn, tsne
+    from ainu_engine.training.scenmed import penultimate_features, train_cnn, tsne
 
     _, table = easy
     kept = table.kept
@@ -147,7 +146,7 @@ def test_a_ci_size_cnn_learns_the_easy_pair(easy):
 def test_hc_ec_orderings_of_the_paper_hold_on_the_simulator(tmp_path):
     """BJ < MCF10A and BJ < MCF7 (p < 1e-4, Student's t) at n >= 90 nuclei a class (the paper:
     BJ 134, MCF10A 156, MCF7 112), with the assumed threshold rule."""
-    from ainu_engine.widefield.hcec import compare_ratios, hc_ec_ratio
+    from ainu_engine.scenmed import compare_ratios, hc_ec_ratio
 
     simulate_widefield(tmp_path, classes=["BJ", "MCF10A", "MCF7"], n_fields=36, n_sets=2, seed=5)
     table = segment_files(read_manifest(tmp_path / "manifest.csv"))

@@ -9,7 +9,7 @@ Two layouts (``methods/scenmed_and_nucleus_prediction.md`` §1.6):
   Zernike degree 8 (25).
 
 As in the code, the image is clipped to 4095, cast to uint16, and the nucleus is the
-non-zero pixels (crops from :func:`~ainu_engine.widefield.segment_field` are 0 outside).
+non-zero pixels (crops from :func:`~ainu_engine.scenmed.segment_field` are 0 outside).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..scores import softmax
-from .patches import extract_patches
+from ._patches import extract_patches
 
 __all__ = ["WidefieldCall", "WidefieldClassifier"]
 
@@ -33,7 +33,7 @@ class WidefieldClassifier:
 
     Examples
     --------
-    >>> from ainu_engine.widefield import WidefieldClassifier  # doctest: +SKIP
+    >>> from ainu_engine.scenmed import WidefieldClassifier  # doctest: +SKIP
     >>> clf = WidefieldClassifier.load("run/model.onnx")  # doctest: +SKIP
     >>> clf.classify(crops)[0].label  # doctest: +SKIP
     'BJ'
@@ -89,7 +89,7 @@ class WidefieldClassifier:
         return (p * self.scale)[:, None], off
 
     def classify(self, crops) -> list[WidefieldCall]:
-        """Calls for crops (N, 128, 128) made by :func:`~ainu_engine.widefield.segment_field`
+        """Calls for crops (N, 128, 128) made by :func:`~ainu_engine.scenmed.segment_field`
         (a patch model averages the probabilities of each nucleus's patches)."""
         calls = []
         for crop in crops:

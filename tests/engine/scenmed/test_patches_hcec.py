@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ainu_engine.widefield.hcec import HC_RULE, compare_ratios, hc_ec_ratio, nucleus_mask
-from ainu_engine.widefield.patches import extract_patches, patch_offsets
+from ainu_engine.scenmed import (
+    HC_RULE,
+    compare_ratios,
+    extract_patches,
+    hc_ec_ratio,
+    nucleus_mask,
+    patch_offsets,
+)
 
 
 def _brute(crop, size, stride, occ, last):

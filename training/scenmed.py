@@ -1,0 +1,422 @@
+"""SCENMED's models on widefield nuclei: linear models on the hand-crafted features (with the
+feature-ablation table), the VGG-like CNN on 128² crops, a patch CNN on 32² patches, and
+t-SNE of the CNN's penultimate features (methods spec §1.6-1.9, §1.11).
+
+The split is the paper's "fair" validation set (per class ⌊fraction·N / K⌋ nuclei, at most 15 %
+in all), drawn at random; with groups (image sets, days) whole groups go to one side — the
+public code's split ignores them, so nuclei of one field can sit on both sides.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "LINEAR_MODELS",
+    "fair_split",
+    "make_linear",
+    "fit_linear",
+    "ablation",
+    "CNNResult",
+    "train_cnn",
+    "tsne",
+]
+
+LINEAR_MODELS = ("logreg", "svm", "rf")
+
+
+def fair_split(
+    y: np.ndarray,
+    groups: np.ndarray | None = None,
+    *,
+    fraction: float = 0.15,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices: per class ``⌊fraction·N / K⌋`` validation nuclei (the
+    paper's fair split, ≤ ``fraction`` in all). With ``groups``, whole groups of a class are
+    drawn until the class's quota is reached (at least one group; a class with one group
+    cannot be validated group-disjointly and raises)."""
+    y = np.asarray(y)
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction!r}")
+    classes = np.unique(y)
+    quota = max(int(np.floor(fraction * len(y) / len(classes))), 1)
+    rng = np.random.default_rng(seed)
+    val: list[int] = []
+    for c in classes:
+        idx = np.flatnonzero(y == c)
+        if groups is None:
+            val.extend(rng.choice(idx, size=min(quota, len(idx) - 1), replace=False).tolist())
+            continue
+        g = np.asarray(groups)[idx]
+        names = np.unique(g)
+        if len(names) < 2:
+            raise ValueError(
+                f"class {c!r} has one group ({names[0]!r}): a group-disjoint validation set "
+                "needs at least two (or split without groups)"
+            )
+        taken = 0
+        for name in rng.permutation(names):
+            size = int(np.sum(g == name))
+            if taken and taken + size > quota:
+                continue
+            val.extend(idx[g == name].tolist())
+            taken += size
+            if taken >= quota:
+                break
+    v = np.array(sorted(val), dtype=int)
+    t = np.setdiff1d(np.arange(len(y)), v)
+    return t, v
+
+
+def make_linear(name: str, seed: int = 0):
+    """A scikit-learn pipeline: StandardScaler (fitted on the training set) + the model:
+    ``logreg`` (L2, L-BFGS, class-weighted, 1000 iterations), ``svm`` (LinearSVC,
+    class-weighted) or ``rf`` (random forest, 100 trees, depth 8, class-weighted)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    if name == "logreg":
+        m = LogisticRegression(solver="lbfgs", max_iter=1000, class_weight="balanced")
+    elif name == "svm":
+        m = LinearSVC(class_weight="balanced", random_state=seed)
+    elif name == "rf":
+        m = RandomForestClassifier(
+            n_estimators=100, max_depth=8, class_weight="balanced", random_state=seed
+        )
+    else:
+        raise ValueError(f"model must be one of {', '.join(LINEAR_MODELS)}, got {name!r}")
+    return make_pipeline(StandardScaler(), m)
+
+
+def _clean(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    return np.where(np.isfinite(X), X, 0.0)
+
+
+def fit_linear(
+    X: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    val: np.ndarray,
+    name: str,
+    seed: int = 0,
+    *,
+    search: int = 0,
+) -> tuple[object, dict]:
+    """Fit ``name`` on ``X[train]``; return (pipeline, {train_accuracy, val_accuracy,
+    val_pred}). ``search`` > 0 (random forest): the paper's randomized search over trees,
+    depth, leaf size and features per split, ``search`` draws scored by 3-fold CV on the
+    training set only (``best_params`` in the result)."""
+    X = _clean(X)
+    m = make_linear(name, seed)
+    best = None
+    if search and name == "rf":
+        from sklearn.model_selection import RandomizedSearchCV
+
+        grid = {
+            "randomforestclassifier__n_estimators": [50, 100, 200],
+            "randomforestclassifier__max_depth": [4, 6, 8, 12, None],
+            "randomforestclassifier__min_samples_leaf": [1, 2, 4],
+            "randomforestclassifier__max_features": ["sqrt", "log2", 0.3],
+        }
+        cv = RandomizedSearchCV(m, grid, n_iter=search, cv=3, random_state=seed)
+        cv.fit(X[train], y[train])
+        m, best = cv.best_estimator_, cv.best_params_
+    else:
+        m.fit(X[train], y[train])
+    return m, {
+        "train_accuracy": float(np.mean(m.predict(X[train]) == y[train])),
+        "val_accuracy": float(np.mean(m.predict(X[val]) == y[val])),
+        "val_pred": m.predict(X[val]),
+        **({"best_params": {k.split("__")[-1]: v for k, v in best.items()}} if best else {}),
+    }
+
+
+def ablation(
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    train: np.ndarray,
+    val: np.ndarray,
+    *,
+    model: str = "logreg",
+    seed: int = 0,
+) -> list[dict]:
+    """The paper's Table 1: training and validation accuracy with all features, and with each
+    family (shape, lbp, pftas, zernike) removed, and the change against all."""
+    fams = sorted({n.split("_")[0] for n in names}, key=["shape", "lbp", "pftas", "zernike"].index)
+    _, base = fit_linear(X, y, train, val, model, seed)
+    rows = [{"removed": "none", "n_features": len(names), **_acc(base)}]
+    for fam in fams:
+        keep = [i for i, n in enumerate(names) if not n.startswith(fam + "_")]
+        _, r = fit_linear(X[:, keep], y, train, val, model, seed)
+        rows.append(
+            {
+                "removed": fam,
+                "n_features": len(keep),
+                **_acc(r),
+                "delta_train": r["train_accuracy"] - base["train_accuracy"],
+                "delta_val": r["val_accuracy"] - base["val_accuracy"],
+            }
+        )
+    return rows
+
+
+def _acc(r: dict) -> dict:
+    return {"train_accuracy": r["train_accuracy"], "val_accuracy": r["val_accuracy"]}
+
+
+@dataclass
+class CNNResult:
+    """A trained widefield CNN: the model, its per-epoch history, train/validation accuracy
+    per nucleus, the validation probabilities per nucleus and the penultimate features."""
+
+    model: object
+    history: list[dict]
+    best_epoch: int
+    train_accuracy: float
+    val_accuracy: float
+    val_prob: np.ndarray
+    seconds: float
+    n_items: int = 0  #: training items (crops or patches, rotations included)
+
+
+def _items(crops, patch: int | None, min_occupied: float, code_layout: bool, stride=None):
+    """Model inputs (C=1) scaled to [0, 1] of 12 bit and the nucleus each belongs to."""
+    from ainu_engine.scenmed import extract_patches
+
+    imgs, owner = [], []
+    for i, c in enumerate(crops):
+        if patch is None:
+            imgs.append(c[None] / 4095.0)
+            owner.append(i)
+            continue
+        p, _ = extract_patches(
+            c, size=patch, stride=stride or max(patch // 2, 1), min_occupied=min_occupied,
+            code_layout=code_layout,
+        )  # fmt: skip
+        imgs.extend(x[None] / 4095.0 for x in p)
+        owner.extend([i] * len(p))
+    return [np.asarray(x, np.float32) for x in imgs], np.asarray(owner, int)
+
+
+def _rotations(images: list, y: np.ndarray, owner: np.ndarray):
+    out = []
+    for k in range(4):
+        out.extend(np.ascontiguousarray(np.rot90(x, k, axes=(1, 2))) for x in images)
+    return out, np.tile(y, 4), np.tile(owner, 4)
+
+
+def train_cnn(
+    crops: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    val: np.ndarray,
+    *,
+    arch: str = "vgg_scenmed",
+    patch: int | None = None,
+    stride: int | None = None,
+    width: int = 32,
+    hidden: int = 1024,
+    epochs: int = 100,
+    patience: int = 20,
+    lr: float = 8e-5,
+    batch_size: int = 32,
+    min_occupied: float = 0.85,
+    code_layout: bool = False,
+    rotate4: bool = False,
+    augment: bool = False,
+    monitor: str = "loss",
+    balanced_batches: bool = False,
+    seed: int = 0,
+    device: str = "cpu",
+    threads: int | None = None,
+    on_epoch=None,
+) -> CNNResult:
+    """Train SCENMED's VGG-like CNN (``vgg_scenmed``) on whole 128² crops, or with ``patch``
+    on the patches of each crop (stride ``stride``, default half the patch: 16 for 32² as in
+    the paper), or PatchNet (``arch="patchnet_scenmed"``, 11² / 17² patches); a nucleus's
+    call is the mean of its patches' probabilities, as the paper averages them. Adam (``lr``
+    8e-5, the paper's), class-weighted cross-entropy, early stopping on the validation loss
+    with ``patience``, the best epoch restored;
+    ``rotate4`` adds the code's 90/180/270° copies of the training set; ``augment`` instead
+    draws a flip and a 90° rotation per image and epoch (the same symmetry, no larger epochs);
+    ``monitor`` picks the best epoch (``loss``, the code's, or ``balanced_accuracy``);
+    ``balanced_batches``: equal class numbers in every batch and an unweighted loss (the
+    code's "fair" batches) instead of the paper's weighted loss."""
+    import torch
+
+    from .augment import AugmentConfig
+    from .data import NucleusSet
+    from .models import create_model
+    from .train import TrainConfig, fit, predict
+
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    y = np.asarray(y, int)
+    k = int(y.max()) + 1
+    images, owner = _items(crops, patch, min_occupied, code_layout, stride)
+    items_y = y[owner]
+    tr_items = np.flatnonzero(np.isin(owner, train))
+    va_items = np.flatnonzero(np.isin(owner, val))
+    if len(tr_items) < 2 or len(va_items) < 1:
+        raise ValueError(
+            f"too few training ({len(tr_items)}) or validation ({len(va_items)}) items"
+            + (f": no {patch}² patch is {min_occupied:.0%} nucleus" if patch else "")
+        )
+    if rotate4:
+        tr_imgs = [images[i] for i in tr_items]
+        rot, ry, ro = _rotations(tr_imgs, items_y[tr_items], owner[tr_items])
+        images = images + rot
+        items_y = np.concatenate([items_y, ry])
+        owner = np.concatenate([owner, ro])
+        tr_items = np.arange(len(images) - len(rot), len(images))
+    data = NucleusSet(images, items_y, owner)
+    size = images[0].shape[-1]
+    torch.manual_seed(seed)
+    isize = size if arch == "patchnet_scenmed" else max(16, size - size % 16)
+    model = create_model(
+        arch, in_chans=1, num_classes=k, width=width, hidden=hidden, image_size=isize
+    )
+    aug = AugmentConfig(flip=0.5 if augment else 0, rot90=augment, rotate=0, intensity=0,
+                        contrast=0, gridmask=0)  # fmt: skip
+    cfg = TrainConfig(
+        arch=arch,
+        epochs=epochs,
+        patience=patience,
+        lr=lr,
+        optimizer="adam",
+        weight_decay=0.0,
+        batch_size=batch_size,
+        folds=0,
+        seed=seed,
+        device=device,
+        augment=aug,
+        monitor=monitor,
+        balanced_batches=balanced_batches,
+    )
+    res = fit(model, data, tr_items, va_items, cfg, device=device, on_epoch=on_epoch)
+
+    def per_nucleus(rows):
+        idx = np.flatnonzero(np.isin(owner, rows))
+        p = predict(model, data, idx, device=device)
+        out = np.zeros((len(rows), k))
+        pos = {r: i for i, r in enumerate(rows)}
+        cnt = np.zeros(len(rows))
+        for j, q in zip(idx, p, strict=True):
+            i = pos[owner[j]]
+            out[i] += q
+            cnt[i] += 1
+        out[cnt == 0] = 1.0 / k  # a nucleus without a usable patch: no call (uniform)
+        return out / np.maximum(cnt, 1)[:, None]
+
+    tr_rows = np.unique(owner[tr_items])
+    ptr = per_nucleus(tr_rows)
+    pva = per_nucleus(np.asarray(val))
+    return CNNResult(
+        model=model,
+        history=res.history,
+        best_epoch=res.best_epoch,
+        train_accuracy=float(np.mean(ptr.argmax(1) == y[tr_rows])),
+        val_accuracy=float(np.mean(pva.argmax(1) == y[val])),
+        val_prob=pva,
+        seconds=time.perf_counter() - t0,
+        n_items=len(tr_items),
+    )
+
+
+def penultimate_features(model, crops: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+    """The CNN's second hidden layer (``fc_2``) for each crop: (N, hidden)."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(crops), batch_size):
+            x = torch.from_numpy(np.asarray(crops[i : i + batch_size], np.float32)[:, None] / 4095)
+            out.append(model.penultimate(model.forward_features(x)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def tsne(features: np.ndarray, *, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
+    """2-D t-SNE (scikit-learn; PCA to 50 dimensions first when wider), seeded."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    X = _clean(features)
+    if X.shape[1] > 50 and X.shape[0] > 50:
+        X = PCA(n_components=50, random_state=seed).fit_transform(X)
+    perp = min(perplexity, max(2.0, (len(X) - 1) / 3))
+    return TSNE(n_components=2, perplexity=perp, random_state=seed, init="pca").fit_transform(X)
+
+
+def export_widefield(
+    model,
+    out,
+    *,
+    classes: list[str],
+    patch: int | None,
+    stride: int | None = None,
+    min_occupied: float = 0.85,
+    crop: int = 128,
+    pixel_um: float = 0.215,
+    metrics: dict | None = None,
+    samples: np.ndarray | None = None,
+    atol: float = 1e-4,
+) -> dict:
+    """Export a trained widefield CNN to one ONNX file whose metadata says how to feed it
+    (preprocessing mode ``widefield``: crop side, pixel, scaling 1/4095, patch size, stride,
+    occupancy), after ONNX Runtime matched PyTorch within ``atol`` (the classifiers' parity
+    gate). ``samples``: model inputs to check parity on too. Returns the comparison summary."""
+    from pathlib import Path
+
+    import torch
+
+    from ainu_engine.io import atomic_write_bytes
+    from ainu_engine.model import ModelInfo
+    from ainu_engine.provenance import __version__
+    from ainu_engine.render import RenderSpec
+
+    from .export import onnx_bytes_checked
+
+    out = Path(out)
+    size = patch or crop
+    pre = {
+        "mode": "widefield",
+        "input": "patches" if patch else "crop",
+        "crop": crop,
+        "pixel_um": pixel_um,
+        "scale": 1.0 / 4095.0,
+        "min_occupied": min_occupied,
+        "aggregate": "mean of patch probabilities" if patch else None,
+    }
+    if patch:
+        pre.update(patch_size=patch, stride=stride or max(patch // 2, 1))
+    info = ModelInfo(
+        classes=tuple(classes),
+        render_spec=RenderSpec(pixel_nm=pixel_um * 1000.0, size=crop, scaling="none"),
+        input_size=size,
+        channel_names=("dapi",),
+        preprocessing=pre,
+        metrics=metrics or {},
+        provenance={
+            "ainu_engine": __version__,
+            "torch": torch.__version__,
+            "method": "SCENMED (Radhakrishnan et al., Sci. Rep. 7:17946, 2017)",
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "precision": "fp32",
+        },
+        model=model.config.to_dict(),
+    )
+    model.eval()
+    data, cmp = onnx_bytes_checked(model, info, out, atol=atol, samples=samples)
+    atomic_write_bytes(out, data)
+    return {"path": str(out), "bytes": len(data), "parity": str(cmp)}
