@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import Localizations
-from .model import ModelInfo, temperature_of
+from .model import ModelInfo, require_kind, temperature_of
 from .scores import patch_vote, softmax
 
 __all__ = ["Classifier", "Prediction", "Prepared"]
@@ -108,13 +108,7 @@ class Classifier:
         # loads where the calls are made
         self.backend = backend.load() if load else backend
         self.info: ModelInfo = backend.model_info()
-        if self.info.preprocessing.get("mode") == "widefield":
-            raise InputError(
-                "a widefield (SCENMED) model classifies DAPI images, not localizations",
-                path=self.info.path,
-                hint="use ainu_engine.scenmed.WidefieldClassifier or `ainu-engine widefield "
-                "screen`",
-            )
+        require_kind(self.info, "classifier")
         self.render_device = render_device
         self.channel_map = dict(channel_map) if channel_map else None
         self.temperature = temperature_of(self.info)

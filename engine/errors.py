@@ -20,6 +20,7 @@ __all__ = [
     "RenderError",
     "ParityError",
     "ChannelError",
+    "MissingDependency",
 ]
 
 
@@ -82,6 +83,10 @@ class AinuError(Exception):
         new.path = os.fspath(path)
         Exception.__init__(new, new._format())
         return new
+
+
+class MissingDependency(AinuError):
+    """An optional package is not installed; the message names the extra that brings it."""
 
 
 class InputError(AinuError):

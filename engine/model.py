@@ -15,10 +15,20 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from .errors import InputError
+from .errors import InputError, MissingDependency
+from .optional import install_hint
 from .render import RenderSpec
 
-__all__ = ["ModelInfo", "read_model_info", "temperature_of", "METADATA_VERSION"]
+__all__ = [
+    "KINDS",
+    "METADATA_VERSION",
+    "GeneratorInfo",
+    "ModelInfo",
+    "model_info_from_metadata",
+    "read_model_info",
+    "require_kind",
+    "temperature_of",
+]
 
 #: Version of the metadata layout; readers refuse a newer major version.
 METADATA_VERSION = 1
@@ -70,12 +80,23 @@ class ModelInfo:
     path: str | None = None
 
     @property
+    def kind(self) -> str:
+        """``"classifier"`` (SMLM renders) or ``"widefield-classifier"`` (SCENMED's crops)."""
+        return "widefield-classifier" if self.preprocessing.get("mode") == "widefield" else (
+            "classifier"
+        )
+
+    @property
     def n_channels(self) -> int:
         return len(self.channel_names)
 
     @property
     def input_shape(self) -> tuple[int | str, int, int, int]:
         return ("batch", self.n_channels, self.input_size, self.input_size)
+
+    def output_shape(self, n: int) -> tuple[int, ...]:
+        """The output of ``n`` inputs: (n, K) logits."""
+        return (n, len(self.classes))
 
     @property
     def precision(self) -> str:
@@ -229,6 +250,177 @@ class ModelInfo:
         return info
 
 
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """An image-to-image model: nucleus prediction's generator (actin in, nucleus out).
+
+    Attributes
+    ----------
+    input_size : int
+        S, the side of the square tiles the generator takes (N, 3, S, S), RGB in [-1, 1]
+        (8-bit / 127.5 - 1, the actin in green).
+    target : str
+        What it was trained to draw: ``"nucleus"`` (the paper's target) or ``"merged"`` (the
+        public code's composite: nucleus in red beside the actin in green).
+    pixel_um : float or None
+        The pixel size of its training tiles (µm).
+    method, model, provenance
+        A description of the method, the generator's config, and how it was made.
+    input_name, output_name : str
+        ONNX tensor names (``actin``, ``nucleus``); the output is (N, 3, S, S) in [-1, 1].
+    """
+
+    input_size: int
+    target: str = "nucleus"
+    pixel_um: float | None = None
+    method: str = ""
+    model: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    input_name: str = "actin"
+    output_name: str = "nucleus"
+    path: str | None = None
+    channel_names: tuple[str, ...] = ("red", "green", "blue")
+
+    kind = "generator"
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def input_shape(self) -> tuple[int | str, int, int, int]:
+        return ("batch", self.n_channels, self.input_size, self.input_size)
+
+    def output_shape(self, n: int) -> tuple[int, ...]:
+        """The output of ``n`` tiles: (n, 3, S, S)."""
+        return (n, self.n_channels, self.input_size, self.input_size)
+
+    @property
+    def precision(self) -> str:
+        return str((self.provenance or {}).get("precision", "fp32"))
+
+    def summary(self) -> dict:
+        """What a person receiving the model wants to know first, as a plain dict."""
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "method": self.method,
+            "input": f"{self.n_channels} x {self.input_size} x {self.input_size}",
+            "target": self.target,
+            "pixel_um": self.pixel_um,
+            "precision": self.precision,
+            "created": (self.provenance or {}).get("exported"),
+        }
+
+    def to_metadata(self) -> dict[str, str]:
+        """The ``metadata_props`` of the ONNX file (string keys and JSON string values)."""
+        s = self.input_size
+        d = {
+            "version": METADATA_VERSION,
+            "kind": self.kind,
+            "method": self.method,
+            "input": {"name": self.input_name, "shape": ["batch", self.n_channels, s, s],
+                      "range": [-1, 1], "normalisation": "8-bit RGB / 127.5 - 1 (actin in green)"},
+            "output": {"name": self.output_name, "range": [-1, 1], "target": self.target},
+            "pixel_um": self.pixel_um,
+            "model": self.model,
+            "provenance": self.provenance,
+        }  # fmt: skip
+        return {_PREFIX + k: json.dumps(v, sort_keys=True) for k, v in d.items()}
+
+    @classmethod
+    def from_metadata(
+        cls, props: dict[str, str], *, path: str | os.PathLike | None = None
+    ) -> GeneratorInfo:
+        """Parse a generator's ``metadata_props``; raises :class:`InputError` naming the file."""
+        p = None if path is None else os.fspath(path)
+        meta = _json_props(props, p)
+        inp, out = meta.get("input"), meta.get("output", {})
+        if not isinstance(inp, dict) or not isinstance(out, dict):
+            raise InputError("generator metadata 'ainu.input' and 'ainu.output' must be objects",
+                             path=p)  # fmt: skip
+        shape = inp.get("shape")
+        if not isinstance(shape, list) or len(shape) != 4 or shape[1] != 3:
+            raise InputError(f"generator metadata input shape is {shape!r}, not [N, 3, S, S]",
+                             path=p)  # fmt: skip
+        pixel = meta.get("pixel_um")
+        return cls(
+            input_size=_size(shape[-1], "input size", p),
+            target=str(out.get("target") or "nucleus"),
+            pixel_um=None if pixel is None else float(pixel),
+            method=str(meta.get("method", "")),
+            model=meta.get("model") or {},
+            provenance=meta.get("provenance") or {},
+            input_name=str(inp.get("name", "actin")),
+            output_name=str(out.get("name", "nucleus")),
+            path=p,
+        )
+
+
+#: The kinds of model the engine runs, and the API that runs each.
+KINDS = {
+    "classifier": "ainu_engine.Classifier (ainu-engine screen)",
+    "widefield-classifier": (
+        "ainu_engine.scenmed.WidefieldClassifier (ainu-engine widefield screen)"
+    ),
+    "generator": "ainu_engine.nucleus_prediction.Generator (ainu-engine nucleus predict)",
+}
+
+
+def require_kind(info: ModelInfo | GeneratorInfo, kind: str) -> None:
+    """Raise a one-line :class:`InputError` unless ``info`` is a model of ``kind``.
+
+    Parameters
+    ----------
+    info : ModelInfo or GeneratorInfo
+        The model's metadata.
+    kind : str
+        One of :data:`KINDS`.
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        The model is of another kind; the hint names the API that runs it.
+    """
+    if info.kind != kind:
+        raise InputError(
+            f"a {info.kind} model cannot be used as a {kind}",
+            path=info.path,
+            hint=f"run it with {KINDS.get(info.kind, info.kind)}",
+        )
+
+
+def _json_props(props: dict[str, str], path) -> dict:
+    """The ``ainu.*`` keys of ``props``, JSON-decoded."""
+    out = {}
+    for key, raw in props.items():
+        if not key.startswith(_PREFIX):
+            continue
+        try:
+            out[key[len(_PREFIX) :]] = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise InputError(f"model metadata '{key}' is not valid JSON: {err}", path=path) from err
+    version = out.get("version", 1)
+    if isinstance(version, int) and not isinstance(version, bool) and version > METADATA_VERSION:
+        raise InputError(
+            f"model metadata version {version} is newer than this ainu-engine understands "
+            f"({METADATA_VERSION})",
+            path=path,
+            hint="upgrade ainu-engine",
+        )
+    return out
+
+
+def model_info_from_metadata(
+    props: dict[str, str], *, path: str | os.PathLike | None = None
+) -> ModelInfo | GeneratorInfo:
+    """The metadata of any kind of ainu-engine model: a :class:`GeneratorInfo` where
+    ``ainu.kind`` says ``generator``, else a classifier's :class:`ModelInfo`."""
+    if props.get(_PREFIX + "kind") == json.dumps("generator"):
+        return GeneratorInfo.from_metadata(props, path=path)
+    return ModelInfo.from_metadata(props, path=path)
+
+
 #: ``image`` and ``patches``: SMLM renders (:mod:`ainu_engine.render`); ``widefield``: SCENMED
 #: crops or patches of widefield DAPI images (:mod:`ainu_engine.scenmed`), whose RenderSpec only
 #: records the pixel (``pixel_nm``) and the crop side (``size``).
@@ -277,15 +469,29 @@ def _range(v):
     return None
 
 
-def read_model_info(path: str | os.PathLike) -> ModelInfo:
-    """Read the :class:`ModelInfo` of an exported ``.onnx`` model.
+def read_model_info(
+    path: str | os.PathLike, *, kind: str | None = None
+) -> ModelInfo | GeneratorInfo:
+    """Read the metadata of an exported ``.onnx`` model: a classifier's :class:`ModelInfo` or
+    a generator's :class:`GeneratorInfo`.
 
     Uses the ``onnx`` package when installed (reads only the metadata), else ONNX Runtime.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.onnx`` file.
+    kind : str, optional
+        Require a model of this kind (:data:`KINDS`); default: any.
+
+    Returns
+    -------
+    ModelInfo or GeneratorInfo
 
     Raises
     ------
     ainu_engine.errors.InputError
-        Missing or unreadable file, or a model without ainu-engine metadata.
+        Missing or unreadable file, a model without ainu-engine metadata, or not of ``kind``.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -299,21 +505,21 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
             m = onnx.load(path, load_external_data=False)
             props = {p.key: p.value for p in m.metadata_props}
         else:
-            import onnxruntime as ort
+            from .onnx_session import ort_session
 
-            sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-            props = dict(sess.get_modelmeta().custom_metadata_map)
-    except ImportError as err:
+            props = dict(ort_session(path).get_modelmeta().custom_metadata_map)
+    except MissingDependency as err:
         raise InputError(
-            "reading a model needs onnxruntime or onnx",
-            path=path,
-            hint='pip install "ainu-engine[cpu]"',
+            "reading a model needs onnxruntime or onnx", path=path, hint=install_hint("cpu")
         ) from err
     except Exception as err:  # noqa: BLE001 - protobuf / ORT raise many types
         raise InputError(
             f"cannot read the ONNX model: {str(err).splitlines()[0]}", path=path
         ) from err
-    return ModelInfo.from_metadata(props, path=path)
+    info = model_info_from_metadata(props, path=path)
+    if kind is not None:
+        require_kind(info, kind)
+    return info
 
 
 def temperature_of(info: ModelInfo) -> float:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ainu_engine.errors import InputError, OutputError
+from ainu_engine.onnx_session import ort_session
 
 __all__ = ["BioimageioResult", "export_bioimageio", "CITATION", "LICENSE"]
 
@@ -66,9 +67,7 @@ def _test_tensors(checkpoint: Path, info, ckpt: dict):
 
 
 def _logits(onnx_path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    s = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    s = ort_session(onnx_path)
     return s.run(None, {s.get_inputs()[0].name: x})[0].astype(np.float32)
 
 

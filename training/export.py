@@ -24,6 +24,7 @@ import numpy as np
 from ainu_engine.compare import Comparison, compare_outputs
 from ainu_engine.errors import OutputError, ParityError
 from ainu_engine.model import ModelInfo
+from ainu_engine.onnx_session import ort_session
 
 __all__ = ["ExportResult", "export_onnx", "MIN_OPSET"]
 
@@ -82,7 +83,6 @@ def onnx_bytes_checked(
     metadata, after ONNX Runtime (CPU) matched PyTorch within ``atol`` on random inputs at
     batch 1 and 3 (the dynamic batch axis) and on ``samples``; raises :class:`ParityError`
     (naming ``out``, which is not written) otherwise. Returns (bytes, the comparison)."""
-    import onnxruntime as ort
     import torch
 
     c, s = info.n_channels, info.input_size
@@ -122,7 +122,7 @@ def onnx_bytes_checked(
     ]
     if samples is not None and len(samples):
         inputs.append(np.asarray(samples, np.float32))
-    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    sess = ort_session(data)
     refs, outs = [], []
     with torch.inference_mode():
         for x in inputs:

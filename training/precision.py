@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ainu_engine.errors import InputError
+from ainu_engine.onnx_session import ort_session
 from ainu_engine.scores import softmax
 
 __all__ = [
@@ -169,11 +170,9 @@ def quantize(fp32: bytes, precision: str, calibration_images: np.ndarray, *,
 
 def logits(model: bytes, x: np.ndarray, *, input_name: str, output_name: str) -> np.ndarray:
     """The model's logits of ``x`` on ONNX Runtime's CPU provider, in batches of 8."""
-    import onnxruntime as ort
-
     if len(x) == 0:
         return np.zeros((0, 0))
-    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    sess = ort_session(model)
     return np.concatenate([sess.run([output_name], {input_name: x[i : i + 8]})[0]
                            for i in range(0, len(x), 8)])  # fmt: skip
 

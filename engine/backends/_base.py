@@ -89,10 +89,12 @@ class Backend:
                 f"the graph's is {shape}",
                 path=self.model_path,
             )
-        out = list(outputs[info.output_name])
-        if len(out) != 2 or (isinstance(out[1], int) and out[1] != len(info.classes)):
+        out, want_out = list(outputs[info.output_name]), info.output_shape(1)[1:]
+        if len(out) != len(want_out) + 1 or any(
+            isinstance(g, int) and g != w for g, w in zip(out[1:], want_out, strict=True)
+        ):
             raise InputError(
-                f"the metadata names {len(info.classes)} classes, the graph's output is {out}",
+                f"the metadata {_expected_output(info)}, the graph's output is {out}",
                 path=self.model_path,
             )
 
@@ -130,7 +132,8 @@ class Backend:
             self.infer(x)
 
     def infer(self, x) -> np.ndarray:
-        """Logits (N, K) as float32 NumPy for images ``x`` (N, C, S, S) float32.
+        """The model's output as float32 NumPy for images ``x`` (N, C, S, S) float32: logits
+        (N, K) of a classifier, images (N, 3, S, S) of a generator (``info.output_shape``).
 
         ``x`` may be a NumPy array or, on CUDA backends, a CuPy array / CUDA torch tensor that
         is used in place (no copy through the host).
@@ -157,10 +160,10 @@ class Backend:
         self.total_seconds += dt
         self.n_inferred += shape[0]
         out = np.asarray(out, dtype=np.float32)
-        if out.ndim != 2 or out.shape != (shape[0], len(self.info.classes)):
+        if out.shape != self.info.output_shape(shape[0]):
             raise InputError(
                 f"the model gave outputs of shape {out.shape} for {shape[0]} images; its metadata "
-                f"names {len(self.info.classes)} classes",
+                f"{_expected_output(self.info)}",
                 path=self.model_path,
             )
         return out
@@ -206,3 +209,12 @@ class Backend:
 
     def _close_impl(self) -> None:
         pass
+
+
+def _expected_output(info) -> str:
+    """What the metadata says of the output: ``names K classes`` (a classifier) or ``says the
+    output is (N, 3, S, S)`` (a generator)."""
+    classes = getattr(info, "classes", None)
+    if classes:
+        return f"names {len(classes)} classes"
+    return f"says the output is (N, {', '.join(map(str, info.output_shape(1)[1:]))})"

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from ..cache import cache_dir
+from ..onnx_session import ort_session
 from ._base import Backend, BackendUnavailable, is_device_array
 from ._tensorrt import check_tensorrt_model
 
@@ -150,9 +151,7 @@ class OnnxRuntimeBackend(Backend):
                 ("CUDAExecutionProvider", {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE"})
             )
         providers.append("CPUExecutionProvider")
-        self.session = ort.InferenceSession(
-            os.fspath(self.model_path), sess_options=so, providers=providers
-        )
+        self.session = ort_session(self.model_path, options=so, providers=providers)
         self.check_graph(
             {i.name: i.shape for i in self.session.get_inputs()},
             {o.name: o.shape for o in self.session.get_outputs()},

@@ -218,7 +218,7 @@ class TensorRTBackend(Backend):
                 if is_device_array(x)
                 else cp.asarray(np.ascontiguousarray(x, np.float32))
             )
-            out = cp.empty((n, len(info.classes)), dtype=cp.float32)
+            out = cp.empty(info.output_shape(n), dtype=cp.float32)
             self.context.set_input_shape(info.input_name, tuple(xin.shape))
             self.context.set_tensor_address(info.input_name, int(xin.data.ptr))
             self.context.set_tensor_address(info.output_name, int(out.data.ptr))

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..onnx_session import ort_session
+
 __all__ = ["IncrementalPlan", "IncrementalUnsupported"]
 
 # operators whose output element depends on the same spatial position of each input only
@@ -472,9 +474,7 @@ class IncrementalPlan:
             so.enable_cpu_mem_arena = arena
             if not arena and _shared_arena(ort):
                 so.add_session_config_entry("session.use_env_allocators", "1")
-            return ort.InferenceSession(
-                proto.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"]
-            )
+            return ort_session(proto.SerializeToString(), options=so)
 
         try:
             cache_session, tail_session, cache_names = _build_sessions(

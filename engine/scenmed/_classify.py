@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
+from ..model import require_kind
 from ..scores import softmax
 from ._patches import extract_patches
 
@@ -42,14 +42,8 @@ class WidefieldClassifier:
     def __init__(self, backend) -> None:
         self.backend = backend.load()
         self.info = backend.model_info()
-        pre = self.info.preprocessing
-        if pre.get("mode") != "widefield":
-            raise InputError(
-                "not a widefield model (it classifies SMLM renders)",
-                path=self.info.path,
-                hint="use ainu_engine.Classifier or `ainu-engine screen`",
-            )
-        self.pre = pre
+        require_kind(self.info, "widefield-classifier")
+        pre = self.pre = self.info.preprocessing
         self.classes = list(self.info.classes)
         self.patch = int(pre["patch_size"]) if pre.get("input") == "patches" else None
         self.stride = int(pre.get("stride", 16)) if self.patch else None
