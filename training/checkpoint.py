@@ -27,7 +27,16 @@ from ainu_engine.render import RenderSpec
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "GENERATOR_FORMAT",
+    "TRAINING_STATE_FORMAT",
+    "WIDEFIELD_FORMAT",
+    "save_widefield_model",
+    "load_widefield_model",
     "save_checkpoint",
+    "save_generator",
+    "load_generator",
+    "save_training_state",
+    "read_training_state",
     "read_checkpoint",
     "load_checkpoint",
     "checkpoint_info",
@@ -36,6 +45,12 @@ __all__ = [
 
 #: Version of the checkpoint layout; readers refuse any other.
 CHECKPOINT_FORMAT = "ainu-engine-checkpoint-1"
+#: A trained generator (nucleus prediction): its config, weights and run.
+GENERATOR_FORMAT = "ainu-engine-generator-1"
+#: A SCENMED classifier (``widefield train``): its registry config, weights, classes, patch side.
+WIDEFIELD_FORMAT = "ainu-engine-widefield-model-1"
+#: A run's resume state (models, optimisers, random state, history): every file plain data.
+TRAINING_STATE_FORMAT = "ainu-engine-training-state-1"
 #: Largest class count and input channel count a checkpoint may declare.
 MAX_CLASSES, MAX_CHANNELS = 10_000, 64
 
@@ -90,13 +105,30 @@ def _plain(v):
     raise TypeError(f"cannot store {type(v).__name__} in a checkpoint")
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
+def read_checkpoint(
+    path: str | os.PathLike, *, formats: tuple[str, ...] = (CHECKPOINT_FORMAT,)
+) -> dict:
     """The checkpoint's dict (tensors included), checked to be an ainu-engine checkpoint.
+
+    Every file the project trains is read here, with ``torch.load(..., weights_only=True)``:
+    plain values and tensors only, never pickled code.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.pt`` file.
+    formats : tuple of str
+        The layouts accepted (:data:`CHECKPOINT_FORMAT`, :data:`GENERATOR_FORMAT`,
+        :data:`TRAINING_STATE_FORMAT`).
+
+    Returns
+    -------
+    dict
 
     Raises
     ------
     ainu_engine.errors.InputError
-        Not a file, unreadable, or not an ainu-engine checkpoint.
+        Not a file, unreadable, pickled objects, or not of one of ``formats``.
     """
     import torch
 
@@ -107,11 +139,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle/zip errors of many kinds
         raise InputError(f"cannot read the checkpoint: {_load_error(err)}", path=path) from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in formats:
         raise InputError(
             "not an ainu-engine checkpoint",
             path=path,
-            expected=CHECKPOINT_FORMAT,
+            expected=" or ".join(formats),
             found=str(ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__),
         )
     return ckpt
@@ -119,7 +151,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def _load_error(err: Exception) -> str:
     """torch.load's error in one plain line. A file that holds pickled Python objects is refused
-    as such: models are data, and nothing here suggests loading it with weights_only=False."""
+    as such: models are data, and nothing here suggests loading it unsafely."""
     import pickle
     import re
 
@@ -142,9 +174,14 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[object, dict]:
         Not a file, not an ainu-engine checkpoint, no or an implausible model config, or
         weights that do not fit the model it describes.
     """
+    ckpt = read_checkpoint(path)
+    return _build_model(ckpt, path), ckpt
+
+
+def _build_model(ckpt: dict, path):
+    """The registry model a checkpoint dict describes, its weights loaded, in eval mode."""
     from .models import ModelConfig, create_model
 
-    ckpt = read_checkpoint(path)
     missing = [k for k in ("model_config", "state_dict", "classes") if k not in ckpt]
     if missing:
         raise InputError(f"the checkpoint has no {', '.join(missing)}", path=path)
@@ -173,7 +210,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[object, dict]:
         raise InputError(
             f"the checkpoint's weights do not fit its model: {first}", path=path
         ) from err
-    return model.eval(), ckpt
+    return model.eval()
 
 
 def update_provenance(path: str | os.PathLike, **entries) -> None:
@@ -207,3 +244,88 @@ def checkpoint_info(
         model=ckpt["model_config"],
         path=None if path is None else os.fspath(path),
     )
+
+
+def save_generator(path: str | os.PathLike, generator, *, run: dict) -> None:
+    """Write a trained generator (a model with ``.config``: TFill-Coarse or the U-Net) and the
+    run that made it (:class:`~ainu_engine.training.nucleus_prediction.GeneratorConfig` as a
+    dict), atomically, in :data:`GENERATOR_FORMAT`."""
+    import torch
+
+    plain = json.loads(json.dumps({"config": generator.config.to_dict(), "run": run},
+                                  default=_plain))  # fmt: skip
+    state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
+    with atomic_path(Path(path)) as tmp:
+        torch.save({"format": GENERATOR_FORMAT, **plain, "state_dict": state}, tmp)
+
+
+def load_generator(path: str | os.PathLike) -> tuple[object, dict]:
+    """Rebuild the generator of ``path`` (eval mode, CPU); returns ``(generator, checkpoint)``.
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        Not a generator file, an unknown config, or weights that do not fit it.
+    """
+    from .models.tfill import TFillCoarse, TFillConfig
+    from .models.unet import UNet, UNetConfig
+
+    ckpt = read_checkpoint(path, formats=(GENERATOR_FORMAT,))
+    conf = dict(ckpt.get("config") or {})
+    kind = conf.pop("kind", "tfill")
+    try:
+        g = UNet(UNetConfig(**conf)) if kind == "unet" else TFillCoarse(TFillConfig(**conf))
+        g.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"the generator's config or weights do not fit: {first}",
+                         path=path) from err  # fmt: skip
+    return g.eval(), ckpt
+
+
+def save_training_state(path: str | os.PathLike, **state) -> None:
+    """Write a run's resume state atomically: models' and optimisers' ``state_dict``s (tensors
+    and plain values), the random state, the iteration, the history — anything that
+    ``torch.load(..., weights_only=True)`` reads back (:func:`read_training_state`)."""
+    import torch
+
+    with atomic_path(Path(path)) as tmp:
+        torch.save({"format": TRAINING_STATE_FORMAT, **state}, tmp)
+
+
+def read_training_state(path: str | os.PathLike) -> dict:
+    """The resume state written by :func:`save_training_state`, on the CPU (``load_state_dict``
+    of a model or an optimiser moves it to their device).
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        Not a file, pickled objects, or not a training state.
+    """
+    return read_checkpoint(path, formats=(TRAINING_STATE_FORMAT,))
+
+
+def save_widefield_model(
+    path: str | os.PathLike, model, *, classes, patch: int | None, extra: dict | None = None
+) -> None:
+    """Write a SCENMED classifier (a registry model) with its classes and patch side (None for
+    whole crops), atomically, in :data:`WIDEFIELD_FORMAT` (:func:`load_widefield_model`)."""
+    import torch
+
+    plain = json.loads(json.dumps({"model_config": model.config.to_dict(), "classes": list(classes),
+                                   "patch": patch, **(extra or {})}, default=_plain))  # fmt: skip
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(Path(path)) as tmp:
+        torch.save({"format": WIDEFIELD_FORMAT, **plain, "state_dict": state}, tmp)
+
+
+def load_widefield_model(path: str | os.PathLike) -> tuple[object, dict]:
+    """Rebuild the SCENMED classifier of ``path`` (eval mode, CPU): ``(model, checkpoint)``.
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        Not a SCENMED model file, or a config or weights that do not fit.
+    """
+    ckpt = read_checkpoint(path, formats=(WIDEFIELD_FORMAT,))
+    return _build_model(ckpt, path), ckpt

@@ -23,7 +23,7 @@ import numpy as np
 
 from ainu_engine.compare import Comparison, compare_outputs
 from ainu_engine.errors import OutputError, ParityError
-from ainu_engine.model import ModelInfo
+from ainu_engine.model import GeneratorInfo, ModelInfo
 from ainu_engine.onnx_session import ort_session
 
 __all__ = ["ExportResult", "export_onnx", "MIN_OPSET"]
@@ -71,7 +71,7 @@ def _quiet_exporter():
 
 def onnx_bytes_checked(
     model,
-    info: ModelInfo,
+    info: ModelInfo | GeneratorInfo,
     out: Path,
     *,
     opset: int = 18,
@@ -82,7 +82,10 @@ def onnx_bytes_checked(
     """``model`` (float32; the caller puts it in eval mode) as ONNX bytes with ``info`` as its
     metadata, after ONNX Runtime (CPU) matched PyTorch within ``atol`` on random inputs at
     batch 1 and 3 (the dynamic batch axis) and on ``samples``; raises :class:`ParityError`
-    (naming ``out``, which is not written) otherwise. Returns (bytes, the comparison)."""
+    (naming ``out``, which is not written) otherwise. Returns (bytes, the comparison).
+
+    The one export gate of every model the project trains: classifiers (:class:`ModelInfo`;
+    random inputs in [0, 1)) and generators (:class:`GeneratorInfo`; in [-1, 1))."""
     import torch
 
     c, s = info.n_channels, info.input_size
@@ -105,20 +108,16 @@ def onnx_bytes_checked(
     del proto.metadata_props[:]
     for key, value in info.to_metadata().items():
         proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = (
-        f"ainu-engine {info.model.get('name')} classifier of {', '.join(info.classes)}; "
-        f"input {info.input_name} float32 (N, {c}, {s}, {s}), output {info.output_name} (N, "
-        f"{len(info.classes)}) logits; see metadata_props ainu.*"
-    )
+    proto.doc_string = _doc_string(info)
     proto.producer_name = "ainu-engine"
     _check_proto(proto, info)
     data = proto.SerializeToString()
     if len(data) >= _TWO_GB:
         raise OutputError("the model is over 2 GB and cannot be stored in one ONNX file", path=out)
     rng = np.random.default_rng(seed)
+    low = -1.0 if info.kind == "generator" else 0.0
     inputs = [
-        rng.random((1, c, s, s), dtype=np.float32),
-        rng.random((3, c, s, s), dtype=np.float32),
+        low + (1.0 - low) * rng.random((n, c, s, s), dtype=np.float32) for n in (1, 3)
     ]
     if samples is not None and len(samples):
         inputs.append(np.asarray(samples, np.float32))
@@ -131,11 +130,27 @@ def onnx_bytes_checked(
     cmp = compare_outputs(np.concatenate(refs), np.concatenate(outs), atol=atol)
     if not cmp:
         raise ParityError(
-            f"ONNX Runtime and PyTorch logits differ: {cmp}",
+            f"ONNX Runtime and PyTorch {'logits' if info.kind != 'generator' else 'outputs'} "
+            f"differ: {cmp}",
             path=out,
             hint="the model was not written; report this with the checkpoint",
         )
     return data, cmp
+
+
+def _doc_string(info: ModelInfo | GeneratorInfo) -> str:
+    c, s = info.n_channels, info.input_size
+    if info.kind == "generator":
+        return (
+            f"ainu-engine generator ({info.method}); input {info.input_name} float32 (N, {c}, "
+            f"{s}, {s}) in [-1, 1], output {info.output_name} (N, {c}, {s}, {s}); see "
+            "metadata_props ainu.*"
+        )
+    return (
+        f"ainu-engine {info.model.get('name')} classifier of {', '.join(info.classes)}; "
+        f"input {info.input_name} float32 (N, {c}, {s}, {s}), output {info.output_name} (N, "
+        f"{len(info.classes)}) logits; see metadata_props ainu.*"
+    )
 
 
 def export_onnx(
@@ -314,7 +329,7 @@ def _keep_parity(checkpoint: Path, precision: str, out: Path, doc: dict, *, cali
     return path
 
 
-def _check_proto(proto, info: ModelInfo) -> None:
+def _check_proto(proto, info: ModelInfo | GeneratorInfo) -> None:
     """onnx.checker (full), strict shape inference, dynamic batch, no external data."""
     import onnx
 

@@ -24,9 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from ainu_engine.errors import FormatError, InputError
+from ainu_engine.nucleus_prediction import from_model_range, read_rgb, tiled, to_model_range
+
+from .checkpoint import load_generator, read_training_state, save_generator, save_training_state
 
 __all__ = ["GeneratorConfig", "read_pairs", "split_pairs", "train_generator", "export_generator",
-           "to_model_range", "from_model_range", "tiled"]  # fmt: skip
+           "load_generator", "to_model_range", "from_model_range", "tiled"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -65,67 +68,6 @@ class GeneratorConfig:
             raise ValueError(f"split must be random or group, got {self.split!r}")
 
 
-def to_model_range(img: np.ndarray) -> np.ndarray:
-    """8-bit (or [0, 1] float) H×W×3 → (3, H, W) float32 in [-1, 1]."""
-    a = np.asarray(img, np.float32)
-    if a.dtype != np.float32 or a.max() > 1.0:
-        a = a / 255.0
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=-1)
-    return np.moveaxis(a, -1, 0) * 2.0 - 1.0
-
-
-def from_model_range(x: np.ndarray) -> np.ndarray:
-    """(3, H, W) in [-1, 1] → H×W×3 uint8."""
-    return np.round((np.moveaxis(np.clip(x, -1, 1), 0, -1) + 1.0) * 127.5).astype(np.uint8)
-
-
-def tiled(x: np.ndarray, size: int, run, *, margin: int | None = None) -> np.ndarray:
-    """Apply ``run`` (a (1, C, size, size) → (1, C', size, size) function, e.g. an ONNX
-    session) over a (C, H, W) image of any size, in overlapping tiles: each tile contributes
-    only its centre, ``margin`` px (default ``size // 4``) in from its sides, so no output
-    pixel comes from a tile's edge, where a convolutional generator sees little context
-    (``margin=0``: plain abutting tiles). The image is padded by reflection.
-
-    >>> x = np.random.default_rng(0).random((3, 50, 70), dtype=np.float32)
-    >>> bool(np.array_equal(tiled(x, 32, lambda t: t), x))
-    True
-    """
-    m = size // 4 if margin is None else int(margin)
-    if not 0 <= m < size // 2:
-        raise ValueError(f"margin must lie in [0, {size // 2}), got {margin!r}")
-    step = size - 2 * m
-    _, h, w = x.shape
-    ph, pw = -h % step, -w % step
-    xp = np.pad(x, ((0, 0), (m, m + ph), (m, m + pw)), mode="reflect")
-    y = None
-    for r in range(0, h + ph, step):
-        for c in range(0, w + pw, step):
-            t = run(np.ascontiguousarray(xp[None, :, r : r + size, c : c + size], np.float32))[0]
-            if y is None:
-                y = np.zeros((t.shape[0], h + ph, w + pw), np.float32)
-            y[:, r : r + step, c : c + step] = t[:, m : m + step, m : m + step]
-    return y[:, :h, :w]
-
-
-def _read_rgb(p: Path) -> np.ndarray:
-    import tifffile
-
-    try:
-        a = tifffile.imread(p)
-    except Exception as err:  # noqa: BLE001 - tifffile raises many types
-        raise FormatError(f"not a readable TIFF ({err})", path=p) from err
-    if a.ndim == 4:  # a z-stack: maximum projection
-        a = a.max(axis=0)
-    if a.ndim == 3 and a.shape[0] in (3, 4) and a.shape[-1] not in (3, 4):
-        a = np.moveaxis(a, 0, -1)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=-1)
-    if a.ndim != 3 or a.shape[-1] < 3:
-        raise FormatError("expected an RGB image or a 2-D channel", path=p, found=str(a.shape))
-    return a[..., :3]
-
-
 def read_pairs(folder: str | os.PathLike) -> list[dict]:
     """Tiles of ``folder``: each ``{"name", "group", "actin", "nucleus", "merged"}`` with the
     images (H×W×3 uint8). Tile folders with ``Actin_*``/``Nucleus_*`` (``Merged_*`` optional:
@@ -148,11 +90,11 @@ def read_pairs(folder: str | os.PathLike) -> list[dict]:
             continue
         if len(actin) != 1 or len(nucleus) != 1:
             raise FormatError("a tile folder needs one Actin_* and one Nucleus_* image", path=d)
-        a, n = _read_rgb(actin[0]), _read_rgb(nucleus[0])
+        a, n = read_rgb(actin[0]), read_rgb(nucleus[0])
         if a.shape != n.shape:
             raise FormatError(f"Actin {a.shape} and Nucleus {n.shape} differ in size", path=d)
         merged = sorted(d.glob("Merged_*.tif*"))
-        m = _read_rgb(merged[0]) if merged else np.maximum(a, n)
+        m = read_rgb(merged[0]) if merged else np.maximum(a, n)
         name = re.sub(r"^Actin_", "", actin[0].stem)
         out.append({"name": name, "group": groups.get(d.name, ""), "actin": a, "nucleus": n,
                     "merged": m})  # fmt: skip
@@ -273,7 +215,7 @@ def train_generator(
     start, history = 0, []
     ck = out / "checkpoint.pt"
     if ck.is_file():
-        state = torch.load(ck, map_location=device, weights_only=False)
+        state = read_training_state(ck)
         g.load_state_dict(state["g"])
         d.load_state_dict(state["d"])
         opt_g.load_state_dict(state["opt_g"])
@@ -311,8 +253,7 @@ def train_generator(
             on_iteration(rec)
         if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
             _save(ck, g, d, opt_g, opt_d, rng, it, history)
-    torch.save({"state_dict": g.state_dict(), "config": g.config.to_dict(),
-                "run": asdict(cfg)}, out / "generator.pt")  # fmt: skip
+    save_generator(out / "generator.pt", g, run=asdict(cfg))
     _write_history(out, history)
     test_l1 = _test_l1(g, x_all, tgt, test_idx, cfg.size, device)
     summary = {"iterations": cfg.iterations, "resumed_from": start, "train": len(train_idx),
@@ -325,13 +266,9 @@ def train_generator(
 
 
 def _save(path: Path, g, d, opt_g, opt_d, rng, it: int, history: list) -> None:
-    import torch
-
-    tmp = path.with_suffix(".tmp")
-    torch.save({"g": g.state_dict(), "d": d.state_dict(), "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(), "rng": rng.bit_generator.state, "iteration": it,
-                "history": history}, tmp)  # fmt: skip
-    os.replace(tmp, path)
+    save_training_state(path, g=g.state_dict(), d=d.state_dict(), opt_g=opt_g.state_dict(),
+                        opt_d=opt_d.state_dict(), rng=rng.bit_generator.state, iteration=it,
+                        history=history)  # fmt: skip
 
 
 def _write_history(out: Path, history: list[dict]) -> None:
@@ -380,24 +317,6 @@ def _test_l1(g, x_all, tgt, test_idx, size, device) -> float | None:
     return float(np.mean(vals))
 
 
-def load_generator(path: str | os.PathLike):
-    """The generator of ``generator.pt`` (eval mode, CPU)."""
-    import torch
-
-    from .models.tfill import TFillCoarse, TFillConfig
-
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    conf = dict(ck["config"])
-    if conf.pop("kind", "tfill") == "unet":
-        from .models.unet import UNet, UNetConfig
-
-        g = UNet(UNetConfig(**conf))
-    else:
-        g = TFillCoarse(TFillConfig(**conf))
-    g.load_state_dict(ck["state_dict"])
-    return g.eval(), ck
-
-
 def export_generator(
     checkpoint: str | os.PathLike,
     out: str | os.PathLike,
@@ -408,57 +327,41 @@ def export_generator(
     opset: int = 18,
 ) -> dict:
     """``generator.pt`` → one ONNX file (input ``actin`` (N, 3, S, S) in [-1, 1], output
-    ``nucleus`` the same) with metadata (``ainu.kind`` generator, input size, normalisation,
-    pixel size, provenance), written only after ONNX Runtime matched PyTorch within ``atol``
-    on random inputs at batch 1 and 2."""
-    import onnxruntime as ort
+    ``nucleus`` the same) with its :class:`~ainu_engine.model.GeneratorInfo` metadata, through
+    the project's one export gate (:func:`~ainu_engine.training.export.onnx_bytes_checked`):
+    written only after ONNX Runtime matched PyTorch within ``atol`` on random inputs at batch 1
+    and 3.
+
+    Raises
+    ------
+    ainu_engine.errors.ParityError
+        ONNX Runtime and PyTorch differ by more than ``atol``; nothing is written.
+    ainu_engine.errors.InputError
+        Not a generator file.
+    """
     import torch
 
-    from ainu_engine.errors import ParityError
     from ainu_engine.io import atomic_write_bytes
+    from ainu_engine.model import GeneratorInfo
     from ainu_engine.provenance import __version__
 
-    from .export import _quiet_exporter
+    from .export import onnx_bytes_checked
 
     g, ck = load_generator(checkpoint)
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    with _quiet_exporter():
-        program = torch.onnx.export(
-            g, (torch.zeros(2, 3, size, size),), None, input_names=["actin"],
-            output_names=["nucleus"], opset_version=opset, dynamo=True, external_data=False,
-            dynamic_shapes=({0: batch},), optimize=True,
-        )  # fmt: skip
-    proto = program.model_proto
-    meta = {
-        "kind": "generator",
-        "method": ("TFill-Coarse" if ck["run"].get("model", "tfill") == "tfill" else "U-Net, L1")
+    run = ck["run"]
+    info = GeneratorInfo(
+        input_size=int(size),
+        target=str(run.get("target") or "nucleus"),
+        pixel_um=pixel_um,
+        method=("TFill-Coarse" if run.get("model", "tfill") == "tfill" else "U-Net, L1")
         + ", actin -> nucleus (Vasudevan et al., PLoS ONE 2022)",
-        "input": {"name": "actin", "shape": ["batch", 3, size, size], "range": [-1, 1],
-                  "normalisation": "8-bit RGB / 127.5 - 1 (actin in green)"},
-        "output": {"name": "nucleus", "range": [-1, 1], "target": ck["run"].get("target")},
-        "pixel_um": pixel_um,
-        "model": ck["config"],
-        "provenance": {"ainu_engine": __version__, "torch": torch.__version__,
-                       "run": ck["run"], "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-    }  # fmt: skip
-    for k, v in meta.items():
-        proto.metadata_props.add(key=f"ainu.{k}", value=json.dumps(v, sort_keys=True))
-    proto.producer_name = "ainu-engine"
-    data = proto.SerializeToString()
-    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    worst = 0.0
-    for b in (1, 2):
-        x = rng.uniform(-1, 1, (b, 3, size, size)).astype(np.float32)
-        with torch.inference_mode():
-            ref = g(torch.from_numpy(x)).numpy()
-        got = sess.run(["nucleus"], {"actin": x})[0]
-        worst = max(worst, float(np.abs(ref - got).max()))
-    if worst > atol:
-        raise ParityError(f"ONNX Runtime and PyTorch differ by {worst:.2e} > {atol:g}", path=out,
-                          hint="the model was not written")  # fmt: skip
+        model=ck["config"],
+        provenance={"ainu_engine": __version__, "torch": torch.__version__, "run": run,
+                    "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+    )  # fmt: skip
+    data, cmp = onnx_bytes_checked(g, info, Path(out), opset=opset, atol=atol)
     atomic_write_bytes(Path(out), data)
-    return {"path": str(out), "bytes": len(data), "max_abs_diff": worst, "atol": atol}
+    return {"path": str(out), "bytes": len(data), "max_abs_diff": cmp.max_abs, "atol": atol}
 
 
 def with_overrides(cfg: GeneratorConfig, **kw) -> GeneratorConfig:

@@ -9,13 +9,20 @@ public code's split ignores them, so nuclei of one field can sit on both sides.
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 __all__ = [
     "LINEAR_MODELS",
+    "MODELS",
+    "ScenmedRunConfig",
+    "train_scenmed",
+    "read_features_table",
     "fair_split",
     "make_linear",
     "fit_linear",
@@ -420,3 +427,234 @@ def export_widefield(
     data, cmp = onnx_bytes_checked(model, info, out, atol=atol, samples=samples)
     atomic_write_bytes(out, data)
     return {"path": str(out), "bytes": len(data), "parity": str(cmp)}
+
+
+# ---------------------------------------------------------------------------------------------
+# one training run, as `ainu-engine widefield train` makes it
+# ---------------------------------------------------------------------------------------------
+
+#: Every model `train_scenmed` trains: the CNNs on crops or patches, and the linear models.
+MODELS = ("cnn", "patches", "patchnet", *LINEAR_MODELS)
+
+
+@dataclass(frozen=True)
+class ScenmedRunConfig:
+    """One SCENMED training run (``ainu-engine widefield train``'s options).
+
+    ``model``: ``cnn`` (128 px crops), ``patches`` (32 px, stride 16), ``patchnet`` (11 px) or a
+    linear model of :data:`LINEAR_MODELS`; ``val_fraction`` and ``groups``: the fair validation
+    split (group-disjoint by default); ``layout``: the features (``paper`` 104, ``code`` 120);
+    the rest are the CNNs' options (:func:`train_cnn`) and the random forest's randomized
+    ``search`` draws.
+    """
+
+    model: str = "cnn"
+    val_fraction: float = 0.15
+    groups: bool = True
+    layout: str = "paper"
+    patch_size: int | None = None
+    stride: int | None = None
+    min_occupied: float = 0.85
+    width: int = 32
+    hidden: int = 1024
+    epochs: int = 100
+    patience: int = 20
+    lr: float = 8e-5
+    batch_size: int = 32
+    rotate4: bool = False
+    augment: bool = False
+    monitor: str = "loss"
+    balanced_batches: bool = False
+    search: int = 0
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+
+
+def read_features_table(path: str | os.PathLike) -> tuple[list[dict], list[str]] | None:
+    """The rows and feature columns of a features table (``widefield features``' Parquet or
+    CSV), or None when ``path`` is not one."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    path = str(path)
+    if not path.endswith((".parquet", ".csv")):
+        return None
+    if path.endswith(".parquet"):
+        if "lbp_00" not in pq.read_schema(path).names:
+            return None
+        t = pq.read_table(path)
+    else:
+        with open(path) as fh:
+            if "lbp_00" not in fh.readline():
+                return None
+        t = pacsv.read_csv(path)
+    names = [c for c in t.column_names if c.split("_")[0] in ("shape", "lbp", "pftas", "zernike")]
+    return t.to_pylist(), names
+
+
+def train_scenmed(
+    nuclei,
+    out: str | os.PathLike,
+    config: ScenmedRunConfig | None = None,
+    *,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_nucleus: Callable[[], None] | None = None,
+) -> dict:
+    """Train one of SCENMED's classifiers and write its run folder.
+
+    Parameters
+    ----------
+    nuclei : ainu_engine.scenmed.NucleusTable or (rows, names)
+        Segmented nuclei (:func:`ainu_engine.scenmed.segment_files`), or, for the linear
+        models, a features table (:func:`read_features_table`).
+    out : path
+        The run folder (created): ``metrics.json``, ``confusion.png``; CNNs also
+        ``history.csv``, ``learning_curves.png``, ``model.pt`` (the checkpoint owner's
+        :func:`~ainu_engine.training.checkpoint.save_widefield_model`), ``model.onnx`` (through
+        the export gate) and ``tsne.png``; linear models ``ablation.csv`` and ``model.joblib``.
+    config : ScenmedRunConfig, optional
+        The run's options (default: the paper's CNN).
+    on_epoch : callable, optional
+        Called with each CNN epoch's record.
+    on_nucleus : callable, optional
+        Called after each nucleus's features are computed (linear models on a table).
+
+    Returns
+    -------
+    dict
+        The summary (``metrics.json`` without the validation details).
+
+    Raises
+    ------
+    ValueError
+        Fewer than two classes, a nucleus without a label, or a split that cannot be made.
+    """
+    cfg = config or ScenmedRunConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.model in LINEAR_MODELS:
+        return _run_linear(nuclei, out, cfg, on_nucleus)
+    return _run_cnn(nuclei, out, cfg, on_epoch)
+
+
+def _labels(rows) -> tuple[list[str], np.ndarray, np.ndarray]:
+    labs = [str(r["label"]) for r in rows]
+    if any(not v for v in labs):
+        raise ValueError("every nucleus needs a label: give a manifest (path, label)")
+    classes = sorted(set(labs))
+    if len(classes) < 2:
+        raise ValueError(f"need at least two classes, found {classes}")
+    y = np.array([classes.index(v) for v in labs])
+    g = np.array([str(r.get("group", "")) for r in rows])
+    return classes, y, g
+
+
+def _split(y, g, cfg: ScenmedRunConfig):
+    try:
+        return fair_split(y, g if cfg.groups and all(g) else None, fraction=cfg.val_fraction,
+                          seed=cfg.seed)  # fmt: skip
+    except ValueError as err:
+        raise ValueError(f"{err}; or pass --no-groups") from err
+
+
+def _metrics(y, prob, classes, out: Path) -> dict:
+    from .metrics import classification_metrics, plot_metrics
+
+    m = classification_metrics(y, prob, classes)
+    plot_metrics(m, out)
+    return {k: m[k] for k in ("n", "accuracy", "accuracy_ci_normal", "confusion") if k in m}
+
+
+def _run_linear(nuclei, out: Path, cfg: ScenmedRunConfig, on_nucleus) -> dict:
+    import joblib
+
+    from ainu_engine.scenmed import NucleusTable, features_of
+    from ainu_engine.simulate import write_table
+    from ainu_engine.strict_json import dumps
+
+    if isinstance(nuclei, NucleusTable):
+        rows, names = features_of(nuclei, layout=cfg.layout, progress=on_nucleus)
+    else:
+        rows, names = nuclei
+    classes, y, g = _labels(rows)
+    X = np.array([[r[n] for n in names] for r in rows], float)
+    tr, va = _split(y, g, cfg)
+    pipe, res = fit_linear(X, y, tr, va, cfg.model, cfg.seed, search=cfg.search)
+    metrics = _metrics(y[va], np.eye(len(classes))[res["val_pred"]], classes, out)
+    abl = ablation(X, y, names, tr, va, model=cfg.model, seed=cfg.seed)
+    write_table(out / "ablation.csv", abl, fieldnames=list(abl[-1]))
+    joblib.dump({"pipeline": pipe, "features": names, "classes": classes}, out / "model.joblib")
+    summary = {
+        "model": cfg.model, "classes": classes, "n_train": len(tr), "n_val": len(va),
+        "features": len(names), "layout": "paper" if len(names) in (104, 99) else "code",
+        "train_accuracy": res["train_accuracy"], "val_accuracy": res["val_accuracy"],
+        "validation": metrics, "ablation": abl, "best_params": res.get("best_params"),
+    }  # fmt: skip
+    (out / "metrics.json").write_text(dumps(summary, indent=2))
+    return {k: v for k, v in summary.items() if k not in ("ablation", "validation")}
+
+
+def _run_cnn(table, out: Path, cfg: ScenmedRunConfig, on_epoch) -> dict:
+    from ainu_engine.simulate import write_table
+    from ainu_engine.strict_json import dumps
+
+    from .checkpoint import save_widefield_model
+    from .metrics import plot_learning_curves
+
+    kept = table.kept
+    classes, y, g = _labels(kept)
+    crops = np.stack([table.crops[int(r["crop"])] for r in kept])
+    tr, va = _split(y, g, cfg)
+    arch = "patchnet_scenmed" if cfg.model == "patchnet" else "vgg_scenmed"
+    patch = cfg.patch_size or {"cnn": None, "patches": 32, "patchnet": 11}[cfg.model]
+    res = train_cnn(
+        crops, y, tr, va, arch=arch, patch=patch, stride=cfg.stride, width=cfg.width,
+        hidden=cfg.hidden, epochs=cfg.epochs, patience=cfg.patience, lr=cfg.lr,
+        batch_size=cfg.batch_size, min_occupied=cfg.min_occupied, rotate4=cfg.rotate4,
+        augment=cfg.augment, monitor=cfg.monitor, seed=cfg.seed, threads=cfg.threads,
+        balanced_batches=cfg.balanced_batches, on_epoch=on_epoch,
+    )  # fmt: skip
+    write_table(out / "history.csv", res.history)
+    plot_learning_curves(res.history, out / "learning_curves.png")
+    metrics = _metrics(y[va], res.val_prob, classes, out)
+    save_widefield_model(out / "model.pt", res.model, classes=classes, patch=patch,
+                         extra={"arch": arch, "run": asdict(cfg)})  # fmt: skip
+    samples = (crops[va[:4]] / 4095.0)[:, None].astype("float32") if patch is None else None
+    exported = export_widefield(
+        res.model, out / "model.onnx", classes=classes, patch=patch, stride=cfg.stride,
+        min_occupied=cfg.min_occupied, samples=samples,
+        metrics={"val_accuracy": res.val_accuracy, "train_accuracy": res.train_accuracy,
+                 "n_val": len(va), "n_train": len(tr)},
+    )  # fmt: skip
+    if cfg.model == "cnn" and len(crops) >= 5:
+        xy = tsne(penultimate_features(res.model, crops), seed=cfg.seed)
+        _plot_tsne(xy, y, classes, out / "tsne.png")
+    summary = {
+        "model": cfg.model, "arch": arch, "patch": patch, "classes": classes,
+        "n_train": len(tr), "n_val": len(va), "n_items": res.n_items,
+        "train_accuracy": res.train_accuracy, "val_accuracy": res.val_accuracy,
+        "best_epoch": res.best_epoch, "epochs_run": len(res.history),
+        "balanced_batches": cfg.balanced_batches, "seconds": round(res.seconds, 1),
+        "validation": metrics, "onnx": exported,
+    }  # fmt: skip
+    (out / "metrics.json").write_text(dumps(summary, indent=2))
+    return {k: v for k, v in summary.items() if k != "validation"}
+
+
+def _plot_tsne(xy, y, classes, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5, 4.2))
+    ax = fig.subplots()
+    for i, c in enumerate(classes):
+        ax.scatter(*xy[y == i].T, s=10, label=f"{c} (n={int((y == i).sum())})")
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
+    ax.set_title("t-SNE of the CNN's fc_2 features")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)

@@ -26,6 +26,7 @@ from ._nuclei import (
 )
 from ._patches import extract_patches, patch_offsets
 from ._report import thumbnail_png, write_report
+from ._screen import RESULT_COLUMNS, expand_fields, screen_fields
 from ._segment import (
     DROP_REASONS,
     Segmentation,
@@ -43,12 +44,14 @@ __all__ = [
     "SCENMED_PIXEL_UM",
     "Field",
     "NucleusTable",
+    "RESULT_COLUMNS",
     "SegmentConfig",
     "Segmentation",
     "WidefieldCall",
     "WidefieldClassifier",
     "compare_ratios",
     "crop_centred",
+    "expand_fields",
     "extract_patches",
     "feature_names",
     "features_of",
@@ -65,6 +68,7 @@ __all__ = [
     "read_scenmed_h5",
     "read_segmentation",
     "segment_field",
+    "screen_fields",
     "segment_files",
     "thumbnail_png",
     "to_scenmed_pixel",

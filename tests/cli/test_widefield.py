@@ -98,13 +98,10 @@ def test_cnn_train_export_and_screen(capsys, tmp_path):
     # the exported crop model gives the same probabilities through ONNX Runtime as in torch
     import torch
 
-    from ainu_engine.training.models import create_model
+    from ainu_engine.training.checkpoint import load_widefield_model
 
-    ck = torch.load(tmp_path / "cnn" / "model.pt", weights_only=False)
-    cfg = ck["config"]
-    net = create_model(cfg["name"], in_chans=1, num_classes=2, **cfg["kwargs"])
-    net.load_state_dict(ck["state_dict"])
-    net.eval()
+    net, ck = load_widefield_model(tmp_path / "cnn" / "model.pt")
+    assert ck["classes"] == ["BJ", "NIH3T3"] and ck["patch"] is None and not net.training
     table = read_segmentation(seg)
     crops = np.stack(table.crops[:3])
     with WidefieldClassifier.load(tmp_path / "cnn" / "model.onnx") as clf:

@@ -1,5 +1,6 @@
 """``ainu-engine nucleus predict ACTIN... --model G.onnx --out DIR``: nucleus images generated
-from actin images by an exported generator."""
+from actin images by an exported generator
+(:func:`ainu_engine.nucleus_prediction.predict_images`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .._options import JsonOpt
+from .._options import DeviceOpt, JsonOpt
 from .._output import Output
 
 
@@ -24,56 +25,31 @@ def predict(
             help="Overlapping tiles, each kept only in its centre (default), or abutting tiles.",
         ),
     ] = True,
+    backend: Annotated[str, typer.Option(help="auto, onnxruntime, tensorrt...")] = "auto",
+    device: DeviceOpt = "auto",
     json: JsonOpt = False,
 ) -> None:
-    """Generate a nucleus image for each actin image with an exported generator (ONNX Runtime),
-    tiled over the image in the model's input size: overlapping tiles of which only the centre
-    half is kept, so no pixel comes from a tile's edge (edges padded by reflection). Writes
-    Predicted_NAME.tif (8-bit RGB, nucleus in red; of a model trained on the Merged target, the
-    red channel alone) for `nucleus evaluate`.
+    """Generate a nucleus image for each actin image with an exported generator, on any engine
+    backend (ONNX Runtime CPU/CUDA, TensorRT), tiled over the image in the model's input size:
+    overlapping tiles of which only the centre half is kept, so no pixel comes from a tile's
+    edge (edges padded by reflection). Writes Predicted_NAME.tif (8-bit RGB, nucleus in red; of
+    a model trained on the Merged target, the red channel alone) for `nucleus evaluate`.
 
     Example: ainu-engine nucleus predict cells/tile0000 --model run/generator.onnx --out pred/
     """
-    import json as _json
+    from ...nucleus_prediction import Generator, actin_files, predict_images
 
-    import numpy as np
-    import onnxruntime as ort
-    import tifffile
-
-    from ...errors import InputError
-    from ...training.nucleus_prediction import from_model_range, tiled, to_model_range
-
-    files: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            files += sorted(q for q in p.rglob("*.tif*") if q.name.lower().startswith("actin"))
-        else:
-            files.append(p)
-    if not files:
-        raise InputError("no actin images (Actin_*.tif)", path=inputs[0])
-    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    meta = sess.get_modelmeta().custom_metadata_map
-    if _json.loads(meta.get("ainu.kind", "null")) != "generator":
-        raise InputError("not an ainu-engine generator (ainu.kind)", path=model)
-    size = int(_json.loads(meta["ainu.input"])["shape"][-1])
-    # a generator trained on the Merged composite (the public code's target) draws the actin in
-    # green beside the nucleus in red: only the red channel is the nucleus
-    merged = _json.loads(meta.get("ainu.output", "{}")).get("target") == "merged"
-    out.mkdir(parents=True, exist_ok=True)
+    files = actin_files(inputs)
     o = Output(json_lines=json)
-    with o.progress(len(files), "generating") as step:
-        for f in files:
-            img = tifffile.imread(f)
-            if img.ndim == 2:
-                img = np.stack([np.zeros_like(img), img, np.zeros_like(img)], -1)
-            x = to_model_range(img[..., :3])
-            y = tiled(x, size, lambda t: sess.run(["nucleus"], {"actin": t})[0],
-                      margin=None if overlap else 0)  # fmt: skip
-            name = f.stem.removeprefix("Actin_")
-            rgb = from_model_range(y)
-            if merged:
-                rgb[..., 1:] = 0
-            tifffile.imwrite(out / f"Predicted_{name}.tif", rgb, photometric="rgb")
-            o.record({"input": str(f), "output": str(out / f"Predicted_{name}.tif")}, None)
+    with Generator.load(model, backend, device=device) as gen, o.progress(
+        len(files), "generating"
+    ) as step:
+        d = gen.describe()
+        o.log(f"generator on {d['backend']} ({d['device']}): {d['reason']}")
+
+        def done(rec: dict) -> None:
+            o.record(rec, None)
             step()
+
+        predict_images(files, gen, out, overlap=overlap, on_image=done)
     o.record({"out": str(out), "images": len(files)}, f"{len(files)} images -> {escape(str(out))}")

@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ...scenmed import expand_fields
 from .._options import JsonOpt
 from .._output import Output
-from ._common import PixelUmOpt, expand_fields
+from ._common import PixelUmOpt
 
 
 def load_nuclei(inputs: list[str], pixel_um, o: Output, debug: bool):

@@ -11,13 +11,7 @@ from rich.markup import escape
 
 from .._options import JsonOpt
 from .._output import Output
-from ._common import PixelUmOpt, expand_fields
-
-_COLUMNS = (
-    "path", "field", "image", "label", "group", "id", "reason", "call", "n_patches",
-    "area_px", "centroid_y", "centroid_x", "bbox_r0", "bbox_c0", "bbox_r1", "bbox_c1",
-    "overexposed_fraction", "edge_cut", "pixel_um",
-)  # fmt: skip
+from ._common import PixelUmOpt
 
 
 def screen(
@@ -46,62 +40,21 @@ def screen(
 
     Example: ainu-engine widefield screen wf/fields --model run/model.onnx --out screen/
     """
-    import csv
-
-    import numpy as np
-
-    from ...io import atomic_path
-    from ...scenmed import WidefieldClassifier, segment_files, write_report
+    from ...scenmed import expand_fields, screen_fields
 
     items = expand_fields(inputs)
     o = Output(json_lines=json)
-    clf = WidefieldClassifier.load(model, backend, threads=threads)
-    out.mkdir(parents=True, exist_ok=True)
-    with o.progress(len(items), "segmenting") as step:
-        table = segment_files(
-            items, pixel_um=pixel_um, on_file=step,
-            on_error=lambda err, item: o.failure(err, {"path": item["path"]}, debug=None),
-        )  # fmt: skip
-    kept = table.kept
-    calls = clf.classify(table.crops) if table.crops else []
-    maps: dict[int, np.ndarray] = {}
-    kind = ""
-    if explain and kept:
-        (out / "maps").mkdir(exist_ok=True)
-        kind = "patch map" if clf.patch else "occlusion"
-        with o.progress(len(kept), "explaining") as step:
-            for r in kept:
-                i = r["crop"]
-                crop = table.crops[i]
-                if clf.patch:
-                    maps[i] = clf.patch_map(crop)
-                else:
-                    maps[i] = clf.occlusion(crop).maps[0]
-                np.save(out / "maps" / f"{Path(r['path']).stem}_{r['image']}_{r['id']}.npy",
-                        maps[i])  # fmt: skip
-                step()
-    for r, c in zip(kept, calls, strict=True):
-        r["call"] = c.label
-        r["n_patches"] = c.n_patches
-        for k, v in c.probabilities.items():
-            r[f"p_{k}"] = v
-    cols = list(_COLUMNS) + [f"p_{c}" for c in clf.classes]
-    with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in table.rows:
-            w.writerow({k: r.get(k, "") for k in cols})
-    write_report(out / "report.html", table.rows, dict(enumerate(table.crops)), clf.classes,
-                 maps=maps, map_kind=kind, model=model.name, gallery=gallery)  # fmt: skip
-    clf.close()
-    counts = {c: sum(1 for r in kept if r.get("call") == c) for c in clf.classes}
-    no_call = sum(1 for r in kept if r.get("call") is None)
+    res = screen_fields(
+        items, model, out, pixel_um=pixel_um, backend=backend, threads=threads, explain=explain,
+        gallery=gallery, progress=o.progress,
+        on_error=lambda err, item: o.failure(err, {"path": item["path"]}, debug=None),
+    )  # fmt: skip
+    counts, no_call = res["calls"], res["no_call"]
     o.record(
-        {"out": str(out), "files": len(items), "failed": len(table.failed),
-         "nuclei": len(kept), "calls": counts, "no_call": no_call},
-        f"{len(kept)} nuclei in {len(items)} files: "
+        res,
+        f"{res['nuclei']} nuclei in {len(items)} files: "
         f"{', '.join(f'{k} {v}' for k, v in counts.items())}"
         + (f", no call {no_call} (no usable patch)" if no_call else "")
         + f" -> {escape(str(out))}",
-    )  # fmt: skip
+    )
     o.finish(len(items))

@@ -12,7 +12,9 @@ from rich.markup import escape
 from .._options import JsonOpt
 from .._output import Output
 from ._common import PixelUmOpt
+from .features import load_nuclei
 
+#: the models of training.scenmed.MODELS (listed here so --help needs no torch)
 MODELS = ("cnn", "patches", "patchnet", "logreg", "svm", "rf")
 
 
@@ -93,194 +95,37 @@ def train(
 
     Example: ainu-engine widefield train wf/manifest.csv --model logreg --out run-logreg/
     """
-    if model not in MODELS:
-        raise typer.BadParameter(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
     from .._options import need_train_extra
 
+    if model not in MODELS:
+        raise typer.BadParameter(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
+    if model not in ("logreg", "svm", "rf"):
+        need_train_extra()  # the linear models need scikit-learn only
+    from ...training.scenmed import ScenmedRunConfig, read_features_table, train_scenmed
+
+    cfg = ScenmedRunConfig(
+        model=model, val_fraction=val_fraction, groups=groups, layout=layout,
+        patch_size=patch_size, stride=stride, min_occupied=min_occupied, width=width,
+        hidden=hidden, epochs=epochs, patience=patience, lr=lr, batch_size=batch_size,
+        rotate4=rotate4, augment=augment, monitor=monitor, balanced_batches=balanced_batches,
+        search=search, seed=seed, threads=threads,
+    )  # fmt: skip
     o = Output(json_lines=json)
-    out.mkdir(parents=True, exist_ok=True)
-    if model in ("logreg", "svm", "rf"):
-        summary = _linear(inputs, out, model, layout, val_fraction, groups, seed, pixel_um, o,
-                          search)  # fmt: skip
-    else:
-        need_train_extra()
-        summary = _cnn(
-            inputs, out, model, o, pixel_um=pixel_um, val_fraction=val_fraction,
-            groups=groups, patch_size=patch_size, stride=stride, min_occupied=min_occupied,
-            width=width, hidden=hidden, epochs=epochs, patience=patience, lr=lr,
-            batch_size=batch_size, rotate4=rotate4, augment=augment, monitor=monitor, seed=seed,
-            threads=threads, balanced_batches=balanced_batches,
-        )  # fmt: skip
+    table = read_features_table(inputs[0]) if len(inputs) == 1 else None
+    if table is None:
+        table, _ = load_nuclei(inputs, pixel_um, o, False)
+    linear = model in ("logreg", "svm", "rf")
+    bar = (o.progress(len(getattr(table, "kept", [])), "features") if linear
+           else o.stage("training", epochs))  # fmt: skip
+    with bar as step:
+        hooks = {"on_nucleus": step} if linear else {"on_epoch": lambda r: step(
+            f"val loss {r['val_loss']:.3f} acc {r['val_accuracy']:.2f}")}  # fmt: skip
+        try:
+            summary = train_scenmed(table, out, cfg, **hooks)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from err
     o.record(
         summary,
         f"{model}: train {summary['train_accuracy']:.3f}, validation "
         f"{summary['val_accuracy']:.3f} ({summary['n_val']} nuclei) -> {escape(str(out))}",
     )
-
-
-def _labels(rows):
-    import numpy as np
-
-    labs = [str(r["label"]) for r in rows]
-    if any(not v for v in labs):
-        raise typer.BadParameter("every nucleus needs a label: give a manifest (path, label)")
-    classes = sorted(set(labs))
-    if len(classes) < 2:
-        raise typer.BadParameter(f"need at least two classes, found {classes}")
-    y = np.array([classes.index(v) for v in labs])
-    g = np.array([str(r.get("group", "")) for r in rows])
-    return classes, y, g
-
-
-def _split(y, g, val_fraction, groups, seed):
-    from ...training.scenmed import fair_split
-
-    try:
-        return fair_split(y, g if groups and all(g) else None, fraction=val_fraction, seed=seed)
-    except ValueError as err:
-        raise typer.BadParameter(f"{err}; or pass --no-groups") from err
-
-
-def _metrics(y, prob, classes, out: Path) -> dict:
-    from ...training.metrics import classification_metrics, plot_metrics
-
-    m = classification_metrics(y, prob, classes)
-    plot_metrics(m, out)
-    return {k: m[k] for k in ("n", "accuracy", "accuracy_ci_normal", "confusion") if k in m}
-
-
-def _linear(inputs, out, model, layout, val_fraction, groups, seed, pixel_um, o, search) -> dict:
-    import csv
-
-    import joblib
-    import numpy as np
-
-    from ...strict_json import dumps
-    from ...training.scenmed import ablation, fit_linear
-
-    if len(inputs) == 1 and inputs[0].endswith((".parquet", ".csv")) and _is_features(inputs[0]):
-        rows, names = _read_features(inputs[0])
-    else:
-        from ...scenmed import features_of
-        from .features import load_nuclei
-
-        table, _ = load_nuclei(inputs, pixel_um, o, False)
-        with o.progress(len(table.kept), "features") as step:
-            rows, names = features_of(table, layout=layout, progress=step)
-    classes, y, g = _labels(rows)
-    X = np.array([[r[n] for n in names] for r in rows], float)
-    tr, va = _split(y, g, val_fraction, groups, seed)
-    pipe, res = fit_linear(X, y, tr, va, model, seed, search=search)
-    prob = np.eye(len(classes))[res["val_pred"]]
-    metrics = _metrics(y[va], prob, classes, out)
-    abl = ablation(X, y, names, tr, va, model=model, seed=seed)
-    with open(out / "ablation.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(abl[-1]))
-        w.writeheader()
-        w.writerows(abl)
-    joblib.dump({"pipeline": pipe, "features": names, "classes": classes}, out / "model.joblib")
-    summary = {
-        "model": model, "classes": classes, "n_train": len(tr), "n_val": len(va),
-        "features": len(names), "layout": "paper" if len(names) in (104, 99) else "code",
-        "train_accuracy": res["train_accuracy"], "val_accuracy": res["val_accuracy"],
-        "validation": metrics, "ablation": abl, "best_params": res.get("best_params"),
-    }  # fmt: skip
-    (out / "metrics.json").write_text(dumps(summary, indent=2))
-    return {k: v for k, v in summary.items() if k not in ("ablation", "validation")}
-
-
-def _is_features(path: str) -> bool:
-    import pyarrow.parquet as pq
-
-    if path.endswith(".parquet"):
-        return "lbp_00" in pq.read_schema(path).names
-    with open(path) as fh:
-        return "lbp_00" in fh.readline()
-
-
-def _read_features(path: str):
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    t = pq.read_table(path) if path.endswith(".parquet") else pacsv.read_csv(path)
-    names = [c for c in t.column_names if c.split("_")[0] in ("shape", "lbp", "pftas", "zernike")]
-    return t.to_pylist(), names
-
-
-def _cnn(inputs, out, model, o, **kw) -> dict:
-    import csv
-
-    import numpy as np
-    import torch
-
-    from ...strict_json import dumps
-    from ...training.metrics import plot_learning_curves
-    from ...training.scenmed import penultimate_features, train_cnn, tsne
-    from .features import load_nuclei
-
-    table, _ = load_nuclei(inputs, kw["pixel_um"], o, False)
-    kept = table.kept
-    classes, y, g = _labels(kept)
-    crops = np.stack([table.crops[int(r["crop"])] for r in kept])
-    tr, va = _split(y, g, kw["val_fraction"], kw["groups"], kw["seed"])
-    arch = "patchnet_scenmed" if model == "patchnet" else "vgg_scenmed"
-    patch = kw["patch_size"] or {"cnn": None, "patches": 32, "patchnet": 11}[model]
-    with o.stage("training", kw["epochs"]) as step:
-        res = train_cnn(
-            crops, y, tr, va, arch=arch, patch=patch, stride=kw["stride"],
-            width=kw["width"], hidden=kw["hidden"], epochs=kw["epochs"],
-            patience=kw["patience"], lr=kw["lr"], batch_size=kw["batch_size"],
-            min_occupied=kw["min_occupied"], rotate4=kw["rotate4"], augment=kw["augment"],
-            monitor=kw["monitor"], seed=kw["seed"],
-            threads=kw["threads"], balanced_batches=kw["balanced_batches"],
-            on_epoch=lambda r: step(f"val loss {r['val_loss']:.3f} acc {r['val_accuracy']:.2f}"),
-        )  # fmt: skip
-    with open(out / "history.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(res.history[0]))
-        w.writeheader()
-        w.writerows(res.history)
-    plot_learning_curves(res.history, out / "learning_curves.png")
-    metrics = _metrics(y[va], res.val_prob, classes, out)
-    torch.save(
-        {"state_dict": res.model.state_dict(), "arch": arch, "classes": classes,
-         "config": res.model.config.to_dict(), "patch": patch},
-        out / "model.pt",
-    )  # fmt: skip
-    from ...training.scenmed import export_widefield
-
-    samples = (crops[va[:4]] / 4095.0)[:, None].astype("float32") if patch is None else None
-    exported = export_widefield(
-        res.model, out / "model.onnx", classes=classes, patch=patch, stride=kw["stride"],
-        min_occupied=kw["min_occupied"], samples=samples,
-        metrics={"val_accuracy": res.val_accuracy, "train_accuracy": res.train_accuracy,
-                 "n_val": len(va), "n_train": len(tr)},
-    )  # fmt: skip
-    if model == "cnn" and len(crops) >= 5:
-        _plot_tsne(tsne(penultimate_features(res.model, crops), seed=kw["seed"]), y, classes,
-                   out / "tsne.png")  # fmt: skip
-    summary = {
-        "model": model, "arch": arch, "patch": patch, "classes": classes,
-        "n_train": len(tr), "n_val": len(va), "n_items": res.n_items,
-        "train_accuracy": res.train_accuracy, "val_accuracy": res.val_accuracy,
-        "best_epoch": res.best_epoch, "epochs_run": len(res.history),
-        "balanced_batches": kw["balanced_batches"], "seconds": round(res.seconds, 1),
-        "validation": metrics,
-        "onnx": exported,
-    }  # fmt: skip
-    (out / "metrics.json").write_text(dumps(summary, indent=2))
-    return {k: v for k, v in summary.items() if k != "validation"}
-
-
-def _plot_tsne(xy, y, classes, path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4.5, 4.2))
-    ax = fig.subplots()
-    for i, c in enumerate(classes):
-        ax.scatter(*xy[y == i].T, s=10, label=f"{c} (n={int((y == i).sum())})")
-    ax.set_xlabel("t-SNE 1")
-    ax.set_ylabel("t-SNE 2")
-    ax.set_title("t-SNE of the CNN's fc_2 features")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
