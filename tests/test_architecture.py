@@ -7,7 +7,11 @@ lazy ones inside functions):
   in the engine imports training except the CLI (the top layer that dispatches the training
   commands);
 - no module imports an underscore module of another package: packages talk through the names
-  their ``__init__`` exports.
+  their ``__init__`` exports;
+- the engine reaches the training package only from the training commands of the CLI;
+- ONNX Runtime sessions are built in one place (``ainu_engine.onnx_session``), and nothing in the
+  tree loads a pickle through ``torch.load`` (every file the project trains is read by the
+  checkpoint owner with ``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -179,3 +183,58 @@ def test_library_code_leaves_process_wide_settings_alone():
             if needle in text:
                 bad.append(f"{path.relative_to(REPO)}: {needle}")
     assert not bad, "\n".join(bad)
+
+
+#: The CLI modules that dispatch training commands: the only engine modules that may import
+#: ``ainu_engine.training`` (``info`` describes checkpoints through the checkpoint owner).
+TRAINING_COMMANDS = {
+    "ainu_engine.cli.train",
+    "ainu_engine.cli.export",
+    "ainu_engine.cli.evaluate",
+    "ainu_engine.cli.info",
+    "ainu_engine.cli.nucleus.train",
+    "ainu_engine.cli.widefield.train",
+}
+
+
+def test_the_engine_reaches_training_only_from_the_training_commands():
+    bad = [
+        f"{_where(m, line)}: {m} imports {d}"
+        for m, deps in GRAPH.items()
+        if _layer(m) in ("engine", "cli") and m not in TRAINING_COMMANDS
+        for d, line in deps
+        if _layer(d) == "training"
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def _tree_files():
+    """Every Python file and shell script of the project (the installed folders, benchmarks,
+    tests, examples and the results scripts)."""
+    for folder in ("engine", "kernels", "training", "benchmarks", "tests", "examples", "docs"):
+        for path in sorted((REPO / folder).rglob("*")):
+            if path.suffix in (".py", ".sh") and path.is_file():
+                yield path
+
+
+def _calls(needle: str) -> list[str]:
+    found = []
+    for path in _tree_files():
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if needle in line:
+                found.append(f"{path.relative_to(REPO)}:{i}: {line.strip()}")
+    return found
+
+
+def test_onnx_runtime_sessions_are_built_in_one_place():
+    """ONNX Runtime's session constructor is called only in ``engine/onnx_session.py`` (tests: they
+    build sessions with ``ainu_engine.onnx_session.ort_session`` too)."""
+    needle = "InferenceSession" + "("
+    found = [f for f in _calls(needle) if not f.startswith("engine/onnx_session.py:")]
+    assert not found, "\n".join(found)
+
+
+def test_nothing_loads_a_pickle_through_torch_load():
+    needle = "weights_only" + "=False"
+    found = _calls(needle)
+    assert not found, "\n".join(found)

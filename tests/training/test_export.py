@@ -17,6 +17,7 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not 
 from ainu_engine.cli import main  # noqa: E402
 from ainu_engine.errors import InputError, OutputError, ParityError  # noqa: E402
 from ainu_engine.model import ModelInfo, read_model_info  # noqa: E402
+from ainu_engine.onnx_session import ort_session  # noqa: E402
 from ainu_engine.render import RenderSpec  # noqa: E402
 from ainu_engine.simulate import Observation, simulate_dataset  # noqa: E402
 from ainu_engine.training.checkpoint import load_checkpoint  # noqa: E402
@@ -74,7 +75,7 @@ def test_export_is_self_contained_checked_and_described(run, tmp_path):
     assert "test" in info.metrics and info.training_stats["n_nuclei"] > 0
     # ONNX Runtime at several batch sizes equals PyTorch
     model, _ = load_checkpoint(root / "run" / "best.pt")
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    sess = ort_session(out)
     for b in (1, 5):
         x = np.random.default_rng(b).random((b, 2, 48, 48), dtype=np.float32)
         with torch.inference_mode():
@@ -90,7 +91,7 @@ def test_metadata_round_trips_through_the_file(run, tmp_path):
     assert ModelInfo.from_metadata(props) == ModelInfo.from_metadata(r.info.to_metadata())
     assert json.loads(props["ainu.render_spec"]) == r.info.render_spec.to_dict()
     # the ONNX Runtime reader (no onnx package needed at screening time) sees the same
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    sess = ort_session(out)
     assert ModelInfo.from_metadata(
         dict(sess.get_modelmeta().custom_metadata_map)
     ) == ModelInfo.from_metadata(props)

@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
 
+from ainu_engine.onnx_session import ort_session  # noqa: E402
 from ainu_engine.render import RenderSpec  # noqa: E402
 from ainu_engine.simulate import Observation, simulate_dataset  # noqa: E402
 from ainu_engine.training.augment import AugmentConfig  # noqa: E402
@@ -347,7 +348,7 @@ def test_too_few_nuclei_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_learned_model_exports_and_onnx_runtime_matches(learned, tmp_path):
     pytest.importorskip("onnx", reason="the train extra (onnx) is not installed")
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
+    pytest.importorskip("onnxruntime", reason="onnxruntime (cpu extra) is not installed")
     from ainu_engine.training.export import export_onnx
 
     root, summary, _ = learned
@@ -356,7 +357,7 @@ def test_learned_model_exports_and_onnx_runtime_matches(learned, tmp_path):
     assert r.info.metrics["test"]["accuracy"] == pytest.approx(summary["test"]["accuracy"])
     model, ckpt = load_checkpoint(root / "run" / "best.pt")
     x = ckpt["samples"].numpy()
-    sess = ort.InferenceSession(str(r.path), providers=["CPUExecutionProvider"])
+    sess = ort_session(r.path)
     with torch.inference_mode():
         ref = model(ckpt["samples"]).numpy()
     np.testing.assert_allclose(sess.run(None, {"image": x})[0], ref, atol=1e-4, rtol=0)
