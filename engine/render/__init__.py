@@ -11,6 +11,7 @@ from ._channels import (
     select_channels,
 )
 from ._export import IMAGE_FORMATS, to_rgb8, write_png, write_rendered
+from ._files import output_stems, render_files
 from ._model_input import ModelInput, model_input, model_input_from, patch_mode, render_spec_for
 from ._patches import Patch, extract_patches, scale_channels
 from ._render import (
@@ -55,7 +56,9 @@ __all__ = [
     "Rendered",
     "extract_patches",
     "nucleus_mask",
+    "output_stems",
     "render",
+    "render_files",
     "render_sklearn",
     "select_device",
 ]
