@@ -78,6 +78,43 @@ class Prediction:
     def ok(self) -> bool:
         return not self.qc
 
+    def to_dict(self) -> dict:
+        """The one wire format of a call (JSON types): what the service answers, the client
+        reads, JSON Lines hold. ``qc_ok`` is :attr:`ok`.
+
+        Examples
+        --------
+        >>> p = Prediction("hiPSC", {"hiPSC": 0.9, "somatic": 0.1}, n_localizations=[100])
+        >>> Prediction.from_dict(p.to_dict()) == p
+        True
+        """
+        return {
+            "label": self.label,
+            "probabilities": {k: float(v) for k, v in self.probabilities.items()},
+            "qc": list(self.qc),
+            "qc_ok": self.ok,
+            "n_localizations": [int(v) for v in self.n_localizations],
+            "area_um2": None if self.area_um2 is None else float(self.area_um2),
+            "n_items": int(self.n_items),
+            "undecided": bool(self.undecided),
+            "pixel_nm": None if self.pixel_nm is None else float(self.pixel_nm),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Prediction:
+        """The call of :meth:`to_dict`'s dict (other keys, e.g. the service's model hash, are
+        ignored).
+
+        Raises
+        ------
+        KeyError
+            A key of the wire format is missing.
+        """
+        return cls(
+            d["label"], dict(d["probabilities"]), list(d["qc"]), list(d["n_localizations"]),
+            d["area_um2"], d["n_items"], d["undecided"], d.get("pixel_nm"),
+        )  # fmt: skip
+
 
 class Classifier:
     """An exported model on a backend, with the model's own preprocessing.

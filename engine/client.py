@@ -150,7 +150,7 @@ class Client:
         query = {"roi": _roi_text(roi_nm), "channel_map": _map_text(channel_map)}
         doc = self.request("POST", "/v1/classify", body, content_type="application/octet-stream",
                            query=query)  # fmt: skip
-        return _prediction(doc)
+        return Prediction.from_dict(doc)
 
     def classify_batch(
         self, batch, *, roi_nm=None, channel_map: dict | None = None
@@ -175,7 +175,7 @@ class Client:
         for r in out["results"]:
             if "error" in r:
                 raise ServiceError(400, r["error"]["code"], r["error"]["message"])
-            preds.append(_prediction(r))
+            preds.append(Prediction.from_dict(r))
         return preds
 
     def explain(self, locs, *, window: int | None = None, stride: int | None = None,
@@ -234,13 +234,9 @@ class RemoteLiveNucleus:
         return AddReport(r["added"], r["not_finite"], r["outside"], r["unknown_channel"])
 
     def call(self):
-        from .live import LiveCall, StopDecision
+        from .live import LiveCall
 
-        d = self.client.request("GET", f"/v1/live/{self.id}")
-        return LiveCall(
-            d["label"], d["probabilities"], d["n_localizations_per_channel"], d["qc"], d["frame"],
-            d["n_updates"], d["firmness"], StopDecision(d["stop"], d["stop_reason"]), d["rejected"],
-        )  # fmt: skip
+        return LiveCall.from_dict(self.client.request("GET", f"/v1/live/{self.id}"))
 
     def should_stop(self):
         return self.call().stop
@@ -259,13 +255,6 @@ class RemoteLiveNucleus:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _prediction(d: dict) -> Prediction:
-    return Prediction(
-        d["label"], d["probabilities"], list(d["qc"]), list(d["n_localizations"]), d["area_um2"],
-        d["n_items"], d["undecided"], d.get("pixel_nm"),
-    )  # fmt: skip
 
 
 def _roi_text(roi) -> str | None:

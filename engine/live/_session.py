@@ -140,6 +140,8 @@ class LiveCall:
     rejected: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The one wire format of a running call (JSON types): the service's answer, the
+        client's reading (:meth:`from_dict`), replays' JSON Lines."""
         return {
             "frame": self.frame,
             "n_localizations": int(sum(self.n_localizations)),
@@ -153,6 +155,21 @@ class LiveCall:
             "stop_reason": self.stop.reason,
             "rejected": dict(self.rejected),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LiveCall:
+        """The running call of :meth:`to_dict`'s dict.
+
+        Raises
+        ------
+        KeyError
+            A key of the wire format is missing.
+        """
+        return cls(
+            d["label"], dict(d["probabilities"]), list(d["n_localizations_per_channel"]),
+            list(d["qc"]), d["frame"], d["n_updates"], d["firmness"],
+            StopDecision(d["stop"], d["stop_reason"]), dict(d.get("rejected") or {}),
+        )  # fmt: skip
 
 
 #: the running render grows by at least this much (nm) on a side it has to grow on

@@ -4,11 +4,15 @@ localization files, with resumable results, errors, a summary and a report. The 
 localizer finishes writing them into a folder. :func:`merge` joins the shards of a screen run
 as several jobs (``screen(..., shard=(k, n))``; SLURM job arrays, several machines)."""
 
+from ._options import LocalExecutor, RayExecutor, ScreenOptions
 from ._pipeline import ScreenSummary, screen
 from ._shards import MergeError, merge, parse_shard, shard_of
 from ._watch import settled_files, watch
 
 __all__ = [
+    "LocalExecutor",
+    "RayExecutor",
+    "ScreenOptions",
     "ScreenSummary",
     "screen",
     "settled_files",

@@ -19,14 +19,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import OutputError
 from ..nuclei import detection_limits, expand_inputs, split_nuclei
 from ..strict_json import dumps
+from ._options import ScreenOptions
 from ._report import OVERVIEW_DIR, write_overview
-from ._report_page import DEFAULT_GALLERY
 from ._results import (
     FolderLock,
     Parts,
@@ -41,7 +41,7 @@ from ._results import (
 )
 from ._rois import write_roi_sets
 from ._shards import shard_dir, shard_of
-from ._stages import Errors, Pipeline
+from ._stages import Errors
 
 _log = logging.getLogger("ainu_engine.screen")
 
@@ -95,32 +95,12 @@ def screen(
     inputs: Sequence[str | os.PathLike],
     model: str | os.PathLike,
     out: str | os.PathLike,
+    options: ScreenOptions | None = None,
     *,
-    backend: str = "auto",
-    device: str = "auto",
-    nuclei: str = "auto",
-    batch_size: int | None = None,
-    read_threads: int = 2,
-    camera_pixel_nm: float | None = None,
-    force: bool = False,
-    csv: bool = False,
-    report: bool = True,
-    gallery: int = DEFAULT_GALLERY,
     on_progress: Callable[[dict], None] | None = None,
     on_error: Callable[[str, str], None] | None = None,
-    queue_size: int = 64,
-    explain: int = 0,
     explainer: Callable | None = None,
-    read_options: dict | None = None,
-    channel_map: dict | None = None,
-    shard: tuple[int, int] | None = None,
-    executor: str = "local",
-    ray_address: str | None = None,
-    workers: int = 1,
-    gpus_per_worker: float = 0.0,
-    cpus_per_worker: float = 1.0,
-    ray_actor: type | None = None,
-    ray_plan: str = "split",
+    **keywords,
 ) -> ScreenSummary:
     """Classify every nucleus of ``inputs`` with ``model``; results in ``out``.
 
@@ -133,92 +113,56 @@ def screen(
     out : path
         Output folder: ``results.parquet`` (one row per nucleus), ``errors.csv``,
         ``summary.json``, ``report.html``, ``parts/`` (incremental results, for resuming).
-    backend, device : str
-        See :func:`ainu_engine.backends.create_backend`; ``device`` also sets where rendering runs.
-    nuclei : {"auto", "file", "cell_id", "roi", "detect"}
-        How nuclei are found in a file (see :func:`ainu_engine.nuclei.split_nuclei`).
-    batch_size : int, optional
-        Model batch (default: the backend's preferred one).
-    read_threads : int, default 2
-    camera_pixel_nm : float, optional
-        For files in camera pixels that do not record it.
-    read_options : dict, optional
-        More keywords for :func:`ainu_engine.io.read` (``format``, ``columns``, ``unit``...).
-    channel_map : dict, optional
-        Model channel -> file channel (names or ids) for files whose channels are named otherwise
-        than the model's (:func:`ainu_engine.render.match_channels`); a file whose channels do
-        not match the model's is an error row, never a silent merge.
-    force : bool
-        Redo nuclei already done with this model and RenderSpec.
-    csv : bool
-        Also write ``results.csv``.
-    report : bool, default True
-        Write ``report.html``.
-    gallery : int, default 200
-        Nuclei the report's gallery shows at once (the first of its table as sorted and
-        filtered in the page; every nucleus opens from the table).
+    options : ScreenOptions, optional
+        What to do (backend, nuclei mode, channel map, shard, executor, ...). Instead, the same
+        options as keywords (``backend="torch"``, ``executor="ray"``, ``workers=4``, ...:
+        :meth:`ScreenOptions.from_keywords`); not both.
     on_progress : callable, optional
         Called after every written batch with counts (files done, nuclei, elapsed).
     on_error : callable, optional
         Called with (path, message) for every failed file or nucleus.
-    explain : int, default 0
-        Explain the first ``explain`` nuclei this run writes, in ``OUT/explain/`` and in the
-        report, with ``explainer`` — on the classifier and the renders the screen already has.
     explainer : callable, optional
         ``explainer(classifier, nuclei, out) -> summary dict``, where ``nuclei`` is a list of
-        (path, Nucleus, Prepared, Prediction): :func:`ainu_engine.explain.explain_prepared`
-        (occlusion maps, 64/32 px at 512 px scaled to the model's input size) is the one the CLI
-        passes. Needed when ``explain`` > 0.
-    shard : (k, n), optional
-        Screen only shard ``k`` of ``n`` (the files whose path hashes to ``k``:
-        :func:`ainu_engine.screen.shard_of`) into ``out/shards/KKKK-of-NNNN/``, without a
-        report; :func:`ainu_engine.screen.merge` makes the screen's results of all ``n``.
-    executor : {"local", "ray"}
-        ``ray``: the stages run on a Ray cluster (Ray Data: reading and rendering as CPU tasks,
-        inference on a pool of ``workers`` actors with ``gpus_per_worker`` GPUs each, or
-        ``cpus_per_worker`` CPUs each without GPUs: less than 1 lets rendering use the CPU that
-        a small model's inference leaves idle), the run
-        folder is the same; ``ray_address`` is the cluster's (``auto``, ``ray://host:10001``;
-        default: a local Ray). Needs the ``distributed`` extra. Not with ``explain``.
-        ``ray_plan``: ``split`` (rendering as CPU tasks, the model inputs passed to the
-        actors through the object store) or ``fused`` (each actor reads, renders and infers:
-        nothing but results crosses the object store). ``ray_actor``: the inference actor's
-        class (a subclass of ``ainu_engine.screen._ray.InferActor``; benchmarks use a stand-in
-        that sleeps a GPU's batch time to measure the scheduler alone).
+        (path, Nucleus, Prepared, Prediction): :func:`ainu_engine.explain.explain_prepared` is
+        the one the CLI passes. Needed when ``options.explain`` > 0.
 
     Returns
     -------
     ScreenSummary
+
+    Raises
+    ------
+    ValueError
+        Options that do not go together (explain on Ray, explain without an explainer, a bad
+        shard or executor).
+    TypeError
+        An unknown keyword, or ``options`` and keywords both.
+    ainu_engine.errors.OutputError
+        The output folder cannot be made or written.
+
+    Examples
+    --------
+    >>> from ainu_engine.screen import screen
+    >>> s = screen(["run1/"], "model.onnx", "out/", nuclei="detect")  # doctest: +SKIP
+    >>> s.n_nuclei, s.calls  # doctest: +SKIP
     """
-    if executor not in ("local", "ray"):
-        raise ValueError(f"executor must be local or ray, got {executor!r}")
-    if executor == "ray" and explain:
-        raise ValueError("explain needs the local executor (it reuses the screen's renders)")
-    if explain and explainer is None:
+    if options is not None and keywords:
+        raise TypeError("give screen() either options or keywords, not both")
+    opts = options or ScreenOptions.from_keywords(**keywords)
+    if opts.explain and explainer is None:
         raise ValueError(
             "explain > 0 needs an explainer, e.g. explainer=ainu_engine.explain.explain_prepared"
         )
     t_start = time.perf_counter()
     out = Path(out)
-    if shard is not None:
-        k, n = shard
-        if not (isinstance(k, int) and isinstance(n, int) and n >= 1 and 0 <= k < n):
-            raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
-        out, report = shard_dir(out, k, n), False
+    if opts.shard is not None:
+        out = shard_dir(out, *opts.shard)
+        opts = replace(opts, report=False)
+    hooks = _Hooks(on_progress, on_error, explainer)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with FolderLock(out):
-            return _screen_locked(
-                inputs, model, out, t_start, backend=backend, device=device, nuclei=nuclei,
-                batch_size=batch_size, read_threads=read_threads, camera_pixel_nm=camera_pixel_nm,
-                force=force, csv=csv, report=report, gallery=gallery, on_progress=on_progress,
-                on_error=on_error,
-                queue_size=queue_size, explain=explain, explainer=explainer,
-                read_options=read_options or {}, channel_map=channel_map, shard=shard,
-                executor=executor, ray_address=ray_address, workers=workers,
-                gpus_per_worker=gpus_per_worker, ray_actor=ray_actor,
-                cpus_per_worker=cpus_per_worker, ray_plan=ray_plan,
-            )  # fmt: skip
+            return _screen_locked(inputs, Path(model), out, t_start, opts, hooks)
     except OSError as err:  # the output folder cannot be made or written (full disk, a file, ...)
         where = err.filename or out
         raise OutputError(
@@ -228,126 +172,102 @@ def screen(
         ) from err
 
 
-def _screen_locked(inputs, model, out: Path, t_start: float, *, backend, device, nuclei, batch_size,
-                   read_threads, camera_pixel_nm, force, csv, report, gallery, on_progress,
-                   on_error,
-                   queue_size, explain, explainer, read_options,
-                   channel_map, shard=None, executor="local", ray_address=None, workers=1,
-                   gpus_per_worker=0.0, ray_actor=None,
-                   cpus_per_worker=1.0, ray_plan="split") -> ScreenSummary:  # fmt: skip
+@dataclass(frozen=True)
+class _Hooks:
+    on_progress: Callable | None
+    on_error: Callable | None
+    explainer: Callable | None
+
+
+def _screen_locked(inputs, model: Path, out: Path, t_start: float, opts: ScreenOptions,
+                   hooks: _Hooks) -> ScreenSummary:  # fmt: skip
     from .._classifier import Classifier
     from ..backends import create_backend
 
     files = expand_inputs(inputs)
-    if shard is not None:
-        files = [f for f in files if shard_of(f, shard[1]) == shard[0]]
+    if opts.shard is not None:
+        files = [f for f in files if shard_of(f, opts.shard[1]) == opts.shard[0]]
+    ex = opts.executor
     # reading and rendering run beside inference: ONNX Runtime's CPU threads sleep when idle
-    distributed = executor == "ray"
-    render_device = "cpu" if device == "cpu" else "auto"
     clf = Classifier(
-        create_backend(model, backend, device=device, spinning=False, batch_size=batch_size),
-        render_device=render_device,
-        channel_map=channel_map,
-        load=not distributed,  # on Ray the model loads in the inference actors
-    )
+        create_backend(model, opts.backend, device=opts.device, spinning=False,
+                       batch_size=opts.batch_size),
+        render_device="cpu" if opts.device == "cpu" else "auto",
+        channel_map=opts.channel_map,
+        load=ex.loads_model,  # on Ray the model loads in the inference actors
+    )  # fmt: skip
     try:
-        run = _Run(clf, Path(model), nuclei)
-        check_same_run(out, run.model_sha, run.spec_hash, nuclei, run.channel_map, force=force)
-        parts = Parts(out, run.key, force)
-        errors = Errors(on_error)
+        run = _Run(clf, model, opts.nuclei)
+        check_same_run(out, run.model_sha, run.spec_hash, opts.nuclei, run.channel_map,
+                       force=opts.force)  # fmt: skip
+        parts = Parts(out, run.key, opts.force)
+        errors = Errors(hooks.on_error)
         todo = _todo(files, parts, errors)
         skipped = len(files) - len(todo) - len(errors)  # done by an earlier run
-        split = _splitter(nuclei, camera_pixel_nm, detection_limits(clf.info.training_stats), out)
-        reading = {**read_options, "camera_pixel_nm": camera_pixel_nm}
-        written = _progress(on_progress, len(todo), t_start)
-        if distributed:
-            from ._ray import RayPipeline
-
-            cfg = {"model": str(model), "backend": backend, "device": device,
-                   "render_device": render_device, "channel_map": clf.channel_map,
-                   "read_options": reading, "batch_size": batch_size}  # fmt: skip
-            pipeline = RayPipeline(
-                parts, errors, split=split, call_row=run.call_row, cfg=cfg, workers=workers,
-                gpus_per_worker=gpus_per_worker, address=ray_address, on_written=written,
-                actor=ray_actor, cpus_per_worker=cpus_per_worker, plan=ray_plan,
-            )  # fmt: skip
-        else:
-            pipeline = Pipeline(
-                clf,
-                parts,
-                errors,
-                split=split,
-                make_row=run.row,
-                read_options=reading,
-                read_threads=read_threads,
-                queue_size=queue_size,
-                keep=explain,
-                on_written=written,
-            )
-        if todo and not distributed:
+        split = _splitter(opts.nuclei, opts.camera_pixel_nm,
+                          detection_limits(clf.info.training_stats), out)  # fmt: skip
+        pipeline = ex.pipeline(
+            clf, parts, errors, split=split, run=run, model=model, opts=opts,
+            reading={**opts.read_options, "camera_pixel_nm": opts.camera_pixel_nm},
+            written=_progress(hooks.on_progress, len(todo), t_start), keep=opts.explain,
+        )  # fmt: skip
+        if todo and ex.loads_model:
             # with the model load, not inside the stages: a runtime's first runs at the batch shape
             # (memory planning, kernel choice) are several times slower than the steady state
             clf.backend.warmup()
         n_nuclei = pipeline.run(todo)
         table = parts.gather()
-        results = write_final(out, table, errors.items, csv=csv)
-        rois = (
-            write_roi_sets(out, table, clf.info.classes, camera_pixel_nm=camera_pixel_nm)
-            if shard is None
-            else None
-        )
-        calls, calls_ok = count_calls(table, clf.info.classes)
-        summary = ScreenSummary(
-            out,
-            results,
-            len(files),
-            skipped,
-            n_nuclei,
-            len(errors),
-            time.perf_counter() - t_start,
-            [st.to_dict() for st in pipeline.stats.values()],
-            {**clf.backend.describe(), "reason": clf.backend.reason}
-            if not distributed
-            else {
-                "backend": pipeline.backend or clf.backend.name,
-                "executor": "ray",
-                "workers": workers,
-                "gpus_per_worker": gpus_per_worker,
-                "cpus_per_worker": cpus_per_worker,
-                "plan": ray_plan,
-                "object_store_input_bytes": pipeline.input_bytes,
-                "reason": "the inference actors' backend (--executor ray)",
-            },
-            calls,
-            pipeline.stats["write"].wall_s,
-            calls_ok,
-            _simulated(clf.info),
-            count_flagged(table, "looks_like_field"),
-        )
-        doc = run.summary_doc(summary, table)
-        doc["camera_pixel_nm"] = camera_pixel_nm
-        if rois is not None:
-            doc["roi_sets"] = rois
-        if shard is not None:
-            doc["shard"] = {"k": shard[0], "n": shard[1], "files": [str(f) for f in files]}
-        _write_json(out / "summary.json", doc)
-        explained = []
-        if explain and pipeline.kept:
-            ex = explainer(clf, pipeline.kept, out / "explain")
-            doc["explain"] = {k: ex[k] for k in ("nuclei", "failed", "seconds", "structures")}
-            explained = [
-                json.loads(line)
-                for line in (out / "explain" / "explain.jsonl").read_text().splitlines()
-            ]
-            _write_json(out / "summary.json", doc)
+        summary = _summary(out, table, files, skipped, n_nuclei, errors, t_start, pipeline, clf,
+                           ex, csv=opts.csv)  # fmt: skip
+        doc = _summary_doc(out, run, summary, table, files, opts, clf)
+        explained = _explain(hooks.explainer, clf, pipeline, out, doc) if opts.explain else []
     finally:
         clf.close()
-    if report and table is not None:
+    if opts.report and table is not None:
         from ._report import write_report
 
         write_report(out / "report.html", table, doc, clf.info, errors.items, explained=explained,
-                     gallery=gallery)  # fmt: skip
+                     gallery=opts.gallery)  # fmt: skip
     return summary
+
+
+def _summary(out, table, files, skipped, n_nuclei, errors, t_start, pipeline, clf, ex, *,
+             csv) -> ScreenSummary:  # fmt: skip
+    """Write the final results and count what the screen did."""
+    results = write_final(out, table, errors.items, csv=csv)
+    calls, calls_ok = count_calls(table, clf.info.classes)
+    return ScreenSummary(
+        out, results, len(files), skipped, n_nuclei, len(errors),
+        time.perf_counter() - t_start, [st.to_dict() for st in pipeline.stats.values()],
+        ex.backend_summary(clf, pipeline), calls, pipeline.stats["write"].wall_s, calls_ok,
+        _simulated(clf.info), count_flagged(table, "looks_like_field"),
+    )  # fmt: skip
+
+
+def _summary_doc(out, run, summary, table, files, opts: ScreenOptions, clf) -> dict:
+    """``summary.json`` (written here), with the ROI sets of the calls unless this is a shard."""
+    doc = run.summary_doc(summary, table)
+    doc["camera_pixel_nm"] = opts.camera_pixel_nm
+    rois = None
+    if opts.shard is None:
+        rois = write_roi_sets(out, table, clf.info.classes, camera_pixel_nm=opts.camera_pixel_nm)
+    if rois is not None:
+        doc["roi_sets"] = rois
+    if opts.shard is not None:
+        doc["shard"] = {"k": opts.shard[0], "n": opts.shard[1], "files": [str(f) for f in files]}
+    _write_json(out / "summary.json", doc)
+    return doc
+
+
+def _explain(explainer, clf, pipeline, out: Path, doc: dict) -> list[dict]:
+    """Explain the nuclei the pipeline kept; their records (and ``summary.json`` updated)."""
+    if not pipeline.kept:
+        return []
+    ex = explainer(clf, pipeline.kept, out / "explain")
+    doc["explain"] = {k: ex[k] for k in ("nuclei", "failed", "seconds", "structures")}
+    _write_json(out / "summary.json", doc)
+    return [json.loads(line)
+            for line in (out / "explain" / "explain.jsonl").read_text().splitlines()]  # fmt: skip
 
 
 def _splitter(mode: str, camera_pixel_nm, limits, out: Path):

@@ -282,15 +282,7 @@ async def _localizations(request, svc: _Service, *, finite: bool = True):
 
 def _prediction(pred, svc: _Service) -> dict:
     return {
-        "label": pred.label,
-        "probabilities": pred.probabilities,
-        "qc": list(pred.qc),
-        "qc_ok": pred.ok,
-        "n_localizations": list(pred.n_localizations),
-        "area_um2": pred.area_um2,
-        "n_items": pred.n_items,
-        "undecided": pred.undecided,
-        "pixel_nm": pred.pixel_nm,
+        **pred.to_dict(),
         "model_sha256": svc.model_sha,
         "render_spec_hash": svc.clf.info.render_spec.hash(),
     }
