@@ -3,7 +3,6 @@ call with how firm it is, and a rule for when to stop imaging it."""
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Mapping
@@ -13,6 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import Localizations, Metadata
+from ..render import RunningRender
 
 __all__ = ["LiveNucleus", "LiveCall", "StopRule", "StopDecision", "AddReport", "SessionClosed"]
 
@@ -172,10 +172,6 @@ class LiveCall:
         )  # fmt: skip
 
 
-#: the running render grows by at least this much (nm) on a side it has to grow on
-GROW_NM = 2000.0
-
-
 class LiveNucleus:
     """One nucleus being imaged: add localizations as they come, ask for the call at any time.
 
@@ -245,14 +241,7 @@ class LiveNucleus:
         self._closed = False
         self._spec = None  # the model's RenderSpec with the data's channel ids, at the first add
         self._lut: dict[int, int] | None = None
-        self._acc = None  # running raw render (C, H, W) float32, host or device
-        self._acc_origin = np.zeros(2)
-        self._xs: list[np.ndarray] = []
-        self._ys: list[np.ndarray] = []
-        self._counts: list[int] = []
-        self._lo = np.array([np.inf, np.inf])
-        self._hi = np.array([-np.inf, -np.inf])
-        self._sigma_max = 0.0
+        self._running: RunningRender | None = None  # at the first add, on the model's spec
         self._frames = (None, None)  # (first, last) frame seen
         self._max_frame: int | None = None
         self._rejected = {"not_finite": 0, "outside": 0, "unknown_channel": 0}
@@ -311,18 +300,7 @@ class LiveNucleus:
         if not keep.any():
             return AddReport(0, not_finite, outside, unknown)
         b = batch[keep]
-        x, y, c = b.x_nm, b.y_nm, chan[keep]
-        sigma = kde_sigma(b, self._spec)
-        reach = self._spec.truncate * float(sigma.max())
-        self._grow(np.array([x.min(), y.min()]) - reach, np.array([x.max(), y.max()]) + reach)
-        self._kde(x, y, sigma, c)
-        self._xs.append(x)
-        self._ys.append(y)
-        for k in range(self._spec.n_channels):
-            self._counts[k] += int(np.count_nonzero(c == k))
-        self._lo = np.minimum(self._lo, [float(x.min()), float(y.min())])
-        self._hi = np.maximum(self._hi, [float(x.max()), float(y.max())])
-        self._sigma_max = max(self._sigma_max, float(sigma.max()))
+        self._running.add(b.x_nm, b.y_nm, kde_sigma(b, self._spec), chan[keep])
         return AddReport(int(b.n), not_finite, outside, unknown)
 
     def _resolve_channels(self, batch: Localizations) -> None:
@@ -339,7 +317,7 @@ class LiveNucleus:
             ids = (seen[0],) if batch.channel is not None else (0,)
         self._spec = spec
         self._lut = {int(c): k for k, c in enumerate(ids)}
-        self._counts = [0] * spec.n_channels
+        self._running = RunningRender(spec, device=self.device, region_nm=self._region)
 
     def _image_channel(self, batch: Localizations) -> np.ndarray:
         if batch.channel is None:
@@ -357,73 +335,10 @@ class LiveNucleus:
         self._frames = (first, hi)  # the last batch's latest frame: frames may go backwards
         self._max_frame = hi if self._max_frame is None else max(self._max_frame, hi)
 
-    # -- the running render ---------------------------------------------------------------------
-    def _pixel(self) -> float:
-        return self._spec.resolved_pixel_nm(None)
-
-    def _grow(self, lo: np.ndarray, hi: np.ndarray) -> None:
-        """Make the running render cover [lo, hi] (nm), on the lattice of pixel size p anchored
-        at 0 nm: old pixels are copied, not resampled, so growing is exact."""
-        p = self._pixel()
-        if self._acc is not None:
-            c_n, h, w = self._acc.shape
-            a_lo = self._acc_origin
-            a_hi = a_lo + np.array([w, h]) * p
-            if np.all(lo >= a_lo) and np.all(hi <= a_hi):
-                return
-            slack = np.maximum(GROW_NM, 0.25 * (a_hi - a_lo))  # amortised: few regrowths
-            lo = np.where(lo < a_lo, np.minimum(lo, a_lo - slack), a_lo)
-            hi = np.where(hi > a_hi, np.maximum(hi, a_hi + slack), a_hi)
-        origin = np.floor(lo / p) * p
-        w = int(math.ceil((hi[0] - origin[0]) / p)) + 1
-        h = int(math.ceil((hi[1] - origin[1]) / p)) + 1
-        from ..render import MAX_PIXELS
-
-        c_n = self._spec.n_channels
-        if c_n * h * w > MAX_PIXELS:
-            raise InputError(
-                f"the running render would be {c_n}x{h}x{w} pixels: the localizations span "
-                f"{(hi - lo).max() / 1000:.0f} µm",
-                hint="give the nucleus region (region_nm), or check the coordinates' unit",
-            )
-        new = np.zeros((c_n, h, w), np.float32)
-        if self._acc is not None:
-            old = self._host()
-            dy, dx = (int(round(v)) for v in ((self._acc_origin - origin) / p)[::-1])
-            new[:, dy : dy + old.shape[1], dx : dx + old.shape[2]] = old
-        self._acc_origin = origin
-        self._acc = self._to_device(new)
-
-    def _kde(self, x, y, sigma, chan) -> None:
-        c_n, h, w = self._acc.shape
-        kw = {"shape": (c_n, h, w), "origin_nm": self._acc_origin, "pixel_nm": self._pixel(),
-              "truncate": self._spec.truncate, "out": self._acc}  # fmt: skip
-        if self.device == "cuda":
-            from ..kernels import render_kde_cuda
-
-            render_kde_cuda(
-                np.asarray(x, np.float64), np.asarray(y, np.float64), sigma, chan,
-                to_host=False, **kw,
-            )  # fmt: skip
-        else:
-            from ..kernels import render_kde_cpu
-
-            render_kde_cpu(x, y, sigma, chan, **kw)
-
-    def _to_device(self, host: np.ndarray):
-        if self.device != "cuda":
-            return host
-        from numba import cuda
-
-        return cuda.to_device(host)
-
-    def _host(self) -> np.ndarray:
-        return self._acc if self.device != "cuda" else self._acc.copy_to_host()
-
     @property
     def n_localizations(self) -> int:
         """Localizations in the render so far."""
-        return int(sum(self._counts))
+        return 0 if self._running is None else self._running.n_localizations
 
     @property
     def rejected(self) -> dict[str, int]:
@@ -433,39 +348,23 @@ class LiveNucleus:
     def localizations(self) -> tuple[np.ndarray, np.ndarray]:
         """x, y (nm, float32) of every localization in the render, in the order added."""
         with self._lock:
-            if not self._xs:
+            if self._running is None:
                 return np.zeros(0, np.float32), np.zeros(0, np.float32)
-            if len(self._xs) > 1:  # compact, so that the next call does not concatenate again
-                self._xs, self._ys = [np.concatenate(self._xs)], [np.concatenate(self._ys)]
-            return self._xs[0], self._ys[0]
+            return self._running.localizations()
 
     def render(self, spec=None):
         """The render of everything added so far, as :func:`ainu_engine.render.render` of all
         of it would give it (with ``spec``: another size/scaling of the same pixels; default the
         one the model takes)."""
-        from ..render import finish_render, render_grid, render_spec_for, scale_warnings
+        from ..render import render_spec_for
 
         with self._lock:
             self._check_open()
-            if not self._counts or self.n_localizations == 0:
+            if self.n_localizations == 0:
                 raise InputError("no localizations in the live render yet")
-            spec = spec or render_spec_for(self._spec, self.clf.info.preprocessing)
-            p = self._pixel()
-            margin = (
-                spec.margin_nm if spec.margin_nm is not None else spec.truncate * self._sigma_max
+            return self._running.render(
+                spec or render_spec_for(self._spec, self.clf.info.preprocessing)
             )
-            if self._region is not None:
-                lo, hi = self._region.min(axis=0), self._region.max(axis=0)
-            else:
-                lo, hi = self._lo, self._hi
-            origin, h, w = render_grid(lo, hi, p, margin)
-            raw = _window(self._host(), self._acc_origin, origin, (h, w), p)
-            x, y = self.localizations()
-            counts = {k: v for k, v in enumerate(self._counts)}
-            return finish_render(
-                raw, (float(origin[0]), float(origin[1])), p, spec, x, y, counts,
-                roi_nm=self._region, device=self.device, warnings=scale_warnings(p, hi - lo),
-            )  # fmt: skip
 
     # -- the call -------------------------------------------------------------------------------
     def call(self) -> LiveCall:
@@ -516,8 +415,8 @@ class LiveNucleus:
             if self._closed:
                 return
             self._closed = True
-            self._acc = None
-            self._xs, self._ys = [], []
+            if self._running is not None:
+                self._running.close()
             if self._owns:
                 self.clf.close()
 
@@ -526,18 +425,6 @@ class LiveNucleus:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _window(acc: np.ndarray, acc_origin, origin, shape, p: float) -> np.ndarray:
-    """The (C, h, w) window at ``origin`` of the running render (zeros where it has none)."""
-    h, w = shape
-    dy, dx = (int(round(v)) for v in ((np.asarray(origin) - acc_origin) / p)[::-1])
-    out = np.zeros((acc.shape[0], h, w), np.float32)
-    ys, xs = max(0, dy), max(0, dx)
-    ye, xe = min(acc.shape[1], dy + h), min(acc.shape[2], dx + w)
-    if ye > ys and xe > xs:
-        out[:, ys - dy : ye - dy, xs - dx : xe - dx] = acc[:, ys:ye, xs:xe]
-    return out
 
 
 def _region(region_nm):

@@ -26,6 +26,7 @@ from ._render import (
     scale_warnings,
     select_device,
 )
+from ._running import GROW_NM, RunningRender
 from ._sklearn import render_sklearn
 from ._spec import RenderSpec
 
@@ -52,7 +53,9 @@ __all__ = [
     "scale_warnings",
     "patch_mode",
     "Patch",
+    "GROW_NM",
     "RenderSpec",
+    "RunningRender",
     "Rendered",
     "extract_patches",
     "nucleus_mask",
