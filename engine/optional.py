@@ -79,16 +79,15 @@ def require(
     >>> require("no_such_module_xyz", "serve", why="ainu-engine serve")
     Traceback (most recent call last):
     ...
-    ainu_engine.errors.MissingDependency: ainu-engine serve needs no_such_module_xyz, which is ...
+    ainu_engine.errors.MissingDependency: no_such_module_xyz is not installed; ainu-engine serve ...
     """
     if extra not in EXTRAS:
         raise ValueError(f"extra must be one of {', '.join(EXTRAS)}, got {extra!r}")
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        what = f"{why} needs {module}" if why else module
         raise error(
-            f"{what}, which is not installed" if why else f"{what} is not installed",
+            f"{module} is not installed" + (f"; {why} needs it" if why else ""),
             path=path,
             hint=install_hint(extra),
         ) from err

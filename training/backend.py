@@ -85,7 +85,7 @@ class TorchBackend(Backend):
         return self._load_checkpoint()[1]
 
     def _load_checkpoint(self):
-        self._require("torch", hint='pip install -c constraints.txt "ainu-engine[train]"')
+        self._require("torch", extra="train")
         model, ckpt = load_checkpoint(self.checkpoint)
         return model, checkpoint_info(ckpt, path=self.checkpoint)
 

@@ -45,13 +45,9 @@ class BioimageioResult:
 
 
 def _require():
-    try:
-        import bioimageio.spec  # noqa: F401
-    except ImportError as err:
-        raise InputError(
-            "a bioimage.io package needs bioimageio.spec (and bioimageio.core to test it)",
-            hint="pip install 'ainu-engine[bioimageio]'",
-        ) from err
+    from ainu_engine.optional import require
+
+    require("bioimageio.spec", "bioimageio", why="a bioimage.io package", error=InputError)
 
 
 def _test_tensors(checkpoint: Path, info, ckpt: dict):

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from ..optional import install_hint
 from ._base import Backend, BackendUnavailable, is_device_array
 from ._measured import measured_best, save_measurements
 from ._onnxruntime import OnnxRuntimeBackend, physical_cores, session_options
@@ -108,7 +109,7 @@ def _factory(name: str) -> BackendFactory:
                 except ImportError as err:
                     raise BackendUnavailable(
                         f"the {name} backend cannot be loaded: {err}",
-                        hint='pip install -c constraints.txt "ainu-engine[train]"',
+                        hint=install_hint("train"),
                     ) from err
                 break
     if name not in _REGISTRY:
@@ -118,8 +119,7 @@ def _factory(name: str) -> BackendFactory:
             f"no backend named {name!r} is installed (installed: {', '.join(known)})",
             hint=f"did you mean {' or '.join(close)}?"
             if close
-            else "the torch backends come with the training extra: "
-            'pip install "ainu-engine[train]"',
+            else f"the torch backends come with the training extra: {install_hint('train')}",
         )
     return _REGISTRY[name]
 

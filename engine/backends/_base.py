@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from pathlib import Path
@@ -98,15 +97,14 @@ class Backend:
                 path=self.model_path,
             )
 
-    def _require(self, module: str, *, hint: str, why: str = ""):
-        """Import ``module`` for this backend, or raise :class:`BackendUnavailable` naming it
-        (``why`` says what it is needed for) and how to install it."""
-        try:
-            return importlib.import_module(module)
-        except ImportError as err:
-            raise BackendUnavailable(
-                f"{module} is not installed{why}", path=self.model_path, hint=hint
-            ) from err
+    def _require(self, module: str, *, extra: str, why: str = ""):
+        """Import ``module`` for this backend, or raise :class:`BackendUnavailable` naming it,
+        what it is needed for and the extra that installs it
+        (:func:`ainu_engine.optional.require`)."""
+        from ..optional import require
+
+        return require(module, extra, why=why or f"the {self.name} backend",
+                       path=self.model_path, error=BackendUnavailable)  # fmt: skip
 
     # -- public ---------------------------------------------------------------------------------
     def model_info(self) -> ModelInfo:

@@ -105,9 +105,7 @@ class OnnxRuntimeBackend(Backend):
     def _load_impl(self) -> None:
         if self.provider == "tensorrt":
             check_tensorrt_model(self.info, self.model_path)
-        ort = self._require(
-            "onnxruntime", hint='pip install "ainu-engine[cpu]" (or [cuda12]/[cuda13] on a GPU)'
-        )
+        ort = self._require("onnxruntime", extra="cpu" if self.provider == "cpu" else "cuda12")
         want = _PROVIDERS[self.provider]
         if want not in ort.get_available_providers():
             raise BackendUnavailable(

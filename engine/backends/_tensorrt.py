@@ -113,14 +113,9 @@ class TensorRTBackend(Backend):
 
     def _load_impl(self) -> None:
         check_tensorrt_model(self.info, self.model_path)
-        trt = self._require(
-            "tensorrt", hint='pip install "ainu-engine[tensorrt]" on a machine with an NVIDIA GPU'
-        )
-        cp = self._require(
-            "cupy",
-            why=" (the TensorRT backend keeps its buffers in CuPy)",
-            hint='pip install "ainu-engine[cuda12]" or [cuda13]',
-        )
+        trt = self._require("tensorrt", extra="tensorrt")
+        cp = self._require("cupy", extra="cuda12",
+                           why="the TensorRT backend (its buffers are CuPy arrays)")  # fmt: skip
         try:
             n_gpu = cp.cuda.runtime.getDeviceCount()
         except cp.cuda.runtime.CUDARuntimeError:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from ..errors import InputError
 from ..io import read, summarize
 from ..model import read_model_info
+from ..optional import install_hint
 from ._options import JsonOpt, reading_options
 from ._output import Output
 
@@ -75,7 +76,7 @@ def _model_summary(path: Path) -> dict:
         raise InputError(
             f"reading a checkpoint needs the training extra: {err}",
             path=path,
-            hint='pip install -c constraints.txt "ainu-engine[train]"',
+            hint=install_hint("train"),
         ) from err
     return checkpoint_info(read_checkpoint(path), path=path).summary()
 

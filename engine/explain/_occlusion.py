@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..optional import install_hint
 from ..scores import softmax
 
 __all__ = ["Attribution", "IncrementalPlans", "occlusion", "forward_fn"]
@@ -347,13 +348,13 @@ class IncrementalPlans:
         try:
             from ._incremental import IncrementalPlan, IncrementalUnsupported
         except ImportError as err:  # the onnx package (cpu/cuda/train extras) reads the graph
-            return f"the incremental plan needs the onnx package (pip install onnx): {err}"
+            return f"the incremental plan needs the onnx package ({install_hint('cpu')}): {err}"
         try:
             return IncrementalPlan.from_onnx(
                 backend.model_path, shape, threads=backend.threads, spinning=backend.spinning
             )
         except ImportError as err:
-            return f"the incremental plan needs the onnx package (pip install onnx): {err}"
+            return f"the incremental plan needs the onnx package ({install_hint('cpu')}): {err}"
         except IncrementalUnsupported as err:
             return str(err)
 

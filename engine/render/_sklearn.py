@@ -29,12 +29,11 @@ def render_sklearn(
     is directly comparable with the KDE kernels. Needs scikit-learn (the ``train`` or
     ``bench`` extra).
     """
-    try:
-        from sklearn.neighbors import KernelDensity
-    except ImportError as err:
-        raise RenderError(
-            "method 'sklearn' needs scikit-learn", hint="pip install 'ainu-engine[bench]'"
-        ) from err
+    from ..optional import require
+
+    KernelDensity = require(  # noqa: N806 - the class, imported where it is used
+        "sklearn.neighbors", "bench", why="method 'sklearn'", error=RenderError
+    ).KernelDensity
     if spec.sigma_from_precision:
         raise RenderError(
             "method 'sklearn' uses one fixed bandwidth; set sigma_from_precision=False"

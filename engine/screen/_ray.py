@@ -39,13 +39,9 @@ _KINDS = ("file", "nucleus", "error", "nucleus_error")
 def init_ray(address: str | None = None, *, num_cpus: int | None = None):
     """Connect to a Ray cluster (``address``: ``auto``, ``ray://host:10001``, ``host:6379``) or
     start a local one; an already initialised Ray is used as it is."""
-    try:
-        import ray
-    except ImportError as err:
-        raise BackendUnavailable(
-            "--executor ray needs Ray, which is not installed",
-            hint='pip install "ainu-engine[distributed]"',
-        ) from err
+    from ..optional import require
+
+    ray = require("ray", "distributed", why="--executor ray", error=BackendUnavailable)
     if not ray.is_initialized():
         kw = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True}
         if address:
