@@ -54,15 +54,38 @@ class Prepared:
 class Prediction:
     """The call for one nucleus.
 
-    ``qc`` lists the flags that make it doubtful (``ok`` when there is none):
-    ``few_localizations`` (some channel has fewer than any training nucleus had),
-    ``density_out_of_range`` and ``area_out_of_range`` (outside the training nuclei's range),
-    ``cut_by_edge`` (automatic detection: the nucleus touches the border of the field),
-    ``units_suspect`` (a render pixel below 1 nm or a nucleus under 1 µm across: the
-    coordinates are probably not in nm), ``looks_like_field`` (two or more separated parts of
-    comparable size, or an area far above the training nuclei's: a field of cells, for
-    ``--nuclei detect``) and
-    ``undecided`` (patch mode: no class has more than half of the patches).
+    Attributes
+    ----------
+    label : str
+        The called class.
+    probabilities : dict of str to float
+        Each class's probability (softmax of the logits at the model's temperature).
+    qc : list of str
+        The flags that make the call doubtful (``ok`` when there is none):
+        ``few_localizations`` (some channel has fewer than any training nucleus had),
+        ``density_out_of_range`` and ``area_out_of_range`` (outside the training nuclei's
+        range), ``cut_by_edge`` (automatic detection: the nucleus touches the border of the
+        field), ``units_suspect`` (a render pixel below 1 nm or a nucleus under 1 µm across:
+        the coordinates are probably not in nm), ``looks_like_field`` (two or more separated
+        parts of comparable size, or an area far above the training nuclei's: a field of
+        cells, for ``--nuclei detect``) and ``undecided`` (patch mode: no class has more than
+        half of the patches).
+    n_localizations : list of int
+        Localizations per model channel.
+    area_um2 : float or None
+        The nucleus's area (µm²).
+    n_items : int
+        Images the call is made of (1, or the patches of patch mode).
+    undecided : bool
+        Patch mode: no class has more than half of the patches.
+    pixel_nm : float or None
+        nm per pixel of the image the model saw (after resizing).
+
+    Examples
+    --------
+    >>> p = Prediction("hiPSC", {"hiPSC": 0.9, "somatic": 0.1}, n_localizations=[5000])
+    >>> p.ok, p.to_dict()["qc_ok"]
+    (True, True)
     """
 
     label: str
@@ -72,10 +95,11 @@ class Prediction:
     area_um2: float | None = None
     n_items: int = 1
     undecided: bool = False
-    pixel_nm: float | None = None  #: nm per pixel of the image the model saw (after resizing)
+    pixel_nm: float | None = None
 
     @property
     def ok(self) -> bool:
+        """No QC flag."""
         return not self.qc
 
     def to_dict(self) -> dict:
@@ -118,6 +142,24 @@ class Prediction:
 
 class Classifier:
     """An exported model on a backend, with the model's own preprocessing.
+
+    Parameters
+    ----------
+    backend : ainu_engine.backends.Backend
+        The backend of an SMLM classifier (:func:`ainu_engine.backends.create_backend`);
+        :meth:`load` makes one from a model file.
+    render_device : {"auto", "cpu", "cuda"}
+        Where nuclei are rendered.
+    channel_map : mapping, optional
+        Model channel -> file channel, for files whose channels are named otherwise.
+    load : bool, default True
+        Load the backend now (False: preparing nuclei only, e.g. a distributed screen's render
+        tasks; the backend loads where the calls are made).
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        The model is not an SMLM classifier (a widefield classifier or a generator).
 
     Examples
     --------

@@ -61,6 +61,18 @@ class Client:
     retries : int
         Attempts for a request answered 503 (backoff 0.1, 0.2, 0.4 ... s, or the server's
         Retry-After) before :class:`ServiceError` is raised.
+
+    Raises
+    ------
+    ValueError
+        ``url`` is not ``http://HOST:PORT``.
+
+    Examples
+    --------
+    >>> from ainu_engine.client import Client
+    >>> from ainu_engine.io import read
+    >>> with Client("http://127.0.0.1:8750") as c:  # doctest: +SKIP
+    ...     p = c.classify(read("nucleus.bin"))   # the same Prediction as Classifier.classify
     """
 
     def __init__(self, url: str = "http://127.0.0.1:8750", *, token: str | None = None,

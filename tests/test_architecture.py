@@ -122,8 +122,10 @@ def _layer(module: str) -> str:
         return "kernels"
     if module.startswith("ainu_engine.training"):
         return "training"
-    if module.startswith(("ainu_engine.cli", "ainu_engine.__main__")):
-        return "cli"
+    if module in ("ainu_engine.cli", "ainu_engine.__main__") or module.startswith(
+        "ainu_engine.cli."
+    ):
+        return "cli"  # (not ainu_engine.client: that is the engine's HTTP client)
     return "engine"
 
 
@@ -238,3 +240,7 @@ def test_nothing_loads_a_pickle_through_torch_load():
     needle = "weights_only" + "=False"
     found = _calls(needle)
     assert not found, "\n".join(found)
+
+
+def test_the_client_is_engine_not_cli():
+    assert _layer("ainu_engine.client") == "engine" and _layer("ainu_engine.cli.render") == "cli"

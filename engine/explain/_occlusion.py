@@ -95,7 +95,7 @@ def occlusion(
         ``None``: the predicted class; a class index or name; ``"all"``: each class.
     baseline : float, "blur" or array
         Value of occluded pixels (default 0); ``"blur"`` uses a Gaussian-blurred copy of the
-        image (``blur_sigma_px``); an array shaped like the image is used as it is.
+        image; an array shaped like the image is used as it is.
     output : {"logits", "probabilities"}
         What f is. Captum (and the paper, which used it with the model's raw output) attributes
         the logits; probabilities give changes in softmax probability. The sign convention is
@@ -103,6 +103,8 @@ def occlusion(
     batch_size : int, optional
         Occluded images per forward pass (default: the backend's preferred batch; 64 copies
         per pass of the incremental plan).
+    blur_sigma_px : float, default 16
+        The Gaussian's sigma (pixels) of the ``"blur"`` baseline.
     incremental : bool, optional
         On an ONNX Runtime CPU backend, re-compute only what each window changes
         (:class:`~ainu_engine.explain._incremental.IncrementalPlan`: the same outputs, ~6x fewer
@@ -136,6 +138,18 @@ def occlusion(
     ----------
     Carnevali et al., Nat. Mach. Intell. 6, 1021-1033 (2024), doi:10.1038/s42256-024-00883-x;
     Zeiler & Fergus, ECCV 2014 (occlusion); Captum ``Occlusion``.
+
+    Examples
+    --------
+    >>> from ainu_engine import Classifier
+    >>> from ainu_engine.explain import occlusion
+    >>> from ainu_engine.io import read
+    >>> model = "examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+    >>> with Classifier.load(model, "onnxruntime", device="cpu", render_device="cpu") as clf:
+    ...     image = clf.prepare(read("examples/screen/slide1/somatic_0000.bin")).items[0]
+    ...     a = occlusion(clf, image, window=16, stride=8, incremental=False)
+    >>> a.maps.shape[1:] == image.shape[1:]
+    True
     """
     t_start = time.perf_counter()
     if output not in ("logits", "probabilities"):

@@ -199,12 +199,26 @@ class LiveNucleus:
 
     Notes
     -----
-    Adding k localizations costs O(k) — the KDE of each into a running raw render on a pixel
-    lattice anchored at 0 nm, which grows by copying without resampling. :meth:`render` then
-    cuts the window a batch :func:`ainu_engine.render.render` of everything added would use,
-    and recomputes the mask, resize, pad and scaling (milliseconds; the mask reads the
-    localizations, O(n) with a small constant). The result equals the batch render up to float32
-    summation order. All methods are thread-safe: calls are serialised by a lock.
+    Adding k localizations costs O(k) — the KDE of each into a running raw render
+    (:class:`ainu_engine.render.RunningRender`) on a pixel lattice anchored at 0 nm, which grows
+    by copying without resampling. :meth:`render` then cuts the window a batch
+    :func:`ainu_engine.render.render` of everything added would use, and recomputes the mask,
+    resize, pad and scaling (milliseconds; the mask reads the localizations, O(n) with a small
+    constant). The result equals the batch render up to float32 summation order. All methods are
+    thread-safe: calls are serialised by a lock.
+
+    Examples
+    --------
+    >>> from ainu_engine.io import read
+    >>> from ainu_engine.live import LiveNucleus
+    >>> locs = read("examples/screen/slide1/somatic_0000.bin")
+    >>> model = "examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+    >>> with LiveNucleus(model) as live:
+    ...     for start in range(0, locs.n, 2000):         # batches as they are localized
+    ...         _ = live.add(locs[start : start + 2000])
+    ...     call = live.call()
+    >>> call.label in ("hiPSC", "somatic"), call.n_updates
+    (True, 1)
     """
 
     def __init__(

@@ -95,11 +95,16 @@ def render_files(
     channels : sequence of str, optional
         File channel ids or names to render (one image channel each); default all in one.
     model_channels : sequence of str, optional
-        Render as a model sees its input: its channels matched by name in each file (with
-        ``channel_map`` where the files name them otherwise).
+        Render as a model sees its input: its channels matched by name in each file.
+    channel_map : dict, optional
+        Model channel -> file channel, where the files name them otherwise (with
+        ``model_channels``).
     nuclei : str, default "auto"
-        How a file splits into nuclei (:data:`ainu_engine.nuclei.NUCLEI_MODES`); with ``roi``
-        (an ImageJ ROI set in camera pixels of ``camera_pixel_nm``) one image per ROI.
+        How a file splits into nuclei (:data:`ainu_engine.nuclei.NUCLEI_MODES`).
+    roi : path, optional
+        An ImageJ ROI set (camera pixels): one image per ROI.
+    camera_pixel_nm : float, optional
+        The camera pixel of the ROI set (and of files that do not record theirs).
     device : {"auto", "cpu", "cuda"}
         Where to render (a fallback is reported through ``on_warning``).
     method : {"kde", "sklearn"}
@@ -127,6 +132,17 @@ def render_files(
         ``spec``.
     ainu_engine.errors.AinuError
         A file fails and no ``on_error`` is given.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ainu_engine.render import RenderSpec, render_files
+    >>> spec = RenderSpec(pixel_nm=20, sigma_nm=20, size=128)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     recs = render_files(["examples/data/nucleus_insight3.bin"], out, spec,
+    ...                         channels=["1"], reading={"camera_pixel_nm": 160})
+    >>> [(r["shape"], r["image"].endswith(".tiff")) for r in recs]
+    [([1, 128, 128], True)]
     """
     from ..io import read
     from ..nuclei import NUCLEI_MODES

@@ -125,6 +125,8 @@ def screen(
         ``explainer(classifier, nuclei, out) -> summary dict``, where ``nuclei`` is a list of
         (path, Nucleus, Prepared, Prediction): :func:`ainu_engine.explain.explain_prepared` is
         the one the CLI passes. Needed when ``options.explain`` > 0.
+    **keywords
+        The options as keywords (:meth:`ScreenOptions.from_keywords`), instead of ``options``.
 
     Returns
     -------

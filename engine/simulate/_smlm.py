@@ -756,7 +756,60 @@ def simulate_dataset(
     truth, n_nuclei, camera_pixel_nm, channels, seed. The same arguments give byte-identical
     files.
 
-    Returns the path of the manifest.
+    Parameters
+    ----------
+    out : str or Path
+        The output folder (created).
+    classes : sequence of str
+        Cell states of :data:`CELL_STATES` (``hiPSC``, ``somatic``, ``mock``, ``1hpi``, ...).
+    n_per_class : int
+        Nuclei per class.
+    channels : sequence of str
+        Labelled targets of :data:`CHANNELS` (``polII``, ``h3``, ``dna``), one file channel
+        each (ids from 1, as N-STORM numbers them).
+    format : {"parquet", "insight3", "thunderstorm"}
+        The data files' format (:data:`OUTPUT_FORMATS`).
+    seed : int
+        The seed: the same seed, the same files.
+    difficulty : float
+        0 (the full class differences) to 1 (identical classes): :func:`effective_state`.
+    observation : Observation
+        Imaging: localizations per channel, precision, blinking, background, camera pixel.
+    nuclei_per_file : int
+        Nuclei side by side in one file.
+    field_mode : bool
+        Several nuclei without ``cell_id``: a field for automatic detection.
+    roi : bool
+        Also write an ImageJ ROI set per file.
+    n_slides : int
+        Slides (groups) per class, each with its own batch effect.
+    shared_slides : bool
+        One set of slides for all classes.
+    overwrite : bool
+        Replace an existing dataset in ``out``.
+    progress : callable, optional
+        Called after each data file.
+
+    Returns
+    -------
+    Path
+        The manifest (``out/manifest.csv``).
+
+    Raises
+    ------
+    ainu_engine.errors.OutputError
+        ``out`` holds a dataset already and ``overwrite`` is False.
+    ValueError
+        An unknown class, channel or format.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ainu_engine.simulate import Observation, simulate_dataset
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     m = simulate_dataset(d, n_per_class=1, observation=Observation(locs_per_channel=2000))
+    ...     print(m.name, len(m.read_text().splitlines()))
+    manifest.csv 3
     """
     from ainu_engine.io import Localizations, Metadata, write
 
