@@ -64,6 +64,8 @@ class ModelInfo:
         git commit, manifest hash, creation time, library versions, checkpoint hash.
     model : dict
         The model's registry config (architecture, in_chans, num_classes, options).
+    path : str or None
+        The file it was read from.
     """
 
     classes: tuple[str, ...]
@@ -268,6 +270,10 @@ class GeneratorInfo:
         A description of the method, the generator's config, and how it was made.
     input_name, output_name : str
         ONNX tensor names (``actin``, ``nucleus``); the output is (N, 3, S, S) in [-1, 1].
+    path : str or None
+        The file it was read from.
+    channel_names : tuple of str
+        The input's channels (red, green, blue).
     """
 
     input_size: int
@@ -414,8 +420,26 @@ def _json_props(props: dict[str, str], path) -> dict:
 def model_info_from_metadata(
     props: dict[str, str], *, path: str | os.PathLike | None = None
 ) -> ModelInfo | GeneratorInfo:
-    """The metadata of any kind of ainu-engine model: a :class:`GeneratorInfo` where
-    ``ainu.kind`` says ``generator``, else a classifier's :class:`ModelInfo`."""
+    """The metadata of any kind of ainu-engine model.
+
+    Parameters
+    ----------
+    props : dict of str to str
+        The ONNX file's ``metadata_props``.
+    path : str or os.PathLike, optional
+        The file, named in errors.
+
+    Returns
+    -------
+    ModelInfo or GeneratorInfo
+        A :class:`GeneratorInfo` where ``ainu.kind`` says ``generator``, else a classifier's
+        :class:`ModelInfo`.
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        Not an ainu-engine model, or metadata that do not parse.
+    """
     if props.get(_PREFIX + "kind") == json.dumps("generator"):
         return GeneratorInfo.from_metadata(props, path=path)
     return ModelInfo.from_metadata(props, path=path)
@@ -523,9 +547,20 @@ def read_model_info(
 
 
 def temperature_of(info: ModelInfo) -> float:
-    """The temperature the model's probabilities are computed at: the one training fitted on
-    its validation split (``metrics["calibration"]["temperature"]``), else 1 (the plain
-    softmax). The calls (the argmax) do not depend on it."""
+    """The temperature the model's probabilities are computed at.
+
+    Parameters
+    ----------
+    info : ModelInfo
+        A classifier's metadata.
+
+    Returns
+    -------
+    float
+        The one training fitted on its validation split
+        (``metrics["calibration"]["temperature"]``), else 1 (the plain softmax). The calls
+        (the argmax) do not depend on it.
+    """
     t = ((info.metrics or {}).get("calibration") or {}).get("temperature")
     try:
         t = float(t)

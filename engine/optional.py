@@ -29,6 +29,15 @@ EXTRAS = {
 def install_hint(extra: str) -> str:
     """The install command of an extra (torch's CPU build comes from ``constraints.txt``).
 
+    Parameters
+    ----------
+    extra : str
+        An extra of ``ainu-engine`` (:data:`EXTRAS`).
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> install_hint("serve")

@@ -34,8 +34,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Nucleus:
-    """One segmented nucleus: bounding box (r0, c0, r1, c1; r1, c1 exclusive), area in px,
-    the centroid of its mask and the centre of its bounding box (row, column, px)."""
+    """One segmented nucleus.
+
+    Attributes
+    ----------
+    bbox : (int, int, int, int)
+        The bounding box (r0, c0, r1, c1; r1, c1 exclusive), px.
+    area : int
+        Its area (px).
+    centroid, bbox_centre : (float, float)
+        The centroid of its mask and the centre of its bounding box (row, column, px).
+    """
 
     bbox: tuple[int, int, int, int]
     area: int
@@ -46,8 +55,32 @@ class Nucleus:
 def find_nuclei(
     image: np.ndarray, *, threshold: float | str = "otsu", min_area: int = 50
 ) -> list[Nucleus]:
-    """Binarise (Otsu, or a fixed ``threshold``) a nucleus image (2-D, or RGB: its channels
-    summed), keep 8-connected components of at least ``min_area`` px (the paper: 50)."""
+    """The nuclei of a nucleus image: binarised, 8-connected components of ``min_area`` px.
+
+    Parameters
+    ----------
+    image : ndarray
+        A nucleus image, 2-D or H×W×3 (then its channels summed), in [0, 1].
+    threshold : "otsu" or float
+        Otsu's threshold per image, or a fixed level.
+    min_area : int, default 50
+        The smallest component (px; the paper's).
+
+    Returns
+    -------
+    list of Nucleus
+
+    Raises
+    ------
+    ValueError
+        Not a 2-D or H×W×3 image.
+
+    Examples
+    --------
+    >>> img = np.zeros((64, 64)); img[10:30, 10:30] = 1.0
+    >>> [n.bbox for n in find_nuclei(img)]
+    [(10, 10, 30, 30)]
+    """
     from skimage.filters import threshold_otsu
     from skimage.measure import label, regionprops
 
@@ -77,8 +110,23 @@ def find_nuclei(
 
 
 def bbox_iou(a, b) -> float:
-    """Intersection over union of two boxes (r0, c0, r1, c1), as MATLAB's
-    ``bboxOverlapRatio(..., 'Union')``."""
+    """Intersection over union of two boxes, as MATLAB's ``bboxOverlapRatio(..., 'Union')``.
+
+    Parameters
+    ----------
+    a, b : (r0, c0, r1, c1)
+        The boxes (r1, c1 exclusive).
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Examples
+    --------
+    >>> bbox_iou((0, 0, 10, 10), (0, 5, 10, 15))
+    0.3333333333333333
+    """
     ih = min(a[2], b[2]) - max(a[0], b[0])
     iw = min(a[3], b[3]) - max(a[1], b[1])
     if ih <= 0 or iw <= 0:
@@ -97,6 +145,22 @@ def match_nuclei(
     (> 0), independently, so one real nucleus can be matched twice. ``hungarian``: one-to-one,
     the assignment of largest total IoU (scipy's ``linear_sum_assignment``), pairs of IoU 0
     dropped.
+
+    Parameters
+    ----------
+    generated, real : list of Nucleus
+        The nuclei of a generated and of the real image.
+    method : {"greedy", "hungarian"}
+        See above.
+
+    Returns
+    -------
+    list of (int, int, float)
+
+    Raises
+    ------
+    ValueError
+        An unknown ``method``.
     """
     if method not in ("greedy", "hungarian"):
         raise ValueError(f"method must be greedy or hungarian, got {method!r}")
@@ -117,8 +181,32 @@ def match_nuclei(
 
 
 def proportion(k: int, n: int, *, method: str = "exact") -> dict:
-    """``k`` of ``n`` with its 95 % interval: ``exact`` (Clopper–Pearson, scipy's binomtest),
-    ``wilson`` or ``wald`` (the normal approximation the paper's "±" is)."""
+    """``k`` of ``n`` with its 95 % interval.
+
+    Parameters
+    ----------
+    k, n : int
+        Successes and trials.
+    method : {"exact", "wilson", "wald"}
+        Clopper–Pearson (scipy's ``binomtest``), Wilson, or the normal approximation the
+        paper's "±" is.
+
+    Returns
+    -------
+    dict
+        ``fraction``, ``k``, ``n``, ``ci95`` [low, high], ``ci_method``.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``method``.
+
+    Examples
+    --------
+    >>> r = proportion(5785, 8151)
+    >>> round(r["fraction"], 3), [round(v, 3) for v in r["ci95"]]
+    (0.71, [0.7, 0.72])
+    """
     from scipy.stats import binomtest
 
     if n <= 0:
@@ -140,7 +228,30 @@ def proportion(k: int, n: int, *, method: str = "exact") -> dict:
 
 def log10_binomial_tail(k: int, n: int, p0: float) -> float:
     """log10 P(X ≥ k) for X ~ Binomial(n, p0), exactly, summed in log space (no underflow:
-    the paper's tails reach 10^-13485)."""
+    the paper's tails reach 10^-13485).
+
+    Parameters
+    ----------
+    k, n : int
+        Successes and trials.
+    p0 : float
+        The chance probability, in (0, 1).
+
+    Returns
+    -------
+    float
+        0 for k ≤ 0, -inf for k > n.
+
+    Raises
+    ------
+    ValueError
+        ``p0`` outside (0, 1).
+
+    Examples
+    --------
+    >>> round(log10_binomial_tail(10, 10, 0.5), 3)
+    -3.01
+    """
     from scipy.special import gammaln, logsumexp
 
     if not 0 < p0 < 1:
@@ -159,13 +270,38 @@ def log10_binomial_tail(k: int, n: int, p0: float) -> float:
 
 def chance_image(radius_um: float, image_side_um: float) -> float:
     """The paper's image-level chance: a random position falls within ``radius_um`` of the
-    true one with p0 = π r² / A (4 µm in a 159.41 µm image: 1/505.5)."""
+    true one with p0 = π r² / A (4 µm in a 159.41 µm image: 1/505.5).
+
+    Parameters
+    ----------
+    radius_um, image_side_um : float
+        The match radius and the side of the square image (µm).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(1 / chance_image(4.0, 159.41), 1)
+    505.5
+    """
     return math.pi * radius_um**2 / image_side_um**2
 
 
 def chance_circular_cell(match_um: float, cell_radius_um: float, nucleus_radius_um: float) -> float:
     """The cell-level chance for a circular cell: the nucleus centre is uniform over the disc
-    of radius R − r_n, so p0 = r_m² / (R − r_n)² (capped at 1)."""
+    of radius R − r_n, so p0 = r_m² / (R − r_n)² (capped at 1).
+
+    Parameters
+    ----------
+    match_um, cell_radius_um, nucleus_radius_um : float
+        r_m, R and r_n (µm).
+
+    Returns
+    -------
+    float
+    """
     free = cell_radius_um - nucleus_radius_um
     if free <= 0:
         return 1.0
@@ -190,6 +326,30 @@ def evaluate_positions(
     the same over real nuclei (``of_real``); ``distances_um`` of every match. ``centre``:
     ``bbox`` (the paper: "the bounding boxes were used to also calculate the centroid") or
     ``mask`` (the mask's centroid).
+
+    Parameters
+    ----------
+    pairs : list of (ndarray, ndarray)
+        (generated, real) nucleus images, 2-D or H×W×3, in [0, 1].
+    pixel_um : float
+        The pixel size (µm).
+    thresholds_um : tuple of float
+        The distances to count matches within (µm).
+    method : {"greedy", "hungarian"}
+        How nuclei are matched (:func:`match_nuclei`).
+    centre : {"bbox", "mask"}
+        See above.
+    min_area, threshold
+        See :func:`find_nuclei`.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        A non-positive ``pixel_um`` or an unknown ``centre``.
     """
     if pixel_um <= 0:
         raise ValueError(f"pixel_um must be positive, got {pixel_um!r}")
@@ -233,7 +393,25 @@ def evaluate_positions(
 def image_metrics(generated: np.ndarray, real: np.ndarray, *, size: int | None = 256) -> dict:
     """L1 (mean absolute difference), PSNR (data range 1) and SSIM (window 11, per channel) of
     two images in [0, 1], after resizing both to ``size`` × ``size`` as the public code does
-    (scikit-image)."""
+    (scikit-image).
+
+    Parameters
+    ----------
+    generated, real : ndarray
+        Images of one shape (H×W or H×W×C), in [0, 1].
+    size : int or None, default 256
+        The side both are resized to (None: as they are).
+
+    Returns
+    -------
+    dict
+        ``l1``, ``psnr`` (inf for identical images), ``ssim``.
+
+    Raises
+    ------
+    ValueError
+        The images differ in shape.
+    """
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
     from skimage.transform import resize
 
@@ -257,7 +435,13 @@ def image_metrics(generated: np.ndarray, real: np.ndarray, *, size: int | None =
 def paper_numbers() -> dict:
     """The paper's stated counts, recomputed: 5785 and 2328 of 8151 generated nuclei within
     4 and 1 µm (9659 real), their intervals, and the exact binomial tails against the chance
-    levels the paper names (1/500 image level, 1/2 its most optimistic cell level)."""
+    levels the paper names (1/500 image level, 1/2 its most optimistic cell level).
+
+    Returns
+    -------
+    dict
+        The fractions with their intervals, the tails, and what the paper says beside them.
+    """
     n, k4, k1, real = 8151, 5785, 2328, 9659
     return {
         "source": "Vasudevan et al., PLoS ONE 17(7):e0271056 (2022), stated counts",

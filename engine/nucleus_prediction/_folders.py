@@ -47,6 +47,11 @@ def pair_images(
     their subfolders (the NuclearPrediction layout's tile folders with ``Nucleus_*`` beside
     ``Actin_*``); ``Actin_*``, ``Merged_*`` and label images are skipped.
 
+    Parameters
+    ----------
+    pred_dir, truth_dir : path
+        The folders of generated and of real nucleus images.
+
     Returns
     -------
     pairs : list of (Path, Path)
@@ -68,7 +73,18 @@ def pair_images(
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """A PNG or TIFF as float in [0, 1] (integer types by their range), H×W or H×W×3."""
+    """A PNG or TIFF as float in [0, 1] (integer types by their range), H×W or H×W×3.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image.
+
+    Returns
+    -------
+    ndarray
+        H×W or H×W×3 (an alpha channel dropped, channels last).
+    """
     p = Path(path)
     if p.suffix.lower() == ".png":
         from PIL import Image

@@ -25,6 +25,15 @@ __all__ = [
 def to_model_range(img: np.ndarray) -> np.ndarray:
     """8-bit (or [0, 1] float) H×W×3 (or H×W) → (3, H, W) float32 in [-1, 1].
 
+    Parameters
+    ----------
+    img : ndarray
+        The image (a 2-D one is repeated into the three channels).
+
+    Returns
+    -------
+    ndarray, shape (3, H, W), float32
+
     Examples
     --------
     >>> to_model_range(np.full((2, 2, 3), 255, np.uint8))[:, 0, 0].tolist()
@@ -40,6 +49,15 @@ def to_model_range(img: np.ndarray) -> np.ndarray:
 
 def from_model_range(x: np.ndarray) -> np.ndarray:
     """(3, H, W) in [-1, 1] → H×W×3 uint8.
+
+    Parameters
+    ----------
+    x : ndarray, shape (3, H, W)
+        A generator's output (clipped to [-1, 1]).
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3), uint8
 
     Examples
     --------
@@ -115,6 +133,16 @@ def tiled(
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """An image as H×W×3: RGB as it is, a 2-D channel repeated, a z-stack max-projected.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A TIFF.
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3)
+        In the file's type.
 
     Raises
     ------
@@ -223,6 +251,15 @@ class Generator:
 
 def actin_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     """The actin images of ``inputs``: files as given, folders searched for ``Actin_*.tif``.
+
+    Parameters
+    ----------
+    inputs : sequence of path
+        Files and folders.
+
+    Returns
+    -------
+    list of Path
 
     Raises
     ------

@@ -141,7 +141,29 @@ def _nucleus_at(
 
 
 def simulate_tile(rng: np.random.Generator, cfg: ActinConfig | None = None) -> SimulatedTile:
-    """One tile of cells (see the module docstring)."""
+    """One tile of cells (see the module docstring).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The tile's random stream (the same draws in every mode: a null tile has the actin of
+        the rule tile of its seed).
+    cfg : ActinConfig, optional
+        Tile and cell parameters (default :class:`ActinConfig`).
+
+    Returns
+    -------
+    SimulatedTile
+        The actin and nucleus images in [0, 1], the nucleus instances, the cell labels, and
+        the truth of every cell (its nucleus, the rule's position).
+
+    Examples
+    --------
+    >>> from ainu_engine.simulate import ActinConfig
+    >>> t = simulate_tile(np.random.default_rng(0), ActinConfig(tile_um=52.48, cells=(1, 2)))
+    >>> t.actin.shape == t.nucleus.shape == (128, 128)
+    True
+    """
     cfg = cfg or ActinConfig()
     size = int(round(cfg.tile_um / cfg.pixel_um))
     px = cfg.pixel_um
@@ -267,7 +289,28 @@ def simulate_tiles(
     """Write ``n_tiles`` tiles: ``TILE/Actin_TILE.tif``, ``Nucleus_TILE.tif``, ``Merged_TILE.tif``
     (8-bit RGB, the NuclearPrediction layout) per tile folder, ``truth/TILE.json`` (cells and
     nuclei) and ``truth/TILE_nuclei.tif`` (instances), ``pairs.csv`` (tile, folder, coverslip
-    group) and ``simulation.json``."""
+    group) and ``simulation.json``.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output folder (created).
+    n_tiles : int
+        Tiles to write.
+    seed : int
+        The seed: the same seed, the same tiles.
+    config : ActinConfig, optional
+        Tile and cell parameters (the null controls among them).
+    coverslips : int
+        Coverslip groups the tiles go round (for group-aware splits).
+    progress : callable, optional
+        Called after each tile.
+
+    Returns
+    -------
+    dict
+        What ``simulation.json`` holds.
+    """
     import tifffile
 
     cfg = config or ActinConfig()

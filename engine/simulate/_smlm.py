@@ -193,6 +193,30 @@ def effective_state(
     ``value = mean + (1 - difficulty) * (class_value - mean)``. ``difficulty=0`` gives the
     full differences of :data:`CELL_STATES`, ``1`` makes the classes of a series identical.
     Integer ranges are rounded.
+
+    Parameters
+    ----------
+    name : str
+        A cell state of ``states``.
+    difficulty : float, default 0.5
+        In [0, 1].
+    states : dict of str to CellState, optional
+        The states (default :data:`CELL_STATES`).
+
+    Returns
+    -------
+    CellState
+
+    Raises
+    ------
+    ValueError
+        An unknown state (with close matches), or ``difficulty`` outside [0, 1].
+
+    Examples
+    --------
+    >>> a, b = effective_state("hiPSC", 1.0), effective_state("somatic", 1.0)
+    >>> a.major_axis_um == b.major_axis_um
+    True
     """
     states = states or CELL_STATES
     if name not in states:

@@ -155,6 +155,24 @@ def effective_class(name: str, difficulty: float = 0.0) -> NucleusClass:
     ``value = mean + (1 - difficulty) * (class_value - mean)`` (integer ranges rounded).
     ``difficulty=1`` makes all classes identical.
 
+    Parameters
+    ----------
+    name : str
+        A class of :data:`WIDEFIELD_CLASSES`.
+    difficulty : float, default 0
+        In [0, 1].
+
+    Returns
+    -------
+    NucleusClass
+
+    Raises
+    ------
+    ValueError
+        An unknown class, or ``difficulty`` outside [0, 1].
+
+    Examples
+    --------
     >>> effective_class("BJ", 1.0).major_axis_um == effective_class("MCF7", 1.0).major_axis_um
     True
     """
@@ -284,6 +302,43 @@ def simulate_field(
     ``edge_band_px`` along the frame (the paper's deconvolution edge), optional linear drift
     blur, camera offset 100 ADU, shot and read noise, 12-bit clipping. A fraction of nuclei is
     over-exposed (≥ 25 % of their pixels above 3700 ADU), some touch the frame.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The field's random stream.
+    classes : list of NucleusClass
+        The classes nuclei are drawn from (:func:`effective_class`).
+    n_nuclei : (int, int)
+        Nuclei per field, an inclusive range.
+    pixel_um : float
+        The pixel (µm; SCENMED's 0.215).
+    size : int
+        The field's side (px).
+    brightness : float
+        Euchromatin intensity (ADU above the offset).
+    overexposed_fraction : float
+        The fraction of nuclei made over-exposed.
+    haze : float
+        The out-of-focus fraction of the signal.
+    edge_band_px : int
+        The blurrier band along the frame (px).
+    drift_blur_px : float
+        Linear drift blur (px).
+    batch_factor : float
+        The image set's brightness factor.
+
+    Returns
+    -------
+    SimulatedField
+        The 12-bit image, the instance labels, the heterochromatin mask and one dict per
+        nucleus.
+
+    Examples
+    --------
+    >>> f = simulate_field(np.random.default_rng(0), [effective_class("BJ")], size=256)
+    >>> f.image.shape, f.image.dtype.name, int(f.labels.max()) == len(f.nuclei)
+    ((256, 256), 'uint16', True)
     """
     signal = np.zeros((size, size))
     labels = np.zeros((size, size), np.uint16)
@@ -373,6 +428,35 @@ def simulate_widefield(
     ``hdf5``, ``scenmed.h5`` in the public code's layout (``images``, ``CellType``).
     Fields of a class are spread over ``n_sets`` image sets (days), each with its own
     brightness factor (a batch effect for group-aware splits).
+
+    Parameters
+    ----------
+    out : str or Path
+        The output folder (created).
+    classes : list of str
+        Classes of :data:`WIDEFIELD_CLASSES`.
+    n_fields, n_sets : int
+        Fields per class, and the image sets they are spread over.
+    seed : int
+        The seed: the same seed, the same files.
+    difficulty : float
+        In [0, 1]: :func:`effective_class`.
+    pixel_um, n_nuclei, overexposed_fraction, haze, drift_blur_px
+        As :func:`simulate_field`.
+    hdf5 : bool
+        Also write ``scenmed.h5``.
+    progress : callable, optional
+        Called after each field.
+
+    Returns
+    -------
+    dict
+        What ``simulation.json`` holds (the parameters, counts, ``simulated: true``).
+
+    Raises
+    ------
+    ValueError
+        An unknown class, or ``difficulty`` outside [0, 1].
     """
     import tifffile
 
