@@ -90,10 +90,23 @@ _REGISTRY: dict[str, BackendFactory] = {
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:
-    """Make ``create_backend(model, name)`` use ``factory`` (see :data:`BackendFactory`).
+    """Make ``create_backend(model, name)`` use ``factory``.
 
     Packages can instead declare an entry point in the :data:`ENTRY_POINT_GROUP` group, which
     is loaded only when that backend is asked for.
+
+    Parameters
+    ----------
+    name : str
+        The backend's name (not ``auto``).
+    factory : callable
+        :data:`BackendFactory`: ``factory(model, *, device, checkpoint, threads, fp16,
+        spinning, batch_size, reason)`` -> an unloaded :class:`Backend`.
+
+    Raises
+    ------
+    ValueError
+        An empty name or ``auto``.
     """
     if not name or name == "auto":
         raise ValueError(f"a backend cannot be registered as {name!r}")
@@ -193,12 +206,25 @@ def create_backend(
     batch_size : int, optional
         The backend's ``preferred_batch`` (default: its own, 8 on the CPU, 64 on a GPU).
 
+    Returns
+    -------
+    Backend
+        Not loaded yet; ``backend.reason`` says why it was chosen.
+
     Raises
     ------
     BackendUnavailable
         The asked backend cannot run here (missing package or device), or none can.
     ValueError
         Unknown backend name.
+
+    Examples
+    --------
+    >>> from ainu_engine.backends import create_backend
+    >>> b = create_backend("examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx",
+    ...                    "onnxruntime", device="cpu")
+    >>> b.name, b.reason
+    ('onnxruntime', 'asked for')
     """
     model = Path(model)
     if (
@@ -253,8 +279,21 @@ def create_backend(
 
 def runnable_backends(model: str | os.PathLike, device: str = "auto") -> list[tuple[str, str]]:
     """(backend, device) pairs that can run ``model`` on this machine (``ainu-engine bench``
-    measures each): ONNX Runtime on the CPU and, with a GPU, its CUDA and TensorRT providers and
-    native TensorRT, for an ``.onnx``; torch for a checkpoint."""
+    measures each).
+
+    Parameters
+    ----------
+    model : path
+        An ``.onnx`` or a checkpoint.
+    device : {"auto", "cpu", "cuda"}
+        Where it may run.
+
+    Returns
+    -------
+    list of (str, str)
+        ONNX Runtime on the CPU and, with a GPU, its CUDA and TensorRT providers and native
+        TensorRT, for an ``.onnx``; torch for a checkpoint.
+    """
     prov = _ort_providers()
     gpu = device != "cpu" and _cuda_gpu()
     out = []
@@ -273,8 +312,14 @@ def runnable_backends(model: str | os.PathLike, device: str = "auto") -> list[tu
 
 
 def cpu_description() -> tuple[str, frozenset[str]]:
-    """The CPU's model name and its feature flags (``/proc/cpuinfo``: ``flags`` on x86,
-    ``Features`` on ARM); the platform's processor name and no flags where that file is not."""
+    """The CPU's model name and its feature flags.
+
+    Returns
+    -------
+    (str, frozenset of str)
+        From ``/proc/cpuinfo`` (``flags`` on x86, ``Features`` on ARM); the platform's
+        processor name and no flags where that file is not.
+    """
     model, flags = platform.processor() or platform.machine(), frozenset()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
@@ -294,8 +339,14 @@ def cpu_description() -> tuple[str, frozenset[str]]:
 
 
 def machine_id() -> dict:
-    """What decides how fast a model runs here, the key of ``bench``'s kept measurements: the
-    CPU model and the cores this process may use, the GPU, ONNX Runtime and its providers."""
+    """What decides how fast a model runs here, the key of ``bench``'s kept measurements.
+
+    Returns
+    -------
+    dict
+        ``cpu`` (model), ``cores`` (this process may use), ``gpu``, ``onnxruntime`` (version),
+        ``providers``.
+    """
     cpu, _ = cpu_description()
     gpu = None
     if _cuda_gpu():

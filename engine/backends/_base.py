@@ -20,7 +20,24 @@ class BackendUnavailable(AinuError):
 
 
 def is_device_array(x) -> bool:
-    """CuPy arrays and CUDA torch tensors expose ``__cuda_array_interface__``."""
+    """Whether ``x`` lives on a CUDA device (CuPy arrays and CUDA torch tensors expose
+    ``__cuda_array_interface__``).
+
+    Parameters
+    ----------
+    x : object
+        An array.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_device_array(np.zeros(3))
+    False
+    """
     return hasattr(x, "__cuda_array_interface__")
 
 

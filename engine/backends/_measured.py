@@ -37,9 +37,23 @@ def measurement_path(sha: str, machine: dict) -> Path:
 
 
 def save_measurements(model: str | os.PathLike, machine: dict, records: list[dict]) -> Path:
-    """Keep ``records`` (``bench_model``'s, one per backend and batch) for ``model`` on
-    ``machine``; returns the file. Later runs replace the records of the backends they measured
-    and keep the others."""
+    """Keep ``records`` for ``model`` on ``machine``. Later runs replace the records of the
+    backends they measured and keep the others.
+
+    Parameters
+    ----------
+    model : path
+        The ``.onnx`` measured (keyed by its SHA-256).
+    machine : dict
+        :func:`machine_id`.
+    records : list of dict
+        ``bench_model``'s, one per backend and batch.
+
+    Returns
+    -------
+    Path
+        The file they are kept in.
+    """
     from ..io import atomic_write_bytes
 
     sha = model_sha256(model)
@@ -68,9 +82,23 @@ def save_measurements(model: str | os.PathLike, machine: dict, records: list[dic
 def measured_best(
     model: str | os.PathLike, machine: dict, runnable: list[tuple[str, str]]
 ) -> dict | None:
-    """The fastest measured record (``backend``, ``device``, ``batch``, ``images_per_s``) for
-    ``model`` on ``machine`` among the (backend, device) pairs that can run now, with the file's
-    ``date_utc``; None when nothing was measured (or the file is unreadable)."""
+    """The fastest measured record for ``model`` on ``machine`` among what can run now.
+
+    Parameters
+    ----------
+    model : path
+        The ``.onnx``.
+    machine : dict
+        :func:`machine_id`.
+    runnable : list of (str, str)
+        The (backend, device) pairs that can run now (:func:`runnable_backends`).
+
+    Returns
+    -------
+    dict or None
+        ``backend``, ``device``, ``batch``, ``images_per_s`` and the file's ``date_utc``; None
+        when nothing was measured (or the file is unreadable).
+    """
     folder = cache_root() / "bench"
     if not folder.is_dir() or not runnable:
         return None

@@ -23,7 +23,13 @@ _PROVIDERS = {
 
 
 def physical_cores() -> int:
-    """Cores this process may use (affinity), the useful intra-op thread count on a CPU."""
+    """Cores this process may use (affinity), the useful intra-op thread count on a CPU.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
@@ -34,7 +40,21 @@ def session_options(ort, *, threads: int | None = None, spinning: bool = True):
     """The project's ONNX Runtime session options: all graph optimisations, sequential, quiet;
     on the CPU ``threads`` intra-op threads (one inter-op) and, with ``spinning=False``, idle
     worker threads that sleep instead of spinning — slower at batch 1, but the cores go to the
-    work beside it (rendering in screen; docs/screening.md)."""
+    work beside it (rendering in screen; docs/screening.md).
+
+    Parameters
+    ----------
+    ort : module
+        ``onnxruntime``.
+    threads : int, optional
+        Intra-op threads (None: ONNX Runtime's default, for GPU providers).
+    spinning : bool, default True
+        Let idle worker threads spin.
+
+    Returns
+    -------
+    onnxruntime.SessionOptions
+    """
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -63,6 +83,12 @@ class OnnxRuntimeBackend(Backend):
         (``ainu-engine export --precision``) runs in its own precision on every provider; on
         the TensorRT EP an int8 (QDQ) model turns on ``trt_int8_enable`` with no calibration
         table (explicit quantization: the scales are the Q/DQ nodes').
+    spinning : bool, default True
+        On the CPU: let idle worker threads spin between operators (fastest alone).
+    batch_size : int, optional
+        The batch screening fills (default 8 on the CPU, 64 on a GPU).
+    reason : str
+        Why this backend was chosen (:func:`create_backend` says).
 
     Examples
     --------

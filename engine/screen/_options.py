@@ -14,8 +14,15 @@ __all__ = ["LocalExecutor", "RayExecutor", "ScreenOptions"]
 
 @dataclass(frozen=True)
 class LocalExecutor:
-    """The stages on threads of this machine: ``read_threads`` readers, a queue of
-    ``queue_size`` nuclei between the stages."""
+    """The stages on threads of this machine.
+
+    Attributes
+    ----------
+    read_threads : int, default 2
+        Threads that read and render files.
+    queue_size : int, default 64
+        Nuclei queued between the stages.
+    """
 
     read_threads: int = 2
     queue_size: int = 64
@@ -50,6 +57,19 @@ class RayExecutor:
     (rendering as CPU tasks, model inputs through the object store) or ``fused`` (each actor
     reads, renders and infers). ``actor``: the inference actor's class (benchmarks use a
     stand-in that sleeps a GPU's batch time to measure the scheduler alone).
+
+    Attributes
+    ----------
+    address : str, optional
+        The cluster (None: a local Ray).
+    workers : int
+        Inference actors.
+    gpus_per_worker, cpus_per_worker : float
+        Each actor's resources.
+    actor : type, optional
+        The inference actor's class.
+    plan : {"split", "fused"}
+        See above.
     """
 
     address: str | None = None

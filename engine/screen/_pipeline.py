@@ -50,7 +50,29 @@ __all__ = ["screen", "ScreenSummary"]
 
 @dataclass
 class ScreenSummary:
-    """What a screen did: counts, where results are, per-stage throughput."""
+    """What a screen did: counts, where results are, per-stage throughput.
+
+    Attributes
+    ----------
+    out, results : Path
+        The run folder and its results table.
+    n_files, n_files_skipped, n_nuclei, n_failed : int
+        Files asked for, skipped (done by an earlier run), nuclei called, failures.
+    seconds : float
+        Wall time, the model load included.
+    stages : list of dict
+        Per-stage throughput.
+    backend : dict
+        What ran the model, and why.
+    calls, calls_qc_ok : dict
+        Calls per class, of all nuclei and of those that passed QC.
+    pipeline_seconds : float
+        From the start of the stages to the last row (no model load).
+    simulated_model : bool
+        The model says it was trained on simulated nuclei.
+    n_looks_like_field : int
+        "Nuclei" flagged ``looks_like_field`` (fields of several cells).
+    """
 
     out: Path
     results: Path

@@ -42,7 +42,27 @@ class MergeError(OutputError):
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``"k/N"`` -> (k, N) with 0 <= k < N (SLURM: ``--array=0-(N-1)``)."""
+    """``"k/N"`` -> (k, N) with 0 <= k < N (SLURM: ``--array=0-(N-1)``).
+
+    Parameters
+    ----------
+    text : str
+        ``K/N``.
+
+    Returns
+    -------
+    (int, int)
+
+    Raises
+    ------
+    ValueError
+        Not ``K/N``, or K outside 0..N-1.
+
+    Examples
+    --------
+    >>> parse_shard("3/16")
+    (3, 16)
+    """
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
     if not m:
         raise ValueError(f"expected K/N (e.g. 3/16), got {text!r}")
@@ -110,8 +130,23 @@ def _listed(keys, limit: int = 5) -> str:
 
 def merge(out: str | os.PathLike, *, csv: bool = False, report: bool = True,
           gallery: int = DEFAULT_GALLERY) -> dict:  # fmt: skip
-    """Merge the shards of ``out`` (see the module doc); returns the merged summary document
-    (also ``OUT/summary.json``).
+    """Merge the shards of ``out`` (see the module doc).
+
+    Parameters
+    ----------
+    out : path
+        The screen's folder, whose ``shards/`` hold every shard's run.
+    csv : bool
+        Also write ``results.csv``.
+    report : bool, default True
+        Write ``report.html``.
+    gallery : int
+        Nuclei the report's gallery shows at once.
+
+    Returns
+    -------
+    dict
+        The merged summary document (also ``OUT/summary.json``).
 
     Raises
     ------
