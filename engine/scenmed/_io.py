@@ -19,13 +19,27 @@ _UNIT_UM = {"um": 1.0, "µm": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "m
 
 @dataclass
 class Field:
-    """One widefield image: (H, W) float32 values (12-bit ADU), its pixel size and origin."""
+    """One widefield image, its pixel size and origin.
+
+    Attributes
+    ----------
+    image : ndarray, shape (H, W), float32
+        The values (12-bit ADU).
+    pixel_um : float
+        The pixel size (µm).
+    path : str
+        The file.
+    index : int
+        The image's index inside a multi-image file (HDF5 stack, TIFF series).
+    label : str or None
+        The class the file gives it (HDF5 ``CellType``), when it has one.
+    """
 
     image: np.ndarray
     pixel_um: float
     path: str
-    index: int = 0  #: image index inside a multi-image file (HDF5 stack, TIFF series)
-    label: str | None = None  #: class from the file (HDF5 ``CellType``), when it has one
+    index: int = 0
+    label: str | None = None
 
     @property
     def name(self) -> str:
@@ -44,7 +58,18 @@ def _ome_pixel_um(desc: str) -> float | None:
 
 def pixel_um_of(path: str | os.PathLike) -> float | None:
     """The pixel size (µm) a TIFF states: OME ``PhysicalSizeX``, ImageJ ``spacing``/``unit``
-    with the resolution tag, or the resolution tag in cm/inch; ``None`` when it states none."""
+    with the resolution tag, or the resolution tag in cm/inch.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A TIFF.
+
+    Returns
+    -------
+    float or None
+        ``None`` when it states none.
+    """
     import tifffile
 
     with tifffile.TiffFile(path) as tf:
@@ -82,6 +107,26 @@ def read_field(path: str | os.PathLike, *, pixel_um: float | None = None) -> Fie
     ``pixel_um`` overrides the file's metadata; without either the read fails
     (:class:`~ainu_engine.errors.PixelSizeError`), because every size rule of SCENMED is in
     pixels of 0.215 µm and a wrong scale silently changes which nuclei are kept.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The TIFF or OME-TIFF.
+    pixel_um : float, optional
+        The pixel size (µm), over what the file says.
+
+    Returns
+    -------
+    Field
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        Missing file, or a directory.
+    ainu_engine.errors.FormatError
+        Not a readable TIFF, not single-channel 2-D, empty, non-numeric or non-finite pixels.
+    ainu_engine.errors.PixelSizeError
+        No pixel size in the file and none given, or a non-positive one.
     """
     import tifffile
 
@@ -126,6 +171,27 @@ def read_scenmed_h5(path: str | os.PathLike, *, pixel_um: float | None = None) -
     """Read the SCENMED code's HDF5 layout: ``images`` (N × H × W) and ``CellType`` (N labels).
 
     The layout carries no pixel size: ``pixel_um`` is required.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.h5`` file.
+    pixel_um : float
+        The pixel size (µm).
+
+    Returns
+    -------
+    list of Field
+        One per image, labelled from ``CellType``.
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        Missing file.
+    ainu_engine.errors.FormatError
+        Not the SCENMED layout.
+    ainu_engine.errors.PixelSizeError
+        No ``pixel_um``.
     """
     import h5py
 
@@ -167,7 +233,24 @@ def read_scenmed_h5(path: str | os.PathLike, *, pixel_um: float | None = None) -
 
 
 def read_fields(path: str | os.PathLike, *, pixel_um: float | None = None) -> list[Field]:
-    """Every field in ``path``: one for a TIFF, N for a SCENMED HDF5 file."""
+    """Every field in ``path``: one for a TIFF, N for a SCENMED HDF5 file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A TIFF, OME-TIFF or SCENMED ``.h5``.
+    pixel_um : float, optional
+        The pixel size (µm; required for ``.h5``).
+
+    Returns
+    -------
+    list of Field
+
+    Raises
+    ------
+    ainu_engine.errors.AinuError
+        As :func:`read_field` and :func:`read_scenmed_h5`.
+    """
     if str(path).lower().endswith((".h5", ".hdf5")):
         return read_scenmed_h5(path, pixel_um=pixel_um)
     return [read_field(path, pixel_um=pixel_um)]

@@ -13,6 +13,22 @@ def patch_offsets(side: int, size: int, stride: int, *, code_layout: bool = Fals
 
     ``code_layout`` reproduces the public code's loop (``while offset < side - size``), which
     never uses the last offset (6 × 6 instead of 7 × 7 positions for 32 px in 128 px).
+
+    Parameters
+    ----------
+    side, size, stride : int
+        The crop's side, the patch's side and the stride (px).
+    code_layout : bool
+        The public code's loop.
+
+    Returns
+    -------
+    list of int
+
+    Examples
+    --------
+    >>> len(patch_offsets(128, 32, 16)), len(patch_offsets(128, 32, 16, code_layout=True))
+    (7, 6)
     """
     if size > side:
         return []
@@ -34,7 +50,27 @@ def extract_patches(
     ``min_occupied`` nucleus (non-zero) and not over-exposed (fewer than
     ``overexposed_fraction`` of their pixels above ``overexposed_adu``).
 
-    Returns ``(patches (N, size, size) float32, offsets (N, 2) int: row, column)``.
+    Parameters
+    ----------
+    crop : ndarray, shape (S, S)
+        A centred crop (:func:`segment_field`).
+    size, stride : int
+        The patch's side and the stride (px).
+    min_occupied : float
+        The nucleus fraction a patch needs (the paper 0.85, the code 0.8).
+    overexposed_adu, overexposed_fraction : float
+        The over-exposure rule.
+    code_layout : bool
+        The public code's offsets (:func:`patch_offsets`).
+
+    Returns
+    -------
+    patches : ndarray, shape (N, size, size), float32
+    offsets : ndarray, shape (N, 2), int
+        Row, column of each patch.
+
+    Examples
+    --------
 
     >>> import numpy as np
     >>> crop = np.zeros((128, 128), np.float32); crop[16:112, 16:112] = 1000

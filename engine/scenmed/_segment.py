@@ -43,7 +43,29 @@ DROP_REASONS = (
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    """The numbers of SCENMED's segmentation (all in pixels / 12-bit ADU)."""
+    """The numbers of SCENMED's segmentation (all in pixels / 12-bit ADU; methods spec §1.2).
+
+    Attributes
+    ----------
+    empty_below : float
+        A field whose maximum is below this is empty.
+    background_percentile : float
+        The background marker: this percentile of the distinct values.
+    opening_radius : int
+        The morphological opening's disk.
+    min_bbox, max_bbox : int
+        A region's bounding box must be at least / at most this (px).
+    edge_px : int
+        The band along the frame cut off (the deconvolution edge).
+    min_area : int
+        A region must be larger than this (px).
+    overexposed_adu, overexposed_fraction : float
+        A nucleus with more than this fraction of pixels above this level is over-exposed.
+    crop : int
+        The side of the centred crops.
+    drop_edge : bool
+        Beyond the paper: drop nuclei cut by the edge band instead of keeping their cut part.
+    """
 
     empty_below: float = 1000.0
     background_percentile: float = 1.0
@@ -51,11 +73,11 @@ class SegmentConfig:
     min_bbox: int = 50
     edge_px: int = 15
     max_bbox: int = 128
-    min_area: int = 2000  #: a region must be larger than this
+    min_area: int = 2000
     overexposed_adu: float = 3700.0
     overexposed_fraction: float = 0.25
     crop: int = 128
-    drop_edge: bool = False  #: beyond the paper: drop nuclei cut by the edge band instead
+    drop_edge: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,9 +85,18 @@ class SegmentConfig:
 
 @dataclass
 class Segmentation:
-    """A field's nuclei: ``labels`` (0 = background, k = region k of ``table``), the kept
-    nuclei's crops (N, crop, crop) float32 and masks, and the QC ``table`` (one dict per
-    region: id, reason, bbox, area, centroid, over-exposed fraction, edge_cut)."""
+    """A field's nuclei.
+
+    Attributes
+    ----------
+    labels : ndarray
+        0 = background, k = region k of ``table``.
+    crops, masks : ndarray, shape (N, crop, crop)
+        The kept nuclei's crops (float32) and masks.
+    table : list of dict
+        The QC table, one dict per region: id, reason, bbox, area, centroid, over-exposed
+        fraction, edge_cut.
+    """
 
     labels: np.ndarray
     crops: np.ndarray
@@ -79,7 +110,22 @@ class Segmentation:
 
 def crop_centred(image: np.ndarray, mask: np.ndarray, bbox, size: int) -> tuple:
     """``image`` inside ``mask`` (0 outside), its bounding box centred in ``size`` × ``size``
-    (zero padding; a box larger than ``size`` is cut symmetrically)."""
+    (zero padding; a box larger than ``size`` is cut symmetrically).
+
+    Parameters
+    ----------
+    image, mask : ndarray
+        The field and the nucleus's mask.
+    bbox : (r0, c0, r1, c1)
+        The nucleus's bounding box.
+    size : int
+        The crop's side.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The crop (float32) and its mask.
+    """
     r0, c0, r1, c1 = bbox
     sub = np.where(mask[r0:r1, c0:c1], image[r0:r1, c0:c1], 0).astype(np.float32)
     m = mask[r0:r1, c0:c1]
@@ -116,6 +162,18 @@ def _foreground(image: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
 
 def segment_field(image: np.ndarray, config: SegmentConfig | None = None) -> Segmentation:
     """Segment one widefield DAPI field (2-D, 12-bit ADU values) as SCENMED does.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        The field at SCENMED's pixel (0.215 µm: :func:`to_scenmed_pixel`).
+    config : SegmentConfig, optional
+        The rules' numbers (default: the paper's).
+
+    Returns
+    -------
+    Segmentation
+        The labels, the kept nuclei's crops and masks, and a QC row for every object.
 
     Examples
     --------
@@ -204,7 +262,20 @@ def segment_field(image: np.ndarray, config: SegmentConfig | None = None) -> Seg
 def match_instances(pred: np.ndarray, truth: np.ndarray, *, iou: float = 0.5) -> dict:
     """Precision / recall of predicted instances against ground-truth instances: a predicted
     region is a true positive if its best IoU with a truth region is ≥ ``iou`` (one-to-one for
-    IoU > 0.5, which makes the best match unique)."""
+    IoU > 0.5, which makes the best match unique).
+
+    Parameters
+    ----------
+    pred, truth : ndarray
+        Instance label images (0 = background).
+    iou : float, default 0.5
+        The IoU a true positive needs.
+
+    Returns
+    -------
+    dict
+        Counts, precision and recall.
+    """
     p_ids = [int(v) for v in np.unique(pred) if v]
     t_ids = [int(v) for v in np.unique(truth) if v]
     tp, ious = 0, []
