@@ -18,9 +18,19 @@ __all__ = ["WidefieldCall", "WidefieldClassifier"]
 
 @dataclass
 class WidefieldCall:
-    """One nucleus's call: ``label``, ``probabilities`` per class, the number of patches it
-    was decided from (0 for a whole-crop model; a patch model with none makes no call:
-    ``label`` is None)."""
+    """One nucleus's call.
+
+    Attributes
+    ----------
+    label : str or None
+        The called class; None where a patch model had no usable patch (no call).
+    probabilities : dict of str to float
+        Per class (a patch model: the mean of its patches').
+    n_patches : int
+        The patches it was decided from (0 for a whole-crop model).
+    qc : list of str
+        What makes it doubtful.
+    """
 
     label: str | None
     probabilities: dict[str, float]
@@ -30,6 +40,16 @@ class WidefieldCall:
 
 class WidefieldClassifier:
     """An exported widefield model (``preprocessing.mode == "widefield"``) on a backend.
+
+    Parameters
+    ----------
+    backend : ainu_engine.backends.Backend
+        A backend of a widefield classifier (:meth:`load` makes one from a model file).
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        The model is not a widefield classifier (an SMLM classifier or a generator).
 
     Examples
     --------

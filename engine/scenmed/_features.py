@@ -33,6 +33,20 @@ def _n_zernike(degree: int) -> int:
 def feature_names(layout: str = "paper", *, shape: bool = True) -> list[str]:
     """Column names in order: ``shape_*``, ``lbp_00…35``, ``pftas_00…53``, ``zernike_*``.
 
+    Parameters
+    ----------
+    layout : {"paper", "code"}
+        104 features (the paper's) or 120 (the code's).
+    shape : bool, default True
+        With the 5 shape features (patches have none).
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+
     >>> len(feature_names("paper")), len(feature_names("code")), len(feature_names(shape=False))
     (104, 120, 99)
     """
@@ -50,6 +64,24 @@ def nucleus_features(image: np.ndarray, *, layout: str = "paper", shape: bool = 
     """The feature vector (float64) of one crop or patch, in :func:`feature_names` order.
 
     ``shape=False`` leaves out the 5 shape features (the paper's patch features).
+
+    Parameters
+    ----------
+    image : ndarray, shape (S, S)
+        A crop or patch (12-bit values, 0 outside the nucleus).
+    layout : {"paper", "code"}
+        See :func:`feature_names`.
+    shape : bool, default True
+        With the shape features.
+
+    Returns
+    -------
+    ndarray, float64
+
+    Raises
+    ------
+    ValueError
+        An unknown layout, or not a 2-D image.
     """
     try:
         import mahotas

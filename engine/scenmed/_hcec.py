@@ -21,7 +21,16 @@ HC_RULE = (
 
 
 def nucleus_mask(crop: np.ndarray) -> np.ndarray:
-    """The nucleus by Otsu's threshold of the crop (the paper's first step)."""
+    """The nucleus by Otsu's threshold of the crop (the paper's first step).
+
+    Parameters
+    ----------
+    crop : ndarray, shape (S, S)
+        A crop.
+
+    Returns
+    -------
+    ndarray of bool"""
     from skimage.filters import threshold_otsu
 
     crop = np.asarray(crop, dtype=np.float64)
@@ -34,9 +43,24 @@ def hc_ec_ratio(crop: np.ndarray, mask: np.ndarray | None = None, *, alpha: floa
     """HC/EC of one nucleus: ``Σ I[I ≥ T] / (Σ I_nucleus − Σ I[I ≥ T])`` inside ``mask``
     (default: :func:`nucleus_mask`), T = mean + ``alpha``·SD inside the mask.
 
-    Returns ``{"hc_ec": ..., "threshold": T, "hc_fraction_px": ..., "rule": HC_RULE,
-    "alpha": alpha}``; ``hc_ec`` is NaN for an empty mask (and infinite when every pixel is
-    at or above T, which happens only for a flat nucleus with alpha ≤ 0).
+    Parameters
+    ----------
+    crop : ndarray, shape (S, S)
+        A crop.
+    mask : ndarray of bool, optional
+        The nucleus (default :func:`nucleus_mask`).
+    alpha : float, default 1
+        T's SD multiple: an assumption (eq. (2) of the paper is unknown; :data:`HC_RULE`).
+
+    Returns
+    -------
+    dict
+        ``{"hc_ec": ..., "threshold": T, "hc_fraction_px": ..., "rule": HC_RULE,
+        "alpha": alpha}``; ``hc_ec`` is NaN for an empty mask (and infinite when every pixel
+        is at or above T, which happens only for a flat nucleus with alpha ≤ 0).
+
+    Examples
+    --------
 
     >>> import numpy as np
     >>> crop = np.array([[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 5, 0], [0, 0, 0, 0]], float)
@@ -70,7 +94,17 @@ def hc_ec_ratio(crop: np.ndarray, mask: np.ndarray | None = None, *, alpha: floa
 
 def compare_ratios(groups: dict[str, np.ndarray]) -> list[dict]:
     """Every pair of groups: Student's unpaired t-test (the paper's), Welch's t-test and the
-    two-sided Mann–Whitney U test (scipy), with n, mean and median of each side."""
+    two-sided Mann–Whitney U test (scipy), with n, mean and median of each side.
+
+    Parameters
+    ----------
+    groups : dict of str to ndarray
+        HC/EC ratios per group (class).
+
+    Returns
+    -------
+    list of dict
+        One per pair."""
     from scipy import stats
 
     names = list(groups)
@@ -108,7 +142,16 @@ def compare_ratios(groups: dict[str, np.ndarray]) -> list[dict]:
 
 def plot_hc_ec(groups: dict[str, np.ndarray], path, *, title: str = "") -> None:
     """Box plots of HC/EC per group (whiskers 1.5 IQR, points over them) with each pair's
-    Student's t-test p-value, as in the paper's Fig. 3a; the threshold rule in the caption."""
+    Student's t-test p-value, as in the paper's Fig. 3a; the threshold rule in the caption.
+
+    Parameters
+    ----------
+    groups : dict of str to ndarray
+        HC/EC ratios per group.
+    path : str or os.PathLike
+        The PNG.
+    title : str
+        The figure's title."""
     from matplotlib.figure import Figure
 
     names = list(groups)

@@ -34,7 +34,18 @@ SCENMED_PIXEL_UM = 0.215
 def to_scenmed_pixel(f: Field, target_um: float = SCENMED_PIXEL_UM) -> tuple[np.ndarray, float]:
     """The field's image resampled to ``target_um`` pixels (bilinear, values kept), so the
     pixel rules (2000 px, 128 px, disk 6 …) keep their physical meaning; unchanged within 1 %.
-    Returns (image, scale factor applied)."""
+
+    Parameters
+    ----------
+    f : Field
+        The field.
+    target_um : float
+        The pixel to resample to (µm; SCENMED's 0.215).
+
+    Returns
+    -------
+    (ndarray, float)
+        The image and the scale factor applied."""
     scale = f.pixel_um / target_um
     if abs(scale - 1.0) <= 0.01:
         return f.image, 1.0
@@ -46,9 +57,17 @@ def to_scenmed_pixel(f: Field, target_um: float = SCENMED_PIXEL_UM) -> tuple[np.
 
 @dataclass
 class NucleusTable:
-    """Kept nuclei of many fields: ``rows`` (one dict per region, kept or not; kept ones have
-    ``crop`` = their index in ``crops``), ``crops`` (N, 128, 128) float32, ``masks``, and the
-    ``failed`` inputs (path, message)."""
+    """Kept nuclei of many fields.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per region, kept or not; kept ones have ``crop``, their index in ``crops``.
+    crops, masks : list of ndarray
+        The kept nuclei's (128, 128) float32 crops and their masks.
+    failed : list of (str, str)
+        The inputs that failed: path, message.
+    """
 
     rows: list[dict] = field(default_factory=list)
     crops: list[np.ndarray] = field(default_factory=list)
@@ -64,7 +83,25 @@ class NucleusTable:
 
 
 def read_manifest(path: str | os.PathLike) -> list[dict]:
-    """A CSV with ``path`` and ``label`` (and optionally ``group``), paths relative to it."""
+    """A CSV with ``path`` and ``label`` (and optionally ``group``), paths relative to it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The manifest.
+
+    Returns
+    -------
+    list of dict
+        ``path`` (resolved), ``label``, ``group`` per row.
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        No such file.
+    ainu_engine.errors.FormatError
+        No ``path`` or ``label`` column.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError("manifest not found", path=p)
@@ -89,7 +126,25 @@ def segment_files(
 ) -> NucleusTable:
     """Segment every field of ``inputs`` (dicts with ``path`` and optional ``label``,
     ``group``). A file that fails is recorded in ``failed`` (and passed to ``on_error``) and the
-    batch goes on; ``on_file`` is called after each file."""
+    batch goes on.
+
+    Parameters
+    ----------
+    inputs : list of dict
+        The fields (:func:`expand_fields`).
+    pixel_um : float, optional
+        The pixel size of files that state none (or to override them).
+    config : SegmentConfig, optional
+        The segmentation's numbers.
+    on_file : callable, optional
+        Called after each file.
+    on_error : callable, optional
+        Called with ``(error, item)`` for each file that fails.
+
+    Returns
+    -------
+    NucleusTable
+    """
     from ..errors import AinuError
 
     cfg = config or SegmentConfig()
@@ -141,7 +196,19 @@ _COLUMNS = (
 def write_segmentation(table: NucleusTable, out: str | os.PathLike) -> dict:
     """``out/nuclei.csv`` (every region with its reason), ``out/crops.tif`` and
     ``out/masks.tif`` (kept nuclei, row ``crop`` of the table), written via temporary names so
-    a crash leaves no half-written file. Returns counts per reason."""
+    a crash leaves no half-written file.
+
+    Parameters
+    ----------
+    table : NucleusTable
+        The segmented nuclei.
+    out : str or os.PathLike
+        The folder (created).
+
+    Returns
+    -------
+    dict
+        Counts per reason."""
     import tifffile
 
     out = Path(out)
@@ -168,7 +235,17 @@ def write_segmentation(table: NucleusTable, out: str | os.PathLike) -> dict:
 
 
 def read_segmentation(folder: str | os.PathLike) -> NucleusTable:
-    """Read back a folder written by :func:`write_segmentation`."""
+    """Read back a folder written by :func:`write_segmentation`.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder.
+
+    Returns
+    -------
+    NucleusTable
+    """
     import tifffile
 
     d = Path(folder)
@@ -201,7 +278,25 @@ def features_of(
     table: NucleusTable, *, layout: str = "paper", alpha: float = 1.0, progress=None
 ) -> tuple[list[dict], list[str]]:
     """One row per kept nucleus: its identity columns, the :func:`feature_names` features
-    and ``hc_ec`` (:func:`~ainu_engine.scenmed.hc_ec_ratio`, α = ``alpha``)."""
+    and ``hc_ec`` (:func:`~ainu_engine.scenmed.hc_ec_ratio`, α = ``alpha``).
+
+    Parameters
+    ----------
+    table : NucleusTable
+        The segmented nuclei.
+    layout : {"paper", "code"}
+        The feature layout (104 or 120 features).
+    alpha : float
+        The HC threshold's SD multiple (an assumption: see :data:`HC_RULE`).
+    progress : callable, optional
+        Called after each nucleus.
+
+    Returns
+    -------
+    rows : list of dict
+    names : list of str
+        The feature columns.
+    """
     names = feature_names(layout)
     rows = []
     for r in table.kept:

@@ -19,7 +19,21 @@ _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 def thumbnail_png(img: np.ndarray, *, cmap: str = "gray", signed: bool = False) -> str:
     """A PNG data URI of a 2-D array (grey, scaled to its 99.5th percentile; ``signed``: a
-    diverging map centred on 0, NaN transparent)."""
+    diverging map centred on 0, NaN transparent).
+
+    Parameters
+    ----------
+    img : ndarray, shape (H, W)
+        The image.
+    cmap : str
+        A matplotlib colour map (for unsigned images).
+    signed : bool
+        A diverging map centred on 0.
+
+    Returns
+    -------
+    str
+        ``data:image/png;base64,...``"""
     from matplotlib import colormaps
     from PIL import Image
 
@@ -48,8 +62,32 @@ def write_report(
     model: str = "",
     gallery: int = 200,
 ) -> Path:
-    """Write the report; ``rows`` are the screen's rows (kept nuclei have ``call`` and
-    ``p_<class>``; ``crop`` indexes ``crops``), at most ``gallery`` cards."""
+    """Write the report of a widefield screen (``report.html``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The HTML file.
+    rows : list of dict
+        The screen's rows (kept nuclei have ``call`` and ``p_<class>``; ``crop`` indexes
+        ``crops``).
+    crops : dict of int to ndarray
+        The nuclei's crops.
+    classes : list of str
+        The model's classes.
+    maps : dict of int to ndarray, optional
+        Evidence maps per crop.
+    map_kind : str
+        What the maps are (``occlusion``, ``patch map``).
+    model : str
+        The model's name, shown.
+    gallery : int
+        At most this many cards.
+
+    Returns
+    -------
+    Path
+    """
     from ..io import atomic_path
 
     colour = {c: _COLOURS[i % len(_COLOURS)] for i, c in enumerate(classes)}
