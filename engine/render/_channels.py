@@ -35,6 +35,17 @@ def file_channels(locs: Localizations) -> dict[int, str | None]:
     """Channel id -> name (None where the file names none) of the channels ``locs`` has or its
     file names; a table without a channel column is one channel, id 0.
 
+    Parameters
+    ----------
+    locs : Localizations
+        A file's localizations.
+
+    Returns
+    -------
+    dict of int to str or None
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from ainu_engine.io import Localizations, Metadata
     >>> meta = Metadata(channel_names={1: "561", 2: "647"})
@@ -50,7 +61,17 @@ def file_channels(locs: Localizations) -> dict[int, str | None]:
 
 
 def describe_channels(channels: Mapping[int, str | None]) -> str:
-    """``"1 (561), 2 (647)"``: a file's channels for a message."""
+    """``"1 (561), 2 (647)"``: a file's channels for a message.
+
+    Parameters
+    ----------
+    channels : mapping of int to str or None
+        Channel id -> name (:func:`file_channels`).
+
+    Returns
+    -------
+    str
+    """
     return ", ".join(f"{c} ({n})" if n else str(c) for c, n in channels.items()) or "none"
 
 
@@ -77,6 +98,26 @@ def select_channels(
     that order; a key that is neither a name nor an id of the file is an error listing the file's
     name <-> id map.
 
+    Parameters
+    ----------
+    locs : Localizations
+        A file's localizations.
+    wanted : sequence of str or int
+        Names or ids.
+    option : str
+        The option named in the error.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    ainu_engine.errors.ChannelError
+        A key that is neither a name nor an id of the file.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from ainu_engine.io import Localizations, Metadata
     >>> meta = Metadata(channel_names={1: "561", 2: "647"})
@@ -108,6 +149,23 @@ def select_channels(
 def parse_channel_map(text: str | None) -> dict[str, str] | None:
     """``"polII=647,h3=561"`` -> ``{"polII": "647", "h3": "561"}`` (model channel = file channel).
 
+    Parameters
+    ----------
+    text : str or None
+        ``MODEL=FILE`` pairs, comma-separated.
+
+    Returns
+    -------
+    dict or None
+        None for no text.
+
+    Raises
+    ------
+    ValueError
+        A pair without ``=``, or a model channel named twice.
+
+    Examples
+    --------
     >>> parse_channel_map("polII=647")
     {'polII': '647'}
     """
@@ -155,6 +213,10 @@ def match_channels(
     ------
     ainu_engine.errors.ChannelError
         The file's channels do not match the model's and no (valid) map says how they do.
+
+    Returns
+    -------
+    RenderSpec
 
     Examples
     --------

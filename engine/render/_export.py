@@ -52,7 +52,17 @@ def _unit(img: np.ndarray) -> np.ndarray:
 
 
 def to_rgb8(img: np.ndarray) -> np.ndarray:
-    """(C, H, W) -> (H, W, 3) uint8: viridis for one channel, additive colours for several."""
+    """(C, H, W) -> (H, W, 3) uint8: viridis for one channel, additive colours for several.
+
+    Parameters
+    ----------
+    img : ndarray, shape (C, H, W)
+        An image.
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3), uint8
+    """
     u = _unit(img)
     if u.shape[0] == 1:
         pos = u[0] * (len(_VIRIDIS) - 1)
@@ -65,7 +75,15 @@ def to_rgb8(img: np.ndarray) -> np.ndarray:
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> None:
-    """Minimal 8-bit RGB PNG writer (zlib), so PNG output needs no imaging library."""
+    """Minimal 8-bit RGB PNG writer (zlib), so PNG output needs no imaging library.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    rgb : ndarray, shape (H, W, 3), uint8
+        The pixels.
+    """
     h, w, _ = rgb.shape
     raw = b"".join(b"\x00" + rgb[i].tobytes() for i in range(h))
 
@@ -89,6 +107,22 @@ def write_rendered(
     (RenderSpec, origin_nm, pixel_nm, area...).
 
     TIFF and NPY keep the float32 (C, H, W) values; PNG is for looking at.
+
+    Parameters
+    ----------
+    rendered : Rendered
+        The render.
+    stem : str or Path
+        The output without its extension.
+    fmt : {"tiff", "npy", "png"}
+        The image format.
+    extra : dict, optional
+        More keys for the sidecar.
+
+    Returns
+    -------
+    list of Path
+        The image and its sidecar.
     """
     import tifffile
 

@@ -20,6 +20,15 @@ def output_stems(files: Sequence[Path]) -> dict[Path, str]:
     """Output names: the file's stem, or — where two inputs share one — the stem prefixed with
     the names of their parent folders until they differ (never one image over another).
 
+    Parameters
+    ----------
+    files : sequence of Path
+        The inputs.
+
+    Returns
+    -------
+    dict of Path to str
+
     Examples
     --------
     >>> sorted(output_stems([Path("a/x.csv"), Path("b/x.csv")]).values())

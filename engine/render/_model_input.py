@@ -44,7 +44,17 @@ class ModelInput:
 
 
 def patch_mode(preprocessing: Mapping | None) -> tuple[int | None, float]:
-    """(patch size or None in image mode, minimum occupied fraction) of a model's preprocessing."""
+    """(patch size or None in image mode, minimum occupied fraction) of a model's preprocessing.
+
+    Parameters
+    ----------
+    preprocessing : mapping or None
+        A model's preprocessing.
+
+    Returns
+    -------
+    (int or None, float)
+    """
     pre = preprocessing or {}
     size = int(pre["patch_size"]) if pre.get("mode") == "patches" else None
     return size, float(pre.get("min_occupied", 0.75))
@@ -100,7 +110,19 @@ def model_input(
 
 def render_spec_for(spec: RenderSpec, preprocessing: Mapping | None) -> RenderSpec:
     """The RenderSpec a nucleus is rendered with for the model: ``spec``, or its raw render in
-    patch mode."""
+    patch mode.
+
+    Parameters
+    ----------
+    spec : RenderSpec
+        The model's spec.
+    preprocessing : mapping or None
+        The model's preprocessing.
+
+    Returns
+    -------
+    RenderSpec
+    """
     return spec.raw() if patch_mode(preprocessing)[0] else spec
 
 
@@ -114,7 +136,25 @@ def model_input_from(
 ) -> ModelInput:
     """The model input of a nucleus already rendered with :func:`render_spec_for` (the image,
     or the occupied patches of the raw render, scaled). :func:`model_input` and live sessions
-    (:mod:`ainu_engine.live`) share it."""
+    (:mod:`ainu_engine.live`) share it.
+
+    Parameters
+    ----------
+    r : Rendered
+        The nucleus rendered with :func:`render_spec_for`'s spec.
+    spec : RenderSpec
+        The model's spec.
+    preprocessing : mapping, optional
+        The model's preprocessing (image or patch mode).
+    path : str, optional
+        The file, named in errors.
+    t0 : float, optional
+        ``perf_counter`` at the start, for the timing.
+
+    Returns
+    -------
+    ModelInput
+    """
     t0 = time.perf_counter() if t0 is None else t0
     patch_size, min_occupied = patch_mode(preprocessing)
     if patch_size:

@@ -13,13 +13,25 @@ __all__ = ["Patch", "extract_patches", "scale_channels"]
 
 @dataclass
 class Patch:
-    """One S x S patch: its pixels, its place in the render and in nm."""
+    """One S x S patch: its pixels, its place in the render and in nm.
 
-    image: np.ndarray  #: float32 (C, S, S)
-    row: int  #: top row in the render
-    col: int  #: left column in the render
-    origin_nm: tuple[float, float]  #: corner of the patch's pixel (0, 0)
-    occupied_fraction: float  #: fraction of pixels that contain localizations
+    Attributes
+    ----------
+    image : ndarray, shape (C, S, S), float32
+        The pixels.
+    row, col : int
+        Its top row and left column in the render.
+    origin_nm : (float, float)
+        The corner of its pixel (0, 0), nm.
+    occupied_fraction : float
+        The fraction of its pixels that contain localizations.
+    """
+
+    image: np.ndarray
+    row: int
+    col: int
+    origin_nm: tuple[float, float]
+    occupied_fraction: float
 
 
 def extract_patches(
@@ -32,6 +44,19 @@ def extract_patches(
     truncated kernel window of at least one localization. Use a raw render (``size=0`` in
     the RenderSpec) at high magnification (the paper: x30, 5.33 nm pixels; S = 256, 512 or
     768). Patches start at the render's top-left corner.
+
+    Parameters
+    ----------
+    rendered : Rendered
+        A raw render.
+    size : int, default 512
+        The patch side (px).
+    min_occupied : float, default 0.75
+        The fraction of pixels with localizations a patch needs.
+
+    Returns
+    -------
+    list of Patch
 
     Examples
     --------
@@ -73,7 +98,22 @@ def extract_patches(
 def scale_channels(img: np.ndarray, scaling: str, percentile: float = 99.5) -> np.ndarray:
     """Per-channel intensity scaling of a (C, H, W) float32 image in place, as ``render`` does:
     ``max`` divides by the channel maximum, ``percentile`` by that percentile and clips to [0, 1],
-    ``none`` leaves it. Returns ``img``."""
+    ``none`` leaves it. Returns ``img``.
+
+    Parameters
+    ----------
+    img : ndarray, shape (C, H, W), float32
+        The image (scaled in place).
+    scaling : {"max", "percentile", "none"}
+        See above.
+    percentile : float, default 99.5
+        For ``percentile``.
+
+    Returns
+    -------
+    ndarray
+        ``img``.
+    """
     if scaling == "none":
         return img
     for k in range(img.shape[0]):

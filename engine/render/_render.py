@@ -55,6 +55,8 @@ class Rendered:
         (C, H, W) of the raw render before resizing.
     seconds : dict
         Time of each step.
+    warnings : list of str
+        Scale checks (the coordinates are probably not in nm).
     """
 
     image: np.ndarray
@@ -68,7 +70,7 @@ class Rendered:
     n_localizations: dict[int, int]
     raw_shape: tuple[int, int, int]
     seconds: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)  #: scale checks (units probably wrong)
+    warnings: list[str] = field(default_factory=list)
 
     def pixel_to_nm(self, i: float, j: float) -> tuple[float, float]:
         """Centre of pixel (row i, column j) in nm."""
@@ -97,7 +99,25 @@ class Rendered:
 
 def select_device(device: str) -> tuple[str, str | None]:
     """Resolve ``auto|cpu|cuda`` to the device that will run, and a note when ``auto`` falls
-    back to the CPU."""
+    back to the CPU.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"}
+        What was asked for.
+
+    Returns
+    -------
+    (str, str or None)
+        The device, and the note (None when nothing fell back).
+
+    Raises
+    ------
+    ValueError
+        Another device name.
+    ainu_engine.errors.RenderError
+        ``cuda`` asked for where no CUDA GPU is usable.
+    """
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     if device == "cpu":
@@ -117,7 +137,19 @@ def select_device(device: str) -> tuple[str, str | None]:
 
 
 def channel_index(locs: Localizations, spec: RenderSpec) -> np.ndarray:
-    """The image channel (0..C-1) of each localization under ``spec.channels``; -1: not rendered."""
+    """The image channel (0..C-1) of each localization under ``spec.channels``; -1: not rendered.
+
+    Parameters
+    ----------
+    locs : Localizations
+        The localizations.
+    spec : RenderSpec
+        Its ``channels`` (None: one channel of everything).
+
+    Returns
+    -------
+    ndarray of int
+    """
     if spec.channels is None:
         return np.zeros(locs.n, np.int32)
     if locs.channel is None:
@@ -137,7 +169,20 @@ def channel_index(locs: Localizations, spec: RenderSpec) -> np.ndarray:
 
 
 def kde_sigma(locs: Localizations, spec: RenderSpec) -> np.ndarray:
-    """The KDE bandwidth (nm): one value, or one per localization from its precision (floored)."""
+    """The KDE bandwidth (nm): one value, or one per localization from its precision (floored).
+
+    Parameters
+    ----------
+    locs : Localizations
+        The localizations (their ``precision_nm`` with ``spec.sigma_from_precision``).
+    spec : RenderSpec
+        The bandwidth rule.
+
+    Returns
+    -------
+    ndarray
+        One value, or one per localization.
+    """
     if not spec.sigma_from_precision:
         return np.array([spec.sigma_nm], np.float64)
     if locs.precision_nm is None:
@@ -168,6 +213,25 @@ def nucleus_mask(
     percentile of the occupied cells' counts is >= 12), cells with at least max(2, 15 % of
     that percentile), morphological closing (2 cells), hole filling, and the
     largest connected component. Pixels are inside when their centre's cell is.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        The localizations (nm).
+    shape : (int, int)
+        (H, W) of the render.
+    origin_nm : (float, float)
+        The render's corner.
+    pixel_nm : float
+        Its pixel.
+    cell_nm : float, default 250
+        The occupancy map's starting cell.
+    roi_nm : ndarray (K, 2), optional
+        A polygon that is the mask instead.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
     """
     from scipy import ndimage
 
@@ -321,7 +385,20 @@ def render(
 def render_grid(lo, hi, pixel_nm: float, margin_nm: float) -> tuple[np.ndarray, int, int]:
     """(origin (x0, y0), H, W) of the raw render of an extent [lo, hi] (nm): the extent plus the
     margin, out to whole pixels of a lattice anchored at 0 nm — so that two renders of one
-    nucleus share their pixels, and a running render can grow without resampling."""
+    nucleus share their pixels, and a running render can grow without resampling.
+
+    Parameters
+    ----------
+    lo, hi : array of 2 floats
+        The extent's corners (x, y; nm).
+    pixel_nm, margin_nm : float
+        The pixel and the margin around the extent.
+
+    Returns
+    -------
+    (ndarray, int, int)
+        The origin (x0, y0), H and W.
+    """
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     origin = np.floor((lo - margin_nm) / pixel_nm) * pixel_nm
     w = int(math.ceil((hi[0] + margin_nm - origin[0]) / pixel_nm)) or 1
@@ -347,7 +424,37 @@ def finish_render(
     """Everything :func:`render` does after the KDE, from a raw (C, H, W) render: the sklearn
     normalisation, the nucleus mask (from ``xs``, ``ys``, the rendered localizations, or
     ``roi_nm``), and with ``spec.size`` the resize, pad and scaling. ``raw`` is modified in
-    place. Live sessions (:mod:`ainu_engine.live`) call it on their running render."""
+    place. Live sessions (:mod:`ainu_engine.live`) call it on their running render.
+
+    Parameters
+    ----------
+    raw : ndarray, shape (C, H, W)
+        The raw KDE (modified in place).
+    origin_nm : (float, float)
+        The corner of its pixel (0, 0).
+    pixel : float
+        Its pixel (nm).
+    spec : RenderSpec
+        How to finish.
+    xs, ys : ndarray
+        The rendered localizations (nm), for the mask.
+    counts : dict of int to int
+        Localizations per image channel.
+    roi_nm : ndarray (K, 2), optional
+        The nucleus outline (else the mask comes from the localizations).
+    device : str
+        Where the KDE ran.
+    device_note : str, optional
+        Why ``auto`` chose the CPU.
+    warnings : list of str, optional
+        Scale checks so far.
+    seconds : dict, optional
+        Time of the steps so far.
+
+    Returns
+    -------
+    Rendered
+    """
     from ainu_engine.kernels import fit_longest, pad_to_square, resize_area
 
     t2 = time.perf_counter()
@@ -395,7 +502,19 @@ MIN_PIXEL_NM, MIN_FIELD_NM = 1.0, 1000.0
 
 
 def scale_warnings(pixel_nm: float, extent_nm) -> list[str]:
-    """Warnings for a render whose scale says the coordinates are probably not in nm."""
+    """Warnings for a render whose scale says the coordinates are probably not in nm.
+
+    Parameters
+    ----------
+    pixel_nm : float
+        The render's pixel.
+    extent_nm : array of 2 floats
+        The nucleus's extent.
+
+    Returns
+    -------
+    list of str
+    """
     out = []
     if pixel_nm < MIN_PIXEL_NM:
         out.append(f"render pixel of {pixel_nm:.3g} nm: are the coordinates in nm? "

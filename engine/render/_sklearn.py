@@ -28,6 +28,26 @@ def render_sklearn(
     ``sklearn`` gives exp(score_samples) (nm^-2), ``density`` multiplies by N·p² so that it
     is directly comparable with the KDE kernels. Needs scikit-learn (the ``train`` or
     ``bench`` extra).
+
+    Parameters
+    ----------
+    locs : Localizations
+        The nucleus.
+    spec : RenderSpec
+        A raw-render spec (``size=0``) with a fixed bandwidth.
+    max_localizations : int
+        Refuse more (the exact computation is O(N·pixels)).
+    like : Rendered, optional
+        Render on its grid.
+
+    Returns
+    -------
+    Rendered
+
+    Raises
+    ------
+    ainu_engine.errors.RenderError
+        A resized or precision-bandwidth spec, too many localizations, or no scikit-learn.
     """
     from ..optional import require
 
