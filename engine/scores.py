@@ -15,7 +15,24 @@ __all__ = [
 
 
 def softmax(z, axis: int = -1) -> np.ndarray:
-    """Softmax along ``axis`` (max-subtracted, so large logits do not overflow)."""
+    """Softmax along ``axis`` (max-subtracted, so large logits do not overflow).
+
+    Parameters
+    ----------
+    z : array_like
+        Logits.
+    axis : int, default -1
+        The class axis.
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> softmax([0.0, 0.0]).tolist()
+    [0.5, 0.5]
+    """
     z = np.asarray(z)
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -27,6 +44,17 @@ def patch_vote(prob: np.ndarray) -> tuple[np.ndarray, bool]:
     1e-3 x the mean patch probability, normalised, so that a nucleus without a majority
     (``undecided``, returned too) falls to the more probable class and ROC/PR curves get a
     continuous score.
+
+    Parameters
+    ----------
+    prob : ndarray, shape (P, K)
+        The patches' probabilities.
+
+    Returns
+    -------
+    scores : ndarray, shape (K,)
+    undecided : bool
+        No class has more than half of the votes.
 
     Examples
     --------
@@ -43,7 +71,19 @@ def patch_vote(prob: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def mean_cross_entropy(prob: np.ndarray, y: np.ndarray) -> float:
-    """Mean −log p(true class) over items (probabilities clipped at 1e-12)."""
+    """Mean −log p(true class) over items (probabilities clipped at 1e-12).
+
+    Parameters
+    ----------
+    prob : ndarray, shape (N, K)
+        Probabilities.
+    y : ndarray, shape (N,)
+        True class indices.
+
+    Returns
+    -------
+    float
+    """
     y = np.asarray(y)
     return float(-np.mean(np.log(np.clip(prob[np.arange(len(y)), y], 1e-12, None))))
 
@@ -53,6 +93,26 @@ def fit_temperature(logits, y, *, bounds: tuple[float, float] = (0.05, 20.0)) ->
     items (Guo et al. 2017, "On calibration of modern neural networks"): T > 1 softens
     over-confident probabilities, T < 1 sharpens them; the argmax, and so every call, is unchanged.
 
+    Parameters
+    ----------
+    logits : array_like, shape (N, K)
+        Validation logits.
+    y : array_like, shape (N,)
+        Their true classes.
+    bounds : (float, float)
+        The search interval of T.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Logits and labels of different lengths, or none.
+
+    Examples
+    --------
     >>> z = np.array([[4.0, 0.0], [3.0, 0.0], [0.0, 2.0], [2.5, 0.0]])
     >>> t = fit_temperature(z, np.array([0, 1, 1, 0]))
     >>> t > 1.0  # one confident call is wrong: soften
@@ -76,6 +136,21 @@ def expected_calibration_error(prob, y, *, n_bins: int = 15) -> float:
     """Top-label expected calibration error: the mean over equal-width confidence bins of
     |accuracy − confidence|, weighted by the share of items in each bin.
 
+    Parameters
+    ----------
+    prob : array_like, shape (N, K)
+        Probabilities.
+    y : array_like, shape (N,)
+        True classes.
+    n_bins : int, default 15
+        Confidence bins.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
     >>> expected_calibration_error(np.array([[0.9, 0.1], [0.8, 0.2]]), np.array([0, 0]))
     0.15
     """

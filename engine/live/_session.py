@@ -29,6 +29,19 @@ class StopRule:
     gave the same class with a probability of at least ``p``; or, whatever the calls, once the
     acquisition reaches ``max_frames`` frames (None: no limit).
 
+    Attributes
+    ----------
+    p : float, default 0.95
+        The probability each of the last ``m`` calls needs, in (0, 1].
+    m : int, default 3
+        Calls that must agree.
+    min_localizations : int, default 5000
+        Localizations before any stop.
+    max_frames : int or None
+        Stop at this frame whatever the calls.
+
+    Examples
+    --------
     >>> StopRule.parse("p=0.9,m=4,min=2000")
     StopRule(p=0.9, m=4, min_localizations=2000, max_frames=None)
     """
@@ -97,15 +110,35 @@ class StopRule:
 
 @dataclass(frozen=True)
 class StopDecision:
+    """Whether to stop imaging a nucleus, and why.
+
+    Attributes
+    ----------
+    stop : bool
+        Stop now.
+    reason : str
+        The rule's words (e.g. ``3 calls of hiPSC at p >= 0.95``).
+    """
+
     stop: bool
     reason: str
 
 
 @dataclass(frozen=True)
 class AddReport:
-    """What one :meth:`LiveNucleus.add` did with its localizations: ``added`` to the render, or
-    rejected — ``not_finite`` (NaN or infinite x, y or precision), ``outside`` (out of the
-    nucleus region) or ``unknown_channel`` (a channel the model does not take)."""
+    """What one :meth:`LiveNucleus.add` did with its localizations.
+
+    Attributes
+    ----------
+    added : int
+        Localizations added to the render.
+    not_finite : int
+        Rejected: NaN or infinite x, y or precision.
+    outside : int
+        Rejected: out of the nucleus region.
+    unknown_channel : int
+        Rejected: a channel the model does not take.
+    """
 
     added: int
     not_finite: int = 0
@@ -127,6 +160,27 @@ class LiveCall:
     oldest first) and ``delta`` (how much it moved over them). They describe stability, not
     certainty: the probabilities are the model's softmax, a calibrated posterior only for a
     calibrated model (see docs/live.md).
+
+    Attributes
+    ----------
+    label : str
+        The called class.
+    probabilities : dict of str to float
+        Each class's probability.
+    n_localizations : list of int
+        Localizations per model channel in the render.
+    qc : list of str
+        The QC flags of the call (:class:`ainu_engine.Prediction`).
+    frame : int or None
+        The last frame seen.
+    n_updates : int
+        Calls made so far.
+    firmness : dict
+        See above.
+    stop : StopDecision
+        The stop rule's advice.
+    rejected : dict of str to int
+        Localizations rejected so far, by reason.
     """
 
     label: str
