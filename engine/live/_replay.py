@@ -17,8 +17,24 @@ __all__ = ["ReplayResult", "replay", "replay_file", "plot_trajectory", "plot_tra
 
 @dataclass
 class ReplayResult:
-    """One nucleus replayed: every update (``LiveCall.to_dict()`` records with ``frame``), the
-    call on the whole acquisition, and — with a stop rule — where it would have stopped."""
+    """One nucleus replayed: every update, the call on the whole acquisition, and — with a
+    stop rule — where it would have stopped.
+
+    Attributes
+    ----------
+    source, nucleus_id : str
+        The file and the nucleus.
+    updates : list of dict
+        ``LiveCall.to_dict()`` records with ``frames_used``.
+    final : LiveCall
+        The call on every localization.
+    n_frames : int or None
+        The acquisition's frames (None: the file has none).
+    stop_update : dict or None
+        The update where the rule stopped.
+    classes : tuple of str
+        The model's classes.
+    """
 
     source: str
     nucleus_id: str
@@ -82,7 +98,38 @@ def replay(
     """Feed one nucleus' localizations to a :class:`LiveNucleus` in frame order,
     ``frames_per_update`` frames at a time, calling after each batch (a file without frames
     is fed in its row order, ``frames_per_update`` localizations at a time). The last update
-    holds every localization: its call is the call on the whole file. Frames are 0-based."""
+    holds every localization: its call is the call on the whole file. Frames are 0-based.
+
+    Parameters
+    ----------
+    locs : Localizations
+        One nucleus.
+    classifier : Classifier or path
+        The model (:class:`LiveNucleus`).
+    frames_per_update : int, default 1000
+        Frames (or localizations) per update.
+    stop_rule : StopRule, optional
+        Where it would stop.
+    region_nm : array, optional
+        The nucleus outline.
+    at_edge : bool
+        The nucleus is cut by the field's edge.
+    source, nucleus_id : str
+        Named in the records.
+    on_update : callable, optional
+        Called with each update's record.
+    device : {"cpu", "cuda"}
+        Where the running render accumulates.
+
+    Returns
+    -------
+    ReplayResult
+
+    Raises
+    ------
+    ValueError
+        ``frames_per_update`` below 1.
+    """
     if frames_per_update < 1:
         raise ValueError(f"frames_per_update must be >= 1, got {frames_per_update!r}")
     if locs.frame is not None and locs.n:
@@ -131,8 +178,26 @@ def replay_file(
     read_options: Mapping | None = None,
     **options,
 ) -> Iterator[ReplayResult]:
-    """:func:`replay` for each nucleus of a file, split as ``screen`` splits it (``nuclei``; an
-    ROI is the nucleus' region)."""
+    """:func:`replay` for each nucleus of a file, split as ``screen`` splits it (an ROI is the
+    nucleus' region).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A localization file.
+    classifier : Classifier or path
+        The model.
+    nuclei : str
+        How the file splits (:func:`ainu_engine.nuclei.split_nuclei`).
+    read_options : mapping, optional
+        Keywords of :func:`ainu_engine.io.read`.
+    **options
+        Keywords of :func:`replay`.
+
+    Yields
+    ------
+    ReplayResult
+    """
     from ..io import read
     from ..nuclei import split_nuclei
 
@@ -149,7 +214,19 @@ def replay_file(
 
 def plot_trajectory(result: ReplayResult, path: str | os.PathLike) -> Path:
     """A PNG of each class's probability against the frame (or the localizations, without
-    frames), with the frame where the stop rule would have stopped."""
+    frames), with the frame where the stop rule would have stopped.
+
+    Parameters
+    ----------
+    result : ReplayResult
+        A replayed nucleus.
+    path : str or os.PathLike
+        The PNG.
+
+    Returns
+    -------
+    Path
+    """
     from matplotlib.figure import Figure
 
     from ..io import atomic_path
@@ -178,7 +255,19 @@ def plot_trajectory(result: ReplayResult, path: str | os.PathLike) -> Path:
 
 def plot_trajectory_for(result: ReplayResult, folder: str | os.PathLike) -> Path:
     """:func:`plot_trajectory` into ``folder``, named after the file and the nucleus (and a hash
-    of the file's path, so that two files of one name do not share a plot)."""
+    of the file's path, so that two files of one name do not share a plot).
+
+    Parameters
+    ----------
+    result : ReplayResult
+        A replayed nucleus.
+    folder : str or os.PathLike
+        The folder.
+
+    Returns
+    -------
+    Path
+    """
     import hashlib
 
     src = Path(result.source)
