@@ -16,7 +16,28 @@ def serve(model, *, host: str = "127.0.0.1", port: int = 8750, config: ServeConf
           backend: str = "auto", device: str = "auto",
           log_level: str = "warning") -> None:  # fmt: skip
     """Serve ``model`` on ``host:port`` until interrupted. A host other than loopback needs a
-    token (``config.token``): the service is never open to the network by default."""
+    token (``config.token``): the service is never open to the network by default.
+
+    Parameters
+    ----------
+    model : path
+        An exported ``.onnx``.
+    host : str, default "127.0.0.1"
+        Where to bind.
+    port : int, default 8750
+        The port.
+    config : ServeConfig, optional
+        Limits, batching, token.
+    backend, device : str
+        See :func:`ainu_engine.backends.create_backend`.
+    log_level : str
+        uvicorn's.
+
+    Raises
+    ------
+    ValueError
+        A host other than loopback without a token.
+    """
     import uvicorn
 
     config = config or ServeConfig()

@@ -117,7 +117,26 @@ ROUTES = (
 
 def create_app(model, cfg: ServeConfig | None = None, *, backend: str = "auto",
                device: str = "auto"):  # fmt: skip
-    """The ASGI app serving ``model`` (an exported .onnx) with ``cfg``'s limits and batching."""
+    """The ASGI app serving ``model`` with ``cfg``'s limits and batching.
+
+    Parameters
+    ----------
+    model : path
+        An exported ``.onnx`` (a checkpoint is refused: models are data).
+    cfg : ServeConfig, optional
+        Limits, batching, token.
+    backend, device : str
+        See :func:`ainu_engine.backends.create_backend`.
+
+    Returns
+    -------
+    starlette.applications.Starlette
+
+    Raises
+    ------
+    ainu_engine.errors.AinuError
+        Not an ``.onnx``, or a model that cannot be loaded.
+    """
     from contextlib import asynccontextmanager
 
     from starlette.applications import Starlette

@@ -23,6 +23,24 @@ class Batcher:
     takes the first waiting item, then more until ``max_batch`` model items are gathered or
     ``max_delay_s`` has passed since the first, and calls ``predict_prepared`` once for all.
     A batch that fails is retried item by item, so that one bad nucleus fails only itself.
+
+    Parameters
+    ----------
+    classifier : Classifier
+        The loaded classifier.
+    max_batch : int, default 16
+        Model items per call.
+    max_delay_s : float, default 0.005
+        The longest a batch waits for more items.
+    queue_size : int, default 64
+        Items waiting; a full queue refuses (:class:`QueueFull`: the service answers 503).
+    on_batch : callable, optional
+        Called with each batch's size and time (metrics).
+
+    Raises
+    ------
+    ValueError
+        ``max_batch`` or ``queue_size`` below 1, or a negative ``max_delay_s``.
     """
 
     def __init__(self, classifier, *, max_batch: int = 16, max_delay_s: float = 0.005,

@@ -21,7 +21,31 @@ __all__ = ["HTTPError", "ServeConfig"]
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Limits and batching of a server (the CLI's options)."""
+    """Limits and batching of a server (the CLI's options).
+
+    Attributes
+    ----------
+    token : str or None
+        The bearer token requests need (required off loopback).
+    max_batch : int
+        Model items per inference call.
+    max_delay_ms : float
+        The longest a batch waits for more items.
+    queue_size : int
+        Items waiting for inference; more are answered 503.
+    max_body_mb : float
+        The largest request body.
+    max_localizations : int
+        The most localizations in one request.
+    render_threads : int
+        Threads that read and render request bodies.
+    request_timeout_s : float
+        A request's time limit.
+    live_sessions : int
+        Live sessions open at once.
+    live_idle_s : float
+        A live session idle this long is closed.
+    """
 
     token: str | None = None
     max_batch: int = 16
