@@ -63,6 +63,15 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     manifests (a CSV whose first column is ``path``); sorted, each once. Ground-truth and
     sidecar files beside simulated data are skipped.
 
+    Parameters
+    ----------
+    inputs : sequence of str or os.PathLike
+        Files, folders, globs, manifests.
+
+    Returns
+    -------
+    list of Path
+
     Raises
     ------
     ainu_engine.errors.InputError
@@ -106,8 +115,21 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 
 @dataclass
 class Nucleus:
-    """One nucleus: its id within the file, localizations, the ROI (nm) that selected it, whether
-    it touches the edge of the field (cut off), and — found by detection — its outline (nm)."""
+    """One nucleus of a file.
+
+    Attributes
+    ----------
+    id : str
+        Its id within the file (empty for a whole-file nucleus).
+    locs : Localizations
+        Its localizations.
+    roi_nm : ndarray (K, 2) or None
+        The ROI that selected it (nm).
+    at_edge : bool
+        It touches the edge of the field (cut off).
+    outline_nm : ndarray (V, 2) or None
+        The outline detection found (nm).
+    """
 
     id: str
     locs: Localizations
@@ -135,7 +157,17 @@ def cell_name(cid) -> str:
 
 def find_roi_set(path: Path) -> Path | None:
     """An ImageJ ROI set beside ``path``: ``NAME.roi.zip``, ``NAME.zip``, ``NAME.roi``, or a
-    ``RoiSet.zip`` in the same folder (Fiji's default name)."""
+    ``RoiSet.zip`` in the same folder (Fiji's default name).
+
+    Parameters
+    ----------
+    path : Path
+        A localization file.
+
+    Returns
+    -------
+    Path or None
+    """
     stem = path.name.split(".")[0]
     for cand in (
         path.with_name(stem + ".roi.zip"),
@@ -152,7 +184,24 @@ def read_rois_nm(
     roi_path: str | os.PathLike, camera_pixel_nm: float | None
 ) -> list[tuple[str, np.ndarray]]:
     """(name, polygon (K, 2) in nm) for every ROI of an ImageJ ROI file or set (camera pixels,
-    0-based, as Fiji saves them over the widefield/STORM camera image)."""
+    0-based, as Fiji saves them over the widefield/STORM camera image).
+
+    Parameters
+    ----------
+    roi_path : str or os.PathLike
+        The ``.roi`` or ``.zip``.
+    camera_pixel_nm : float or None
+        The camera pixel (required).
+
+    Returns
+    -------
+    list of (str, ndarray)
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        An unreadable ROI file, no camera pixel size, or no usable polygon.
+    """
     import roifile
 
     roi_path = Path(roi_path)
@@ -290,18 +339,37 @@ EDGE_AREA_FRACTION = 0.25
 
 @dataclass
 class FoundNucleus:
-    """One nucleus that :func:`find_nuclei` found in a field."""
+    """One nucleus that :func:`find_nuclei` found in a field.
 
-    index: int  #: its label in :attr:`FieldNuclei.labels`
-    area_um2: float  #: area of its region on the density map
-    cut_by_edge: bool  #: it meets the field's border along much of its extent (cut off)
-    outline_nm: np.ndarray  #: (V, 2) closed polygon of its region, x and y in nm
+    Attributes
+    ----------
+    index : int
+        Its label in :attr:`FieldNuclei.labels`.
+    area_um2 : float
+        The area of its region on the density map.
+    cut_by_edge : bool
+        It meets the field's border along much of its extent (cut off).
+    outline_nm : ndarray, shape (V, 2)
+        The closed polygon of its region, x and y in nm.
+    """
+
+    index: int
+    area_um2: float
+    cut_by_edge: bool
+    outline_nm: np.ndarray
 
 
 @dataclass
 class FieldNuclei:
-    """What :func:`find_nuclei` found: a label per localization (−1: in no nucleus) and the
-    nuclei, in order of their labels."""
+    """What :func:`find_nuclei` found.
+
+    Attributes
+    ----------
+    labels : ndarray of int
+        A label per localization (−1: in no nucleus).
+    nuclei : list of FoundNucleus
+        In order of their labels.
+    """
 
     labels: np.ndarray
     nuclei: list[FoundNucleus]
@@ -313,6 +381,17 @@ def detection_limits(training_stats: dict | None) -> tuple[float, float]:
     must not drop a cell the QC would flag as out of range: the QC tells), else
     :data:`MIN_AREA_UM2`, :data:`MAX_AREA_UM2`.
 
+    Parameters
+    ----------
+    training_stats : dict or None
+        A model's training statistics (``area_um2``: ``min``, ``max``).
+
+    Returns
+    -------
+    (float, float)
+
+    Examples
+    --------
     >>> detection_limits({"area_um2": {"min": 64.0, "max": 175.0}})
     (16.0, 700.0)
     """
@@ -462,7 +541,20 @@ def _outline(region: np.ndarray, origin: tuple[float, float], cell_nm: float) ->
 
 
 def detect_nuclei(x: np.ndarray, y: np.ndarray, **options) -> tuple[np.ndarray, list[bool]]:
-    """The labels (−1 for none) and cut-by-edge flags of :func:`find_nuclei`."""
+    """The labels (−1 for none) and cut-by-edge flags of :func:`find_nuclei`.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        The field's localizations (nm).
+    **options
+        Keywords of :func:`find_nuclei`.
+
+    Returns
+    -------
+    labels : ndarray of int
+    cut_by_edge : list of bool
+    """
     found = find_nuclei(x, y, **options)
     return found.labels, [n.cut_by_edge for n in found.nuclei]
 
@@ -520,6 +612,23 @@ def split_nuclei(
         ``detect``: the smallest and largest whole nucleus (default :data:`MIN_AREA_UM2`,
         :data:`MAX_AREA_UM2`; :func:`detection_limits` derives them from a model's training
         nuclei). Nuclei cut by the field's edge are kept with ``at_edge``.
+
+    Parameters
+    ----------
+    locs : Localizations
+        One file's localizations.
+
+    Yields
+    ------
+    Nucleus
+
+    Raises
+    ------
+    ValueError
+        An unknown ``mode``.
+    ainu_engine.errors.InputError
+        No ``cell_id`` column for mode ``cell_id``, or an ROI that gives no nucleus (without
+        ``on_skip``).
     """
     if mode not in NUCLEI_MODES:
         raise ValueError(f"mode must be one of {', '.join(NUCLEI_MODES)}, got {mode!r}")
