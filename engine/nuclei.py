@@ -593,6 +593,8 @@ def split_nuclei(
 
     Parameters
     ----------
+    locs : Localizations
+        One file's localizations.
     mode : {"auto", "file", "cell_id", "roi", "detect"}
         ``auto``: a ``cell_id`` column if there is one, else an ROI set beside the file (or
         ``roi_path``), else the whole file is one nucleus. ``detect`` finds nuclei in a field
@@ -612,11 +614,6 @@ def split_nuclei(
         ``detect``: the smallest and largest whole nucleus (default :data:`MIN_AREA_UM2`,
         :data:`MAX_AREA_UM2`; :func:`detection_limits` derives them from a model's training
         nuclei). Nuclei cut by the field's edge are kept with ``at_edge``.
-
-    Parameters
-    ----------
-    locs : Localizations
-        One file's localizations.
 
     Yields
     ------

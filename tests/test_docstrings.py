@@ -104,6 +104,13 @@ def problems(name: str, obj) -> list[str]:
     doc = inspect.getdoc(obj)
     if not doc or not doc.strip():
         return ["no docstring"]
+    try:
+        return _problems(name, obj, doc)
+    except ValueError as err:  # numpydoc cannot parse it (a section twice, ...)
+        return [f"malformed numpydoc: {str(err).splitlines()[0]}"]
+
+
+def _problems(name: str, obj, doc: str) -> list[str]:
     out = []
     if inspect.isclass(obj):
         d = ClassDoc(obj, doc=doc, config={"show_class_members": False})
@@ -192,3 +199,20 @@ def test_the_checker_finds_what_is_missing():
         "no Returns section",
         "parameters not documented: b",
     ]
+
+
+def test_a_malformed_docstring_is_a_problem_not_a_crash():
+    def twice(a: int) -> None:
+        """Two Parameters sections.
+
+        Parameters
+        ----------
+        a : int
+
+        Parameters
+        ----------
+        a : int
+        """
+
+    (problem,) = problems("x.twice", twice)
+    assert problem.startswith("malformed numpydoc: The section Parameters appears twice")
