@@ -112,26 +112,18 @@ def screen(
 
     Example: ainu-engine screen run1/ --model model.onnx --out screen/
     """
-    import time
-
     from ..backends import BACKENDS
     from ..explain import explain_prepared
     from ..nuclei import NUCLEI_MODES
-    from ..screen import parse_shard
+    from ..screen import ScreenOptions, parse_shard
     from ..screen import screen as run_screen
 
-    if backend not in BACKENDS:
-        raise typer.BadParameter(f"expected one of {', '.join(BACKENDS)}", param_hint="--backend")
-    if nuclei not in NUCLEI_MODES:
-        raise typer.BadParameter(
-            f"expected one of {', '.join(NUCLEI_MODES)}", param_hint="--nuclei"
-        )
-    if device not in ("auto", "cpu", "cuda"):
-        raise typer.BadParameter("expected auto, cpu or cuda", param_hint="--device")
-    if executor not in ("local", "ray"):
-        raise typer.BadParameter("expected local or ray", param_hint="--executor")
-    if ray_plan not in ("split", "fused"):
-        raise typer.BadParameter("expected split or fused", param_hint="--ray-plan")
+    for flag, value, ok in (("--backend", backend, BACKENDS), ("--nuclei", nuclei, NUCLEI_MODES),
+                            ("--device", device, ("auto", "cpu", "cuda")),
+                            ("--executor", executor, ("local", "ray")),
+                            ("--ray-plan", ray_plan, ("split", "fused"))):  # fmt: skip
+        if value not in ok:
+            raise typer.BadParameter(f"expected one of {', '.join(ok)}", param_hint=flag)
     if executor == "ray" and explain:
         raise typer.BadParameter("--explain needs --executor local", param_hint="--explain")
     if executor == "ray":
@@ -143,64 +135,53 @@ def screen(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--shard") from None
     reading = dict(reading or {})
-    cmap = channel_map(channel_map_)
+    options = ScreenOptions.from_keywords(
+        backend=backend, device=device, nuclei=nuclei, batch_size=batch_size,
+        read_threads=read_threads, camera_pixel_nm=reading.pop("camera_pixel_nm"),
+        read_options=reading, channel_map=channel_map(channel_map_), force=force, csv=csv,
+        gallery=gallery, explain=explain, shard=shard_kn, executor=executor,
+        ray_address=address, workers=workers, gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker, ray_plan=ray_plan,
+    )  # fmt: skip
     o = Output(json_lines=json)
+    with _ProgressBar(o) as progress:
+        s = run_screen(inputs, model, out, options, on_progress=progress.update,
+                       on_error=lambda path, msg: o.error(msg),
+                       explainer=explain_prepared if explain else None)  # fmt: skip
+    o.record(s.to_dict(), escape(_summary_text(s, out, shard_kn)))
+    raise typer.Exit(1 if s.n_failed else 0)
 
-    state = {"last": 0.0}
 
-    def on_error(path, msg):
-        o.error(msg)
+class _ProgressBar:
+    """The screen's progress: a bar on a terminal, else a log line every 10 s."""
 
-    show = o.err.is_terminal
-    bar = o.bar("files {task.fields[rate]}", transient=True, disable=not show)
-    task = None
+    def __init__(self, o: Output) -> None:
+        self.o, self.show, self.last, self.task = o, o.err.is_terminal, 0.0, None
+        self.bar = o.bar("files {task.fields[rate]}", transient=True, disable=not self.show)
 
-    def on_progress(p):
-        nonlocal task
-        if task is None:
-            task = bar.add_task("screen", total=p["files"], rate="")
-        bar.update(
-            task,
-            completed=p["files_done"],
-            rate=f"{p['nuclei']} nuclei, {p['nuclei'] / max(p['elapsed_s'], 1e-9):.1f} nuclei/s",
-        )
-        if not show and time.perf_counter() - state["last"] > 10:
-            state["last"] = time.perf_counter()
-            o.log(
-                f"screen: {p['files_done']}/{p['files']} files, {p['nuclei']} nuclei, "
-                f"{p['nuclei'] / max(p['elapsed_s'], 1e-9):.1f} nuclei/s"
-            )
+    def __enter__(self) -> _ProgressBar:
+        self.bar.__enter__()
+        return self
 
-    with bar:
-        s = run_screen(
-            inputs,
-            model,
-            out,
-            backend=backend,
-            device=device,
-            nuclei=nuclei,
-            batch_size=batch_size,
-            read_threads=read_threads,
-            camera_pixel_nm=reading.pop("camera_pixel_nm"),
-            read_options=reading,
-            channel_map=cmap,
-            force=force,
-            csv=csv,
-            gallery=gallery,
-            on_progress=on_progress,
-            on_error=on_error,
-            explain=explain,
-            explainer=explain_prepared if explain else None,
-            shard=shard_kn,
-            executor=executor,
-            ray_address=address,
-            workers=workers,
-            gpus_per_worker=gpus_per_worker,
-            cpus_per_worker=cpus_per_worker,
-            ray_plan=ray_plan,
-        )
-    d = s.to_dict()
-    text = [
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def update(self, p: dict) -> None:
+        import time
+
+        if self.task is None:
+            self.task = self.bar.add_task("screen", total=p["files"], rate="")
+        rate = f"{p['nuclei'] / max(p['elapsed_s'], 1e-9):.1f} nuclei/s"
+        self.bar.update(self.task, completed=p["files_done"], rate=f"{p['nuclei']} nuclei, {rate}")
+        if not self.show and time.perf_counter() - self.last > 10:
+            self.last = time.perf_counter()
+            self.o.log(f"screen: {p['files_done']}/{p['files']} files, {p['nuclei']} nuclei, "
+                       f"{rate}")  # fmt: skip
+
+
+def _summary_text(s, out: Path, shard_kn) -> str:
+    """What a person reads at the end of a screen."""
+    return "\n".join([
         f"{s.n_nuclei} nuclei from {s.n_files} files in {s.seconds:.1f} s ({s.nuclei_per_s:.1f} "
         "nuclei/s)"
         + (f"; {s.n_files_skipped} files already done" if s.n_files_skipped else "")
@@ -208,8 +189,7 @@ def screen(
         f"  backend: {s.backend.get('backend')} on {s.backend.get('device')} "
         f"({s.backend.get('reason')})",
         _calls_line(s),
-        "  stages: "
-        + ", ".join(
+        "  stages: " + ", ".join(
             f"{st['stage']} busy {st['busy_s']:.2f} s / idle {st['idle_s']:.2f} s"
             for st in s.stages
         ),
@@ -217,9 +197,7 @@ def screen(
         f"  report:  {out / 'report.html'}"
         if shard_kn is None
         else f"  shard {shard_kn[0]}/{shard_kn[1]} done: `ainu-engine merge {out}` once all are",
-    ]
-    o.record(d, escape("\n".join(text)))
-    raise typer.Exit(1 if s.n_failed else 0)
+    ])  # fmt: skip
 
 
 def _calls_line(s) -> str:
