@@ -81,26 +81,7 @@ def convert(
                         hint="convert inputs with the same name into separate folders",
                     )
                 seen[dst] = src
-                locs = read(src, **kwargs)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                warnings = write(
-                    locs, dst, format=target_format, camera_pixel_nm=pixel, overwrite=force
-                )
-                for w in (*locs.meta.warnings, *warnings):
-                    o.warn(f"{src}: {w}")
-                o.record(
-                    {
-                        "input": str(src),
-                        "output": str(dst),
-                        "format": locs.meta.source_format,
-                        "n_localizations": locs.n,
-                        "warnings": [*locs.meta.warnings, *warnings],
-                    },
-                    escape(
-                        f"{src} -> {dst} ({locs.n:,} localizations, "
-                        f"{FORMATS[locs.meta.source_format].title})"
-                    ),
-                )
+                _convert_one(o, src, dst, kwargs, target_format, pixel, force)
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the batch
                 o.failure(
                     err,
@@ -109,3 +90,26 @@ def convert(
                 )
             advance()
     o.finish(len(targets))
+
+
+def _convert_one(o: Output, src: Path, dst: Path, kwargs: dict, target_format: str, pixel,
+                 force: bool) -> None:  # fmt: skip
+    """Read one file, write it, and report it (warnings first)."""
+    locs = read(src, **kwargs)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    warnings = write(locs, dst, format=target_format, camera_pixel_nm=pixel, overwrite=force)
+    for w in (*locs.meta.warnings, *warnings):
+        o.warn(f"{src}: {w}")
+    o.record(
+        {
+            "input": str(src),
+            "output": str(dst),
+            "format": locs.meta.source_format,
+            "n_localizations": locs.n,
+            "warnings": [*locs.meta.warnings, *warnings],
+        },
+        escape(
+            f"{src} -> {dst} ({locs.n:,} localizations, "
+            f"{FORMATS[locs.meta.source_format].title})"
+        ),
+    )

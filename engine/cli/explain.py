@@ -99,63 +99,57 @@ def explain(
             ) from None
         base = "blur"
     o = Output(json_lines=json)
-
-    def on_item(rec):
-        s = rec.get("structures", {}).get(rec["targets"][0], {}).get("nucleoli")
-        extra = ""
-        if s:
-            share = s["positive_attribution_fraction"]
-            extra = (
-                f", nucleoli {share:.2f} of positive attribution vs {s['area_fraction']:.2f} of "
-                "area"
-                if share == share
-                else ", no positive attribution"
-            )  # NaN: none at all
-        o.record(
-            rec,
-            escape(
-                f"{rec['source']}{' ' + rec['nucleus_id'] if rec['nucleus_id'] else ''}: "
-                f"{rec['predicted']} -> {rec['overlay']}{extra}"
-            ),
-        )
-
     s = explain_files(
-        inputs,
-        model,
-        out,
-        method=method,
-        window=window,
-        stride=stride,
+        inputs, model, out, method=method, window=window, stride=stride,
         target=None if target is None else (target if not target.isdigit() else int(target)),
-        baseline=base,
-        output=output,
-        backend=backend,
-        device=device,
-        perturb=perturb,
-        incremental=incremental,
-        limit=limit,
-        on_item=on_item,
-        on_error=lambda p, m: o.error(m),
-        read_options=reading,
+        baseline=base, output=output, backend=backend, device=device, perturb=perturb,
+        incremental=incremental, limit=limit, on_item=lambda rec: _show(o, rec),
+        on_error=lambda p, m: o.error(m), read_options=reading,
         channel_map=channel_map(channel_map_),
-    )
+    )  # fmt: skip
     if not json:
-        for key, structs in s["structures"].items():
-            for name, v in structs.items():
-                if not v["n"]:
-                    o.log(
-                        f"{key}: no map with positive attribution (area share of {name} "
-                        f"{v['area_fraction_mean']:.3f})"
-                    )
-                    continue
-                o.log(
-                    f"{key}: {name} hold {v['positive_attribution_fraction_mean']:.3f} of the "
-                    "positive "
-                    f"attribution on {v['area_fraction_mean']:.3f} of the area (n={v['n']})"
-                )
-        for c, v in s.get("perturb_nucleoli", {}).items():
-            o.log(
-                f"nucleoli replaced: {c} accuracy {v['accuracy_before']:.2f} -> "
-                f"{v['accuracy_after']:.2f} (n={v['n']})"
-            )
+        _log_structures(o, s)
     raise typer.Exit(1 if s["failed"] else 0)
+
+
+def _show(o: Output, rec: dict) -> None:
+    """One explained nucleus: its call, its overlay and the nucleoli's share."""
+    s = rec.get("structures", {}).get(rec["targets"][0], {}).get("nucleoli")
+    extra = ""
+    if s:
+        share = s["positive_attribution_fraction"]
+        extra = (
+            f", nucleoli {share:.2f} of positive attribution vs {s['area_fraction']:.2f} of "
+            "area"
+            if share == share
+            else ", no positive attribution"
+        )  # NaN: none at all
+    o.record(
+        rec,
+        escape(
+            f"{rec['source']}{' ' + rec['nucleus_id'] if rec['nucleus_id'] else ''}: "
+            f"{rec['predicted']} -> {rec['overlay']}{extra}"
+        ),
+    )
+
+
+def _log_structures(o: Output, s: dict) -> None:
+    """What the structures hold of the positive attribution, and the nucleoli test."""
+    for key, structs in s["structures"].items():
+        for name, v in structs.items():
+            if not v["n"]:
+                o.log(
+                    f"{key}: no map with positive attribution (area share of {name} "
+                    f"{v['area_fraction_mean']:.3f})"
+                )
+                continue
+            o.log(
+                f"{key}: {name} hold {v['positive_attribution_fraction_mean']:.3f} of the "
+                "positive "
+                f"attribution on {v['area_fraction_mean']:.3f} of the area (n={v['n']})"
+            )
+    for c, v in s.get("perturb_nucleoli", {}).items():
+        o.log(
+            f"nucleoli replaced: {c} accuracy {v['accuracy_before']:.2f} -> "
+            f"{v['accuracy_after']:.2f} (n={v['n']})"
+        )

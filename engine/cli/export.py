@@ -86,7 +86,32 @@ def export(
                     calibration=calibration, calibrate=calibrate,
                     int8_activations=int8_activations,
                     accept_accuracy_drop=accept_accuracy_drop)  # fmt: skip
+    Output(json_lines=json).record(*_exported(checkpoint, r))
+    if bioimageio is not None:
+        _export_bioimageio(checkpoint, bioimageio, r.path, opset=opset, force=force, json=json)
+
+
+def _export_bioimageio(checkpoint: Path, package: Path, onnx_model: Path | None, *, opset: int,
+                       force: bool, json: bool) -> None:  # fmt: skip
+    from ainu_engine.training.bioimageio import export_bioimageio
+
+    r = export_bioimageio(checkpoint, package, onnx_model=onnx_model, opset=opset, force=force)
+    tested = (
+        f"bioimageio.core test {r.test_summary['status']} ({len(r.test_summary['details'])} checks)"
+        if r.test_summary
+        else "not tested (bioimageio.core is not installed)"
+    )
     Output(json_lines=json).record(
+        {"bioimageio": str(r.path), "bytes": r.size_bytes, "name": r.model_name,
+         "files": r.files, "test": r.test_summary},
+        escape(f"{r.path}: bioimage.io package '{r.model_name}', {r.size_bytes / 1e6:.1f} MB "
+               f"({', '.join(r.files)}); {tested}"),
+    )  # fmt: skip
+
+
+def _exported(checkpoint: Path, r) -> tuple[dict, str]:
+    """The record and the text of an export."""
+    return (
         {
             "checkpoint": str(checkpoint),
             "model": str(r.path),
@@ -113,23 +138,3 @@ def export(
             )
         ),
     )
-    if bioimageio is not None:
-        _export_bioimageio(checkpoint, bioimageio, r.path, opset=opset, force=force, json=json)
-
-
-def _export_bioimageio(checkpoint: Path, package: Path, onnx_model: Path | None, *, opset: int,
-                       force: bool, json: bool) -> None:  # fmt: skip
-    from ainu_engine.training.bioimageio import export_bioimageio
-
-    r = export_bioimageio(checkpoint, package, onnx_model=onnx_model, opset=opset, force=force)
-    tested = (
-        f"bioimageio.core test {r.test_summary['status']} ({len(r.test_summary['details'])} checks)"
-        if r.test_summary
-        else "not tested (bioimageio.core is not installed)"
-    )
-    Output(json_lines=json).record(
-        {"bioimageio": str(r.path), "bytes": r.size_bytes, "name": r.model_name,
-         "files": r.files, "test": r.test_summary},
-        escape(f"{r.path}: bioimage.io package '{r.model_name}', {r.size_bytes / 1e6:.1f} MB "
-               f"({', '.join(r.files)}); {tested}"),
-    )  # fmt: skip

@@ -165,59 +165,38 @@ def train(
 
     reading = reading or {}
     cam = first_pixel(reading)
-    spec = render_spec(
-        pixel_nm=pixel_nm,
-        magnification=magnification,
-        camera_pixel_nm=cam,
-        sigma_nm=sigma_nm,
-        sigma_from_precision=sigma_from_precision,
-        size=0 if patch_size else image_size,
-        channels=channels,
-        scaling=scaling,
-        outside=outside,
-    )
+    spec = render_spec(pixel_nm=pixel_nm, magnification=magnification, camera_pixel_nm=cam,
+                       sigma_nm=sigma_nm, sigma_from_precision=sigma_from_precision,
+                       size=0 if patch_size else image_size, channels=channels, scaling=scaling,
+                       outside=outside)  # fmt: skip
     archs = [a.strip() for a in compare.split(",") if a.strip()] if compare else None
-    aug = (
-        AugmentConfig()
-        if augment
-        else AugmentConfig(flip=0, rot90=False, rotate=0, intensity=0, contrast=0, gridmask=0)
-    )
+    off = {"flip": 0, "rot90": False, "rotate": 0, "intensity": 0, "contrast": 0, "gridmask": 0}
     try:
         cfg = TrainConfig(
-            arch=archs[0] if archs else arch,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            patience=patience,
-            monitor=monitor,
-            min_epochs=min_epochs,
-            warmup_epochs=warmup_epochs,
-            test_fraction=test_fraction,
-            folds=folds,
-            seed=seed,
-            device=device,
-            use_groups=groups,
-            patch_size=patch_size,
-            min_occupied=min_occupied,
-            augment=aug,
-            threads=threads,
-        )
+            arch=archs[0] if archs else arch, epochs=epochs, batch_size=batch_size, lr=lr,
+            patience=patience, monitor=monitor, min_epochs=min_epochs,
+            warmup_epochs=warmup_epochs, test_fraction=test_fraction, folds=folds, seed=seed,
+            device=device, use_groups=groups, patch_size=patch_size, min_occupied=min_occupied,
+            augment=AugmentConfig() if augment else AugmentConfig(**off), threads=threads,
+        )  # fmt: skip
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
     o = Output(json_lines=json)
     m = read_manifest(manifest)
-    rc = RenderCache(
-        cache or default_cache_dir(),
-        device="cpu" if device == "cpu" else "auto",
-        camera_pixel_nm=cam,
-        read_options=reading,
-    )
+    rc = RenderCache(cache or default_cache_dir(), device="cpu" if device == "cpu" else "auto",
+                     camera_pixel_nm=cam, read_options=reading)  # fmt: skip
     if leave_one_group_out:
         _leave_one_group_out(m, out, cfg, spec, rc, o, force=force)
         return
     summary = run_train(
         m, out, config=cfg, spec=spec, compare=archs, cache=rc, reporter=o, force=force
     )
+    record, text = _summary(summary, out, cfg)
+    o.record(_json.loads(_json.dumps(record)), escape(text))
+
+
+def _summary(summary: dict, out: Path, cfg) -> tuple[dict, str]:
+    """The record and the text of a training run's end."""
     t = summary["test"]
     record = {
         "run": str(out),
@@ -241,7 +220,7 @@ def train(
             f"loss {r['loss_mean']:.4f} ± {r['loss_sd']:.4f}"
         )
     lines.append(f"  next: ainu-engine export {out / 'best.pt'} --out model.onnx")
-    o.record(_json.loads(_json.dumps(record)), escape("\n".join(lines)))
+    return record, "\n".join(lines)
 
 
 def _leave_one_group_out(m, out: Path, cfg, spec, rc, o: Output, *, force: bool) -> None:
