@@ -11,7 +11,8 @@ import numpy as np
 
 from .errors import InputError
 from .io import Localizations
-from .model import ModelInfo, require_kind, temperature_of
+from .model import ModelInfo, temperature_of
+from .runner import ModelRunner
 from .scores import patch_vote, softmax
 
 __all__ = ["Classifier", "Prediction", "Prepared"]
@@ -140,7 +141,7 @@ class Prediction:
         )  # fmt: skip
 
 
-class Classifier:
+class Classifier(ModelRunner):
     """An exported model on a backend, with the model's own preprocessing.
 
     Parameters
@@ -175,6 +176,8 @@ class Classifier:
     ('somatic', ['hiPSC', 'somatic'], [])
     """
 
+    kind = "classifier"
+
     def __init__(
         self,
         backend,
@@ -185,9 +188,8 @@ class Classifier:
     ) -> None:
         # load=False: preparing nuclei only (a distributed screen's render tasks); the backend
         # loads where the calls are made
-        self.backend = backend.load() if load else backend
-        self.info: ModelInfo = backend.model_info()
-        require_kind(self.info, "classifier")
+        super().__init__(backend, load=load)
+        self.info: ModelInfo
         self.render_device = render_device
         self.channel_map = dict(channel_map) if channel_map else None
         self.temperature = temperature_of(self.info)
@@ -287,11 +289,7 @@ class Classifier:
         """Calls for prepared nuclei, inferring all their items in the backend's batches."""
         if not prepared:
             return []
-        items = np.concatenate([p.items for p in prepared])
-        bs = self.backend.preferred_batch
-        logits = np.concatenate(
-            [self.backend.infer(items[i : i + bs]) for i in range(0, len(items), bs)]
-        )
+        logits = self.infer_batched(np.concatenate([p.items for p in prepared]))
         prob = softmax(np.asarray(logits, np.float64) / self.temperature, axis=1)
         out, start = [], 0
         for p in prepared:
@@ -361,11 +359,4 @@ class Classifier:
             flags.append("undecided")
         return flags
 
-    def close(self) -> None:
-        self.backend.close()
 
-    def __enter__(self) -> Classifier:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, InputError
-from ..model import GeneratorInfo, require_kind
+from ..model import GeneratorInfo
+from ..runner import ModelRunner
 
 __all__ = [
     "Generator",
@@ -167,7 +168,7 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     return a[..., :3]
 
 
-class Generator:
+class Generator(ModelRunner):
     """An exported generator (``ainu.kind`` generator) on any engine backend.
 
     Parameters
@@ -187,10 +188,11 @@ class Generator:
     >>> nucleus = gen.generate(actin_rgb)  # doctest: +SKIP
     """
 
+    kind = "generator"
+
     def __init__(self, backend) -> None:
-        self.backend = backend.load()
-        self.info: GeneratorInfo = backend.model_info()
-        require_kind(self.info, "generator")
+        super().__init__(backend)
+        self.info: GeneratorInfo
 
     @classmethod
     def load(
@@ -234,19 +236,6 @@ class Generator:
         if self.info.target == "merged":
             rgb[..., 1:] = 0
         return rgb
-
-    def describe(self) -> dict:
-        """The backend that runs the generator, its device and why it was chosen."""
-        return {**self.backend.describe(), "reason": self.backend.reason}
-
-    def close(self) -> None:
-        self.backend.close()
-
-    def __enter__(self) -> Generator:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def actin_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model import require_kind
+from ..runner import ModelRunner
 from ..scores import softmax
 from ._patches import extract_patches
 
@@ -38,7 +38,7 @@ class WidefieldCall:
     qc: list[str] = field(default_factory=list)
 
 
-class WidefieldClassifier:
+class WidefieldClassifier(ModelRunner):
     """An exported widefield model (``preprocessing.mode == "widefield"``) on a backend.
 
     Parameters
@@ -59,10 +59,10 @@ class WidefieldClassifier:
     'BJ'
     """
 
+    kind = "widefield-classifier"
+
     def __init__(self, backend) -> None:
-        self.backend = backend.load()
-        self.info = backend.model_info()
-        require_kind(self.info, "widefield-classifier")
+        super().__init__(backend)
         pre = self.pre = self.info.preprocessing
         self.classes = list(self.info.classes)
         self.patch = int(pre["patch_size"]) if pre.get("input") == "patches" else None
@@ -76,20 +76,6 @@ class WidefieldClassifier:
         from ..backends import create_backend
 
         return cls(create_backend(model, backend, device=device, threads=threads))
-
-    def close(self) -> None:
-        self.backend.close()
-
-    def __enter__(self) -> WidefieldClassifier:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        bs = self.backend.preferred_batch
-        out = [self.backend.infer(x[i : i + bs]) for i in range(0, len(x), bs)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def inputs(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The model inputs of one 128² crop, (N, 1, S, S) float32, and the patch offsets."""
@@ -112,7 +98,7 @@ class WidefieldClassifier:
                 calls.append(WidefieldCall(None, {c: float("nan") for c in self.classes}, 0,
                                            ["no_patches"]))  # fmt: skip
                 continue
-            p = softmax(self._infer(x)).mean(axis=0)
+            p = softmax(self.infer_batched(x)).mean(axis=0)
             calls.append(
                 WidefieldCall(
                     self.classes[int(np.argmax(p))],
@@ -131,7 +117,7 @@ class WidefieldClassifier:
         heat = np.zeros(np.shape(crop), np.float64)
         cnt = np.zeros(np.shape(crop), np.float64)
         if len(x):
-            p = softmax(self._infer(x))
+            p = softmax(self.infer_batched(x))
             t = int(np.argmax(p.mean(0))) if target is None else (
                 self.classes.index(target) if isinstance(target, str) else int(target))  # fmt: skip
             for (r, c), q in zip(off, p[:, t], strict=True):
