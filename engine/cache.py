@@ -10,7 +10,12 @@ __all__ = ["cache_root", "cache_dir"]
 
 
 def cache_root() -> Path:
-    """The cache folder (not created)."""
+    """The cache folder (not created).
+
+    Returns
+    -------
+    Path
+    """
     base = os.environ.get("AINU_CACHE_DIR")
     if base:
         return Path(base)
@@ -19,7 +24,17 @@ def cache_root() -> Path:
 
 
 def cache_dir(*parts: str) -> str:
-    """``cache_root()`` joined with ``parts``, created."""
+    """``cache_root()`` joined with ``parts``, created.
+
+    Parameters
+    ----------
+    *parts : str
+        Sub-folders.
+
+    Returns
+    -------
+    str
+    """
     path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return os.fspath(path)

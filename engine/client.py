@@ -28,7 +28,17 @@ __all__ = ["Client", "RemoteLiveNucleus", "ServiceError"]
 
 
 class ServiceError(AinuError):
-    """The service answered with an error (``status`` and the server's ``code``)."""
+    """The service answered with an error (``status`` and the server's ``code``).
+
+    Parameters
+    ----------
+    status : int
+        The HTTP status.
+    code : str
+        The server's error code.
+    message : str
+        The server's one-line message.
+    """
 
     def __init__(self, status: int, code: str, message: str) -> None:
         self.status, self.code = status, code
@@ -220,7 +230,15 @@ class Client:
 
 
 class RemoteLiveNucleus:
-    """A live session on the server, with the methods of :class:`ainu_engine.live.LiveNucleus`."""
+    """A live session on the server, with the methods of :class:`ainu_engine.live.LiveNucleus`.
+
+    Parameters
+    ----------
+    client : Client
+        The connection.
+    sid : str
+        The session's id on the server.
+    """
 
     def __init__(self, client: Client, sid: str) -> None:
         self.client, self.id = client, sid

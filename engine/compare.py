@@ -11,7 +11,23 @@ __all__ = ["Comparison", "compare_outputs"]
 
 @dataclass(frozen=True)
 class Comparison:
-    """Result of :func:`compare_outputs`; true when every element is within tolerance."""
+    """Result of :func:`compare_outputs`; true when every element is within tolerance.
+
+    Attributes
+    ----------
+    passed : bool
+        Every element within tolerance (and all finite).
+    max_abs, mean_abs, p99_abs : float
+        Absolute differences: largest, mean, 99th percentile.
+    max_rel : float
+        The largest relative difference.
+    atol, rtol : float
+        The tolerances.
+    same_argmax : bool
+        The top-1 along the last axis is the same everywhere.
+    n : int
+        Elements compared.
+    """
 
     passed: bool
     max_abs: float
@@ -43,6 +59,22 @@ def compare_outputs(ref, test, *, rtol: float = 0.0, atol: float = 1e-4) -> Comp
     """Compare ``test`` with ``ref`` element-wise: pass when |test − ref| ≤ atol + rtol·|ref|.
 
     ``same_argmax`` compares the top-1 along the last axis (class calls from logits).
+
+    Parameters
+    ----------
+    ref, test : array_like
+        Outputs of one shape.
+    rtol, atol : float
+        Relative and absolute tolerance.
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    ValueError
+        The shapes differ.
 
     Examples
     --------

@@ -163,7 +163,12 @@ def _caches() -> dict:
 
 
 def doctor_report() -> dict:
-    """The report ``ainu-engine doctor`` prints (a plain dict: ``--json`` writes it)."""
+    """The report ``ainu-engine doctor`` prints (a plain dict: ``--json`` writes it).
+
+    Returns
+    -------
+    dict
+    """
     from .provenance import __version__
 
     return {

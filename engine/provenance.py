@@ -21,7 +21,17 @@ ROOT = Path(__file__).resolve().parent.parent
 def git_commit(root: str | Path = ROOT) -> str | None:
     """``HEAD`` of the checkout at ``root`` (``-dirty`` when tracked files changed); where
     ``root`` is no git checkout (a copy of the tree sent to a GPU machine), the value of
-    ``AINU_GIT_COMMIT`` marked as given, else None."""
+    ``AINU_GIT_COMMIT`` marked as given, else None.
+
+    Parameters
+    ----------
+    root : str or Path
+        The checkout (default: this project's).
+
+    Returns
+    -------
+    str or None
+    """
     given = os.environ.get("AINU_GIT_COMMIT")
     try:
         out = subprocess.run(

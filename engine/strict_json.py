@@ -14,7 +14,22 @@ __all__ = ["dumps", "finite"]
 
 
 def finite(obj):
-    """``obj`` (dicts, lists, tuples, scalars) with every non-finite float replaced by None."""
+    """``obj`` (dicts, lists, tuples, scalars) with every non-finite float replaced by None.
+
+    Parameters
+    ----------
+    obj : object
+        JSON-like data.
+
+    Returns
+    -------
+    object
+
+    Examples
+    --------
+    >>> finite({"a": [1.0, float("nan")]})
+    {'a': [1.0, None]}
+    """
     if isinstance(obj, float):  # numpy.float64 too
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
@@ -25,5 +40,17 @@ def finite(obj):
 
 
 def dumps(obj, **kwargs) -> str:
-    """:func:`json.dumps` of :func:`finite` ``(obj)``; never writes NaN or Infinity."""
+    """:func:`json.dumps` of :func:`finite` ``(obj)``; never writes NaN or Infinity.
+
+    Parameters
+    ----------
+    obj : object
+        JSON-like data.
+    **kwargs
+        Keywords of :func:`json.dumps`.
+
+    Returns
+    -------
+    str
+    """
     return json.dumps(finite(obj), allow_nan=False, **kwargs)

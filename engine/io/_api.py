@@ -25,7 +25,25 @@ __all__ = ["read", "write", "detect_format", "FORMATS", "Format", "ReadOptions",
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """Options every reader receives (most use only ``camera_pixel_nm``)."""
+    """Options every reader receives (most use only ``camera_pixel_nm``).
+
+    Attributes
+    ----------
+    camera_pixel_nm : (float, float) or None
+        The camera pixel (x, y; nm) of files in camera pixels that do not record it.
+    columns : mapping of str to str, optional
+        Engine column -> the file's column, for generic tables.
+    unit : str, optional
+        The unit of unit-less coordinate columns (``px``, ``nm``, ``um``).
+    frame_base : int
+        The file's first frame number.
+    header : bool, optional
+        Whether a text table has a header row (None: detect).
+    frame_from : str, optional
+        A column frames are derived from (e.g. time stamps).
+    exposure_s : float, optional
+        The exposure, to turn time stamps into frames.
+    """
 
     camera_pixel_nm: tuple[float, float] | None = None
     columns: Mapping[str, str] | None = None
@@ -38,7 +56,25 @@ class ReadOptions:
 
 @dataclass(frozen=True)
 class Format:
-    """One localization file format: its name, what it is, extensions, reader, writer."""
+    """One localization file format: its name, what it is, extensions, reader, writer.
+
+    Attributes
+    ----------
+    name : str
+        The format's name (``insight3``, ``thunderstorm``, ...).
+    title : str
+        What it is, for people.
+    extensions : tuple of str
+        Its file extensions.
+    read : callable
+        ``read(path, options) -> Localizations``.
+    write : callable or None
+        Its writer, where the engine writes it.
+    units : str
+        The unit of its coordinates (``nm``, ``px``, ``um``, ``m``).
+    frames : str
+        How it numbers frames (``0-based``, ``1-based``).
+    """
 
     name: str
     title: str
@@ -209,6 +245,18 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     """Name of the format of the file at ``path``, from its content (not its extension).
 
     Raises :class:`~ainu_engine.errors.UnknownFormatError` when no known format matches.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    head : bytes, optional
+        Its first bytes, when already read.
+
+    Returns
+    -------
+    str
+        A name of :data:`FORMATS`.
     """
     p = Path(path)
     if head is None:
@@ -535,6 +583,15 @@ def summarize(locs: Localizations) -> dict:
     x_range_nm, y_range_nm, z_range_nm, frame_range (0-based), frame_range_in_file (the
     file's own numbering), camera_pixel_nm (a number, or [x, y] when they differ),
     camera_pixel_source, warnings, details.
+
+    Parameters
+    ----------
+    locs : Localizations
+        A file's localizations (with its metadata).
+
+    Returns
+    -------
+    dict
     """
     m = locs.meta
     px = m.camera_pixel_nm

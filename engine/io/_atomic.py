@@ -15,6 +15,21 @@ def atomic_path(path: str | os.PathLike):
     """Yield a temporary path in the target's folder; on success rename it onto ``path``.
 
     On any exception the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+
+    Yields
+    ------
+    Path
+        The temporary file to write to.
+
+    Raises
+    ------
+    ainu_engine.errors.OutputError
+        The output folder does not exist.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -35,5 +50,14 @@ def atomic_path(path: str | os.PathLike):
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: complete, or not at all (:func:`atomic_path`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    data : bytes
+        Its content.
+    """
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)

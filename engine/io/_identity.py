@@ -15,7 +15,20 @@ _SIDECARS = (lambda p: p.with_name(p.name + ".json"), lambda p: p.with_suffix(".
 
 def file_sha256(path: str | os.PathLike, *, also: Iterable[Path] = ()) -> str:
     """SHA-256 of a file's bytes, of the sidecars beside it that change how it reads
-    (``NAME.bin.json``, ``NAME.yaml``) and of the files in ``also`` (e.g. its ROI set)."""
+    (``NAME.bin.json``, ``NAME.yaml``) and of the files in ``also`` (e.g. its ROI set).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    also : iterable of Path
+        More files whose bytes count.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     path = Path(path)
     h = hashlib.sha256()
     with open(path, "rb") as fh:
