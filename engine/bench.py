@@ -21,7 +21,22 @@ def _percentiles(seconds: list[float]) -> dict:
 
 def bench_backend(backend, batches: Sequence[int], seconds: float) -> list[dict]:
     """Throughput and latency of a loaded backend at each batch size: random inputs, 3 warm-up
-    runs, then runs for ``seconds / len(batches)`` seconds (at least 5)."""
+    runs, then runs for ``seconds / len(batches)`` seconds (at least 5).
+
+    Parameters
+    ----------
+    backend : Backend
+        A loaded backend.
+    batches : sequence of int
+        Batch sizes.
+    seconds : float
+        The time budget of all batch sizes together.
+
+    Returns
+    -------
+    list of dict
+        One record per batch size: images per second and latency percentiles.
+    """
     info = backend.info
     rng = np.random.default_rng(0)
     out = []
@@ -45,7 +60,24 @@ def bench_backend(backend, batches: Sequence[int], seconds: float) -> list[dict]
 def bench_render(classifier, *, n_localizations: int = 100_000, repeat: int = 5,
                  seed: int = 0) -> dict:  # fmt: skip
     """Nuclei per second that ``Classifier.prepare`` renders with the model's RenderSpec, on a
-    synthetic round nucleus of 12 µm (uniform density) in every channel the model takes."""
+    synthetic round nucleus of 12 µm (uniform density) in every channel the model takes.
+
+    Parameters
+    ----------
+    classifier : Classifier
+        The model (its RenderSpec and channels).
+    n_localizations : int
+        Localizations per channel of the synthetic nucleus.
+    repeat : int
+        Renders timed.
+    seed : int
+        The synthetic nucleus's seed.
+
+    Returns
+    -------
+    dict
+        The rendering record.
+    """
     from .io import Localizations, Metadata
 
     spec = classifier.info.render_spec
@@ -86,7 +118,31 @@ def bench_model(
 
     With ``save`` (an ``.onnx`` only), the measurements are kept for this model and machine
     (:func:`ainu_engine.backends.save_measurements`): ``--backend auto`` then runs the fastest
-    of them, and the last record (``stage: "saved"``) says where they are and what auto picks."""
+    of them, and the last record (``stage: "saved"``) says where they are and what auto picks.
+
+    Parameters
+    ----------
+    model : str or os.PathLike
+        An ``.onnx`` (or a checkpoint for torch).
+    backends : sequence of str, optional
+        The backends measured (default: every one that can run here).
+    batches : sequence of int
+        Batch sizes.
+    seconds : float
+        The time budget per backend.
+    device : {"auto", "cpu", "cuda"}
+        Where.
+    render : bool
+        Also time rendering.
+    on_result : callable, optional
+        Called with each record.
+    save : bool
+        Keep the measurements (see above).
+
+    Returns
+    -------
+    list of dict
+    """
     from ._classifier import Classifier
     from .backends import (
         create_backend,

@@ -22,6 +22,23 @@ class Attribution:
     values mark regions whose occlusion lowers the target's output (evidence for the class),
     negative ones evidence against it — the sign convention of Captum and of the paper's
     figures.
+
+    Attributes
+    ----------
+    maps : ndarray, shape (T, H, W), float32
+        The attribution for each target.
+    targets : list of int
+        The class index of each map.
+    class_names : list of str, optional
+        The model's classes.
+    method : str
+        How the maps were made (``occlusion``, ``cam``, ...).
+    params : dict
+        The method's parameters (window, stride, baseline, incremental, ...).
+    output : ndarray, optional
+        The model's output for the unoccluded image.
+    seconds : float
+        Wall time.
     """
 
     maps: np.ndarray
@@ -40,7 +57,18 @@ class Attribution:
 
 def forward_fn(model):
     """A function (B, C, H, W) float32 NumPy -> (B, K) NumPy logits, and the class names, for a
-    backend, a :class:`~ainu_engine.Classifier` or a PyTorch module."""
+    backend, a :class:`~ainu_engine.Classifier` or a PyTorch module.
+
+    Parameters
+    ----------
+    model : Backend, Classifier or torch.nn.Module
+        The model.
+
+    Returns
+    -------
+    (callable, list of str or None, int or None)
+        The forward function, the class names, and the model's preferred batch.
+    """
     if hasattr(model, "backend") and hasattr(model, "info"):  # Classifier
         model = model.backend
     if hasattr(model, "infer"):  # ainu_engine.backends.Backend

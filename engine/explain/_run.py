@@ -68,6 +68,55 @@ def explain_files(
     ``window`` and ``stride`` (occlusion, pixels of the model input) default to the paper's
     64 and 32 on 512 px scaled to the model's input size S: :func:`default_window`. A window
     covering the whole input (one occlusion, a constant map) is an error.
+
+    Parameters
+    ----------
+    inputs : sequence
+        Files, folders, globs, manifests.
+    model : path
+        The ``.onnx`` (occlusion) or the checkpoint (``cam``, ``gradcam``: PyTorch).
+    out : path
+        The output folder.
+    method : str
+        One of :data:`METHODS`.
+    window, stride : int, optional
+        Occlusion's window and stride (see above).
+    target : int, str or None
+        The class explained (None: the call).
+    baseline : float or "blur"
+        What an occluded pixel becomes.
+    output : {"logits", "probabilities"}
+        What the attribution is of.
+    backend, device : str
+        See :func:`ainu_engine.backends.create_backend`.
+    perturb : {"nucleoli"}, optional
+        The nucleoli test.
+    limit : int, optional
+        Explain at most this many nuclei.
+    seed : int
+        The seed of the nucleoli test's clones.
+    incremental : bool, optional
+        Passed to :func:`~ainu_engine.explain.occlusion`.
+    on_item : callable, optional
+        Called with each nucleus's record.
+    on_error : callable, optional
+        Called with (path, message) for each failure.
+    read_options : dict, optional
+        Keywords of :func:`ainu_engine.io.read`.
+    channel_map : dict, optional
+        Model channel -> file channel.
+
+    Returns
+    -------
+    dict
+        The summary (``summary.json``).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``method``.
+    ainu_engine.errors.InputError
+        A gradient method without the PyTorch checkpoint, or a window covering the whole input.
     """
     from .._classifier import Classifier
     from ..backends import create_backend
@@ -137,6 +186,22 @@ def explain_prepared(
     """Explain nuclei that are already rendered for ``classifier``'s model: ``nuclei`` is a list
     of (path, Nucleus, Prepared[, Prediction]) as a screen keeps them. Same outputs and summary
     as :func:`explain_files`; nothing is read or rendered again and the model is not reloaded.
+
+    Parameters
+    ----------
+    classifier : Classifier
+        The screen's classifier.
+    nuclei : sequence
+        (path, Nucleus, Prepared[, Prediction]) tuples.
+    out : path
+        The output folder.
+    method, window, stride, target, baseline, output, incremental
+        As :func:`explain_files`.
+
+    Returns
+    -------
+    dict
+        The summary.
     """
     with _ExplainRun(
         classifier,
@@ -356,7 +421,20 @@ def default_window(
     size: int, window: int | None = None, stride: int | None = None
 ) -> tuple[int, int]:
     """Occlusion window and stride for a model input of ``size`` px: the given ones, else the
-    paper's 64 / 32 on 512 px in proportion (``size / 8``, and half the window)."""
+    paper's 64 / 32 on 512 px in proportion (``size / 8``, and half the window).
+
+    Parameters
+    ----------
+    size : int
+        The model input's side (px).
+    window, stride : int, optional
+        Given ones (a missing stride is half the window).
+
+    Returns
+    -------
+    (int, int)
+        The window and the stride.
+    """
     window = max(1, round(64 * size / 512)) if window is None else int(window)
     return window, max(1, window // 2) if stride is None else int(stride)
 

@@ -20,7 +20,17 @@ __all__ = [
 
 
 def truth_for(path: str | os.PathLike) -> dict | None:
-    """The simulator's ground truth beside a data file (``NAME.truth.json``), or None."""
+    """The simulator's ground truth beside a data file (``NAME.truth.json``), or None.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A data file.
+
+    Returns
+    -------
+    dict or None
+    """
     p = Path(path)
     cand = p.with_name(p.name.split(".")[0] + ".truth.json")
     return json.loads(cand.read_text()) if cand.is_file() else None
@@ -109,7 +119,23 @@ def write_overlay(
 ) -> Path:
     """PNG: the rendered nucleus (channels averaged, grey) under the attribution in a diverging
     colour map centred on 0 — blue = evidence for the class, red = against, as in the paper's
-    figures — with a colour bar that says so."""
+    figures — with a colour bar that says so.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The PNG.
+    image : ndarray, shape (C, H, W)
+        The model input.
+    amap : ndarray, shape (H, W)
+        The attribution.
+    title : str
+        The figure's title.
+
+    Returns
+    -------
+    Path
+    """
     from matplotlib.figure import Figure
 
     from ..io import atomic_path

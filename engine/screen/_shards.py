@@ -74,7 +74,19 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def shard_of(path: str | os.PathLike, n: int) -> int:
     """The shard (0..n-1) of an input file: a hash of its resolved path, so that every shard
-    agrees without reading the file (all machines must see it under the same path)."""
+    agrees without reading the file (all machines must see it under the same path).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An input file.
+    n : int
+        The number of shards.
+
+    Returns
+    -------
+    int
+    """
     digest = hashlib.sha256(os.fsencode(Path(path).resolve())).digest()
     return int.from_bytes(digest[:8], "big") % n
 

@@ -39,7 +39,23 @@ def settled_files(
 ) -> list[Path]:
     """Files of ``folder`` that are finished: their size and modification time have not changed
     for ``settle_s`` seconds, or a sidecar (``NAME.json``, ``NAME.done``, ``NAME.yaml``) has
-    appeared. ``seen`` keeps (size, mtime, first time seen that way) between calls."""
+    appeared. ``seen`` keeps (size, mtime, first time seen that way) between calls.
+
+    Parameters
+    ----------
+    folder : Path
+        The folder watched.
+    seen : dict
+        The state kept between calls (updated).
+    settle_s : float
+        How long a file must stay unchanged.
+    now : float, optional
+        The time (``time.monotonic``; for tests).
+
+    Returns
+    -------
+    list of Path
+    """
     now = time.monotonic() if now is None else now
     out = []
     for f in _candidates(folder):
@@ -78,6 +94,32 @@ def watch(
     appears; files still being written, hidden files and ``*.part``/``*.tmp`` names are left
     alone. ``once``: screen what is finished now and return. Otherwise poll every ``poll_s``
     seconds until ``stop()`` is true (or Ctrl-C). Returns the number of files screened.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder the acquisition writes to.
+    model : str or os.PathLike
+        The exported model.
+    out : str or os.PathLike
+        The screen's folder.
+    settle_s : float
+        How long a file must stop growing.
+    poll_s : float
+        The polling interval.
+    once : bool
+        Screen what is finished now and return.
+    stop : callable, optional
+        Polled: True stops the watch.
+    on_screen : callable, optional
+        Called with each screen's summary and its files.
+    **screen_options
+        Keywords of :func:`ainu_engine.screen.screen`.
+
+    Returns
+    -------
+    int
+        The number of files screened.
     """
     from ._pipeline import screen
 
