@@ -59,9 +59,28 @@ def find_clusters(locs, *, eps_nm: float = 20.0, min_samples: int = 5,
     ``min_samples`` the localizations (the point itself included) a core point needs.
     ``keep`` (bool per localization) restricts the clustering to those localizations.
 
-    Returns arrays, one entry per cluster: ``n_localizations``, ``area_nm2`` (convex hull),
-    ``x_nm`` and ``y_nm`` (centroid); and ``labels`` (per localization: the cluster index, -1
-    noise or not kept).
+    Parameters
+    ----------
+    locs : Localizations
+        The nucleus.
+    eps_nm : float, default 20
+        DBSCAN's neighbourhood radius.
+    min_samples : int, default 5
+        The localizations a core point needs.
+    keep : ndarray of bool, optional
+        The localizations clustered.
+
+    Returns
+    -------
+    dict of str to ndarray
+        One entry per cluster: ``n_localizations``, ``area_nm2`` (convex hull), ``x_nm`` and
+        ``y_nm`` (centroid); and ``labels`` (per localization: the cluster index, -1 noise or
+        not kept).
+
+    Raises
+    ------
+    ValueError
+        A non-positive ``eps_nm`` or ``min_samples`` below 1.
     """
     if eps_nm <= 0 or min_samples < 1:
         raise ValueError(f"eps_nm must be > 0 and min_samples >= 1, got {eps_nm}, {min_samples}")
@@ -124,7 +143,24 @@ def _regions(path: Path, roi: str, locs) -> Callable[[str], list[np.ndarray]]:
 def region_polygons(path: Path, roi: str, locs, nucleus_id: str = "") -> list[np.ndarray]:
     """The polygons (nm) that ``roi`` names for the file at ``path``: ``nucleoli`` (the
     simulator's ground truth beside the file, ``NAME.truth.json``) or an ImageJ ROI set file
-    (camera pixels, converted with the file's camera pixel)."""
+    (camera pixels, converted with the file's camera pixel).
+
+    Parameters
+    ----------
+    path : Path
+        The data file.
+    roi : str
+        ``nucleoli`` or an ROI set file.
+    locs : Localizations
+        The file's localizations (their camera pixel).
+    nucleus_id : str
+        The nucleus, for the ground truth of a file of several.
+
+    Returns
+    -------
+    list of ndarray
+        (K, 2) polygons in nm.
+    """
     return _regions(Path(path), roi, locs)(nucleus_id)
 
 
@@ -139,12 +175,22 @@ def _inside(polys: list[np.ndarray], locs) -> np.ndarray:
 
 @dataclass
 class NucleusClusters:
-    """The clusters of one nucleus and its medians."""
+    """The clusters of one nucleus and its medians.
+
+    Attributes
+    ----------
+    source, nucleus_id, group : str
+        The file, the nucleus and its group.
+    n_localizations : int
+        Localizations clustered (inside the regions, of the channel).
+    clusters : dict
+        :func:`find_clusters`' arrays.
+    """
 
     source: str
     nucleus_id: str
     group: str
-    n_localizations: int  #: localizations clustered (inside the regions, of the channel)
+    n_localizations: int
     clusters: dict = field(repr=False, default_factory=dict)
 
     @property
@@ -189,7 +235,29 @@ def cluster_file(path: str | os.PathLike, *, group: str = "", eps_nm: float = 20
                  min_samples: int = 5, roi: str | None = None, channel: str | None = None,
                  nuclei: str = "auto", camera_pixel_nm: float | None = None,
                  ) -> list[NucleusClusters]:  # fmt: skip
-    """The clusters of every nucleus of one file (nuclei as ``screen`` finds them)."""
+    """The clusters of every nucleus of one file (nuclei as ``screen`` finds them).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A localization file.
+    group : str
+        Its group (class, condition).
+    eps_nm, min_samples
+        As :func:`find_clusters`.
+    roi : str, optional
+        Regions to cluster inside (:func:`region_polygons`).
+    channel : str, optional
+        The channel clustered (name or id; default all).
+    nuclei : str
+        How the file splits (:func:`ainu_engine.nuclei.split_nuclei`).
+    camera_pixel_nm : float, optional
+        For files and ROI sets in camera pixels.
+
+    Returns
+    -------
+    list of NucleusClusters
+    """
     from .io import read
     from .nuclei import split_nuclei
 
@@ -210,7 +278,18 @@ def cluster_file(path: str | os.PathLike, *, group: str = "", eps_nm: float = 20
 
 def mann_whitney(a: Sequence[float], b: Sequence[float]) -> dict:
     """Two-sided Mann-Whitney U test (scipy.stats.mannwhitneyu): U of the first sample,
-    p, and both sample sizes. NaN/None values are left out; p is None under 2 values a side."""
+    p, and both sample sizes. NaN/None values are left out; p is None under 2 values a side.
+
+    Parameters
+    ----------
+    a, b : sequence of float
+        The two samples.
+
+    Returns
+    -------
+    dict
+        ``test``, ``statistic`` (U), ``p``, ``n`` (both sizes).
+    """
     from scipy.stats import mannwhitneyu
 
     a = np.array([v for v in a if v is not None and np.isfinite(v)], float)
@@ -224,7 +303,15 @@ def mann_whitney(a: Sequence[float], b: Sequence[float]) -> dict:
 
 @dataclass
 class ClusterStats:
-    """Per group the medians of the per-nucleus measures, and the tests between groups."""
+    """Per group the medians of the per-nucleus measures, and the tests between groups.
+
+    Attributes
+    ----------
+    groups : dict of str to dict
+        Per group: the number of nuclei and each measure's median.
+    tests : list of dict
+        A Mann-Whitney U test per pair of groups and measure.
+    """
 
     groups: dict[str, dict]
     tests: list[dict]
@@ -235,7 +322,17 @@ class ClusterStats:
 
 def compare_groups(nuclei: list[dict]) -> ClusterStats:
     """Per group (in order of appearance) the number of nuclei and the median of each measure
-    over them; a Mann-Whitney U test for each pair of groups and each measure."""
+    over them; a Mann-Whitney U test for each pair of groups and each measure.
+
+    Parameters
+    ----------
+    nuclei : list of dict
+        One row per nucleus (``group`` and the measures).
+
+    Returns
+    -------
+    ClusterStats
+    """
     names = list(dict.fromkeys(n["group"] for n in nuclei))
     per = {g: [n for n in nuclei if n["group"] == g] for g in names}
 
@@ -321,7 +418,30 @@ def run_clusters(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     """Cluster every nucleus of ``inputs`` and compare the groups; writes ``OUT/clusters.parquet``
     (one row per cluster), ``OUT/nuclei.csv`` (one row per nucleus), ``OUT/comparison.json`` and
     ``OUT/clusters.png`` (box plots). A file that fails is reported (``on_error``) and left out;
-    returns the comparison document."""
+    returns the comparison document.
+
+    Parameters
+    ----------
+    inputs : sequence of path
+        Files, folders, globs, manifests.
+    out : str or os.PathLike
+        The output folder.
+    eps_nm, min_samples
+        As :func:`find_clusters`.
+    roi, channel, nuclei, camera_pixel_nm
+        As :func:`cluster_file`.
+    group_by : str
+        The manifest column the groups come from.
+    on_file : callable, optional
+        Called after each file.
+    on_error : callable, optional
+        Called with (path, message) for each failure.
+
+    Returns
+    -------
+    dict
+        The comparison document.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
