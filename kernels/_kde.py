@@ -32,7 +32,21 @@ BAND_ROWS = 16
 
 def axis_weight(centre, u, sigma, pixel):
     """Weight along one axis of a pixel whose centre is at ``centre`` for a localization at
-    ``u``: p/(√(2π)σ)·exp(−(centre−u)²/(2σ²))."""
+    ``u``: p/(√(2π)σ)·exp(−(centre−u)²/(2σ²)).
+
+    Parameters
+    ----------
+    centre : float
+        The pixel centre along the axis (nm).
+    u : float
+        The localization's coordinate (nm).
+    sigma, pixel : float
+        The bandwidth and the pixel (nm).
+
+    Returns
+    -------
+    float
+    """
     d = (centre - u) / sigma
     return pixel / (SQRT_2PI * sigma) * math.exp(-0.5 * d * d)
 
@@ -248,6 +262,29 @@ def render_kde_cpu(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate
     Same arguments as :func:`kde_reference` (``truncate`` must be finite). ``out``
     (float32, C-contiguous, of ``shape``) is added to in place when given. No per-thread
     image copy and no atomics: see the comment above for the band scheme.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Coordinates in nm.
+    sigma : float or array_like
+        Bandwidth in nm, one value or one per localization.
+    channel : array_like of int
+        Image channel of each localization (0..C-1); negative values are skipped.
+    shape : (C, H, W)
+        The image.
+    origin_nm : (x0, y0)
+        The corner of pixel (0, 0).
+    pixel_nm : float
+        The pixel.
+    truncate : float, default 5
+        Window half-width in σ (finite).
+    out : ndarray, optional
+        Added to in place.
+
+    Returns
+    -------
+    ndarray, shape (C, H, W), float32
     """
     if truncate is None or not math.isfinite(truncate) or truncate <= 0:
         raise ValueError(f"truncate must be a positive finite number of sigmas, got {truncate!r}")
@@ -323,7 +360,29 @@ def _reference_f64(x, y, sigma, chan, img, x0, y0, pixel, truncate):  # pragma: 
 def kde_reference_fast(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate=8.0):
     """Float64, serial, one exponential per pixel and axis: :func:`kde_reference` for inputs
     too large for NumPy loops (benchmarks). At ``truncate=8`` the neglected tail is below
-    1.3e-14 of a kernel's peak, i.e. the untruncated KDE to float64 precision."""
+    1.3e-14 of a kernel's peak, i.e. the untruncated KDE to float64 precision.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Coordinates in nm.
+    sigma : float or array_like
+        Bandwidth in nm, one value or one per localization.
+    channel : array_like of int
+        Image channel of each localization (0..C-1); negative values are skipped.
+    shape : (C, H, W)
+        The image.
+    origin_nm : (x0, y0)
+        The corner of pixel (0, 0).
+    pixel_nm : float
+        The pixel.
+    truncate : float, default 8
+        Window half-width in σ.
+
+    Returns
+    -------
+    ndarray, shape (C, H, W), float64
+    """
     img = np.zeros(shape, np.float64)
     _reference_f64(
         np.ascontiguousarray(x, np.float64),

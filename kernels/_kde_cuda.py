@@ -36,7 +36,17 @@ COUNT_THREADS = 256  #: threads per block of the bucketing kernels
 
 
 def cuda_available(*, allow_simulator: bool = False) -> bool:
-    """True when a CUDA GPU can run the kernels (the simulator counts only when allowed)."""
+    """True when a CUDA GPU can run the kernels (the simulator counts only when allowed).
+
+    Parameters
+    ----------
+    allow_simulator : bool
+        Count Numba's CUDA simulator as a GPU (the tests).
+
+    Returns
+    -------
+    bool
+    """
     from numba import config
 
     if config.ENABLE_CUDASIM:
@@ -179,6 +189,31 @@ def render_kde_cuda(
     ``sigma`` (float64, one value or one per localization) and ``channel`` (int32) may
     already be on the device. ``out`` may be a device array to add into. With
     ``to_host=False`` the device array is returned (it can feed inference without a copy).
+
+    Parameters
+    ----------
+    x, y : array_like
+        Coordinates in nm.
+    sigma : float or array_like
+        Bandwidth in nm, one value or one per localization.
+    channel : array_like of int
+        Image channel of each localization (0..C-1); negative values are skipped.
+    shape : (C, H, W)
+        The image.
+    origin_nm : (x0, y0)
+        The corner of pixel (0, 0).
+    pixel_nm : float
+        The pixel.
+    truncate : float, default 5
+        Window half-width in σ.
+    out : device array, optional
+        Added to in place.
+    to_host : bool, default True
+        Return a NumPy array (False: the device array).
+
+    Returns
+    -------
+    ndarray or numba.cuda device array, shape (C, H, W), float32
     """
     if truncate is None or not math.isfinite(truncate) or truncate <= 0:
         raise ValueError(f"truncate must be a positive finite number of sigmas, got {truncate!r}")

@@ -25,7 +25,24 @@ __all__ = [
 
 
 def window_starts(n: int, window: int, stride: int) -> np.ndarray:
-    """Start indices of the windows along one axis (Captum's count: ceil((n−window)/stride)+1)."""
+    """Start indices of the windows along one axis (Captum's count: ceil((n−window)/stride)+1).
+
+    Parameters
+    ----------
+    n : int
+        The axis's length.
+    window, stride : int
+        Window and stride.
+
+    Returns
+    -------
+    ndarray of int
+
+    Examples
+    --------
+    >>> window_starts(10, 4, 3).tolist()
+    [0, 3, 6]
+    """
     if window < 1 or stride < 1:
         raise ValueError(f"window and stride must be >= 1, got {window} and {stride}")
     if window > n:
@@ -42,7 +59,20 @@ def window_grid(
     h: int, w: int, window: tuple[int, int], stride: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(tops, lefts) of every window, row-major (the order Captum numbers them in is
-    column-major, which does not change the result)."""
+    column-major, which does not change the result).
+
+    Parameters
+    ----------
+    h, w : int
+        The image.
+    window, stride : (int, int)
+        Window and stride (rows, columns).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The tops and the lefts.
+    """
     t = window_starts(h, window[0], stride[0])
     left = window_starts(w, window[1], stride[1])
     tops, lefts = np.meshgrid(t, left, indexing="ij")
@@ -90,7 +120,25 @@ def accumulate_deltas(deltas, tops, lefts, wh, ww, attr, counts):  # pragma: no 
 def occlusion_reference(
     forward, image: np.ndarray, *, window: int, stride: int, target: int, baseline: float = 0.0
 ) -> np.ndarray:
-    """Plain NumPy occlusion, one window at a time (the tests' oracle): (H, W) float64."""
+    """Plain NumPy occlusion, one window at a time (the tests' oracle): (H, W) float64.
+
+    Parameters
+    ----------
+    forward : callable
+        (B, C, H, W) -> (B, K) outputs.
+    image : ndarray, shape (C, H, W)
+        The image.
+    window, stride : int
+        Square window and stride (px).
+    target : int
+        The output explained.
+    baseline : float
+        What occluded pixels become.
+
+    Returns
+    -------
+    ndarray, shape (H, W), float64
+    """
     c_n, h, w = image.shape
     f0 = float(forward(image[None])[0, target])
     attr = np.zeros((h, w))

@@ -59,7 +59,21 @@ def _kernels():
 def fill_occluded_cuda(image, baseline, tops, lefts, wh: int, ww: int, out) -> None:
     """Device version of :func:`ainu_engine.kernels._occlusion.fill_occluded` (all arrays on the
     device,
-    or host arrays copied once; ``out`` a device array (B, C, H, W) float32)."""
+    or host arrays copied once; ``out`` a device array (B, C, H, W) float32).
+
+    Parameters
+    ----------
+    image : array, shape (C, H, W)
+        The image.
+    baseline : array or float
+        What occluded pixels become.
+    tops, lefts : array of int
+        The windows' corners, one per copy.
+    wh, ww : int
+        The window's height and width.
+    out : device array, shape (B, C, H, W), float32
+        The occluded copies (written).
+    """
     fill, _ = _kernels()
     c_n, h, w = image.shape
     n = int(tops.shape[0])
@@ -72,7 +86,21 @@ def fill_occluded_cuda(image, baseline, tops, lefts, wh: int, ww: int, out) -> N
 def accumulate_deltas_cuda(deltas, tops, lefts, wh: int, ww: int, attr, counts) -> None:
     """Device version of :func:`ainu_engine.kernels._occlusion.accumulate_deltas` (attr float64
     (T, H, W),
-    counts int64 (H, W), both on the device)."""
+    counts int64 (H, W), both on the device).
+
+    Parameters
+    ----------
+    deltas : device array, shape (B, T)
+        The output drop of each occluded copy, per target.
+    tops, lefts : device array of int
+        The windows' corners.
+    wh, ww : int
+        The window's height and width.
+    attr : device array, shape (T, H, W), float64
+        The attribution sums (added to).
+    counts : device array, shape (H, W), int64
+        The windows covering each pixel (added to).
+    """
     _, acc = _kernels()
     _, h, w = attr.shape
     threads = (16, 16)

@@ -26,7 +26,23 @@ def _grid_counts(x, y, x0, y0, cell, ny, nx, counts):  # pragma: no cover - comp
 def grid_counts(x, y, *, origin, cell: float, shape: tuple[int, int]) -> np.ndarray:
     """Localizations per cell of a (ny, nx) grid of square ``cell``-sized cells from ``origin``
     (x0, y0): ``numpy.histogram2d(y, x, bins=shape, range=...)`` for uniform bins (points on
-    the far edge in the last cell, points outside dropped) in one pass, without its sort."""
+    the far edge in the last cell, points outside dropped) in one pass, without its sort.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        Points.
+    origin : (float, float)
+        The grid's corner (x0, y0).
+    cell : float
+        The cell's side.
+    shape : (int, int)
+        (ny, nx).
+
+    Returns
+    -------
+    ndarray, shape (ny, nx)
+    """
     ny, nx = shape
     counts = np.zeros((ny, nx), np.int64)
     if len(x):
@@ -46,7 +62,19 @@ def grid_counts(x, y, *, origin, cell: float, shape: tuple[int, int]) -> np.ndar
 def polygon_mask(poly: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Boolean (H, W) mask of the pixels whose centres (j + 0.5, i + 0.5) lie inside the
     polygon (even-odd rule). ``poly`` is (K, 2) in pixel units (x, y), closed implicitly.
-    Cost O(H·K + H·W) — one scanline per row."""
+    Cost O(H·K + H·W) — one scanline per row.
+
+    Parameters
+    ----------
+    poly : ndarray, shape (K, 2)
+        The polygon (x, y; pixel units).
+    shape : (int, int)
+        (H, W).
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+    """
     h, w = shape
     mask = np.zeros((h, w), bool)
     p = np.asarray(poly, np.float64)
@@ -71,7 +99,19 @@ def polygon_mask(poly: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def polygon_mask_reference(poly: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Brute-force even-odd test of every pixel centre against every edge."""
+    """Brute-force even-odd test of every pixel centre against every edge.
+
+    Parameters
+    ----------
+    poly : ndarray, shape (K, 2)
+        The polygon.
+    shape : (int, int)
+        (H, W).
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+    """
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w] + 0.5
     inside = np.zeros((h, w), bool)

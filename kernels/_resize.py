@@ -31,7 +31,19 @@ def area_matrix(n_in: int, n_out: int, scale: float | None = None):
     """Sparse (n_out, n_in) matrix whose rows average the overlapped input pixels.
 
     Output pixel k covers [k·scale, (k+1)·scale) input pixels (default scale n_in/n_out);
-    the part beyond the input counts as 0, so one ``scale`` can serve both axes exactly."""
+    the part beyond the input counts as 0, so one ``scale`` can serve both axes exactly.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output lengths.
+    scale : float, optional
+        Input pixels per output pixel (default n_in / n_out).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (n_out, n_in)
+    """
     from scipy import sparse
 
     first, count, weights = area_weights(n_in, n_out, scale)
@@ -47,7 +59,20 @@ def area_weights(n_in: int, n_out: int, scale: float | None = None):
     """The rows of :func:`area_matrix` as (first input index, count, weights (n_out, K)).
 
     Output k averages inputs ``first[k] .. first[k] + count[k] - 1`` with weights
-    ``weights[k, :count[k]]`` (the overlapped inputs are contiguous)."""
+    ``weights[k, :count[k]]`` (the overlapped inputs are contiguous).
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output lengths.
+    scale : float, optional
+        Input pixels per output pixel.
+
+    Returns
+    -------
+    (ndarray, ndarray, ndarray)
+        First input index, count, weights (n_out, K).
+    """
     if n_in < 1 or n_out < 1:
         raise ValueError(f"sizes must be >= 1, got n_in={n_in}, n_out={n_out}")
     s = n_in / n_out if scale is None else float(scale)
@@ -90,7 +115,21 @@ def resize_area(img: np.ndarray, out_h: int, out_w: int, scale: float | None = N
 
     With ``scale`` (input pixels per output pixel, both axes) the physical pixel size is
     exactly ``scale`` times the input's on both axes. ``img`` may be float32, float64 or
-    bool (a mask: the fraction of each output pixel inside)."""
+    bool (a mask: the fraction of each output pixel inside).
+
+    Parameters
+    ----------
+    img : ndarray, shape (C, H, W)
+        The image.
+    out_h, out_w : int
+        The output's size.
+    scale : float, optional
+        Input pixels per output pixel (both axes).
+
+    Returns
+    -------
+    ndarray, shape (C, out_h, out_w), float32
+    """
     c_n, h, w = img.shape
     if img.dtype == np.bool_:
         img = img.view(np.uint8)
@@ -103,7 +142,21 @@ def resize_area(img: np.ndarray, out_h: int, out_w: int, scale: float | None = N
 def resize_area_reference(
     img: np.ndarray, out_h: int, out_w: int, scale: float | None = None
 ) -> np.ndarray:
-    """Slow float64 reference: integrate the piecewise-constant input over each output cell."""
+    """Slow float64 reference: integrate the piecewise-constant input over each output cell.
+
+    Parameters
+    ----------
+    img : ndarray, shape (C, H, W)
+        The image.
+    out_h, out_w : int
+        The output's size.
+    scale : float, optional
+        Input pixels per output pixel.
+
+    Returns
+    -------
+    ndarray, float64
+    """
     c_n, h, w = img.shape
     sy, sx = (h / out_h, w / out_w) if scale is None else (scale, scale)
     out = np.zeros((c_n, out_h, out_w))
@@ -123,7 +176,25 @@ def resize_area_reference(
 def fit_longest(h: int, w: int, size: int) -> tuple[int, int, float]:
     """Output (h, w) with the longest side equal to ``size`` and the aspect ratio kept, and
     the scale factor (input pixels per output pixel, the same on both axes; the shorter
-    side is rounded up, its last pixel partly beyond the input)."""
+    side is rounded up, its last pixel partly beyond the input).
+
+    Parameters
+    ----------
+    h, w : int
+        The input.
+    size : int
+        The longest output side.
+
+    Returns
+    -------
+    (int, int, float)
+        Output height, width, and the scale.
+
+    Examples
+    --------
+    >>> fit_longest(100, 50, 64)
+    (64, 32, 1.5625)
+    """
     scale = max(h, w) / size
     return (
         min(size, max(1, int(np.ceil(h / scale - 1e-9)))),
@@ -134,7 +205,21 @@ def fit_longest(h: int, w: int, size: int) -> tuple[int, int, float]:
 
 def pad_to_square(img: np.ndarray, size: int, value: float) -> tuple[np.ndarray, tuple[int, int]]:
     """Centre a (C, h, w) image in a (C, size, size) canvas filled with ``value``; returns the
-    canvas and the (top, left) offset of the image in it."""
+    canvas and the (top, left) offset of the image in it.
+
+    Parameters
+    ----------
+    img : ndarray, shape (C, h, w)
+        The image.
+    size : int
+        The canvas's side.
+    value : float
+        The fill.
+
+    Returns
+    -------
+    (ndarray, (int, int))
+    """
     c_n, h, w = img.shape
     if h > size or w > size:
         raise ValueError(f"image {h}x{w} does not fit in {size}x{size}")
