@@ -425,6 +425,23 @@ def find_nuclei(
     4. A region is a nucleus when its area lies in [``min_area_um2``, ``max_area_um2``]; one cut
        by the field's edge is kept down to :data:`EDGE_AREA_FRACTION` of ``min_area_um2``, and
        flagged.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        The field's localizations (nm).
+    cell_nm : float, default 250
+        The density map's cell.
+    smooth_nm : float, default 500
+        The Gaussian smoothing the map.
+    min_area_um2, max_area_um2 : float
+        A whole nucleus's area range.
+    min_density : float, optional
+        The foreground's density (default: Otsu's threshold).
+
+    Returns
+    -------
+    FieldNuclei
     """
     from scipy import ndimage as ndi
 

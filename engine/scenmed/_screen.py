@@ -32,6 +32,15 @@ def expand_fields(inputs: Sequence[str | os.PathLike]) -> list[dict]:
     """Files, folders (their TIFF/HDF5 files, sorted) and manifests (.csv: path, label, group)
     → dicts with ``path``, ``label``, ``group``.
 
+    Parameters
+    ----------
+    inputs : sequence of str or os.PathLike
+        Files, folders, manifests.
+
+    Returns
+    -------
+    list of dict
+
     Raises
     ------
     ainu_engine.errors.InputError

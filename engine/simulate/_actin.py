@@ -33,21 +33,53 @@ __all__ = ["ActinConfig", "SimulatedTile", "simulate_tile", "simulate_tiles"]
 
 @dataclass(frozen=True)
 class ActinConfig:
-    """Tile and cell parameters (µm unless said otherwise)."""
+    """Tile and cell parameters (µm unless said otherwise).
+
+    Attributes
+    ----------
+    tile_um : float
+        The tile's side.
+    pixel_um : float
+        The pixel.
+    cells : tuple[int, int]
+        Per tile, uniform (the paper: ~13 detected).
+    spread_area_um2 : tuple[float, float]
+        A cell's spread area, uniform range.
+    protrusions : tuple[int, int]
+        Protrusions per cell, inclusive range.
+    nucleus_radius_um : tuple[float, float]
+        Mean nucleus radius, uniform range.
+    rear_shift : float
+        Nucleus shift towards the rear, as a fraction of the radius.
+    sigma_pos_um : float
+        Noise of the nucleus position around the rule's.
+    fibres : tuple[int, int]
+        Ventral stress fibres per cell, inclusive range.
+    cap_fibres : tuple[int, int]
+        Perinuclear cap fibres per cell, inclusive range.
+    dim_fraction : float
+        Cells with little actin signal (the paper: 84 % generated).
+    shadow : float
+        Actin lowered under the nucleus, 0-1 (a leak cue).
+    null : str | None
+        A null control: None, ``random`` (uniform in the cell) or ``shuffled``.
+    noise : float
+        Read noise, relative to the brightest actin.
+    """
 
     tile_um: float = 210.0
     pixel_um: float = 0.41
-    cells: tuple[int, int] = (5, 25)  #: per tile, uniform (the paper: ~13 detected)
+    cells: tuple[int, int] = (5, 25)
     spread_area_um2: tuple[float, float] = (800.0, 3000.0)
     protrusions: tuple[int, int] = (2, 5)
     nucleus_radius_um: tuple[float, float] = (3.0, 6.0)
-    rear_shift: float = 0.25  #: nucleus shift towards the rear, as a fraction of the radius
+    rear_shift: float = 0.25
     sigma_pos_um: float = 1.0
     fibres: tuple[int, int] = (5, 40)
     cap_fibres: tuple[int, int] = (3, 8)
-    dim_fraction: float = 0.18  #: cells with little actin signal (the paper: 84 % generated)
+    dim_fraction: float = 0.18
     shadow: float = 0.0
-    null: str | None = None  #: None, "random" or "shuffled"
+    null: str | None = None
     noise: float = 0.03
 
     def __post_init__(self):
@@ -59,8 +91,21 @@ class ActinConfig:
 
 @dataclass
 class SimulatedTile:
-    """``actin`` and ``nucleus`` images in [0, 1] (H, W), ``nuclei`` (instance labels),
-    ``cells`` (cell labels), and one dict per cell (centres in px, radii, valid area)."""
+    """One simulated tile and its ground truth.
+
+    Attributes
+    ----------
+    actin : np.ndarray
+        The actin image in [0, 1] (H, W).
+    nucleus : np.ndarray
+        The nucleus image in [0, 1] (H, W).
+    nuclei : np.ndarray
+        Nucleus instance labels.
+    cells : np.ndarray
+        Cell labels.
+    truth : list[dict]
+        One dict per cell: centres (px), radii, valid area, the rule's position.
+    """
 
     actin: np.ndarray
     nucleus: np.ndarray

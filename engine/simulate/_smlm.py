@@ -48,40 +48,97 @@ class CellState:
     """A named cell state: geometry, chromatin and RNA Pol II organisation.
 
     Lengths are in nm unless the name says µm. See docs/simulation.md for sources.
+
+    Attributes
+    ----------
+    name : str
+        The state's name (``hiPSC``, ``somatic``, ``mock``, ...).
+    series : str
+        The states compared with each other (``pluripotency``, ``hsv1``).
+    major_axis_um : tuple[float, float]
+        Full major axis, uniform range.
+    aspect_ratio : tuple[float, float]
+        Minor / major axis.
+    outline_irregularity : float
+        Amplitude of Fourier modes 2-4 (relative radius).
+    n_nucleoli : tuple[int, int]
+        Inclusive range.
+    nucleolus_axis_um : tuple[float, float]
+        Full major axis of a nucleolus.
+    periphery_width_nm : float
+        Band inside the envelope tagged "periphery".
+    clutch_nucleosomes : float
+        Mean nucleosomes per clutch (Ricci et al. 2015).
+    clutch_sigma_nm : float
+        Gaussian sd of a clutch (~20-60 nm across).
+    chromatin_clustered_fraction : float
+        Nucleosomes in clutches; the rest diffuse.
+    heterochromatin_periphery : float
+        Density factor at the envelope (decays inwards).
+    heterochromatin_perinucleolar : float
+        Density factor at nucleolar rims.
+    heterochromatin_decay_nm : float
+        Decay length of both enrichments.
+    nucleolar_chromatin : float
+        Chromatin density inside nucleoli, relative.
+    polII_nucleolar_fraction : float
+        Fraction of Pol II emitters inside nucleoli.
+    polII_nucleolar_cluster_emitters : float
+        Mean emitters per nucleolar cluster.
+    polII_nucleolar_cluster_sigma_nm : float
+        Gaussian sd of a nucleolar Pol II cluster.
+    polII_nucleolar_clustered_fraction : float
+        Nucleolar Pol II emitters in clusters.
+    polII_cluster_emitters : float
+        Nucleoplasmic clusters (transcription factories).
+    polII_cluster_sigma_nm : float
+        Gaussian sd of a nucleoplasmic Pol II cluster.
+    polII_clustered_fraction : float
+        Nucleoplasmic Pol II emitters in clusters.
+    replication_compartments : tuple[int, int]
+        Inclusive range of RC count.
+    rc_diameter_um : tuple[float, float]
+        Diameter of a replication compartment, uniform range.
+    rc_chromatin_exclusion : float
+        1 = no host chromatin inside compartments.
+    rc_polII_enrichment : float
+        Pol II density factor inside compartments.
+    cell_variability : float
+        Lognormal sd of per-nucleus variation of the parameters.
     """
 
     name: str
     series: str
     # -- geometry ------------------------------------------------------------------------
-    major_axis_um: tuple[float, float] = (11.0, 16.0)  #: full major axis, uniform range
-    aspect_ratio: tuple[float, float] = (0.75, 0.95)  #: minor / major axis
-    outline_irregularity: float = 0.04  #: amplitude of Fourier modes 2-4 (relative radius)
-    n_nucleoli: tuple[int, int] = (1, 4)  #: inclusive range
-    nucleolus_axis_um: tuple[float, float] = (1.2, 3.0)  #: full major axis of a nucleolus
-    periphery_width_nm: float = 500.0  #: band inside the envelope tagged "periphery"
+    major_axis_um: tuple[float, float] = (11.0, 16.0)
+    aspect_ratio: tuple[float, float] = (0.75, 0.95)
+    outline_irregularity: float = 0.04
+    n_nucleoli: tuple[int, int] = (1, 4)
+    nucleolus_axis_um: tuple[float, float] = (1.2, 3.0)
+    periphery_width_nm: float = 500.0
     # -- chromatin (H3, DNA) -----------------------------------------------------------------
-    clutch_nucleosomes: float = 8.0  #: mean nucleosomes per clutch (Ricci et al. 2015)
-    clutch_sigma_nm: float = 10.0  #: Gaussian sd of a clutch (~20-60 nm across)
-    chromatin_clustered_fraction: float = 0.7  #: nucleosomes in clutches; the rest diffuse
-    heterochromatin_periphery: float = 2.0  #: density factor at the envelope (decays inwards)
-    heterochromatin_perinucleolar: float = 1.6  #: density factor at nucleolar rims
-    heterochromatin_decay_nm: float = 400.0  #: decay length of both enrichments
-    nucleolar_chromatin: float = 0.15  #: chromatin density inside nucleoli, relative
+    clutch_nucleosomes: float = 8.0
+    clutch_sigma_nm: float = 10.0
+    chromatin_clustered_fraction: float = 0.7
+    heterochromatin_periphery: float = 2.0
+    heterochromatin_perinucleolar: float = 1.6
+    heterochromatin_decay_nm: float = 400.0
+    nucleolar_chromatin: float = 0.15
     # -- RNA Pol II -----------------------------------------------------------------------------
-    polII_nucleolar_fraction: float = 0.15  #: fraction of Pol II emitters inside nucleoli
-    polII_nucleolar_cluster_emitters: float = 6.0  #: mean emitters per nucleolar cluster
+    polII_nucleolar_fraction: float = 0.15
+    polII_nucleolar_cluster_emitters: float = 6.0
     polII_nucleolar_cluster_sigma_nm: float = 40.0
     polII_nucleolar_clustered_fraction: float = 0.8
-    polII_cluster_emitters: float = 5.0  #: nucleoplasmic clusters (transcription factories)
+    polII_cluster_emitters: float = 5.0
     polII_cluster_sigma_nm: float = 35.0
     polII_clustered_fraction: float = 0.5
     # -- HSV-1 infection ------------------------------------------------------------------------
-    replication_compartments: tuple[int, int] = (0, 0)  #: inclusive range of RC count
+    replication_compartments: tuple[int, int] = (0, 0)
     rc_diameter_um: tuple[float, float] = (1.5, 3.0)
-    rc_chromatin_exclusion: float = 0.0  #: 1 = no host chromatin inside compartments
-    rc_polII_enrichment: float = 1.0  #: Pol II density factor inside compartments
+    rc_chromatin_exclusion: float = 0.0
+    rc_polII_enrichment: float = 1.0
     # -- cell-to-cell variability -------------------------------------------------------------
-    cell_variability: float = 0.15  #: lognormal sd of per-nucleus variation of the parameters
+    cell_variability: float = 0.15
 
 
 def _state(name, series, **kw) -> CellState:
@@ -251,23 +308,79 @@ def effective_state(
 
 @dataclass(frozen=True)
 class Observation:
-    """The STORM acquisition: blinking, precision, photons, frames, spurious detections."""
+    """The STORM acquisition: blinking, precision, photons, frames, spurious detections.
 
-    locs_per_channel: float = 2e5  #: mean localizations per nucleus and channel
-    locs_spread: float = 0.2  #: lognormal sd of that number between nuclei
-    blinks_mean: float = 4.0  #: mean localizations per fluorophore (geometric, >= 1)
-    precision_median_nm: float = 14.0  #: lognormal median of the localization precision
-    precision_sigma_log: float = 0.3  #: lognormal sd (5-95 %: ~8.6-22.8 nm at the default)
-    photons_at_median: float = 3000.0  #: photons of a localization with the median precision
+    Attributes
+    ----------
+    locs_per_channel : float
+        Mean localizations per nucleus and channel.
+    locs_spread : float
+        Lognormal sd of that number between nuclei.
+    blinks_mean : float
+        Mean localizations per fluorophore (geometric, >= 1).
+    precision_median_nm : float
+        Lognormal median of the localization precision.
+    precision_sigma_log : float
+        Lognormal sd (5-95 %: ~8.6-22.8 nm at the default).
+    photons_at_median : float
+        Photons of a localization with the median precision.
+    n_frames : int
+        Frames of the acquisition.
+    spurious_fraction : float
+        Uniform false detections, tagged background.
+    camera_pixel_nm : float
+        The camera pixel (nm; 160: N-STORM with a 100x objective).
+    slide_variation : float
+        Relative per-slide variation of density and precision.
+    """
+
+    locs_per_channel: float = 2e5
+    locs_spread: float = 0.2
+    blinks_mean: float = 4.0
+    precision_median_nm: float = 14.0
+    precision_sigma_log: float = 0.3
+    photons_at_median: float = 3000.0
     n_frames: int = 60_000
-    spurious_fraction: float = 0.02  #: uniform false detections, tagged background
-    camera_pixel_nm: float = 160.0  #: N-STORM 100x objective
-    slide_variation: float = 0.1  #: relative per-slide variation of density and precision
+    spurious_fraction: float = 0.02
+    camera_pixel_nm: float = 160.0
+    slide_variation: float = 0.1
 
 
 @dataclass
 class SimulatedNucleus:
-    """One simulated nucleus: localizations and ground truth."""
+    """One simulated nucleus: localizations and ground truth.
+
+    Attributes
+    ----------
+    label : str
+        The cell state.
+    x_nm : np.ndarray
+        X of each localization (nm).
+    y_nm : np.ndarray
+        Y (nm).
+    channel : np.ndarray
+        File channel id of each localization.
+    frame : np.ndarray
+        Frame of each localization.
+    photons : np.ndarray
+        Photons of each localization.
+    precision_nm : np.ndarray
+        Localization precision (nm).
+    structure : np.ndarray
+        Uint8 codes of STRUCTURES, one per localization.
+    outline_nm : np.ndarray
+        (K, 2) closed polygon.
+    nucleoli_nm : list[np.ndarray]
+        (K, 2) polygon of each nucleolus.
+    compartments_nm : list[np.ndarray]
+        (K, 2) polygon of each replication compartment.
+    centre_nm : np.ndarray
+        The nucleus's centre (x, y; nm).
+    area_um2 : float
+        The nucleus's area (µm²).
+    params : dict
+        The state's parameters as drawn for this nucleus.
+    """
 
     label: str
     x_nm: np.ndarray
@@ -276,8 +389,8 @@ class SimulatedNucleus:
     frame: np.ndarray
     photons: np.ndarray
     precision_nm: np.ndarray
-    structure: np.ndarray  #: uint8 codes of STRUCTURES, one per localization
-    outline_nm: np.ndarray  #: (K, 2) closed polygon
+    structure: np.ndarray
+    outline_nm: np.ndarray
     nucleoli_nm: list[np.ndarray]
     compartments_nm: list[np.ndarray]
     centre_nm: np.ndarray

@@ -47,22 +47,53 @@ class NucleusClass:
     The values are typical, not measured (the paper gives none); they are chosen so that the
     orderings the paper reports hold (HC/EC: BJ < MCF10A ≤ MCF7; NIH/3T3 with bright
     chromocentres) and the paper's size limits apply (bounding box ≤ 128 px, area > 2000 px).
+
+    Attributes
+    ----------
+    name : str
+        The class's name (``NIH3T3``, ``BJ``, ...).
+    major_axis_um : tuple[float, float]
+        Full major axis, uniform range.
+    aspect_ratio : tuple[float, float]
+        Minor / major axis.
+    irregularity : float
+        Sd of the Fourier-mode amplitudes 2-6 of the outline (relative).
+    n_chromocentres : tuple[int, int]
+        Inclusive range.
+    chromocentre_radius_um : tuple[float, float]
+        Radius of a chromocentre, uniform range.
+    chromocentre_gain : float
+        Intensity of a chromocentre's centre / euchromatin.
+    rim_width_um : float
+        Peripheral (lamina-associated) heterochromatin band.
+    rim_gain : float
+        Intensity added in the band, relative to euchromatin.
+    texture_cv : float
+        Contrast of the euchromatin's random field.
+    texture_corr_um : float
+        Its correlation length.
+    n_nucleoli : tuple[int, int]
+        Nucleoli, inclusive range.
+    nucleolus_axis_um : tuple[float, float]
+        Full major axis of a nucleolus, uniform range.
+    nucleolus_density : float
+        Chromatin density in a nucleolus / euchromatin.
     """
 
     name: str
-    major_axis_um: tuple[float, float]  #: full major axis, uniform range
-    aspect_ratio: tuple[float, float]  #: minor / major axis
-    irregularity: float  #: sd of the Fourier-mode amplitudes 2-6 of the outline (relative)
-    n_chromocentres: tuple[int, int]  #: inclusive range
+    major_axis_um: tuple[float, float]
+    aspect_ratio: tuple[float, float]
+    irregularity: float
+    n_chromocentres: tuple[int, int]
     chromocentre_radius_um: tuple[float, float]
-    chromocentre_gain: float  #: intensity of a chromocentre's centre / euchromatin
-    rim_width_um: float  #: peripheral (lamina-associated) heterochromatin band
-    rim_gain: float  #: intensity added in the band, relative to euchromatin
-    texture_cv: float  #: contrast of the euchromatin's random field
-    texture_corr_um: float  #: its correlation length
+    chromocentre_gain: float
+    rim_width_um: float
+    rim_gain: float
+    texture_cv: float
+    texture_corr_um: float
     n_nucleoli: tuple[int, int] = (1, 3)
     nucleolus_axis_um: tuple[float, float] = (1.0, 3.0)
-    nucleolus_density: float = 0.3  #: chromatin density in a nucleolus / euchromatin
+    nucleolus_density: float = 0.3
 
 
 def _c(name, **kw) -> NucleusClass:
@@ -200,14 +231,21 @@ def effective_class(name: str, difficulty: float = 0.0) -> NucleusClass:
 class SimulatedField:
     """One simulated field: the 12-bit image and its ground truth.
 
-    ``labels`` is the instance image (0 background, nucleus k = k), ``hc`` the pixels of
-    heterochromatin (chromocentres and the peripheral band), ``nuclei`` one dict per nucleus
-    (id, class, centroid in px, area in px, overexposed, touches_edge).
+    Attributes
+    ----------
+    image : np.ndarray
+        The 12-bit field, uint16 (512, 512).
+    labels : np.ndarray
+        Instances (0 background, nucleus k = k).
+    hc : np.ndarray
+        Heterochromatin pixels (chromocentres and the peripheral band).
+    nuclei : list[dict]
+        One dict per nucleus: id, class, centroid (px), area (px), overexposed, touches_edge.
     """
 
-    image: np.ndarray  # uint16 (512, 512)
-    labels: np.ndarray  # uint16
-    hc: np.ndarray  # bool
+    image: np.ndarray
+    labels: np.ndarray
+    hc: np.ndarray
     nuclei: list[dict]
 
 
