@@ -20,6 +20,29 @@ class AugmentConfig:
     paper's 128-384 px at 512 px); in each period a square of side ``grid_ratio`` x unit is
     set to ``fill`` (masked area fraction ~ grid_ratio²). ``rotate_deg`` is the largest
     arbitrary rotation; rotated-in corners get ``fill``.
+
+    Attributes
+    ----------
+    flip : float
+        Probability of a horizontal and a vertical flip (each).
+    rot90 : bool
+        A random multiple of 90° per image.
+    rotate : float
+        Probability of an arbitrary rotation.
+    rotate_deg : float
+        The largest arbitrary rotation (degrees).
+    intensity : float
+        The largest relative change of intensity.
+    contrast : float
+        The largest relative change of contrast.
+    gridmask : float
+        Probability of GridMask.
+    grid_ratio : float
+        GridMask's square side as a fraction of its period.
+    grid_unit : tuple[float, float]
+        GridMask's period as a fraction of the side, uniform range.
+    fill : float
+        The value of masked and rotated-in pixels.
     """
 
     flip: float = 0.5

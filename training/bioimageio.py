@@ -37,11 +37,27 @@ LICENSE = "BSD-3-Clause"
 
 @dataclass
 class BioimageioResult:
+    """What :func:`export_bioimageio` wrote.
+
+    Attributes
+    ----------
+    path : Path
+        The package (.zip).
+    size_bytes : int
+        Its size.
+    model_name : str
+        The model's name in the package.
+    files : list of str
+        The files in the package.
+    test_summary : dict or None
+        bioimageio.core's test of the package, where it ran.
+    """
+
     path: Path
     size_bytes: int
     model_name: str
     files: list[str]
-    test_summary: dict | None  #: bioimageio.core's test of the package, where it ran
+    test_summary: dict | None
 
 
 def _require():

@@ -37,7 +37,25 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
 
 @dataclass(frozen=True)
 class Manifest:
-    """Rows of a manifest: files, labels, optional groups; ``classes`` in index order."""
+    """Rows of a manifest: files, labels, optional groups; ``classes`` in index order.
+
+    Attributes
+    ----------
+    files : tuple[Path, ...]
+        The data files.
+    labels : tuple[str, ...]
+        Each file's class.
+    classes : tuple[str, ...]
+        The classes in index order.
+    groups : tuple[str, ...] | None
+        Each file's group (slide, donor), or None.
+    channel_names : tuple[str, ...] | None
+        Each file's channel names, or None.
+    path : Path | None
+        The manifest.
+    sha256 : str
+        Its SHA-256.
+    """
 
     files: tuple[Path, ...]
     labels: tuple[str, ...]
@@ -359,6 +377,19 @@ class NucleusSet:
     image mode, one per kept patch in patch mode. ``stats[row]`` holds each nucleus's
     localization counts and area; ``failed`` maps manifest rows that could not be rendered
     to their one-line error.
+
+    Attributes
+    ----------
+    images : list
+        (C, S, S) float32 items (memory-mapped from the cache).
+    y : np.ndarray
+        Each item's class.
+    owner : np.ndarray
+        Each item's manifest row (nucleus).
+    stats : dict
+        Per row: localization counts and area.
+    failed : dict
+        Rows that could not be rendered, with their message.
     """
 
     images: list = field(default_factory=list)

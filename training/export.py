@@ -34,7 +34,29 @@ _TWO_GB = 2**31
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What :func:`export_onnx` wrote and how it was checked."""
+    """What :func:`export_onnx` wrote and how it was checked.
+
+    Attributes
+    ----------
+    path : Path
+        The .onnx written.
+    info : ModelInfo
+        Its metadata.
+    comparison : Comparison
+        ONNX Runtime against PyTorch.
+    opset : int
+        The ONNX opset.
+    sha256 : str
+        The file's SHA-256.
+    size_bytes : int
+        Its size.
+    seconds : float
+        Wall time.
+    precision : str
+        ``fp32``, ``fp16`` or ``int8``.
+    gate : dict | None
+        The reduced-precision model against fp32 on held-out nuclei.
+    """
 
     path: Path
     info: ModelInfo
@@ -44,7 +66,7 @@ class ExportResult:
     size_bytes: int
     seconds: float
     precision: str = "fp32"
-    gate: dict | None = None  #: the reduced-precision model against fp32 on held-out nuclei
+    gate: dict | None = None
 
 
 @contextlib.contextmanager

@@ -34,11 +34,51 @@ __all__ = ["GeneratorConfig", "read_pairs", "split_pairs", "train_generator", "e
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """A generator training run."""
+    """A generator training run.
+
+    Attributes
+    ----------
+    preset : str
+        TFill's widths (``tiny``, ``paper``).
+    model : str
+        "tfill" (TFill-Coarse + GAN) or "unet" (the L1-only baseline).
+    size : int
+        Training crop (px), a multiple of 16.
+    iterations : int
+        Training iterations.
+    batch_size : int
+        Tiles per iteration.
+    lr : float
+        The generator's Adam learning rate.
+    lr_d : float
+        The discriminator's.
+    lambda_rec : float
+        The reconstruction loss's weight.
+    alpha : float
+        The weight of nucleus pixels in it.
+    lambda_g : float
+        The GAN term's weight (0: L1 alone).
+    gan_start : int
+        Iterations on L1 alone before the GAN term and discriminator start.
+    target : str
+        "nucleus" (the paper) or "merged" (the public code).
+    test_fraction : float
+        Tiles held out.
+    split : str
+        "random" or "group" (whole coverslips to one side).
+    seed : int
+        The seed.
+    checkpoint_every : int
+        Iterations between resume states.
+    device : str
+        ``auto``, ``cpu`` or ``cuda``.
+    amp : bool
+        Mixed precision on CUDA.
+    """
 
     preset: str = "tiny"
-    model: str = "tfill"  #: "tfill" (TFill-Coarse + GAN) or "unet" (the L1-only baseline)
-    size: int = 128  #: training crop (px), a multiple of 16
+    model: str = "tfill"
+    size: int = 128
     iterations: int = 1000
     batch_size: int = 4
     lr: float = 1e-4
@@ -46,10 +86,10 @@ class GeneratorConfig:
     lambda_rec: float = 10.0
     alpha: float = 10.0
     lambda_g: float = 1.0
-    gan_start: int = 0  #: iterations on L1 alone before the GAN term and discriminator start
-    target: str = "nucleus"  #: "nucleus" (the paper) or "merged" (the public code)
+    gan_start: int = 0
+    target: str = "nucleus"
     test_fraction: float = 0.2
-    split: str = "random"  #: "random" or "group" (whole coverslips to one side)
+    split: str = "random"
     seed: int = 0
     checkpoint_every: int = 200
     device: str = "auto"

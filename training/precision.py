@@ -36,11 +36,29 @@ MAX_ACCURACY_DROP = 0.01
 
 @dataclass
 class GateReport:
-    """How a reduced-precision model compares with the float32 one on held-out items."""
+    """How a reduced-precision model compares with the float32 one on held-out items.
+
+    Attributes
+    ----------
+    n : int
+        Held-out items compared.
+    agreement : float
+        Fraction of items with the same call.
+    max_abs_dp : float
+        Largest |p_reduced - p_fp32| over items and classes.
+    accuracy_fp32 : float
+        Accuracy of the float32 model.
+    accuracy_reduced : float
+        Accuracy of the reduced model.
+    roc_auc_fp32 : float | None
+        ROC AUC of the float32 model (two classes).
+    roc_auc_reduced : float | None
+        ROC AUC of the reduced model.
+    """
 
     n: int
-    agreement: float  #: fraction of items with the same call
-    max_abs_dp: float  #: largest |p_reduced - p_fp32| over items and classes
+    agreement: float
+    max_abs_dp: float
     accuracy_fp32: float
     accuracy_reduced: float
     roc_auc_fp32: float | None

@@ -183,7 +183,27 @@ def _acc(r: dict) -> dict:
 @dataclass
 class CNNResult:
     """A trained widefield CNN: the model, its per-epoch history, train/validation accuracy
-    per nucleus, the validation probabilities per nucleus and the penultimate features."""
+    per nucleus and the validation probabilities per nucleus.
+
+    Attributes
+    ----------
+    model : object
+        The trained network (eval mode).
+    history : list[dict]
+        Per-epoch records.
+    best_epoch : int
+        The epoch restored.
+    train_accuracy : float
+        Accuracy per nucleus on the training set.
+    val_accuracy : float
+        On the validation set.
+    val_prob : np.ndarray
+        Validation probabilities per nucleus (N, K).
+    seconds : float
+        Wall time.
+    n_items : int
+        Training items (crops or patches, rotations included).
+    """
 
     model: object
     history: list[dict]
@@ -192,7 +212,7 @@ class CNNResult:
     val_accuracy: float
     val_prob: np.ndarray
     seconds: float
-    n_items: int = 0  #: training items (crops or patches, rotations included)
+    n_items: int = 0
 
 
 def _items(crops, patch: int | None, min_occupied: float, code_layout: bool, stride=None):

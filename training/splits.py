@@ -14,7 +14,17 @@ __all__ = ["Split", "train_test_split", "kfold_splits"]
 
 @dataclass(frozen=True)
 class Split:
-    """Indices into the manifest rows."""
+    """Indices into the manifest rows.
+
+    Attributes
+    ----------
+    train : np.ndarray
+        Training rows.
+    test : np.ndarray
+        Test rows.
+    fold : int | None
+        The fold's index (k-fold), or None.
+    """
 
     train: np.ndarray
     test: np.ndarray

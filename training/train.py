@@ -215,7 +215,21 @@ def resolve_device(device: str = "auto") -> tuple[str, str | None]:
 # -- one model ----------------------------------------------------------------------------------
 @dataclass
 class FitResult:
-    """What :func:`fit` did: per-epoch history, the restored best epoch and its loss."""
+    """What :func:`fit` did: per-epoch history, the restored best epoch and its loss.
+
+    Attributes
+    ----------
+    history : list[dict]
+        Per-epoch records.
+    best_epoch : int
+        The epoch restored.
+    best_val_loss : float
+        Its validation loss.
+    stopped_early : bool
+        Early stopping ended the run.
+    seconds : float
+        Wall time.
+    """
 
     history: list[dict]
     best_epoch: int

@@ -19,7 +19,19 @@ _REGISTRY: dict[str, Callable] = {}
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """What is needed to rebuild a model: registry name, input channels, classes, options."""
+    """What is needed to rebuild a model: registry name, input channels, classes, options.
+
+    Attributes
+    ----------
+    name : str
+        The registry name.
+    in_chans : int
+        Image channels.
+    num_classes : int
+        Classes.
+    kwargs : dict
+        The model's options.
+    """
 
     name: str
     in_chans: int

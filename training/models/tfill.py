@@ -37,7 +37,35 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TFillConfig:
-    """Widths and depths (the paper's / the fork's defaults: ``PRESETS["paper"]``)."""
+    """Widths and depths (the paper's / the fork's defaults: ``PRESETS["paper"]``).
+
+    Attributes
+    ----------
+    in_chans : int
+        Input channels (RGB).
+    out_chans : int
+        Output channels.
+    ngf : int
+        The encoder's first width.
+    levels : int
+        Down-samplings (S / 2^levels tokens a side).
+    embed_dim : int
+        The transformer's width.
+    layers : int
+        Transformer layers.
+    heads : int
+        Attention heads.
+    ff_dim : int
+        The feed-forward width.
+    norm : str
+        "pixel" (the fork's PixelNorm) or "layer" (the paper's LayerNorm).
+    decoder_attention : bool
+        The fork's --attn_G.
+    max_tokens_side : int
+        The largest token grid side (positional embedding).
+    ndf : int
+        The discriminator's first width.
+    """
 
     in_chans: int = 3
     out_chans: int = 3
@@ -47,8 +75,8 @@ class TFillConfig:
     layers: int = 12
     heads: int = 8
     ff_dim: int = 2048
-    norm: str = "pixel"  #: "pixel" (the fork's PixelNorm) or "layer" (the paper's LayerNorm)
-    decoder_attention: bool = True  #: the fork's --attn_G
+    norm: str = "pixel"
+    decoder_attention: bool = True
     max_tokens_side: int = 32
     ndf: int = 32
 

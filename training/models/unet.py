@@ -13,6 +13,20 @@ __all__ = ["UNetConfig", "UNet"]
 
 @dataclass(frozen=True)
 class UNetConfig:
+    """The U-Net baseline's widths and depth.
+
+    Attributes
+    ----------
+    in_chans : int
+        Input channels.
+    out_chans : int
+        Output channels.
+    width : int
+        The first level's width.
+    levels : int
+        Down-samplings.
+    """
+
     in_chans: int = 3
     out_chans: int = 3
     width: int = 16
