@@ -160,7 +160,33 @@ def torch_backend(
     **_options,
 ) -> TorchBackend:
     """The ``torch`` entry of the backend registry (eager PyTorch on the checkpoint; with
-    ``compile=True``, torch.compile)."""
+    ``compile=True``, torch.compile).
+
+    Parameters
+    ----------
+    model : path
+        The ``.pt`` checkpoint, or the ``.onnx`` beside ``checkpoint``.
+    device : {"cpu", "cuda"}
+        Where to run.
+    checkpoint : path, optional
+        The checkpoint when ``model`` is the ``.onnx``.
+    threads : int, optional
+        CPU threads.
+    fp16 : bool, optional
+        float16 autocast on CUDA.
+    batch_size : int, optional
+        The preferred batch.
+    reason : str
+        Why it was chosen.
+    compile : bool
+        torch.compile.
+    **_options
+        Other factories' options, ignored.
+
+    Returns
+    -------
+    TorchBackend
+    """
     return TorchBackend(
         model,
         checkpoint=checkpoint,
@@ -174,5 +200,17 @@ def torch_backend(
 
 
 def torch_compile_backend(model, **options) -> TorchBackend:
-    """The ``torch-compile`` entry of the backend registry (torch.compile; CUDA graphs on a GPU)."""
+    """The ``torch-compile`` entry of the backend registry (torch.compile; CUDA graphs on a GPU).
+
+    Parameters
+    ----------
+    model : path
+        As :func:`torch_backend`.
+    **options
+        :func:`torch_backend`'s.
+
+    Returns
+    -------
+    TorchBackend
+    """
     return torch_backend(model, **options, compile=True)

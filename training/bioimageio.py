@@ -325,6 +325,32 @@ def export_bioimageio(checkpoint: str | os.PathLike, out: str | os.PathLike, *,
     ``onnx_model`` is the fp32 ONNX export of the same checkpoint (exported here when None).
     With ``validate``, bioimageio.core tests the package before it is kept (where installed):
     a package that fails is not written.
+
+    Parameters
+    ----------
+    checkpoint : path
+        ``RUN/best.pt``.
+    out : path
+        The package (.zip).
+    onnx_model : path, optional
+        The fp32 ONNX export.
+    opset : int
+        The ONNX opset of an export made here.
+    force : bool
+        Replace ``out``.
+    validate : bool
+        Test the package with bioimageio.core.
+
+    Returns
+    -------
+    BioimageioResult
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        No bioimageio.spec, or not a checkpoint.
+    ainu_engine.errors.OutputError
+        ``out`` exists and ``force`` is False, or the package fails its test.
     """
     _require()
     import torch

@@ -71,7 +71,31 @@ def save_checkpoint(
     history: list[dict],
     samples: np.ndarray,
 ) -> None:
-    """Write ``model`` (a registry model: it has ``.config``) and what describes it, atomically."""
+    """Write ``model`` (a registry model: it has ``.config``) and what describes it, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.pt``.
+    model : torch.nn.Module
+        A registry model.
+    classes : sequence of str
+        Class names in logit order.
+    render_spec : RenderSpec
+        How its nuclei were rendered.
+    channel_names : sequence of str
+        One per image channel.
+    input_size : int
+        The input side.
+    preprocessing : dict
+        Image or patch mode.
+    train_config, metrics, training_stats, provenance : dict
+        The run's configuration, metrics, training-nucleus statistics and provenance.
+    history : list of dict
+        Per-epoch records.
+    samples : ndarray
+        A few test inputs export checks ONNX against torch on.
+    """
     import torch
 
     ckpt = {
@@ -168,6 +192,15 @@ def _load_error(err: Exception) -> str:
 def load_checkpoint(path: str | os.PathLike) -> tuple[object, dict]:
     """Rebuild the model of a checkpoint (eval mode, CPU) and return ``(model, checkpoint)``.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``RUN/best.pt``.
+
+    Returns
+    -------
+    (torch.nn.Module, dict)
+
     Raises
     ------
     ainu_engine.errors.InputError
@@ -215,7 +248,20 @@ def _build_model(ckpt: dict, path):
 
 def update_provenance(path: str | os.PathLike, **entries) -> None:
     """Add or replace provenance entries of a checkpoint in place (atomically), e.g. what it was
-    trained on (``training_data=...``), before it is exported."""
+    trained on (``training_data=...``), before it is exported.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint.
+    **entries
+        Provenance entries (plain values).
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        Not an ainu-engine checkpoint.
+    """
     import torch
 
     ckpt = read_checkpoint(path)
@@ -231,7 +277,21 @@ def checkpoint_info(
     ckpt: dict, *, path: str | os.PathLike | None = None, extra_provenance: dict | None = None
 ) -> ModelInfo:
     """The :class:`~ainu_engine.model.ModelInfo` of a checkpoint dict (what export writes into the
-    ONNX file's metadata, and what ``ainu-engine info RUN/best.pt`` shows)."""
+    ONNX file's metadata, and what ``ainu-engine info RUN/best.pt`` shows).
+
+    Parameters
+    ----------
+    ckpt : dict
+        The checkpoint (:func:`read_checkpoint`).
+    path : path, optional
+        Its file.
+    extra_provenance : dict, optional
+        More provenance entries.
+
+    Returns
+    -------
+    ModelInfo
+    """
     return ModelInfo(
         classes=tuple(ckpt["classes"]),
         render_spec=RenderSpec.from_dict(ckpt["render_spec"]),
@@ -249,7 +309,17 @@ def checkpoint_info(
 def save_generator(path: str | os.PathLike, generator, *, run: dict) -> None:
     """Write a trained generator (a model with ``.config``: TFill-Coarse or the U-Net) and the
     run that made it (:class:`~ainu_engine.training.nucleus_prediction.GeneratorConfig` as a
-    dict), atomically, in :data:`GENERATOR_FORMAT`."""
+    dict), atomically, in :data:`GENERATOR_FORMAT`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``generator.pt``.
+    generator : torch.nn.Module
+        The generator.
+    run : dict
+        The run's configuration.
+    """
     import torch
 
     plain = json.loads(json.dumps({"config": generator.config.to_dict(), "run": run},
@@ -261,6 +331,15 @@ def save_generator(path: str | os.PathLike, generator, *, run: dict) -> None:
 
 def load_generator(path: str | os.PathLike) -> tuple[object, dict]:
     """Rebuild the generator of ``path`` (eval mode, CPU); returns ``(generator, checkpoint)``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``generator.pt``.
+
+    Returns
+    -------
+    (torch.nn.Module, dict)
 
     Raises
     ------
@@ -286,7 +365,15 @@ def load_generator(path: str | os.PathLike) -> tuple[object, dict]:
 def save_training_state(path: str | os.PathLike, **state) -> None:
     """Write a run's resume state atomically: models' and optimisers' ``state_dict``s (tensors
     and plain values), the random state, the iteration, the history — anything that
-    ``torch.load(..., weights_only=True)`` reads back (:func:`read_training_state`)."""
+    ``torch.load(..., weights_only=True)`` reads back (:func:`read_training_state`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    **state
+        The state's entries.
+    """
     import torch
 
     with atomic_path(Path(path)) as tmp:
@@ -296,6 +383,15 @@ def save_training_state(path: str | os.PathLike, **state) -> None:
 def read_training_state(path: str | os.PathLike) -> dict:
     """The resume state written by :func:`save_training_state`, on the CPU (``load_state_dict``
     of a model or an optimiser moves it to their device).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``checkpoint.pt`` of a run.
+
+    Returns
+    -------
+    dict
 
     Raises
     ------
@@ -309,7 +405,21 @@ def save_widefield_model(
     path: str | os.PathLike, model, *, classes, patch: int | None, extra: dict | None = None
 ) -> None:
     """Write a SCENMED classifier (a registry model) with its classes and patch side (None for
-    whole crops), atomically, in :data:`WIDEFIELD_FORMAT` (:func:`load_widefield_model`)."""
+    whole crops), atomically, in :data:`WIDEFIELD_FORMAT` (:func:`load_widefield_model`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``model.pt``.
+    model : torch.nn.Module
+        The registry model.
+    classes : sequence of str
+        Class names in logit order.
+    patch : int or None
+        The patch side (None: whole crops).
+    extra : dict, optional
+        More plain entries (the architecture, the run).
+    """
     import torch
 
     plain = json.loads(json.dumps({"model_config": model.config.to_dict(), "classes": list(classes),
@@ -321,6 +431,15 @@ def save_widefield_model(
 
 def load_widefield_model(path: str | os.PathLike) -> tuple[object, dict]:
     """Rebuild the SCENMED classifier of ``path`` (eval mode, CPU): ``(model, checkpoint)``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``model.pt`` of ``widefield train``.
+
+    Returns
+    -------
+    (torch.nn.Module, dict)
 
     Raises
     ------

@@ -113,6 +113,10 @@ def read_manifest(path: str | os.PathLike, *, classes: Sequence[str] | None = No
     classes : sequence of str, optional
         Class order (e.g. a model's); default the sorted labels.
 
+    Returns
+    -------
+    Manifest
+
     Raises
     ------
     ainu_engine.errors.InputError
@@ -450,6 +454,25 @@ def load_nuclei(
     A row that fails (unreadable file, no localization in the channels...) is recorded in
     ``failed`` with its one-line message and left out; the rest go on. In patch mode a
     nucleus with no patch above ``min_occupied`` is recorded as failed too.
+
+    Parameters
+    ----------
+    manifest : Manifest
+        The rows.
+    spec : RenderSpec
+        How to render.
+    cache : RenderCache
+        The render cache.
+    patch_size : int, optional
+        Patch mode's patch side.
+    min_occupied : float
+        Patch mode's occupancy.
+    on_item : callable, optional
+        Called after each row.
+
+    Returns
+    -------
+    NucleusSet
     """
     from ainu_engine.errors import AinuError
 

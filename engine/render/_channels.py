@@ -209,14 +209,14 @@ def match_channels(
         (screen, explain, evaluate: ``MODELCH=FILECH`` pairs) or ``--channels`` (train, render:
         file channels).
 
+    Returns
+    -------
+    RenderSpec
+
     Raises
     ------
     ainu_engine.errors.ChannelError
         The file's channels do not match the model's and no (valid) map says how they do.
-
-    Returns
-    -------
-    RenderSpec
 
     Examples
     --------
