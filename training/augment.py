@@ -67,6 +67,19 @@ def augment(x, cfg: AugmentConfig = AugmentConfig(), *, generator=None):
     batch's device, for reproducibility). Labels are untouched: no augmentation can change
     the class of a nucleus (no scaling, no shearing, no cropping of the nucleus).
 
+    Parameters
+    ----------
+    x : torch.Tensor, shape (N, C, H, W)
+        The batch.
+    cfg : AugmentConfig
+        Probabilities and ranges.
+    generator : torch.Generator
+        The random stream, on the batch's device.
+
+    Returns
+    -------
+    torch.Tensor
+
     Examples
     --------
     >>> import torch

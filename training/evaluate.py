@@ -29,7 +29,23 @@ def onnx_logits(
     device: str = "auto",
 ) -> np.ndarray:
     """Logits (N, K) of an exported model on float32 images (N, C, S, S) or a list of (C, S, S)
-    arrays, in batches, on an ``ainu_engine.backends`` backend (``auto``: the fastest available)."""
+    arrays, in batches, on an ``ainu_engine.backends`` backend (``auto``: the fastest available).
+
+    Parameters
+    ----------
+    model_path : path
+        The ``.onnx``.
+    images : ndarray or list of ndarray
+        The inputs.
+    batch_size : int
+        Images per call.
+    backend, device : str
+        See :func:`ainu_engine.backends.create_backend`.
+
+    Returns
+    -------
+    ndarray, shape (N, K), float32
+    """
     from ainu_engine.backends import create_backend
 
     with create_backend(model_path, backend, device=device) as b:
@@ -59,6 +75,32 @@ def evaluate(
     rendered, with their message). In patch mode a nucleus's call is the patch vote.
 
     Returns the metrics dict.
+
+    Parameters
+    ----------
+    model_path : path
+        The exported ``.onnx``.
+    manifest_path : path
+        The labelled nuclei.
+    out : path
+        The output folder.
+    cache : RenderCache, optional
+        The render cache.
+    batch_size : int
+        Images per inference call.
+    reporter : object, optional
+        Progress (the CLI's output).
+    backend, device : str
+        See :func:`ainu_engine.backends.create_backend`.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        A label outside the model's classes, or an unreadable manifest.
     """
     from .metrics import classification_metrics, plot_metrics
     from .train import Reporter, _write_predictions, default_cache_dir, vote

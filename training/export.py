@@ -215,10 +215,20 @@ def export_onnx(
         nuclei (:func:`ainu_engine.training.precision.gate`) and refused when the calls disagree
         on more than 1 % or the accuracy drops by more than a point, unless
         ``accept_accuracy_drop`` (then the drop is in the metadata).
+    calibration : {"minmax", "entropy", "percentile"}
+        int8: how the activation ranges are calibrated.
+    calibrate : path, optional
+        int8: a manifest whose nuclei calibrate instead of the run's training nuclei.
     int8_activations : {"s8", "u8"}
         int8 activations signed and symmetric (``s8``: the model also serves TensorRT's
         explicit quantization) or unsigned (``u8``: ONNX Runtime's faster kernels on x86 CPUs;
         TensorRT refuses it).
+    accept_accuracy_drop : bool
+        Write a reduced-precision model the gate refuses (the drop in its metadata).
+
+    Returns
+    -------
+    ExportResult
 
     Raises
     ------

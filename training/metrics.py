@@ -23,7 +23,21 @@ Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
 
 def normal_ci(p: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Normal-approximation interval p ± z·sqrt(p(1−p)/n), clipped to [0, 1] (as in the paper)."""
+    """Normal-approximation interval p ± z·sqrt(p(1−p)/n), clipped to [0, 1] (as in the paper).
+
+    Parameters
+    ----------
+    p : float
+        The proportion.
+    n : int
+        Items.
+    z : float
+        The normal quantile (1.96).
+
+    Returns
+    -------
+    (float, float)
+    """
     if n <= 0:
         return (float("nan"), float("nan"))
     half = z * math.sqrt(max(p * (1.0 - p), 0.0) / n)
@@ -40,7 +54,27 @@ def bootstrap_ci(
     level: float = 0.95,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``metric(y_true, y_prob)`` over resampled items;
-    resamples where the metric is undefined (e.g. one class only) are skipped."""
+    resamples where the metric is undefined (e.g. one class only) are skipped.
+
+    Parameters
+    ----------
+    y_true : ndarray
+        True classes.
+    y_prob : ndarray, shape (N, K)
+        Probabilities.
+    metric : callable
+        ``metric(y_true, y_prob) -> float``.
+    n_boot : int
+        Resamples.
+    seed : int
+        The seed.
+    level : float
+        The interval's level.
+
+    Returns
+    -------
+    (float, float)
+    """
     import warnings
 
     rng = np.random.default_rng(seed)
@@ -80,6 +114,10 @@ def classification_metrics(
         Predicted probabilities (rows sum to 1).
     class_names : sequence of str
         K names, in index order.
+    n_boot : int, default 1000
+        Bootstrap resamples of the intervals.
+    seed : int
+        The bootstrap's seed.
 
     Returns
     -------
@@ -179,7 +217,21 @@ def _average_roc(onehot: np.ndarray, p: np.ndarray, labels) -> dict:
 
 
 def plot_metrics(metrics: dict, out_dir: str | Path, *, prefix: str = "") -> list[Path]:
-    """Write confusion.png, roc.png and pr.png (and metrics.json) into ``out_dir``."""
+    """Write confusion.png, roc.png and pr.png (and metrics.json) into ``out_dir``.
+
+    Parameters
+    ----------
+    metrics : dict
+        :func:`classification_metrics`' result.
+    out_dir : str or Path
+        The folder.
+    prefix : str
+        Before each file's name.
+
+    Returns
+    -------
+    list of Path
+    """
     from matplotlib.figure import Figure
 
     out = Path(out_dir)
@@ -240,7 +292,19 @@ def plot_metrics(metrics: dict, out_dir: str | Path, *, prefix: str = "") -> lis
 
 def plot_learning_curves(history: Sequence[dict], path: str | Path) -> Path:
     """Loss and accuracy per epoch (``history`` items: epoch, train_loss, val_loss,
-    train_accuracy, val_accuracy; missing keys are skipped) into one PNG."""
+    train_accuracy, val_accuracy; missing keys are skipped) into one PNG.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        Per-epoch records.
+    path : str or Path
+        The PNG.
+
+    Returns
+    -------
+    Path
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 3.5))

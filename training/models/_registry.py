@@ -52,7 +52,23 @@ class ModelConfig:
 
 
 def register_model(fn: Callable) -> Callable:
-    """Register a model factory ``fn(*, in_chans, num_classes, **kw) -> nn.Module`` by name."""
+    """Register a model factory ``fn(*, in_chans, num_classes, **kw) -> nn.Module`` by name.
+
+    Parameters
+    ----------
+    fn : callable
+        The factory (its name is the registry's).
+
+    Returns
+    -------
+    callable
+        ``fn`` (a decorator).
+
+    Raises
+    ------
+    ValueError
+        A name registered twice.
+    """
     if fn.__name__ in _REGISTRY:
         raise ValueError(f"model {fn.__name__!r} is registered twice")
     _REGISTRY[fn.__name__] = fn
@@ -60,7 +76,12 @@ def register_model(fn: Callable) -> Callable:
 
 
 def list_models() -> list[str]:
-    """Names of the registered architectures."""
+    """Names of the registered architectures.
+
+    Returns
+    -------
+    list of str
+    """
     return sorted(_REGISTRY)
 
 
@@ -93,6 +114,11 @@ def create_model(
     ValueError
         Unknown name (with close matches) or invalid sizes.
 
+    Returns
+    -------
+    torch.nn.Module
+        With ``.config`` (:class:`ModelConfig`).
+
     Examples
     --------
     >>> from ainu_engine.training.models import create_model
@@ -124,6 +150,20 @@ def load_weights(model, path: str | os.PathLike, *, first_conv: str | None = Non
     RGB weights for a 1- or 2-channel render), its kernel is adapted as timm does: summed
     over RGB for 1 channel, else repeated over channels and rescaled by 3/in_chans.
     Any other missing, unexpected or mis-shaped tensor is an error naming it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    path : str or os.PathLike
+        The ``state_dict`` file (read with ``weights_only=True``).
+    first_conv : str, optional
+        The first convolution's weight name (default: found).
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        A missing, unexpected or mis-shaped tensor.
     """
     import torch
 

@@ -145,7 +145,13 @@ class TransformerLayer(nn.Module):
 
 class TFillCoarse(nn.Module):
     """The generator: (B, in_chans, S, S) in [-1, 1] → (B, out_chans, S, S) in [-1, 1];
-    S a multiple of 16 and at most 16 · ``max_tokens_side``."""
+    S a multiple of 16 and at most 16 · ``max_tokens_side``.
+
+    Parameters
+    ----------
+    config : TFillConfig
+        Widths and depths.
+    """
 
     def __init__(self, config: TFillConfig | None = None):
         super().__init__()
@@ -267,7 +273,19 @@ class StyleDiscriminator(nn.Module):
     """StyleGAN2-like discriminator for ``size`` px inputs: from-RGB, residual blocks halving
     the resolution down to 4 × 4 (widths ``ndf`` · 2^k, at most 512), a minibatch standard-
     deviation channel (groups of up to 4), a 3×3 convolution and two linear layers → one
-    real/fake logit per image."""
+    real/fake logit per image.
+
+    Parameters
+    ----------
+    size : int
+        The input side (a power of two, or a multiple of 8).
+    in_chans : int
+        Input channels.
+    ndf : int
+        The first width.
+    max_ch : int, optional
+        The widest layer (default 512).
+    """
 
     def __init__(self, size: int, in_chans: int = 3, ndf: int = 32, max_ch: int | None = None):
         super().__init__()
@@ -305,22 +323,68 @@ class StyleDiscriminator(nn.Module):
 
 def nucleus_mask(nucleus: torch.Tensor) -> torch.Tensor:
     """The fork's nucleus mask M from a nucleus image in [-1, 1] (B, C, H, W): pixels where the
-    channels of (x + 1) / 2 sum to more than 0.5, i.e. Σ_c x > 1 − C, as (B, 1, H, W) float."""
+    channels of (x + 1) / 2 sum to more than 0.5, i.e. Σ_c x > 1 − C, as (B, 1, H, W) float.
+
+    Parameters
+    ----------
+    nucleus : torch.Tensor, shape (B, C, H, W)
+        The nucleus images in [-1, 1].
+
+    Returns
+    -------
+    torch.Tensor, shape (B, 1, H, W)
+    """
     c = nucleus.shape[1]
     return (nucleus.sum(dim=1, keepdim=True) > 1.0 - c).float()
 
 
 def reconstruction_loss(fake, target, mask, *, alpha: float = 10.0, weight: float = 10.0):
     """λ_rec · (α · L1(M ⊙ Ŷ, M ⊙ Y) + L1(Ŷ, Y)), both means over all pixels (the fork's; the
-    paper's α = 10 weighs nucleus pixels against the background)."""
+    paper's α = 10 weighs nucleus pixels against the background).
+
+    Parameters
+    ----------
+    fake, target : torch.Tensor
+        Generated and target images.
+    mask : torch.Tensor
+        :func:`nucleus_mask` of the target.
+    alpha : float
+        The weight of nucleus pixels.
+    weight : float
+        λ_rec.
+
+    Returns
+    -------
+    torch.Tensor
+    """
     return weight * (alpha * F.l1_loss(fake * mask, target * mask) + F.l1_loss(fake, target))
 
 
 def generator_gan_loss(d_fake):
-    """Non-saturating GAN loss of the generator: mean softplus(−D(G(x)))."""
+    """Non-saturating GAN loss of the generator: mean softplus(−D(G(x))).
+
+    Parameters
+    ----------
+    d_fake : torch.Tensor
+        The discriminator's logits of generated images.
+
+    Returns
+    -------
+    torch.Tensor
+    """
     return F.softplus(-d_fake).mean()
 
 
 def discriminator_gan_loss(d_real, d_fake):
-    """mean softplus(D(fake)) + mean softplus(−D(real)); no gradient penalty (as the fork)."""
+    """mean softplus(D(fake)) + mean softplus(−D(real)); no gradient penalty (as the fork).
+
+    Parameters
+    ----------
+    d_real, d_fake : torch.Tensor
+        The discriminator's logits of real and generated images.
+
+    Returns
+    -------
+    torch.Tensor
+    """
     return F.softplus(d_fake).mean() + F.softplus(-d_real).mean()

@@ -45,7 +45,13 @@ def _block(cin, cout):
 
 class UNet(nn.Module):
     """Encoder of ``levels`` 2×2 max-pools (widths ``width``·2^k), decoder with transposed
-    convolutions and skip connections, tanh output in [-1, 1]. Inputs: multiples of 2^levels."""
+    convolutions and skip connections, tanh output in [-1, 1]. Inputs: multiples of 2^levels.
+
+    Parameters
+    ----------
+    config : UNetConfig, optional
+        Widths and depth.
+    """
 
     def __init__(self, config: UNetConfig | None = None):
         super().__init__()
