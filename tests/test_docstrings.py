@@ -1,11 +1,7 @@
 """Every name in a public ``__all__`` has a numpydoc docstring (parsed by numpydoc's own
 ``docscrape``): a summary, every parameter under Parameters (or, for a class, Attributes), a
 Returns section where the function returns something; the headline API also has an Examples
-section.
-
-Where the project is not there yet, ``tests/numpydoc_todo.txt`` lists the names still to be
-documented. It is a ratchet: a listed name that now passes must be struck from the list, and a
-public name that is not listed must pass — so coverage only grows.
+section. A docstring numpydoc cannot parse is a problem too.
 """
 
 from __future__ import annotations
@@ -14,7 +10,6 @@ import importlib
 import inspect
 import pkgutil
 import warnings
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +19,6 @@ from numpydoc.docscrape import ClassDoc, FunctionDoc  # noqa: E402
 import ainu_engine  # noqa: E402
 import ainu_engine.kernels  # noqa: E402
 
-TODO = Path(__file__).with_name("numpydoc_todo.txt")
 #: the CLI (typer commands document themselves in --help) and the napari plugin's hooks
 SKIP = ("ainu_engine.cli", "ainu_engine.napari", "ainu_engine.__main__")
 #: deprecated aliases of moved modules (CHANGELOG.md): they re-export documented names
@@ -138,36 +132,15 @@ def _problems(name: str, obj, doc: str) -> list[str]:
 NAMES = _public_names()
 
 
-def _todo() -> set[str]:
-    lines = TODO.read_text(encoding="utf-8").splitlines() if TODO.is_file() else []
-    return {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
-
-
 def test_the_public_api_is_found():
     assert len(NAMES) > 200 and "ainu_engine.screen.screen" in NAMES
     assert HEADLINE <= set(NAMES), sorted(HEADLINE - set(NAMES))
 
 
-def test_every_public_name_has_a_numpydoc_docstring_or_is_listed_to_do():
-    todo = _todo()
+def test_every_public_name_has_a_numpydoc_docstring():
     failing = {n: problems(n, o) for n, o in NAMES.items()}
-    failing = {n: p for n, p in failing.items() if p}
-    unlisted = sorted(f"{n}: {'; '.join(p)}" for n, p in failing.items() if n not in todo)
-    assert not unlisted, "document these (numpydoc):\n" + "\n".join(unlisted)
-
-
-def test_the_to_do_list_only_shrinks():
-    """A listed name that passes now, or that is no longer public, leaves the list."""
-    todo = _todo()
-    done = sorted(n for n in todo if n in NAMES and not problems(n, NAMES[n]))
-    gone = sorted(
-        n for n in todo
-        if n not in NAMES and (TORCH or not n.startswith("ainu_engine.training."))
-    )  # fmt: skip
-    assert not done, "documented now; strike from tests/numpydoc_todo.txt:\n" + "\n".join(done)
-    assert not gone, "not public any more; strike from tests/numpydoc_todo.txt:\n" + "\n".join(
-        gone
-    )
+    failing = sorted(f"{n}: {'; '.join(p)}" for n, p in failing.items() if p)
+    assert not failing, "document these (numpydoc):\n" + "\n".join(failing)
 
 
 def test_the_checker_finds_what_is_missing():

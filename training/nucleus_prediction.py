@@ -112,7 +112,25 @@ def read_pairs(folder: str | os.PathLike) -> list[dict]:
     """Tiles of ``folder``: each ``{"name", "group", "actin", "nucleus", "merged"}`` with the
     images (H×W×3 uint8). Tile folders with ``Actin_*``/``Nucleus_*`` (``Merged_*`` optional:
     made from the two), or two-channel TIFFs ``*.tif`` (channel 0 actin, 1 nucleus) directly in
-    ``folder``. Groups come from ``pairs.csv`` when present (the simulator's coverslips)."""
+    ``folder``. Groups come from ``pairs.csv`` when present (the simulator's coverslips).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The tiles.
+
+    Returns
+    -------
+    list of dict
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        Not a folder, or no tiles.
+    ainu_engine.errors.FormatError
+        A tile folder without its pair, images of different sizes, or one that cannot be
+        read.
+    """
     import tifffile
 
     root = Path(folder)
@@ -159,7 +177,19 @@ def read_pairs(folder: str | os.PathLike) -> list[dict]:
 
 
 def split_pairs(pairs: list[dict], cfg: GeneratorConfig) -> tuple[list[int], list[int]]:
-    """(train, test) indices: a random ``test_fraction``, or whole groups (coverslips)."""
+    """(train, test) indices: a random ``test_fraction``, or whole groups (coverslips).
+
+    Parameters
+    ----------
+    pairs : list of dict
+        :func:`read_pairs`' tiles.
+    cfg : GeneratorConfig
+        ``test_fraction``, ``split``, ``seed``.
+
+    Returns
+    -------
+    (list of int, list of int)
+    """
     rng = np.random.default_rng(cfg.seed)
     n = len(pairs)
     n_test = max(1, int(round(cfg.test_fraction * n))) if n > 1 else 0
@@ -205,7 +235,30 @@ def train_generator(
 ) -> dict:
     """Train the generator on the tiles of ``pairs_dir``; write ``out/`` (``config.json``,
     ``split.json``, ``history.csv``, ``loss.png``, ``checkpoint.pt`` — resumed from when
-    present —, ``generator.pt``). Returns a summary."""
+    present —, ``generator.pt``). Returns a summary.
+
+    Parameters
+    ----------
+    pairs_dir : str or os.PathLike
+        The tiles (:func:`read_pairs`).
+    out : str or os.PathLike
+        The run folder.
+    config : GeneratorConfig, optional
+        The run.
+    on_iteration : callable, optional
+        Called with each iteration's record.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        An unknown preset.
+    ainu_engine.errors.InputError
+        Tiles smaller than the crop.
+    """
     import torch
 
     from .models.tfill import (
@@ -378,6 +431,26 @@ def export_generator(
         ONNX Runtime and PyTorch differ by more than ``atol``; nothing is written.
     ainu_engine.errors.InputError
         Not a generator file.
+
+    Parameters
+    ----------
+    checkpoint : str or os.PathLike
+        ``generator.pt``.
+    out : str or os.PathLike
+        The ``.onnx``.
+    size : int
+        The input side.
+    pixel_um : float or None
+        The training tiles' pixel.
+    atol : float
+        The parity tolerance.
+    opset : int
+        The ONNX opset.
+
+    Returns
+    -------
+    dict
+        ``path``, ``bytes``, ``max_abs_diff``, ``atol``.
     """
     import torch
 

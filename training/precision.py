@@ -87,7 +87,23 @@ def run_images(checkpoint: Path, info, ckpt: dict, *, calibrate: str | Path | No
     """(calibration images, test images, test labels) from the training run of ``checkpoint``:
     its ``data.csv`` says which manifest rows were trained on and which were held out; they are
     rendered (through the render cache) with the model's own RenderSpec. ``calibrate``: a
-    manifest whose nuclei calibrate instead of the run's training nuclei."""
+    manifest whose nuclei calibrate instead of the run's training nuclei.
+
+    Parameters
+    ----------
+    checkpoint : Path
+        ``RUN/best.pt``.
+    info : ModelInfo
+        Its metadata.
+    ckpt : dict
+        The checkpoint.
+    calibrate : path, optional
+        A manifest to calibrate on instead.
+
+    Returns
+    -------
+    (ndarray, ndarray, ndarray)
+    """
     import csv
 
     from .data import Manifest, RenderCache, load_nuclei, read_manifest
@@ -140,7 +156,27 @@ def quantize(fp32: bytes, precision: str, calibration_images: np.ndarray, *,
     int8 weights are signed and per channel; ``activations`` ``s8`` are signed and symmetric
     (zero point 0: what TensorRT's explicit quantization takes), ``u8`` unsigned with a zero
     point (ONNX Runtime's x86 CPU kernels are faster for U8S8: 1.1-1.4x fp32 against 0.5-0.6x
-    for symmetric S8S8 on DenseNet-121 at 512 px, ``benchmarks/results/quantize-cpu.json``)."""
+    for symmetric S8S8 on DenseNet-121 at 512 px, ``benchmarks/results/quantize-cpu.json``).
+
+    Parameters
+    ----------
+    fp32 : bytes
+        The float32 model.
+    precision : {"fp16", "int8"}
+        The reduced precision.
+    calibration_images : ndarray
+        int8: the calibration inputs.
+    method : {"minmax", "entropy", "percentile"}
+        int8: the calibration method.
+    input_name : str
+        The model's input.
+    activations : {"s8", "u8"}
+        int8 activations.
+
+    Returns
+    -------
+    bytes
+    """
     import onnx
 
     if precision == "fp16":
@@ -187,7 +223,21 @@ def quantize(fp32: bytes, precision: str, calibration_images: np.ndarray, *,
 
 
 def logits(model: bytes, x: np.ndarray, *, input_name: str, output_name: str) -> np.ndarray:
-    """The model's logits of ``x`` on ONNX Runtime's CPU provider, in batches of 8."""
+    """The model's logits of ``x`` on ONNX Runtime's CPU provider, in batches of 8.
+
+    Parameters
+    ----------
+    model : bytes
+        A serialised ONNX model.
+    x : ndarray
+        Inputs.
+    input_name, output_name : str
+        Its tensors.
+
+    Returns
+    -------
+    ndarray
+    """
     if len(x) == 0:
         return np.zeros((0, 0))
     sess = ort_session(model)
@@ -199,7 +249,23 @@ def gate(fp32: bytes, reduced: bytes, x: np.ndarray, y: np.ndarray, *, input_nam
          output_name: str, z32: np.ndarray | None = None,
          zq: np.ndarray | None = None) -> GateReport:  # fmt: skip
     """The reduced model against the float32 one on held-out items ``x`` with labels ``y``
-    (``z32``, ``zq``: their logits, when already computed)."""
+    (``z32``, ``zq``: their logits, when already computed).
+
+    Parameters
+    ----------
+    fp32, reduced : bytes
+        The float32 and the reduced model.
+    x, y : ndarray
+        Held-out inputs and labels.
+    input_name, output_name : str
+        The tensors.
+    z32, zq : ndarray, optional
+        Their logits, when already computed.
+
+    Returns
+    -------
+    GateReport
+    """
     from sklearn.metrics import roc_auc_score
 
     names = {"input_name": input_name, "output_name": output_name}
@@ -223,7 +289,23 @@ def parity(fp32: bytes, reduced: bytes, test: tuple, calibration: np.ndarray, *,
            input_name: str, output_name: str) -> tuple[GateReport, dict]:  # fmt: skip
     """The gate's report on the held-out ``test`` (images, labels), and the whole comparison as
     data: that report, the logits compared element-wise (:func:`compare_outputs`), and the
-    agreement of the calls on the calibration images (no labels there: the calls only)."""
+    agreement of the calls on the calibration images (no labels there: the calls only).
+
+    Parameters
+    ----------
+    fp32, reduced : bytes
+        The float32 and the reduced model.
+    test : (ndarray, ndarray)
+        Held-out inputs and labels.
+    calibration : ndarray
+        The calibration inputs.
+    input_name, output_name : str
+        The tensors.
+
+    Returns
+    -------
+    (GateReport, dict)
+    """
     from ainu_engine.compare import compare_outputs
 
     names = {"input_name": input_name, "output_name": output_name}

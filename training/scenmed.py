@@ -45,7 +45,29 @@ def fair_split(
     """(train, validation) indices: per class ``⌊fraction·N / K⌋`` validation nuclei (the
     paper's fair split, ≤ ``fraction`` in all). With ``groups``, whole groups of a class are
     drawn until the class's quota is reached (at least one group; a class with one group
-    cannot be validated group-disjointly and raises)."""
+    cannot be validated group-disjointly and raises).
+
+    Parameters
+    ----------
+    y : ndarray
+        Classes.
+    groups : ndarray, optional
+        Each nucleus's group (image set).
+    fraction : float
+        The validation share.
+    seed : int
+        The seed.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+
+    Raises
+    ------
+    ValueError
+        ``fraction`` outside (0, 1), or a class with one group (group-disjoint validation
+        impossible).
+    """
     y = np.asarray(y)
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must lie in (0, 1), got {fraction!r}")
@@ -82,7 +104,24 @@ def fair_split(
 def make_linear(name: str, seed: int = 0):
     """A scikit-learn pipeline: StandardScaler (fitted on the training set) + the model:
     ``logreg`` (L2, L-BFGS, class-weighted, 1000 iterations), ``svm`` (LinearSVC,
-    class-weighted) or ``rf`` (random forest, 100 trees, depth 8, class-weighted)."""
+    class-weighted) or ``rf`` (random forest, 100 trees, depth 8, class-weighted).
+
+    Parameters
+    ----------
+    name : {"logreg", "svm", "rf"}
+        The model.
+    seed : int
+        The seed.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -120,7 +159,27 @@ def fit_linear(
     """Fit ``name`` on ``X[train]``; return (pipeline, {train_accuracy, val_accuracy,
     val_pred}). ``search`` > 0 (random forest): the paper's randomized search over trees,
     depth, leaf size and features per split, ``search`` draws scored by 3-fold CV on the
-    training set only (``best_params`` in the result)."""
+    training set only (``best_params`` in the result).
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, F)
+        Features.
+    y : ndarray
+        Classes.
+    train, val : ndarray
+        Row indices.
+    name : str
+        A linear model (:data:`LINEAR_MODELS`).
+    seed : int
+        The seed.
+    search : int
+        Random forest: randomized-search draws.
+
+    Returns
+    -------
+    (sklearn.pipeline.Pipeline, dict)
+    """
     X = _clean(X)
     m = make_linear(name, seed)
     best = None
@@ -157,7 +216,28 @@ def ablation(
     seed: int = 0,
 ) -> list[dict]:
     """The paper's Table 1: training and validation accuracy with all features, and with each
-    family (shape, lbp, pftas, zernike) removed, and the change against all."""
+    family (shape, lbp, pftas, zernike) removed, and the change against all.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, F)
+        Features.
+    y : ndarray
+        Classes.
+    names : list of str
+        The feature columns.
+    train, val : ndarray
+        Row indices.
+    model : str
+        A linear model (:data:`LINEAR_MODELS`).
+    seed : int
+        The seed.
+
+    Returns
+    -------
+    list of dict
+        One row per family removed (all features first).
+    """
     fams = sorted({n.split("_")[0] for n in names}, key=["shape", "lbp", "pftas", "zernike"].index)
     _, base = fit_linear(X, y, train, val, model, seed)
     rows = [{"removed": "none", "n_features": len(names), **_acc(base)}]
@@ -277,7 +357,53 @@ def train_cnn(
     draws a flip and a 90° rotation per image and epoch (the same symmetry, no larger epochs);
     ``monitor`` picks the best epoch (``loss``, the code's, or ``balanced_accuracy``);
     ``balanced_batches``: equal class numbers in every batch and an unweighted loss (the
-    code's "fair" batches) instead of the paper's weighted loss."""
+    code's "fair" batches) instead of the paper's weighted loss.
+
+    Parameters
+    ----------
+    crops : ndarray, shape (N, 128, 128)
+        The nuclei's crops.
+    y : ndarray
+        Classes.
+    train, val : ndarray
+        Nucleus indices.
+    arch : {"vgg_scenmed", "patchnet_scenmed"}
+        The network.
+    patch, stride : int, optional
+        Patch side and stride (None: whole crops).
+    width, hidden : int
+        The first convolutions' width and the FC layers' units.
+    epochs, patience : int
+        The most epochs, and early stopping's patience.
+    lr : float
+        Adam's learning rate.
+    batch_size : int
+        Items per batch.
+    min_occupied : float
+        A patch's nucleus fraction.
+    code_layout : bool
+        The public code's patch offsets.
+    rotate4 : bool
+        Add the 90/180/270 degree copies.
+    augment : bool
+        A random flip and 90 degree turn per item and epoch.
+    monitor : {"loss", "balanced_accuracy"}
+        What picks the best epoch.
+    balanced_batches : bool
+        Equal class numbers per batch, unweighted loss.
+    seed : int
+        The seed.
+    device : str
+        Where to train.
+    threads : int, optional
+        CPU threads.
+    on_epoch : callable, optional
+        Called with each epoch's record.
+
+    Returns
+    -------
+    CNNResult
+    """
     import torch
 
     from .augment import AugmentConfig
@@ -374,7 +500,21 @@ def penultimate_features(model, crops: np.ndarray, *, batch_size: int = 32) -> n
 
 
 def tsne(features: np.ndarray, *, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
-    """2-D t-SNE (scikit-learn; PCA to 50 dimensions first when wider), seeded."""
+    """2-D t-SNE (scikit-learn; PCA to 50 dimensions first when wider), seeded.
+
+    Parameters
+    ----------
+    features : ndarray, shape (N, F)
+        Features.
+    seed : int
+        The seed.
+    perplexity : float
+        t-SNE's perplexity (at most N - 1).
+
+    Returns
+    -------
+    ndarray, shape (N, 2)
+    """
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
@@ -461,11 +601,27 @@ MODELS = ("cnn", "patches", "patchnet", *LINEAR_MODELS)
 class ScenmedRunConfig:
     """One SCENMED training run (``ainu-engine widefield train``'s options).
 
-    ``model``: ``cnn`` (128 px crops), ``patches`` (32 px, stride 16), ``patchnet`` (11 px) or a
-    linear model of :data:`LINEAR_MODELS`; ``val_fraction`` and ``groups``: the fair validation
-    split (group-disjoint by default); ``layout``: the features (``paper`` 104, ``code`` 120);
-    the rest are the CNNs' options (:func:`train_cnn`) and the random forest's randomized
-    ``search`` draws.
+    Attributes
+    ----------
+    model : str
+        ``cnn`` (128 px crops), ``patches`` (32 px, stride 16), ``patchnet`` (11 px) or a
+        linear model of :data:`LINEAR_MODELS`.
+    val_fraction : float
+        The fair validation split's share.
+    groups : bool
+        Keep each image set (group) on one side.
+    layout : {"paper", "code"}
+        The features (104 or 120).
+    patch_size, stride, min_occupied, width, hidden, epochs, patience
+        The CNNs' options (:func:`train_cnn`).
+    lr, batch_size, rotate4, augment, monitor, balanced_batches
+        More of the CNNs' options.
+    search : int
+        The random forest's randomized-search draws.
+    seed : int
+        The seed of the split, the model and the shuffling.
+    threads : int, optional
+        CPU threads for torch.
     """
 
     model: str = "cnn"
@@ -496,7 +652,17 @@ class ScenmedRunConfig:
 
 def read_features_table(path: str | os.PathLike) -> tuple[list[dict], list[str]] | None:
     """The rows and feature columns of a features table (``widefield features``' Parquet or
-    CSV), or None when ``path`` is not one."""
+    CSV), or None when ``path`` is not one.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A Parquet or CSV file.
+
+    Returns
+    -------
+    (list of dict, list of str) or None
+    """
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 

@@ -57,6 +57,21 @@ def train_test_split(
     round(1/test_fraction) folds; its first fold is the test set), so the class balance is
     kept as well as the group structure allows.
 
+    Parameters
+    ----------
+    labels : sequence
+        Each row's class.
+    test_fraction : float
+        The test share.
+    groups : sequence, optional
+        Each row's group.
+    seed : int
+        The seed.
+
+    Returns
+    -------
+    Split
+
     Examples
     --------
     >>> from ainu_engine.training.splits import train_test_split
@@ -87,7 +102,23 @@ def kfold_splits(
     labels: Sequence, *, k: int = 5, groups: Sequence | None = None, seed: int = 0
 ) -> list[Split]:
     """Stratified k-fold (k = 5 as in the paper's model selection); group-aware with
-    ``groups`` (``StratifiedGroupKFold``). Every row is in exactly one test fold."""
+    ``groups`` (``StratifiedGroupKFold``). Every row is in exactly one test fold.
+
+    Parameters
+    ----------
+    labels : sequence
+        Each row's class.
+    k : int
+        Folds.
+    groups : sequence, optional
+        Each row's group.
+    seed : int
+        The seed.
+
+    Returns
+    -------
+    list of Split
+    """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     y = _labels(labels)

@@ -197,7 +197,17 @@ class TrainConfig:
 
 # -- device, seeds ------------------------------------------------------------------------------
 def resolve_device(device: str = "auto") -> tuple[str, str | None]:
-    """(``"cpu"`` or ``"cuda"``, a note when ``auto`` fell back to the CPU)."""
+    """(``"cpu"`` or ``"cuda"``, a note when ``auto`` fell back to the CPU).
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"}
+        What was asked for.
+
+    Returns
+    -------
+    (str, str or None)
+    """
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -313,6 +323,25 @@ def fit(
     the weights of the best epoch are restored before returning. Mixed precision and channels_last
     on CUDA. ``on_epoch`` receives each epoch's record (epoch, train_loss, train_accuracy,
     val_loss, val_accuracy, lr, seconds).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    data : NucleusSet
+        The items.
+    train_idx, val_idx : ndarray
+        Item indices.
+    cfg : TrainConfig
+        The run's options.
+    device : str
+        Where to train.
+    on_epoch : callable, optional
+        Called with each epoch's record.
+
+    Returns
+    -------
+    FitResult
 
     Examples
     --------
@@ -466,7 +495,25 @@ def _logits(
 def predict(
     model, data: NucleusSet, idx: np.ndarray, *, device: str = "cpu", batch_size: int = 32
 ) -> np.ndarray:
-    """Class probabilities (softmax of the logits), shape (len(idx), K), in float32 eval mode."""
+    """Class probabilities (softmax of the logits), shape (len(idx), K), in float32 eval mode.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    data : NucleusSet
+        The items.
+    idx : ndarray
+        Item indices.
+    device : str
+        Where to run.
+    batch_size : int
+        Items per batch.
+
+    Returns
+    -------
+    ndarray, float32
+    """
     import torch
 
     logits = _logits(model, data, np.asarray(idx), device=device, batch_size=batch_size, amp=False)
@@ -485,6 +532,20 @@ def vote(
     ROC/PR curves have a continuous score (:func:`ainu_engine.scores.patch_vote`). In image mode
     (one item per nucleus) the scores are
     the probabilities themselves.
+
+    Parameters
+    ----------
+    prob : ndarray, shape (M, K)
+        Per-item probabilities.
+    owner : ndarray
+        Each item's nucleus.
+    num_classes : int
+        K.
+
+    Returns
+    -------
+    (ndarray, ndarray, ndarray)
+        ``rows``, ``scores``, ``undecided``.
 
     Examples
     --------
@@ -681,6 +742,25 @@ def train(
 
     ``config`` defaults to ``TrainConfig()`` and ``spec`` to ``RenderSpec(size=512)``.
 
+    Parameters
+    ----------
+    manifest : Manifest
+        The labelled nuclei.
+    out : str or os.PathLike
+        The run folder.
+    config : TrainConfig, optional
+        The run's options.
+    spec : RenderSpec, optional
+        How nuclei are rendered.
+    compare : sequence of str, optional
+        Architectures compared by CV.
+    cache : RenderCache, optional
+        The render cache.
+    reporter : Reporter, optional
+        Progress (the CLI's output).
+    force : bool
+        Replace a finished run.
+
     Returns
     -------
     dict
@@ -749,6 +829,19 @@ def leave_one_group_out(
     ------
     ainu_engine.errors.InputError
         The manifest has no groups, or fewer than two.
+
+    Parameters
+    ----------
+    manifest : Manifest
+        The labelled nuclei with groups.
+    out : str or os.PathLike
+        The folder.
+    config, spec, cache, reporter, force
+        As :func:`train`.
+
+    Returns
+    -------
+    dict
     """
     cfg = config if config is not None else TrainConfig()
     spec = spec if spec is not None else RenderSpec(size=512)

@@ -162,8 +162,9 @@ def load_weights(model, path: str | os.PathLike, *, first_conv: str | None = Non
 
     Raises
     ------
-    ainu_engine.errors.InputError
-        A missing, unexpected or mis-shaped tensor.
+    ValueError
+        A missing, unexpected or mis-shaped tensor (the message names the file and the
+        tensor).
     """
     import torch
 
