@@ -99,7 +99,6 @@ def save_checkpoint(
     import torch
 
     ckpt = {
-        "format": CHECKPOINT_FORMAT,
         "model_config": model.config.to_dict(),
         "classes": list(classes),
         "render_spec": render_spec.to_dict(),
@@ -112,13 +111,19 @@ def save_checkpoint(
         "provenance": provenance,
         "history": history,
     }
-    ckpt = json.loads(json.dumps(ckpt, default=_plain))  # plain types: loads with weights_only=True
-    tensors = {
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "samples": torch.from_numpy(np.ascontiguousarray(samples, np.float32)),
-    }
+    samples = torch.from_numpy(np.ascontiguousarray(samples, np.float32))
+    _write(path, CHECKPOINT_FORMAT, ckpt, model, samples=samples)
+
+
+def _write(path, fmt: str, plain: dict, model, **tensors) -> None:
+    """Save ``{"format": fmt, **plain, "state_dict": ..., **tensors}`` atomically; ``plain`` is
+    made of plain JSON types first, so the file loads with ``weights_only=True``."""
+    import torch
+
+    doc = json.loads(json.dumps(plain, default=_plain))
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(Path(path)) as tmp:
-        torch.save({**ckpt, **tensors}, tmp)
+        torch.save({"format": fmt, **doc, "state_dict": state, **tensors}, tmp)
 
 
 def _plain(v):
@@ -320,13 +325,7 @@ def save_generator(path: str | os.PathLike, generator, *, run: dict) -> None:
     run : dict
         The run's configuration.
     """
-    import torch
-
-    plain = json.loads(json.dumps({"config": generator.config.to_dict(), "run": run},
-                                  default=_plain))  # fmt: skip
-    state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
-    with atomic_path(Path(path)) as tmp:
-        torch.save({"format": GENERATOR_FORMAT, **plain, "state_dict": state}, tmp)
+    _write(path, GENERATOR_FORMAT, {"config": generator.config.to_dict(), "run": run}, generator)
 
 
 def load_generator(path: str | os.PathLike) -> tuple[object, dict]:
@@ -420,13 +419,9 @@ def save_widefield_model(
     extra : dict, optional
         More plain entries (the architecture, the run).
     """
-    import torch
-
-    plain = json.loads(json.dumps({"model_config": model.config.to_dict(), "classes": list(classes),
-                                   "patch": patch, **(extra or {})}, default=_plain))  # fmt: skip
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(Path(path)) as tmp:
-        torch.save({"format": WIDEFIELD_FORMAT, **plain, "state_dict": state}, tmp)
+    plain = {"model_config": model.config.to_dict(), "classes": list(classes), "patch": patch,
+             **(extra or {})}  # fmt: skip
+    _write(path, WIDEFIELD_FORMAT, plain, model)
 
 
 def load_widefield_model(path: str | os.PathLike) -> tuple[object, dict]:
