@@ -50,11 +50,15 @@ class Manifest:
     groups : tuple[str, ...] | None
         Each file's group (slide, donor), or None.
     channel_names : tuple[str, ...] | None
-        Each file's channel names, or None.
+        The model's channel names: the names every file's channels share, or — with per-file
+        channel maps — the ones chosen (``proteins``), or None.
     path : Path | None
         The manifest.
     sha256 : str
         Its SHA-256.
+    channel_maps : tuple[dict, ...] | None
+        Per file: model channel (e.g. a protein) -> the file's channel (name or id), from a
+        ``channels`` column of ``NAME=CHANNEL`` pairs (``cpla2=647;5lo=561``); None without.
     """
 
     files: tuple[Path, ...]
@@ -64,6 +68,7 @@ class Manifest:
     channel_names: tuple[str, ...] | None = None
     path: Path | None = None
     sha256: str = ""
+    channel_maps: tuple[dict, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -103,8 +108,17 @@ class Manifest:
         )
 
 
-def read_manifest(path: str | os.PathLike, *, classes: Sequence[str] | None = None) -> Manifest:
+def read_manifest(
+    path: str | os.PathLike,
+    *,
+    classes: Sequence[str] | None = None,
+    channels: Sequence[str] | None = None,
+) -> Manifest:
     """Read a manifest CSV (``path``, ``label``, optional ``group`` and ``channels``).
+
+    ``channels`` holds either the channel names every file shares, joined by ``+``
+    (``polII+h3``), or per file a channel map of ``NAME=CHANNEL`` pairs joined by ``;``
+    (``cpla2=647;5lo=561``): the same protein imaged in different channels in different files.
 
     Parameters
     ----------
@@ -112,6 +126,9 @@ def read_manifest(path: str | os.PathLike, *, classes: Sequence[str] | None = No
         The CSV file.
     classes : sequence of str, optional
         Class order (e.g. a model's); default the sorted labels.
+    channels : sequence of str, optional
+        With per-file channel maps: the names the model takes (e.g. ``["cpla2"]``); every row's
+        map must name them. Default: the one name every map has, when there is one.
 
     Returns
     -------
@@ -200,8 +217,10 @@ def read_manifest(path: str | os.PathLike, *, classes: Sequence[str] | None = No
             path=path,
             found=f"only {present!r}",
         )
-    names = None
-    if "channels" in cols:
+    names, maps = None, None
+    if "channels" in cols and any("=" in v for v in column("channels")):
+        names, maps = _channel_maps(column("channels"), channels, path)
+    elif "channels" in cols:
         distinct = set(column("channels"))
         if len(distinct) == 1 and "" not in distinct:
             names = tuple(distinct.pop().split("+"))
@@ -213,8 +232,49 @@ def read_manifest(path: str | os.PathLike, *, classes: Sequence[str] | None = No
         names,
         path,
         hashlib.sha256(raw).hexdigest(),
+        maps,
     )
 
+
+
+def _channel_maps(values: list[str], wanted, path) -> tuple[tuple[str, ...], tuple[dict, ...]]:
+    """The model's channel names and every row's map (only those names) of a ``channels``
+    column of ``NAME=CHANNEL`` pairs; a row without a name the model needs is an error naming
+    both lists."""
+    from ainu_engine.render import parse_channel_map
+
+    maps = []
+    for i, v in enumerate(values):
+        try:
+            m = parse_channel_map(v.replace(";", ","))
+        except ValueError as err:
+            raise InputError(f"channels: {err}", path=path, where=f"line {i + 2}") from err
+        if not m:
+            raise InputError("empty channel map (every row names its channels)", path=path,
+                             where=f"line {i + 2}", expected="e.g. cpla2=647;5lo=561")  # fmt: skip
+        maps.append(m)
+    if wanted:
+        names = tuple(str(w).strip() for w in wanted)
+    else:
+        common = set(maps[0]).intersection(*maps[1:])
+        if len(common) != 1:
+            raise InputError(
+                f"the rows' channel maps name {sorted(set().union(*maps))}: say which the model "
+                "takes",
+                path=path,
+                hint="--channels NAME[,NAME] (train), channels=[...] (Python)",
+            )
+        names = tuple(common)
+    for i, m in enumerate(maps):
+        missing = [n for n in names if n not in m]
+        if missing:
+            raise InputError(
+                f"the channel map names {sorted(m)}; the model takes {list(names)}",
+                path=path,
+                where=f"line {i + 2}",
+                found=f"no {', '.join(missing)}",
+            )
+    return names, tuple({n: m[n] for n in names} for m in maps)
 
 class RenderCache:
     """Rendered nuclei on disk, keyed by file content hash + RenderSpec (+ patch settings).
@@ -267,6 +327,28 @@ class RenderCache:
         self.misses = 0
         self.device_note: str | None = None
         self._hashes: dict[tuple, str] = {}
+
+    def with_channels(self, channel_names, channel_map: dict | None) -> RenderCache:
+        """This cache (the same folder and file hashes) with other model channel names and a
+        channel map: one manifest row's (its key includes them).
+
+        Parameters
+        ----------
+        channel_names : sequence of str
+            The model's channel names.
+        channel_map : dict or None
+            Model channel -> the row's file channel.
+
+        Returns
+        -------
+        RenderCache
+        """
+        import copy
+
+        other = copy.copy(self)
+        other.channel_names = tuple(channel_names) if channel_names else None
+        other.channel_map = dict(channel_map) if channel_map else None
+        return other
 
     def key(
         self,
@@ -452,7 +534,8 @@ def load_nuclei(
     """Render (or read from the cache) every manifest row.
 
     A row that fails (unreadable file, no localization in the channels...) is recorded in
-    ``failed`` with its one-line message and left out; the rest go on. In patch mode a
+    ``failed`` with its one-line message and left out; the rest go on. With per-file channel
+    maps (:attr:`Manifest.channel_maps`) each row is rendered with its own. In patch mode a
     nucleus with no patch above ``min_occupied`` is recorded as failed too.
 
     Parameters
@@ -479,9 +562,11 @@ def load_nuclei(
     out = NucleusSet()
     ys, owners = [], []
     y = manifest.y
+    maps = manifest.channel_maps
     for row, path in enumerate(manifest.files):
+        rc = cache.with_channels(manifest.channel_names, maps[row]) if maps else cache
         try:
-            img, stats = cache.get(path, spec, patch_size=patch_size, min_occupied=min_occupied)
+            img, stats = rc.get(path, spec, patch_size=patch_size, min_occupied=min_occupied)
             if patch_size:
                 if len(img) == 0:
                     raise InputError(

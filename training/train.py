@@ -597,6 +597,21 @@ def _inner_split(rows: np.ndarray, y: np.ndarray, groups, cfg: TrainConfig) -> S
     return Split(rows[s.train], rows[s.test])
 
 
+def _model_channels(manifest: Manifest, spec: RenderSpec) -> RenderSpec:
+    """With per-file channel maps the model's channels are the manifest's names, one image
+    channel each (each file's ids come from its own map when it is rendered)."""
+    if not manifest.channel_maps:
+        return spec
+    if spec.channels is not None:
+        raise ValueError(
+            "the manifest maps its channels per file: name the model's channels (--channels "
+            f"{','.join(manifest.channel_names)}), not file channel ids"
+        )
+    from dataclasses import replace
+
+    return replace(spec, channels=tuple(range(len(manifest.channel_names))))
+
+
 class _Run:
     """State of one ``train`` call (the run folder, the data, the log)."""
 
@@ -775,7 +790,7 @@ def train(
         Too few nuclei left for the splits, a class with no nucleus after rendering.
     """
     cfg = config if config is not None else TrainConfig()
-    spec = spec if spec is not None else RenderSpec(size=512)
+    spec = _model_channels(manifest, spec if spec is not None else RenderSpec(size=512))
     reporter = reporter or Reporter()
     out = Path(out)
     archs = list(compare) if compare else [cfg.arch]
@@ -844,7 +859,7 @@ def leave_one_group_out(
     dict
     """
     cfg = config if config is not None else TrainConfig()
-    spec = spec if spec is not None else RenderSpec(size=512)
+    spec = _model_channels(manifest, spec if spec is not None else RenderSpec(size=512))
     reporter = reporter or Reporter()
     out = Path(out)
     if not manifest.groups:

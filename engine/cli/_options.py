@@ -233,7 +233,9 @@ TruncateOpt = Annotated[float, typer.Option(help="Kernel window half-width in si
 ChannelsOpt = Annotated[
     str | None,
     typer.Option(
-        help="File channel ids to render as image channels, e.g. 1,2 (default: all in one)."
+        help="File channel ids (or names) to render as image channels, e.g. 1,2 (default: all "
+        "in one); train with a manifest of per-file channel maps: the model's channel names, "
+        "e.g. cpla2."
     ),
 ]
 NormalizationOpt = Annotated[

@@ -165,9 +165,13 @@ def train(
 
     reading = reading or {}
     cam = first_pixel(reading)
+    # names (cpla2,5lo) choose among a manifest's per-file channel maps; ids (1,2) are file channels
+    names = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+    by_name = bool(names) and not all(c.isdigit() for c in names)
     spec = render_spec(pixel_nm=pixel_nm, magnification=magnification, camera_pixel_nm=cam,
                        sigma_nm=sigma_nm, sigma_from_precision=sigma_from_precision,
-                       size=0 if patch_size else image_size, channels=channels, scaling=scaling,
+                       size=0 if patch_size else image_size,
+                       channels=None if by_name else channels, scaling=scaling,
                        outside=outside)  # fmt: skip
     archs = [a.strip() for a in compare.split(",") if a.strip()] if compare else None
     off = {"flip": 0, "rot90": False, "rotate": 0, "intensity": 0, "contrast": 0, "gridmask": 0}
@@ -182,7 +186,7 @@ def train(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
     o = Output(json_lines=json)
-    m = read_manifest(manifest)
+    m = read_manifest(manifest, channels=names if by_name else None)
     rc = RenderCache(cache or default_cache_dir(), device="cpu" if device == "cpu" else "auto",
                      camera_pixel_nm=cam, read_options=reading)  # fmt: skip
     if leave_one_group_out:

@@ -1,0 +1,152 @@
+"""The JBC neutrophil study (../shared/data/jbc-neutrophils, real N-STORM fields): the manifest
+builder against the README's own table, every mapped channel present in its file, and per-file
+channel maps in training manifests (read, selected, refused, rendered)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+DATA = REPO.parent / "shared" / "data" / "jbc-neutrophils"
+HERE = REPO / "docs" / "results" / "jbc-neutrophils"
+pytestmark = pytest.mark.skipif(
+    not DATA.is_dir(), reason="the JBC neutrophil files live in ../shared/data/jbc-neutrophils"
+)
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("build_manifest", HERE / "build_manifest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _readme_table() -> dict[str, dict]:
+    """The README's table (an independent, hand-written reading of the names): file -> mouse,
+    condition and protein per channel."""
+    rows = {}
+    for line in (DATA / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0].endswith(".txt"):
+            f, mouse, cond, c561, c647, c488 = cells
+            name = {"5-LO": "5lo", "cPLA2": "cpla2", "FLAP": "flap"}
+            chans = {name[p]: c for p, c in ((c561, "561"), (c647, "647"), (c488, "405/488")) if p}
+            rows[f] = {"group": mouse, "condition": cond, "channels": chans}
+    return rows
+
+
+def test_the_builder_reads_every_name_as_the_readme_does(tmp_path):
+    table = _readme_table()
+    assert len(table) == 21
+    rows = _builder().build(DATA, tmp_path / "manifest.csv")
+    assert len(rows) == 21
+    for r in rows:
+        want = table[Path(r["path"]).name]
+        assert r["group"] == want["group"] and r["condition"] == want["condition"]
+        got = dict(pair.split("=") for pair in r["channels"].split(";"))
+        assert got == want["channels"], Path(r["path"]).name
+        assert r["label"] == ("unstim" if want["condition"] == "unstim" else "activated")
+    with open(tmp_path / "manifest.csv") as fh:
+        assert next(csv.reader(fh)) == ["path", "label", "condition", "group", "channels",
+                                        "acquisition"]  # fmt: skip
+
+
+def test_the_committed_manifest_is_the_builders(tmp_path):
+    _builder().build(DATA, tmp_path / "m.csv")
+    ours = [r[1:] for r in csv.reader(open(tmp_path / "m.csv"))]  # paths differ by folder
+    committed = [r[1:] for r in csv.reader(open(HERE / "manifest.csv"))]
+    assert ours == committed
+
+
+@pytest.mark.parametrize("bad", ["m4_lps_5lo561.txt", "m1_unstim_5lo562_cpla2647.txt",
+                                 "m1_unstim_5lo_cpla2.txt", "notes.txt"])  # fmt: skip
+def test_names_the_rules_do_not_read_are_refused(bad):
+    with pytest.raises(ValueError, match=re.escape(bad)):
+        _builder().parse_name(bad)
+
+
+def test_every_mapped_channel_is_in_its_file():
+    from ainu_engine.io import read
+
+    for r in csv.DictReader(open(HERE / "manifest.csv")):
+        locs = read(HERE / r["path"])
+        names = set(locs.meta.channel_names.values())
+        for pair in r["channels"].split(";"):
+            protein, channel = pair.split("=")
+            assert channel in names, (r["path"], protein, channel, names)
+
+
+def _cpla2_manifest(tmp_path) -> Path:
+    """The rows that image cPLA2, paths absolute."""
+    out = tmp_path / "cpla2.csv"
+    with open(HERE / "manifest.csv") as src, open(out, "w", newline="") as dst:
+        rows = [r for r in csv.DictReader(src) if "cpla2=" in r["channels"]]
+        for r in rows:
+            r["path"] = str((HERE / r["path"]).resolve())
+        w = csv.DictWriter(dst, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return out
+
+
+def test_a_manifest_of_channel_maps_selects_the_models_channels(tmp_path):
+    pytest.importorskip("torch", reason="the training extra (torch) is not installed")
+    from ainu_engine.errors import InputError
+    from ainu_engine.training.data import read_manifest
+
+    m = read_manifest(_cpla2_manifest(tmp_path), channels=["cpla2"])
+    assert m.channel_names == ("cpla2",) and len(m) == 16  # m1 2, m2 10, m3 4 fields
+    assert {c["cpla2"] for c in m.channel_maps} == {"561", "647"}
+    assert set(m.groups) == {"m1", "m2", "m3"}
+    two = r"names \['cpla2', 'flap'\]; the model takes \['cpla2', '5lo'\]"  # a two-protein model
+    with pytest.raises(InputError, match=two):
+        read_manifest(_cpla2_manifest(tmp_path), channels=["cpla2", "5lo"])
+    # the study's manifest: rows without cPLA2 are refused, naming both lists
+    with pytest.raises(InputError, match=r"names \['5lo', 'flap'\]; the model takes \['cpla2'\]"):
+        read_manifest(HERE / "manifest.csv", channels=["cpla2"])
+    with pytest.raises(InputError, match="say which the model takes"):
+        read_manifest(HERE / "manifest.csv")
+
+
+def test_each_row_is_rendered_with_its_own_channel(tmp_path):
+    """cPLA2 is channel 647 in one file and 561 in another: each render holds the
+    localizations of its own file's cPLA2 channel."""
+    pytest.importorskip("torch", reason="the training extra (torch) is not installed")
+    from ainu_engine.io import read
+    from ainu_engine.render import RenderSpec
+    from ainu_engine.training.data import RenderCache, load_nuclei, read_manifest
+    from ainu_engine.training.train import _model_channels
+
+    m = read_manifest(_cpla2_manifest(tmp_path), channels=["cpla2"])
+    spec = _model_channels(m, RenderSpec(pixel_nm=100, sigma_nm=100, size=64))
+    data = load_nuclei(m, spec, RenderCache(tmp_path / "cache"))
+    assert not data.failed and len(data.images) == 16
+    for row in (0, 5):
+        locs = read(m.files[row])
+        want = int(np.sum(locs.channel == [k for k, v in locs.meta.channel_names.items()
+                                           if v == m.channel_maps[row]["cpla2"]][0]))  # fmt: skip
+        assert data.stats[row]["n_localizations"] == [want]
+    with pytest.raises(ValueError, match="name the model's channels"):
+        _model_channels(m, RenderSpec(channels=(1,)))
+
+
+def test_a_channel_map_column_is_checked_row_by_row(tmp_path):
+    pytest.importorskip("torch", reason="the training extra (torch) is not installed")
+    from ainu_engine.errors import InputError
+    from ainu_engine.training.data import read_manifest
+
+    f = (HERE / "manifest.csv").parent / next(csv.DictReader(open(HERE / "manifest.csv")))["path"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"path,label,channels\n{f.resolve()},a,cpla2=647\n{f.resolve()},b,\n")
+    with pytest.raises(InputError, match="line 3.*empty channel map"):
+        read_manifest(bad)
+    bad.write_text(f"path,label,channels\n{f.resolve()},a,cpla2\n{f.resolve()},b,x=1\n")
+    with pytest.raises(InputError, match="line 2.*channels: expected MODELCH=FILECH"):
+        read_manifest(bad)
