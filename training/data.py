@@ -29,6 +29,7 @@ __all__ = [
     "RenderCache",
     "NucleusSet",
     "load_nuclei",
+    "expand_nuclei",
     "IMAGE_SUFFIXES",
 ]
 
@@ -59,6 +60,12 @@ class Manifest:
     channel_maps : tuple[dict, ...] | None
         Per file: model channel (e.g. a protein) -> the file's channel (name or id), from a
         ``channels`` column of ``NAME=CHANNEL`` pairs (``cpla2=647;5lo=561``); None without.
+    nucleus_ids : tuple[str, ...] | None
+        Rows that are nuclei of fields (:func:`expand_nuclei`): each row's nucleus id in its
+        file; None: a row is a whole file.
+    nuclei : tuple | None
+        How the fields were split: ``(mode, area_limits_um2)`` of
+        :func:`ainu_engine.nuclei.split_nuclei`.
     """
 
     files: tuple[Path, ...]
@@ -69,9 +76,26 @@ class Manifest:
     path: Path | None = None
     sha256: str = ""
     channel_maps: tuple[dict, ...] | None = None
+    nucleus_ids: tuple[str, ...] | None = None
+    nuclei: tuple | None = None
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def item_name(self, row: int) -> str:
+        """The row's file, with ``#NUCLEUS`` where it is a nucleus of a field.
+
+        Parameters
+        ----------
+        row : int
+            A row.
+
+        Returns
+        -------
+        str
+        """
+        nid = self.nucleus_ids[row] if self.nucleus_ids else None
+        return f"{self.files[row]}#{nid}" if nid else str(self.files[row])
 
     @property
     def y(self) -> np.ndarray:
@@ -356,6 +380,7 @@ class RenderCache:
         spec: RenderSpec,
         patch_size: int | None = None,
         min_occupied: float = 0.75,
+        nucleus: tuple | None = None,
     ) -> str:
         st = path.stat()
         hk = (str(path.resolve()), st.st_size, st.st_mtime_ns)
@@ -366,6 +391,8 @@ class RenderCache:
         if self.read_options or self.channel_map or self.channel_names:
             extra = [sorted(self.read_options.items()), self.channel_map, self.channel_names]
             parts.append(json.dumps(extra, sort_keys=True, default=str))
+        if nucleus is not None:
+            parts.append(json.dumps(["nucleus", *nucleus], default=str))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
     def get(
@@ -375,16 +402,34 @@ class RenderCache:
         *,
         patch_size: int | None = None,
         min_occupied: float = 0.75,
+        nucleus: tuple | None = None,
     ) -> tuple[np.ndarray, dict]:
-        """The rendered image (C, S, S) — or patches (P, C, S, S) — of one file, and its stats."""
+        """The rendered image (C, S, S) — or patches (P, C, S, S) — of one file, and its stats.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A localization file (or an image).
+        spec : RenderSpec
+            How to render.
+        patch_size, min_occupied
+            Patch mode.
+        nucleus : (mode, area_limits_um2, id), optional
+            Render one nucleus of the file (:func:`ainu_engine.nuclei.split_nuclei`), not the
+            whole file.
+
+        Returns
+        -------
+        (ndarray, dict)
+        """
         path = Path(path)
-        key = self.key(path, spec, patch_size, min_occupied)
+        key = self.key(path, spec, patch_size, min_occupied, nucleus)
         npy, meta = self.root / key[:2] / f"{key}.npy", self.root / key[:2] / f"{key}.json"
         if npy.is_file() and meta.is_file():
             self.hits += 1
             return np.load(npy, mmap_mode="r"), json.loads(meta.read_text())
         self.misses += 1
-        img, stats = self._render(path, spec, patch_size, min_occupied)
+        img, stats = self._render(path, spec, patch_size, min_occupied, nucleus)
         npy.parent.mkdir(exist_ok=True)
         from ainu_engine.io import atomic_path
 
@@ -396,7 +441,7 @@ class RenderCache:
         return img, stats
 
     def _render(
-        self, path: Path, spec: RenderSpec, patch_size, min_occupied
+        self, path: Path, spec: RenderSpec, patch_size, min_occupied, nucleus=None
     ) -> tuple[np.ndarray, dict]:
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return _load_image(path, spec, patch_size), {"source": str(path), "rendered": False}
@@ -406,8 +451,11 @@ class RenderCache:
         locs = read(path, **{"camera_pixel_nm": self.camera_pixel_nm, **self.read_options})
         names = self.channel_names or [f"ch{c}" for c in (spec.channels or [0])]
         spec = match_channels(locs, spec, names, self.channel_map, option=self.channel_option)
+        roi = None
+        if nucleus is not None:
+            locs, roi = self._nucleus(locs, path, nucleus)
         cells = locs.extra.get("cell_id") if locs.extra else None
-        if cells is not None and np.unique(cells).size > 1:
+        if nucleus is None and cells is not None and np.unique(cells).size > 1:
             raise InputError(
                 f"{np.unique(cells).size} nuclei (cell_id column) in one manifest row",
                 path=path,
@@ -418,19 +466,31 @@ class RenderCache:
             if patch_size
             else None
         )
-        m = model_input(locs, spec, pre, device=self.device)
+        m = model_input(locs, spec, pre, device=self.device, roi_nm=roi)
         img = m.items if patch_size else m.items[0]
         r = m.rendered
         if r.device_note:
             self.device_note = r.device_note
         return img, {
-            "source": str(path),
+            "source": str(path) + (f"#{nucleus[-1]}" if nucleus else ""),
             "rendered": True,
             "n_localizations": m.n_localizations,
             "area_um2": m.area_um2,
             "device": r.device,
         }
 
+
+    def _nucleus(self, locs, path: Path, nucleus: tuple):
+        """The localizations and ROI of one nucleus of a field, split as it was expanded."""
+        from ainu_engine.nuclei import split_nuclei
+
+        mode, limits, nid = nucleus
+        for n in split_nuclei(locs, mode=mode, camera_pixel_nm=self.camera_pixel_nm,
+                              area_limits_um2=tuple(limits) if limits else None):  # fmt: skip
+            if n.id == nid:
+                return n.locs, n.roi_nm
+        raise InputError(f"no nucleus {nid!r} in the file any more (split {mode})", path=path,
+                         hint="expand the manifest again")  # fmt: skip
 
 def _load_image(path: Path, spec: RenderSpec, patch_size: int | None) -> np.ndarray:
     if path.suffix.lower() == ".npy":
@@ -522,6 +582,73 @@ class NucleusSet:
         }
 
 
+
+def expand_nuclei(
+    manifest: Manifest,
+    *,
+    mode: str = "detect",
+    camera_pixel_nm: float | None = None,
+    read_options: dict | None = None,
+    area_limits_um2: tuple[float, float] | None = None,
+    on_file: Callable[[Path, int], None] | None = None,
+) -> Manifest:
+    """The manifest of the nuclei of its files: one row per nucleus, as ``screen`` splits a
+    field (``detect``: from the localization density of all channels pooled; ``roi``: the ROI
+    set beside a file; ``cell_id``: the column), with its file's label, group and channel map.
+
+    Parameters
+    ----------
+    manifest : Manifest
+        One row per file (a field of several cells).
+    mode : {"auto", "cell_id", "roi", "detect"}
+        How a file splits (:func:`ainu_engine.nuclei.split_nuclei`).
+    camera_pixel_nm : float, optional
+        For files and ROI sets in camera pixels.
+    read_options : dict, optional
+        Keywords of :func:`ainu_engine.io.read`.
+    area_limits_um2 : (float, float), optional
+        ``detect``: the smallest and largest whole nucleus.
+    on_file : callable, optional
+        Called with each file and its number of nuclei.
+
+    Returns
+    -------
+    Manifest
+        With :attr:`Manifest.nucleus_ids` and :attr:`Manifest.nuclei`; a file without a
+        nucleus contributes no row.
+
+    Raises
+    ------
+    ainu_engine.errors.AinuError
+        A file that cannot be read or split.
+    """
+    from dataclasses import replace
+
+    from ainu_engine.io import read
+    from ainu_engine.nuclei import NUCLEI_MODES, split_nuclei
+
+    if mode not in NUCLEI_MODES or mode == "file":
+        raise ValueError(f"mode must be one of auto, cell_id, roi, detect; got {mode!r}")
+    keep: list[int] = []
+    ids: list[str] = []
+    for row, path in enumerate(manifest.files):
+        locs = read(path, **{"camera_pixel_nm": camera_pixel_nm, **(read_options or {})})
+        found = [n.id for n in split_nuclei(locs, mode=mode, camera_pixel_nm=camera_pixel_nm,
+                                            area_limits_um2=area_limits_um2)]  # fmt: skip
+        keep += [row] * len(found)
+        ids += found
+        if on_file is not None:
+            on_file(path, len(found))
+
+    def pick(values):
+        return None if values is None else tuple(values[r] for r in keep)
+
+    return replace(
+        manifest, files=pick(manifest.files), labels=pick(manifest.labels),
+        groups=pick(manifest.groups), channel_maps=pick(manifest.channel_maps),
+        nucleus_ids=tuple(ids), nuclei=(mode, area_limits_um2),
+    )  # fmt: skip
+
 def load_nuclei(
     manifest: Manifest,
     spec: RenderSpec,
@@ -562,11 +689,13 @@ def load_nuclei(
     out = NucleusSet()
     ys, owners = [], []
     y = manifest.y
-    maps = manifest.channel_maps
+    maps, ids = manifest.channel_maps, manifest.nucleus_ids
     for row, path in enumerate(manifest.files):
         rc = cache.with_channels(manifest.channel_names, maps[row]) if maps else cache
+        nucleus = (*manifest.nuclei, ids[row]) if ids else None
         try:
-            img, stats = rc.get(path, spec, patch_size=patch_size, min_occupied=min_occupied)
+            img, stats = rc.get(path, spec, patch_size=patch_size, min_occupied=min_occupied,
+                                nucleus=nucleus)  # fmt: skip
             if patch_size:
                 if len(img) == 0:
                     raise InputError(

@@ -1269,6 +1269,7 @@ def _write_data_csv(
                 "localizations",
                 "area_um2",
                 "error",
+                "nucleus",
             ]
         )
         for i, p in enumerate(manifest.files):
@@ -1293,6 +1294,7 @@ def _write_data_csv(
                     "+".join(map(str, st.get("n_localizations", []))),
                     round(st["area_um2"], 3) if "area_um2" in st else "",
                     data.failed.get(i, ""),
+                    manifest.nucleus_ids[i] if manifest.nucleus_ids else "",
                 ]
             )
 
@@ -1308,7 +1310,7 @@ def _write_predictions(path: Path, manifest: Manifest, ev: dict) -> None:
             pred = manifest.classes[int(s.argmax())]
             w.writerow(
                 [
-                    str(manifest.files[r]),
+                    manifest.item_name(r),
                     manifest.labels[r],
                     pred,
                     pred == manifest.labels[r],

@@ -144,6 +144,13 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="Replace a finished run in --out.")
     ] = False,
+    nuclei: Annotated[
+        str,
+        typer.Option(
+            help="file (each manifest row is one nucleus) or how rows split into nuclei, as "
+            "screen splits them: detect (fields of cells), roi, cell_id, auto.",
+        ),
+    ] = "file",
     json: JsonOpt = False,
     reading: dict | None = None,
 ) -> None:
@@ -187,6 +194,8 @@ def train(
         raise typer.BadParameter(str(err)) from err
     o = Output(json_lines=json)
     m = read_manifest(manifest, channels=names if by_name else None)
+    if nuclei != "file":
+        m = _expand(m, nuclei, cam, reading, o)
     rc = RenderCache(cache or default_cache_dir(), device="cpu" if device == "cpu" else "auto",
                      camera_pixel_nm=cam, read_options=reading)  # fmt: skip
     if leave_one_group_out:
@@ -197,6 +206,21 @@ def train(
     )
     record, text = _summary(summary, out, cfg)
     o.record(_json.loads(_json.dumps(record)), escape(text))
+
+
+def _expand(m, nuclei: str, cam, reading: dict, o: Output):
+    """The manifest's rows split into their nuclei (``--nuclei``), with a count per file."""
+    from ainu_engine.nuclei import NUCLEI_MODES
+    from ainu_engine.training.data import expand_nuclei
+
+    if nuclei not in NUCLEI_MODES:
+        raise typer.BadParameter(f"expected one of {', '.join(NUCLEI_MODES)}",
+                                 param_hint="--nuclei")  # fmt: skip
+    with o.progress(len(m), "splitting") as step:
+        out = expand_nuclei(m, mode=nuclei, camera_pixel_nm=cam, read_options=reading,
+                            on_file=lambda path, n: step())  # fmt: skip
+    o.log(f"{len(out)} nuclei in {len(m)} files (--nuclei {nuclei})")
+    return out
 
 
 def _summary(summary: dict, out: Path, cfg) -> tuple[dict, str]:

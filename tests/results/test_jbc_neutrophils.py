@@ -150,3 +150,57 @@ def test_a_channel_map_column_is_checked_row_by_row(tmp_path):
     bad.write_text(f"path,label,channels\n{f.resolve()},a,cpla2\n{f.resolve()},b,x=1\n")
     with pytest.raises(InputError, match="line 2.*channels: expected MODELCH=FILECH"):
         read_manifest(bad)
+
+
+def test_fields_expand_into_their_cells_and_each_cell_renders_its_own_channel(tmp_path):
+    """Two real fields split as screen splits them (detection on all channels pooled): one row
+    per cell with the field's label, mouse and channel map; each cell's render holds that
+    cell's localizations of the field's own cPLA2 channel."""
+    pytest.importorskip("torch", reason="the training extra (torch) is not installed")
+    from ainu_engine.io import read
+    from ainu_engine.nuclei import split_nuclei
+    from ainu_engine.render import RenderSpec
+    from ainu_engine.training.data import (
+        Manifest,
+        RenderCache,
+        expand_nuclei,
+        load_nuclei,
+        read_manifest,
+    )
+    from ainu_engine.training.train import _model_channels
+
+    m = read_manifest(_cpla2_manifest(tmp_path), channels=["cpla2"])
+    two = [0, 5]  # m1 unstim (cPLA2 in 647) and an m2 field with cPLA2 in 561
+    sub = Manifest(tuple(m.files[i] for i in two), tuple(m.labels[i] for i in two), m.classes,
+                   tuple(m.groups[i] for i in two), m.channel_names, m.path, m.sha256,
+                   tuple(m.channel_maps[i] for i in two))  # fmt: skip
+    seen = []
+    cells = expand_nuclei(sub, mode="detect", on_file=lambda p, n: seen.append(n))
+    counts = [sum(1 for _ in split_nuclei(read(f), mode="detect")) for f in sub.files]
+    assert seen == counts and len(cells) == sum(counts) and min(counts) >= 2
+    assert len(set(zip(cells.files, cells.nucleus_ids, strict=True))) == len(cells)
+    for k, f in enumerate(cells.files):
+        i = sub.files.index(f)
+        assert (cells.labels[k], cells.groups[k], cells.channel_maps[k]) == (
+            sub.labels[i], sub.groups[i], sub.channel_maps[i])  # fmt: skip
+    spec = _model_channels(cells, RenderSpec(pixel_nm=50, sigma_nm=50, size=64))
+    data = load_nuclei(cells, spec, RenderCache(tmp_path / "cache"))
+    assert not data.failed and len(data.images) == len(cells)
+    for k in (0, len(cells) - 1):
+        locs = read(cells.files[k])
+        (n,) = [n for n in split_nuclei(locs, mode="detect") if n.id == cells.nucleus_ids[k]]
+        cid = [c for c, v in locs.meta.channel_names.items()
+               if v == cells.channel_maps[k]["cpla2"]][0]  # fmt: skip
+        assert data.stats[k]["n_localizations"] == [int(np.sum(n.locs.channel == cid))]
+        assert cells.item_name(k).endswith("#" + cells.nucleus_ids[k])
+    with pytest.raises(ValueError, match="mode must be"):
+        expand_nuclei(sub, mode="file")
+
+
+def test_train_refuses_an_unknown_nuclei_mode(capsys, tmp_path):
+    pytest.importorskip("torch", reason="the training extra (torch) is not installed")
+    from ainu_engine.cli import main
+
+    code = main(["train", str(HERE / "manifest-cpla2.csv"), "--out", str(tmp_path / "run"),
+                 "--channels", "cpla2", "--nuclei", "blobs"])  # fmt: skip
+    assert code == 2 and "--nuclei" in capsys.readouterr().err
