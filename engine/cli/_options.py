@@ -233,9 +233,8 @@ TruncateOpt = Annotated[float, typer.Option(help="Kernel window half-width in si
 ChannelsOpt = Annotated[
     str | None,
     typer.Option(
-        help="File channel ids (or names) to render as image channels, e.g. 1,2 (default: all "
-        "in one); train with a manifest of per-file channel maps: the model's channel names, "
-        "e.g. cpla2."
+        help="File channel ids or names, e.g. 1,2 (default: all in one); per-file channel "
+        "maps: the model's, e.g. cpla2."
     ),
 ]
 NormalizationOpt = Annotated[

@@ -137,8 +137,7 @@ def train(
         bool,
         typer.Option(
             "--leave-one-group-out",
-            help="For each manifest group: train on the others, test on it (OUT/GROUP/, and "
-            "OUT/leave_one_group_out.json with the accuracy per held-out group).",
+            help="Per manifest group: train on the others, test on it (OUT/GROUP/).",
         ),
     ] = False,
     force: Annotated[
@@ -147,8 +146,7 @@ def train(
     nuclei: Annotated[
         str,
         typer.Option(
-            help="file (each manifest row is one nucleus) or how rows split into nuclei, as "
-            "screen splits them: detect (fields of cells), roi, cell_id, auto.",
+            help="file: a row is a nucleus; detect, roi, cell_id: split rows like screen.",
         ),
     ] = "file",
     json: JsonOpt = False,
