@@ -15,7 +15,7 @@ from ainu_engine.errors import InputError
 from ainu_engine.model import read_model_info
 from ainu_engine.scores import mean_cross_entropy, softmax
 
-from .data import RenderCache, load_nuclei, read_manifest
+from .data import RenderCache, expand_nuclei, load_nuclei, read_manifest
 
 __all__ = ["evaluate", "onnx_logits"]
 
@@ -67,6 +67,7 @@ def evaluate(
     reporter=None,
     backend: str = "auto",
     device: str = "auto",
+    nuclei: str = "file",
 ) -> dict:
     """Metrics of an exported model on a manifest (labels must be among the model's classes).
 
@@ -92,6 +93,9 @@ def evaluate(
         Progress (the CLI's output).
     backend, device : str
         See :func:`ainu_engine.backends.create_backend`.
+    nuclei : str, default "file"
+        ``file``: a row is a nucleus; ``detect``, ``roi``, ``cell_id``, ``auto``: the rows are
+        fields, evaluated cell by cell (:func:`~ainu_engine.training.data.expand_nuclei`).
 
     Returns
     -------
@@ -108,7 +112,9 @@ def evaluate(
     reporter = reporter or Reporter()
     t0 = time.perf_counter()
     info = read_model_info(model_path)
-    manifest = read_manifest(manifest_path, classes=info.classes)
+    # per-file channel maps (cpla2=647;5lo=561) are read for the model's own channel names
+    manifest = read_manifest(manifest_path, classes=info.classes,
+                             channels=list(info.channel_names))  # fmt: skip
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pre = info.preprocessing or {}
@@ -116,6 +122,9 @@ def evaluate(
     cache = cache or RenderCache(default_cache_dir(), channel_option="--channel-map")
     if cache.channel_names is None:  # the files' channels are matched to the model's by name
         cache.channel_names = info.channel_names
+    if nuclei != "file":  # the rows are fields: their cells, split as screen splits them
+        manifest = expand_nuclei(manifest, mode=nuclei, camera_pixel_nm=cache.camera_pixel_nm,
+                                 read_options=cache.read_options)  # fmt: skip
     with reporter.stage("render", len(manifest)) as step:
         data = load_nuclei(
             manifest,
@@ -129,7 +138,7 @@ def evaluate(
         w = csv.writer(fh)
         w.writerow(["path", "error"])
         for row, msg in sorted(data.failed.items()):
-            w.writerow([str(manifest.files[row]), msg])
+            w.writerow([manifest.item_name(row), msg])
     for msg in data.failed.values():
         reporter.log(f"left out: {msg}")
     if len(data) == 0:

@@ -35,6 +35,9 @@ def evaluate(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     channel_map_: ChannelMapOpt = None,
     cache: Annotated[Path | None, typer.Option(help="Render cache folder.")] = None,
+    nuclei: Annotated[
+        str, typer.Option(help="file: a row is a nucleus; detect, roi, cell_id: split rows.")
+    ] = "file",
     json: JsonOpt = False,
     reading: dict | None = None,
 ) -> None:
@@ -68,6 +71,7 @@ def evaluate(
         batch_size=batch_size,
         reporter=o,
         device="cpu" if device == "cpu" else "auto",
+        nuclei=nuclei,
     )
     lo, hi = m["accuracy_ci_normal"]
     o.record(

@@ -204,3 +204,54 @@ def test_train_refuses_an_unknown_nuclei_mode(capsys, tmp_path):
     code = main(["train", str(HERE / "manifest-cpla2.csv"), "--out", str(tmp_path / "run"),
                  "--channels", "cpla2", "--nuclei", "blobs"])  # fmt: skip
     assert code == 2 and "--nuclei" in capsys.readouterr().err
+
+
+def _tiny_cpla2_model(path: Path) -> Path:
+    """A classifier ONNX file built without torch (logits from the image's mean), with the
+    metadata export writes: one channel named cpla2, two classes."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ainu_engine.model import ModelInfo
+    from ainu_engine.render import RenderSpec
+
+    w = numpy_helper.from_array(np.array([[1.0, -1.0]], np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image"], ["m"], axes=[1, 2, 3], keepdims=0),
+         helper.make_node("Unsqueeze", ["m", "ax"], ["m2"]),
+         helper.make_node("MatMul", ["m2", "w"], ["logits"])],
+        "mean", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 64, 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[w, numpy_helper.from_array(np.array([1], np.int64), "ax")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    spec = RenderSpec(pixel_nm=50, sigma_nm=50, size=64, channels=(0,))
+    info = ModelInfo(classes=("activated", "unstim"), input_size=64, channel_names=("cpla2",),
+                     render_spec=spec)  # fmt: skip
+    for k, v in info.to_metadata().items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, path)
+    return path
+
+
+def test_evaluate_takes_the_channel_map_and_the_cells_of_each_field(tmp_path):
+    pytest.importorskip("sklearn", reason="evaluate's metrics need scikit-learn")
+    pytest.importorskip("torch", reason="the training extra (torch) is not installed")
+    from ainu_engine.training.data import RenderCache
+    from ainu_engine.training.evaluate import evaluate
+
+    model = _tiny_cpla2_model(tmp_path / "m.onnx")
+    rows = list(csv.DictReader(open(_cpla2_manifest(tmp_path))))
+    two = tmp_path / "two.csv"
+    with open(two, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows([rows[0], rows[-1]])  # m1 activated, cPLA2 in 647; m3 unstim, in 561
+    m = evaluate(model, two, tmp_path / "eval", cache=RenderCache(tmp_path / "cache"),
+                 backend="onnxruntime", device="cpu", nuclei="detect")  # fmt: skip
+    preds = list(csv.DictReader(open(tmp_path / "eval" / "predictions.csv")))
+    assert m["n"] == len(preds) >= 4 and all("#det" in p["path"] for p in preds)
+    assert {Path(p["path"].split("#")[0]).name for p in preds} == {
+        Path(rows[0]["path"]).name, Path(rows[-1]["path"]).name}  # fmt: skip
+    assert {p["label"] for p in preds} == {"activated", "unstim"}
