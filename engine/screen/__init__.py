@@ -6,6 +6,7 @@ as several jobs (``screen(..., shard=(k, n))``; SLURM job arrays, several machin
 
 from ._options import LocalExecutor, RayExecutor, ScreenOptions
 from ._pipeline import ScreenSummary, screen
+from ._report import write_overview
 from ._shards import MergeError, merge, parse_shard, shard_of
 from ._watch import settled_files, watch
 
@@ -17,6 +18,7 @@ __all__ = [
     "screen",
     "settled_files",
     "watch",
+    "write_overview",
     "merge",
     "MergeError",
     "parse_shard",

@@ -23,7 +23,23 @@ ATTRIBUTION_NOTE = "blue = evidence for the call, red = against (occlusion on th
 
 def write_overview(path: Path, locs, nuclei, *, title: str = "") -> Path:
     """An overview PNG of a field: the localization density (log scale), each nucleus' outline
-    (red: cut by the field's edge) and its id, in µm. Written atomically."""
+    (red: cut by the field's edge) and its id, in µm. Written atomically.
+
+    Parameters
+    ----------
+    path : Path
+        The PNG.
+    locs : Localizations
+        The field.
+    nuclei : iterable of Nucleus
+        Its nuclei (:func:`ainu_engine.nuclei.split_nuclei`).
+    title : str
+        The figure's title.
+
+    Returns
+    -------
+    Path
+    """
     import numpy as np
     from matplotlib.figure import Figure
 

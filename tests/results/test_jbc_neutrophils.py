@@ -255,3 +255,19 @@ def test_evaluate_takes_the_channel_map_and_the_cells_of_each_field(tmp_path):
     assert {Path(p["path"].split("#")[0]).name for p in preds} == {
         Path(rows[0]["path"]).name, Path(rows[-1]["path"]).name}  # fmt: skip
     assert {p["label"] for p in preds} == {"activated", "unstim"}
+
+
+@pytest.mark.parametrize(("field", "whole", "cut"), [
+    # counts read off docs/results/jbc-neutrophils/overview/*.png (looked at: one outline per
+    # visible cell; cut = red, touching the field's edge)
+    ("m1_unstim_5lo561_cpla2647", 7, 0),
+    ("m2_c5a_5lo561_cpla2_650", 3, 2),
+])  # fmt: skip
+def test_the_cells_of_a_field_are_found_with_neutrophil_limits(field, whole, cut):
+    spec = importlib.util.spec_from_file_location("jbc_cells", HERE / "cells.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (row,) = [r for r in csv.DictReader(open(HERE / "manifest.csv")) if field in r["path"]]
+    _, cells = mod.cells_of(row)
+    assert (sum(not n.at_edge for n in cells), sum(n.at_edge for n in cells)) == (whole, cut)
+    assert all(20.0 <= mod._area(n) <= 200.0 for n in cells if not n.at_edge)
