@@ -351,6 +351,9 @@ class RenderCache:
         self.misses = 0
         self.device_note: str | None = None
         self._hashes: dict[tuple, str] = {}
+        # the last field split into its nuclei (shared by with_channels' copies): the cells of a
+        # field come one after the other, and each would read and split the file again
+        self._field: dict = {}
 
     def with_channels(self, channel_names, channel_map: dict | None) -> RenderCache:
         """This cache (the same folder and file hashes) with other model channel names and a
@@ -448,12 +451,13 @@ class RenderCache:
         from ainu_engine.io import read
         from ainu_engine.render import match_channels, model_input
 
-        locs = read(path, **{"camera_pixel_nm": self.camera_pixel_nm, **self.read_options})
+        if nucleus is None:
+            locs = read(path, **{"camera_pixel_nm": self.camera_pixel_nm, **self.read_options})
+            field, roi = locs, None
+        else:
+            field, (locs, roi) = self._nucleus(path, nucleus)
         names = self.channel_names or [f"ch{c}" for c in (spec.channels or [0])]
-        spec = match_channels(locs, spec, names, self.channel_map, option=self.channel_option)
-        roi = None
-        if nucleus is not None:
-            locs, roi = self._nucleus(locs, path, nucleus)
+        spec = match_channels(field, spec, names, self.channel_map, option=self.channel_option)
         cells = locs.extra.get("cell_id") if locs.extra else None
         if nucleus is None and cells is not None and np.unique(cells).size > 1:
             raise InputError(
@@ -479,18 +483,26 @@ class RenderCache:
             "device": r.device,
         }
 
-
-    def _nucleus(self, locs, path: Path, nucleus: tuple):
-        """The localizations and ROI of one nucleus of a field, split as it was expanded."""
+    def _nucleus(self, path: Path, nucleus: tuple):
+        """The field of ``path`` and (localizations, ROI) of one of its nuclei, split as the
+        manifest was expanded; the last field read is kept, so its cells read it once."""
+        from ainu_engine.io import read
         from ainu_engine.nuclei import split_nuclei
 
         mode, limits, nid = nucleus
-        for n in split_nuclei(locs, mode=mode, camera_pixel_nm=self.camera_pixel_nm,
-                              area_limits_um2=tuple(limits) if limits else None):  # fmt: skip
-            if n.id == nid:
-                return n.locs, n.roi_nm
-        raise InputError(f"no nucleus {nid!r} in the file any more (split {mode})", path=path,
-                         hint="expand the manifest again")  # fmt: skip
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns, mode, limits)
+        if self._field.get("key") != key:
+            locs = read(path, **{"camera_pixel_nm": self.camera_pixel_nm, **self.read_options})
+            found = split_nuclei(locs, mode=mode, camera_pixel_nm=self.camera_pixel_nm,
+                                 area_limits_um2=tuple(limits) if limits else None)  # fmt: skip
+            self._field.clear()
+            self._field.update(key=key, locs=locs, nuclei={n.id: (n.locs, n.roi_nm) for n in found})
+        if nid not in self._field["nuclei"]:
+            raise InputError(f"no nucleus {nid!r} in the file any more (split {mode})", path=path,
+                             hint="expand the manifest again")  # fmt: skip
+        return self._field["locs"], self._field["nuclei"][nid]
+
 
 def _load_image(path: Path, spec: RenderSpec, patch_size: int | None) -> np.ndarray:
     if path.suffix.lower() == ".npy":

@@ -115,8 +115,7 @@ def screen_fields(
     ainu_engine.errors.InputError
         The model is not a widefield classifier, or a folder without fields.
     """
-    items = [i if isinstance(i, dict) else None for i in inputs]
-    items = list(inputs) if all(items) else expand_fields(inputs)
+    items = list(inputs) if all(isinstance(i, dict) for i in inputs) else expand_fields(inputs)
     out = Path(out)
     bar = progress or _no_progress
     own = not isinstance(model, WidefieldClassifier)

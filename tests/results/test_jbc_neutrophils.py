@@ -152,7 +152,8 @@ def test_a_channel_map_column_is_checked_row_by_row(tmp_path):
         read_manifest(bad)
 
 
-def test_fields_expand_into_their_cells_and_each_cell_renders_its_own_channel(tmp_path):
+def test_fields_expand_into_their_cells_and_each_cell_renders_its_own_channel(tmp_path,
+                                                                             monkeypatch):
     """Two real fields split as screen splits them (detection on all channels pooled): one row
     per cell with the field's label, mouse and channel map; each cell's render holds that
     cell's localizations of the field's own cPLA2 channel."""
@@ -184,8 +185,20 @@ def test_fields_expand_into_their_cells_and_each_cell_renders_its_own_channel(tm
         assert (cells.labels[k], cells.groups[k], cells.channel_maps[k]) == (
             sub.labels[i], sub.groups[i], sub.channel_maps[i])  # fmt: skip
     spec = _model_channels(cells, RenderSpec(pixel_nm=50, sigma_nm=50, size=64))
+    import ainu_engine.nuclei as nuclei_module
+
+    splits = []
+    real_split = nuclei_module.split_nuclei
+
+    def counting_split(*args, **kw):
+        splits.append(1)
+        return real_split(*args, **kw)
+
+    monkeypatch.setattr(nuclei_module, "split_nuclei", counting_split)
     data = load_nuclei(cells, spec, RenderCache(tmp_path / "cache"))
+    monkeypatch.undo()
     assert not data.failed and len(data.images) == len(cells)
+    assert len(splits) == 2  # each field is read and split once, not once per cell
     for k in (0, len(cells) - 1):
         locs = read(cells.files[k])
         (n,) = [n for n in split_nuclei(locs, mode="detect") if n.id == cells.nucleus_ids[k]]
