@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -153,6 +154,10 @@ class Classifier(ModelRunner):
         Where nuclei are rendered.
     channel_map : mapping, optional
         Model channel -> file channel, for files whose channels are named otherwise.
+    file_channel_maps : mapping, optional
+        Resolved file path -> that file's own map (a manifest row's ``channels``,
+        :func:`ainu_engine.render.manifest_channel_maps`; it may name more proteins than the model
+        takes): :meth:`for_path` applies it, before ``channel_map``.
     load : bool, default True
         Load the backend now (False: preparing nuclei only, e.g. a distributed screen's render
         tasks; the backend loads where the calls are made).
@@ -184,6 +189,7 @@ class Classifier(ModelRunner):
         *,
         render_device: str = "auto",
         channel_map: Mapping | None = None,
+        file_channel_maps: Mapping[str, Mapping] | None = None,
         load: bool = True,
     ) -> None:
         # load=False: preparing nuclei only (a distributed screen's render tasks); the backend
@@ -192,6 +198,8 @@ class Classifier(ModelRunner):
         self.info: ModelInfo
         self.render_device = render_device
         self.channel_map = dict(channel_map) if channel_map else None
+        self.file_channel_maps = {str(k): dict(v) for k, v in (file_channel_maps or {}).items()}
+        self._per_path: dict[str, Classifier] = {}
         self.temperature = temperature_of(self.info)
         from .render import patch_mode
 
@@ -206,6 +214,7 @@ class Classifier(ModelRunner):
         device: str = "auto",
         render_device: str = "auto",
         channel_map: Mapping | None = None,
+        file_channel_maps: Mapping[str, Mapping] | None = None,
         **options,
     ) -> Classifier:
         """Load ``model`` (.onnx, or a .pt checkpoint for torch) on ``backend`` (see
@@ -218,6 +227,7 @@ class Classifier(ModelRunner):
             create_backend(model, backend, device=device, **options),
             render_device=render_device,
             channel_map=channel_map,
+            file_channel_maps=file_channel_maps,
         )
 
     def with_channel_map(self, channel_map: Mapping | None) -> Classifier:
@@ -230,6 +240,40 @@ class Classifier(ModelRunner):
         other = copy.copy(self)
         other.channel_map = dict(channel_map)
         return other
+
+    def for_path(self, path: str | os.PathLike) -> Classifier:
+        """The classifier for one file: with the file's own channel map (a manifest row's, only
+        the model's channels of it) where :attr:`file_channel_maps` has one, else itself.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file.
+
+        Returns
+        -------
+        Classifier
+
+        Raises
+        ------
+        ainu_engine.errors.ChannelError
+            The file's map does not name every model channel.
+        """
+        if not self.file_channel_maps:
+            return self
+        key = str(Path(path).resolve())
+        row = self.file_channel_maps.get(key)
+        if row is None:
+            return self
+        if key not in self._per_path:
+            from .render import row_channel_map
+
+            other = self.with_channel_map(
+                row_channel_map(row, self.info.channel_names, path=path)
+            )
+            other.file_channel_maps, other._per_path = {}, {}
+            self._per_path[key] = other
+        return self._per_path[key]
 
     def render_spec_for(self, locs: Localizations, *, option: str = "--channel-map"):
         """The model's RenderSpec with the file channels of ``locs`` that feed the model's

@@ -234,6 +234,8 @@ def _select_channel(locs, channel: str | None) -> np.ndarray | None:
 def cluster_file(path: str | os.PathLike, *, group: str = "", eps_nm: float = 20.0,
                  min_samples: int = 5, roi: str | None = None, channel: str | None = None,
                  nuclei: str = "auto", camera_pixel_nm: float | None = None,
+                 channel_map: dict | None = None,
+                 area_limits_um2: tuple[float, float] | None = None,
                  ) -> list[NucleusClusters]:  # fmt: skip
     """The clusters of every nucleus of one file (nuclei as ``screen`` finds them).
 
@@ -248,11 +250,16 @@ def cluster_file(path: str | os.PathLike, *, group: str = "", eps_nm: float = 20
     roi : str, optional
         Regions to cluster inside (:func:`region_polygons`).
     channel : str, optional
-        The channel clustered (name or id; default all).
+        The channel clustered (name or id; default all; a name of ``channel_map``: the file
+        channel it maps to).
     nuclei : str
         How the file splits (:func:`ainu_engine.nuclei.split_nuclei`).
     camera_pixel_nm : float, optional
         For files and ROI sets in camera pixels.
+    channel_map : dict, optional
+        The file's channels by protein (a manifest row's ``channels``: ``{"cpla2": "647"}``).
+    area_limits_um2 : (float, float), optional
+        ``detect``: the smallest and largest whole nucleus.
 
     Returns
     -------
@@ -262,10 +269,14 @@ def cluster_file(path: str | os.PathLike, *, group: str = "", eps_nm: float = 20
     from .nuclei import split_nuclei
 
     path = Path(path)
+    if channel is not None and channel_map:
+        by_name = {str(k).casefold(): v for k, v in channel_map.items()}
+        channel = by_name.get(channel.casefold(), channel)
     locs = read(path, camera_pixel_nm=camera_pixel_nm)
     regions = None if roi is None else _regions(path, roi, locs)  # read once per file
     out = []
-    for n in split_nuclei(locs, mode=nuclei, camera_pixel_nm=camera_pixel_nm):
+    for n in split_nuclei(locs, mode=nuclei, camera_pixel_nm=camera_pixel_nm,
+                          area_limits_um2=area_limits_um2):  # fmt: skip
         keep = _select_channel(n.locs, channel)
         if regions is not None:
             inside = _inside(regions(n.id or ""), n.locs)
@@ -414,7 +425,8 @@ def run_clusters(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                  eps_nm: float = 20.0, min_samples: int = 5, roi: str | None = None,
                  group_by: str = "label", channel: str | None = None, nuclei: str = "auto",
                  camera_pixel_nm: float | None = None, on_file=None,
-                 on_error=None) -> dict:  # fmt: skip
+                 on_error=None,
+                 area_limits_um2: tuple[float, float] | None = None) -> dict:  # fmt: skip
     """Cluster every nucleus of ``inputs`` and compare the groups; writes ``OUT/clusters.parquet``
     (one row per cluster), ``OUT/nuclei.csv`` (one row per nucleus), ``OUT/comparison.json`` and
     ``OUT/clusters.png`` (box plots). A file that fails is reported (``on_error``) and left out;
@@ -428,8 +440,10 @@ def run_clusters(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         The output folder.
     eps_nm, min_samples
         As :func:`find_clusters`.
-    roi, channel, nuclei, camera_pixel_nm
-        As :func:`cluster_file`.
+    roi, channel, nuclei, camera_pixel_nm, area_limits_um2
+        As :func:`cluster_file`; a manifest row's channel map (``channels``,
+        ``cpla2=647;5lo=561``) names its file's channels, so ``channel="cpla2"`` clusters each
+        file's own cPLA2 channel.
     group_by : str
         The manifest column the groups come from.
     on_file : callable, optional
@@ -447,15 +461,19 @@ def run_clusters(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
 
     from .errors import AinuError
     from .io import atomic_path
+    from .render import manifest_channel_maps
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows, nuclei_rows, errors = [], [], []
+    maps = manifest_channel_maps(inputs)
     for path, group in file_groups(inputs, group_by):
         try:
             found = cluster_file(path, group=group, eps_nm=eps_nm, min_samples=min_samples,
                                  roi=roi, channel=channel, nuclei=nuclei,
-                                 camera_pixel_nm=camera_pixel_nm)  # fmt: skip
+                                 camera_pixel_nm=camera_pixel_nm,
+                                 channel_map=maps.get(str(path.resolve())),
+                                 area_limits_um2=area_limits_um2)  # fmt: skip
         except AinuError as err:
             errors.append((str(path), str(err)))
             if on_error is not None:
@@ -491,7 +509,8 @@ def run_clusters(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     _boxplots(out / "clusters.png", nuclei_rows, stats)
     doc = {
         "params": {"eps_nm": eps_nm, "min_samples": min_samples, "roi": roi,
-                   "group_by": group_by, "channel": channel, "nuclei": nuclei},
+                   "group_by": group_by, "channel": channel, "nuclei": nuclei,
+                   "area_limits_um2": list(area_limits_um2) if area_limits_um2 else None},
         "nuclei": len(nuclei_rows),
         "clusters": len(rows),
         "failed": [{"path": p, "error": m} for p, m in errors],

@@ -376,7 +376,9 @@ class FieldNuclei:
 
 
 def detection_limits(training_stats: dict | None) -> tuple[float, float]:
-    """(smallest, largest) area in µm² of a whole nucleus for detection: a quarter of the
+    """(smallest, largest) area in µm² of a whole nucleus for detection: the limits the model's
+    training nuclei were detected with where it records them (``nuclei.area_limits_um2``: a
+    model trained on the cells of fields finds cells as it was taught), else a quarter of the
     smallest and four times the largest training nucleus where the model has them (detection
     must not drop a cell the QC would flag as out of range: the QC tells), else
     :data:`MIN_AREA_UM2`, :data:`MAX_AREA_UM2`.
@@ -384,7 +386,8 @@ def detection_limits(training_stats: dict | None) -> tuple[float, float]:
     Parameters
     ----------
     training_stats : dict or None
-        A model's training statistics (``area_um2``: ``min``, ``max``).
+        A model's training statistics (``nuclei``: ``area_limits_um2``; ``area_um2``: ``min``,
+        ``max``).
 
     Returns
     -------
@@ -395,6 +398,9 @@ def detection_limits(training_stats: dict | None) -> tuple[float, float]:
     >>> detection_limits({"area_um2": {"min": 64.0, "max": 175.0}})
     (16.0, 700.0)
     """
+    taught = ((training_stats or {}).get("nuclei") or {}).get("area_limits_um2")
+    if taught and len(taught) == 2:
+        return float(taught[0]), float(taught[1])
     area = (training_stats or {}).get("area_um2") or {}
     lo, hi = area.get("min"), area.get("max")
     if not lo or not hi:

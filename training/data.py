@@ -30,6 +30,7 @@ __all__ = [
     "NucleusSet",
     "load_nuclei",
     "expand_nuclei",
+    "nuclei_record",
     "IMAGE_SUFFIXES",
 ]
 
@@ -265,12 +266,12 @@ def _channel_maps(values: list[str], wanted, path) -> tuple[tuple[str, ...], tup
     """The model's channel names and every row's map (only those names) of a ``channels``
     column of ``NAME=CHANNEL`` pairs; a row without a name the model needs is an error naming
     both lists."""
-    from ainu_engine.render import parse_channel_map
+    from ainu_engine.render import parse_row_channels
 
     maps = []
     for i, v in enumerate(values):
         try:
-            m = parse_channel_map(v.replace(";", ","))
+            m = parse_row_channels(v)
         except ValueError as err:
             raise InputError(f"channels: {err}", path=path, where=f"line {i + 2}") from err
         if not m:
@@ -347,13 +348,23 @@ class RenderCache:
         self.channel_names = tuple(channel_names) if channel_names else None
         self.channel_map = dict(channel_map) if channel_map else None
         self.channel_option = channel_option
-        self.hits = 0
-        self.misses = 0
+        # shared by with_channels' copies: a manifest of per-row maps renders through copies
+        self._counts = {"hits": 0, "misses": 0}
         self.device_note: str | None = None
         self._hashes: dict[tuple, str] = {}
         # the last field split into its nuclei (shared by with_channels' copies): the cells of a
         # field come one after the other, and each would read and split the file again
         self._field: dict = {}
+
+    @property
+    def hits(self) -> int:
+        """Renders read from the cache."""
+        return self._counts["hits"]
+
+    @property
+    def misses(self) -> int:
+        """Renders made (and cached)."""
+        return self._counts["misses"]
 
     def with_channels(self, channel_names, channel_map: dict | None) -> RenderCache:
         """This cache (the same folder and file hashes) with other model channel names and a
@@ -429,9 +440,9 @@ class RenderCache:
         key = self.key(path, spec, patch_size, min_occupied, nucleus)
         npy, meta = self.root / key[:2] / f"{key}.npy", self.root / key[:2] / f"{key}.json"
         if npy.is_file() and meta.is_file():
-            self.hits += 1
+            self._counts["hits"] += 1
             return np.load(npy, mmap_mode="r"), json.loads(meta.read_text())
-        self.misses += 1
+        self._counts["misses"] += 1
         img, stats = self._render(path, spec, patch_size, min_occupied, nucleus)
         npy.parent.mkdir(exist_ok=True)
         from ainu_engine.io import atomic_path
@@ -593,6 +604,30 @@ class NucleusSet:
             "density_per_um2": summary(total / np.maximum(area, 1e-9)),
         }
 
+
+
+def nuclei_record(nuclei: tuple) -> dict:
+    """How a manifest's fields were split into nuclei (:attr:`Manifest.nuclei`), as the model
+    records it (``training_stats["nuclei"]``, read by :func:`ainu_engine.nuclei.detection_limits`):
+    the mode and the area limits detection used (the defaults where none were given).
+
+    Parameters
+    ----------
+    nuclei : (str, (float, float) or None)
+        ``(mode, area_limits_um2)``.
+
+    Returns
+    -------
+    dict
+    """
+    from ainu_engine.nuclei import MAX_AREA_UM2, MIN_AREA_UM2
+
+    mode, limits = nuclei
+    rec: dict = {"mode": mode}
+    if mode in ("detect", "auto"):
+        lo, hi = limits if limits else (MIN_AREA_UM2, MAX_AREA_UM2)
+        rec["area_limits_um2"] = [float(lo), float(hi)]
+    return rec
 
 
 def expand_nuclei(

@@ -123,8 +123,11 @@ def evaluate(
     if cache.channel_names is None:  # the files' channels are matched to the model's by name
         cache.channel_names = info.channel_names
     if nuclei != "file":  # the rows are fields: their cells, split as screen splits them
+        from ainu_engine.nuclei import detection_limits
+
         manifest = expand_nuclei(manifest, mode=nuclei, camera_pixel_nm=cache.camera_pixel_nm,
-                                 read_options=cache.read_options)  # fmt: skip
+                                 read_options=cache.read_options,
+                                 area_limits_um2=detection_limits(info.training_stats))  # fmt: skip
     with reporter.stage("render", len(manifest)) as step:
         data = load_nuclei(
             manifest,

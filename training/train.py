@@ -38,7 +38,7 @@ from ainu_engine.strict_json import dumps
 
 from .augment import AugmentConfig
 from .checkpoint import save_checkpoint
-from .data import Manifest, NucleusSet, RenderCache, load_nuclei
+from .data import Manifest, NucleusSet, RenderCache, load_nuclei, nuclei_record
 from .splits import Split, kfold_splits, train_test_split
 
 __all__ = [
@@ -1117,6 +1117,8 @@ def _final(
     (out / "metrics.json").write_text(dumps(summary, indent=2) + "\n")
     _write_predictions(out / "predictions.csv", manifest, ev)
     stats = data.training_stats(train_rows)
+    if manifest.nuclei is not None:  # cells of fields: screen finds them as training did
+        stats["nuclei"] = nuclei_record(manifest.nuclei)
     samples = data.batch(data.items_of(test_rows)[:4])  # export checks ONNX against torch on these
     _write_checkpoint(
         out / "best.pt", model, cfg, run.spec, manifest, run.channels, summary, stats, res, samples

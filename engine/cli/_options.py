@@ -71,6 +71,14 @@ ChannelMapOpt = Annotated[
         "files whose channels are named otherwise than the model's.",
     ),
 ]
+NucleusAreaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--nucleus-area-um2",
+        metavar="MIN,MAX",
+        help="--nuclei detect: area of a whole nucleus in µm² (default 15,1000).",
+    ),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per line (JSON Lines).")
 ]
@@ -212,6 +220,21 @@ def channel_map(value: str | None) -> dict | None:
         return parse_channel_map(value)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--channel-map") from err
+
+
+def area_limits(text: str | None) -> tuple[float, float] | None:
+    """``--nucleus-area-um2 20,200`` -> ``(20.0, 200.0)``; usage error otherwise."""
+    if not text:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter("expected MIN,MAX in µm², e.g. 20,200",
+                                 param_hint="--nucleus-area-um2") from None  # fmt: skip
+    if not 0 < lo < hi:
+        raise typer.BadParameter(f"expected 0 < MIN < MAX, got {text}",
+                                 param_hint="--nucleus-area-um2")  # fmt: skip
+    return lo, hi
 
 
 # -- the RenderSpec options shared by render, train (and screen) --------------------------------

@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import JsonOpt
+from ._options import JsonOpt, NucleusAreaOpt, area_limits
 from ._output import Output
 
 
 def clusters(
     inputs: Annotated[
-        list[str], typer.Argument(help="Files, folders, globs or manifests (path, label, ...).")
+        list[str],
+        typer.Argument(help="Files, folders, globs or manifests (path, label, [channels]...)."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")],
     eps_nm: Annotated[
@@ -51,6 +52,7 @@ def clusters(
         float | None,
         typer.Option(help="Camera pixel in nm, for files in pixels that record none."),
     ] = None,
+    nucleus_area: NucleusAreaOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Cluster each nucleus' localizations by DBSCAN (--eps-nm, --min-samples), optionally only
@@ -89,7 +91,7 @@ def clusters(
     doc = run_clusters(inputs, out, eps_nm=eps_nm, min_samples=min_samples, roi=roi,
                        group_by=group_by, channel=channel, nuclei=nuclei,
                        camera_pixel_nm=camera_pixel_nm, on_file=on_file,
-                       on_error=on_error)  # fmt: skip
+                       on_error=on_error, area_limits_um2=area_limits(nucleus_area))  # fmt: skip
     lines = [f"{doc['nuclei']} nuclei, {doc['clusters']} clusters (eps {eps_nm:g} nm, "
              f"min_samples {min_samples}{', in ' + roi if roi else ''})"]  # fmt: skip
     for g, v in doc["groups"].items():

@@ -76,6 +76,9 @@ def explain(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    nuclei: Annotated[
+        str, typer.Option(help="How a file splits into nuclei, as for screen (auto, detect...).")
+    ] = "auto",
     channel_map_: ChannelMapOpt = None,
     json: JsonOpt = False,
     reading: dict | None = None,
@@ -87,7 +90,11 @@ def explain(
     Example: ainu-engine explain cells/ --model model.onnx --out explain/
     """
     from ..explain import METHODS, explain_files
+    from ..nuclei import NUCLEI_MODES
 
+    if nuclei not in NUCLEI_MODES:
+        raise typer.BadParameter(f"expected one of {', '.join(NUCLEI_MODES)}",
+                                 param_hint="--nuclei")  # fmt: skip
     if method not in METHODS:
         raise typer.BadParameter(f"expected one of {', '.join(METHODS)}", param_hint="--method")
     try:
@@ -105,7 +112,7 @@ def explain(
         baseline=base, output=output, backend=backend, device=device, perturb=perturb,
         incremental=incremental, limit=limit, on_item=lambda rec: _show(o, rec),
         on_error=lambda p, m: o.error(m), read_options=reading,
-        channel_map=channel_map(channel_map_),
+        channel_map=channel_map(channel_map_), nuclei=nuclei,
     )  # fmt: skip
     if not json:
         _log_structures(o, s)

@@ -16,7 +16,7 @@ from ._output import Output
 def live(
     ctx: typer.Context,
     files: Annotated[
-        list[Path], typer.Argument(help="Recorded acquisitions (localization files).")
+        list[Path], typer.Argument(help="Recorded acquisitions (files, folders, manifests).")
     ],
     model: Annotated[Path, typer.Option("--model", "-m", help="Exported model (.onnx).")],
     frames_per_update: Annotated[
@@ -55,6 +55,7 @@ def live(
     """
     from ..live import StopRule, plot_trajectory_for, replay_file
     from ..nuclei import NUCLEI_MODES, expand_inputs
+    from ..render import manifest_channel_maps
 
     if nuclei not in NUCLEI_MODES:
         raise typer.BadParameter(
@@ -66,7 +67,7 @@ def live(
         raise typer.BadParameter(str(err), param_hint="--stop") from err
     from .._classifier import Classifier
 
-    files = expand_inputs(files)
+    files, file_maps = expand_inputs(files), manifest_channel_maps(files)
     o = Output(json_lines=json)
     out.mkdir(parents=True, exist_ok=True)
     debug = ctx.obj["debug"] if ctx.obj else None
@@ -81,7 +82,8 @@ def live(
         )
 
     with Classifier.load(
-        model, device="cpu", render_device="cpu", channel_map=channel_map(channel_map_)
+        model, device="cpu", render_device="cpu", channel_map=channel_map(channel_map_),
+        file_channel_maps=file_maps,
     ) as clf:
         for path in files:
             if not json:

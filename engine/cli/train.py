@@ -14,11 +14,13 @@ from ._options import (
     ChannelsOpt,
     JsonOpt,
     MagnificationOpt,
+    NucleusAreaOpt,
     OutsideOpt,
     PixelNmOpt,
     ScalingOpt,
     SigmaOpt,
     SigmaPrecisionOpt,
+    area_limits,
     first_pixel,
     need_train_extra,
     reading_options,
@@ -149,16 +151,16 @@ def train(
             help="file: a row is a nucleus; detect, roi, cell_id: split rows like screen.",
         ),
     ] = "file",
+    nucleus_area: NucleusAreaOpt = None,
     json: JsonOpt = False,
     reading: dict | None = None,
 ) -> None:
     """Train a classifier as in the paper: 80/20 split, k-fold CV, early stopping, test metrics.
 
-    Renders every nucleus once (cached by file content and RenderSpec), cross-validates on the
-    training part (--compare: several architectures, mean ± sd), trains the final model,
-    evaluates it once on the withheld test set and writes RUN/best.pt for `ainu-engine export`.
-    --leave-one-group-out instead holds out each manifest group in turn (a slide, donor or cell
-    line with its own batch effect) and reports the accuracy on each.
+    Renders every nucleus once (cached), cross-validates on the training part (--compare:
+    several architectures, mean ± sd), trains the final model, evaluates it once on the withheld
+    test set and writes RUN/best.pt for `ainu-engine export`. --leave-one-group-out instead
+    holds out each manifest group in turn (a slide, donor or mouse) and reports each.
 
     Example: ainu-engine train data/manifest.csv --out run/ --arch densenet121 --image-size 512
     """
@@ -193,7 +195,7 @@ def train(
     o = Output(json_lines=json)
     m = read_manifest(manifest, channels=names if by_name else None)
     if nuclei != "file":
-        m = _expand(m, nuclei, cam, reading, o)
+        m = _expand(m, nuclei, cam, reading, o, area_limits(nucleus_area))
     rc = RenderCache(cache or default_cache_dir(), device="cpu" if device == "cpu" else "auto",
                      camera_pixel_nm=cam, read_options=reading)  # fmt: skip
     if leave_one_group_out:
@@ -206,7 +208,7 @@ def train(
     o.record(_json.loads(_json.dumps(record)), escape(text))
 
 
-def _expand(m, nuclei: str, cam, reading: dict, o: Output):
+def _expand(m, nuclei: str, cam, reading: dict, o: Output, limits=None):
     """The manifest's rows split into their nuclei (``--nuclei``), with a count per file."""
     from ainu_engine.nuclei import NUCLEI_MODES
     from ainu_engine.training.data import expand_nuclei
@@ -216,7 +218,7 @@ def _expand(m, nuclei: str, cam, reading: dict, o: Output):
                                  param_hint="--nuclei")  # fmt: skip
     with o.progress(len(m), "splitting") as step:
         out = expand_nuclei(m, mode=nuclei, camera_pixel_nm=cam, read_options=reading,
-                            on_file=lambda path, n: step())  # fmt: skip
+                            area_limits_um2=limits, on_file=lambda path, n: step())  # fmt: skip
     o.log(f"{len(out)} nuclei in {len(m)} files (--nuclei {nuclei})")
     return out
 

@@ -49,8 +49,10 @@ def explain_files(
     on_error: Callable[[str, str], None] | None = None,
     read_options: dict | None = None,
     channel_map: dict | None = None,
+    nuclei: str = "auto",
 ) -> dict:
-    """Explain every nucleus of ``inputs`` (files, folders, globs, manifests).
+    """Explain every nucleus of ``inputs`` (files, folders, globs, manifests; a manifest row's
+    channel map applies to its file).
 
     Writes per nucleus ``OUT/NAME.png`` (overlay), ``OUT/NAME.npy`` (float32 (T, H, W) maps)
     and one JSON line in ``OUT/explain.jsonl`` (call, probabilities, targets, and — where the
@@ -105,6 +107,9 @@ def explain_files(
         Keywords of :func:`ainu_engine.io.read`.
     channel_map : dict, optional
         Model channel -> file channel.
+    nuclei : str, default "auto"
+        How a file splits into nuclei (:func:`ainu_engine.nuclei.split_nuclei`; ``detect`` with
+        the model's detection limits).
 
     Returns
     -------
@@ -121,7 +126,8 @@ def explain_files(
     from .._classifier import Classifier
     from ..backends import create_backend
     from ..io import read
-    from ..nuclei import expand_inputs, split_nuclei
+    from ..nuclei import detection_limits, expand_inputs, split_nuclei
+    from ..render import manifest_channel_maps
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -135,7 +141,9 @@ def explain_files(
         create_backend(model, backend if method == "occlusion" else "torch", device=device),
         render_device="cpu" if device == "cpu" else "auto",
         channel_map=channel_map,
+        file_channel_maps=manifest_channel_maps(inputs),
     )
+    limits = detection_limits(clf.info.training_stats)
     with (
         clf,
         _ExplainRun(
@@ -159,10 +167,12 @@ def explain_files(
                 locs = read(path, **(read_options or {}))
                 cam = (read_options or {}).get("camera_pixel_nm")
                 cam = cam[0] if isinstance(cam, tuple) else cam
-                for n in split_nuclei(locs, camera_pixel_nm=cam):
+                fclf = clf.for_path(path)
+                for n in split_nuclei(locs, mode=nuclei, camera_pixel_nm=cam,
+                                      area_limits_um2=limits):  # fmt: skip
                     if run.full(limit):
                         break
-                    run.nucleus(path, n, clf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge))
+                    run.nucleus(path, n, fclf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge))
             except AinuError as err:
                 run.error(path, str(err))
             if run.full(limit):

@@ -179,7 +179,9 @@ def replay_file(
     **options,
 ) -> Iterator[ReplayResult]:
     """:func:`replay` for each nucleus of a file, split as ``screen`` splits it (an ROI is the
-    nucleus' region).
+    nucleus' region; ``detect`` with the model's detection limits,
+    :func:`ainu_engine.nuclei.detection_limits`), with the file's own channel map where the
+    classifier has one (:meth:`~ainu_engine.Classifier.for_path`: a manifest row's).
 
     Parameters
     ----------
@@ -198,16 +200,24 @@ def replay_file(
     ------
     ReplayResult
     """
+    from .._classifier import Classifier
     from ..io import read
-    from ..nuclei import split_nuclei
+    from ..nuclei import detection_limits, split_nuclei
 
+    if not isinstance(classifier, Classifier):
+        with Classifier.load(classifier, device="cpu", render_device="cpu") as clf:
+            yield from replay_file(path, clf, nuclei=nuclei, read_options=read_options, **options)
+        return
     opts = dict(read_options or {})
     cam = opts.get("camera_pixel_nm")
     cam = cam[0] if isinstance(cam, tuple) else cam
     locs = read(path, **opts)
-    for n in split_nuclei(locs, mode=nuclei, camera_pixel_nm=cam):
+    clf = classifier.for_path(path)
+    clf.render_spec_for(locs)  # a channel mismatch is one error for the file
+    limits = detection_limits(clf.info.training_stats)
+    for n in split_nuclei(locs, mode=nuclei, camera_pixel_nm=cam, area_limits_um2=limits):
         yield replay(
-            n.locs, classifier, region_nm=n.roi_nm, at_edge=n.at_edge, source=str(path),
+            n.locs, clf, region_nm=n.roi_nm, at_edge=n.at_edge, source=str(path),
             nucleus_id=n.id, **options,
         )  # fmt: skip
 

@@ -6,8 +6,11 @@
 from ._channels import (
     describe_channels,
     file_channels,
+    manifest_channel_maps,
     match_channels,
     parse_channel_map,
+    parse_row_channels,
+    row_channel_map,
     select_channels,
 )
 from ._export import IMAGE_FORMATS, to_rgb8, write_png, write_rendered
@@ -33,8 +36,11 @@ from ._spec import RenderSpec
 __all__ = [
     "describe_channels",
     "file_channels",
+    "manifest_channel_maps",
     "match_channels",
     "parse_channel_map",
+    "parse_row_channels",
+    "row_channel_map",
     "select_channels",
     "IMAGE_FORMATS",
     "scale_channels",

@@ -11,19 +11,24 @@ the option that maps them: channels are never merged silently.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 
-from ..errors import ChannelError
+from ..errors import ChannelError, InputError
 from ..io import Localizations
 from ._spec import RenderSpec
 
 __all__ = [
     "describe_channels",
     "file_channels",
+    "manifest_channel_maps",
     "match_channels",
     "parse_channel_map",
+    "parse_row_channels",
+    "row_channel_map",
     "select_channels",
 ]
 
@@ -182,6 +187,79 @@ def parse_channel_map(text: str | None) -> dict[str, str] | None:
     return out
 
 
+def parse_row_channels(text: str | None) -> dict[str, str] | None:
+    """A manifest row's ``channels`` cell, ``"cpla2=647;5lo=561"`` ->
+    ``{"cpla2": "647", "5lo": "561"}`` (protein or model channel = file channel; ``;`` or ``,``
+    between the pairs).
+
+    Parameters
+    ----------
+    text : str or None
+        ``NAME=CHANNEL`` pairs.
+
+    Returns
+    -------
+    dict or None
+        None for an empty cell.
+
+    Raises
+    ------
+    ValueError
+        A pair without ``=``, or a name given twice.
+
+    Examples
+    --------
+    >>> parse_row_channels("cpla2=647;5lo=561")
+    {'cpla2': '647', '5lo': '561'}
+    """
+    return parse_channel_map((text or "").strip().replace(";", ","))
+
+
+def row_channel_map(
+    row_map: Mapping[str, str], model_channels: Sequence[str], *, path=None
+) -> dict[str, str]:
+    """The part of a manifest row's channel map that feeds a model's channels (a row may name
+    more proteins than the model takes); a model channel the row does not name is an error naming
+    both lists — never a silent pick.
+
+    Parameters
+    ----------
+    row_map : mapping of str to str
+        The row's map (:func:`parse_row_channels`).
+    model_channels : sequence of str
+        The model's channel names (``ModelInfo.channel_names``).
+    path : path, optional
+        The row's file, for the error.
+
+    Returns
+    -------
+    dict of str to str
+        Model channel -> file channel.
+
+    Raises
+    ------
+    ainu_engine.errors.ChannelError
+        The row does not name every model channel.
+
+    Examples
+    --------
+    >>> row_channel_map({"cpla2": "647", "5lo": "561"}, ["cpla2"])
+    {'cpla2': '647'}
+    """
+    by_name = {_norm(k): (k, v) for k, v in row_map.items()}
+    missing = [str(m) for m in model_channels if _norm(m) not in by_name]
+    if missing:
+        raise ChannelError(
+            f"the manifest row maps {', '.join(sorted(row_map))}; the model takes "
+            f"{', '.join(map(str, model_channels))}",
+            path=path,
+            found=f"no {', '.join(missing)}",
+            hint="name the model's channels in the row's channels column (e.g. "
+            f"{';'.join(f'{m}=CHANNEL' for m in model_channels)}), or use another model",
+        )
+    return {str(m): by_name[_norm(m)][1] for m in model_channels}
+
+
 def match_channels(
     locs: Localizations,
     spec: RenderSpec,
@@ -292,3 +370,57 @@ def _with(spec: RenderSpec, ids: list[int], chans: Mapping[int, str | None]) -> 
     if len(chans) == 1 and len(ids) == 1:
         return spec if spec.channels is None else replace(spec, channels=None)
     return spec if spec.channels == tuple(ids) else replace(spec, channels=tuple(ids))
+
+
+def manifest_channel_maps(inputs: Sequence[str | os.PathLike]) -> dict[str, dict[str, str]]:
+    """The channel map of every file that a manifest among ``inputs`` lists with a ``channels``
+    column of ``NAME=CHANNEL`` pairs (``cpla2=647;5lo=561``: the same protein imaged in different
+    channels in different files), keyed by the file's resolved path.
+
+    Parameters
+    ----------
+    inputs : sequence of str or os.PathLike
+        What :func:`expand_inputs` takes; only manifests give maps.
+
+    Returns
+    -------
+    dict of str to dict
+        Resolved path -> the row's map (empty without such manifests).
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        A malformed map, or one file given two different maps.
+    """
+    from ..nuclei import _is_manifest
+
+    maps: dict[str, dict[str, str]] = {}
+    for raw in inputs:
+        p = Path(raw)
+        if not (p.is_file() and _is_manifest(p)):
+            continue
+        from pyarrow import csv
+
+        table = csv.read_csv(p, convert_options=csv.ConvertOptions(strings_can_be_null=False))
+        if "channels" not in table.column_names:
+            continue
+        col = table.column(table.column_names[0]).to_pylist()
+        cells = [str(v) if v is not None else "" for v in table.column("channels").to_pylist()]
+        if not any("=" in c for c in cells):
+            continue  # channel names shared by every file (``polII+h3``), not per-file maps
+        for i, (q, cell) in enumerate(zip(col, cells, strict=True)):
+            try:
+                m = parse_row_channels(cell)
+            except ValueError as err:
+                raise InputError(f"channels: {err}", path=p, where=f"line {i + 2}") from err
+            if not m:
+                continue
+            f = Path(q)
+            key = str((f if f.is_absolute() else p.parent / f).resolve())
+            if maps.get(key, m) != m:
+                raise InputError(
+                    "one file is listed with two different channel maps",
+                    path=p, where=f"line {i + 2}", found=f"{maps[key]} and {m}",
+                )  # fmt: skip
+            maps[key] = m
+    return maps

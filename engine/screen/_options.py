@@ -95,7 +95,8 @@ class RayExecutor:
 
         cfg = {"model": str(model), "backend": opts.backend, "device": opts.device,
                "render_device": "cpu" if opts.device == "cpu" else "auto",
-               "channel_map": clf.channel_map, "read_options": reading,
+               "channel_map": clf.channel_map, "file_channel_maps": clf.file_channel_maps,
+               "read_options": reading,
                "batch_size": opts.batch_size}  # fmt: skip
         return RayPipeline(
             parts, errors, split=split, call_row=run.call_row, cfg=cfg, workers=self.workers,

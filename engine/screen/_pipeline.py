@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 from ..nuclei import detection_limits, expand_inputs, split_nuclei
+from ..render import manifest_channel_maps
 from ..strict_json import dumps
 from ._options import ScreenOptions
 from ._report import OVERVIEW_DIR, write_overview
@@ -218,6 +219,7 @@ def _screen_locked(inputs, model: Path, out: Path, t_start: float, opts: ScreenO
                        batch_size=opts.batch_size),
         render_device="cpu" if opts.device == "cpu" else "auto",
         channel_map=opts.channel_map,
+        file_channel_maps=manifest_channel_maps(inputs),
         load=ex.loads_model,  # on Ray the model loads in the inference actors
     )  # fmt: skip
     try:
@@ -330,7 +332,12 @@ class _Run:
         self.nuclei = nuclei
         self.model_sha = hashlib.sha256(model.read_bytes()).hexdigest()
         self.spec_hash = self.info.render_spec.hash()
-        self.channel_map = clf.channel_map
+        # a manifest's per-file maps are part of what identifies the run
+        self.channel_map = (
+            {"default": clf.channel_map, "per_file": clf.file_channel_maps}
+            if clf.file_channel_maps
+            else clf.channel_map
+        )
         self.key = run_key(self.model_sha, self.spec_hash, nuclei, self.channel_map)
         self.backend_name = clf.backend.name
 

@@ -74,16 +74,18 @@ def _rec(kind: str, path, key: str, **kw) -> dict:
 _PREPARERS: dict = {}
 
 
-def _preparer(model: str, backend: str, device: str, render_device: str, channel_map):
+def _preparer(model: str, backend: str, device: str, render_device: str, channel_map,
+              file_maps=None):  # fmt: skip
     """A Classifier that renders only (its backend never loads), one per worker process."""
     from .._classifier import Classifier
     from ..backends import create_backend
 
-    k = (model, backend, device, render_device, json.dumps(channel_map, sort_keys=True))
+    maps = json.dumps([channel_map, file_maps], sort_keys=True)
+    k = (model, backend, device, render_device, maps)
     if k not in _PREPARERS:
         b = create_backend(model, backend, device=device)
         _PREPARERS[k] = Classifier(b, render_device=render_device, channel_map=channel_map,
-                                   load=False)  # fmt: skip
+                                   file_channel_maps=file_maps, load=False)  # fmt: skip
     return _PREPARERS[k]
 
 
@@ -103,7 +105,7 @@ def render_file(item: dict, *, cfg: dict, split: Callable) -> list[dict]:
     done = set(json.loads(item["done"]))
     t0 = time.perf_counter()
     clf = _preparer(cfg["model"], cfg["backend"], cfg["device"], cfg["render_device"],
-                    cfg["channel_map"])  # fmt: skip
+                    cfg["channel_map"], cfg.get("file_channel_maps"))  # fmt: skip
     try:
         nuclei, skipped = read_nuclei(clf, path, split, cfg["read_options"])
     except Exception as err:  # noqa: BLE001 - one bad file must not stop the screen
@@ -116,7 +118,7 @@ def render_file(item: dict, *, cfg: dict, split: Callable) -> list[dict]:
     for n in todo:
         t1 = time.perf_counter()
         try:
-            prep = clf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge)
+            prep = clf.for_path(path).prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge)
         except Exception as err:  # noqa: BLE001 - one bad nucleus must not stop the screen
             out.append(_rec("nucleus_error", path, key, nucleus_id=n.id,
                             message=stage_error("render", err, path, n.id)))  # fmt: skip

@@ -138,10 +138,11 @@ def stage_error(stage: str, err: BaseException, path, nucleus_id: str | None = N
 def read_nuclei(clf, path, split: Callable, read_options: dict) -> tuple[list, list[str]]:
     """A file's nuclei, and one error message per ROI that gave none (an error row, never
     silence). The file's channels are checked against the model's first: a mismatch is one
-    error for the whole file."""
+    error for the whole file (the file's own channel map where a manifest gave one:
+    :meth:`~ainu_engine.Classifier.for_path`)."""
     skipped: list = []
     locs = read(path, **read_options)
-    clf.render_spec_for(locs)
+    clf.for_path(path).render_spec_for(locs)
     nuclei = split(locs, on_skip=lambda name, why: skipped.append((name, why)))
     return nuclei, [f"{path}: ROI {name}: {why}" for name, why in skipped]
 
@@ -302,7 +303,7 @@ class Pipeline:
             path, key, n = item
             t1 = time.perf_counter()
             try:
-                prep = self.clf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge)
+                prep = self.clf.for_path(path).prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge)
             except Exception as err:  # noqa: BLE001 - one bad nucleus must not stop the screen
                 self.errors.add(path, stage_error("render", err, path, n.id))
                 self.pending.finish(key, failed=True)

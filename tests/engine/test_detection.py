@@ -70,6 +70,10 @@ def test_a_small_nucleus_is_kept_by_default_and_by_limits_from_training():
     assert len(find_nuclei(x, y, min_area_um2=lo, max_area_um2=hi).nuclei) == 1
     assert find_nuclei(x, y, min_area_um2=40).nuclei == []  # a stricter model would not take it
     assert detection_limits(None) == detection_limits({}) == (15.0, 1000.0)
+    # a model trained on the cells of fields finds cells with the limits it was taught
+    taught = {"area_um2": {"min": 64.33, "max": 174.7},
+              "nuclei": {"mode": "detect", "area_limits_um2": [20.0, 200.0]}}  # fmt: skip
+    assert detection_limits(taught) == (20.0, 200.0)
 
 
 def test_a_nucleus_cut_by_the_edge_is_kept_and_flagged_and_debris_is_not_a_nucleus():

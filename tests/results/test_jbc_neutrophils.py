@@ -284,3 +284,97 @@ def test_the_cells_of_a_field_are_found_with_neutrophil_limits(field, whole, cut
     _, cells = mod.cells_of(row)
     assert (sum(not n.at_edge for n in cells), sum(n.at_edge for n in cells)) == (whole, cut)
     assert all(20.0 <= mod._area(n) <= 200.0 for n in cells if not n.at_edge)
+
+
+def _rows(tmp_path, names: list[str]) -> Path:
+    """A manifest of the study's rows whose files are ``names`` (paths absolute)."""
+    out = tmp_path / "rows.csv"
+    rows = list(csv.DictReader(open(HERE / "manifest.csv")))
+    keep = [dict(r, path=str((HERE / r["path"]).resolve()))
+            for n in names for r in rows if Path(r["path"]).stem == n]  # fmt: skip
+    with open(out, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(keep)
+    return out
+
+
+#: cPLA2 in 647 (m1), cPLA2 in 561 (m3), and a field without cPLA2 (5-LO + FLAP)
+_MIXED = ["m1_unstim_5lo561_cpla2647", "m3_gmc5a_cpla2561_flap648", "m3_unstim_5lo651_flap648"]
+
+
+def _cpla2_counts(name: str) -> tuple[int, int]:
+    """(localizations of the file's cPLA2 channel, of its other channels)."""
+    from ainu_engine.io import read
+
+    (row,) = [r for r in csv.DictReader(open(HERE / "manifest.csv")) if name in r["path"]]
+    want = dict(p.split("=") for p in row["channels"].split(";"))["cpla2"]
+    locs = read(HERE / row["path"])
+    ids = {v: k for k, v in locs.meta.channel_names.items()}
+    n = int(np.sum(locs.channel == ids[want]))
+    return n, locs.n - n
+
+
+def test_screen_takes_each_manifest_rows_channel_map(tmp_path):
+    """Each field's cells are rendered from its own cPLA2 channel; the field that has none is an
+    error naming both lists, and the screen goes on."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from ainu_engine.screen import screen
+
+    model = _tiny_cpla2_model(tmp_path / "m.onnx")
+    s = screen([_rows(tmp_path, _MIXED)], model, tmp_path / "out", nuclei="detect",
+               backend="onnxruntime", device="cpu", report=False)  # fmt: skip
+    t = pq.read_table(tmp_path / "out" / "results.parquet").to_pylist()
+    by_file: dict[str, int] = {}
+    for r in t:
+        by_file[Path(r["source"]).stem] = by_file.get(Path(r["source"]).stem, 0) + r["n_loc_cpla2"]
+    assert set(by_file) == set(_MIXED[:2])
+    for name, n in by_file.items():
+        cpla2, other = _cpla2_counts(name)
+        # the cells hold most of the field's cPLA2 localizations and none of another channel
+        assert 0.5 * cpla2 < n <= cpla2, (name, n, cpla2, other)
+    errors = list(csv.DictReader(open(tmp_path / "out" / "errors.csv")))
+    assert len(errors) == 1 == s.n_failed
+    assert _MIXED[2] in errors[0]["path"]
+    assert "maps 5lo, flap; the model takes cpla2" in errors[0]["error"]
+
+
+def test_live_explain_and_clusters_take_the_rows_channel_maps(tmp_path):
+    from ainu_engine.clusters import run_clusters
+    from ainu_engine.explain import explain_files
+    from ainu_engine.live import replay_file
+    from ainu_engine.render import manifest_channel_maps
+
+    model = _tiny_cpla2_model(tmp_path / "m.onnx")
+    manifest = _rows(tmp_path, _MIXED)
+    maps = manifest_channel_maps([manifest])
+    assert [m["cpla2"] for m in maps.values() if "cpla2" in m] == ["647", "561"]
+
+    from ainu_engine import Classifier
+
+    with Classifier.load(model, backend="onnxruntime", device="cpu", render_device="cpu",
+                         file_channel_maps=maps) as clf:  # fmt: skip
+        path = next(p for p in maps if _MIXED[1] in p)
+        res = list(replay_file(path, clf, nuclei="detect", frames_per_update=20000))
+        assert res and all(r.updates for r in res)
+        assert all(len(r.final.n_localizations) == 1 for r in res)  # the model's one channel
+        assert sum(r.final.n_localizations[0] for r in res) <= _cpla2_counts(_MIXED[1])[0]
+        from ainu_engine.errors import ChannelError
+
+        with pytest.raises(ChannelError, match="the model takes cpla2"):
+            list(replay_file(next(p for p in maps if _MIXED[2] in p), clf, nuclei="detect"))
+
+    s = explain_files([manifest], model, tmp_path / "explain", nuclei="detect", limit=2,
+                      window=32, stride=32, backend="onnxruntime", device="cpu")  # fmt: skip
+    assert s["nuclei"] == 2 and not s["failed"]
+
+    doc = run_clusters([manifest], tmp_path / "clusters", channel="cpla2", nuclei="detect",
+                       eps_nm=100, min_samples=5, area_limits_um2=(20.0, 200.0))  # fmt: skip
+    nuclei = list(csv.DictReader(open(tmp_path / "clusters" / "nuclei.csv")))
+    used = {}
+    for r in nuclei:
+        used[Path(r["source"]).stem] = used.get(Path(r["source"]).stem, 0) + int(
+            r["n_localizations"])
+    for name in _MIXED[:2]:
+        assert 0 < used[name] <= _cpla2_counts(name)[0]
+    assert len(doc["failed"]) == 1 and "cpla2" in doc["failed"][0]["error"]

@@ -166,3 +166,69 @@ def test_render_warns_when_it_merges_and_renders_one_channel_by_name(tmp_path, c
     side = json.loads((tmp_path / "far-red" / (TWO_COLOUR.stem + ".tiff.json")).read_text())
     far_red = [c for c, n in f.meta.channel_names.items() if n == "647"][0]
     assert side["render_spec"]["channels"] == [far_red]
+
+
+def test_a_manifest_rows_map_is_parsed_cut_to_the_model_and_refused_without_its_channel():
+    from ainu_engine.render import parse_row_channels, row_channel_map
+
+    assert parse_row_channels("cpla2=647;5lo=561") == {"cpla2": "647", "5lo": "561"}
+    assert parse_row_channels("") is None
+    with pytest.raises(ValueError, match="MODELCH=FILECH"):
+        parse_row_channels("cpla2:647")
+    assert row_channel_map({"CPLA2": "647", "5lo": "561"}, ["cpla2"]) == {"cpla2": "647"}
+    with pytest.raises(ChannelError, match="maps 5lo, flap; the model takes cpla2") as err:
+        row_channel_map({"5lo": "561", "flap": "647"}, ["cpla2"], path="f.txt")
+    assert "f.txt" in str(err.value) and "no cpla2" in str(err.value)
+
+
+def _two_colour_files(tmp_path):
+    """Two two-channel files (channels 1 and 2; 200 and 400 localizations, then 400 and 200)."""
+    from ainu_engine.io import Localizations, Metadata, write
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for k in range(2):
+        x, y = rng.normal(5000, 1500, (2, 600))
+        ch = np.repeat([1, 2], [200, 400]) if k == 0 else np.repeat([1, 2], [400, 200])
+        meta = Metadata(channel_names={1: "561", 2: "647"})
+        p = tmp_path / f"f{k}.csv"
+        write(Localizations(x, y, channel=ch, frame=np.arange(600), meta=meta), p)
+        paths.append(p)
+    return paths
+
+
+def test_manifest_channel_maps_follow_each_row_and_refuse_two_maps_for_one_file(tmp_path):
+    from ainu_engine.errors import InputError
+    from ainu_engine.render import manifest_channel_maps
+
+    a, b = _two_colour_files(tmp_path)
+    m = tmp_path / "m.csv"
+    m.write_text(f"path,label,channels\n{a.name},x,polII=647;h3=561\n{b.name},y,polII=561\n")
+    maps = manifest_channel_maps([m, tmp_path])  # a folder gives no maps
+    assert maps == {str(a.resolve()): {"polII": "647", "h3": "561"},
+                    str(b.resolve()): {"polII": "561"}}  # fmt: skip
+    shared = tmp_path / "shared.csv"  # channel names shared by every file: not per-file maps
+    shared.write_text(f"path,label,channels\n{a.name},x,polII+h3\n")
+    assert manifest_channel_maps([shared]) == {}
+    twice = tmp_path / "twice.csv"
+    twice.write_text(f"path,label,channels\n{a.name},x,polII=647\n{a.name},x,polII=561\n")
+    with pytest.raises(InputError, match="two different channel maps"):
+        manifest_channel_maps([twice])
+
+
+def test_a_classifier_renders_each_file_with_its_rows_channel(tmp_path):
+    from ainu_engine import Classifier
+    from ainu_engine.io import read
+    from ainu_engine.render import manifest_channel_maps
+
+    a, b = _two_colour_files(tmp_path)
+    m = tmp_path / "m.csv"
+    # by channel id: a CSV table keeps no channel names
+    m.write_text(f"path,label,channels\n{a.name},x,polII=2;h3=1\n{b.name},y,polII=1\n")
+    kw = {"backend": "onnxruntime", "device": "cpu", "render_device": "cpu"}
+    with Classifier.load(MODEL, file_channel_maps=manifest_channel_maps([m]), **kw) as clf:
+        # 400 localizations in a's channel 2 and in b's 1: each file's own polII channel
+        assert [clf.for_path(p).prepare(read(p)).n_localizations for p in (a, b)] == [[400]] * 2
+        assert clf.for_path(a) is clf.for_path(a)  # one copy per file
+        with pytest.raises(ChannelError, match="--channel-map"):  # no map: two channels
+            clf.for_path(tmp_path / "other.csv").prepare(read(a))
