@@ -58,7 +58,8 @@ def explain(
         str | None,
         typer.Option(
             help="'nucleoli': also classify each nucleus with its nucleoli replaced by cloned "
-            "non-nucleolar regions (needs ground truth)."
+            "non-nucleolar regions (needs ground truth); 'rim' (with --rim-nm): with its rim "
+            "localizations replaced by interior ones."
         ),
     ] = None,
     limit: Annotated[
@@ -79,6 +80,14 @@ def explain(
     nuclei: Annotated[
         str, typer.Option(help="How a file splits into nuclei, as for screen (auto, detect...).")
     ] = "auto",
+    rim_nm: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0,
+            help="Attribution in the band this wide (nm) along each nucleus' "
+            "outline; with --perturb rim, calls after its localizations are replaced.",
+        ),
+    ] = None,
     channel_map_: ChannelMapOpt = None,
     json: JsonOpt = False,
     reading: dict | None = None,
@@ -112,7 +121,7 @@ def explain(
         baseline=base, output=output, backend=backend, device=device, perturb=perturb,
         incremental=incremental, limit=limit, on_item=lambda rec: _show(o, rec),
         on_error=lambda p, m: o.error(m), read_options=reading,
-        channel_map=channel_map(channel_map_), nuclei=nuclei,
+        channel_map=channel_map(channel_map_), nuclei=nuclei, rim_nm=rim_nm,
     )  # fmt: skip
     if not json:
         _log_structures(o, s)
@@ -121,13 +130,14 @@ def explain(
 
 def _show(o: Output, rec: dict) -> None:
     """One explained nucleus: its call, its overlay and the nucleoli's share."""
-    s = rec.get("structures", {}).get(rec["targets"][0], {}).get("nucleoli")
+    fr = rec.get("structures", {}).get(rec["targets"][0], {})
+    name = "nucleoli" if "nucleoli" in fr else "rim"
+    s = fr.get(name)
     extra = ""
     if s:
         share = s["positive_attribution_fraction"]
         extra = (
-            f", nucleoli {share:.2f} of positive attribution vs {s['area_fraction']:.2f} of "
-            "area"
+            f", {name} {share:.2f} of positive attribution vs {s['area_fraction']:.2f} of area"
             if share == share
             else ", no positive attribution"
         )  # NaN: none at all
@@ -155,6 +165,12 @@ def _log_structures(o: Output, s: dict) -> None:
                 "positive "
                 f"attribution on {v['area_fraction_mean']:.3f} of the area (n={v['n']})"
             )
+    rim = s.get("perturb_rim")
+    if rim and rim.get("n"):
+        o.log(
+            f"rim localizations replaced by interior ones: {rim['calls_changed']:.0%} of "
+            f"{rim['n']} calls changed; calls {rim['calls_before']} -> {rim['calls_after']}"
+        )
     for c, v in s.get("perturb_nucleoli", {}).items():
         o.log(
             f"nucleoli replaced: {c} accuracy {v['accuracy_before']:.2f} -> "

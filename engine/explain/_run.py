@@ -50,6 +50,7 @@ def explain_files(
     read_options: dict | None = None,
     channel_map: dict | None = None,
     nuclei: str = "auto",
+    rim_nm: float | None = None,
 ) -> dict:
     """Explain every nucleus of ``inputs`` (files, folders, globs, manifests; a manifest row's
     channel map applies to its file).
@@ -60,6 +61,11 @@ def explain_files(
     attribution against its area share). With ``perturb="nucleoli"`` every nucleus with
     ground-truth nucleoli is also classified after its nucleoli are replaced by cloned
     non-nucleolar regions, and ``OUT/perturb.json`` reports per-class accuracy before and after.
+    With ``rim_nm`` every nucleus with an outline (an ROI, or the one detection found) gets the
+    share of its positive attribution in the band ``rim_nm`` wide along the outline against the
+    band's share of the area (structure ``rim``); with ``perturb="rim"`` it is also classified
+    after its rim localizations are replaced by interior ones (:func:`replace_rim`), and
+    ``OUT/perturb.json`` reports how the calls and probabilities moved.
     ``summary.json`` sums it up. ``incremental`` is passed to
     :func:`~ainu_engine.explain.occlusion`. Returns the summary.
 
@@ -91,8 +97,8 @@ def explain_files(
         What the attribution is of.
     backend, device : str
         See :func:`ainu_engine.backends.create_backend`.
-    perturb : {"nucleoli"}, optional
-        The nucleoli test.
+    perturb : {"nucleoli", "rim"}, optional
+        The nucleoli test, or the rim test (needs ``rim_nm``).
     limit : int, optional
         Explain at most this many nuclei.
     seed : int
@@ -110,6 +116,8 @@ def explain_files(
     nuclei : str, default "auto"
         How a file splits into nuclei (:func:`ainu_engine.nuclei.split_nuclei`; ``detect`` with
         the model's detection limits).
+    rim_nm : float, optional
+        The width of the band along each nucleus' outline (nm) whose attribution is measured.
 
     Returns
     -------
@@ -156,6 +164,7 @@ def explain_files(
             baseline=baseline,
             output=output,
             perturb=perturb,
+            rim_nm=rim_nm,
             seed=seed,
             incremental=incremental,
             on_item=on_item,
@@ -172,7 +181,8 @@ def explain_files(
                                       area_limits_um2=limits):  # fmt: skip
                     if run.full(limit):
                         break
-                    run.nucleus(path, n, fclf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge))
+                    run.nucleus(path, n, fclf.prepare(n.locs, roi_nm=n.roi_nm, at_edge=n.at_edge),
+                                clf=fclf)  # fmt: skip
             except AinuError as err:
                 run.error(path, str(err))
             if run.full(limit):
@@ -248,6 +258,7 @@ class _ExplainRun:
         baseline=0.0,
         output="logits",
         perturb=None,
+        rim_nm=None,
         seed=0,
         incremental=None,
         on_item=None,
@@ -255,8 +266,10 @@ class _ExplainRun:
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        if perturb not in (None, "nucleoli"):
-            raise ValueError(f"perturb must be 'nucleoli' or None, got {perturb!r}")
+        if perturb not in (None, "nucleoli", "rim"):
+            raise ValueError(f"perturb must be 'nucleoli', 'rim' or None, got {perturb!r}")
+        if perturb == "rim" and not rim_nm:
+            raise ValueError("perturb='rim' needs rim_nm (the band's width)")
         info = clf.info
         if clf.patch_size:
             raise InputError(
@@ -273,7 +286,7 @@ class _ExplainRun:
             baseline,
             output,
         )
-        self.perturb, self.incremental = perturb, incremental
+        self.perturb, self.incremental, self.rim_nm = perturb, incremental, rim_nm
         self.on_item, self.on_error = on_item, on_error
         self.rng = np.random.default_rng(seed)
         self.out = Path(out)
@@ -321,8 +334,9 @@ class _ExplainRun:
         self.stems.add(stem)
         return stem
 
-    def nucleus(self, path, n, prep) -> dict:
-        """Explain one rendered nucleus; writes its map, overlay and JSON line."""
+    def nucleus(self, path, n, prep, clf=None) -> dict:
+        """Explain one rendered nucleus; writes its map, overlay and JSON line. ``clf``: the
+        classifier that rendered it (a file's own channel map), for the rim test."""
         from ._structures import write_overlay
 
         img, names = prep.items[0], self.names
@@ -350,6 +364,8 @@ class _ExplainRun:
             "seconds": round(a.seconds, 3),
         }
         self._against_truth(rec, path, n, prep, img, a, pred)
+        if self.rim_nm and "structures" not in rec and n.outline is not None:
+            self._against_outline(rec, n, prep, img, a, prob, clf or self.clf)
         self.records.append(rec)
         self.log.write(dumps(rec) + "\n")
         self.log.flush()
@@ -379,6 +395,31 @@ class _ExplainRun:
             self.perturb_rows.append({"label": rec["label"], "before": pred, "after": after})
             rec["after_nucleoli_replaced"] = after
 
+    def _against_outline(self, rec, n, prep, img, a, prob, clf) -> None:
+        """The rim's share of the positive attribution (and the rim test) of a nucleus with an
+        outline."""
+        from ._structures import outline_masks, replace_rim, structure_fractions
+
+        r = prep.rendered
+        if r is None:
+            return
+        masks = outline_masks(n.outline, rim_nm=self.rim_nm, shape=img.shape[-2:],
+                              origin_nm=r.origin_nm, pixel_nm=r.pixel_nm)  # fmt: skip
+        rec["structures"] = {
+            self.names[t]: structure_fractions(a.maps[i], masks) for i, t in enumerate(a.targets)
+        }
+        if self.perturb != "rim":
+            return
+        moved = replace_rim(n.locs, n.outline, rim_nm=self.rim_nm, rng=self.rng)
+        if moved is None:
+            return
+        after = clf.classify(moved, roi_nm=n.roi_nm)
+        rec["after_rim_replaced"] = {"label": after.label, "probabilities": after.probabilities}
+        self.perturb_rows.append({
+            "before": rec["predicted"], "after": after.label,
+            "p_before": dict(rec["probabilities"]), "p_after": dict(after.probabilities),
+        })  # fmt: skip
+
     def error(self, path, message: str) -> None:
         self.errors.append((str(path), message))
         if self.on_error is not None:
@@ -395,10 +436,13 @@ class _ExplainRun:
             "seconds": round(time.perf_counter() - self.t0, 2),
             "structures": _mean_structures(self.records),
         }
-        if self.perturb == "nucleoli":
-            summary["perturb_nucleoli"] = _perturb_summary(self.perturb_rows, self.names)
+        if self.perturb:
+            key = f"perturb_{self.perturb}"
+            summary[key] = (_perturb_summary if self.perturb == "nucleoli" else _rim_summary)(
+                self.perturb_rows, self.names
+            )
             with atomic_path(self.out / "perturb.json") as tmp:
-                Path(tmp).write_text(dumps(summary["perturb_nucleoli"], indent=2) + "\n")
+                Path(tmp).write_text(dumps(summary[key], indent=2) + "\n")
         with atomic_path(self.out / "summary.json") as tmp:
             Path(tmp).write_text(dumps(summary, indent=2) + "\n")
         return summary
@@ -511,3 +555,21 @@ def _perturb_summary(rows: list[dict], names: list[str]) -> dict:
             "change": after - before,
         }
     return out
+
+
+def _rim_summary(rows: list[dict], names: list[str]) -> dict:
+    """How the calls moved when the rim localizations were replaced by interior ones: the
+    share of calls that changed, and per class the mean probability before and after."""
+    if not rows:
+        return {"n": 0}
+    return {
+        "n": len(rows),
+        "calls_changed": sum(r["before"] != r["after"] for r in rows) / len(rows),
+        "calls_before": {c: sum(r["before"] == c for r in rows) for c in names},
+        "calls_after": {c: sum(r["after"] == c for r in rows) for c in names},
+        "mean_probability": {
+            c: {"before": float(np.mean([r["p_before"][c] for r in rows])),
+                "after": float(np.mean([r["p_after"][c] for r in rows]))}
+            for c in names
+        },
+    }  # fmt: skip

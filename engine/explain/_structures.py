@@ -13,6 +13,9 @@ import numpy as np
 __all__ = [
     "truth_for",
     "structure_masks",
+    "outline_masks",
+    "rim_localizations",
+    "replace_rim",
     "structure_fractions",
     "replace_nucleoli",
     "write_overlay",
@@ -60,6 +63,108 @@ def structure_masks(
     steps = max(1, int(round(width_nm / pixel_nm)))
     inner = ndimage.binary_erosion(nucleus, iterations=steps)
     return {"nucleus": nucleus, "nucleoli": nucleoli & nucleus, "periphery": nucleus & ~inner}
+
+
+def outline_masks(
+    outline_nm, *, rim_nm: float, shape: tuple[int, int], origin_nm, pixel_nm: float
+) -> dict:
+    """Boolean (H, W) masks of a nucleus' ``nucleus`` (its outline: an ROI or the one detection
+    found) and ``rim`` (the band ``rim_nm`` wide inside the outline: the nuclear envelope and what
+    lies along it) on a rendered image's grid (as :func:`structure_masks`).
+
+    Parameters
+    ----------
+    outline_nm : array (V, 2)
+        The outline (nm).
+    rim_nm : float
+        The band's width (nm).
+    shape : (int, int)
+        The image's (H, W).
+    origin_nm : (float, float)
+        The image's origin (a Rendered's).
+    pixel_nm : float
+        Its pixel.
+
+    Returns
+    -------
+    dict of str to ndarray
+    """
+    from scipy import ndimage
+
+    from ainu_engine.kernels import polygon_mask
+
+    px = (np.asarray(outline_nm, np.float64) - np.asarray(origin_nm, np.float64)) / pixel_nm
+    nucleus = polygon_mask(px, shape)
+    inner = ndimage.binary_erosion(nucleus, iterations=max(1, int(round(rim_nm / pixel_nm))))
+    return {"nucleus": nucleus, "rim": nucleus & ~inner}
+
+
+def rim_localizations(x, y, outline_nm, rim_nm: float) -> np.ndarray:
+    """Which localizations lie in the band ``rim_nm`` wide along the outline (inside it, or
+    outside it: the envelope's localizations spread both ways), by their distance to the
+    outline's edges.
+
+    Parameters
+    ----------
+    x, y : array
+        Coordinates (nm).
+    outline_nm : array (V, 2)
+        The outline (nm).
+    rim_nm : float
+        The band's width (nm).
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    p = np.asarray(outline_nm, np.float64)
+    a, b = p, np.roll(p, -1, axis=0)
+    ab = b - a
+    len2 = np.maximum((ab**2).sum(axis=1), 1e-12)
+    pts = np.column_stack([np.asarray(x, np.float64), np.asarray(y, np.float64)])
+    near = np.zeros(len(pts), bool)
+    for s in range(0, len(pts), 4096):  # (points x edges) in chunks
+        q = pts[s : s + 4096, None, :]
+        t = np.clip(((q - a) * ab).sum(axis=2) / len2, 0.0, 1.0)
+        d2 = ((q - (a + t[..., None] * ab)) ** 2).sum(axis=2)
+        near[s : s + 4096] = d2.min(axis=1) <= rim_nm**2
+    return near
+
+
+def replace_rim(locs, outline_nm, *, rim_nm: float, rng: np.random.Generator,
+                jitter_nm: float = 20.0):  # fmt: skip
+    """A copy of one nucleus' localizations whose rim localizations (:func:`rim_localizations`)
+    are replaced, one for one, by localizations drawn from the interior (with replacement, moved
+    by a Gaussian of ``jitter_nm`` so that no two coincide): the same number of localizations,
+    none left along the outline — the rim analogue of the paper's nucleoli replacement. None
+    when the nucleus has no rim or no interior localization.
+
+    Parameters
+    ----------
+    locs : Localizations
+        One nucleus.
+    outline_nm : array (V, 2)
+        Its outline (nm).
+    rim_nm : float
+        The band's width (nm).
+    rng : numpy.random.Generator
+        The draws.
+    jitter_nm : float
+        The draws' displacement (sd, nm).
+
+    Returns
+    -------
+    Localizations or None
+    """
+    rim = rim_localizations(locs.x_nm, locs.y_nm, outline_nm, rim_nm)
+    inner = np.flatnonzero(~rim)
+    if not rim.any() or not len(inner):
+        return None
+    out = locs[np.arange(locs.n)]  # a copy
+    src = rng.choice(inner, size=int(rim.sum()), replace=True)
+    out.x_nm[rim] = locs.x_nm[src] + rng.normal(0.0, jitter_nm, len(src))
+    out.y_nm[rim] = locs.y_nm[src] + rng.normal(0.0, jitter_nm, len(src))
+    return out
 
 
 def structure_fractions(amap: np.ndarray, masks: dict) -> dict:

@@ -378,3 +378,17 @@ def test_live_explain_and_clusters_take_the_rows_channel_maps(tmp_path):
     for name in _MIXED[:2]:
         assert 0 < used[name] <= _cpla2_counts(name)[0]
     assert len(doc["failed"]) == 1 and "cpla2" in doc["failed"][0]["error"]
+
+
+def test_explain_measures_the_rim_of_real_cells_and_replaces_it(tmp_path):
+    from ainu_engine.explain import explain_files
+
+    model = _tiny_cpla2_model(tmp_path / "m.onnx")
+    s = explain_files([_rows(tmp_path, _MIXED[:1])], model, tmp_path / "x", nuclei="detect",
+                      window=16, stride=16, backend="onnxruntime", device="cpu", rim_nm=1000,
+                      perturb="rim")  # fmt: skip
+    rim = s["structures"]["label=None, target=activated"]["rim"]
+    assert rim["n"] == s["nuclei"] >= 5  # every cell of the field has an outline
+    assert 0.2 < rim["area_fraction_mean"] < 0.7  # a 1 µm band of a ~10 µm nucleus
+    assert s["perturb_rim"]["n"] == s["nuclei"]
+    assert set(s["perturb_rim"]["mean_probability"]) == {"activated", "unstim"}
