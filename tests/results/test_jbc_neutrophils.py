@@ -392,3 +392,48 @@ def test_explain_measures_the_rim_of_real_cells_and_replaces_it(tmp_path):
     assert 0.2 < rim["area_fraction_mean"] < 0.7  # a 1 µm band of a ~10 µm nucleus
     assert s["perturb_rim"]["n"] == s["nuclei"]
     assert set(s["perturb_rim"]["mean_probability"]) == {"activated", "unstim"}
+
+
+def _analysis():
+    spec = importlib.util.spec_from_file_location("jbc_analyze", HERE / "analyze.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_permuted_manifests_shuffle_labels_among_each_mouses_fields(tmp_path):
+    a = _analysis()
+    a.permuted_manifests(tmp_path, 3)
+    orig = list(csv.DictReader(open(HERE / "manifest-cpla2.csv")))
+    for k in (1, 2, 3):
+        perm = list(csv.DictReader(open(tmp_path / f"perm-{k}.csv")))
+        assert [Path(r["path"]).name for r in perm] == [Path(r["path"]).name for r in orig]
+        for g in ("m1", "m2", "m3"):  # each mouse keeps its class mix
+            assert sorted(r["label"] for r in perm if r["group"] == g) == sorted(
+                r["label"] for r in orig if r["group"] == g)  # fmt: skip
+    a.channel_manifest(tmp_path / "ch.csv")
+    ch = list(csv.DictReader(open(tmp_path / "ch.csv")))
+    assert {r["label"] for r in ch} == {"ch561", "ch647"}
+    # the 561 files, "cpla2651" (a typo for 561, the README says) among them
+    assert sorted(Path(r["path"]).stem.split("_", 2)[2] for r in ch if r["label"] == "ch561") == [
+        "5lo488_cpla2561_flap647", "cpla2561_flap647", "cpla2561_flap647", "cpla2561_flap648",
+        "cpla2561_flap648", "cpla2651_flap647"]  # fmt: skip
+
+
+def test_scores_count_fields_and_cells_and_shuffles_keep_a_fields_cells_together():
+    a = _analysis()
+    rng = np.random.default_rng(0)
+    rows = [{"mouse": m, "field": f"{m}f{k}", "cell": str(c), "label": lab,
+             "p": float(rng.uniform(0.6, 1) if lab == "activated" else rng.uniform(0, 0.4))}
+            for m in ("m1", "m2") for k, lab in enumerate(["activated", "unstim"] * 2)
+            for c in range(5)]  # fmt: skip
+    s = a.scores(rows)
+    assert (s["cells"], s["fields"], s["accuracy"], s["auc"]) == (40, 8, 1.0, 1.0)
+    assert s["field_calls"] == "8/8" and s["ci_single_field_strata"] == []
+    flipped = [{**r, "p": 1 - r["p"]} for r in rows]
+    assert a.scores(flipped)["balanced_accuracy"] == 0.0
+    sh = a._shuffled(rows, np.random.default_rng(1))
+    for f in {r["field"] for r in sh}:
+        assert len({r["label"] for r in sh if r["field"] == f}) == 1
+    one = [r for r in rows if r["field"] in ("m1f0", "m1f1")]  # one field per state
+    assert a.scores(one)["ci_single_field_strata"] == ["m1/+", "m1/-"]

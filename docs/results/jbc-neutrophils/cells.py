@@ -43,8 +43,8 @@ def main(out: Path) -> list[dict]:
         field = Path(r["path"]).stem
         ids = {name: cid for cid, name in locs.meta.channel_names.items()}
         chans = dict(pair.split("=") for pair in r["channels"].split(";"))
-        write_overview(out / "overview" / f"{field}.png", locs, cells,
-                       title=f"{field}: {len(cells)} cells ({r['group']}, {r['condition']})")  # fmt: skip
+        title = f"{field}: {len(cells)} cells ({r['group']}, {r['condition']})"
+        write_overview(out / "overview" / f"{field}.png", locs, cells, title=title)
         for n in cells:
             rec = {"field": field, "mouse": r["group"], "condition": r["condition"],
                    "label": r["label"], "cell": n.id,
