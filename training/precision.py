@@ -106,7 +106,7 @@ def run_images(checkpoint: Path, info, ckpt: dict, *, calibrate: str | Path | No
     """
     import csv
 
-    from .data import Manifest, RenderCache, load_nuclei, read_manifest
+    from .data import RenderCache, load_nuclei, read_manifest
     from .train import default_cache_dir
 
     run = Path(checkpoint).parent
@@ -129,8 +129,7 @@ def run_images(checkpoint: Path, info, ckpt: dict, *, calibrate: str | Path | No
         sel = [r for r in rows if r["split"] == split and r["label"] in classes]
         if not sel:
             return np.zeros((0,)), np.zeros(0, np.int64)
-        m = Manifest.from_rows([Path(r["path"]) for r in sel], [r["label"] for r in sel],
-                               classes=classes)  # fmt: skip
+        m = _run_manifest(sel, classes, info)
         data = load_nuclei(m, info.render_spec, cache, **kw)
         if len(data) == 0:
             raise InputError(f"none of the run's {split} nuclei could be rendered", path=table)
@@ -328,3 +327,28 @@ def parity(fp32: bytes, reduced: bytes, test: tuple, calibration: np.ndarray, *,
 def _differences(cmp) -> dict:
     """A comparison's measured differences (no tolerance applies here: the gate decides)."""
     return {k: v for k, v in cmp.to_dict().items() if k not in ("passed", "atol", "rtol")}
+
+
+def _run_manifest(rows: list[dict], classes, info):
+    """The manifest of some rows of a run's ``data.csv``: with each row's cell (``nucleus``, as
+    the model's training split its fields) and channel map (``channels``) where the run had them.
+    """
+    from dataclasses import replace
+
+    from ainu_engine.render import parse_row_channels, row_channel_map
+
+    from .data import Manifest
+
+    m = Manifest.from_rows([Path(r["path"]) for r in rows], [r["label"] for r in rows],
+                           classes=classes)  # fmt: skip
+    if any(r.get("channels") for r in rows):
+        names = tuple(info.channel_names)
+        m = replace(m, channel_names=names, channel_maps=tuple(
+            row_channel_map(parse_row_channels(r["channels"]) or {}, names, path=r["path"])
+            for r in rows))  # fmt: skip
+    if any(r.get("nucleus") for r in rows):
+        rec = (info.training_stats or {}).get("nuclei") or {}
+        limits = tuple(rec["area_limits_um2"]) if rec.get("area_limits_um2") else None
+        m = replace(m, nucleus_ids=tuple(r["nucleus"] for r in rows),
+                    nuclei=(rec.get("mode", "detect"), limits))  # fmt: skip
+    return m

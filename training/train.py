@@ -1272,6 +1272,7 @@ def _write_data_csv(
                 "area_um2",
                 "error",
                 "nucleus",
+                "channels",
             ]
         )
         for i, p in enumerate(manifest.files):
@@ -1297,8 +1298,10 @@ def _write_data_csv(
                     round(st["area_um2"], 3) if "area_um2" in st else "",
                     data.failed.get(i, ""),
                     manifest.nucleus_ids[i] if manifest.nucleus_ids else "",
+                    (";".join(f"{k}={v}" for k, v in manifest.channel_maps[i].items())
+                     if manifest.channel_maps else ""),
                 ]
-            )
+            )  # fmt: skip
 
 
 def _write_predictions(path: Path, manifest: Manifest, ev: dict) -> None:

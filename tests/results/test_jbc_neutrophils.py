@@ -437,3 +437,27 @@ def test_scores_count_fields_and_cells_and_shuffles_keep_a_fields_cells_together
         assert len({r["label"] for r in sh if r["field"] == f}) == 1
     one = [r for r in rows if r["field"] in ("m1f0", "m1f1")]  # one field per state
     assert a.scores(one)["ci_single_field_strata"] == ["m1/+", "m1/-"]
+
+
+def test_the_precision_gate_rebuilds_a_runs_cells_with_their_channel_maps(tmp_path):
+    """export --precision fp16/int8 renders the run's held-out nuclei again from data.csv: the
+    cells of fields, each from its own row's channel."""
+    pytest.importorskip("torch", reason="the training extra (torch) is not installed")
+    from types import SimpleNamespace
+
+    from ainu_engine.render import RenderSpec
+    from ainu_engine.training.data import RenderCache, load_nuclei
+    from ainu_engine.training.precision import _run_manifest
+
+    rows = [{"path": str((HERE / r["path"]).resolve()), "label": r["label"], "nucleus": "det000",
+             "channels": r["channels"]}
+            for r in csv.DictReader(open(HERE / "manifest.csv"))
+            if Path(r["path"]).stem in _MIXED[:2]]  # fmt: skip
+    info = SimpleNamespace(channel_names=("cpla2",), training_stats={
+        "nuclei": {"mode": "detect", "area_limits_um2": [20.0, 200.0]}})  # fmt: skip
+    m = _run_manifest(rows, ("activated", "unstim"), info)
+    assert [mp["cpla2"] for mp in m.channel_maps] == ["647", "561"]
+    assert m.nucleus_ids == ("det000", "det000") and m.nuclei == ("detect", (20.0, 200.0))
+    data = load_nuclei(m, RenderSpec(pixel_nm=100, sigma_nm=100, size=32, channels=(0,)),
+                       RenderCache(tmp_path / "cache"))  # fmt: skip
+    assert len(data) == 2 and not data.failed
