@@ -92,12 +92,19 @@ def live(
                 for res in replay_file(
                     path, clf, nuclei=nuclei, read_options=reading,
                     frames_per_update=frames_per_update, stop_rule=rule, on_update=on_update,
+                    on_skip=lambda nid, msg, p=path: _skipped(o, p, nid, msg),
                 ):  # fmt: skip
                     png = plot_trajectory_for(res, out)
                     o.record({**res.summary(), "plot": str(png)}, escape(_final_text(res, png)))
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the replay
                 o.failure(err, {"source": str(path)}, debug=debug)
     o.finish(len(files))
+
+
+def _skipped(o: Output, path, nucleus_id: str, message: str) -> None:
+    """A nucleus that cannot be replayed: a record (--json) and a warning; the file goes on."""
+    o.record({"source": str(path), "nucleus_id": nucleus_id, "error": message})
+    o.warn(message)
 
 
 def _final_text(res, png: Path) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..io import Localizations
 from ._session import LiveCall, LiveNucleus, StopRule
 
@@ -150,6 +151,7 @@ def replay(
     with LiveNucleus(
         classifier, region_nm=region_nm, channel_names=locs.meta.channel_names,
         stop_rule=stop_rule, device=device, at_edge=at_edge,
+        channels=None if locs.channel is None else sorted(locs.channel_counts()),
     ) as live:  # fmt: skip
         start = 0
         for cut in cuts:
@@ -157,6 +159,10 @@ def replay(
                 continue
             live.add(ordered[start:cut])
             start = int(cut)
+            if live.n_localizations == 0:
+                # nothing of the model's channels yet (e.g. N-STORM images its channels one
+                # after the other): no call before the first of them
+                continue
             call = live.call()
             rec = {"source": source, "nucleus_id": nucleus_id, **call.to_dict()}
             rec["frames_used"] = (int(call.frame) - f0 + 1) if f0 is not None else None
@@ -165,6 +171,11 @@ def replay(
                 stop_update = rec
             if on_update is not None:
                 on_update(rec)
+        if not updates:
+            raise InputError(
+                f"{source}{' ' + nucleus_id if nucleus_id else ''}: no localization of the "
+                "model's channels in the whole acquisition"
+            )
         return ReplayResult(
             source, nucleus_id, updates, call, n_frames, stop_update, live.clf.info.classes
         )
@@ -176,6 +187,7 @@ def replay_file(
     *,
     nuclei: str = "auto",
     read_options: Mapping | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
     **options,
 ) -> Iterator[ReplayResult]:
     """:func:`replay` for each nucleus of a file, split as ``screen`` splits it (an ROI is the
@@ -193,6 +205,9 @@ def replay_file(
         How the file splits (:func:`ainu_engine.nuclei.split_nuclei`).
     read_options : mapping, optional
         Keywords of :func:`ainu_engine.io.read`.
+    on_skip : callable, optional
+        Called with (nucleus id, message) for a nucleus that cannot be replayed (no localization
+        of the model's channels), which is then left out; without it, the error is raised.
     **options
         Keywords of :func:`replay`.
 
@@ -206,7 +221,8 @@ def replay_file(
 
     if not isinstance(classifier, Classifier):
         with Classifier.load(classifier, device="cpu", render_device="cpu") as clf:
-            yield from replay_file(path, clf, nuclei=nuclei, read_options=read_options, **options)
+            yield from replay_file(path, clf, nuclei=nuclei, read_options=read_options,
+                                   on_skip=on_skip, **options)  # fmt: skip
         return
     opts = dict(read_options or {})
     cam = opts.get("camera_pixel_nm")
@@ -216,10 +232,17 @@ def replay_file(
     clf.render_spec_for(locs)  # a channel mismatch is one error for the file
     limits = detection_limits(clf.info.training_stats)
     for n in split_nuclei(locs, mode=nuclei, camera_pixel_nm=cam, area_limits_um2=limits):
-        yield replay(
-            n.locs, clf, region_nm=n.roi_nm, at_edge=n.at_edge, source=str(path),
-            nucleus_id=n.id, **options,
-        )  # fmt: skip
+        try:
+            res = replay(
+                n.locs, clf, region_nm=n.roi_nm, at_edge=n.at_edge, source=str(path),
+                nucleus_id=n.id, **options,
+            )  # fmt: skip
+        except InputError as err:
+            if on_skip is None:
+                raise
+            on_skip(n.id, str(err))
+            continue
+        yield res
 
 
 def plot_trajectory(result: ReplayResult, path: str | os.PathLike) -> Path:

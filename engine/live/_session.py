@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -243,6 +243,10 @@ class LiveNucleus:
         channels are matched by name (:func:`ainu_engine.render.match_channels`).
     channel_map : mapping, optional
         Model channel -> file channel, where the names differ.
+    channels : sequence of int, optional
+        Every file channel id the acquisition will hold, those not imaged yet included (an
+        N-STORM acquisition images its channels one after the other): the model's channels are
+        matched against all of them at the first add, not only against those of the first batch.
     stop_rule : StopRule, optional
     device : {"cpu", "cuda"}
         Where the running render accumulates.
@@ -286,6 +290,7 @@ class LiveNucleus:
         device: str = "cpu",
         window: int | None = None,
         at_edge: bool = False,
+        channels: Sequence[int] | None = None,
     ) -> None:
         from .._classifier import Classifier
 
@@ -304,6 +309,7 @@ class LiveNucleus:
         self.device = device
         self.at_edge = bool(at_edge)
         self.channel_names = {int(k): str(v) for k, v in (channel_names or {}).items()}
+        self.channels = sorted({int(c) for c in channels}) if channels is not None else None
         self._region = _region(region_nm)
         self._lock = threading.RLock()
         self._closed = False
@@ -375,13 +381,18 @@ class LiveNucleus:
         """The model's RenderSpec with this data's channel ids (by name or id; a one-channel model
         is locked to the first channel seen, so that a second one is rejected, never merged)."""
         model = self.clf.info.render_spec
+        probe = batch
+        if self.channels and batch.channel is not None:  # every channel the acquisition holds
+            ids = np.array(sorted(set(self.channels) | set(batch.channel_counts())), np.int32)
+            probe = Localizations(np.zeros(len(ids)), np.zeros(len(ids)), channel=ids,
+                                  meta=batch.meta)  # fmt: skip
         if model.channels is not None and not batch.meta.channel_names and not self.clf.channel_map:
             spec = model  # ids, and the data names none: channels appear as they are imaged
         else:
-            spec = self.clf.render_spec_for(batch)
+            spec = self.clf.render_spec_for(probe)
         ids = spec.channels
         if ids is None:
-            seen = sorted(batch.channel_counts())
+            seen = sorted(probe.channel_counts())
             ids = (seen[0],) if batch.channel is not None else (0,)
         self._spec = spec
         self._lut = {int(c): k for k, c in enumerate(ids)}

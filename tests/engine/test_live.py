@@ -265,3 +265,39 @@ def test_the_integrators_example_loop_in_the_docs_runs(capsys, monkeypatch):
     exec(compile(block, "docs/live.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert out[-1].startswith("called somatic after") and len(out) >= 3
+
+
+def test_replay_waits_for_the_models_channel_and_skips_a_nucleus_without_it(clf, tmp_path):
+    """N-STORM images its channels one after the other (647 in the first half of the frames, 561
+    in the second): a replay calls from the first localization of the model's channel on, and a
+    nucleus without any is skipped with a message, the file's other nuclei still replayed."""
+    from ainu_engine import Classifier
+    from ainu_engine.io import write
+
+    a = nucleus(n=6000, seed=3)
+    meta = Metadata(channel_names={1: "561", 2: "647"})
+    ch = np.where(a.frame < 2500, 2, 1)  # 647 first, then 561
+    seq = Localizations(a.x_nm, a.y_nm, frame=a.frame, channel=ch, meta=meta)
+    with Classifier.load(MODEL, backend="onnxruntime", device="cpu", render_device="cpu",
+                         channel_map={"polII": "1"}) as c:  # fmt: skip
+        res = replay(seq, c, frames_per_update=500)
+        assert min(u["frame"] for u in res.updates) >= 2500  # no call before the first 561
+        assert res.final.n_localizations == [int(np.sum(ch == 1))]
+        only_647 = Localizations(a.x_nm, a.y_nm, frame=a.frame, channel=np.full(a.n, 2),
+                                 meta=meta)  # fmt: skip
+        with pytest.raises(InputError, match="no localization of the model's channels"):
+            replay(only_647, c, frames_per_update=500)
+        # a field of two cells, one without 561: the other is replayed, the first reported
+        b = nucleus(n=6000, seed=4, centre=(80_000.0, 25_000.0))
+        field = Localizations(
+            np.concatenate([a.x_nm, b.x_nm]), np.concatenate([a.y_nm, b.y_nm]),
+            frame=np.concatenate([a.frame, b.frame]),
+            channel=np.concatenate([np.full(a.n, 2), np.where(b.frame < 2500, 2, 1)]),
+            meta=meta,
+        )
+        path = tmp_path / "field.csv"
+        write(field, path)
+        skipped = []
+        out = list(replay_file(path, c, nuclei="detect", frames_per_update=1000,
+                               on_skip=lambda nid, msg: skipped.append(nid)))  # fmt: skip
+        assert len(out) == 1 and len(skipped) == 1 and out[0].nucleus_id != skipped[0]

@@ -461,3 +461,33 @@ def test_the_precision_gate_rebuilds_a_runs_cells_with_their_channel_maps(tmp_pa
     data = load_nuclei(m, RenderSpec(pixel_nm=100, sigma_nm=100, size=32, channels=(0,)),
                        RenderCache(tmp_path / "cache"))  # fmt: skip
     assert len(data) == 2 and not data.failed
+
+
+@pytest.mark.parametrize("protein", ["cpla2", "5lo"])
+def test_the_final_models_screen_fields_of_the_study_with_each_rows_map(tmp_path, protein):
+    """`ainu-engine screen MANIFEST --model models/PROTEIN.onnx --nuclei detect`: the model
+    carries its protein and how its cells were detected; each field's own channel is read."""
+    from ainu_engine.cli import main
+    from ainu_engine.model import read_model_info
+
+    model = HERE / "models" / f"{protein}.onnx"
+    info = read_model_info(model)
+    assert info.channel_names == (protein,) and set(info.classes) == {"activated", "unstim"}
+    assert info.training_stats["nuclei"] == {"mode": "detect", "area_limits_um2": [20.0, 200.0]}
+    rows = [r for r in csv.DictReader(open(HERE / f"manifest-{protein}.csv"))]
+    # a field where the protein is in 561 and one where it is in 647 (or 405/488 for 5-LO)
+    pick = [next(r for r in rows if channel in r["channels"].split(";")) for channel in
+            ({"cpla2": ("cpla2=561", "cpla2=647"), "5lo": ("5lo=561", "5lo=405/488")}[protein])]
+    m = tmp_path / "m.csv"
+    with open(m, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows([dict(r, path=str((HERE / r["path"]).resolve())) for r in pick])
+    out = tmp_path / "out"
+    assert main(["screen", str(m), "--model", str(model), "--nuclei", "detect", "--out",
+                 str(out), "--device", "cpu", "--gallery", "0"]) == 0  # fmt: skip
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(out / "results.parquet").to_pylist()
+    assert {Path(r["source"]).name for r in t} == {Path(r["path"]).name for r in pick}
+    assert all(r[f"n_loc_{protein}"] > 0 for r in t)
