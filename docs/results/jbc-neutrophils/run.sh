@@ -94,5 +94,15 @@ if step live; then  # each mouse replayed frame by frame with the model that nev
 fi
 
 if step analyze; then
-    $PY $HERE/analyze.py report "$TMP" $HERE
+    $PY $HERE/analyze.py report "$TMP" $HERE  # results.json, tables.md, the figures
+    mkdir -p $HERE/logo $HERE/explain
+    for r in "$TMP"/logo/*-s*/; do
+        cp "$r/leave_one_group_out.csv" "$HERE/logo/$(basename "$r").csv"
+    done
+    for p in 5lo cpla2; do cp "$TMP/clusters-$p/clusters.png" "$HERE/clusters-$p.png"; done
+    # occlusion overlays of two cells per state (the first of a field of each)
+    for f in m1_gmc5a_5lo561_cpla647_det001 m3_gmc5a_cpla2561_flap647_det001 \
+             m1_unstim_5lo561_cpla2647_det001 m3_unstim_cpla2651_flap647_det001; do
+        cp "$TMP/explain-cpla2/$f.png" $HERE/explain/
+    done
 fi
