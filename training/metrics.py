@@ -17,6 +17,8 @@ __all__ = [
     "bootstrap_ci",
     "plot_metrics",
     "plot_learning_curves",
+    "calibration_scores",
+    "plot_reliability",
 ]
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
@@ -325,3 +327,103 @@ def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def calibration_scores(logits, y, temperature: float, *, prefix: str = "", ci: bool = False,
+                       seed: int = 0) -> dict:  # fmt: skip
+    """Expected calibration error and Brier score of softmax(logits) and softmax(logits / T):
+    ``ece_{prefix}before``, ``ece_{prefix}after``, ``brier_{prefix}before``, ... (the keys
+    ``ece_test_before`` etc. with ``prefix="test_"``), and with ``ci`` their bootstrap 95 % CIs
+    (``..._ci``).
+
+    Parameters
+    ----------
+    logits : ndarray, shape (N, K)
+        Logits.
+    y : ndarray, shape (N,)
+        True classes.
+    temperature : float
+        T.
+    prefix : str
+        Inserted into the keys.
+    ci : bool
+        Bootstrap CIs too.
+    seed : int
+        The bootstrap's seed.
+
+    Returns
+    -------
+    dict
+    """
+    from ainu_engine.scores import brier_score, expected_calibration_error, softmax
+
+    y = np.asarray(y)
+    out: dict = {}
+    for when, p in (("before", softmax(logits, axis=1)),
+                    ("after", softmax(np.asarray(logits) / temperature, axis=1))):  # fmt: skip
+        for name, fn in (("ece", expected_calibration_error), ("brier", brier_score)):
+            key = f"{name}_{prefix}{when}"
+            out[key] = fn(p, y) if len(y) else float("nan")
+            if ci and len(y):
+                out[f"{key}_ci"] = list(bootstrap_ci(y, p, lambda yt, yp, f=fn: f(yp, yt),
+                                                     seed=seed))  # fmt: skip
+    return out
+
+
+def plot_reliability(logits, y, temperature: float, path: str | Path, *, n_bins: int = 10) -> Path:
+    """The reliability diagram of the test set before and after temperature scaling: accuracy
+    against confidence of the top label in equal-width bins (the diagonal is calibrated), with the
+    items per bin.
+
+    Parameters
+    ----------
+    logits : ndarray, shape (N, K)
+        Test logits.
+    y : ndarray, shape (N,)
+        True classes.
+    temperature : float
+        T.
+    path : str or Path
+        The PNG.
+    n_bins : int
+        Confidence bins.
+
+    Returns
+    -------
+    Path
+    """
+    from matplotlib.figure import Figure
+
+    from ainu_engine.scores import expected_calibration_error, softmax
+
+    y = np.asarray(y)
+    k = np.asarray(logits).shape[1] if len(y) else 2
+    edges = np.linspace(1.0 / k, 1.0, n_bins + 1)
+    fig = Figure(figsize=(4.6, 4.2))
+    ax = fig.subplots()
+    ax.plot([1.0 / k, 1], [1.0 / k, 1], color="grey", ls="--", lw=0.8, label="calibrated")
+    for when, t, colour in (("before", 1.0, "C3"), (f"after (T = {temperature:.2f})",
+                                                     temperature, "C0")):  # fmt: skip
+        if not len(y):
+            break
+        p = softmax(np.asarray(logits) / t, axis=1)
+        conf, right = p.max(axis=1), p.argmax(axis=1) == y
+        b = np.clip(np.digitize(conf, edges[1:-1]), 0, n_bins - 1)
+        xs, ys, ns = [], [], []
+        for i in range(n_bins):
+            m = b == i
+            if m.any():
+                xs.append(conf[m].mean())
+                ys.append(right[m].mean())
+                ns.append(int(m.sum()))
+        ece = expected_calibration_error(p, y)
+        ax.plot(xs, ys, "o-", color=colour, label=f"{when}: ECE {ece:.3f}")
+        for x_, y_, n_ in zip(xs, ys, ns, strict=True):
+            ax.annotate(str(n_), (x_, y_), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    ax.set_xlabel("confidence of the call")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"test set ({len(y)} items; numbers: items per bin)", fontsize=9)
+    ax.set_xlim(1.0 / k - 0.02, 1.01)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, Path(path))

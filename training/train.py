@@ -1132,24 +1132,35 @@ def _final(
 
 
 def _calibrate(run: _Run, model, data: NucleusSet, test_rows: np.ndarray) -> dict:
-    """Temperature scaling fitted on the final model's validation items (never the test set),
-    with the expected calibration error before and after on both; the exported model carries
-    the temperature and ``Classifier`` divides the logits by it."""
-    from ainu_engine.scores import expected_calibration_error, fit_temperature, softmax
+    """Temperature scaling fitted on the final model's validation items (never the test set)
+    under a prior that keeps T near 1 unless the data say otherwise
+    (:func:`ainu_engine.scores.calibrate_temperature`; skipped, T = 1, with the reason when the
+    evidence is too thin); the expected calibration error and the Brier score before and after
+    on both sets, on the test set with bootstrap CIs, and the reliability diagram
+    ``RUN/calibration.png``. The exported model carries the temperature and ``Classifier``
+    divides the logits by it."""
+    from ainu_engine.scores import TEMPERATURE_PRIOR_SD, calibrate_temperature
+
+    from .metrics import calibration_scores, plot_reliability
 
     va = np.asarray(run.last_val_items)
     te = data.items_of(test_rows)
     kw = {"device": run.device, "batch_size": run.cfg.eval_batch_size, "amp": False}
     z_va = _logits(model, data, va, **kw).numpy().astype(np.float64)
     z_te = _logits(model, data, te, **kw).numpy().astype(np.float64)
-    t = fit_temperature(z_va, data.y[va])
-    out = {"temperature": t, "fitted_on": f"validation split ({len(va)} items)"}
+    t, skipped = calibrate_temperature(z_va, data.y[va])
+    out = {"temperature": t, "fitted_on": f"validation split ({len(va)} items)",
+           "method": f"MAP, normal prior on log T (sd {TEMPERATURE_PRIOR_SD})",
+           "skipped": skipped}  # fmt: skip
     for name, z, y in (("validation", z_va, data.y[va]), ("test", z_te, data.y[te])):
-        out[f"ece_{name}_before"] = expected_calibration_error(softmax(z, axis=1), y)
-        out[f"ece_{name}_after"] = expected_calibration_error(softmax(z / t, axis=1), y)
+        out.update(calibration_scores(z, y, t, prefix=f"{name}_", ci=name == "test",
+                                      seed=run.cfg.seed))  # fmt: skip
+    plot_reliability(z_te, data.y[te], t, run.out / "calibration.png")
+    how = f"T = {t:.3f} (validation)" if skipped is None else f"skipped: {skipped}"
     run.log(
-        f"temperature scaling: T = {t:.3f} (validation); ECE test {out['ece_test_before']:.3f} "
-        f"-> {out['ece_test_after']:.3f}"
+        f"temperature scaling: {how}; test ECE {out['ece_test_before']:.3f} -> "
+        f"{out['ece_test_after']:.3f}, Brier {out['brier_test_before']:.3f} -> "
+        f"{out['brier_test_after']:.3f}"
     )
     return out
 
