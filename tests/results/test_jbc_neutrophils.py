@@ -422,6 +422,7 @@ def test_the_permuted_manifests_shuffle_labels_among_each_mouses_fields(tmp_path
 
 def test_scores_count_fields_and_cells_and_shuffles_keep_a_fields_cells_together():
     a = _analysis()
+    a.N_BOOT = 200  # the CIs' resamples: enough for a test
     rng = np.random.default_rng(0)
     rows = [{"mouse": m, "field": f"{m}f{k}", "cell": str(c), "label": lab,
              "p": float(rng.uniform(0.6, 1) if lab == "activated" else rng.uniform(0, 0.4))}
