@@ -413,11 +413,14 @@ class _ExplainRun:
         moved = replace_rim(n.locs, n.outline, rim_nm=self.rim_nm, rng=self.rng)
         if moved is None:
             return
+        # both calls as a Classifier makes them (the model's temperature): like with like
+        before = clf.classify(n.locs, roi_nm=n.roi_nm)
         after = clf.classify(moved, roi_nm=n.roi_nm)
+        rec["before_rim_replaced"] = {"label": before.label, "probabilities": before.probabilities}
         rec["after_rim_replaced"] = {"label": after.label, "probabilities": after.probabilities}
         self.perturb_rows.append({
-            "before": rec["predicted"], "after": after.label,
-            "p_before": dict(rec["probabilities"]), "p_after": dict(after.probabilities),
+            "before": before.label, "after": after.label,
+            "p_before": dict(before.probabilities), "p_after": dict(after.probabilities),
         })  # fmt: skip
 
     def error(self, path, message: str) -> None:

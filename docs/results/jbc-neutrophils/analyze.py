@@ -305,10 +305,14 @@ def attribution(folder: Path, cells: dict) -> dict | None:
             continue
         c = cells.get((field, r["nucleus_id"]), {})
         after = r.get("after_rim_replaced")
+        before = r.get("before_rim_replaced") or {
+            "label": r["predicted"],
+            "probabilities": r["probabilities"],
+        }
         rows.append({"label": info[field]["label"], "channel": c.get("channel"),
                      "target": target, "share": rim["positive_attribution_fraction"],
-                     "area": rim["area_fraction"], "before": r["predicted"],
-                     "p_before": r["probabilities"][POSITIVE],
+                     "area": rim["area_fraction"], "before": before["label"],
+                     "p_before": before["probabilities"][POSITIVE],
                      "after": after["label"] if after else None,
                      "p_after": after["probabilities"][POSITIVE] if after else None})  # fmt: skip
 

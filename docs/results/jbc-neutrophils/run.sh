@@ -59,7 +59,7 @@ if step final; then  # one model per protein on the cells of all three mice
     for p in cpla2 5lo; do
         $AE train $HERE/manifest-$p.csv --channels $p "${SMALL[@]}" --seed 0 --no-groups \
             "${TRAIN[@]}" --out "$TMP/final/$p" > "$TMP/final-$p.jsonl"
-        $AE export "$TMP/final/$p/best.pt" --out $HERE/models/$p.onnx
+        $AE export "$TMP/final/$p/best.pt" --out $HERE/models/$p.onnx --force
         cp "$TMP/final/$p/metrics.json" $HERE/models/$p.metrics.json
     done
     # the final model screens the fields of the study, each with its row's channel map
@@ -86,7 +86,7 @@ fi
 if step live; then  # each mouse replayed frame by frame with the model that never saw it
     for g in m1 m2 m3; do
         $PY $HERE/analyze.py mouse-manifest cpla2 $g "$TMP/live/$g.csv"
-        $AE export "$TMP/logo/cpla2-small_cnn-s0/$g/best.pt" --out "$TMP/live/$g.onnx"
+        $AE export "$TMP/logo/cpla2-small_cnn-s0/$g/best.pt" --out "$TMP/live/$g.onnx" --force
         $AE live "$TMP/live/$g.csv" --model "$TMP/live/$g.onnx" --nuclei detect \
             --frames-per-update 1000 --stop p=0.9,m=3,min=200 --out "$TMP/live/$g" --json \
             > "$TMP/live/$g.jsonl" || true
