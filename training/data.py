@@ -486,12 +486,19 @@ class RenderCache:
         r = m.rendered
         if r.device_note:
             self.device_note = r.device_note
+        from ainu_engine.ood import nucleus_statistics
+
+        seen = locs
+        if spec.channels is not None and locs.channel is not None:
+            seen = locs[np.isin(locs.channel, spec.channels)]  # what the model is given
         return img, {
             "source": str(path) + (f"#{nucleus[-1]}" if nucleus else ""),
             "rendered": True,
             "n_localizations": m.n_localizations,
             "area_um2": m.area_um2,
             "device": r.device,
+            # the out-of-distribution reference's input statistics (ainu_engine.ood)
+            "input_statistics": nucleus_statistics(seen, area_um2=m.area_um2),
         }
 
     def _nucleus(self, path: Path, nucleus: tuple):
@@ -579,7 +586,9 @@ class NucleusSet:
 
     def training_stats(self, rows: Sequence[int] | None = None) -> dict:
         """Ranges (min, 1st and 99th percentile, max) of localizations per channel, nucleus
-        area and density over the nuclei ``rows`` — stored in the model for screening QC."""
+        area and density over the nuclei ``rows`` — stored in the model for screening QC — and
+        the reference of their input statistics (``input_reference``,
+        :class:`ainu_engine.ood.StatisticsReference`) for the out-of-distribution score."""
         keys = [r for r in (self.stats if rows is None else rows) if r in self.stats]
         rows_ = [self.stats[r] for r in keys if self.stats[r].get("rendered")]
         if not rows_:
@@ -597,12 +606,18 @@ class NucleusSet:
         counts = np.array([s["n_localizations"] for s in rows_], float)
         area = np.array([s["area_um2"] for s in rows_], float)
         total = counts.sum(axis=1)
-        return {
+        out = {
             "n_nuclei": len(rows_),
             "localizations_per_channel": [summary(counts[:, k]) for k in range(counts.shape[1])],
             "area_um2": summary(area),
             "density_per_um2": summary(total / np.maximum(area, 1e-9)),
         }
+        inputs = [s["input_statistics"] for s in rows_ if s.get("input_statistics")]
+        if len(inputs) >= 2:  # renders cached before the reference existed have none
+            from ainu_engine.ood import StatisticsReference
+
+            out["input_reference"] = StatisticsReference.from_statistics(inputs).to_dict()
+        return out
 
 
 

@@ -80,3 +80,26 @@ def test_real_cells_of_another_lab_are_far_from_simulated_training_nuclei(refere
         cell = n.locs[n.locs.channel == far_red]
         z, name, text = reference.score(nucleus_statistics(cell))
         assert z > 5.0, text
+
+
+def test_a_trained_model_carries_the_reference_of_its_training_nuclei(tmp_path):
+    """RenderCache records each nucleus' input statistics (of the channels the model takes) and
+    training_stats holds their reference, which export writes into the model's metadata."""
+    pytest.importorskip("torch", reason="the training extra (torch) is not installed")
+    from ainu_engine.io import write
+    from ainu_engine.render import RenderSpec
+    from ainu_engine.training.data import RenderCache, load_nuclei, read_manifest
+
+    rows = []
+    for k in range(4):
+        p = tmp_path / f"n{k}.csv"
+        write(_nucleus(k), p)
+        rows.append(f"{p.name},{('a', 'b')[k % 2]}")
+    (tmp_path / "m.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    data = load_nuclei(read_manifest(tmp_path / "m.csv"), RenderSpec(size=32, pixel_nm=100),
+                       RenderCache(tmp_path / "cache"))  # fmt: skip
+    ref = StatisticsReference.from_dict(data.training_stats()["input_reference"])
+    assert ref.n == 4 and {"median_precision_nm", "density_per_um2"} <= set(ref.quantiles)
+    sharp = _nucleus(0)
+    sharp.precision_nm *= 0.2
+    assert ref.score(nucleus_statistics(sharp))[1] == "median_precision_nm"
