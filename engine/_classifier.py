@@ -261,19 +261,19 @@ class Classifier(ModelRunner):
         """
         if not self.file_channel_maps:
             return self
-        key = str(Path(path).resolve())
-        row = self.file_channel_maps.get(key)
-        if row is None:
-            return self
-        if key not in self._per_path:
-            from .render import row_channel_map
+        given = os.fspath(path)  # every nucleus of a file asks: resolve the path once
+        if given not in self._per_path:
+            row = self.file_channel_maps.get(str(Path(path).resolve()))
+            other = self
+            if row is not None:
+                from .render import row_channel_map
 
-            other = self.with_channel_map(
-                row_channel_map(row, self.info.channel_names, path=path)
-            )
-            other.file_channel_maps, other._per_path = {}, {}
-            self._per_path[key] = other
-        return self._per_path[key]
+                other = self.with_channel_map(
+                    row_channel_map(row, self.info.channel_names, path=path)
+                )
+                other.file_channel_maps, other._per_path = {}, {}
+            self._per_path[given] = other
+        return self._per_path[given]
 
     def render_spec_for(self, locs: Localizations, *, option: str = "--channel-map"):
         """The model's RenderSpec with the file channels of ``locs`` that feed the model's

@@ -364,20 +364,10 @@ def compare_groups(nuclei: list[dict]) -> ClusterStats:
 
 def _manifest_groups(path: Path, column: str) -> dict[Path, str] | None:
     """file → group from a manifest (a CSV whose first column is ``path``), or None."""
-    from .nuclei import _is_manifest
+    from .nuclei import manifest_column
 
-    if not (path.is_file() and _is_manifest(path)):
-        return None
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if rows and column not in rows[0]:
-        raise InputError(f"the manifest has no column {column!r} to group by", path=path,
-                         found=", ".join(rows[0]))  # fmt: skip
-    out = {}
-    for r in rows:
-        q = Path(r["path"])
-        out[(q if q.is_absolute() else path.parent / q).resolve()] = str(r[column])
-    return out
+    rows = manifest_column(path, column, required=True)
+    return None if rows is None else dict(rows)
 
 
 def file_groups(inputs: Sequence[str | os.PathLike], group_by: str) -> list[tuple[Path, str]]:

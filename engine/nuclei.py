@@ -27,6 +27,7 @@ __all__ = [
     "FieldNuclei",
     "FoundNucleus",
     "expand_inputs",
+    "manifest_column",
     "NUCLEI_MODES",
     "LOCALIZATION_SUFFIXES",
 ]
@@ -56,6 +57,50 @@ def _is_manifest(path: Path) -> bool:
     with open(path, encoding="utf-8", errors="replace") as fh:
         header = fh.readline().strip().lower().replace('"', "")
     return header.split(",")[0] == "path"
+
+
+def manifest_column(
+    path: Path, column: str, *, required: bool = False
+) -> list[tuple[Path, str]] | None:
+    """(resolved file, value of ``column``) of every row of a manifest (a CSV whose first column
+    is ``path``; relative paths are relative to the manifest's folder), in row order; None when
+    ``path`` is not a manifest, or lacks the column and it is not ``required``.
+
+    Parameters
+    ----------
+    path : Path
+        A file among the inputs.
+    column : str
+        The manifest column.
+    required : bool
+        A manifest without the column is an error.
+
+    Returns
+    -------
+    list of (Path, str) or None
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        A ``required`` column the manifest does not have.
+    """
+    import csv
+
+    if not (path.is_file() and _is_manifest(path)):
+        return None
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if rows and column not in rows[0]:
+        if not required:
+            return None
+        raise InputError(f"the manifest has no column {column!r} to group by", path=path,
+                         found=", ".join(rows[0]))  # fmt: skip
+    first = next(iter(rows[0])) if rows else "path"
+    out = []
+    for r in rows:
+        q = Path(r[first])
+        out.append(((q if q.is_absolute() else path.parent / q).resolve(), str(r[column] or "")))
+    return out
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:

@@ -365,7 +365,7 @@ class _ExplainRun:
         }
         self._against_truth(rec, path, n, prep, img, a, pred)
         if self.rim_nm and "structures" not in rec and n.outline is not None:
-            self._against_outline(rec, n, prep, img, a, prob, clf or self.clf)
+            self._against_outline(rec, n, prep, img, a, clf or self.clf)
         self.records.append(rec)
         self.log.write(dumps(rec) + "\n")
         self.log.flush()
@@ -395,7 +395,7 @@ class _ExplainRun:
             self.perturb_rows.append({"label": rec["label"], "before": pred, "after": after})
             rec["after_nucleoli_replaced"] = after
 
-    def _against_outline(self, rec, n, prep, img, a, prob, clf) -> None:
+    def _against_outline(self, rec, n, prep, img, a, clf) -> None:
         """The rim's share of the positive attribution (and the rim test) of a nucleus with an
         outline."""
         from ._structures import outline_masks, replace_rim, structure_fractions
@@ -413,8 +413,9 @@ class _ExplainRun:
         moved = replace_rim(n.locs, n.outline, rim_nm=self.rim_nm, rng=self.rng)
         if moved is None:
             return
-        # both calls as a Classifier makes them (the model's temperature): like with like
-        before = clf.classify(n.locs, roi_nm=n.roi_nm)
+        # both calls as a Classifier makes them (the model's temperature): like with like; the
+        # 'before' one from the render explained above
+        before = clf.predict_prepared([prep])[0]
         after = clf.classify(moved, roi_nm=n.roi_nm)
         rec["before_rim_replaced"] = {"label": before.label, "probabilities": before.probabilities}
         rec["after_rim_replaced"] = {"label": after.label, "probabilities": after.probabilities}

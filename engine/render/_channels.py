@@ -392,31 +392,22 @@ def manifest_channel_maps(inputs: Sequence[str | os.PathLike]) -> dict[str, dict
     ainu_engine.errors.InputError
         A malformed map, or one file given two different maps.
     """
-    from ..nuclei import _is_manifest
+    from ..nuclei import manifest_column
 
     maps: dict[str, dict[str, str]] = {}
     for raw in inputs:
         p = Path(raw)
-        if not (p.is_file() and _is_manifest(p)):
-            continue
-        from pyarrow import csv
-
-        table = csv.read_csv(p, convert_options=csv.ConvertOptions(strings_can_be_null=False))
-        if "channels" not in table.column_names:
-            continue
-        col = table.column(table.column_names[0]).to_pylist()
-        cells = [str(v) if v is not None else "" for v in table.column("channels").to_pylist()]
-        if not any("=" in c for c in cells):
-            continue  # channel names shared by every file (``polII+h3``), not per-file maps
-        for i, (q, cell) in enumerate(zip(col, cells, strict=True)):
+        rows = manifest_column(p, "channels")
+        if not rows or not any("=" in cell for _, cell in rows):
+            continue  # no maps: channel names shared by every file (``polII+h3``), or none
+        for i, (f, cell) in enumerate(rows):
             try:
                 m = parse_row_channels(cell)
             except ValueError as err:
                 raise InputError(f"channels: {err}", path=p, where=f"line {i + 2}") from err
             if not m:
                 continue
-            f = Path(q)
-            key = str((f if f.is_absolute() else p.parent / f).resolve())
+            key = str(f)
             if maps.get(key, m) != m:
                 raise InputError(
                     "one file is listed with two different channel maps",
