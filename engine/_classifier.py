@@ -50,6 +50,8 @@ class Prepared:
     render_seconds: float = 0.0
     rendered: object = None  #: the :class:`~ainu_engine.render.Rendered` the items come from
     n_parts: int | None = None  #: nuclei that detection finds in it (2 or more: a field)
+    #: :func:`ainu_engine.ood.nucleus_statistics` of what the model sees (None: not computed)
+    input_statistics: dict | None = None
 
 
 @dataclass
@@ -82,6 +84,16 @@ class Prediction:
         Patch mode: no class has more than half of the patches.
     pixel_nm : float or None
         nm per pixel of the image the model saw (after resizing).
+    ood_score : float or None
+        How unlike the training nuclei it is (:class:`ainu_engine.ood.OodReference`: the
+        largest component over its threshold; above 1: ``unfamiliar``); None for a model
+        without the reference (exported before it existed).
+    ood_reason : str or None
+        What is furthest out, e.g. ``median precision 2.4 nm; training 11–18 nm``.
+    abstain_reason : str or None
+        With abstention (``Classifier(abstain=...)``): why the call is ``undecided`` instead of
+        the model's class (``unfamiliar: ...`` or ``low confidence: ...``); the probabilities
+        are still the model's.
 
     Examples
     --------
@@ -98,6 +110,9 @@ class Prediction:
     n_items: int = 1
     undecided: bool = False
     pixel_nm: float | None = None
+    ood_score: float | None = None
+    ood_reason: str | None = None
+    abstain_reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,6 +139,9 @@ class Prediction:
             "n_items": int(self.n_items),
             "undecided": bool(self.undecided),
             "pixel_nm": None if self.pixel_nm is None else float(self.pixel_nm),
+            "ood_score": _finite_or_none(self.ood_score),
+            "ood_reason": self.ood_reason,
+            "abstain_reason": self.abstain_reason,
         }
 
     @classmethod
@@ -139,7 +157,19 @@ class Prediction:
         return cls(
             d["label"], dict(d["probabilities"]), list(d["qc"]), list(d["n_localizations"]),
             d["area_um2"], d["n_items"], d["undecided"], d.get("pixel_nm"),
+            d.get("ood_score"), d.get("ood_reason"), d.get("abstain_reason"),
         )  # fmt: skip
+
+
+def _finite_or_none(v) -> float | None:
+    """JSON has no NaN: a missing or undefined score is null."""
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+#: the label of a call the classifier abstains from (``Classifier(abstain=...)``)
+UNDECIDED = "undecided"
+#: ``abstain=True``: calls whose top probability is below this are undecided
+ABSTAIN_BELOW = 0.75
 
 
 class Classifier(ModelRunner):
@@ -161,6 +191,10 @@ class Classifier(ModelRunner):
     load : bool, default True
         Load the backend now (False: preparing nuclei only, e.g. a distributed screen's render
         tasks; the backend loads where the calls are made).
+    abstain : bool or float, optional
+        Turn doubtful calls into ``undecided`` (with :attr:`Prediction.abstain_reason`):
+        unfamiliar nuclei, and calls whose top probability is below ``abstain`` (True: 0.75).
+        Default: every call is made.
 
     Raises
     ------
@@ -191,6 +225,7 @@ class Classifier(ModelRunner):
         channel_map: Mapping | None = None,
         file_channel_maps: Mapping[str, Mapping] | None = None,
         load: bool = True,
+        abstain: bool | float | None = None,
     ) -> None:
         # load=False: preparing nuclei only (a distributed screen's render tasks); the backend
         # loads where the calls are made
@@ -201,6 +236,11 @@ class Classifier(ModelRunner):
         self.file_channel_maps = {str(k): dict(v) for k, v in (file_channel_maps or {}).items()}
         self._per_path: dict[str, Classifier] = {}
         self.temperature = temperature_of(self.info)
+        from .ood import OodReference
+
+        #: the out-of-distribution reference (None: a model from before it)
+        self.ood = OodReference.from_training_stats(self.info.training_stats)
+        self.abstain_below = _abstain_level(abstain, self.info.classes)
         from .render import patch_mode
 
         self.patch_size, self.min_occupied = patch_mode(self.info.preprocessing)
@@ -215,6 +255,7 @@ class Classifier(ModelRunner):
         render_device: str = "auto",
         channel_map: Mapping | None = None,
         file_channel_maps: Mapping[str, Mapping] | None = None,
+        abstain: bool | float | None = None,
         **options,
     ) -> Classifier:
         """Load ``model`` (.onnx, or a .pt checkpoint for torch) on ``backend`` (see
@@ -228,7 +269,18 @@ class Classifier(ModelRunner):
             render_device=render_device,
             channel_map=channel_map,
             file_channel_maps=file_channel_maps,
+            abstain=abstain,
         )
+
+    def with_abstention(self, abstain: bool | float | None) -> Classifier:
+        """This classifier abstaining as ``abstain`` says (see the class; a shallow copy sharing
+        the backend)."""
+        import copy
+
+        other = copy.copy(self)
+        other.abstain_below = _abstain_level(abstain, self.info.classes)
+        other._per_path = {}
+        return other
 
     def with_channel_map(self, channel_map: Mapping | None) -> Classifier:
         """This classifier with another ``channel_map`` (a shallow copy sharing the backend: for a
@@ -290,25 +342,32 @@ class Classifier(ModelRunner):
         and count the nuclei that detection finds in it (QC: a field of cells)."""
         from .render import model_input
 
-        m = model_input(
-            locs,
-            self.render_spec_for(locs),
-            self.info.preprocessing,
-            device=self.render_device,
-            roi_nm=roi_nm,
-        )
-        return self._prepared(m, locs.x_nm, locs.y_nm, at_edge)
+        spec = self.render_spec_for(locs)
+        m = model_input(locs, spec, self.info.preprocessing, device=self.render_device,
+                        roi_nm=roi_nm)  # fmt: skip
+        p = self._prepared(m, locs.x_nm, locs.y_nm, at_edge)
+        if self.ood is not None and self.ood.inputs is not None:
+            from .ood import model_statistics
 
-    def prepare_rendered(self, rendered, spec, x, y, *, at_edge: bool = False) -> Prepared:
+            p.input_statistics = model_statistics(locs, spec, area_um2=m.area_um2)
+        return p
+
+    def prepare_rendered(self, rendered, spec, x, y, *, at_edge: bool = False,
+                         seen: Localizations | None = None) -> Prepared:  # fmt: skip
         """A nucleus already rendered (with :func:`ainu_engine.render.render_spec_for` of
         ``spec``, the model's RenderSpec with the file's channels) made ready for the model, like
-        :meth:`prepare`; ``x``, ``y`` are its rendered localizations (for the field QC). Live
-        sessions render incrementally and call this."""
+        :meth:`prepare`; ``x``, ``y`` are its rendered localizations (for the field QC), ``seen``
+        those localizations with their other columns (the input statistics of the
+        out-of-distribution score). Live sessions render incrementally and call this."""
         from .render import model_input_from
 
-        return self._prepared(
-            model_input_from(rendered, spec, self.info.preprocessing), x, y, at_edge
-        )
+        m = model_input_from(rendered, spec, self.info.preprocessing)
+        p = self._prepared(m, x, y, at_edge)
+        if seen is not None and self.ood is not None and self.ood.inputs is not None:
+            from .ood import nucleus_statistics
+
+            p.input_statistics = nucleus_statistics(seen, area_um2=m.area_um2)
+        return p
 
     def _prepared(self, m, x, y, at_edge: bool) -> Prepared:
         from .nuclei import detect_nuclei, detection_limits
@@ -333,28 +392,54 @@ class Classifier(ModelRunner):
         """Calls for prepared nuclei, inferring all their items in the backend's batches."""
         if not prepared:
             return []
-        logits = self.infer_batched(np.concatenate([p.items for p in prepared]))
+        items = np.concatenate([p.items for p in prepared])
+        emb = None
+        if self.ood is not None and self.ood.needs_embedding:
+            logits, emb = self.infer_batched_with_embedding(items)
+        else:
+            logits = self.infer_batched(items)
         prob = softmax(np.asarray(logits, np.float64) / self.temperature, axis=1)
         out, start = [], 0
         for p in prepared:
             n = len(p.items)
             pp = prob[start : start + n]
+            e = None if emb is None else emb[start : start + n]
             start += n
             # patch-mode models: the training vote, also for a nucleus with a single patch
             score, undecided = patch_vote(pp) if self.patch_size else (pp[0], False)
-            out.append(
-                Prediction(
-                    self.info.classes[int(np.argmax(score))],
-                    {c: float(v) for c, v in zip(self.info.classes, score, strict=True)},
-                    self.qc(p, undecided),
-                    p.n_localizations,
-                    p.area_um2,
-                    n,
-                    undecided,
-                    getattr(p.rendered, "pixel_nm", None),
-                )
-            )
+            ood = self.ood.score(p.input_statistics, e) if self.ood is not None else None
+            qc = self.qc(p, undecided)
+            if ood is not None and ood.unfamiliar:
+                qc.insert(len(qc) - int(undecided), "unfamiliar")
+            pred = Prediction(
+                self.info.classes[int(np.argmax(score))],
+                {c: float(v) for c, v in zip(self.info.classes, score, strict=True)},
+                qc, p.n_localizations, p.area_um2, n, undecided,
+                getattr(p.rendered, "pixel_nm", None),
+                None if ood is None or not np.isfinite(ood.score) else round(ood.score, 4),
+                None if ood is None else ood.reason,
+            )  # fmt: skip
+            out.append(self._abstain(pred, ood))
         return out
+
+    def _abstain(self, pred: Prediction, ood) -> Prediction:
+        """``pred`` made ``undecided`` with the reason, where abstention is on and the nucleus
+        is unfamiliar or the call's top probability is below the level."""
+        if self.abstain_below is None:
+            return pred
+        reason = None
+        top = max(pred.probabilities.values())
+        if ood is not None and ood.unfamiliar:
+            reason = f"unfamiliar: {ood.reason}"
+        elif top < self.abstain_below:
+            reason = f"low confidence: p({pred.label}) {top:.2f} < {self.abstain_below:.2f}"
+        if reason is None:
+            return pred
+        import dataclasses
+
+        qc = pred.qc if "undecided" in pred.qc else [*pred.qc, "undecided"]
+        return dataclasses.replace(pred, label=UNDECIDED, undecided=True, qc=qc,
+                                   abstain_reason=reason)  # fmt: skip
 
     def classify(self, locs_or_image, *, roi_nm=None) -> Prediction:
         """Call one nucleus (its :class:`~ainu_engine.io.Localizations`, or an already rendered
@@ -404,3 +489,16 @@ class Classifier(ModelRunner):
         return flags
 
 
+
+
+def _abstain_level(abstain, classes) -> float | None:
+    """The top probability below which calls are undecided (None: abstention off)."""
+    if abstain is None or abstain is False:
+        return None
+    if UNDECIDED in classes:
+        raise InputError(f"a class of the model is named {UNDECIDED!r}: abstention cannot mark "
+                         "calls with it")  # fmt: skip
+    level = ABSTAIN_BELOW if abstain is True else float(abstain)
+    if not 0.0 <= level <= 1.0:
+        raise ValueError(f"abstain must be True or a probability in [0, 1], got {abstain!r}")
+    return level

@@ -66,6 +66,10 @@ class ModelInfo:
         The model's registry config (architecture, in_chans, num_classes, options).
     path : str or None
         The file it was read from.
+    embedding_name : str or None
+        The graph's second output, the penultimate-layer features (N, d) the
+        out-of-distribution score uses (``training_stats["ood"]``); None in models from before
+        it.
     """
 
     classes: tuple[str, ...]
@@ -80,6 +84,7 @@ class ModelInfo:
     input_name: str = "image"
     output_name: str = "logits"
     path: str | None = None
+    embedding_name: str | None = None
 
     @property
     def kind(self) -> str:
@@ -166,6 +171,7 @@ class ModelInfo:
                 "name": self.output_name,
                 "kind": "logits",
                 "probabilities": "softmax over axis 1",
+                **({"embedding": self.embedding_name} if self.embedding_name else {}),
             },
             "preprocessing": self.preprocessing,
             "metrics": self.metrics,
@@ -237,6 +243,7 @@ class ModelInfo:
             input_name=str(inp.get("name", "image")),
             output_name=str(out.get("name", "logits")),
             path=p,
+            embedding_name=str(out["embedding"]) if out.get("embedding") else None,
         )
         if spec.channels is not None and len(spec.channels) != info.n_channels:
             raise InputError(

@@ -67,6 +67,27 @@ class ModelRunner:
         out = [self.backend.infer(items[i : i + bs]) for i in range(0, len(items), bs)]
         return np.concatenate(out) if out else np.zeros(self.info.output_shape(0), np.float32)
 
+    def infer_batched_with_embedding(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and penultimate-layer features (None for a model without them) of ``items``,
+        in the backend's batches (:meth:`~ainu_engine.backends.Backend.infer_with_embedding`).
+
+        Parameters
+        ----------
+        items : ndarray, shape (N, C, S, S), float32
+            Model inputs.
+
+        Returns
+        -------
+        (ndarray, ndarray or None)
+        """
+        bs = self.backend.preferred_batch
+        runs = [self.backend.infer_with_embedding(items[i : i + bs])
+                for i in range(0, len(items), bs)]  # fmt: skip
+        if not runs:
+            return np.zeros(self.info.output_shape(0), np.float32), None
+        emb = None if any(e is None for _, e in runs) else np.concatenate([e for _, e in runs])
+        return np.concatenate([z for z, _ in runs]), emb
+
     def describe(self) -> dict:
         """The backend that runs the model, its device, and why it was chosen.
 

@@ -117,7 +117,7 @@ class TorchBackend(Backend):
             )
         self._run = run
 
-    def _infer_impl(self, x) -> np.ndarray:
+    def _tensor(self, x):
         import torch
 
         if is_device_array(x):
@@ -126,9 +126,23 @@ class TorchBackend(Backend):
             t = torch.from_numpy(x).to(self.device, non_blocking=True)
         if self.channels_last:
             t = t.contiguous(memory_format=torch.channels_last)
+        return t
+
+    def _infer_impl(self, x) -> np.ndarray:
+        import torch
+
+        t = self._tensor(x)
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16):
             out = self._run(t)
         return out.float().cpu().numpy()
+
+    def _infer_embedding_impl(self, x):
+        import torch
+
+        t = self._tensor(x)
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16):
+            logits, emb = self.model.forward_with_embedding(t)
+        return logits.float().cpu().numpy(), emb.float().cpu().numpy()
 
     def _describe_impl(self) -> dict:
         import torch

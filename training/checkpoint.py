@@ -308,6 +308,10 @@ def checkpoint_info(
         provenance={**ckpt.get("provenance", {}), **(extra_provenance or {})},
         model=ckpt["model_config"],
         path=None if path is None else os.fspath(path),
+        # the ONNX graph's second output: the features the out-of-distribution score uses
+        embedding_name="embedding"
+        if ((ckpt.get("training_stats") or {}).get("ood") or {}).get("features")
+        else None,
     )
 
 

@@ -486,11 +486,8 @@ class RenderCache:
         r = m.rendered
         if r.device_note:
             self.device_note = r.device_note
-        from ainu_engine.ood import nucleus_statistics
+        from ainu_engine.ood import model_statistics
 
-        seen = locs
-        if spec.channels is not None and locs.channel is not None:
-            seen = locs[np.isin(locs.channel, spec.channels)]  # what the model is given
         return img, {
             "source": str(path) + (f"#{nucleus[-1]}" if nucleus else ""),
             "rendered": True,
@@ -498,7 +495,7 @@ class RenderCache:
             "area_um2": m.area_um2,
             "device": r.device,
             # the out-of-distribution reference's input statistics (ainu_engine.ood)
-            "input_statistics": nucleus_statistics(seen, area_um2=m.area_um2),
+            "input_statistics": model_statistics(locs, spec, area_um2=m.area_um2),
         }
 
     def _nucleus(self, path: Path, nucleus: tuple):

@@ -113,13 +113,15 @@ def onnx_bytes_checked(
     c, s = info.n_channels, info.input_size
     example = torch.zeros(2, c, s, s)
     batch = torch.export.Dim("batch", min=1, max=4096)
+    embedding = getattr(info, "embedding_name", None)
+    outputs = [info.output_name] + ([embedding] if embedding else [])
     with _quiet_exporter():
         program = torch.onnx.export(
-            model,
+            _with_embedding(model) if embedding else model,
             (example,),
             None,
             input_names=[info.input_name],
-            output_names=[info.output_name],
+            output_names=outputs,
             opset_version=opset,
             dynamo=True,
             external_data=False,
@@ -144,20 +146,43 @@ def onnx_bytes_checked(
     if samples is not None and len(samples):
         inputs.append(np.asarray(samples, np.float32))
     sess = ort_session(data)
-    refs, outs = [], []
+    refs, outs, e_refs, e_outs = [], [], [], []
     with torch.inference_mode():
         for x in inputs:
             refs.append(model(torch.from_numpy(x)).numpy())
-            outs.append(sess.run([info.output_name], {info.input_name: x})[0])
+            got = sess.run(outputs, {info.input_name: x})
+            outs.append(got[0])
+            if embedding:
+                e_refs.append(model.forward_with_embedding(torch.from_numpy(x))[1].numpy())
+                e_outs.append(got[1])
     cmp = compare_outputs(np.concatenate(refs), np.concatenate(outs), atol=atol)
+    what = "logits" if info.kind != "generator" else "outputs"
+    if cmp and embedding:
+        cmp_e = compare_outputs(np.concatenate(e_refs), np.concatenate(e_outs), atol=atol)
+        if not cmp_e:
+            cmp, what = cmp_e, "embeddings"
     if not cmp:
         raise ParityError(
-            f"ONNX Runtime and PyTorch {'logits' if info.kind != 'generator' else 'outputs'} "
-            f"differ: {cmp}",
+            f"ONNX Runtime and PyTorch {what} differ: {cmp}",
             path=out,
             hint="the model was not written; report this with the checkpoint",
         )
     return data, cmp
+
+
+def _with_embedding(model):
+    """``model`` with two outputs, (logits, penultimate-layer features), for export."""
+    import torch
+
+    class WithEmbedding(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner.forward_with_embedding(x)
+
+    return WithEmbedding(model)  # the caller put it in eval mode (or, in a test, did not)
 
 
 def _doc_string(info: ModelInfo | GeneratorInfo) -> str:

@@ -702,6 +702,7 @@ class _Run:
 
             res = fit(model, data, tr, va, cfg, device=self.device, on_epoch=on_epoch)
         self.last_val_items = va  # for calibration of the final model
+        self.last_train_items = tr  # the out-of-distribution reference's features
         self.log(
             f"{title}: best epoch {res.best_epoch} (val loss {res.best_val_loss:.4f}) of "
             f"{len(res.history)}{', stopped early' if res.stopped_early else ''}; "
@@ -1119,6 +1120,11 @@ def _final(
     stats = data.training_stats(train_rows)
     if manifest.nuclei is not None:  # cells of fields: screen finds them as training did
         stats["nuclei"] = nuclei_record(manifest.nuclei)
+    ood = _ood_reference(run, model, data, stats, train_rows, test_rows)
+    if ood is not None:
+        stats["ood"] = ood
+        summary["ood"] = {k: v for k, v in ood.items() if k != "features"}
+        (out / "metrics.json").write_text(dumps(summary, indent=2) + "\n")
     samples = data.batch(data.items_of(test_rows)[:4])  # export checks ONNX against torch on these
     _write_checkpoint(
         out / "best.pt", model, cfg, run.spec, manifest, run.channels, summary, stats, res, samples
@@ -1163,6 +1169,44 @@ def _calibrate(run: _Run, model, data: NucleusSet, test_rows: np.ndarray) -> dic
         f"{out['brier_test_after']:.3f}"
     )
     return out
+
+
+def _ood_reference(run: _Run, model, data: NucleusSet, stats: dict, train_rows: np.ndarray,
+                   test_rows: np.ndarray) -> dict | None:  # fmt: skip
+    """The out-of-distribution reference of the final model (:func:`.ood.fit_reference`):
+    features of the items its weights were fitted on, thresholds on the validation nuclei at a
+    5 % false-alarm rate; the share of the test nuclei it flags is logged and recorded (the
+    honest figure: the test nuclei played no part)."""
+    from .ood import embeddings, fit_reference
+
+    tr, va = np.asarray(run.last_train_items), np.asarray(run.last_val_items)
+    te = data.items_of(test_rows)
+    kw = {"device": run.device, "batch_size": run.cfg.eval_batch_size}
+    _, f_tr = embeddings(model, [data.images[i] for i in tr], **kw)
+    _, f_va = embeddings(model, [data.images[i] for i in va], **kw)
+    _, f_te = embeddings(model, [data.images[i] for i in te], **kw)
+
+    def inputs(rows):
+        return [data.stats.get(int(r), {}).get("input_statistics") or {} for r in rows]
+
+    va_rows = np.unique(data.owner[va])
+    ref = fit_reference(
+        f_tr, data.y[tr], f_va, data.owner[va], stats.get("input_reference"),
+        inputs(train_rows), inputs(va_rows),
+    )  # fmt: skip
+    d = ref.to_dict()
+    te_rows = np.unique(data.owner[te])
+    flags = []
+    for r, s_in in zip(te_rows, inputs(te_rows), strict=True):
+        flags.append(ref.score(s_in, f_te[data.owner[te] == r]).unfamiliar)
+    d["held_out"]["test_flagged"] = float(np.mean(flags)) if flags else None
+    d["held_out"]["test_n"] = len(flags)
+    run.log(
+        f"out-of-distribution reference: {f_tr.shape[1]} features, thresholds "
+        + ", ".join(f"{k} {v:.3g}" for k, v in ref.thresholds.items())
+        + f" (from {d['held_out']['source']}); flags {sum(flags)}/{len(flags)} test nuclei"
+    )
+    return d
 
 
 def default_cache_dir() -> Path:

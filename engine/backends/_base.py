@@ -105,6 +105,13 @@ class Backend:
                 f"the graph's is {shape}",
                 path=self.model_path,
             )
+        emb = getattr(info, "embedding_name", None)
+        if emb and emb not in outputs:
+            raise InputError(
+                f"the metadata names the embedding output {emb!r}, the graph has outputs "
+                f"{sorted(outputs)}",
+                path=self.model_path,
+            )
         out, want_out = list(outputs[info.output_name]), info.output_shape(1)[1:]
         if len(out) != len(want_out) + 1 or any(
             isinstance(g, int) and g != w for g, w in zip(out[1:], want_out, strict=True)
@@ -158,6 +165,21 @@ class Backend:
         ainu_engine.errors.InputError
             ``x`` does not have the model's channels and size.
         """
+        return self._infer_checked(x, False)[0]
+
+    def infer_with_embedding(self, x) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and the penultimate-layer features (N, d) of ``x`` in one run: the graph's
+        second output (``info.embedding_name``), for the out-of-distribution score; the features
+        are None for a model without that output.
+
+        Raises
+        ------
+        ainu_engine.errors.InputError
+            ``x`` does not have the model's channels and size.
+        """
+        return self._infer_checked(x, bool(getattr(self.model_info(), "embedding_name", None)))
+
+    def _infer_checked(self, x, embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
         self.load()
         shape = tuple(x.shape)
         want = self.input_shape[1:]
@@ -169,7 +191,7 @@ class Backend:
         if not is_device_array(x):
             x = np.ascontiguousarray(x, dtype=np.float32)
         t0 = time.perf_counter()
-        out = self._infer_impl(x)
+        out, emb = self._infer_embedding_impl(x) if embedding else (self._infer_impl(x), None)
         dt = time.perf_counter() - t0
         self.last_seconds = dt
         self.total_seconds += dt
@@ -181,7 +203,9 @@ class Backend:
                 f"{_expected_output(self.info)}",
                 path=self.model_path,
             )
-        return out
+        if emb is not None:
+            emb = np.asarray(emb, dtype=np.float32).reshape(shape[0], -1)
+        return out, emb
 
     def probabilities(self, x) -> np.ndarray:
         """Softmax of :meth:`infer`'s logits."""
@@ -218,6 +242,10 @@ class Backend:
 
     def _infer_impl(self, x) -> np.ndarray:
         raise NotImplementedError
+
+    def _infer_embedding_impl(self, x) -> tuple[np.ndarray, np.ndarray | None]:
+        """(logits, features); a backend that cannot fetch the second output gives None."""
+        return self._infer_impl(x), None
 
     def _describe_impl(self) -> dict:
         return {}

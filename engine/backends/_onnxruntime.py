@@ -206,6 +206,14 @@ class OnnxRuntimeBackend(Backend):
             x = _to_host(x)
         return self.session.run([info.output_name], {info.input_name: x})[0]
 
+    def _infer_embedding_impl(self, x):
+        info = self.info
+        if is_device_array(x):
+            x = _to_host(x)
+        logits, emb = self.session.run([info.output_name, info.embedding_name],
+                                       {info.input_name: x})  # fmt: skip
+        return logits, emb
+
     def _describe_impl(self) -> dict:
         precision = self.info.precision if self.info is not None else "fp32"
         d = {

@@ -200,13 +200,23 @@ class TensorRTBackend(Backend):
         return bytes(serialized)
 
     def _infer_impl(self, x) -> np.ndarray:
+        return self._execute(x, False)[0]
+
+    def _infer_embedding_impl(self, x):
+        return self._execute(x, True)
+
+    def _execute(self, x, embedding: bool):
+        """(logits, features or None) of ``x``; the features are the engine's second output
+        (``info.embedding_name``), bound beside the logits (written against TensorRT 10's
+        named-tensor API; unverified without a GPU)."""
         cp = self._cp
         info = self.info
         n = x.shape[0]
         if n > self.max_batch:
-            return np.concatenate(
-                [self._infer_impl(x[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
-            )
+            parts = [self._execute(x[i : i + self.max_batch], embedding)
+                     for i in range(0, n, self.max_batch)]  # fmt: skip
+            emb = np.concatenate([p[1] for p in parts]) if embedding else None
+            return np.concatenate([p[0] for p in parts]), emb
         with self.stream:
             xin = (
                 cp.ascontiguousarray(cp.asarray(x, dtype=cp.float32))
@@ -217,11 +227,17 @@ class TensorRTBackend(Backend):
             self.context.set_input_shape(info.input_name, tuple(xin.shape))
             self.context.set_tensor_address(info.input_name, int(xin.data.ptr))
             self.context.set_tensor_address(info.output_name, int(out.data.ptr))
+            emb = None
+            if info.embedding_name:  # an unbound output is an error in TensorRT 10: always bind
+                d = int(self.engine.get_tensor_shape(info.embedding_name)[-1])
+                emb = cp.empty((n, d), dtype=cp.float32)
+                self.context.set_tensor_address(info.embedding_name, int(emb.data.ptr))
             if not self.context.execute_async_v3(self.stream.ptr):
                 raise RuntimeError("TensorRT execute_async_v3 failed")
             host = cp.asnumpy(out, stream=self.stream)
+            host_emb = cp.asnumpy(emb, stream=self.stream) if embedding and emb is not None else None
         self.stream.synchronize()
-        return host
+        return host, host_emb
 
     def _describe_impl(self) -> dict:
         d = {

@@ -27,8 +27,18 @@ class _Model(nn.Module):
     def forward(self, x):
         return self.forward_head(self.forward_features(x))
 
+    def embedding(self, f):
+        """The penultimate-layer features (N, d) of feature maps ``f``: what ``classifier``
+        takes (the out-of-distribution score's features, the ONNX graph's ``embedding``)."""
+        return torch.flatten(F.adaptive_avg_pool2d(f, 1), 1)
+
     def forward_head(self, f):
-        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(f, 1), 1))
+        return self.classifier(self.embedding(f))
+
+    def forward_with_embedding(self, x):
+        """(logits, embedding) of ``x`` in one pass; eval mode: the logits are ``forward``'s."""
+        e = self.embedding(self.forward_features(x))
+        return self.classifier(e), e
 
 
 def _init(module: nn.Module) -> None:
@@ -213,7 +223,7 @@ class ResNet(_Model):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward_head(self, f):
-        f = torch.flatten(F.adaptive_avg_pool2d(f, 1), 1)
+        f = self.embedding(f)
         return self.classifier(F.dropout(f, self.drop_rate, self.training) if self.drop_rate else f)
 
 
@@ -325,7 +335,7 @@ class EfficientNet(_Model):
         return self.features(x)
 
     def forward_head(self, f):
-        return self.classifier(self.dropout(torch.flatten(F.adaptive_avg_pool2d(f, 1), 1)))
+        return self.classifier(self.dropout(self.embedding(f)))
 
 
 @register_model
@@ -372,6 +382,9 @@ class _ScenmedNet(_Model):
 
     def forward_features(self, x):
         return self.features(x)
+
+    def embedding(self, f):
+        return self.penultimate(f)
 
     def penultimate(self, f):
         """The second hidden layer's activations (the paper's t-SNE features, ``fc_2``)."""
