@@ -16,10 +16,9 @@ held-out in-distribution nuclei at a stated false-alarm rate, and the largest ra
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-import base64
 
 import numpy as np
 

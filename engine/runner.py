@@ -67,7 +67,9 @@ class ModelRunner:
         out = [self.backend.infer(items[i : i + bs]) for i in range(0, len(items), bs)]
         return np.concatenate(out) if out else np.zeros(self.info.output_shape(0), np.float32)
 
-    def infer_batched_with_embedding(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def infer_batched_with_embedding(
+        self, items: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits and penultimate-layer features (None for a model without them) of ``items``,
         in the backend's batches (:meth:`~ainu_engine.backends.Backend.infer_with_embedding`).
 

@@ -49,8 +49,8 @@ def embeddings(model, images: np.ndarray, *, device: str = "cpu",
     logits, feats = [], []
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.stack([np.asarray(a, np.float32)
-                                           for a in images[i : i + batch_size]])).to(device)  # fmt: skip
+            batch = [np.asarray(a, np.float32) for a in images[i : i + batch_size]]
+            x = torch.from_numpy(np.stack(batch)).to(device)
             z, e = model.forward_with_embedding(x)
             logits.append(z.float().cpu().numpy())
             feats.append(e.float().cpu().numpy())

@@ -235,7 +235,9 @@ class TensorRTBackend(Backend):
             if not self.context.execute_async_v3(self.stream.ptr):
                 raise RuntimeError("TensorRT execute_async_v3 failed")
             host = cp.asnumpy(out, stream=self.stream)
-            host_emb = cp.asnumpy(emb, stream=self.stream) if embedding and emb is not None else None
+            host_emb = None
+            if embedding and emb is not None:
+                host_emb = cp.asnumpy(emb, stream=self.stream)
         self.stream.synchronize()
         return host, host_emb
 
