@@ -589,6 +589,31 @@ class OodReference:
         )
 
 
+def reason_subject(reason: str | None) -> str:
+    """What an ``ood_reason`` is about: the statistic or component it names first.
+
+    Parameters
+    ----------
+    reason : str or None
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> reason_subject("median precision 2.4 nm; training 11–18 nm")
+    'median precision'
+    >>> reason_subject("the model's features 41.2; held-out training nuclei <= 9.1")
+    "the model's features"
+    """
+    labels = [v[0] for v in STATISTICS.values()] + list(COMPONENTS.values())
+    for label in sorted(labels, key=len, reverse=True):
+        if (reason or "").startswith(label):
+            return label
+    return "?"
+
+
 #: what a model from before the score carries instead of it
 NO_REFERENCE_NOTE = (
     "this model has no out-of-distribution reference (exported before ainu-engine 0.2): "

@@ -335,3 +335,31 @@ def need_train_extra() -> None:
             f"this command needs the train extra; missing: {', '.join(missing)}",
             hint='pip install -c constraints.txt -e ".[cpu,train]"',
         )
+AbstainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--abstain",
+        help="Make unfamiliar nuclei (unlike the model's training nuclei) and calls whose top "
+        "probability is below 0.75 'undecided', with the reason (counted apart).",
+    ),
+]
+AbstainBelowOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--abstain-below",
+        min=0.0,
+        max=1.0,
+        metavar="P",
+        help="With abstention (implies --abstain): the top probability below which a call is "
+        "undecided (default 0.75).",
+    ),
+]
+
+
+def abstain_level(abstain: bool, below: float | None) -> float | None:
+    """The abstention level of ``--abstain`` / ``--abstain-below`` (None: off)."""
+    from .._classifier import ABSTAIN_BELOW
+
+    if below is not None:
+        return float(below)
+    return ABSTAIN_BELOW if abstain else None

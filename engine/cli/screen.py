@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import ChannelMapOpt, GalleryOpt, JsonOpt, channel_map, reading_options
+from ._options import (
+    AbstainBelowOpt,
+    AbstainOpt,
+    ChannelMapOpt,
+    GalleryOpt,
+    JsonOpt,
+    abstain_level,
+    channel_map,
+    reading_options,
+)
 from ._output import Output
 
 
@@ -101,6 +110,8 @@ def screen(
             "fused (each actor reads, renders and infers)."
         ),
     ] = "split",
+    abstain: AbstainOpt = False,
+    abstain_below: AbstainBelowOpt = None,
     json: JsonOpt = False,
     reading: dict | None = None,
 ) -> None:
@@ -142,6 +153,7 @@ def screen(
         gallery=gallery, explain=explain, shard=shard_kn, executor=executor,
         ray_address=address, workers=workers, gpus_per_worker=gpus_per_worker,
         cpus_per_worker=cpus_per_worker, ray_plan=ray_plan,
+        abstain=abstain_level(abstain, abstain_below),
     )  # fmt: skip
     o = Output(json_lines=json)
     with _ProgressBar(o) as progress:
@@ -214,6 +226,14 @@ def _calls_line(s) -> str:
         )
     if s.simulated_model:
         line += "\n  note: the model was trained on SIMULATED nuclei, not on real cells"
+    if s.n_undecided:
+        line += (f"\n  undecided: {s.n_undecided} nuclei (abstained: unfamiliar or low "
+                 "confidence; see abstain_reason)")  # fmt: skip
+    if s.n_unfamiliar:
+        line += (f"\n  note: {s.n_unfamiliar} of the nuclei are unlike the model's training "
+                 "nuclei (QC flag unfamiliar; ood_reason says how)")  # fmt: skip
+    if s.ood_note:
+        line += f"\n  note: {s.ood_note}"
     if s.n_looks_like_field:
         line += (
             f"\n  note: {s.n_looks_like_field} of the nuclei look like fields of several cells "

@@ -96,6 +96,7 @@ class RayExecutor:
         cfg = {"model": str(model), "backend": opts.backend, "device": opts.device,
                "render_device": "cpu" if opts.device == "cpu" else "auto",
                "channel_map": clf.channel_map, "file_channel_maps": clf.file_channel_maps,
+               "abstain": clf.abstain_below,
                "read_options": reading,
                "batch_size": opts.batch_size}  # fmt: skip
         return RayPipeline(
@@ -158,6 +159,10 @@ class ScreenOptions:
         Screen only shard ``k`` of ``n`` into ``out/shards/KKKK-of-NNNN/``, without a report.
     executor : LocalExecutor or RayExecutor
         Where the stages run.
+    abstain : float, optional
+        Abstention: unfamiliar nuclei and calls whose top probability is below this are
+        ``undecided`` (with ``abstain_reason``), counted apart from the calls
+        (:class:`ainu_engine.Classifier`'s ``abstain``). Default: every call is made.
     """
 
     backend: str = "auto"
@@ -174,8 +179,11 @@ class ScreenOptions:
     explain: int = 0
     shard: tuple[int, int] | None = None
     executor: LocalExecutor | RayExecutor = field(default_factory=LocalExecutor)
+    abstain: float | None = None
 
     def __post_init__(self) -> None:
+        if self.abstain is not None and not 0.0 <= float(self.abstain) <= 1.0:
+            raise ValueError(f"abstain must be a probability in [0, 1], got {self.abstain!r}")
         if self.shard is not None:
             k, n = self.shard
             if not (isinstance(k, int) and isinstance(n, int) and n >= 1 and 0 <= k < n):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 from ..nuclei import detection_limits, expand_inputs, split_nuclei
+from ..ood import NO_REFERENCE_NOTE
 from ..render import manifest_channel_maps
 from ..strict_json import dumps
 from ._options import ScreenOptions
@@ -35,6 +36,7 @@ from ._results import (
     check_same_run,
     count_calls,
     count_flagged,
+    count_undecided,
     file_key,
     result_row,
     run_key,
@@ -73,6 +75,12 @@ class ScreenSummary:
         The model says it was trained on simulated nuclei.
     n_looks_like_field : int
         "Nuclei" flagged ``looks_like_field`` (fields of several cells).
+    n_unfamiliar : int
+        Nuclei flagged ``unfamiliar`` (unlike the model's training nuclei).
+    n_undecided : int
+        Nuclei the classifier abstained from (``abstain``): not in ``calls``.
+    ood_note : str or None
+        Why there is no out-of-distribution score (a model from before it).
     """
 
     out: Path
@@ -89,6 +97,9 @@ class ScreenSummary:
     calls_qc_ok: dict = field(default_factory=dict)  #: the calls of nuclei that passed QC
     simulated_model: bool = False  #: the model says it was trained on simulated nuclei
     n_looks_like_field: int = 0  #: "nuclei" flagged looks_like_field (fields of several cells)
+    n_unfamiliar: int = 0  #: nuclei flagged unfamiliar (unlike the training nuclei)
+    n_undecided: int = 0  #: nuclei abstained from (abstain): counted apart from the calls
+    ood_note: str | None = None  #: why there is no ood_score (a model from before it)
 
     @property
     def nuclei_per_s(self) -> float:
@@ -111,6 +122,9 @@ class ScreenSummary:
             "calls_qc_ok": self.calls_qc_ok,
             "simulated_model": self.simulated_model,
             "looks_like_field": self.n_looks_like_field,
+            "unfamiliar": self.n_unfamiliar,
+            "undecided": self.n_undecided,
+            "ood_note": self.ood_note,
         }
 
 
@@ -221,9 +235,10 @@ def _screen_locked(inputs, model: Path, out: Path, t_start: float, opts: ScreenO
         channel_map=opts.channel_map,
         file_channel_maps=manifest_channel_maps(inputs),
         load=ex.loads_model,  # on Ray the model loads in the inference actors
+        abstain=opts.abstain,
     )  # fmt: skip
     try:
-        run = _Run(clf, model, opts.nuclei)
+        run = _Run(clf, model, opts.nuclei, opts.abstain)
         check_same_run(out, run.model_sha, run.spec_hash, opts.nuclei, run.channel_map,
                        force=opts.force)  # fmt: skip
         parts = Parts(out, run.key, opts.force)
@@ -267,6 +282,8 @@ def _summary(out, table, files, skipped, n_nuclei, errors, t_start, pipeline, cl
         time.perf_counter() - t_start, [st.to_dict() for st in pipeline.stats.values()],
         ex.backend_summary(clf, pipeline), calls, pipeline.stats["write"].wall_s, calls_ok,
         _simulated(clf.info), count_flagged(table, "looks_like_field"),
+        count_flagged(table, "unfamiliar"), count_undecided(table),
+        None if clf.ood is not None else NO_REFERENCE_NOTE,
     )  # fmt: skip
 
 
@@ -326,8 +343,9 @@ class _Run:
     """What identifies this screen's results: the model file's hash, the RenderSpec hash and the
     nuclei mode; it makes every results row."""
 
-    def __init__(self, clf, model: Path, nuclei: str) -> None:
+    def __init__(self, clf, model: Path, nuclei: str, abstain: float | None = None) -> None:
         self.info = clf.info
+        self.abstain = clf.abstain_below
         self.model = model
         self.nuclei = nuclei
         self.model_sha = hashlib.sha256(model.read_bytes()).hexdigest()
@@ -338,7 +356,8 @@ class _Run:
             if clf.file_channel_maps
             else clf.channel_map
         )
-        self.key = run_key(self.model_sha, self.spec_hash, nuclei, self.channel_map)
+        self.key = run_key(self.model_sha, self.spec_hash, nuclei, self.channel_map,
+                           self.abstain)  # fmt: skip
         self.backend_name = clf.backend.name
 
     def row(self, path, key, nucleus, prediction) -> dict:
@@ -373,6 +392,7 @@ class _Run:
             "classes": list(self.info.classes),
             "nuclei_mode": self.nuclei,
             "channel_map": self.channel_map,
+            "abstain_below": self.abstain,
             "run_key": self.key,
             "total_rows": 0 if table is None else table.num_rows,
         }

@@ -146,7 +146,7 @@ class InferActor:
         self.clf = Classifier(
             create_backend(cfg["model"], cfg["backend"], device=device,
                            batch_size=cfg["batch_size"]),
-            render_device="cpu", channel_map=cfg["channel_map"],
+            render_device="cpu", channel_map=cfg["channel_map"], abstain=cfg.get("abstain"),
         )  # fmt: skip
         self.backend = self.clf.backend.name
         self.call_row = call_row

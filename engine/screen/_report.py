@@ -115,6 +115,7 @@ def _figures(table, doc: dict, classes) -> list[tuple[str, object]]:
         from matplotlib.ticker import MaxNLocator
     except ImportError:
         return []
+    import numpy as np
 
     def _COUNTS():  # noqa: N802 - axes that count nuclei have whole-number ticks
         return MaxNLocator(integer=True)
@@ -158,6 +159,19 @@ def _figures(table, doc: dict, classes) -> list[tuple[str, object]]:
     ax.xaxis.set_major_locator(_COUNTS())
     ax.set_title("QC")
     out.append(("Quality control", fig))
+    if "ood_score" in table.column_names:
+        v = np.array([s for s in table.column("ood_score").to_pylist() if s is not None], float)
+        v = v[np.isfinite(v)]
+        if len(v):
+            fig = Figure(figsize=(5, 2.8))
+            ax = fig.subplots()
+            ax.hist(np.log10(np.maximum(v, 1e-3)), bins=30, color="#8172b2")
+            ax.axvline(0.0, color="#c44e52", ls="--", label="threshold (score 1)")
+            ax.set_xlabel("log10 ood_score")
+            ax.set_ylabel("nuclei")
+            ax.yaxis.set_major_locator(_COUNTS())
+            ax.legend(fontsize=8)
+            out.append(("Out-of-distribution score", fig))
     stages = doc.get("stages", [])
     if stages:
         fig = Figure(figsize=(5, 2.8))
@@ -208,6 +222,35 @@ def _pixel_note(table, info) -> str:
     )
 
 
+def _ood_section(table, doc: dict) -> str:
+    """How many nuclei are unlike the model's training nuclei and why (the statistic or
+    component furthest out, counted), the abstained calls, or the note of a model without the
+    reference."""
+    e = html.escape
+    if doc.get("ood_note"):
+        return f"<h2>Out-of-distribution</h2><p class='note'>{e(doc['ood_note'])}</p>"
+    if table is None or "ood_score" not in table.column_names or not table.num_rows:
+        return ""
+    flags = table.column("qc_flags").to_pylist()
+    reasons = table.column("ood_reason").to_pylist()
+    from ..ood import reason_subject
+
+    why = Counter(reason_subject(r) for f, r in zip(flags, reasons, strict=True)
+                  if "unfamiliar" in f.split(","))  # fmt: skip
+    n = sum(why.values())
+    text = (f"<h2>Out-of-distribution</h2><p>{n} of {table.num_rows} nuclei are "
+            "<b>unfamiliar</b> (ood_score above 1: unlike the model's training nuclei; their "
+            "calls are not to be trusted)")  # fmt: skip
+    if why:
+        text += "; furthest out: " + ", ".join(f"{e(k)} ({v})" for k, v in why.most_common(6))
+    text += ".</p>"
+    if doc.get("undecided"):
+        text += (f"<p>{doc['undecided']} nuclei are <b>undecided</b> (abstention at "
+                 f"p < {doc.get('abstain_below')}: unfamiliar or low confidence; column "
+                 "abstain_reason), counted apart from the calls above.</p>")  # fmt: skip
+    return text
+
+
 def write_report(
     path: Path,
     table,
@@ -249,8 +292,11 @@ def write_report(
             f"<td>{doc['calls'].get(c, 0) - ok.get(c, 0)}</td></tr>"
             for c in classes
         )
+        + (f"<tr><td><i>undecided</i> (abstained)</td><td>{doc['undecided']}</td><td></td>"
+           "<td></td></tr>" if doc.get("undecided") else "")
         + "</table>"
     )
+    parts.append(_ood_section(table, doc))
     if table is not None and table.num_rows:
         parts.append(
             nuclei_section(

@@ -28,6 +28,9 @@ _COLUMNS = (
 )
 _TAIL = (
     ("qc_flags", "QC", "text"),
+    ("ood_score", "OOD score", "num"),
+    ("ood_reason", "furthest out", "text"),
+    ("abstain_reason", "undecided because", "text"),
     ("n_localizations", "localizations", "int"),
     ("area_um2", "area µm²", "num"),
 )

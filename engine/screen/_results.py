@@ -47,9 +47,12 @@ def file_key(path: Path) -> str:
     return f"{path.resolve()}|{path.stat().st_size}|{digest[:32]}"
 
 
-def run_key(model_sha: str, spec_hash: str, nuclei: str, channel_map=None) -> str:
+def run_key(model_sha: str, spec_hash: str, nuclei: str, channel_map=None,
+            abstain: float | None = None) -> str:  # fmt: skip
     cmap = "" if not channel_map else "|" + json.dumps(channel_map, sort_keys=True)
-    return hashlib.sha256(f"{model_sha}|{spec_hash}|{nuclei}{cmap}".encode()).hexdigest()[:16]
+    # abstention changes the calls: a screen with it is another run (no suffix: keys as before)
+    ab = "" if abstain is None else f"|abstain={abstain:g}"
+    return hashlib.sha256(f"{model_sha}|{spec_hash}|{nuclei}{cmap}{ab}".encode()).hexdigest()[:16]
 
 
 def result_row(
@@ -109,6 +112,10 @@ def call_fields(key: str, prediction, *, channel_names, model_sha: str, spec_has
         "n_items": p.n_items,
         "qc_flags": ",".join(p.qc),
         "qc_ok": p.ok,
+        # out-of-distribution score (None: a model without the reference) and abstention
+        "ood_score": getattr(p, "ood_score", None),
+        "ood_reason": getattr(p, "ood_reason", None),
+        "abstain_reason": getattr(p, "abstain_reason", None),
         "model_sha256": model_sha,
         "render_spec_hash": spec_hash,
         "backend": backend,
@@ -125,6 +132,13 @@ def count_calls(table, classes) -> tuple[dict, dict]:
     ok = table.column("qc_ok").to_pylist()
     passed = [p for p, q in zip(pred, ok, strict=True) if q]
     return {c: pred.count(c) for c in classes}, {c: passed.count(c) for c in classes}
+
+
+def count_undecided(table) -> int:
+    """Nuclei of a results table the classifier abstained from (``predicted`` undecided)."""
+    if table is None or "abstain_reason" not in table.column_names:
+        return 0
+    return sum(1 for r in table.column("abstain_reason").to_pylist() if r)
 
 
 def count_flagged(table, flag: str) -> int:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..errors import InputError, OutputError
 from ._report_page import DEFAULT_GALLERY
-from ._results import count_calls, count_flagged
+from ._results import count_calls, count_flagged, count_undecided
 
 __all__ = ["parse_shard", "shard_of", "shard_dir", "merge", "SHARDS_DIR", "MergeError"]
 
@@ -325,7 +325,7 @@ def _merged_doc(out, results, summaries, table, errors, n, merge_s) -> dict:
     )
     seconds = [float(s.get("seconds") or 0.0) for s in summaries.values()]
     keep = ("model", "model_sha256", "render_spec_hash", "classes", "nuclei_mode", "channel_map",
-            "backend", "simulated_model")  # fmt: skip
+            "backend", "simulated_model", "abstain_below")  # fmt: skip
     return {
         **{k: s0.get(k) for k in keep},
         "out": str(out),
@@ -345,6 +345,9 @@ def _merged_doc(out, results, summaries, table, errors, n, merge_s) -> dict:
         "calls": calls,
         "calls_qc_ok": calls_ok,
         "looks_like_field": count_flagged(table, "looks_like_field"),
+        "unfamiliar": count_flagged(table, "unfamiliar"),
+        "undecided": count_undecided(table),
+        "ood_note": s0.get("ood_note"),
         "total_rows": 0 if table is None else table.num_rows,
         "shards": {
             "n": n,
