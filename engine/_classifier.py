@@ -16,7 +16,7 @@ from .model import ModelInfo, temperature_of
 from .runner import ModelRunner
 from .scores import patch_vote, softmax
 
-__all__ = ["Classifier", "Prediction", "Prepared"]
+__all__ = ["Classifier", "Prediction", "Prepared", "abstain"]
 
 #: a "nucleus" this many times larger than the largest training nucleus is a field of cells
 FIELD_AREA_FACTOR = 3.0
@@ -419,27 +419,8 @@ class Classifier(ModelRunner):
                 None if ood is None or not np.isfinite(ood.score) else round(ood.score, 4),
                 None if ood is None else ood.reason,
             )  # fmt: skip
-            out.append(self._abstain(pred, ood))
+            out.append(abstain(pred, self.abstain_below))
         return out
-
-    def _abstain(self, pred: Prediction, ood) -> Prediction:
-        """``pred`` made ``undecided`` with the reason, where abstention is on and the nucleus
-        is unfamiliar or the call's top probability is below the level."""
-        if self.abstain_below is None:
-            return pred
-        reason = None
-        top = max(pred.probabilities.values())
-        if ood is not None and ood.unfamiliar:
-            reason = f"unfamiliar: {ood.reason}"
-        elif top < self.abstain_below:
-            reason = f"low confidence: p({pred.label}) {top:.2f} < {self.abstain_below:.2f}"
-        if reason is None:
-            return pred
-        import dataclasses
-
-        qc = pred.qc if "undecided" in pred.qc else [*pred.qc, "undecided"]
-        return dataclasses.replace(pred, label=UNDECIDED, undecided=True, qc=qc,
-                                   abstain_reason=reason)  # fmt: skip
 
     def classify(self, locs_or_image, *, roi_nm=None) -> Prediction:
         """Call one nucleus (its :class:`~ainu_engine.io.Localizations`, or an already rendered
@@ -489,6 +470,45 @@ class Classifier(ModelRunner):
         return flags
 
 
+
+
+def abstain(pred: Prediction, below: float | None) -> Prediction:
+    """``pred`` made ``undecided`` with the reason (:attr:`Prediction.abstain_reason`) where
+    the nucleus is unfamiliar or the call's top probability is below ``below``; itself where
+    neither holds or ``below`` is None (abstention off).
+
+    Parameters
+    ----------
+    pred : Prediction
+        A call.
+    below : float or None
+        The abstention level.
+
+    Returns
+    -------
+    Prediction
+
+    Examples
+    --------
+    >>> p = Prediction("hiPSC", {"hiPSC": 0.6, "somatic": 0.4})
+    >>> q = abstain(p, 0.75)
+    >>> q.label, q.abstain_reason
+    ('undecided', 'low confidence: p(hiPSC) 0.60 < 0.75')
+    """
+    if below is None or pred.label == UNDECIDED:
+        return pred
+    top = max(pred.probabilities.values())
+    if "unfamiliar" in pred.qc:
+        reason = f"unfamiliar: {pred.ood_reason}"
+    elif top < below:
+        reason = f"low confidence: p({pred.label}) {top:.2f} < {below:.2f}"
+    else:
+        return pred
+    import dataclasses
+
+    qc = pred.qc if "undecided" in pred.qc else [*pred.qc, "undecided"]
+    return dataclasses.replace(pred, label=UNDECIDED, undecided=True, qc=qc,
+                               abstain_reason=reason)  # fmt: skip
 
 
 def _abstain_level(abstain, classes) -> float | None:

@@ -160,22 +160,26 @@ class Client:
             self._info = self.request("GET", "/v1/model")
         return self._info
 
-    def classify(self, locs, *, roi_nm=None, channel_map: dict | None = None) -> Prediction:
+    def classify(self, locs, *, roi_nm=None, channel_map: dict | None = None,
+                 abstain: bool | float | None = None) -> Prediction:  # fmt: skip
         """Call one nucleus: :class:`~ainu_engine.io.Localizations`, or the path of a
-        localization file (sent as it is). ``roi_nm`` is a box (x0, y0, x1, y1) in nm."""
+        localization file (sent as it is). ``roi_nm`` is a box (x0, y0, x1, y1) in nm;
+        ``abstain`` as for :class:`ainu_engine.Classifier` (the server applies it)."""
         if isinstance(locs, (str, os.PathLike)):
             body = Path(locs).read_bytes()
         elif isinstance(locs, Localizations):
             body = _arrow_bytes(locs)
         else:
             raise TypeError("classify takes Localizations or a file path")
-        query = {"roi": _roi_text(roi_nm), "channel_map": _map_text(channel_map)}
+        query = {"roi": _roi_text(roi_nm), "channel_map": _map_text(channel_map),
+                 "abstain": _abstain_text(abstain)}  # fmt: skip
         doc = self.request("POST", "/v1/classify", body, content_type="application/octet-stream",
                            query=query)  # fmt: skip
         return Prediction.from_dict(doc)
 
     def classify_batch(
-        self, batch, *, roi_nm=None, channel_map: dict | None = None
+        self, batch, *, roi_nm=None, channel_map: dict | None = None,
+        abstain: bool | float | None = None,
     ) -> list[Prediction]:
         """Call several nuclei in one request (the server infers them together)."""
         rois = list(roi_nm) if roi_nm is not None else [None] * len(batch)
@@ -184,15 +188,18 @@ class Client:
             doc = {"x_nm": locs.x_nm.tolist(), "y_nm": locs.y_nm.tolist()}
             if locs.channel is not None:
                 doc["channel"] = locs.channel.tolist()
-            if locs.precision_nm is not None:
-                doc["precision_nm"] = locs.precision_nm.tolist()
+            # frames and photons too: the out-of-distribution score's input statistics use them
+            for name in ("precision_nm", "frame", "photons"):
+                if getattr(locs, name) is not None:
+                    doc[name] = getattr(locs, name).tolist()
             if locs.meta.channel_names:
                 doc["channel_names"] = {str(k): v for k, v in locs.meta.channel_names.items()}
             if roi is not None:
                 doc["roi_nm"] = np.asarray(roi, float).tolist()
             nuclei.append(doc)
         out = self.request("POST", "/v1/classify/batch", json.dumps({"nuclei": nuclei}).encode(),
-                           query={"channel_map": _map_text(channel_map)})  # fmt: skip
+                           query={"channel_map": _map_text(channel_map),
+                                  "abstain": _abstain_text(abstain)})  # fmt: skip
         preds = []
         for r in out["results"]:
             if "error" in r:
@@ -220,11 +227,13 @@ class Client:
         )  # fmt: skip
 
     def live(self, *, region_nm=None, channel_names: dict | None = None,
-             channel_map: dict | None = None, stop_rule=None) -> RemoteLiveNucleus:  # fmt: skip
+             channel_map: dict | None = None, stop_rule=None,
+             abstain: bool | float | None = None) -> RemoteLiveNucleus:  # fmt: skip
         """Open a live session on the server (see :class:`ainu_engine.live.LiveNucleus`)."""
         doc = {"roi_nm": None if region_nm is None else np.asarray(region_nm, float).tolist(),
                "channel_names": {str(k): v for k, v in (channel_names or {}).items()},
-               "channel_map": channel_map, "stop": _rule_text(stop_rule)}  # fmt: skip
+               "channel_map": channel_map, "stop": _rule_text(stop_rule),
+               "abstain": _abstain_text(abstain)}  # fmt: skip
         r = self.request("POST", "/v1/live", json.dumps(doc).encode())
         return RemoteLiveNucleus(self, r["id"])
 
@@ -295,6 +304,13 @@ def _roi_text(roi) -> str | None:
     if a.shape == (4,):
         return ",".join(f"{v:.6g}" for v in a)
     return ";".join(f"{x:.9g},{y:.9g}" for x, y in a)
+
+
+def _abstain_text(abstain) -> str | None:
+    """``abstain`` as the service reads it (None: not sent, the server's default: off)."""
+    if abstain is None or abstain is False:
+        return None
+    return "true" if abstain is True else f"{float(abstain):g}"
 
 
 def _map_text(channel_map: dict | None) -> str | None:

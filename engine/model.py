@@ -147,6 +147,7 @@ class ModelInfo:
                 if k in test
             },
             "calibration": (self.metrics or {}).get("calibration"),
+            "out_of_distribution": _ood_summary(stats, self.embedding_name),
             "precision": self.precision,
             "precision_gate": (self.provenance or {}).get("precision_gate"),
             "created": (self.provenance or {}).get("created"),
@@ -489,6 +490,26 @@ def _preprocessing(pre, path) -> dict:
     if pre.get("mode") == "patches":
         _size(pre.get("patch_size"), "patch_size of patch mode", path)
     return pre
+
+
+def _ood_summary(stats: dict, embedding: str | None) -> dict:
+    """What ``info`` says of the model's out-of-distribution reference (or that it has none)."""
+    ood = stats.get("ood")
+    if not ood:
+        from .ood import NO_REFERENCE_NOTE
+
+        return {"reference": False, "note": NO_REFERENCE_NOTE}
+    feats = ood.get("features") or {}
+    comp = (feats.get("components") or {}).get("shape")
+    return {
+        "reference": True,
+        "alpha": ood.get("alpha"),
+        "thresholds": ood.get("thresholds"),
+        "input_statistics": sorted((stats.get("input_reference") or {}).get("quantiles", {})),
+        "features": None if comp is None else f"{comp[1]} features, {comp[0]}-dimensional subspace",
+        "embedding_output": embedding,
+        "held_out": ood.get("held_out"),
+    }
 
 
 def _range(v):

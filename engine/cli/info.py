@@ -156,11 +156,28 @@ def _model_text(s: dict) -> str:
         if "temperature" in cal
         else "  calibration       none (probabilities are the plain softmax)"
     )
+    lines.append(_ood_line(s.get("out_of_distribution") or {}))
     lines.append(
         f"  created           {escape(str(s['created'] or '-'))}, commit "
         f"{escape(str(s['git_commit'] or '-'))}"
     )
     return "\n".join(lines)
+
+
+def _ood_line(ood: dict) -> str:
+    """The model's out-of-distribution reference in one line (or the note that it has none)."""
+    if not ood.get("reference"):
+        return f"  unfamiliar data   {escape(str(ood.get('note', 'no reference')))}"
+    held = ood.get("held_out") or {}
+    parts = [f"{len(ood.get('input_statistics') or [])} input statistics"]
+    if ood.get("features"):
+        parts.append(str(ood["features"]))
+    flagged = held.get("test_flagged")
+    tail = (f"; flags {flagged:.0%} of the {held.get('test_n')} test nuclei"
+            if flagged is not None else "")  # fmt: skip
+    return (f"  unfamiliar data   reference of {', '.join(parts)}; thresholds at "
+            f"{ood.get('alpha', 0.05):.0%} false alarms on {escape(str(held.get('source')))}"
+            f"{tail}")  # fmt: skip
 
 
 @reading_options

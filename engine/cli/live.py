@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._options import ChannelMapOpt, JsonOpt, channel_map, reading_options
+from ._options import (
+    AbstainBelowOpt,
+    AbstainOpt,
+    ChannelMapOpt,
+    JsonOpt,
+    abstain_level,
+    channel_map,
+    reading_options,
+)
 from ._output import Output
 
 
@@ -41,6 +49,8 @@ def live(
         typer.Option(help="How nuclei are found in a file, as for screen (auto, file, roi...)."),
     ] = "auto",
     channel_map_: ChannelMapOpt = None,
+    abstain: AbstainOpt = False,
+    abstain_below: AbstainBelowOpt = None,
     json: JsonOpt = False,
     reading: dict | None = None,
 ) -> None:
@@ -74,16 +84,20 @@ def live(
 
     def on_update(rec):
         stop_txt = " [bold]stop[/]" if rec["stop"] else ""
-        p = rec["probabilities"][rec["label"]]
+        p = rec["probabilities"].get(rec["label"], max(rec["probabilities"].values()))
+        odd = ""
+        if "unfamiliar" in rec["qc"]:
+            odd = f" [yellow]unfamiliar: {escape(str(rec.get('ood_reason')))}[/]"
         o.record(
             {k: v for k, v in rec.items() if k != "rejected"},
             f"  frame {rec['frame']}: {rec['n_localizations']:,} localizations -> "
-            f"{escape(rec['label'])} (p={p:.3f}, agree {rec['firmness']['agree']:.2f}){stop_txt}",
+            f"{escape(rec['label'])} (p={p:.3f}, agree {rec['firmness']['agree']:.2f}){stop_txt}"
+            f"{odd}",
         )
 
     with Classifier.load(
         model, device="cpu", render_device="cpu", channel_map=channel_map(channel_map_),
-        file_channel_maps=file_maps,
+        file_channel_maps=file_maps, abstain=abstain_level(abstain, abstain_below),
     ) as clf:
         for path in files:
             if not json:

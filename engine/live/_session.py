@@ -181,6 +181,10 @@ class LiveCall:
         The stop rule's advice.
     rejected : dict of str to int
         Localizations rejected so far, by reason.
+    ood_score, ood_reason, abstain_reason
+        As in :class:`ainu_engine.Prediction`: how unlike the training nuclei the nucleus is so
+        far (QC flag ``unfamiliar`` above 1; the stop rule never stops on it), and why the call
+        is ``undecided`` where the classifier abstains.
     """
 
     label: str
@@ -192,6 +196,9 @@ class LiveCall:
     firmness: dict
     stop: StopDecision
     rejected: dict[str, int] = field(default_factory=dict)
+    ood_score: float | None = None
+    ood_reason: str | None = None
+    abstain_reason: str | None = None
 
     def to_dict(self) -> dict:
         """The one wire format of a running call (JSON types): the service's answer, the
@@ -208,6 +215,9 @@ class LiveCall:
             "stop": self.stop.stop,
             "stop_reason": self.stop.reason,
             "rejected": dict(self.rejected),
+            "ood_score": self.ood_score,
+            "ood_reason": self.ood_reason,
+            "abstain_reason": self.abstain_reason,
         }
 
     @classmethod
@@ -223,6 +233,7 @@ class LiveCall:
             d["label"], dict(d["probabilities"]), list(d["n_localizations_per_channel"]),
             list(d["qc"]), d["frame"], d["n_updates"], d["firmness"],
             StopDecision(d["stop"], d["stop_reason"]), dict(d.get("rejected") or {}),
+            d.get("ood_score"), d.get("ood_reason"), d.get("abstain_reason"),
         )  # fmt: skip
 
 
@@ -321,6 +332,10 @@ class LiveNucleus:
         self._rejected = {"not_finite": 0, "outside": 0, "unknown_channel": 0}
         self._history: list[tuple[str, dict]] = []  # (label, probabilities) of every call
         self._calls = 0
+        # the added localizations' columns, for the input statistics of the OOD score
+        ood = getattr(self.clf, "ood", None)
+        self._seen: list[Localizations] | None = [] if ood is not None and ood.inputs else None
+        self._unfamiliar: str | None = None  # the last call's ood_reason, when unfamiliar
 
     # -- data in --------------------------------------------------------------------------------
     def add(
@@ -375,6 +390,9 @@ class LiveNucleus:
             return AddReport(0, not_finite, outside, unknown)
         b = batch[keep]
         self._running.add(b.x_nm, b.y_nm, kde_sigma(b, self._spec), chan[keep])
+        if self._seen is not None:
+            self._seen.append(Localizations(b.x_nm, b.y_nm, frame=b.frame, photons=b.photons,
+                                            precision_nm=b.precision_nm))  # fmt: skip
         return AddReport(int(b.n), not_finite, outside, unknown)
 
     def _resolve_channels(self, batch: Localizations) -> None:
@@ -451,14 +469,17 @@ class LiveNucleus:
         with self._lock:
             r = self.render()
             x, y = self.localizations()
-            prep = self.clf.prepare_rendered(r, self._spec, x, y, at_edge=self.at_edge)
+            prep = self.clf.prepare_rendered(r, self._spec, x, y, at_edge=self.at_edge,
+                                             seen=self._seen_so_far())  # fmt: skip
             pred = self.clf.predict_prepared([prep])[0]
             self._history.append((pred.label, dict(pred.probabilities)))
+            self._unfamiliar = pred.ood_reason if "unfamiliar" in pred.qc else None
             self._calls += 1
             recent = self._history[-self.window :]
-            traj = [probs[pred.label] for _, probs in recent]
+            # an undecided call (abstention) has no probability of its own: 0, never a stop
+            traj = [probs.get(pred.label, 0.0) for _, probs in recent]
             firmness = {
-                "p": float(pred.probabilities[pred.label]),
+                "p": float(pred.probabilities.get(pred.label, 0.0)),
                 "agree": sum(lab == pred.label for lab, _ in recent) / len(recent),
                 "window": len(recent),
                 "trajectory": [round(float(v), 6) for v in traj],
@@ -467,7 +488,25 @@ class LiveNucleus:
             return LiveCall(
                 pred.label, pred.probabilities, list(pred.n_localizations), pred.qc,
                 self._frames[1], self._calls, firmness, self._decide(), self.rejected,
+                pred.ood_score, pred.ood_reason, pred.abstain_reason,
             )  # fmt: skip
+
+    def _seen_so_far(self) -> Localizations | None:
+        """The added localizations with the columns every batch had (the input statistics)."""
+        if not self._seen:
+            return None
+        parts = self._seen
+        if len(parts) > 1:
+            cols = set.intersection(*(set(p.columns) for p in parts))
+
+            def col(p, name):
+                return getattr(p, name) if name in cols else None
+
+            parts = [Localizations(p.x_nm, p.y_nm, frame=col(p, "frame"),
+                                   photons=col(p, "photons"),
+                                   precision_nm=col(p, "precision_nm")) for p in parts]  # fmt: skip
+            self._seen = [Localizations.concat(parts)]  # once: later calls add to it
+        return self._seen[0]
 
     def should_stop(self) -> StopDecision:
         """Whether imaging this nucleus longer would not change its call (the stop rule on the
@@ -480,8 +519,16 @@ class LiveNucleus:
         frames = None
         if self._frames[0] is not None:
             frames = self._max_frame - self._frames[0] + 1
-        calls = [(lab, probs[lab]) for lab, probs in self._history]
-        return self.stop_rule.decide(calls, self.n_localizations, frames)
+        calls = [(lab, probs.get(lab, 0.0)) for lab, probs in self._history]
+        decision = self.stop_rule.decide(calls, self.n_localizations, frames)
+        if decision.stop and self._unfamiliar is not None and not decision.reason.startswith(
+            "reached max_frames"
+        ):
+            return StopDecision(
+                False, f"the nucleus is unfamiliar ({self._unfamiliar}): the stop rule never "
+                "stops on a nucleus unlike the model's training nuclei"
+            )  # fmt: skip
+        return decision
 
     # -- lifetime -------------------------------------------------------------------------------
     def _check_open(self) -> None:

@@ -29,12 +29,20 @@ class NucleusCall:
     probabilities: dict[str, float]
     qc: list[str]
     layers: list[tuple]  #: napari layer data tuples (the model input, the occlusion map)
+    ood_score: float | None = None  #: how unlike the training nuclei (above 1: unfamiliar)
+    ood_reason: str | None = None  #: what is furthest out
 
     @property
     def text(self) -> str:
-        p = self.probabilities[self.label]
+        p = self.probabilities.get(self.label, max(self.probabilities.values()))
         qc = ", ".join(self.qc) or "QC ok"
-        return f"{self.label} (p = {p:.2f}; {qc})"
+        text = f"{self.label} (p = {p:.2f}; {qc}"
+        if self.ood_score is None:
+            return text + "; no out-of-distribution reference in this model)"
+        text += f"; OOD score {self.ood_score:.2f}"
+        if "unfamiliar" in self.qc:
+            text += f": unlike the training nuclei, {self.ood_reason}"
+        return text + ")"
 
 
 def _world(layer) -> np.ndarray:
@@ -118,7 +126,8 @@ def classify_points(layers, model: str | os.PathLike, *, explain: bool = True,
                                      "window": window, "stride": stride}}, **place},
             "image",
         ))  # fmt: skip
-    return NucleusCall(pred.label, dict(pred.probabilities), list(pred.qc), out)
+    return NucleusCall(pred.label, dict(pred.probabilities), list(pred.qc), out,
+                       pred.ood_score, pred.ood_reason)  # fmt: skip
 
 
 def make_classify_widget():

@@ -10,13 +10,24 @@ from pathlib import Path
 import numpy as np
 
 from ._batcher import QueueFull
-from ._requests import _body, _channel_map, _from_json, _int, _localizations, _roi, _roi_json
+from ._requests import (
+    _abstain,
+    _body,
+    _channel_map,
+    _from_json,
+    _int,
+    _localizations,
+    _roi,
+    _roi_json,
+)
 from ._service import HTTPError, _Service
 
 
-def _prediction(pred, svc: _Service) -> dict:
+def _prediction(pred, svc: _Service, abstain_below: float | None = None) -> dict:
+    from .._classifier import abstain
+
     return {
-        **pred.to_dict(),
+        **abstain(pred, abstain_below).to_dict(),
         "model_sha256": svc.model_sha,
         "render_spec_hash": svc.clf.info.render_spec.hash(),
     }
@@ -43,8 +54,9 @@ async def _classify(request, svc: _Service):
     roi = _roi(request.query_params.get("roi"))
     if doc is not None and doc.get("roi_nm") is not None:
         roi = _roi_json(doc["roi_nm"])
+    level = _abstain(request.query_params.get("abstain"))
     pred = await _classify_one(svc, locs, roi, _channel_map(request.query_params))
-    return JSONResponse(_prediction(pred, svc))
+    return JSONResponse(_prediction(pred, svc, level))
 
 
 async def _classify_batch(request, svc: _Service):
@@ -59,6 +71,7 @@ async def _classify_batch(request, svc: _Service):
     if not isinstance(nuclei, list) or not nuclei:
         raise HTTPError(400, "bad_request", 'JSON body needs "nuclei": a non-empty list')
     cmap = _channel_map(request.query_params)
+    level = _abstain(request.query_params.get("abstain"))
     limit = svc.cfg.max_localizations
     jobs = [
         _classify_one(svc, _from_json(n, limit), _roi_json(n.get("roi_nm")), cmap) for n in nuclei
@@ -71,7 +84,7 @@ async def _classify_batch(request, svc: _Service):
         elif isinstance(r, Exception):
             out.append({"error": {"code": type(r).__name__, "message": str(r)[:300]}})
         else:
-            out.append(_prediction(r, svc))
+            out.append(_prediction(r, svc, level))
     return JSONResponse({"results": out})
 
 

@@ -7,7 +7,7 @@ import json
 import secrets
 import time
 
-from ._requests import _body, _localizations, _roi_json
+from ._requests import _abstain, _body, _localizations, _roi_json
 from ._service import HTTPError, _Service
 
 
@@ -35,7 +35,8 @@ async def _live_open(request, svc: _Service):
     except (AttributeError, TypeError, ValueError):
         raise HTTPError(400, "bad_request", "channel_names must map channel ids to names") from None
     region = _roi_json(doc.get("roi_nm"))
-    sess = LiveNucleus(svc.clf, region_nm=region, channel_names=names,
+    clf = svc.clf.with_abstention(_abstain(doc.get("abstain")))
+    sess = LiveNucleus(clf, region_nm=region, channel_names=names,
                        channel_map=doc.get("channel_map"), stop_rule=rule)  # fmt: skip
     sid = secrets.token_hex(8)
     with svc.live_lock:

@@ -83,7 +83,7 @@ def _from_json(doc, limit: int, *, finite: bool = True):
     if not isinstance(doc, dict) or "x_nm" not in doc or "y_nm" not in doc:
         raise HTTPError(400, "bad_request", "JSON body needs x_nm and y_nm arrays")
     cols = {}
-    for key in ("x_nm", "y_nm", "channel", "frame", "precision_nm"):
+    for key in ("x_nm", "y_nm", "channel", "frame", "precision_nm", "photons"):
         if doc.get(key) is None:
             continue
         try:
@@ -119,7 +119,8 @@ def _from_json(doc, limit: int, *, finite: bool = True):
         raise HTTPError(400, "bad_request", "channel_names must map channel ids to names") from None
     return Localizations(
         cols["x_nm"], cols["y_nm"], channel=cols.get("channel"), frame=cols.get("frame"),
-        precision_nm=cols.get("precision_nm"), meta=Metadata(channel_names=names),
+        precision_nm=cols.get("precision_nm"), photons=cols.get("photons"),
+        meta=Metadata(channel_names=names),
     )  # fmt: skip
 
 
@@ -167,6 +168,25 @@ def _channel_map(query):
         return parse_channel_map(query.get("channel_map"))
     except ValueError as err:
         raise HTTPError(400, "bad_request", f"channel_map: {err}") from None
+
+
+def _abstain(value) -> float | None:
+    """The abstention level of a request: ``abstain=true`` (0.75), a probability, or
+    ``false``/absent (off); a 400 otherwise."""
+    from .._classifier import ABSTAIN_BELOW
+
+    if value is None or value is False or str(value).lower() in ("", "false", "0", "off", "no"):
+        return None
+    if value is True or str(value).lower() in ("true", "yes", "on"):
+        return ABSTAIN_BELOW
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = -1.0
+    if not 0.0 < v <= 1.0:
+        raise HTTPError(400, "bad_request", "abstain must be true, false or a probability in "
+                        f"(0, 1], got {value!r}")  # fmt: skip
+    return v
 
 
 def _int(query, key: str) -> int | None:
