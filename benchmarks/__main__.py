@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (registers)
     render,
     report_size,
     serve,
+    shift,
     simulate,
 )
 from ._harness import REGISTRY, report, write_result

@@ -401,7 +401,11 @@ class RenderCache:
         if hk not in self._hashes:
             self._hashes[hk] = file_sha256(path)
         mode = "image" if not patch_size else f"patches-{patch_size}-{min_occupied}"
-        parts = [self._hashes[hk], spec.to_json(), mode, f"camera={self.camera_pixel_nm}"]
+        from ainu_engine.ood import STATISTICS_VERSION
+
+        # the stats stored beside a render include the input statistics: their version too
+        parts = [self._hashes[hk], spec.to_json(), mode, f"camera={self.camera_pixel_nm}",
+                 f"input-statistics={STATISTICS_VERSION}"]  # fmt: skip
         if self.read_options or self.channel_map or self.channel_names:
             extra = [sorted(self.read_options.items()), self.channel_map, self.channel_names]
             parts.append(json.dumps(extra, sort_keys=True, default=str))

@@ -9,8 +9,8 @@ import numpy as np
 def localize(frames: np.ndarray, first_frame: int, camera_info: dict, *, pixel_nm: float,
              origin_nm=(0.0, 0.0), box: int = 7,
              min_net_gradient: float = 2000.0) -> dict:  # fmt: skip
-    """Localizations (x_nm, y_nm, frame, precision_nm) of a stack of frames (N, H, W), in the
-    coordinates of the camera's simulated sample (``origin_nm`` + pixel centre * pixel)."""
+    """Localizations (x_nm, y_nm, frame, precision_nm, photons) of a stack of frames (N, H, W),
+    in the coordinates of the camera's simulated sample (``origin_nm`` + pixel centre * pixel)."""
     from picasso import gausslq
     from picasso import localize as plocalize
 
@@ -23,6 +23,7 @@ def localize(frames: np.ndarray, first_frame: int, camera_info: dict, *, pixel_n
             "y_nm": empty,
             "frame": empty.astype(np.int64),
             "precision_nm": empty,
+            "photons": empty,
         }
     spots = plocalize.get_spots(movie, ids, box, camera_info)
     theta = gausslq.fit_spots(spots)
@@ -34,4 +35,4 @@ def localize(frames: np.ndarray, first_frame: int, camera_info: dict, *, pixel_n
     y = origin_nm[1] + (np.asarray(locs["y"]) + 0.5) * pixel_nm
     prec = np.sqrt(0.5 * (np.asarray(locs["lpx"]) ** 2 + np.asarray(locs["lpy"]) ** 2)) * pixel_nm
     return {"x_nm": x, "y_nm": y, "frame": np.asarray(locs["frame"]).astype(np.int64) + first_frame,
-            "precision_nm": prec}  # fmt: skip
+            "precision_nm": prec, "photons": np.asarray(locs["photons"], float)}  # fmt: skip

@@ -61,7 +61,7 @@ class Acquisition:
         self.first += len(self.frames)
         self.frames = []
         if len(found["x_nm"]):
-            self.live.add(x_nm=found["x_nm"], y_nm=found["y_nm"], frame=found["frame"])
+            self.live.add(_table(found))
         if self.live.n_localizations == 0:
             return False
         self.call = self.live.call()
@@ -69,6 +69,15 @@ class Acquisition:
             self.stopped_at = index + 1
             return True
         return False
+
+
+def _table(found: dict):
+    """The localizer's columns as a Localizations table (precision and photons included: the
+    out-of-distribution score compares them with the model's training nuclei)."""
+    from ainu_engine.io import Localizations
+
+    return Localizations(found["x_nm"], found["y_nm"], frame=found["frame"],
+                         precision_nm=found["precision_nm"], photons=found["photons"])  # fmt: skip
 
 
 def run_plain(acq: Acquisition, n_frames: int) -> None:
@@ -134,6 +143,8 @@ def main() -> None:
     ap.add_argument("--stop", default="p=0.8,m=3,min=3000")
     ap.add_argument("--plain", action="store_true", help="a plain loop instead of pymmcore-plus")
     ap.add_argument("--out", type=Path, default=Path("acquisition-out.json"))
+    ap.add_argument("--save-locs", type=Path, default=None,
+                    help="also write each nucleus's whole acquisition as DIR/TRUTH_K.parquet")
     args = ap.parse_args()
     from ainu_engine import Classifier
     from ainu_engine.io import Localizations
@@ -160,16 +171,25 @@ def main() -> None:
                 acq.locs.append(localize(np.stack(rest[s : s + args.batch]), used + s,
                                          cam.camera_info(), pixel_nm=cam.pixel_nm,
                                          origin_nm=cam.origin_nm))  # fmt: skip
-            allx = np.concatenate([d["x_nm"] for d in acq.locs])
-            ally = np.concatenate([d["y_nm"] for d in acq.locs])
-            full = clf.classify(Localizations(allx, ally))
+            whole = Localizations.concat([_table(d) for d in acq.locs])
+            allx = whole.x_nm
+            full = clf.classify(whole)
+            if args.save_locs is not None:
+                from ainu_engine.io import write
+
+                args.save_locs.mkdir(parents=True, exist_ok=True)
+                write(whole, args.save_locs / f"{label}_{k}.parquet")
             row = {
                 "nucleus": k, "truth": label, "frames": args.frames, "frames_used": used,
                 "fraction": used / args.frames, "stopped": acq.stopped_at is not None,
-                "call_at_stop": acq.call.label, "p_at_stop": acq.call.probabilities[acq.call.label],
+                "call_at_stop": acq.call.label,
+                "p_at_stop": acq.call.probabilities.get(acq.call.label),
                 "localizations_at_stop": acq.live.n_localizations, "call_full": full.label,
                 "localizations_full": int(allx.size), "same_call": acq.call.label == full.label,
                 "seconds_live": round(t_live, 1),
+                "stop_reason": acq.call.stop.reason, "ood_score_full": full.ood_score,
+                "unfamiliar_full": "unfamiliar" in full.qc, "ood_reason_full": full.ood_reason,
+                "median_precision_nm": float(np.median(whole.precision_nm)),
             }  # fmt: skip
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -181,6 +201,7 @@ def main() -> None:
         "same_call_as_full": sum(r["same_call"] for r in rows),
         "correct_at_stop": sum(r["call_at_stop"] == r["truth"] for r in rows),
         "correct_full": sum(r["call_full"] == r["truth"] for r in rows),
+        "unfamiliar_full": sum(r["unfamiliar_full"] for r in rows),
     }  # fmt: skip
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "nuclei"}))

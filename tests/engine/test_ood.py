@@ -49,9 +49,10 @@ def test_in_distribution_nuclei_score_low_and_shifts_high_with_the_statistic_nam
     assert z > 2 * max(held_out) and name == "median_precision_nm"
     assert text.startswith("median precision ") and "; training " in text
     full = _nucleus(201)
-    sparse = full[np.arange(0, full.n, 8)]  # density x 1/8
+    sparse = full[np.arange(0, full.n, 8)]  # density x 1/8 (thinning also breaks blink pairs)
     z, name, _ = reference.score(nucleus_statistics(sparse))
-    assert z > 2 * max(held_out) and name in ("density_per_um2", "localizations", "median_nn_nm")
+    assert z > 2 * max(held_out)
+    assert name in ("density_per_um2", "localizations", "median_nn_nm", "repeat_fraction")
 
 
 def test_the_reference_is_plain_data():
