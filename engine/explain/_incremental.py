@@ -248,9 +248,23 @@ def partition_graph(model, image_shape, *, name: str = "the model") -> Partition
     )
 
 
+def _first_output_only(model):
+    """A copy of ``model`` whose graph has only its first output."""
+    from onnx import ModelProto
+
+    out = ModelProto()
+    out.CopyFrom(model)
+    del out.graph.output[1:]
+    return out
+
+
 def _graph(model, chw: tuple[int, int, int], name: str) -> _Graph:
     from onnx import ModelProto, numpy_helper, shape_inference
 
+    if len(model.graph.output) > 1:
+        # the logits are the first output; a second (the features of the out-of-distribution
+        # score, ainu.output's "embedding") plays no part in occlusion
+        model = _first_output_only(model)
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in inits]

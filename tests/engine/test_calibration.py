@@ -35,7 +35,9 @@ def test_a_classifier_divides_the_logits_by_the_models_temperature():
     from ainu_engine.model import read_model_info, temperature_of
 
     info = read_model_info("examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx")
-    assert temperature_of(info) == 1.0  # trained before calibration: the plain softmax
+    fitted = info.metrics["calibration"]["temperature"]  # regenerated with the calibration prior
+    assert temperature_of(info) == pytest.approx(fitted) and 0.05 < fitted < 20
+    assert temperature_of(replace(info, metrics={})) == 1.0  # none recorded: the plain softmax
     assert temperature_of(replace(info, metrics={"calibration": {"temperature": 2.5}})) == 2.5
     for bad in (0.0, -1.0, float("nan"), "x", 1e9):
         assert temperature_of(replace(info, metrics={"calibration": {"temperature": bad}})) == 1.0

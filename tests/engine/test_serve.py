@@ -107,13 +107,40 @@ def test_classify_equals_the_in_process_call(server, nucleus):
         p = c.classify(nucleus)
         assert p.label == ref.label and p.qc == ref.qc
         assert p.probabilities == pytest.approx(ref.probabilities, abs=1e-6)
-        assert [q.label for q in c.classify_batch([nucleus, nucleus])] == [ref.label] * 2
+        assert p.ood_score == pytest.approx(ref.ood_score, abs=1e-4) and p.ood_score is not None
+        assert p.ood_reason == ref.ood_reason
+        batch = c.classify_batch([nucleus, nucleus])
+        assert [q.label for q in batch] == [ref.label] * 2
+        assert batch[0].ood_score == pytest.approx(ref.ood_score, abs=1e-4)
         assert c.info["classes"] == ["hiPSC", "somatic"]
         # the bytes of a file, read as read() reads it (an Insight3 .bin needs its pixel size)
         doc = c.request("POST", "/v1/classify", NUCLEUS.read_bytes(),
                         content_type="application/octet-stream",
                         query={"camera_pixel_nm": "160"})  # fmt: skip
         assert doc["label"] == ref.label and doc["model_sha256"]
+
+
+def test_abstention_and_unfamiliar_nuclei_over_http(server):
+    """A localizer with 5x better precision than the training data: flagged unfamiliar in the
+    answer; with abstain= the call is undecided (per request and per live session)."""
+    locs = read(REPO / "examples" / "screen" / "slide2" / "somatic_0000.csv")
+    sharp = locs[np.arange(locs.n)]
+    sharp.precision_nm = locs.precision_nm * 0.2
+    with Client(server.url) as c:
+        p = c.classify(sharp)
+        assert "unfamiliar" in p.qc and p.label in ("hiPSC", "somatic")
+        assert p.ood_reason.startswith("median precision")
+        q = c.classify(sharp, abstain=True)
+        assert q.label == "undecided" and q.abstain_reason.startswith("unfamiliar: ")
+        assert [r.label for r in c.classify_batch([sharp], abstain=0.8)] == ["undecided"]
+        with c.live(stop_rule=StopRule(p=0.5, m=1, min_localizations=0), abstain=True) as s:
+            s.add(sharp)
+            call = s.call()
+        assert call.label == "undecided" and not call.stop.stop
+        assert "unfamiliar" in call.qc and call.ood_score > 1
+    st, _, doc = raw("POST", server.url, "/v1/classify?abstain=2", b'{"x_nm": [1], "y_nm": [1]}',
+                     {"Content-Type": "application/json"})  # fmt: skip
+    assert st == 400 and "abstain" in doc["error"]["message"]
 
 
 def test_explain_over_http_equals_the_in_process_occlusion(server, nucleus):

@@ -458,3 +458,30 @@ def test_export_cli_bioimageio(run, tmp_path, monkeypatch, capsys):
     assert "--force" in capsys.readouterr().err
     assert main(["export", ckpt]) == 2  # neither --out nor --bioimageio
     assert main(["export", ckpt, "--bioimageio", str(pkg), "--precision", "int8"]) == 2
+
+
+def test_the_model_carries_its_out_of_distribution_reference(run, tmp_path):
+    """Training fits the reference (features of the fitted nuclei, thresholds on the validation
+    nuclei); export adds the embedding output; ONNX Runtime and torch give the same scores."""
+    from ainu_engine import Classifier
+    from ainu_engine.io import read
+    from ainu_engine.ood import OodReference
+
+    root, manifest, _ = run
+    summary = json.loads((root / "run" / "metrics.json").read_text())
+    # 12 nuclei: 3 validation nuclei are too few, and the run says where its thresholds came from
+    assert summary["ood"]["held_out"]["source"] == "training nuclei (3 held-out nuclei are too few)"
+    assert set(summary["ood"]["thresholds"]) >= {"features", "input"}
+    out = tmp_path / "model.onnx"
+    r = export_onnx(root / "run" / "best.pt", out)
+    assert r.info.embedding_name == "embedding"
+    assert [o.name for o in ort_session(out).get_outputs()] == ["logits", "embedding"]
+    ref = OodReference.from_training_stats(r.info.training_stats)
+    assert ref is not None and ref.needs_embedding and ref.features.dim == 128
+    nucleus = read(sorted((root / "data").glob("hiPSC_00??.parquet"))[0])
+    kw = {"device": "cpu", "render_device": "cpu"}
+    with Classifier.load(out, "onnxruntime", **kw) as a, \
+            Classifier.load(root / "run" / "best.pt", "torch", **kw) as b:  # fmt: skip
+        pa, pb = a.classify(nucleus), b.classify(nucleus)
+    assert pa.ood_score is not None and pa.ood_score == pytest.approx(pb.ood_score, rel=1e-3)
+    assert pa.ood_reason == pb.ood_reason
