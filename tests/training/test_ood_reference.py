@@ -11,8 +11,11 @@ from ainu_engine.training.ood import fit_reference, threshold
 
 
 def _stats(rng, n, precision=14.0):
-    return [{"median_precision_nm": float(rng.lognormal(np.log(precision), 0.05)),
-             "density_per_um2": float(rng.lognormal(np.log(150), 0.2))} for _ in range(n)]  # fmt: skip
+    return [
+        {"median_precision_nm": float(rng.lognormal(np.log(precision), 0.05)),
+         "density_per_um2": float(rng.lognormal(np.log(150), 0.2))}
+        for _ in range(n)
+    ]  # fmt: skip
 
 
 def test_thresholds_hold_the_false_alarm_rate_and_far_nuclei_are_flagged():
