@@ -40,6 +40,18 @@ def register(name: str, description: str, devices=("cpu",)):
     return deco
 
 
+def in_scratch(prefix: str, run: Callable[..., dict], **kw) -> dict:
+    """``run(tmp, **kw)`` in a new temporary folder, removed afterwards whatever happens."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return run(tmp, **kw)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def measure(
     fn: Callable[[], object],
     *,

@@ -12,11 +12,10 @@ nothing; screen writes its results parts, journal and final table (that work is 
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
-from ._harness import register
+from ._harness import in_scratch, register
 
 MODEL = Path(__file__).resolve().parents[1] / "examples" / "models"
 MODEL = MODEL / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
@@ -37,13 +36,7 @@ def _best(fn, k: int = REPEATS):
     "screen end to end vs a serial read -> prepare -> infer loop, 300 small nuclei, bundled model",
 )
 def run(*, device: str = "cpu", quick: bool = False) -> dict:
-    import shutil
-
-    tmp = Path(tempfile.mkdtemp(prefix="ainu-bench-pipeline-"))
-    try:
-        return _run(tmp, device=device, quick=quick)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return in_scratch("ainu-bench-pipeline-", _run, device=device, quick=quick)
 
 
 def _run(tmp: Path, *, device: str, quick: bool) -> dict:

@@ -31,14 +31,13 @@ accuracy detected with AUROC â‰¥ 0.9; the acquisition example's nuclei flagged â
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ._harness import register
+from ._harness import in_scratch, register
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "examples" / "models" / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
@@ -204,13 +203,7 @@ def _reasons(recs: list[dict]) -> dict:
     "AUROC, fraction flagged, selective accuracy; baseline the range QC; bundled model",
 )
 def run(*, device: str = "cpu", quick: bool = False) -> dict:
-    import shutil
-
-    tmp = Path(tempfile.mkdtemp(prefix="ainu-bench-shift-"))
-    try:
-        return _run(tmp, device=device, quick=quick)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return in_scratch("ainu-bench-shift-", _run, device=device, quick=quick)
 
 
 def _run(tmp: Path, *, device: str, quick: bool) -> dict:

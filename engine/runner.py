@@ -63,9 +63,13 @@ class ModelRunner:
         ndarray
             ``info.output_shape(N)``, float32.
         """
-        bs = self.backend.preferred_batch
-        out = [self.backend.infer(items[i : i + bs]) for i in range(0, len(items), bs)]
+        out = self._in_batches(items, self.backend.infer)
         return np.concatenate(out) if out else np.zeros(self.info.output_shape(0), np.float32)
+
+    def _in_batches(self, items: np.ndarray, run) -> list:
+        """``run`` on ``items`` in the backend's preferred batches."""
+        bs = self.backend.preferred_batch
+        return [run(items[i : i + bs]) for i in range(0, len(items), bs)]
 
     def infer_batched_with_embedding(
         self, items: np.ndarray
@@ -82,9 +86,7 @@ class ModelRunner:
         -------
         (ndarray, ndarray or None)
         """
-        bs = self.backend.preferred_batch
-        runs = [self.backend.infer_with_embedding(items[i : i + bs])
-                for i in range(0, len(items), bs)]  # fmt: skip
+        runs = self._in_batches(items, self.backend.infer_with_embedding)
         if not runs:
             return np.zeros(self.info.output_shape(0), np.float32), None
         emb = None if any(e is None for _, e in runs) else np.concatenate([e for _, e in runs])
