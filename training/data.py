@@ -458,14 +458,28 @@ class RenderCache:
             Path(tmp).write_text(json.dumps(stats))
         return img, stats
 
-    def _render(
-        self, path: Path, spec: RenderSpec, patch_size, min_occupied, nucleus=None
-    ) -> tuple[np.ndarray, dict]:
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            return _load_image(path, spec, patch_size), {"source": str(path), "rendered": False}
-        from ainu_engine.io import read
-        from ainu_engine.render import match_channels, model_input
+    def source(self, path: str | os.PathLike, spec: RenderSpec, nucleus: tuple | None = None):
+        """What one manifest row renders from: (the nucleus's localizations, the RenderSpec with
+        the file's channel ids, its ROI or None) — read again, not from the cache (training with
+        localization augmentations renders each epoch's copies from it).
 
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A localization file.
+        spec : RenderSpec
+            The run's spec.
+        nucleus : (mode, area_limits_um2, id), optional
+            One nucleus of a field.
+
+        Returns
+        -------
+        (Localizations, RenderSpec, ndarray or None)
+        """
+        from ainu_engine.io import read
+        from ainu_engine.render import match_channels
+
+        path = Path(path)
         if nucleus is None:
             locs = read(path, **{"camera_pixel_nm": self.camera_pixel_nm, **self.read_options})
             field, roi = locs, None
@@ -480,6 +494,16 @@ class RenderCache:
                 path=path,
                 hint="one nucleus per row: split the file first",
             )
+        return locs, spec, roi
+
+    def _render(
+        self, path: Path, spec: RenderSpec, patch_size, min_occupied, nucleus=None
+    ) -> tuple[np.ndarray, dict]:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return _load_image(path, spec, patch_size), {"source": str(path), "rendered": False}
+        from ainu_engine.render import model_input
+
+        locs, spec, roi = self.source(path, spec, nucleus)
         pre = (
             {"mode": "patches", "patch_size": patch_size, "min_occupied": min_occupied}
             if patch_size
@@ -521,6 +545,11 @@ class RenderCache:
             raise InputError(f"no nucleus {nid!r} in the file any more (split {mode})", path=path,
                              hint="expand the manifest again")  # fmt: skip
         return self._field["locs"], self._field["nuclei"][nid]
+
+
+def _side_nm(spec: RenderSpec) -> float | None:
+    """The side of a render in nm (None where the pixel is set by a magnification)."""
+    return spec.size * spec.pixel_nm if spec.pixel_nm and spec.size else None
 
 
 def _load_image(path: Path, spec: RenderSpec, patch_size: int | None) -> np.ndarray:
@@ -574,6 +603,10 @@ class NucleusSet:
     owner: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     stats: dict = field(default_factory=dict)
     failed: dict = field(default_factory=dict)
+    #: row -> (localizations, RenderSpec with the file's channels, ROI): what augmented copies
+    #: are rendered from (:meth:`augmented_batch`; only with localization augmentations)
+    sources: dict = field(default_factory=dict)
+    device: str = "cpu"
 
     def __len__(self) -> int:
         return len(self.images)
@@ -584,6 +617,47 @@ class NucleusSet:
 
     def batch(self, idx: Sequence[int]) -> np.ndarray:
         return np.stack([np.asarray(self.images[i]) for i in idx])
+
+    def augmented_batch(self, idx: Sequence[int], cfg, rng: np.random.Generator) -> np.ndarray:
+        """Items ``idx`` rendered from augmented copies of their nuclei's localizations
+        (:func:`~ainu_engine.training.augment.augment_localizations`), in image mode; an item
+        whose nucleus has no source (an image file) is the cached render.
+
+        Parameters
+        ----------
+        idx : sequence of int
+            Items.
+        cfg : LocAugmentConfig
+            The augmentations.
+        rng : numpy.random.Generator
+            The random stream (the same seed gives the same batch).
+
+        Returns
+        -------
+        ndarray, float32 (N, C, S, S)
+        """
+        from ainu_engine.render import model_input
+
+        from .augment import augment_localizations
+
+        out = []
+        for i in idx:
+            src = self.sources.get(int(self.owner[i]))
+            if src is None:
+                out.append(np.asarray(self.images[i]))
+                continue
+            locs, spec, roi = src
+            res = augment_localizations(locs, cfg, rng, roi_nm=roi,
+                                        fits_nm=_side_nm(spec))  # fmt: skip
+            aug, roi2 = res if roi is not None else (res, None)
+            if aug is locs and (roi is None or np.array_equal(roi2, roi)):
+                out.append(np.asarray(self.images[i]))  # nothing fired: the cached render
+                continue
+            try:
+                out.append(model_input(aug, spec, None, device=self.device, roi_nm=roi2).items[0])
+            except Exception:  # noqa: BLE001 - a copy with too little left renders as the original
+                out.append(np.asarray(self.images[i]))
+        return np.stack(out).astype(np.float32, copy=False)
 
     def training_stats(self, rows: Sequence[int] | None = None) -> dict:
         """Ranges (min, 1st and 99th percentile, max) of localizations per channel, nucleus
@@ -720,6 +794,7 @@ def load_nuclei(
     patch_size: int | None = None,
     min_occupied: float = 0.75,
     on_item: Callable[[], None] | None = None,
+    keep_sources: bool = False,
 ) -> NucleusSet:
     """Render (or read from the cache) every manifest row.
 
@@ -742,6 +817,9 @@ def load_nuclei(
         Patch mode's occupancy.
     on_item : callable, optional
         Called after each row.
+    keep_sources : bool
+        Also keep each nucleus's localizations (:attr:`NucleusSet.sources`), for training with
+        localization augmentations (read again: the cache holds renders).
 
     Returns
     -------
@@ -773,6 +851,8 @@ def load_nuclei(
         except AinuError as err:
             out.failed[row] = str(err)
         else:
+            if keep_sources and path.suffix.lower() not in IMAGE_SUFFIXES:
+                out.sources[row] = rc.source(path, spec, nucleus)
             out.stats[row] = stats
             out.images.extend(items)
             ys.extend([int(y[row])] * len(items))

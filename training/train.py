@@ -36,7 +36,7 @@ from ainu_engine.render import RenderSpec
 from ainu_engine.scores import mean_cross_entropy, patch_vote
 from ainu_engine.strict_json import dumps
 
-from .augment import AugmentConfig
+from .augment import AugmentConfig, LocAugmentConfig
 from .checkpoint import save_checkpoint
 from .data import Manifest, NucleusSet, RenderCache, load_nuclei, nuclei_record
 from .splits import Split, kfold_splits, train_test_split
@@ -114,6 +114,11 @@ class TrainConfig:
         localizations.
     augment : AugmentConfig
         Training-time augmentation (never a change of aspect ratio or pixel scale).
+    augment_localizations : LocAugmentConfig, optional
+        Augmentations of the localizations before rendering (partial acquisitions, thinning,
+        extra noise, merged or split blinks, rigid rotations and mirrors): each training item is
+        rendered from an augmented copy of its nucleus every epoch (image mode only). Default:
+        none (the cached renders).
     model_kwargs : dict
         Architecture options (e.g. ``drop_rate``).
     eval_batch_size : int, default 32
@@ -145,6 +150,7 @@ class TrainConfig:
     patch_size: int | None = None
     min_occupied: float = 0.75
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment_localizations: LocAugmentConfig | None = None
     model_kwargs: dict = field(default_factory=dict)
     eval_batch_size: int = 32
     threads: int | None = None
@@ -174,6 +180,12 @@ class TrainConfig:
             if "grid_unit" in aug:
                 aug["grid_unit"] = tuple(aug["grid_unit"])
             self.augment = AugmentConfig(**aug)
+        if isinstance(self.augment_localizations, dict):
+            loc = {k: tuple(v) if isinstance(v, list) else v
+                   for k, v in self.augment_localizations.items()}  # fmt: skip
+            self.augment_localizations = LocAugmentConfig(**loc)
+        if self.augment_localizations is not None and self.patch_size:
+            raise ValueError("localization augmentations render whole nuclei: not with patch mode")
 
     def _check_monitoring(self) -> None:
         for name in ("min_epochs", "warmup_epochs"):
@@ -188,6 +200,8 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["augment"] = self.augment.to_dict()
+        if self.augment_localizations is not None:
+            d["augment_localizations"] = self.augment_localizations.to_dict()
         return d
 
     @classmethod
@@ -380,6 +394,7 @@ def fit(
     use_amp = cfg.amp and device == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     rng = np.random.default_rng(cfg.seed)
+    loc_rng = np.random.default_rng([cfg.seed, 34])  # the localization augmentations' stream
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     best: tuple = ((math.inf,), 0, None, math.inf)  # (score to minimise, epoch, state, loss)
     history: list[dict] = []
@@ -400,7 +415,11 @@ def fit(
                     g["lr"] = cfg.lr
             step += 1
             idx = train_idx[b]
-            x = _to_device(data.batch(idx), device, cfg.channels_last)
+            if cfg.augment_localizations is not None and data.sources:
+                raw = data.augmented_batch(idx, cfg.augment_localizations, loc_rng)
+            else:
+                raw = data.batch(idx)
+            x = _to_device(raw, device, cfg.channels_last)
             x = augment(x, cfg.augment, generator=gen)
             yt = torch.from_numpy(data.y[idx]).to(device)
             with torch.autocast(device_type=device, dtype=torch.float16, enabled=use_amp):
@@ -972,6 +991,7 @@ def _render_all(run: _Run, cache: RenderCache) -> tuple[NucleusSet, np.ndarray]:
             patch_size=run.cfg.patch_size,
             min_occupied=run.cfg.min_occupied,
             on_item=step,
+            keep_sources=run.cfg.augment_localizations is not None,
         )
     if cache.device_note:
         run.log(cache.device_note)
@@ -1277,7 +1297,8 @@ def _write_checkpoint(
         train_config=cfg.to_dict(),
         metrics=metrics,
         training_stats=stats,
-        provenance=_provenance(manifest),
+        provenance={**_provenance(manifest), "augment_localizations": (
+            None if cfg.augment_localizations is None else cfg.augment_localizations.to_dict())},
         history=res.history,
         samples=samples,
     )

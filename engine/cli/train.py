@@ -106,6 +106,16 @@ def train(
             "--augment/--no-augment", help="Flips, rotations, intensity jitter, GridMask."
         ),
     ] = True,
+    augment_localizations: Annotated[
+        str | None,
+        typer.Option(
+            "--augment-localizations",
+            metavar="default|KEY=VALUE,...",
+            help="Augment each nucleus's localizations before rendering, every epoch: partial "
+            "acquisitions, thinning, extra noise, merged or split blinks, rotations, mirrors "
+            "(`default`, or e.g. partial=0.7,fraction=0.1-1,merge=0; see docs/training.md).",
+        ),
+    ] = None,
     patch_size: Annotated[
         int | None,
         typer.Option(
@@ -165,7 +175,7 @@ def train(
     Example: ainu-engine train data/manifest.csv --out run/ --arch densenet121 --image-size 512
     """
     need_train_extra()
-    from ainu_engine.training.augment import AugmentConfig
+    from ainu_engine.training.augment import AugmentConfig, LocAugmentConfig
     from ainu_engine.training.data import RenderCache, read_manifest
     from ainu_engine.training.train import TrainConfig, default_cache_dir
     from ainu_engine.training.train import train as run_train
@@ -183,12 +193,17 @@ def train(
     archs = [a.strip() for a in compare.split(",") if a.strip()] if compare else None
     off = {"flip": 0, "rot90": False, "rotate": 0, "intensity": 0, "contrast": 0, "gridmask": 0}
     try:
+        locs_aug = LocAugmentConfig.parse(augment_localizations) if augment_localizations else None
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--augment-localizations") from err
+    try:
         cfg = TrainConfig(
             arch=archs[0] if archs else arch, epochs=epochs, batch_size=batch_size, lr=lr,
             patience=patience, monitor=monitor, min_epochs=min_epochs,
             warmup_epochs=warmup_epochs, test_fraction=test_fraction, folds=folds, seed=seed,
             device=device, use_groups=groups, patch_size=patch_size, min_occupied=min_occupied,
             augment=AugmentConfig() if augment else AugmentConfig(**off), threads=threads,
+            augment_localizations=locs_aug,
         )  # fmt: skip
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
