@@ -81,8 +81,8 @@ def test_an_unaugmented_nucleus_renders_byte_identical_to_its_cached_render(tmp_
     from ainu_engine.simulate import Observation, simulate_dataset
     from ainu_engine.training.data import RenderCache, load_nuclei, read_manifest
 
-    m = read_manifest(simulate_dataset(tmp_path / "d", n_per_class=2,
-                                       observation=Observation(locs_per_channel=4000), seed=3))  # fmt: skip
+    obs = Observation(locs_per_channel=4000)
+    m = read_manifest(simulate_dataset(tmp_path / "d", n_per_class=2, observation=obs, seed=3))
     spec = RenderSpec(pixel_nm=150, sigma_nm=120, size=48)
     data = load_nuclei(m, spec, RenderCache(tmp_path / "c", device="cpu"), keep_sources=True)
     assert sorted(data.sources) == [0, 1, 2, 3]
@@ -116,8 +116,8 @@ def test_a_run_with_localization_augmentations_records_them(tmp_path):
     from ainu_engine.training.train import TrainConfig, train
 
     torch.set_num_threads(2)
-    m = read_manifest(simulate_dataset(tmp_path / "d", n_per_class=5,
-                                       observation=Observation(locs_per_channel=3000), seed=4))  # fmt: skip
+    obs = Observation(locs_per_channel=3000)
+    m = read_manifest(simulate_dataset(tmp_path / "d", n_per_class=5, observation=obs, seed=4))
     cfg = TrainConfig(arch="small_cnn", epochs=2, patience=2, batch_size=4, folds=0, seed=0,
                       augment_localizations=LocAugmentConfig.parse("partial=0.8"))  # fmt: skip
     train(m, tmp_path / "run", spec=RenderSpec(pixel_nm=150, sigma_nm=120, size=32),
