@@ -388,8 +388,22 @@ class Classifier(ModelRunner):
         return Prepared(img[None], [], None)
 
     # -- calls -------------------------------------------------------------------------------------
-    def predict_prepared(self, prepared: Sequence[Prepared]) -> list[Prediction]:
-        """Calls for prepared nuclei, inferring all their items in the backend's batches."""
+    def temperature_at(self, fraction: float | None) -> float:
+        """The temperature of the probabilities of a nucleus imaged to ``fraction`` of a full
+        acquisition (the model's calibration on partial acquisitions, interpolated); the
+        model's temperature where it has none or ``fraction`` is None."""
+        if fraction is None:
+            return self.temperature
+        from .model import at_fraction, partial_calibration
+
+        t = at_fraction(partial_calibration(self.info), "temperature", fraction)
+        return self.temperature if t is None or not 0.01 <= t <= 100 else t
+
+    def predict_prepared(self, prepared: Sequence[Prepared], *,
+                         fraction: float | None = None) -> list[Prediction]:  # fmt: skip
+        """Calls for prepared nuclei, inferring all their items in the backend's batches;
+        ``fraction`` (live sessions: the share of a full acquisition imaged so far) picks the
+        temperature calibrated for partial acquisitions (:meth:`temperature_at`)."""
         if not prepared:
             return []
         items = np.concatenate([p.items for p in prepared])
@@ -398,7 +412,7 @@ class Classifier(ModelRunner):
             logits, emb = self.infer_batched_with_embedding(items)
         else:
             logits = self.infer_batched(items)
-        prob = softmax(np.asarray(logits, np.float64) / self.temperature, axis=1)
+        prob = softmax(np.asarray(logits, np.float64) / self.temperature_at(fraction), axis=1)
         out, start = [], 0
         for p in prepared:
             n = len(p.items)

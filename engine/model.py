@@ -15,6 +15,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .errors import InputError, MissingDependency
 from .optional import install_hint
 from .render import RenderSpec
@@ -572,6 +574,43 @@ def read_model_info(
     if kind is not None:
         require_kind(info, kind)
     return info
+
+
+def partial_calibration(info: ModelInfo) -> list[dict]:
+    """How the model's calls behaved on partial acquisitions of its validation nuclei
+    (``metrics["calibration"]["by_fraction"]``, written by ``ainu-engine train``): per acquisition
+    fraction a temperature, the accuracy and the share of calls equal to the call on the whole
+    acquisition; [] for a model without it.
+
+    Parameters
+    ----------
+    info : ModelInfo
+
+    Returns
+    -------
+    list of dict
+        Sorted by ``fraction``.
+    """
+    rows = ((info.metrics or {}).get("calibration") or {}).get("by_fraction") or []
+    ok = [r for r in rows if isinstance(r, dict) and "fraction" in r and "temperature" in r]
+    return sorted(ok, key=lambda r: float(r["fraction"]))
+
+
+def at_fraction(rows: list[dict], key: str, fraction: float) -> float | None:
+    """``key`` of :func:`partial_calibration`'s rows at ``fraction``, linearly interpolated
+    (clamped to the first and last rows); None without rows.
+
+    Examples
+    --------
+    >>> rows = [{"fraction": 0.1, "temperature": 2.0}, {"fraction": 1.0, "temperature": 1.0}]
+    >>> at_fraction(rows, "temperature", 0.55), at_fraction(rows, "temperature", 0.05)
+    (1.5, 2.0)
+    """
+    if not rows:
+        return None
+    xs = [float(r["fraction"]) for r in rows]
+    ys = [float(r[key]) for r in rows]
+    return float(np.interp(fraction, xs, ys))
 
 
 def temperature_of(info: ModelInfo) -> float:

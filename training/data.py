@@ -786,6 +786,14 @@ def expand_nuclei(
         nucleus_ids=tuple(ids), nuclei=(mode, area_limits_um2),
     )  # fmt: skip
 
+def row_cache(manifest: Manifest, cache: RenderCache, row: int) -> tuple[RenderCache, tuple | None]:
+    """The cache for one manifest row (with its own channel map) and its nucleus key (mode,
+    area limits, id) where the rows are nuclei of fields."""
+    maps, ids = manifest.channel_maps, manifest.nucleus_ids
+    rc = cache.with_channels(manifest.channel_names, maps[row]) if maps else cache
+    return rc, ((*manifest.nuclei, ids[row]) if ids else None)
+
+
 def load_nuclei(
     manifest: Manifest,
     spec: RenderSpec,
@@ -830,10 +838,8 @@ def load_nuclei(
     out = NucleusSet()
     ys, owners = [], []
     y = manifest.y
-    maps, ids = manifest.channel_maps, manifest.nucleus_ids
     for row, path in enumerate(manifest.files):
-        rc = cache.with_channels(manifest.channel_names, maps[row]) if maps else cache
-        nucleus = (*manifest.nuclei, ids[row]) if ids else None
+        rc, nucleus = row_cache(manifest, cache, row)
         try:
             img, stats = rc.get(path, spec, patch_size=patch_size, min_occupied=min_occupied,
                                 nucleus=nucleus)  # fmt: skip

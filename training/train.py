@@ -829,6 +829,7 @@ def train(
         if note:
             run.log(note)
         run.write_config(archs, compare, cache)
+        run.cache = cache  # partial acquisitions are rendered from it at the end
         data, ok = _render_all(run, cache)  # 1. render
         train_rows, test_rows = _split(run, data, ok)  # 2. split
         cv = _cross_validate(run, data, train_rows, archs)  # 3. k-fold CV per architecture
@@ -906,6 +907,7 @@ def leave_one_group_out(
         top.close()
     for g in names:
         run = _Run(manifest, _mkdir(out / _safe_name(g)), cfg, spec, reporter, device)
+        run.cache = cache
         try:
             run.write_config([cfg.arch], None, cache)
             test_rows, train_rows = ok[groups[ok] == g], ok[groups[ok] != g]
@@ -1140,6 +1142,10 @@ def _final(
     stats = data.training_stats(train_rows)
     if manifest.nuclei is not None:  # cells of fields: screen finds them as training did
         stats["nuclei"] = nuclei_record(manifest.nuclei)
+    by_fraction = _partial_calibration(run, model, data)
+    if by_fraction:
+        summary["calibration"]["by_fraction"] = by_fraction
+        (out / "metrics.json").write_text(dumps(summary, indent=2) + "\n")
     ood = _ood_reference(run, model, data, stats, train_rows, test_rows)
     if ood is not None:
         stats["ood"] = ood
@@ -1188,6 +1194,73 @@ def _calibrate(run: _Run, model, data: NucleusSet, test_rows: np.ndarray) -> dic
         f"{out['ece_test_after']:.3f}, Brier {out['brier_test_before']:.3f} -> "
         f"{out['brier_test_after']:.3f}"
     )
+    return out
+
+
+#: the acquisition fractions (first frames) at which partial renders are calibrated
+FRACTIONS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+
+
+def _partial_calibration(run: _Run, model, data: NucleusSet) -> list[dict] | None:
+    """How the final model's calls behave on partial acquisitions of its validation nuclei
+    (the first 10, 20, 30, 50, 75 % of their frames, and all): per fraction a temperature fitted
+    there (as :func:`_calibrate`), the accuracy, and how often the call is the one on the whole
+    acquisition. The model carries it (``metrics["calibration"]["by_fraction"]``): live
+    sessions compute their probabilities at the temperature of the fraction seen so far and
+    report how firm a call at that fraction has been. None in patch mode, without the render
+    cache or without frames."""
+    from ainu_engine.render import model_input
+    from ainu_engine.scores import calibrate_temperature, softmax
+
+    from .data import row_cache
+    from .ood import embeddings
+
+    cache = getattr(run, "cache", None)
+    if run.cfg.patch_size or cache is None:
+        return None
+    rows = [int(r) for r in np.unique(data.owner[np.asarray(run.last_val_items)])]
+    images = {f: [] for f in FRACTIONS}
+    kept, counts = [], []
+    for row in rows:
+        try:
+            src = data.sources.get(row)
+            if src is None:
+                rc, nucleus = row_cache(run.manifest, cache, row)
+                src = rc.source(run.manifest.files[row], run.spec, nucleus)
+            locs, spec, roi = src
+            if locs.frame is None or not locs.n:
+                continue
+            f = np.asarray(locs.frame)
+            lo, span = int(f.min()), int(f.max()) - int(f.min()) + 1
+            imgs = {}
+            for frac in FRACTIONS:
+                part = locs if frac >= 1 else locs[f < lo + frac * span]
+                imgs[frac] = model_input(part, spec, None, device="cpu", roi_nm=roi).items[0]
+        except Exception:  # noqa: BLE001 - a nucleus too sparse early on is left out
+            continue
+        kept.append(row)
+        counts.append(int(locs.n))
+        for frac in FRACTIONS:
+            images[frac].append(imgs[frac])
+    if len(kept) < 3:
+        return None
+    y = run.manifest.y[np.asarray(kept)]
+    kw = {"device": run.device, "batch_size": run.cfg.eval_batch_size}
+    z = {frac: embeddings(model, images[frac], **kw)[0].astype(np.float64) for frac in FRACTIONS}
+    full = z[1.0].argmax(1)
+    out = []
+    for frac in FRACTIONS:
+        t, skipped = calibrate_temperature(z[frac], y)
+        p = softmax(z[frac] / t, axis=1)
+        out.append({
+            "fraction": frac, "n": len(kept), "temperature": t, "skipped": skipped,
+            "accuracy": float((p.argmax(1) == y).mean()),
+            "agree_with_full": float((p.argmax(1) == full).mean()),
+            "mean_confidence": float(p.max(1).mean()),
+        })  # fmt: skip
+    run.log("partial acquisitions (validation nuclei): " + ", ".join(
+        f"{r['fraction']:.0%} acc {r['accuracy']:.2f} agree {r['agree_with_full']:.2f} "
+        f"T {r['temperature']:.2f}" for r in out))  # fmt: skip
     return out
 
 

@@ -39,17 +39,23 @@ class StopRule:
         Localizations before any stop.
     max_frames : int or None
         Stop at this frame whatever the calls.
+    agree : float or None
+        Also require that, at the share of an acquisition seen so far, the model's calls on its
+        held-out validation nuclei equalled their whole-acquisition call at least this often
+        (the model's calibration on partial acquisitions; ignored, and said so, for a model
+        without it).
 
     Examples
     --------
     >>> StopRule.parse("p=0.9,m=4,min=2000")
-    StopRule(p=0.9, m=4, min_localizations=2000, max_frames=None)
+    StopRule(p=0.9, m=4, min_localizations=2000, max_frames=None, agree=None)
     """
 
     p: float = 0.95
     m: int = 3
     min_localizations: int = 5000
     max_frames: int | None = None
+    agree: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.p <= 1.0:
@@ -60,29 +66,34 @@ class StopRule:
             raise ValueError(f"min must be >= 0, got {self.min_localizations!r}")
         if self.max_frames is not None and int(self.max_frames) < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames!r}")
+        if self.agree is not None and not 0.0 < self.agree <= 1.0:
+            raise ValueError(f"agree must lie in (0, 1], got {self.agree!r}")
 
     @classmethod
     def parse(cls, text: str) -> StopRule:
         """``"p=0.95,m=3,min=5000,max_frames=40000"`` (any subset; the rest are the defaults)."""
         names = {"p": "p", "m": "m", "min": "min_localizations",
                  "min_localizations": "min_localizations", "max_frames": "max_frames",
-                 "max": "max_frames"}  # fmt: skip
+                 "max": "max_frames", "agree": "agree"}  # fmt: skip
         kw: dict = {}
         for item in (t.strip() for t in text.split(",") if t.strip()):
             key, sep, value = item.partition("=")
             if not sep or key.strip() not in names:
                 raise ValueError(
-                    f"expected KEY=VALUE with KEY among p, m, min, max_frames; got {item!r}"
+                    f"expected KEY=VALUE with KEY among p, m, min, max_frames, agree; got {item!r}"
                 )
             name = names[key.strip()]
             try:
-                kw[name] = float(value) if name == "p" else int(value)
+                kw[name] = float(value) if name in ("p", "agree") else int(value)
             except ValueError as err:
                 raise ValueError(f"{key.strip()}: not a number: {value!r}") from err
         return cls(**kw)
 
-    def decide(self, history: list[tuple[str, float]], n_localizations: int, frames: int | None):
-        """A :class:`StopDecision` from the calls so far (label, its probability), oldest first."""
+    def decide(self, history: list[tuple[str, float]], n_localizations: int, frames: int | None,
+               *, agreement: float | None = None):  # fmt: skip
+        """A :class:`StopDecision` from the calls so far (label, its probability), oldest first;
+        ``agreement``: the model's held-out agreement with the whole-acquisition call at the
+        share seen so far (for ``agree``)."""
         if self.max_frames is not None and frames is not None and frames >= self.max_frames:
             return StopDecision(True, f"reached max_frames={self.max_frames} ({frames} frames)")
         if n_localizations < self.min_localizations:
@@ -102,9 +113,19 @@ class StopRule:
             return StopDecision(
                 False, f"{last[-1][0]} at p={low:.3f} < {self.p:g} among the last {self.m}"
             )
+        note = ""
+        if self.agree is not None:
+            if agreement is None:
+                note = " (agree ignored: the model has no calibration on partial acquisitions)"
+            elif agreement < self.agree:
+                return StopDecision(
+                    False, "at this share of an acquisition the model's held-out calls equalled "
+                    f"the whole acquisition's {agreement:.0%} of the time, below "
+                    f"agree={self.agree:g}"
+                )  # fmt: skip
         return StopDecision(
             True, f"{last[-1][0]} with p >= {self.p:g} in the last {self.m} calls, "
-            f"{n_localizations} localizations"
+            f"{n_localizations} localizations{note}"
         )  # fmt: skip
 
 
@@ -336,6 +357,7 @@ class LiveNucleus:
         ood = getattr(self.clf, "ood", None)
         self._seen: list[Localizations] | None = [] if ood is not None and ood.inputs else None
         self._unfamiliar: str | None = None  # the last call's ood_reason, when unfamiliar
+        self._last_agreement: float | None = None  # held-out agreement at the last call's share
 
     # -- data in --------------------------------------------------------------------------------
     def add(
@@ -471,7 +493,8 @@ class LiveNucleus:
             x, y = self.localizations()
             prep = self.clf.prepare_rendered(r, self._spec, x, y, at_edge=self.at_edge,
                                              seen=self._seen_so_far())  # fmt: skip
-            pred = self.clf.predict_prepared([prep])[0]
+            fraction = self._fraction()
+            pred = self.clf.predict_prepared([prep], fraction=fraction)[0]
             self._history.append((pred.label, dict(pred.probabilities)))
             self._unfamiliar = pred.ood_reason if "unfamiliar" in pred.qc else None
             self._calls += 1
@@ -484,12 +507,34 @@ class LiveNucleus:
                 "window": len(recent),
                 "trajectory": [round(float(v), 6) for v in traj],
                 "delta": float(max(traj) - min(traj)),
+                # the share of a typical full acquisition seen, and how often the model's calls
+                # at that share equalled the call on the whole acquisition (validation nuclei)
+                "fraction": None if fraction is None else round(fraction, 4),
+                "agree_with_full": self._expected_agreement(fraction),
             }
+            self._last_agreement = firmness["agree_with_full"]
             return LiveCall(
                 pred.label, pred.probabilities, list(pred.n_localizations), pred.qc,
                 self._frames[1], self._calls, firmness, self._decide(), self.rejected,
                 pred.ood_score, pred.ood_reason, pred.abstain_reason,
             )  # fmt: skip
+
+    def _fraction(self) -> float | None:
+        """The localizations so far over the median of the training nuclei's (a full
+        acquisition's), at most 1; None without that median."""
+        ref = getattr(self.clf, "ood", None)
+        q = (ref.inputs.quantiles.get("localizations") if ref is not None and ref.inputs else None)
+        if not q or not q.get("p50"):
+            return None
+        return min(1.0, self.n_localizations / float(q["p50"]))
+
+    def _expected_agreement(self, fraction: float | None) -> float | None:
+        from ..model import at_fraction, partial_calibration
+
+        if fraction is None:
+            return None
+        v = at_fraction(partial_calibration(self.clf.info), "agree_with_full", fraction)
+        return None if v is None else round(v, 4)
 
     def _seen_so_far(self) -> Localizations | None:
         """The added localizations with the columns every batch had (the input statistics)."""
@@ -520,7 +565,8 @@ class LiveNucleus:
         if self._frames[0] is not None:
             frames = self._max_frame - self._frames[0] + 1
         calls = [(lab, probs.get(lab, 0.0)) for lab, probs in self._history]
-        decision = self.stop_rule.decide(calls, self.n_localizations, frames)
+        decision = self.stop_rule.decide(calls, self.n_localizations, frames,
+                                         agreement=self._last_agreement)  # fmt: skip
         if decision.stop and self._unfamiliar is not None and not decision.reason.startswith(
             "reached max_frames"
         ):

@@ -301,3 +301,28 @@ def test_replay_waits_for_the_models_channel_and_skips_a_nucleus_without_it(clf,
         out = list(replay_file(path, c, nuclei="detect", frames_per_update=1000,
                                on_skip=lambda nid, msg: skipped.append(nid)))  # fmt: skip
         assert len(out) == 1 and len(skipped) == 1 and out[0].nucleus_id != skipped[0]
+
+
+def test_the_agree_condition_and_partial_acquisition_temperatures():
+    from dataclasses import replace
+
+    from ainu_engine import Classifier
+    from ainu_engine.live import StopRule
+
+    rule = StopRule.parse("p=0.8,m=1,min=0,agree=0.9")
+    assert rule.agree == 0.9
+    calls = [("hiPSC", 0.95)]
+    assert not rule.decide(calls, 100, None, agreement=0.7).stop
+    assert "below agree=0.9" in rule.decide(calls, 100, None, agreement=0.7).reason
+    assert rule.decide(calls, 100, None, agreement=0.95).stop
+    assert "agree ignored" in rule.decide(calls, 100, None).reason
+    with pytest.raises(ValueError, match="agree"):
+        StopRule(agree=1.5)
+    model = "examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
+    with Classifier.load(model, backend="onnxruntime", device="cpu", render_device="cpu") as c:
+        assert c.temperature_at(0.3) == c.temperature  # no calibration on partial acquisitions
+        rows = [{"fraction": 0.1, "temperature": 3.0, "agree_with_full": 0.6},
+                {"fraction": 1.0, "temperature": 1.0, "agree_with_full": 1.0}]
+        c.info = replace(c.info, metrics={"calibration": {"temperature": 1.0, "by_fraction": rows}})
+        assert c.temperature_at(0.55) == pytest.approx(2.0)
+        assert c.temperature_at(None) == c.temperature  # the whole-acquisition temperature

@@ -117,7 +117,7 @@ def test_a_run_with_localization_augmentations_records_them(tmp_path):
 
     torch.set_num_threads(2)
     obs = Observation(locs_per_channel=3000)
-    m = read_manifest(simulate_dataset(tmp_path / "d", n_per_class=5, observation=obs, seed=4))
+    m = read_manifest(simulate_dataset(tmp_path / "d", n_per_class=8, observation=obs, seed=4))
     cfg = TrainConfig(arch="small_cnn", epochs=2, patience=2, batch_size=4, folds=0, seed=0,
                       augment_localizations=LocAugmentConfig.parse("partial=0.8"))  # fmt: skip
     train(m, tmp_path / "run", spec=RenderSpec(pixel_nm=150, sigma_nm=120, size=32),
@@ -125,5 +125,9 @@ def test_a_run_with_localization_augmentations_records_them(tmp_path):
     _, ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
     assert ckpt["provenance"]["augment_localizations"]["partial"] == 0.8
     assert TrainConfig.from_dict(ckpt["train_config"]).augment_localizations.partial == 0.8
+    # the final model's calls on partial acquisitions of its validation nuclei, carried with it
+    rows = ckpt["metrics"]["calibration"]["by_fraction"]
+    assert [r["fraction"] for r in rows] == [0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
+    assert rows[-1]["agree_with_full"] == 1.0 and all(0 <= r["accuracy"] <= 1 for r in rows)
     with pytest.raises(ValueError, match="patch mode"):
         TrainConfig(patch_size=32, augment_localizations=LocAugmentConfig())
