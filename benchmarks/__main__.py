@@ -20,6 +20,7 @@ from . import (  # noqa: F401  (registers)
     serve,
     shift,
     simulate,
+    train_augment,
 )
 from ._harness import REGISTRY, report, write_result
 
