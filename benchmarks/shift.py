@@ -206,7 +206,7 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
     return in_scratch("ainu-bench-shift-", _run, device=device, quick=quick)
 
 
-def _run(tmp: Path, *, device: str, quick: bool) -> dict:
+def _run(tmp: Path, *, device: str, quick: bool, model: Path = MODEL) -> dict:
     from ainu_engine import Classifier
     from ainu_engine.simulate import Observation
 
@@ -222,7 +222,7 @@ def _run(tmp: Path, *, device: str, quick: bool) -> dict:
     }  # fmt: skip
     kw = {"backend": "onnxruntime", "device": device, "render_device": "cpu"}
     records: dict[str, list[dict]] = {}
-    with Classifier.load(MODEL, **kw) as clf:
+    with Classifier.load(model, **kw) as clf:
         classes = list(clf.info.classes)
         records["in-distribution"] = _calls(clf, _simulated(tmp, "in-distribution", base, n))
         for name, obs in shifts.items():
@@ -249,7 +249,9 @@ def _run(tmp: Path, *, device: str, quick: bool) -> dict:
     for r in rows[1:]:
         if "accuracy" in r:
             r["accuracy_loss_points"] = round(100 * (ind["accuracy"] - r["accuracy"]), 1)
-    return _payload(rows, timing, n)
+    payload = _payload(rows, timing, n)
+    payload["inputs"]["model"] = Path(model).name
+    return payload
 
 
 def _overhead(clf, items) -> dict:
