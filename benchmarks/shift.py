@@ -251,6 +251,7 @@ def _run(tmp: Path, *, device: str, quick: bool, model: Path = MODEL) -> dict:
             r["accuracy_loss_points"] = round(100 * (ind["accuracy"] - r["accuracy"]), 1)
     payload = _payload(rows, timing, n)
     payload["inputs"]["model"] = Path(model).name
+    payload["inputs"]["acquisition_localizations"] = acq or None  # AINU_SHIFT_ACQUISITION
     return payload
 
 

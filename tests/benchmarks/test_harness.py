@@ -111,9 +111,12 @@ def test_pipeline_tiny_run_compares_screen_with_a_serial_loop():
     payload = pipeline.run(device="cpu", quick=True)
     assert payload["inputs"]["nuclei"] == 40 and payload["same_calls"] == 40
     assert payload["screen_nuclei_per_s"] > 0 and payload["serial_nuclei_per_s"] > 0
-    (goal,) = payload["goals"]
+    goal, cost = payload["goals"]
     assert "serial read -> prepare -> infer loop" in goal["goal"]
     assert goal["met"] == (payload["screen_nuclei_per_s"] >= payload["serial_nuclei_per_s"])
+    # the out-of-distribution score's cost: the same model without its reference as baseline
+    assert "out-of-distribution score" in cost["goal"]
+    assert cost["met"] == (payload["ood_score_overhead"] <= 0.05)
 
 
 @pytest.mark.slow
