@@ -596,6 +596,11 @@ class NucleusSet:
         Per row: localization counts and area.
     failed : dict
         Rows that could not be rendered, with their message.
+    sources : dict
+        Row -> (localizations, RenderSpec with the file's channels, ROI), for training with
+        localization augmentations (:meth:`augmented_batch`).
+    device : str
+        Where augmented copies are rendered.
     """
 
     images: list = field(default_factory=list)

@@ -61,18 +61,17 @@ def train(
     ] = 300,
     folds: Annotated[
         int,
-        typer.Option(min=0, help="k of the stratified k-fold CV on the training part; 0 skips it."),
+        typer.Option(min=0, help="k of the stratified k-fold CV (0 skips it)."),
     ] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Learning rate (AdamW).")] = 1e-3,
     patience: Annotated[
-        int, typer.Option(min=1, help="Epochs without a better validation score before stopping.")
+        int, typer.Option(min=1, help="Epochs without improvement before stopping.")
     ] = 20,
     monitor: Annotated[
         str,
         typer.Option(
-            help="What picks the best epoch: loss (lowest validation loss) or balanced_accuracy "
-            "(highest; ties: lower loss). The latter is steadier on small validation sets."
+            help="Best epoch by validation loss or balanced_accuracy (steadier on small sets)."
         ),
     ] = "loss",
     min_epochs: Annotated[
@@ -89,7 +88,7 @@ def train(
         float, typer.Option("--test-fraction", help="Withheld test set.")
     ] = 0.2,
     seed: Annotated[
-        int, typer.Option(help="Seed of splits, initialisation, shuffling and augmentation.")
+        int, typer.Option(help="Seed of everything random.")
     ] = 0,
     device: Annotated[
         str, typer.Option(help="Training and rendering device: auto, cpu or cuda.")
@@ -110,10 +109,9 @@ def train(
         str | None,
         typer.Option(
             "--augment-localizations",
-            metavar="default|KEY=VALUE,...",
-            help="Augment each nucleus's localizations before rendering, every epoch: partial "
-            "acquisitions, thinning, extra noise, merged or split blinks, rotations, mirrors "
-            "(`default`, or e.g. partial=0.7,fraction=0.1-1,merge=0; see docs/training.md).",
+            metavar="SPEC",
+            help="Augment localizations before rendering, every epoch: default, or "
+            "KEY=VALUE,... (docs/training.md).",
         ),
     ] = None,
     patch_size: Annotated[
@@ -167,12 +165,10 @@ def train(
 ) -> None:
     """Train a classifier as in the paper: 80/20 split, k-fold CV, early stopping, test metrics.
 
-    Renders every nucleus once (cached), cross-validates on the training part (--compare:
-    several architectures, mean ± sd), trains the final model, evaluates it once on the withheld
-    test set and writes RUN/best.pt for `ainu-engine export`. --leave-one-group-out instead
-    holds out each manifest group in turn (a slide, donor or mouse) and reports each.
+    Renders each nucleus once (cached), cross-validates, trains the final model, tests it once
+    and writes RUN/best.pt; --leave-one-group-out holds out each group (slide, mouse) in turn.
 
-    Example: ainu-engine train data/manifest.csv --out run/ --arch densenet121 --image-size 512
+    Example: ainu-engine train data/manifest.csv --out run/ --image-size 512
     """
     need_train_extra()
     from ainu_engine.training.augment import AugmentConfig, LocAugmentConfig
