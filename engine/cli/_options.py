@@ -62,6 +62,10 @@ ExposureOpt = Annotated[
     float | None,
     typer.Option("--exposure-s", min=0.0, help="Seconds per frame, for --frame-from."),
 ]
+ChannelFileOpt = Annotated[
+    str | None,
+    typer.Option("--channel-file", metavar="NPY", help="Each row's channel, from a .npy."),
+]
 ChannelMapOpt = Annotated[
     str | None,
     typer.Option(
@@ -76,7 +80,7 @@ NucleusAreaOpt = Annotated[
     typer.Option(
         "--nucleus-area-um2",
         metavar="MIN,MAX",
-        help="--nuclei detect: area of a whole nucleus in µm² (default 15,1000).",
+        help="Detection: nucleus µm² (default 15,1000).",
     ),
 ]
 JsonOpt = Annotated[
@@ -139,6 +143,7 @@ def read_kwargs(
     no_header: bool = False,
     frame_from: str | None = None,
     exposure_s: float | None = None,
+    channel_file: str | None = None,
 ) -> dict:
     """Keywords for :func:`ainu_engine.io.read` from the reading options' values."""
     if unit not in (None, "nm", "px", "um", "µm", "m"):
@@ -159,6 +164,8 @@ def read_kwargs(
         kw["header"] = False
     if frame_from is not None:
         kw |= {"frame_from": frame_from, "exposure_s": exposure_s}
+    if channel_file is not None:
+        kw["channel_file"] = channel_file
     return kw
 
 
@@ -177,6 +184,7 @@ _READING = (
     _option("read_no_header", NoHeaderOpt, False),
     _option("read_frame_from", FrameFromOpt, None),
     _option("read_exposure_s", ExposureOpt, None),
+    _option("read_channel_file", ChannelFileOpt, None),
 )
 
 
@@ -199,6 +207,7 @@ def reading_options(fn):
             no_header=v["read_no_header"],
             frame_from=v["read_frame_from"],
             exposure_s=v["read_exposure_s"],
+            channel_file=v["read_channel_file"],
         )
         return fn(*args, **kwargs)
 

@@ -147,7 +147,7 @@ def train(
         bool,
         typer.Option(
             "--leave-one-group-out",
-            help="Per manifest group: train on the others, test on it (OUT/GROUP/).",
+            help="Test each group, trained on the others.",
         ),
     ] = False,
     force: Annotated[

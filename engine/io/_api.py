@@ -14,7 +14,7 @@ import numpy as np
 
 from .._validate import check_choice, check_pixel_size_nm
 from ..errors import AinuError, FormatError, OutputError, PixelSizeError, UnknownFormatError
-from . import _arrow, _hdf5, _insight3, _matlab, _rapidstorm, _smlm, _text
+from . import _arrow, _hdf5, _insight3, _matlab, _minflux, _rapidstorm, _smlm, _text
 from ._atomic import atomic_path
 from ._common import check_input_path, read_head
 from ._localizations import Localizations
@@ -43,6 +43,8 @@ class ReadOptions:
         A column frames are derived from (e.g. time stamps).
     exposure_s : float, optional
         The exposure, to turn time stamps into frames.
+    comment_lines : int
+        Lines starting with ``#`` before a text table's header (skipped).
     """
 
     camera_pixel_nm: tuple[float, float] | None = None
@@ -52,6 +54,8 @@ class ReadOptions:
     header: bool | None = None
     frame_from: str | None = None
     exposure_s: float | None = None
+    comment_lines: int = 0
+    channel_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,30 @@ FORMATS: dict[str, Format] = {
             frames="1-based",
         ),
         Format(
+            "mat73",
+            "MATLAB v7.3 struct with a position matrix (MINFLUX conversions)",
+            (".mat",),
+            _hdf5.read_mat73,
+            units="nm (metres converted, with a warning)",
+            frames="from a time field (--frame-from t)",
+        ),
+        Format(
+            "minflux_npy",
+            "Abberior Imspector MINFLUX .npy",
+            (".npy",),
+            _minflux.read_minflux_npy,
+            units="metres, converted to nm (last iteration)",
+            frames="from tim (--frame-from tim --exposure-s)",
+        ),
+        Format(
+            "zip",
+            "a .zip holding exactly one localization file",
+            (".zip",),
+            lambda path, head, opts: _read_zip(path, head, opts),  # defined below
+            units="the member's",
+            frames="the member's",
+        ),
+        Format(
             "mat5",
             "MATLAB v5 MAT-file (variables or struct fields x, y, ...)",
             (".mat",),
@@ -241,6 +269,34 @@ def _hdf5_format(p: Path, head: bytes) -> str:
     return kind
 
 
+def _container_format(p: Path, head: bytes) -> str | None:
+    """The format of an HDF5 file, a zip archive or a NumPy .npy (None: none of them)."""
+    if _hdf5.is_hdf5(head):
+        return _hdf5_format(p, head)
+    if head.startswith(b"PK\x03\x04"):
+        if _smlm.is_smlm_zip(p, head):
+            return "smlm"
+        members = _zip_members(p)
+        if len(members) == 1:
+            return "zip"
+        raise UnknownFormatError(
+            "zip archive that is neither an SMLM file (no manifest.json) nor one file",
+            path=p,
+            found=f"{len(members)} files: {', '.join(members[:6])}",
+            hint="unpack it and read the files one by one",
+        )
+    if head.startswith(_minflux.NPY_MAGIC):
+        if _minflux.is_minflux_npy(p):
+            return "minflux_npy"
+        raise UnknownFormatError(
+            "a NumPy .npy file that is not an Abberior MINFLUX export",
+            path=p,
+            hint="a pyMINFLUX colour assignment (.npy) goes with its table: "
+            "--channel-file FILE.npy (channel_file= in Python)",
+        )
+    return None
+
+
 def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     """Name of the format of the file at ``path``, from its content (not its extension).
 
@@ -267,12 +323,9 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
         return "parquet"
     if _arrow.is_arrow_ipc(head):
         return "arrow"
-    if _hdf5.is_hdf5(head):
-        return _hdf5_format(p, head)
-    if head.startswith(b"PK\x03\x04"):
-        if _smlm.is_smlm_zip(p, head):
-            return "smlm"
-        raise UnknownFormatError("zip archive that is not an SMLM file (no manifest.json)", path=p)
+    container = _container_format(p, head)
+    if container is not None:
+        return container
     if _rapidstorm.is_rapidstorm(head):
         return "rapidstorm"
     if _matlab.is_mat5(head):
@@ -313,6 +366,82 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     )
 
 
+def _with_channel_file(locs: Localizations, path: Path, channel_file: Path) -> Localizations:
+    """``locs`` with each row's channel from a ``.npy`` beside the table."""
+    import numpy as np
+
+    from ..errors import InputError
+
+    try:
+        a = np.load(check_input_path(channel_file), allow_pickle=False)
+    except AinuError:
+        raise
+    except Exception as err:  # noqa: BLE001 - numpy's errors on a bad .npy vary
+        raise InputError(f"cannot be read as a .npy array: {err}", path=channel_file) from err
+    if a.ndim != 1 or a.dtype.kind not in "iub" and not (
+        a.dtype.kind == "f" and np.all(np.rint(a) == a)
+    ):
+        raise InputError("a channel file holds one whole number per row", path=channel_file,
+                         found=f"an array {a.dtype} of shape {a.shape}")  # fmt: skip
+    if len(a) != locs.n or any("dropped" in w for w in locs.meta.warnings):
+        raise InputError(
+            f"{len(a)} channels for a table of {locs.n} rows", path=channel_file,
+            hint=f"the channel file must be the assignment of {path.name}, row for row",
+        )  # fmt: skip
+    locs.channel = a.astype(np.int32)
+    names = {int(c): str(int(c)) for c in np.unique(a)}
+    locs.meta = replace(locs.meta, channel_names=names, warnings=tuple(locs.meta.warnings) + (
+        f"channels from {channel_file.name}",))  # fmt: skip
+    return locs
+
+
+def _zip_members(p: Path) -> list[str]:
+    """The files in a zip archive (no folders, no macOS resource forks)."""
+    import zipfile
+
+    with zipfile.ZipFile(p) as z:
+        return [i.filename for i in z.infolist()
+                if not i.is_dir() and not i.filename.startswith("__MACOSX/")
+                and not Path(i.filename).name.startswith("._")]  # fmt: skip
+
+
+#: the largest member a .zip may unpack to (a zip bomb is refused, not unpacked)
+MAX_ZIP_MEMBER_BYTES = 8 * 2**30
+
+
+def _read_zip(path: Path, head: bytes, opts) -> Localizations:
+    """A .zip holding exactly one localization file (pyMINFLUX ships its data so): the member
+    unpacked to a temporary folder and read as :func:`read` reads a file."""
+    import shutil
+    import tempfile
+    import zipfile
+
+    members = _zip_members(path)
+    if len(members) != 1:
+        raise FormatError(f"zip archive holds {len(members)} files, not one", path=path,
+                          found=", ".join(members[:6]))  # fmt: skip
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(members[0])
+        if info.file_size > MAX_ZIP_MEMBER_BYTES:
+            raise FormatError(f"zip member {members[0]} unpacks to {info.file_size} bytes",
+                              path=path, expected=f"at most {MAX_ZIP_MEMBER_BYTES}")  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="ainu-zip-") as tmp:
+            out = Path(tmp) / Path(members[0]).name
+            with z.open(info) as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            try:
+                locs = read(out, camera_pixel_nm=opts.camera_pixel_nm, columns=opts.columns,
+                            unit=opts.unit, frame_base=opts.frame_base, header=opts.header,
+                            frame_from=opts.frame_from, exposure_s=opts.exposure_s)  # fmt: skip
+            except AinuError as err:
+                raise type(err)(f"{members[0]} in the zip: {err.problem}", path=path,
+                                where=err.where, expected=err.expected, found=err.found,
+                                hint=err.hint) from err  # fmt: skip
+    locs.meta = replace(locs.meta, source_path=str(path),
+                        warnings=(f"read {members[0]} from the zip",) + tuple(locs.meta.warnings))
+    return locs
+
+
 def _detect(p: Path, head: bytes, columns, warnings: list[str]) -> Format:
     """The format of a file by its content (a warning when its extension says otherwise)."""
     try:
@@ -350,6 +479,7 @@ def read(
     frame_from: str | None = None,
     exposure_s: float | None = None,
     keep_extra: bool = True,
+    channel_file: str | os.PathLike | None = None,
 ) -> Localizations:
     """Read a localization file into :class:`Localizations` (coordinates in nm).
 
@@ -384,6 +514,10 @@ def read(
         Seconds per frame, for ``frame_from``.
     keep_extra : bool, default True
         Keep the columns that have no engine meaning (False saves memory when screening).
+    channel_file : path, optional
+        A ``.npy`` of one whole number per row of the table: each localization's channel (the
+        colour assignment pyMINFLUX saves beside a two-colour table). The table must keep every
+        row (none dropped as NaN) for the two to line up.
 
     Returns
     -------
@@ -432,6 +566,13 @@ def read(
         format = "csv"  # only generic tables go without a header
     head = read_head(p)
     warnings: list[str] = []
+    n_comments, rest = _text.comment_lines(head)
+    # a text table after '#' comment lines (rapidSTORM's XML header is a '#' line of its own)
+    if n_comments and b"\x00" not in head[:512] and not _rapidstorm.is_rapidstorm(head):
+        head = rest
+        opts = replace(opts, comment_lines=n_comments)
+        warnings.append(f"skipped {n_comments} comment line(s) starting with '#' before the "
+                        "header")  # fmt: skip
     if format == "auto":
         fmt = _detect(p, head, columns, warnings)
     else:
@@ -470,6 +611,8 @@ def read(
         ) from err
     if warnings:
         locs.meta = replace(locs.meta, warnings=tuple(warnings) + tuple(locs.meta.warnings))
+    if channel_file is not None:
+        locs = _with_channel_file(locs, p, Path(channel_file))
     if not keep_extra:
         locs.extra = {}
     return locs

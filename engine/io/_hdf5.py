@@ -32,9 +32,48 @@ def hdf5_kind(path: Path) -> str | None:
                 return "decode"
             if isinstance(f.get("saveloc"), h5py.Group) and "loc" in f["saveloc"]:
                 return "smap"
+            if _mat73_position_group(f) is not None:
+                return "mat73"
     except Exception:  # noqa: BLE001 - a corrupt HDF5 is no known layout; the reader says why
         return None
     return None
+
+
+def _mat73_position_group(f):
+    """The first top-level group (a MATLAB v7.3 struct) holding a position matrix, or None."""
+    import h5py
+
+    for name, g in f.items():
+        if name.startswith("#") or not isinstance(g, h5py.Group):
+            continue
+        for field in ("pos", "loc", "xyz"):
+            ds = g.get(field)
+            if isinstance(ds, h5py.Dataset) and ds.ndim == 2 and (
+                ds.shape[0] in (2, 3) or ds.shape[1] in (2, 3)
+            ):
+                return name
+    return None
+
+
+def read_mat73(path: Path, head: bytes, opts) -> Localizations:
+    """A MATLAB v7.3 (HDF5) struct with a position matrix ``pos`` (MINFLUX conversions:
+    Ostersehlt et al. 2022): x, y, z from it (nm; metres converted, said in a warning),
+    ``id`` → ``trace_id``, ``t`` → ``time_s`` (frames with ``frame_from="t"``), the struct's
+    other per-localization fields as columns."""
+    import h5py
+
+    from ._minflux import position_struct, position_vectors
+
+    with _open(path, "MATLAB v7.3") as f:
+        name = _mat73_position_group(f)
+        if name is None:
+            raise _layout_error(path, "MATLAB v7.3", "a struct with a position matrix pos", f)
+        fields = {k: _read_bounded(ds, path) for k, ds in f[name].items()
+                  if isinstance(ds, h5py.Dataset) and ds.dtype.kind in "biuf"}  # fmt: skip
+    vectors, warnings = position_vectors(fields, path, name)
+    if not vectors:
+        raise FormatError(f"MATLAB v7.3 struct {name!r} has no usable position matrix", path=path)
+    return position_struct(vectors, path, "mat73", opts, warnings)
 
 
 #: An HDF5 dataset may declare far more than it stores (chunks never written read as fill
@@ -162,13 +201,27 @@ def read_picasso(path: Path, head: bytes, opts) -> Localizations:
         prec = precision_from_xy(lpx, lpy)
     used = {"x", "y", "z", "frame", "photons"}
     extra = {k: locs[k].copy() for k in names if k not in used}
+    frame = locs["frame"] if "frame" in names else None
+    if frame is not None and frame.dtype.kind == "f":
+        f = frame.astype(np.float64)
+        whole = np.isfinite(f) & (np.rint(f) == f)
+        if not whole.all():
+            # SPINNA and other modules write molecules with the mean frame of their
+            # localizations: kept as ``frame_mean``, the frame is that rounded
+            extra["frame_mean"] = f
+            frame = np.rint(f)
+            warnings.append(
+                f"frame holds {int((~whole).sum())} non-integer values (a mean frame of merged "
+                "localizations, as Picasso's SPINNA/RESI write): kept as column frame_mean, "
+                "frame = rounded"
+            )
     return build_localizations(
         path,
         "picasso",
         x=x,
         y=y,
         z=z,
-        frame=locs["frame"] if "frame" in names else None,
+        frame=frame,
         frame_offset=0,
         photons=locs["photons"] if "photons" in names else None,
         precision=prec,

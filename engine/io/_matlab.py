@@ -158,6 +158,16 @@ def _vectors(d: dict) -> dict[str, np.ndarray]:
     return out
 
 
+def _structs(d: dict, prefix: str = "", depth: int = 0):
+    """(name, fields) of the workspace and every struct in it, outermost first."""
+    yield prefix or "the workspace", d
+    if depth >= MAX_DEPTH:
+        return
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _structs(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
+
+
 def _candidates(d: dict, prefix: str = "", depth: int = 0):
     """(name, vectors) of the workspace and every struct in it, outermost first."""
     yield prefix or "the workspace", _vectors(d)
@@ -208,6 +218,12 @@ def read_mat5(path: Path, head: bytes, opts) -> Localizations:
             roles={k: r for k, r in roles.items() if r.column in cols},
             **generic_options(opts),
         )
+    from ._minflux import position_struct, position_vectors
+
+    for where, fields in _structs(ws):
+        vectors, warnings = position_vectors(fields, path, where)
+        if vectors:  # a MINFLUX-style struct: a position matrix pos (N x 3 or 3 x N)
+            return position_struct(vectors, path, "mat5", opts, warnings)
     raise MissingColumnError(
         "MATLAB v5 file without x and y vectors",
         path=path,

@@ -37,6 +37,24 @@ from ._localizations import Localizations
 # --------------------------------------------------------------------------------------
 
 
+def comment_lines(head: bytes) -> tuple[int, bytes]:
+    """The number of comment lines (starting with ``#``) before a text table's header, and the
+    head without them (vLUME writes ``#LUME VERSION, 0.54`` and a line of its own first).
+
+    Examples
+    --------
+    >>> comment_lines(b"#LUME VERSION, 0.54\n#2848 points\nframe,x,y\n1,2,3\n")
+    (2, b'frame,x,y\n1,2,3\n')
+    >>> comment_lines(b"x,y\n1,2\n")[0]
+    0
+    """
+    n, rest = 0, head
+    while rest.startswith(b"#") and b"\n" in rest:
+        rest = rest.split(b"\n", 1)[1]
+        n += 1
+    return n, rest
+
+
 def header_fields(head: bytes, *, encoding: str = "utf-8") -> tuple[list[str], str] | None:
     """Column names and delimiter of a text file's first line, or None if not text."""
     line0 = head.split(b"\n", 1)[0]
@@ -283,7 +301,7 @@ def read_thunderstorm(path: Path, head: bytes, opts) -> Localizations:
         names=names,
         numeric=_numeric_roles(roles),
         delimiter=delim,
-        skip_lines=1,
+        skip_lines=1 + opts.comment_lines,
         what="ThunderSTORM CSV",
     )
     return localizations_from_table(
@@ -305,7 +323,8 @@ def read_nanoimager(path: Path, head: bytes, opts) -> Localizations:
     px_cols = [c for c in ("X precision (nm)", "Y precision (nm)") if c in names]
     numeric = _numeric_roles(roles) + px_cols
     table = read_delimited(
-        path, names=names, numeric=numeric, delimiter=delim, skip_lines=1, what="ONI Nanoimager CSV"
+        path, names=names, numeric=numeric, delimiter=delim, skip_lines=1 + opts.comment_lines,
+        what="ONI Nanoimager CSV"
     )
     precision = None
     if px_cols:
@@ -335,7 +354,7 @@ def read_elyra(path: Path, head: bytes, opts) -> Localizations:
         names=names,
         numeric=_numeric_roles(roles),
         delimiter=delim,
-        skip_lines=1,
+        skip_lines=1 + opts.comment_lines,
         data=data,
         encoding="latin-1",
         what="Zeiss Elyra table",
@@ -384,7 +403,7 @@ def read_nstorm_txt(path: Path, head: bytes, opts) -> Localizations:
         names=names,
         numeric=numeric,
         delimiter=delim,
-        skip_lines=1,
+        skip_lines=1 + opts.comment_lines,
         what="N-STORM text export",
     )
     chan_names = table.column("Channel Name").cast("string").to_numpy(zero_copy_only=False)
@@ -441,7 +460,7 @@ def read_generic_csv(path: Path, head: bytes, opts) -> Localizations:
         names=names,
         numeric=[r.column for r in roles.values()],
         delimiter=delim,
-        skip_lines=0 if headerless else 1,
+        skip_lines=opts.comment_lines + (0 if headerless else 1),
         what="CSV table",
     )
     return localizations_from_table(table, path, "csv", roles=roles, **generic_options(opts))
