@@ -45,6 +45,8 @@ class ReadOptions:
         The exposure, to turn time stamps into frames.
     comment_lines : int
         Lines starting with ``#`` before a text table's header (skipped).
+    channel_file : str or None
+        A ``.npy`` of each row's channel (:func:`read`'s ``channel_file``).
     """
 
     camera_pixel_nm: tuple[float, float] | None = None

@@ -38,7 +38,7 @@ from ._localizations import Localizations
 
 
 def comment_lines(head: bytes) -> tuple[int, bytes]:
-    """The number of comment lines (starting with ``#``) before a text table's header, and the
+    r"""The number of comment lines (starting with ``#``) before a text table's header, and the
     head without them (vLUME writes ``#LUME VERSION, 0.54`` and a line of its own first).
 
     Examples
