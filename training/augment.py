@@ -429,38 +429,6 @@ def merge_repeats(locs, radius_nm: float = 30.0, max_frames: int = 3):
     >>> merge_repeats(locs).n
     2
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    from ainu_engine.preprocess import link
 
-    from ainu_engine.io import Localizations
-
-    n = locs.n
-    f = np.asarray(locs.frame).astype(np.int64)
-    order = np.argsort(f, kind="stable")
-    fs, xs, ys = f[order], locs.x_nm[order].astype(np.float64), locs.y_nm[order].astype(np.float64)
-    lo = np.searchsorted(fs, fs + 1, "left")
-    hi = np.searchsorted(fs, fs + max_frames, "right")
-    cnt = hi - lo
-    total = int(cnt.sum())
-    i = np.repeat(np.arange(n), cnt)
-    j = np.repeat(lo, cnt) + (np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-    close = (xs[i] - xs[j]) ** 2 + (ys[i] - ys[j]) ** 2 <= radius_nm**2
-    g = coo_matrix((np.ones(int(close.sum())), (i[close], j[close])), shape=(n, n))
-    k, label = connected_components(g, directed=False)
-    if k == n:
-        return locs
-    src = locs[order]
-    w = (1.0 / np.maximum(src.precision_nm.astype(np.float64), 1e-3) ** 2
-         if src.precision_nm is not None else np.ones(n))  # fmt: skip
-    wsum = np.bincount(label, w, k)
-    first = np.full(k, n)
-    np.minimum.at(first, label, np.arange(n))
-    out = src[first]  # the group's first localization: frame, channel, extras
-    out.x_nm = (np.bincount(label, w * xs, k) / wsum).astype(np.float32)
-    out.y_nm = (np.bincount(label, w * ys, k) / wsum).astype(np.float32)
-    if src.precision_nm is not None:
-        out.precision_nm = (1.0 / np.sqrt(wsum)).astype(np.float32)
-    if src.photons is not None:
-        out.photons = np.bincount(label, src.photons.astype(np.float64), k).astype(np.float32)
-    back = np.argsort(first, kind="stable")
-    return out[back] if isinstance(out, Localizations) else out
+    return link(locs, radius_nm, max(0, int(max_frames) - 1))

@@ -21,6 +21,7 @@ from . import (
     live,
     merge,
     nucleus,
+    preprocess,
     render,
     screen,
     serve,
@@ -93,6 +94,7 @@ def paragraphs(doc: str | None) -> str:
 COMMANDS = {
     "info": info.info,
     "convert": convert.convert,
+    "preprocess": preprocess.preprocess,
     "formats": formats.formats,
     "simulate": simulate.simulate,
     "render": render.render,
