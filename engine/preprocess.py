@@ -146,11 +146,12 @@ def filter_localizations(locs: Localizations, pre: Preprocess) -> tuple[Localiza
 
 
 def link(locs: Localizations, radius_nm: float, max_dark_frames: int = 1) -> Localizations:
-    """The repeated localizations of one emitter linked into one: localizations within
-    ``radius_nm`` of another in a frame at most ``max_dark_frames`` dark frames later are joined
-    (transitively, per channel), and each group becomes one localization at the
-    precision-weighted mean (equal weights without precision), with the group's first frame,
-    summed photons, the combined precision and the group's size in the column ``n_linked``.
+    """The repeated localizations of one emitter linked into one, as Picasso's ``link`` links
+    them: in frame order, a chain goes on from its last localization to the first localization
+    not yet linked, of the same channel, in one of the next ``max_dark_frames + 1`` frames and
+    within ``radius_nm`` (:func:`ainu_engine.kernels.link_chains`). Each chain becomes one
+    localization at the precision-weighted mean (equal weights without precision), with its
+    first frame, summed photons, the combined precision and its length in ``n_linked``.
 
     Parameters
     ----------
@@ -175,8 +176,7 @@ def link(locs: Localizations, radius_nm: float, max_dark_frames: int = 1) -> Loc
     >>> out.n, out.extra["n_linked"].tolist()
     (2, [2, 1])
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    from .kernels import link_chains
 
     if locs.frame is None:
         raise ValueError("linking needs frames; the table has none")
@@ -184,28 +184,16 @@ def link(locs: Localizations, radius_nm: float, max_dark_frames: int = 1) -> Loc
     if n < 2:
         return locs
     f = np.asarray(locs.frame).astype(np.int64)
-    order = np.argsort(f, kind="stable")
-    fs = f[order]
-    xs = locs.x_nm[order].astype(np.float64)
-    ys = locs.y_nm[order].astype(np.float64)
-    ch = None if locs.channel is None else np.asarray(locs.channel)[order]
-    lo = np.searchsorted(fs, fs + 1, "left")
-    hi = np.searchsorted(fs, fs + 1 + int(max_dark_frames), "right")
-    cnt = hi - lo
-    total = int(cnt.sum())
-    i = np.repeat(np.arange(n), cnt)
-    j = np.repeat(lo, cnt) + (np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-    close = (xs[i] - xs[j]) ** 2 + (ys[i] - ys[j]) ** 2 <= float(radius_nm) ** 2
-    if ch is not None:
-        close &= ch[i] == ch[j]
-    g = coo_matrix((np.ones(int(close.sum())), (i[close], j[close])), shape=(n, n))
-    k, label = connected_components(g, directed=False)
+    order = np.argsort(f, kind="quicksort")  # the order Picasso sorts in (pandas' quicksort)
     src = locs[order]
+    group = np.zeros(n, np.int64) if src.channel is None else src.channel.astype(np.int64)
+    xs, ys = src.x_nm.astype(np.float64), src.y_nm.astype(np.float64)
+    label = link_chains(f[order], xs, ys, group, float(radius_nm), int(max_dark_frames))
+    k = int(label.max()) + 1
     size = np.bincount(label, minlength=k)
     if k == n:
-        out = src
-        out.extra = {**out.extra, "n_linked": np.ones(n, np.int32)}
-        return out
+        src.extra = {**src.extra, "n_linked": np.ones(n, np.int32)}
+        return src
     w = (1.0 / np.maximum(src.precision_nm.astype(np.float64), 1e-3) ** 2
          if src.precision_nm is not None else np.ones(n))  # fmt: skip
     wsum = np.bincount(label, w, k)
@@ -222,7 +210,7 @@ def link(locs: Localizations, radius_nm: float, max_dark_frames: int = 1) -> Loc
     if src.photons is not None:
         out.photons = np.bincount(label, src.photons.astype(np.float64), k).astype(np.float32)
     out.extra = {**out.extra, "n_linked": size.astype(np.int32)}
-    return out[np.argsort(first, kind="stable")]
+    return out  # chains are numbered in order of their first localization
 
 
 def apply(locs: Localizations, pre: Preprocess) -> tuple[Localizations, dict]:

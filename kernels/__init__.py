@@ -7,6 +7,7 @@ package; the GPU kernels (``render_kde_cuda``, ``fill_occluded_cuda``,
 """
 
 from ._kde import axis_weight, kde_reference, kde_reference_fast, render_kde_cpu
+from ._link import link_chains, link_chains_reference
 from ._occlusion import (
     accumulate_deltas,
     fill_occluded,
@@ -38,6 +39,8 @@ __all__ = [
     "area_weights",
     "axis_weight",
     "cuda_available",
+    "link_chains",
+    "link_chains_reference",
     "fill_occluded",
     "fill_occluded_cuda",
     "fit_longest",

@@ -70,7 +70,9 @@ def test_partial_acquisitions_keep_a_frame_window():
 def test_merging_repeated_localizations_gives_one_per_emitter():
     locs = _nucleus(3, n_emitters=400, blinks=3)
     merged = merge_repeats(locs, 30.0, 3)
-    assert abs(merged.n - 400) <= 8  # emitters closer than 30 nm within 3 frames may join
+    # chains as Picasso links them: a blink more than 30 nm from the one before starts a new
+    # chain (~3 % of steps with 8 nm of scatter per blink)
+    assert 400 <= merged.n <= 440
     assert np.median(merged.precision_nm) == pytest.approx(8 / np.sqrt(3), rel=1e-3)
     assert np.median(merged.photons) == pytest.approx(3000.0)
     assert merge_repeats(Localizations([0.0, 1e4], [0.0, 0.0], frame=[0, 1])).n == 2
