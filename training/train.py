@@ -1137,7 +1137,6 @@ def _final(
         "device": run.device,
     }
     plot_metrics(metrics, out)  # confusion/roc/pr.png and metrics.json (test set)
-    (out / "metrics.json").write_text(dumps(summary, indent=2) + "\n")
     _write_predictions(out / "predictions.csv", manifest, ev)
     stats = data.training_stats(train_rows)
     if manifest.nuclei is not None:  # cells of fields: screen finds them as training did
@@ -1145,12 +1144,11 @@ def _final(
     by_fraction = _partial_calibration(run, model, data)
     if by_fraction:
         summary["calibration"]["by_fraction"] = by_fraction
-        (out / "metrics.json").write_text(dumps(summary, indent=2) + "\n")
     ood = _ood_reference(run, model, data, stats, train_rows, test_rows)
     if ood is not None:
         stats["ood"] = ood
         summary["ood"] = {k: v for k, v in ood.items() if k != "features"}
-        (out / "metrics.json").write_text(dumps(summary, indent=2) + "\n")
+    (out / "metrics.json").write_text(dumps(summary, indent=2) + "\n")  # the run's summary
     samples = data.batch(data.items_of(test_rows)[:4])  # export checks ONNX against torch on these
     _write_checkpoint(
         out / "best.pt", model, cfg, run.spec, manifest, run.channels, summary, stats, res, samples

@@ -84,23 +84,17 @@ def read_minflux_npy(path: Path, head: bytes, opts) -> Localizations:
 
 
 def _frames_from_time(path: Path, extra: dict, opts, *, names: dict) -> np.ndarray | None:
-    """Frames from a time column where ``frame_from`` names it: round(t / exposure_s)."""
+    """Frames from a time column where ``frame_from`` names it (by the file's name for it, or
+    the engine's ``time_s``): :func:`ainu_engine.io._text.frames_from_time`."""
     if not opts.frame_from:
         return None
-    col = names.get(opts.frame_from, opts.frame_from)
-    if col not in extra:
-        raise FormatError(
-            f"frame_from names {opts.frame_from!r}, which the file does not have",
-            path=path,
-            found=f"time columns {[k for k in names if names[k] in extra]}",
-        )
-    if not opts.exposure_s:
-        raise FormatError(
-            "frames from a time column need the exposure",
-            path=path,
-            hint="pass --exposure-s (exposure_s= in Python)",
-        )
-    return np.rint(extra[col] / opts.exposure_s)
+    import pyarrow as pa
+
+    from ._text import frames_from_time
+
+    table = pa.table({k: np.asarray(v, np.float64) for k, v in extra.items()})
+    return frames_from_time(table, path, names.get(opts.frame_from, opts.frame_from),
+                            opts.exposure_s)  # fmt: skip
 
 
 def position_vectors(fields: dict, path: Path, where: str) -> tuple[dict, list[str]]:
@@ -115,11 +109,9 @@ def position_vectors(fields: dict, path: Path, where: str) -> tuple[dict, list[s
         m = np.asarray(m, np.float64)
         if m.ndim != 2:
             continue
-        if m.shape[1] in (2, 3) and m.shape[0] not in (2, 3):
-            pass
-        elif m.shape[0] in (2, 3):
+        if m.shape[0] in (2, 3):  # 2|3 x N: MATLAB's arrays as v7.3 stores them
             m = m.T
-        else:
+        elif m.shape[1] not in (2, 3):
             continue
         warnings = []
         finite = m[np.isfinite(m)]
