@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .io import Localizations
+from ..io import Localizations
 
 __all__ = ["Preprocess", "apply", "filter_localizations", "link"]
 
@@ -176,7 +176,7 @@ def link(locs: Localizations, radius_nm: float, max_dark_frames: int = 1) -> Loc
     >>> out.n, out.extra["n_linked"].tolist()
     (2, [2, 1])
     """
-    from .kernels import link_chains
+    from ..kernels import link_chains
 
     if locs.frame is None:
         raise ValueError("linking needs frames; the table has none")
