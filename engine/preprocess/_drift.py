@@ -208,8 +208,12 @@ def _grid(x, y, pixel_nm: float, max_drift_nm: float):
     w = int(math.ceil(float(np.ptp(x)) / pixel)) + 2 * m + 1
     from scipy.fft import next_fast_len
 
-    return pixel, (float(x.min()) - m * pixel, float(y.min()) - m * pixel), \
-        (next_fast_len(h, real=True), next_fast_len(w, real=True)), m
+    return (
+        pixel,
+        (float(x.min()) - m * pixel, float(y.min()) - m * pixel),
+        (next_fast_len(h, real=True), next_fast_len(w, real=True)),
+        m,
+    )
 
 
 def _peak(c: np.ndarray, m: int, r: int) -> tuple[float, float, float, bool]:
@@ -319,17 +323,10 @@ def estimate_drift(
     >>> locs = read("examples/screen/slide1/somatic_0000.bin")  # doctest: +SKIP
     >>> drift = estimate_drift(locs)  # doctest: +SKIP
     """
-    from scipy.fft import irfft2, rfft2, rfftfreq, fftfreq
     from scipy.interpolate import CubicSpline
 
-    if locs.frame is None:
-        raise ValueError("drift correction needs frames; the table has none")
-    for name, v in (("pixel_nm", pixel_nm), ("max_drift_nm", max_drift_nm),
-                    ("max_residual_nm", max_residual_nm), ("blur_px", blur_px)):  # fmt: skip
-        if not (np.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be positive, got {v!r}")
-    if segment_frames is not None and int(segment_frames) < 1:
-        raise ValueError(f"segment_frames must be >= 1, got {segment_frames!r}")
+    _check(locs, pixel_nm=pixel_nm, max_drift_nm=max_drift_nm, max_residual_nm=max_residual_nm,
+           blur_px=blur_px, segment_frames=segment_frames)  # fmt: skip
     frame = np.asarray(locs.frame, np.int64)
     if locs.n < 2 * min_per_segment:
         raise SparseFieldError(
@@ -346,45 +343,18 @@ def estimate_drift(
             f"the fewest; RCC needs two or more with {min_per_segment:,} (longer segments: "
             f"--drift-segment-frames; or a known trace: --drift FILE)"
         )
-    x = np.asarray(locs.x_nm, np.float64)
-    y = np.asarray(locs.y_nm, np.float64)
-    pixel, (x0, y0), (h, w), m = _grid(x, y, pixel_nm, max_drift_nm)
-    ix = np.clip(((x - x0) / pixel).astype(np.int64), 0, w - 1)
-    iy = np.clip(((y - y0) / pixel).astype(np.int64), 0, h - 1)
-    flat = iy * w + ix
-    ky, kx = fftfreq(h)[:, None], rfftfreq(w)[None, :]
-    k2 = ky**2 + kx**2  # a band-pass (difference of Gaussians) on each image: the nucleus'
-    # outline and density gradient would otherwise add a broad hump under the peak
-    band = np.exp(-2 * np.pi**2 * blur_px**2 * k2) - np.exp(-2 * np.pi**2 * (BAND_PX * blur_px) ** 2 * k2)
-    blur = (band**2).astype(np.float32)
-    spectra = []
-    for k in range(n_seg):
-        img = np.bincount(flat[seg == k], minlength=h * w).astype(np.float32).reshape(h, w)
-        spectra.append(rfft2(img, workers=-1))
-    rows, cols = np.arange(-m, m + 1) % h, np.arange(-m, m + 1) % w
-    r = max(2, int(math.ceil(3 * blur_px)))
-    pairs, shifts, zs, edge = [], [], [], 0
-    for i in range(n_seg - 1):
-        for j in range(i + 1, n_seg):
-            c = irfft2(np.conj(spectra[i]) * spectra[j] * blur, s=(h, w), workers=-1)
-            dy, dx, z, inside = _peak(c[np.ix_(rows, cols)], m, r)
-            if not inside:
-                edge += 1
-                continue
-            pairs.append((i, j))
-            shifts.append((dx * pixel, dy * pixel))
-            zs.append(z)
-    pairs_a = np.asarray(pairs, np.int64).reshape(-1, 2)
-    good = np.asarray(zs) >= MIN_PEAK_Z
-    if not good.any() or np.linalg.matrix_rank(_incidence(pairs_a[good], n_seg)) < n_seg - 1:
+    pairs, shifts, zs, edge, pixel = _pair_shifts(locs, seg, n_seg, pixel_nm, blur_px,
+                                                  max_drift_nm)  # fmt: skip
+    good = zs >= MIN_PEAK_Z
+    if not good.any() or np.linalg.matrix_rank(_incidence(pairs[good], n_seg)) < n_seg - 1:
         raise SparseFieldError(
             f"too sparse for drift correction: the segments' cross-correlation peaks are too weak "
-            f"to locate (strongest {max(zs, default=0.0):.1f} sd over its window, {MIN_PEAK_Z:g} "
+            f"to locate (strongest {zs.max(initial=0.0):.1f} sd over its window, {MIN_PEAK_Z:g} "
             f"needed; {edge} pair(s) beyond {max_drift_nm:g} nm); longer segments or a known "
             f"trace (--drift FILE)"
         )
-    d, kept, rms = _solve(pairs_a[good], np.asarray(shifts)[good], n_seg, max_residual_nm)
-    centre = np.array([frame[seg == k].mean() for k in range(n_seg)])
+    d, kept, rms = _solve(pairs[good], shifts[good], n_seg, max_residual_nm)
+    centre = np.bincount(seg, frame.astype(np.float64), n_seg) / counts
     t = np.arange(int(bounds[0]), int(bounds[-1]))
     if n_seg >= 3:
         dx_t, dy_t = (CubicSpline(centre, d[:, a], bc_type="natural")(t) for a in (0, 1))
@@ -397,8 +367,57 @@ def estimate_drift(
                   "n": counts.tolist()},
         details={"segments": n_seg, "pixel_nm": round(pixel, 3), "pairs": n_seg * (n_seg - 1) // 2,
                  "pairs_used": int(kept.sum()), "residual_rms_nm": round(rms, 3),
-                 "weakest_peak_z": round(float(np.min(np.asarray(zs)[good][kept])), 2)},
+                 "weakest_peak_z": round(float(np.min(zs[good][kept])), 2)},
     )  # fmt: skip
+
+
+def _check(locs, *, segment_frames, **positive) -> None:
+    if locs.frame is None:
+        raise ValueError("drift correction needs frames; the table has none")
+    for name, v in positive.items():
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be positive, got {v!r}")
+    if segment_frames is not None and int(segment_frames) < 1:
+        raise ValueError(f"segment_frames must be >= 1, got {segment_frames!r}")
+
+
+def _pair_shifts(locs, seg, n_seg: int, pixel_nm: float, blur_px: float, max_drift_nm: float):
+    """Every pair of segments' shift (nm) from the peak of their cross-correlation: (pairs,
+    shifts, peak z-scores, pairs beyond max_drift_nm, the pixel used)."""
+    from scipy.fft import fftfreq, irfft2, rfft2, rfftfreq
+
+    x = np.asarray(locs.x_nm, np.float64)
+    y = np.asarray(locs.y_nm, np.float64)
+    pixel, (x0, y0), (h, w), m = _grid(x, y, pixel_nm, max_drift_nm)
+    ix = np.clip(((x - x0) / pixel).astype(np.int64), 0, w - 1)
+    iy = np.clip(((y - y0) / pixel).astype(np.int64), 0, h - 1)
+    flat = iy * w + ix
+    k2 = fftfreq(h)[:, None] ** 2 + rfftfreq(w)[None, :] ** 2
+    # a band-pass (difference of Gaussians) on each image: the nucleus' outline and density
+    # gradient would otherwise add a broad hump under the peak
+    band = np.exp(-2 * np.pi**2 * blur_px**2 * k2)
+    band -= np.exp(-2 * np.pi**2 * (BAND_PX * blur_px) ** 2 * k2)
+    filt = (band**2).astype(np.float32)
+    spectra = [
+        rfft2(np.bincount(flat[seg == k], minlength=h * w).astype(np.float32).reshape(h, w),
+              workers=-1)
+        for k in range(n_seg)
+    ]  # fmt: skip
+    rows, cols = np.arange(-m, m + 1) % h, np.arange(-m, m + 1) % w
+    r = max(2, int(math.ceil(3 * blur_px)))
+    pairs, shifts, zs, edge = [], [], [], 0
+    for i in range(n_seg - 1):
+        for j in range(i + 1, n_seg):
+            c = irfft2(np.conj(spectra[i]) * spectra[j] * filt, s=(h, w), workers=-1)
+            dy, dx, z, inside = _peak(c[np.ix_(rows, cols)], m, r)
+            if not inside:
+                edge += 1
+                continue
+            pairs.append((i, j))
+            shifts.append((dx * pixel, dy * pixel))
+            zs.append(z)
+    return (np.asarray(pairs, np.int64).reshape(-1, 2), np.asarray(shifts).reshape(-1, 2),
+            np.asarray(zs, np.float64), edge, pixel)  # fmt: skip
 
 
 def _incidence(pairs: np.ndarray, n: int) -> np.ndarray:
