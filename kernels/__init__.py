@@ -7,7 +7,7 @@ package; the GPU kernels (``render_kde_cuda``, ``fill_occluded_cuda``,
 """
 
 from ._kde import axis_weight, kde_reference, kde_reference_fast, render_kde_cpu
-from ._link import link_chains, link_chains_reference
+from ._link import link_chains, link_chains_reference, next_frame_distances
 from ._occlusion import (
     accumulate_deltas,
     fill_occluded,
@@ -41,6 +41,7 @@ __all__ = [
     "cuda_available",
     "link_chains",
     "link_chains_reference",
+    "next_frame_distances",
     "fill_occluded",
     "fill_occluded_cuda",
     "fit_longest",

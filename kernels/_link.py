@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["link_chains", "link_chains_reference"]
+__all__ = ["link_chains", "link_chains_reference", "next_frame_distances"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -101,3 +101,46 @@ def link_chains_reference(frame, x, y, group, d_max, max_dark) -> np.ndarray:
             chain[cands[0]] = current
             k = cands[0]
     return chain
+
+
+@numba.njit(cache=True, nogil=True)
+def next_frame_distances(frame, x, y, group, d_max):  # pragma: no cover - compiled
+    """The distance from each localization (sorted by frame) to its nearest neighbour of the same
+    group in the next frame, where one lies within ``d_max`` (NaN elsewhere): the distances
+    NeNA fits (Endesfelder et al. 2014).
+
+    Parameters
+    ----------
+    frame : int64 array, sorted
+    x, y : float64 arrays
+    group : int64 array
+    d_max : float
+
+    Returns
+    -------
+    float64 array
+    """
+    n = len(x)
+    out = np.full(n, np.nan)
+    d2max = d_max * d_max
+    start = 0  # the first localization of the next frame, moving forward with i
+    for i in range(n):
+        if start <= i:
+            start = i + 1
+        while start < n and frame[start] <= frame[i]:
+            start += 1
+        best = d2max
+        found = False
+        j = start
+        while j < n and frame[j] == frame[i] + 1:
+            if group[j] == group[i]:
+                dx = x[i] - x[j]
+                dy = y[i] - y[j]
+                d2 = dx * dx + dy * dy
+                if d2 <= best:
+                    best = d2
+                    found = True
+            j += 1
+        if found:
+            out[i] = np.sqrt(best)
+    return out

@@ -9,15 +9,19 @@ before its nuclei are rendered (:func:`apply`), as they apply the model's render
 """
 
 from ._drift import Drift, SparseFieldError, correct_drift, estimate_drift
+from ._resolution import Resolution, frc, nena
 from ._steps import Preprocess, apply, filter_localizations, link
 
 __all__ = [
     "Drift",
     "Preprocess",
+    "Resolution",
     "SparseFieldError",
     "apply",
     "correct_drift",
     "estimate_drift",
     "filter_localizations",
+    "frc",
     "link",
+    "nena",
 ]
