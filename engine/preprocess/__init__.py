@@ -10,7 +10,7 @@ before its nuclei are rendered (:func:`apply`), as they apply the model's render
 
 from ._drift import Drift, SparseFieldError, correct_drift, estimate_drift
 from ._resolution import Resolution, frc, nena
-from ._steps import Preprocess, apply, filter_localizations, link
+from ._steps import Preprocess, apply, apply_once, filter_localizations, link
 
 __all__ = [
     "Drift",
@@ -18,6 +18,7 @@ __all__ = [
     "Resolution",
     "SparseFieldError",
     "apply",
+    "apply_once",
     "correct_drift",
     "estimate_drift",
     "filter_localizations",

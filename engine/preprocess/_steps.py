@@ -1,22 +1,26 @@
-"""Preprocessing between a localizer's table and an analysis: filters (localization precision,
-photons, PSF width, frame range; on every channel or one) and linking the repeated localizations
-of one blinking emitter into one (Picasso's "link").
-
-This is the first part of issue 35: the steps and their command (``ainu-engine preprocess``).
-Drift correction, the resolution estimates (NeNA, FRC) and the preprocessing that ``train``
-records in a model and every call applies are not built yet.
-"""
+"""The preprocessing steps in order — filters (localization precision, photons, PSF width, frame
+range; on every channel or one), drift correction (RCC), linking the repeated localizations of
+one blinking emitter into one (Picasso's "link") — and the resolution estimates, as one
+:class:`Preprocess` that a model records and every call applies (:func:`apply_once`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..io import Localizations
 
-__all__ = ["Preprocess", "apply", "filter_localizations", "link"]
+if TYPE_CHECKING:
+    from ._drift import Drift
+
+__all__ = ["Preprocess", "apply", "apply_once", "filter_localizations", "link"]
+
+#: The key of ``Localizations.meta.details`` that records the preprocessing a table had.
+DONE_KEY = "preprocess"
+DRIFT_METHODS = ("rcc",)
 
 
 def _range(v, name: str) -> tuple[float, float] | None:
@@ -45,6 +49,12 @@ class Preprocess:
         Link localizations within this distance (nm) ...
     link_dark_frames : int
         ... in frames at most this many dark frames apart (0: consecutive frames).
+    drift : {"rcc"}, optional
+        Correct the drift by redundant cross-correlation (:func:`estimate_drift`).
+    drift_segment_frames : int, optional
+        RCC's segment length (default: derived, :func:`estimate_drift`).
+    resolution : bool
+        Estimate the resolution (NeNA before linking, FRC after) for the QC columns.
     """
 
     precision_nm: tuple[float, float] | None = None
@@ -55,6 +65,9 @@ class Preprocess:
     channel: int | None = None
     link_nm: float | None = None
     link_dark_frames: int = 1
+    drift: str | None = None
+    drift_segment_frames: int | None = None
+    resolution: bool = False
 
     def __post_init__(self) -> None:
         for name in ("precision_nm", "photons", "psf_nm", "frames"):
@@ -63,12 +76,24 @@ class Preprocess:
             raise ValueError(f"link_nm must be a positive distance, got {self.link_nm!r}")
         if int(self.link_dark_frames) < 0:
             raise ValueError(f"link_dark_frames must be >= 0, got {self.link_dark_frames!r}")
+        if self.drift is not None and self.drift not in DRIFT_METHODS:
+            raise ValueError(f"drift must be one of {', '.join(DRIFT_METHODS)}, got {self.drift!r}")
+        if self.drift_segment_frames is not None and int(self.drift_segment_frames) < 1:
+            raise ValueError(
+                f"drift_segment_frames must be >= 1, got {self.drift_segment_frames!r}"
+            )
 
     @property
     def empty(self) -> bool:
         """Nothing to do."""
-        return all(getattr(self, k) is None for k in
-                   ("precision_nm", "photons", "psf_nm", "frames", "link_nm"))  # fmt: skip
+        return not self.resolution and all(getattr(self, k) is None for k in
+                   ("precision_nm", "photons", "psf_nm", "frames", "link_nm", "drift"))  # fmt: skip
+
+    @property
+    def per_localization(self) -> bool:
+        """Only filters: each localization is kept or not on its own (a live session filters
+        each batch as it comes; linking, drift and resolution need the whole table)."""
+        return self.link_nm is None and self.drift is None and not self.resolution
 
     def to_dict(self) -> dict:
         """Plain data (for a run's record).
@@ -91,7 +116,86 @@ class Preprocess:
         -------
         Preprocess
         """
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown preprocessing {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(known))}")  # fmt: skip
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+    @classmethod
+    def parse(cls, text: str) -> Preprocess:
+        """The preprocessing of a ``key=value,...`` string (ranges ``LO-HI``, either end open).
+
+        Parameters
+        ----------
+        text : str
+            E.g. ``"precision_nm=0-30,link_nm=30,drift=rcc,resolution=true"``.
+
+        Returns
+        -------
+        Preprocess
+
+        Raises
+        ------
+        ValueError
+            An unknown key or a bad value, named.
+
+        Examples
+        --------
+        >>> Preprocess.parse("precision_nm=0-30,link_nm=30").precision_nm
+        (0.0, 30.0)
+        """
+        d: dict = {}
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            key, sep, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep or key not in cls.__dataclass_fields__:
+                keys = ", ".join(cls.__dataclass_fields__)
+                raise ValueError(f"expected key=value with a key of {keys}; got {item!r}")
+            try:
+                d[key] = _parse_value(key, value)
+            except ValueError:
+                raise ValueError(f"{key}: bad value {value!r}") from None
+        return cls(**d)
+
+    @classmethod
+    def of_model(cls, preprocessing: Mapping | None) -> Preprocess | None:
+        """The preprocessing a model records (``ModelInfo.preprocessing["localizations"]``);
+        None for a model without (trained on the tables as read).
+
+        Parameters
+        ----------
+        preprocessing : mapping or None
+
+        Returns
+        -------
+        Preprocess or None
+        """
+        d = (preprocessing or {}).get("localizations")
+        return cls.from_dict(d) if d else None
+
+
+def range_of(value: str) -> tuple[float, float]:
+    """``LO-HI`` (either end may be empty) as floats; ``ValueError`` when it is not one."""
+    lo, sep, hi = value.partition("-")
+    if not sep:
+        raise ValueError(f"expected LO-HI (either may be empty), got {value!r}")
+    return (float(lo) if lo else float("-inf"), float(hi) if hi else float("inf"))
+
+
+def _parse_value(key: str, value: str):
+    if key in ("precision_nm", "photons", "psf_nm", "frames"):
+        return range_of(value)
+    if key == "resolution":
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(value)
+        return value.lower() in ("true", "1", "yes")
+    if key in ("link_dark_frames", "channel", "drift_segment_frames"):
+        return int(value)
+    if key == "link_nm":
+        return float(value)
+    return value
 
 
 def filter_localizations(locs: Localizations, pre: Preprocess) -> tuple[Localizations, dict]:
@@ -213,31 +317,108 @@ def link(locs: Localizations, radius_nm: float, max_dark_frames: int = 1) -> Loc
     return out  # chains are numbered in order of their first localization
 
 
-def apply(locs: Localizations, pre: Preprocess) -> tuple[Localizations, dict]:
-    """Filters, then linking, as ``pre`` says; with a report of what each step did.
+def apply(
+    locs: Localizations, pre: Preprocess, *, drift: Drift | None = None
+) -> tuple[Localizations, dict]:
+    """Filters, drift correction, linking (in this order) as ``pre`` says, and the resolution
+    estimates (NeNA before linking, FRC after); with a report of what each step did.
 
     Parameters
     ----------
     locs : Localizations
     pre : Preprocess
+    drift : Drift, optional
+        A known trace to subtract (instead of ``pre.drift``'s estimate).
 
     Returns
     -------
     (Localizations, dict)
-        The table, and ``{"in": n, "removed": {...}, "linked": groups or None, "out": n}``.
+        The table, and ``{"in": n, "removed": {...}, "drift": summary or None, "linked":
+        groups or None, "out": n}`` (+ ``"resolution": {"nena_nm", "frc_nm", "reasons"}``
+        with ``pre.resolution``, and ``"drift_trace"``: the :class:`Drift` applied).
+
+    Raises
+    ------
+    SparseFieldError
+        ``pre.drift`` on a table too sparse for RCC.
+    ValueError
+        A filter on a column the table lacks; drift or linking without frames.
 
     Examples
     --------
     >>> locs = Localizations([0.0, 5.0, 1000.0], [0.0, 5.0, 0.0], frame=[0, 1, 1],
     ...                      precision_nm=[10.0, 10.0, 90.0])
     >>> out, report = apply(locs, Preprocess(precision_nm=(0, 50), link_nm=30))
-    >>> report
-    {'in': 3, 'removed': {'precision_nm': 1}, 'linked': 1, 'out': 1}
+    >>> report["removed"], report["linked"], report["out"]
+    ({'precision_nm': 1}, 1, 1)
     """
+    from ._drift import correct_drift, estimate_drift
+
     n0 = locs.n
     out, removed = filter_localizations(locs, pre)
+    if drift is None and pre.drift == "rcc":
+        drift = estimate_drift(out, segment_frames=pre.drift_segment_frames)
+    if drift is not None:
+        out = correct_drift(out, drift)
+    res = {}
+    if pre.resolution:
+        from ._resolution import nena
+
+        r = nena(out)
+        res = {"nena_nm": r.value_nm, "reasons": {"nena": r.reason} if r.reason else {}}
     linked = None
     if pre.link_nm is not None:
         out = link(out, pre.link_nm, pre.link_dark_frames)
         linked = out.n
-    return out, {"in": n0, "removed": removed, "linked": linked, "out": out.n}
+    if pre.resolution:
+        from ._resolution import frc
+
+        r = frc(out, split="random" if linked is not None or out.frame is None else "blocks")
+        res["frc_nm"] = r.value_nm
+        if r.reason:
+            res["reasons"]["frc"] = r.reason
+    report = {"in": n0, "removed": removed,
+              "drift": None if drift is None else drift.summary(), "linked": linked,
+              "out": out.n, "drift_trace": drift}  # fmt: skip
+    if pre.resolution:
+        report["resolution"] = res
+    return out, report
+
+
+def apply_once(locs: Localizations, pre: Preprocess | None) -> tuple[Localizations, dict]:
+    """A model's recorded preprocessing applied to a nucleus, once: a table that already had
+    it (``meta.details["preprocess"]``) is returned as it is. A nucleus too sparse for the
+    recorded drift correction keeps its other steps and is told (``drift_uncorrected`` with
+    the reason in the report): never corrected silently, never dropped.
+
+    Parameters
+    ----------
+    locs : Localizations
+    pre : Preprocess or None
+        None: nothing to do.
+
+    Returns
+    -------
+    (Localizations, dict)
+        The table (its ``meta.details["preprocess"]`` records ``pre`` and the report) and the
+        report (:func:`apply`'s, JSON types; ``{}`` when nothing was done).
+    """
+    from dataclasses import replace
+
+    from ._drift import SparseFieldError
+
+    if pre is None or pre.empty:
+        return locs, {}
+    done = locs.meta.details.get(DONE_KEY) if locs.meta.details else None
+    if done is not None and done.get("preprocess") == pre.to_dict():
+        return locs, done["report"]
+    try:
+        out, report = apply(locs, pre)
+    except SparseFieldError as err:
+        out, report = apply(locs, replace(pre, drift=None))
+        report["drift_uncorrected"] = str(err)
+    report.pop("drift_trace", None)
+    details = {**(locs.meta.details or {}),
+               DONE_KEY: {"preprocess": pre.to_dict(), "report": report}}  # fmt: skip
+    out.meta = replace(locs.meta, details=details)
+    return out, report

@@ -61,7 +61,8 @@ def test_filters_count_what_they_remove_and_refuse_missing_columns():
     pre = Preprocess(precision_nm=(0, 20), link_nm=30)
     assert Preprocess.from_dict(pre.to_dict()) == pre
     done, report = apply(locs, pre)
-    assert report == {"in": 1200, "removed": {"precision_nm": 0}, "linked": 300, "out": 300}
+    assert report == {"in": 1200, "removed": {"precision_nm": 0}, "linked": 300, "out": 300,
+                      "drift": None, "drift_trace": None}
 
 
 def test_the_command_writes_the_tables_and_refuses_bad_parameters(tmp_path, capsys):
