@@ -52,6 +52,8 @@ class Prepared:
     n_parts: int | None = None  #: nuclei that detection finds in it (2 or more: a field)
     #: :func:`ainu_engine.ood.nucleus_statistics` of what the model sees (None: not computed)
     input_statistics: dict | None = None
+    #: the model's recorded preprocessing's report (:func:`ainu_engine.preprocess.apply_once`)
+    preprocess: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -72,8 +74,10 @@ class Prediction:
         field), ``units_suspect`` (a render pixel below 1 nm or a nucleus under 1 µm across:
         the coordinates are probably not in nm), ``looks_like_field`` (two or more separated
         parts of comparable size, or an area far above the training nuclei's: a field of
-        cells, for ``--nuclei detect``) and ``undecided`` (patch mode: no class has more than
-        half of the patches).
+        cells, for ``--nuclei detect``), ``undecided`` (patch mode: no class has more than
+        half of the patches), ``drift_uncorrected`` (the model's preprocessing corrects drift
+        and this nucleus is too sparse for it) and ``poor_resolution`` (NeNA or FRC more than
+        1.25 times the worst of the training nuclei; models that record ``resolution``).
     n_localizations : list of int
         Localizations per model channel.
     area_um2 : float or None
@@ -94,6 +98,9 @@ class Prediction:
         With abstention (``Classifier(abstain=...)``): why the call is ``undecided`` instead of
         the model's class (``unfamiliar: ...`` or ``low confidence: ...``); the probabilities
         are still the model's.
+    nena_nm, frc_nm : float or None
+        The nucleus's resolution estimates (NeNA precision, FRC resolution) where the model's
+        preprocessing records ``resolution`` (:mod:`ainu_engine.preprocess`); else None.
 
     Examples
     --------
@@ -113,6 +120,8 @@ class Prediction:
     ood_score: float | None = None
     ood_reason: str | None = None
     abstain_reason: str | None = None
+    nena_nm: float | None = None
+    frc_nm: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -142,6 +151,8 @@ class Prediction:
             "ood_score": _finite_or_none(self.ood_score),
             "ood_reason": self.ood_reason,
             "abstain_reason": self.abstain_reason,
+            "nena_nm": _finite_or_none(self.nena_nm),
+            "frc_nm": _finite_or_none(self.frc_nm),
         }
 
     @classmethod
@@ -158,6 +169,7 @@ class Prediction:
             d["label"], dict(d["probabilities"]), list(d["qc"]), list(d["n_localizations"]),
             d["area_um2"], d["n_items"], d["undecided"], d.get("pixel_nm"),
             d.get("ood_score"), d.get("ood_reason"), d.get("abstain_reason"),
+            d.get("nena_nm"), d.get("frc_nm"),
         )  # fmt: skip
 
 
@@ -345,11 +357,13 @@ class Classifier(ModelRunner):
         spec = self.render_spec_for(locs)
         m = model_input(locs, spec, self.info.preprocessing, device=self.render_device,
                         roi_nm=roi_nm)  # fmt: skip
-        p = self._prepared(m, locs.x_nm, locs.y_nm, at_edge)
+        seen = m.locs  # after the model's recorded preprocessing: what the model sees
+        p = self._prepared(m, seen.x_nm, seen.y_nm, at_edge)
+        p.preprocess = m.preprocess
         if self.ood is not None and self.ood.inputs is not None:
             from .ood import model_statistics
 
-            p.input_statistics = model_statistics(locs, spec, area_um2=m.area_um2)
+            p.input_statistics = model_statistics(seen, spec, area_um2=m.area_um2)
         return p
 
     def prepare_rendered(self, rendered, spec, x, y, *, at_edge: bool = False,
@@ -431,7 +445,8 @@ class Classifier(ModelRunner):
                 qc, p.n_localizations, p.area_um2, n, undecided,
                 getattr(p.rendered, "pixel_nm", None),
                 None if ood is None or not np.isfinite(ood.score) else round(ood.score, 4),
-                None if ood is None else ood.reason,
+                None if ood is None else ood.reason, None,
+                *_resolution(p.preprocess),
             )  # fmt: skip
             out.append(abstain(pred, self.abstain_below))
         return out
@@ -479,11 +494,35 @@ class Classifier(ModelRunner):
             flags.append("units_suspect")
         if looks_like_field(p, ts):
             flags.append("looks_like_field")
+        flags += _preprocess_flags(p.preprocess, ts.get("resolution"))
         if undecided:
             flags.append("undecided")
         return flags
 
 
+
+
+def _resolution(report: dict) -> tuple[float | None, float | None]:
+    r = report.get("resolution") or {}
+    return (_finite_or_none(r.get("nena_nm")), _finite_or_none(r.get("frc_nm")))
+
+
+#: A nucleus whose NeNA or FRC exceeds the worst training nucleus's by this factor is flagged.
+POOR_RESOLUTION_FACTOR = 1.25
+
+
+def _preprocess_flags(report: dict, training: dict | None) -> list[str]:
+    """QC flags of the model's recorded preprocessing: drift it could not correct, and a
+    resolution much worse than the training nuclei's."""
+    flags = ["drift_uncorrected"] if report.get("drift_uncorrected") else []
+    got = report.get("resolution") or {}
+    for key in ("nena_nm", "frc_nm"):
+        worst = ((training or {}).get(key) or {}).get("max")
+        v = got.get(key)
+        if worst and v is not None and v > POOR_RESOLUTION_FACTOR * worst:
+            flags.append("poor_resolution")
+            break
+    return flags
 
 
 def abstain(pred: Prediction, below: float | None) -> Prediction:

@@ -327,6 +327,10 @@ class RenderCache:
     channel_option : str
         The option named in a channel mismatch's hint (``--channels`` for train,
         ``--channel-map`` for evaluate).
+    preprocess : Preprocess, optional
+        The preprocessing of each nucleus before it is rendered
+        (:class:`ainu_engine.preprocess.Preprocess`; part of the key): the model records it,
+        and every call applies it the same way (:func:`ainu_engine.render.model_input`).
     """
 
     def __init__(
@@ -339,8 +343,10 @@ class RenderCache:
         channel_names=None,
         channel_map: dict | None = None,
         channel_option: str = "--channels",
+        preprocess=None,
     ) -> None:
         self.root = Path(root)
+        self.preprocess = None if preprocess is None or preprocess.empty else preprocess
         self.root.mkdir(parents=True, exist_ok=True)
         self.device = device
         self.camera_pixel_nm = camera_pixel_nm
@@ -388,6 +394,42 @@ class RenderCache:
         other.channel_map = dict(channel_map) if channel_map else None
         return other
 
+    def with_preprocess(self, preprocess) -> RenderCache:
+        """This cache (the same folder and file hashes) with another preprocessing.
+
+        Parameters
+        ----------
+        preprocess : Preprocess or None
+
+        Returns
+        -------
+        RenderCache
+        """
+        import copy
+
+        other = copy.copy(self)
+        other.preprocess = None if preprocess is None or preprocess.empty else preprocess
+        return other
+
+    def preprocessing(self, patch_size: int | None = None, min_occupied: float = 0.75):
+        """The model preprocessing :func:`ainu_engine.render.model_input` renders with: patch
+        mode, and this cache's localization preprocessing (None: an image, as read).
+
+        Parameters
+        ----------
+        patch_size : int, optional
+        min_occupied : float
+
+        Returns
+        -------
+        dict or None
+        """
+        pre = ({"mode": "patches", "patch_size": patch_size, "min_occupied": min_occupied}
+               if patch_size else None)  # fmt: skip
+        if self.preprocess is not None:
+            pre = {**(pre or {"mode": "image"}), "localizations": self.preprocess.to_dict()}
+        return pre
+
     def key(
         self,
         path: Path,
@@ -411,6 +453,8 @@ class RenderCache:
             parts.append(json.dumps(extra, sort_keys=True, default=str))
         if nucleus is not None:
             parts.append(json.dumps(["nucleus", *nucleus], default=str))
+        if self.preprocess is not None:
+            parts.append(json.dumps(["preprocess", self.preprocess.to_dict()], sort_keys=True))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
     def get(
@@ -504,12 +548,8 @@ class RenderCache:
         from ainu_engine.render import model_input
 
         locs, spec, roi = self.source(path, spec, nucleus)
-        pre = (
-            {"mode": "patches", "patch_size": patch_size, "min_occupied": min_occupied}
-            if patch_size
-            else None
-        )
-        m = model_input(locs, spec, pre, device=self.device, roi_nm=roi)
+        m = model_input(locs, spec, self.preprocessing(patch_size, min_occupied),
+                        device=self.device, roi_nm=roi)  # fmt: skip
         img = m.items if patch_size else m.items[0]
         r = m.rendered
         if r.device_note:
@@ -522,8 +562,11 @@ class RenderCache:
             "n_localizations": m.n_localizations,
             "area_um2": m.area_um2,
             "device": r.device,
-            # the out-of-distribution reference's input statistics (ainu_engine.ood)
-            "input_statistics": model_statistics(locs, spec, area_um2=m.area_um2),
+            # the out-of-distribution reference's input statistics (ainu_engine.ood), of what
+            # the model sees (after the preprocessing)
+            "input_statistics": model_statistics(m.locs, spec, area_um2=m.area_um2),
+            # the preprocessing's report (resolution estimates, drift left uncorrected)
+            "preprocess": m.preprocess,
         }
 
     def _nucleus(self, path: Path, nucleus: tuple):
@@ -601,6 +644,9 @@ class NucleusSet:
         localization augmentations (:meth:`augmented_batch`).
     device : str
         Where augmented copies are rendered.
+    preprocessing : dict or None
+        The model preprocessing augmented copies are rendered with
+        (:meth:`RenderCache.preprocessing`).
     """
 
     images: list = field(default_factory=list)
@@ -612,6 +658,7 @@ class NucleusSet:
     #: are rendered from (:meth:`augmented_batch`; only with localization augmentations)
     sources: dict = field(default_factory=dict)
     device: str = "cpu"
+    preprocessing: dict | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -659,7 +706,8 @@ class NucleusSet:
                 out.append(np.asarray(self.images[i]))  # nothing fired: the cached render
                 continue
             try:
-                out.append(model_input(aug, spec, None, device=self.device, roi_nm=roi2).items[0])
+                out.append(model_input(aug, spec, self.preprocessing, device=self.device,
+                                       roi_nm=roi2).items[0])  # fmt: skip
             except Exception:  # noqa: BLE001 - a copy with too little left renders as the original
                 out.append(np.asarray(self.images[i]))
         return np.stack(out).astype(np.float32, copy=False)
@@ -692,6 +740,11 @@ class NucleusSet:
             "area_um2": summary(area),
             "density_per_um2": summary(total / np.maximum(area, 1e-9)),
         }
+        res = [(s.get("preprocess") or {}).get("resolution") or {} for s in rows_]
+        for key in ("nena_nm", "frc_nm"):  # the QC flag poor_resolution compares with these
+            v = [r[key] for r in res if r.get(key) is not None]
+            if v:
+                out.setdefault("resolution", {})[key] = summary(v)
         inputs = [s["input_statistics"] for s in rows_ if s.get("input_statistics")]
         if len(inputs) >= 2:  # renders cached before the reference existed have none
             from ainu_engine.ood import StatisticsReference
@@ -840,7 +893,7 @@ def load_nuclei(
     """
     from ainu_engine.errors import AinuError
 
-    out = NucleusSet()
+    out = NucleusSet(preprocessing=cache.preprocessing(patch_size, min_occupied))
     ys, owners = [], []
     y = manifest.y
     for row, path in enumerate(manifest.files):

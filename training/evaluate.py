@@ -120,6 +120,9 @@ def evaluate(
     pre = info.preprocessing or {}
     patch = int(pre["patch_size"]) if pre.get("mode") == "patches" else None
     cache = cache or RenderCache(default_cache_dir(), channel_option="--channel-map")
+    from ainu_engine.preprocess import Preprocess
+
+    cache = cache.with_preprocess(Preprocess.of_model(pre))  # as the model was trained
     if cache.channel_names is None:  # the files' channels are matched to the model's by name
         cache.channel_names = info.channel_names
     if nuclei != "file":  # the rows are fields: their cells, split as screen splits them

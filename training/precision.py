@@ -119,9 +119,12 @@ def run_images(checkpoint: Path, info, ckpt: dict, *, calibrate: str | Path | No
         )
     rows = list(csv.DictReader(table.open(encoding="utf-8")))
     classes = tuple(info.classes)
-    cache = RenderCache(default_cache_dir(), device="cpu", channel_names=info.channel_names,
-                        channel_option="--channel-map")  # fmt: skip
     pre = info.preprocessing or {}
+    from ainu_engine.preprocess import Preprocess
+
+    cache = RenderCache(default_cache_dir(), device="cpu", channel_names=info.channel_names,
+                        channel_option="--channel-map",
+                        preprocess=Preprocess.of_model(pre))  # fmt: skip
     patch = int(pre["patch_size"]) if pre.get("mode") == "patches" else None
     kw = {"patch_size": patch, "min_occupied": float(pre.get("min_occupied", 0.75))}
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ainu_engine.errors import InputError, OutputError
+from ainu_engine.preprocess import Preprocess
 from ainu_engine.render import RenderSpec
 from ainu_engine.scores import mean_cross_entropy, patch_vote
 from ainu_engine.strict_json import dumps
@@ -119,6 +120,10 @@ class TrainConfig:
         extra noise, merged or split blinks, rigid rotations and mirrors): each training item is
         rendered from an augmented copy of its nucleus every epoch (image mode only). Default:
         none (the cached renders).
+    preprocess : Preprocess, optional
+        The preprocessing of each nucleus before it is rendered (filters, drift correction,
+        linking, resolution estimates; :class:`ainu_engine.preprocess.Preprocess`): recorded in
+        the model, and applied the same way by every call. Default: the tables as read.
     model_kwargs : dict
         Architecture options (e.g. ``drop_rate``).
     eval_batch_size : int, default 32
@@ -151,6 +156,7 @@ class TrainConfig:
     min_occupied: float = 0.75
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     augment_localizations: LocAugmentConfig | None = None
+    preprocess: Preprocess | None = None
     model_kwargs: dict = field(default_factory=dict)
     eval_batch_size: int = 32
     threads: int | None = None
@@ -175,6 +181,10 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.patch_size is not None and self.patch_size < 8:
             raise ValueError(f"patch_size must be >= 8 pixels, got {self.patch_size!r}")
+        self._from_dicts()
+
+    def _from_dicts(self) -> None:
+        """The nested configurations, as from_dict gets them (plain dicts)."""
         if isinstance(self.augment, dict):
             aug = dict(self.augment)
             if "grid_unit" in aug:
@@ -186,6 +196,10 @@ class TrainConfig:
             self.augment_localizations = LocAugmentConfig(**loc)
         if self.augment_localizations is not None and self.patch_size:
             raise ValueError("localization augmentations render whole nuclei: not with patch mode")
+        if isinstance(self.preprocess, dict):
+            self.preprocess = Preprocess.from_dict(self.preprocess)
+        if self.preprocess is not None and self.preprocess.empty:
+            self.preprocess = None
 
     def _check_monitoring(self) -> None:
         for name in ("min_epochs", "warmup_epochs"):
@@ -202,6 +216,8 @@ class TrainConfig:
         d["augment"] = self.augment.to_dict()
         if self.augment_localizations is not None:
             d["augment_localizations"] = self.augment_localizations.to_dict()
+        if self.preprocess is not None:
+            d["preprocess"] = self.preprocess.to_dict()
         return d
 
     @classmethod
@@ -823,7 +839,7 @@ def train(
     device, note = _torch_setup(cfg)
     if cfg.patch_size and spec.size != 0:
         spec = spec.raw()  # patches come from the raw render
-    cache = cache or RenderCache(default_cache_dir())
+    cache = (cache or RenderCache(default_cache_dir())).with_preprocess(cfg.preprocess)
     run = _Run(manifest, out, cfg, spec, reporter, device)
     try:
         if note:
@@ -895,7 +911,7 @@ def leave_one_group_out(
                           hint="pass --force or choose another --out")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     device, note = _torch_setup(cfg)
-    cache = cache or RenderCache(default_cache_dir())
+    cache = (cache or RenderCache(default_cache_dir())).with_preprocess(cfg.preprocess)
     groups = np.asarray(manifest.groups)
     rows, t0 = [], time.perf_counter()
     top = _Run(manifest, out, cfg, spec, reporter, device)  # every nucleus rendered once
@@ -1233,7 +1249,8 @@ def _partial_calibration(run: _Run, model, data: NucleusSet) -> list[dict] | Non
             imgs = {}
             for frac in FRACTIONS:
                 part = locs if frac >= 1 else locs[f < lo + frac * span]
-                imgs[frac] = model_input(part, spec, None, device="cpu", roi_nm=roi).items[0]
+                imgs[frac] = model_input(part, spec, cache.preprocessing(), device="cpu",
+                                         roi_nm=roi).items[0]  # fmt: skip
         except Exception:  # noqa: BLE001 - a nucleus too sparse early on is left out
             continue
         kept.append(row)
@@ -1376,6 +1393,13 @@ def _write_checkpoint(
 
 
 def _preprocessing(cfg: TrainConfig, spec: RenderSpec) -> dict:
+    d = _render_mode(cfg, spec)
+    if cfg.preprocess is not None:  # applied to each nucleus before it is rendered
+        d["localizations"] = cfg.preprocess.to_dict()
+    return d
+
+
+def _render_mode(cfg: TrainConfig, spec: RenderSpec) -> dict:
     if cfg.patch_size:
         return {
             "mode": "patches",

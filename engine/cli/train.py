@@ -71,7 +71,7 @@ def train(
     monitor: Annotated[
         str,
         typer.Option(
-            help="Best epoch by validation loss or balanced_accuracy (steadier on small sets)."
+            help="Best epoch by val. loss or balanced_accuracy (small sets)."
         ),
     ] = "loss",
     min_epochs: Annotated[
@@ -110,8 +110,15 @@ def train(
         typer.Option(
             "--augment-localizations",
             metavar="SPEC",
-            help="Augment localizations before rendering, every epoch: default, or "
-            "KEY=VALUE,... (docs/training.md).",
+            help="Per-epoch augmentations: default or KEY=VALUE,... (docs/training.md).",
+        ),
+    ] = None,
+    preprocess: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SPEC",
+            help="Preprocess each nucleus (recorded in the model): KEY=VALUE,... "
+            "(docs/preprocessing.md).",
         ),
     ] = None,
     patch_size: Annotated[
@@ -171,6 +178,7 @@ def train(
     Example: ainu-engine train data/manifest.csv --out run/ --image-size 512
     """
     need_train_extra()
+    from ainu_engine.preprocess import Preprocess
     from ainu_engine.training.augment import AugmentConfig, LocAugmentConfig
     from ainu_engine.training.data import RenderCache, read_manifest
     from ainu_engine.training.train import TrainConfig, default_cache_dir
@@ -193,13 +201,17 @@ def train(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--augment-localizations") from err
     try:
+        pre = Preprocess.parse(preprocess) if preprocess else None
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--preprocess") from err
+    try:
         cfg = TrainConfig(
             arch=archs[0] if archs else arch, epochs=epochs, batch_size=batch_size, lr=lr,
             patience=patience, monitor=monitor, min_epochs=min_epochs,
             warmup_epochs=warmup_epochs, test_fraction=test_fraction, folds=folds, seed=seed,
             device=device, use_groups=groups, patch_size=patch_size, min_occupied=min_occupied,
             augment=AugmentConfig() if augment else AugmentConfig(**off), threads=threads,
-            augment_localizations=locs_aug,
+            augment_localizations=locs_aug, preprocess=pre,
         )  # fmt: skip
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err

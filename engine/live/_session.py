@@ -159,16 +159,20 @@ class AddReport:
         Rejected: out of the nucleus region.
     unknown_channel : int
         Rejected: a channel the model does not take.
+    filtered : int
+        Removed by the filters of the model's recorded preprocessing (precision, photons...).
     """
 
     added: int
     not_finite: int = 0
     outside: int = 0
     unknown_channel: int = 0
+    filtered: int = 0
 
     @property
     def rejected(self) -> int:
-        return self.not_finite + self.outside + self.unknown_channel
+        """Every localization of the batch not added."""
+        return self.not_finite + self.outside + self.unknown_channel + self.filtered
 
 
 @dataclass
@@ -297,6 +301,11 @@ class LiveNucleus:
     constant). The result equals the batch render up to float32 summation order. All methods are
     thread-safe: calls are serialised by a lock.
 
+    A model's recorded preprocessing (:mod:`ainu_engine.preprocess`) is applied as screen
+    applies it: filters to each batch as it comes (O(k)); drift correction, linking and the
+    resolution estimates need the whole table, so with them each :meth:`call` preprocesses and
+    renders everything added so far (O(n) per call).
+
     Examples
     --------
     >>> from ainu_engine.io import read
@@ -351,6 +360,15 @@ class LiveNucleus:
         self._frames = (None, None)  # (first, last) frame seen
         self._max_frame: int | None = None
         self._rejected = {"not_finite": 0, "outside": 0, "unknown_channel": 0}
+        from ..preprocess import Preprocess
+
+        # the model's recorded preprocessing: filters per batch; the rest on the whole table
+        self._pre = Preprocess.of_model(self.clf.info.preprocessing)
+        if self._pre is not None:
+            self._rejected["filtered"] = 0
+        self._raw: list[Localizations] | None = (
+            [] if self._pre is not None and not self._pre.per_localization else None
+        )
         self._history: list[tuple[str, dict]] = []  # (label, probabilities) of every call
         self._calls = 0
         # the added localizations' columns, for the input statistics of the OOD score
@@ -388,6 +406,11 @@ class LiveNucleus:
     def _add(self, batch: Localizations) -> AddReport:
         from ..render import kde_sigma
 
+        filtered = 0
+        if self._pre is not None:
+            batch, filtered = self._filtered(batch)
+            if batch.n == 0:
+                return AddReport(0, filtered=filtered)
         ok = np.isfinite(batch.x_nm) & np.isfinite(batch.y_nm)
         if self._spec.sigma_from_precision and batch.precision_nm is not None:
             ok &= np.isfinite(batch.precision_nm)
@@ -409,13 +432,29 @@ class LiveNucleus:
             self._rejected[key] += v
         self._note_frames(batch)
         if not keep.any():
-            return AddReport(0, not_finite, outside, unknown)
+            return AddReport(0, not_finite, outside, unknown, filtered)
         b = batch[keep]
         self._running.add(b.x_nm, b.y_nm, kde_sigma(b, self._spec), chan[keep])
+        core = Localizations(b.x_nm, b.y_nm, frame=b.frame, channel=b.channel, photons=b.photons,
+                             precision_nm=b.precision_nm, meta=b.meta)  # fmt: skip
         if self._seen is not None:
-            self._seen.append(Localizations(b.x_nm, b.y_nm, frame=b.frame, photons=b.photons,
-                                            precision_nm=b.precision_nm))  # fmt: skip
-        return AddReport(int(b.n), not_finite, outside, unknown)
+            self._seen.append(core)
+        if self._raw is not None:
+            self._raw.append(core)
+        return AddReport(int(b.n), not_finite, outside, unknown, filtered)
+
+    def _filtered(self, batch: Localizations) -> tuple[Localizations, int]:
+        """The batch within the filters of the model's preprocessing, and how many it lost."""
+        from ..preprocess import filter_localizations
+
+        try:
+            kept, removed = filter_localizations(batch, self._pre)
+        except ValueError as err:
+            msg = f"the model's preprocessing: {err}"
+            raise InputError(msg, hint="the model was trained on tables that had it") from None
+        lost = sum(removed.values())
+        self._rejected["filtered"] += lost
+        return kept, lost
 
     def _resolve_channels(self, batch: Localizations) -> None:
         """The model's RenderSpec with this data's channel ids (by name or id; a one-channel model
@@ -489,10 +528,13 @@ class LiveNucleus:
     def call(self) -> LiveCall:
         """The call on everything added so far, how firm it is, and the stop decision."""
         with self._lock:
-            r = self.render()
-            x, y = self.localizations()
-            prep = self.clf.prepare_rendered(r, self._spec, x, y, at_edge=self.at_edge,
-                                             seen=self._seen_so_far())  # fmt: skip
+            if self._raw is not None:
+                prep = self._prepare_whole()
+            else:
+                r = self.render()
+                x, y = self.localizations()
+                prep = self.clf.prepare_rendered(r, self._spec, x, y, at_edge=self.at_edge,
+                                                 seen=self._seen_so_far())  # fmt: skip
             fraction = self._fraction()
             pred = self.clf.predict_prepared([prep], fraction=fraction)[0]
             self._history.append((pred.label, dict(pred.probabilities)))
@@ -519,6 +561,25 @@ class LiveNucleus:
                 pred.ood_score, pred.ood_reason, pred.abstain_reason,
             )  # fmt: skip
 
+    def _prepare_whole(self):
+        """Everything added so far, preprocessed as the model records (drift, linking,
+        resolution: the whole table) and rendered as a batch."""
+        from ..preprocess import apply_once
+        from ..render import render, render_spec_for
+
+        self._check_open()
+        if not self._raw:
+            raise InputError("no localizations in the live render yet")
+        if len(self._raw) > 1:
+            self._raw = [_stack(self._raw)]  # once: later calls add to it
+        locs, report = apply_once(self._raw[0], self._pre)
+        spec = render_spec_for(self._spec, self.clf.info.preprocessing)
+        r = render(locs, spec, device=self.device, roi_nm=self._region)
+        prep = self.clf.prepare_rendered(r, self._spec, locs.x_nm, locs.y_nm, at_edge=self.at_edge,
+                                         seen=locs if self._seen is not None else None)  # fmt: skip
+        prep.preprocess = report
+        return prep
+
     def _fraction(self) -> float | None:
         """The localizations so far over the median of the training nuclei's (a full
         acquisition's), at most 1; None without that median."""
@@ -540,17 +601,8 @@ class LiveNucleus:
         """The added localizations with the columns every batch had (the input statistics)."""
         if not self._seen:
             return None
-        parts = self._seen
-        if len(parts) > 1:
-            cols = set.intersection(*(set(p.columns) for p in parts))
-
-            def col(p, name):
-                return getattr(p, name) if name in cols else None
-
-            parts = [Localizations(p.x_nm, p.y_nm, frame=col(p, "frame"),
-                                   photons=col(p, "photons"),
-                                   precision_nm=col(p, "precision_nm")) for p in parts]  # fmt: skip
-            self._seen = [Localizations.concat(parts)]  # once: later calls add to it
+        if len(self._seen) > 1:
+            self._seen = [_stack(self._seen)]  # once: later calls add to it
         return self._seen[0]
 
     def should_stop(self) -> StopDecision:
@@ -597,6 +649,20 @@ class LiveNucleus:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _stack(parts: list[Localizations]) -> Localizations:
+    """Batches as one table, with the core columns every batch had."""
+    cols = set.intersection(*(set(p.columns) for p in parts))
+
+    def col(p, name):
+        return getattr(p, name) if name in cols else None
+
+    return Localizations.concat(
+        [Localizations(p.x_nm, p.y_nm, frame=col(p, "frame"), channel=col(p, "channel"),
+                       photons=col(p, "photons"), precision_nm=col(p, "precision_nm"),
+                       meta=p.meta) for p in parts]
+    )  # fmt: skip
 
 
 def _region(region_nm):

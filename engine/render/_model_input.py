@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +34,11 @@ class ModelInput:
         in patch mode the raw render the patches were cut from).
     seconds : float
         Time taken.
+    locs : Localizations or None
+        What was rendered: the nucleus after the model's recorded preprocessing (None from
+        :func:`model_input_from`, which gets a render).
+    preprocess : dict
+        :func:`ainu_engine.preprocess.apply_once`'s report ({} without preprocessing).
     """
 
     items: np.ndarray
@@ -41,6 +46,8 @@ class ModelInput:
     area_um2: float
     rendered: Rendered
     seconds: float = 0.0
+    locs: Localizations | None = None
+    preprocess: dict = field(default_factory=dict)
 
 
 def patch_mode(preprocessing: Mapping | None) -> tuple[int | None, float]:
@@ -81,7 +88,10 @@ def model_input(
         The model's preprocessing (:attr:`ainu_engine.model.ModelInfo.preprocessing`):
         ``{"mode": "image"}`` (default: the render, resized, padded and scaled by ``spec``) or
         ``{"mode": "patches", "patch_size": S, "min_occupied": f}`` (S x S patches of the raw
-        render more than ``f`` inside the nucleus, each scaled per channel like an image).
+        render more than ``f`` inside the nucleus, each scaled per channel like an image);
+        its ``localizations`` (:class:`ainu_engine.preprocess.Preprocess` as a dict: filters,
+        drift correction, linking) are applied to ``locs`` first
+        (:func:`ainu_engine.preprocess.apply_once`).
     device : {"auto", "cpu", "cuda"}
         Where the KDE runs.
     roi_nm : array (V, 2), optional
@@ -103,9 +113,18 @@ def model_input(
     Training (``ainu_engine.training.data``) and serving (:class:`ainu_engine.Classifier`)
     both call this function, so a model sees at screening time exactly what it was trained on.
     """
+    from ..preprocess import Preprocess, apply_once
+
     t0 = time.perf_counter()
+    try:
+        locs, report = apply_once(locs, Preprocess.of_model(preprocessing))
+    except ValueError as err:  # a filter on a column the table lacks; drift without frames
+        raise InputError(f"the model's preprocessing: {err}", path=locs.meta.source_path,
+                         hint="the model was trained on tables that had it") from None
     r = render(locs, render_spec_for(spec, preprocessing), device=device, roi_nm=roi_nm)
-    return model_input_from(r, spec, preprocessing, path=locs.meta.source_path, t0=t0)
+    m = model_input_from(r, spec, preprocessing, path=locs.meta.source_path, t0=t0)
+    m.locs, m.preprocess = locs, report
+    return m
 
 
 def render_spec_for(spec: RenderSpec, preprocessing: Mapping | None) -> RenderSpec:

@@ -116,6 +116,9 @@ def call_fields(key: str, prediction, *, channel_names, model_sha: str, spec_has
         "ood_score": getattr(p, "ood_score", None),
         "ood_reason": getattr(p, "ood_reason", None),
         "abstain_reason": getattr(p, "abstain_reason", None),
+        # resolution (models whose recorded preprocessing estimates it; else None)
+        "nena_nm": getattr(p, "nena_nm", None),
+        "frc_nm": getattr(p, "frc_nm", None),
         "model_sha256": model_sha,
         "render_spec_hash": spec_hash,
         "backend": backend,
