@@ -128,6 +128,7 @@ class ModelInfo:
             "channel_names": list(self.channel_names),
             "mode": self.preprocessing.get("mode", "image"),
             "patch_size": self.preprocessing.get("patch_size"),
+            "preprocess": self.preprocessing.get("localizations"),
             "render": {
                 "pixel_nm": spec.pixel_nm,
                 "magnification": spec.magnification,
@@ -491,6 +492,14 @@ def _preprocessing(pre, path) -> dict:
         )
     if pre.get("mode") == "patches":
         _size(pre.get("patch_size"), "patch_size of patch mode", path)
+    if pre.get("localizations"):  # the preprocessing every call applies: it must parse
+        from .preprocess import Preprocess
+
+        try:
+            Preprocess.of_model(pre)
+        except (TypeError, ValueError) as err:
+            msg = f"model metadata preprocessing.localizations: {err}"[:200]
+            raise InputError(msg, path=path, expected="Preprocess fields") from None
     return pre
 
 

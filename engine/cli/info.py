@@ -157,11 +157,22 @@ def _model_text(s: dict) -> str:
         else "  calibration       none (probabilities are the plain softmax)"
     )
     lines.append(_ood_line(s.get("out_of_distribution") or {}))
+    lines.append(_preprocess_line(s.get("preprocess")))
     lines.append(
         f"  created           {escape(str(s['created'] or '-'))}, commit "
         f"{escape(str(s['git_commit'] or '-'))}"
     )
     return "\n".join(lines)
+
+
+def _preprocess_line(pre: dict | None) -> str:
+    """The localization preprocessing the model records (every call applies it)."""
+    if not pre:
+        return "  preprocessing     none (the tables as read)"
+    from ..preprocess import Preprocess
+
+    spec = escape(Preprocess.from_dict(pre).to_spec())
+    return f"  preprocessing     {spec} (applied by every call)"
 
 
 def _ood_line(ood: dict) -> str:

@@ -159,6 +159,33 @@ class Preprocess:
                 raise ValueError(f"{key}: bad value {value!r}") from None
         return cls(**d)
 
+    def to_spec(self) -> str:
+        """The ``key=value,...`` string of what is set (:meth:`parse` reads it back).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> Preprocess(precision_nm=(0, 30), drift="rcc").to_spec()
+        'precision_nm=0-30,drift=rcc'
+        """
+        out = []
+        for k, default in ((f.name, f.default) for f in self.__dataclass_fields__.values()):
+            v = getattr(self, k)
+            if v == default:
+                continue
+            if isinstance(v, tuple):
+                lo, hi = (("" if not np.isfinite(x) else f"{x:g}") for x in v)
+                v = f"{lo}-{hi}"
+            elif isinstance(v, bool):
+                v = str(v).lower()
+            elif isinstance(v, float):
+                v = f"{v:g}"
+            out.append(f"{k}={v}")
+        return ",".join(out)
+
     @classmethod
     def of_model(cls, preprocessing: Mapping | None) -> Preprocess | None:
         """The preprocessing a model records (``ModelInfo.preprocessing["localizations"]``);
@@ -335,7 +362,9 @@ def apply(
     (Localizations, dict)
         The table, and ``{"in": n, "removed": {...}, "drift": summary or None, "linked":
         groups or None, "out": n}`` (+ ``"resolution": {"nena_nm", "frc_nm", "reasons"}``
-        with ``pre.resolution``, and ``"drift_trace"``: the :class:`Drift` applied).
+        with ``pre.resolution``, and ``"drift_trace"``: the :class:`Drift` applied). The
+        table's ``meta.details["preprocess"]`` records ``pre``: a model recording the same
+        preprocessing does not apply it again (:func:`apply_once`).
 
     Raises
     ------
@@ -379,10 +408,22 @@ def apply(
             res["reasons"]["frc"] = r.reason
     report = {"in": n0, "removed": removed,
               "drift": None if drift is None else drift.summary(), "linked": linked,
-              "out": out.n, "drift_trace": drift}  # fmt: skip
+              "out": out.n}  # fmt: skip
     if pre.resolution:
         report["resolution"] = res
+    out = _marked(out, locs.meta, pre, report)
+    report["drift_trace"] = drift
     return out, report
+
+
+def _marked(out: Localizations, meta, pre: Preprocess, report: dict) -> Localizations:
+    """``out`` with ``meta`` recording that it had ``pre`` (and the report): a model that
+    records the same preprocessing does not apply it a second time (:func:`apply_once`)."""
+    from dataclasses import replace
+
+    details = {**(meta.details or {}), DONE_KEY: {"preprocess": pre.to_dict(), "report": report}}
+    out.meta = replace(meta, details=details)
+    return out
 
 
 def apply_once(locs: Localizations, pre: Preprocess | None) -> tuple[Localizations, dict]:
@@ -418,7 +459,4 @@ def apply_once(locs: Localizations, pre: Preprocess | None) -> tuple[Localizatio
         out, report = apply(locs, replace(pre, drift=None))
         report["drift_uncorrected"] = str(err)
     report.pop("drift_trace", None)
-    details = {**(locs.meta.details or {}),
-               DONE_KEY: {"preprocess": pre.to_dict(), "report": report}}  # fmt: skip
-    out.meta = replace(locs.meta, details=details)
-    return out, report
+    return _marked(out, locs.meta, pre, report), report
