@@ -421,7 +421,8 @@ def _marked(out: Localizations, meta, pre: Preprocess, report: dict) -> Localiza
     records the same preprocessing does not apply it a second time (:func:`apply_once`)."""
     from dataclasses import replace
 
-    details = {**(meta.details or {}), DONE_KEY: {"preprocess": pre.to_dict(), "report": report}}
+    plain = {k: v for k, v in report.items() if k != "drift_trace"}  # a copy, JSON types
+    details = {**(meta.details or {}), DONE_KEY: {"preprocess": pre.to_dict(), "report": plain}}
     out.meta = replace(meta, details=details)
     return out
 

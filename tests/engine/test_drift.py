@@ -78,3 +78,35 @@ def test_bad_parameters_and_traces_are_refused(tmp_path):
     (tmp_path / "none.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match="not a drift trace"):
         Drift.read(tmp_path / "none.csv")
+
+
+def test_the_command_corrects_drift_writes_the_trace_and_refuses_sparse_files(
+    nucleus, tmp_path, capsys
+):
+    import json
+
+    from ainu_engine.cli import main
+    from ainu_engine.io import read, write
+
+    s = nucleus
+    tx, ty = _true_drift(s.frame)
+    write(Localizations(s.x_nm + tx, s.y_nm + ty, frame=s.frame, precision_nm=s.precision_nm),
+          tmp_path / "field.parquet")  # fmt: skip
+    write(Localizations(s.x_nm[:900], s.y_nm[:900], frame=s.frame[:900]), tmp_path / "few.parquet")
+    files = [str(tmp_path / "field.parquet"), str(tmp_path / "few.parquet")]
+    code = main(["preprocess", *files, "--out", str(tmp_path / "pre"), "--drift", "rcc",
+                 "--resolution", "--json"])  # fmt: skip
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert code != 0  # one file failed: the batch went on and says so
+    done = next(x for x in lines if x.get("input", "").endswith("field.parquet") and "out" in x)
+    assert done["drift"]["method"] == "rcc" and 200 < done["drift"]["span_nm"] < 260
+    assert done["resolution"]["frc_nm"] > 0
+    assert (tmp_path / "pre" / "field.drift.png").is_file()
+    failed = [x for x in lines if x.get("input", "").endswith("few.parquet")]
+    assert failed and "too sparse for drift correction" in json.dumps(failed)
+    # a known trace applied to the raw file gives the RCC-corrected table
+    code = main(["preprocess", str(tmp_path / "field.parquet"), "--out", str(tmp_path / "again"),
+                 "--drift", str(tmp_path / "pre" / "field.drift.csv")])  # fmt: skip
+    assert code == 0
+    a, b = read(tmp_path / "pre" / "field.parquet"), read(tmp_path / "again" / "field.parquet")
+    assert np.allclose(a.x_nm, b.x_nm, atol=0.01) and np.allclose(a.y_nm, b.y_nm, atol=0.01)
