@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (registers)
     live,
     nucleus,
     pipeline,
+    preprocess,
     quantize,
     render,
     report_size,

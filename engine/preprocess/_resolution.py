@@ -140,7 +140,7 @@ def _halves(locs: Localizations, split: str, block_frames: int, seed: int) -> np
 def frc(
     locs: Localizations,
     *,
-    pixel_nm: float = 10.0,
+    pixel_nm: float | None = None,
     split: str = "blocks",
     block_frames: int = 500,
     smooth_rings: int = 5,
@@ -154,9 +154,11 @@ def frc(
     Parameters
     ----------
     locs : Localizations
-    pixel_nm : float, default 10
-        The render's pixel (grown so that the image is at most 4096 pixels wide). The
-        model's own render is too coarse for FRC (an 80 nm pixel cannot show 40 nm).
+    pixel_nm : float, optional
+        The render's pixel; default half the median localization precision within 2-20 nm
+        (10 nm without precisions), as Picasso bins at half the NeNA; grown so that the image
+        is at most 4096 pixels wide. The model's own render is too coarse for FRC (an 80 nm
+        pixel cannot show 40 nm).
     split : {"blocks", "random"}, default "blocks"
         ``blocks``: blocks of ``block_frames`` frames go to one half or the other at random,
         so that an emitter's repeated localizations stay in one half (a random split of
@@ -192,6 +194,9 @@ def frc(
 
     if split not in ("blocks", "random"):
         raise ValueError(f"split must be 'blocks' or 'random', got {split!r}")
+    if pixel_nm is None:
+        pixel_nm = (float(np.clip(np.median(locs.precision_nm) / 2, 2.0, 20.0))
+                    if locs.precision_nm is not None and locs.n else 10.0)  # fmt: skip
     if not (np.isfinite(pixel_nm) and pixel_nm > 0) or int(block_frames) < 1:
         raise ValueError(f"pixel_nm and block_frames must be positive, got {pixel_nm!r}, "
                          f"{block_frames!r}")  # fmt: skip

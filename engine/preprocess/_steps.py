@@ -402,7 +402,9 @@ def apply(
     if pre.resolution:
         from ._resolution import frc
 
-        r = frc(out, split="random" if linked is not None or out.frame is None else "blocks")
+        px = res.get("nena_nm")  # bins of half the NeNA, as Picasso's FRC
+        r = frc(out, split="random" if linked is not None or out.frame is None else "blocks",
+                pixel_nm=None if px is None else float(np.clip(px / 2, 2.0, 20.0)))  # fmt: skip
         res["frc_nm"] = r.value_nm
         if r.reason:
             res["reasons"]["frc"] = r.reason
