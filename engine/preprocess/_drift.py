@@ -185,14 +185,23 @@ class Drift:
 
 
 def _segments(frame: np.ndarray, segment_frames: int | None, min_per_segment: int):
-    """Segment bounds [start, stop) in frames, and the segment of each localization."""
+    """Segment bounds [start, stop) in frames, and the segment of each localization. Without
+    ``segment_frames``: the most segments (at most TARGET_SEGMENTS) of equal length whose
+    fewest localizations reach ``min_per_segment`` (an acquisition's density varies)."""
     f0, f1 = int(frame.min()), int(frame.max()) + 1
-    span = f1 - f0
-    if segment_frames is None:
-        n_seg = max(2, min(TARGET_SEGMENTS, len(frame) // max(1, min_per_segment)))
-        segment_frames = max(1, math.ceil(span / n_seg))
-    starts = np.arange(f0, f1, int(segment_frames))
-    if len(starts) > 1 and f1 - starts[-1] < segment_frames / 2:
+    if segment_frames is not None:
+        return _cut(frame, f0, f1, int(segment_frames))
+    best = None
+    for n_seg in range(max(2, min(TARGET_SEGMENTS, len(frame) // max(1, min_per_segment))), 1, -1):
+        best = _cut(frame, f0, f1, max(1, math.ceil((f1 - f0) / n_seg)))
+        if np.bincount(best[1], minlength=len(best[0]) - 1).min() >= min_per_segment:
+            break
+    return best
+
+
+def _cut(frame: np.ndarray, f0: int, f1: int, length: int):
+    starts = np.arange(f0, f1, length)
+    if len(starts) > 1 and f1 - starts[-1] < length / 2:
         starts = starts[:-1]  # a short last piece joins the one before
     bounds = np.append(starts, f1)
     seg = np.searchsorted(bounds, frame, side="right") - 1
@@ -315,7 +324,11 @@ def estimate_drift(
     Notes
     -----
     The drift is relative to the first segment (an absolute offset cannot be known). 2-D only:
-    ``z`` is left as it is.
+    ``z`` is left as it is. Channels imaged together (overlapping frames) are pooled; channels
+    imaged one after the other (N-STORM's sequential acquisition: each channel its own frames)
+    are corrected each on its own, relative to its own first segment (``details`` names them
+    in ``sequential_channels``) — segments of two proteins are never correlated, and the
+    registration between the channels is left as it was.
 
     Examples
     --------
@@ -323,10 +336,66 @@ def estimate_drift(
     >>> locs = read("examples/screen/slide1/somatic_0000.bin")  # doctest: +SKIP
     >>> drift = estimate_drift(locs)  # doctest: +SKIP
     """
-    from scipy.interpolate import CubicSpline
-
     _check(locs, pixel_nm=pixel_nm, max_drift_nm=max_drift_nm, max_residual_nm=max_residual_nm,
            blur_px=blur_px, segment_frames=segment_frames)  # fmt: skip
+    options = {"segment_frames": segment_frames, "pixel_nm": pixel_nm, "blur_px": blur_px,
+               "max_drift_nm": max_drift_nm, "max_residual_nm": max_residual_nm,
+               "min_per_segment": min_per_segment}  # fmt: skip
+    blocks = _sequential_channels(locs)
+    if blocks:
+        return _per_channel(locs, blocks, options)
+    return _rcc(locs, **options)
+
+
+def _sequential_channels(locs: Localizations) -> list[int] | None:
+    """The channels in frame order where each has its own frames (an N-STORM acquisition images
+    one channel after another): segments of different proteins must not be correlated."""
+    if locs.channel is None:
+        return None
+    ids = np.unique(locs.channel)
+    if len(ids) < 2:
+        return None
+    frames = [locs.frame[locs.channel == c] for c in ids]
+    spans = sorted((int(f.min()), int(f.max()), int(c)) for f, c in zip(frames, ids, strict=True))
+    if any(spans[k + 1][0] <= spans[k][1] for k in range(len(spans) - 1)):
+        return None  # simultaneous or alternating: one sample, pooled
+    return [c for _, _, c in spans]
+
+
+def _per_channel(locs: Localizations, order: list[int], options: dict) -> Drift:
+    """RCC of each channel of a sequential acquisition on its own, as one trace: each block's
+    drift relative to its own first segment (the registration between channels is not
+    RCC's to know); frames between blocks hold the last value."""
+    traces = []
+    for c in order:
+        sub = locs[locs.channel == c]
+        try:
+            traces.append(_rcc(sub, **options))
+        except SparseFieldError as err:
+            raise SparseFieldError(f"channel {c} (imaged alone, frames {int(sub.frame.min())}-"
+                                   f"{int(sub.frame.max())}): {err}") from None  # fmt: skip
+    first, last = traces[0].first_frame, traces[-1].last_frame
+    x = np.empty(last - first + 1)
+    y = np.empty(last - first + 1)
+    for k, t in enumerate(traces):
+        stop = traces[k + 1].first_frame if k + 1 < len(traces) else last + 1
+        a, b = t.first_frame - first, stop - first
+        n = len(t.x_nm)
+        x[a : a + n], y[a : a + n] = t.x_nm, t.y_nm
+        x[a + n : b], y[a + n : b] = t.x_nm[-1], t.y_nm[-1]  # a gap: held
+    segments = {k: sum((t.segments[k] for t in traces), []) for k in traces[0].segments}
+    d = [t.details for t in traces]
+    details = {"segments": sum(v["segments"] for v in d), "pixel_nm": d[0]["pixel_nm"],
+               "pairs": sum(v["pairs"] for v in d), "pairs_used": sum(v["pairs_used"] for v in d),
+               "residual_rms_nm": max(v["residual_rms_nm"] for v in d),
+               "weakest_peak_z": min(v["weakest_peak_z"] for v in d),
+               "sequential_channels": order}  # fmt: skip
+    return Drift(first, x, y, "rcc", segments, details)
+
+
+def _rcc(locs: Localizations, *, segment_frames, pixel_nm, blur_px, max_drift_nm,
+         max_residual_nm, min_per_segment) -> Drift:  # fmt: skip
+    """RCC of one sample (see :func:`estimate_drift`)."""
     frame = np.asarray(locs.frame, np.int64)
     if locs.n < 2 * min_per_segment:
         raise SparseFieldError(
@@ -340,8 +409,9 @@ def estimate_drift(
         raise SparseFieldError(
             f"too sparse for drift correction: {n_seg} segment(s) of "
             f"{int(bounds[1] - bounds[0])} frames with {int(counts.min()):,} localizations at "
-            f"the fewest; RCC needs two or more with {min_per_segment:,} (longer segments: "
-            f"--drift-segment-frames; or a known trace: --drift FILE)"
+            f"the fewest; RCC needs two or more with {min_per_segment:,} ("
+            + ("longer segments: --drift-segment-frames; or " if n_seg > 2 else "")
+            + "a known trace: --drift FILE)"
         )
     pairs, shifts, zs, edge, pixel = _pair_shifts(locs, seg, n_seg, pixel_nm, blur_px,
                                                   max_drift_nm)  # fmt: skip
@@ -357,7 +427,7 @@ def estimate_drift(
     centre = np.bincount(seg, frame.astype(np.float64), n_seg) / counts
     t = np.arange(int(bounds[0]), int(bounds[-1]))
     if n_seg >= 3:
-        dx_t, dy_t = (CubicSpline(centre, d[:, a], bc_type="natural")(t) for a in (0, 1))
+        dx_t, dy_t = (_spline(centre, d[:, a], t) for a in (0, 1))
     else:  # two segments: the line through them
         dx_t, dy_t = (np.polyval(np.polyfit(centre, d[:, a], 1), t) for a in (0, 1))
     return Drift(
@@ -369,6 +439,20 @@ def estimate_drift(
                  "pairs_used": int(kept.sum()), "residual_rms_nm": round(rms, 3),
                  "weakest_peak_z": round(float(np.min(zs[good][kept])), 2)},
     )  # fmt: skip
+
+
+def _spline(c: np.ndarray, v: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """A natural cubic spline through (c, v) at t, continued as a straight line (its end
+    slope) before the first and after the last segment centre: a cubic's own continuation
+    overshoots there."""
+    from scipy.interpolate import CubicSpline
+
+    cs = CubicSpline(c, v, bc_type="natural")
+    out = cs(t)
+    slope = cs.derivative()
+    for end, side in ((c[0], t < c[0]), (c[-1], t > c[-1])):
+        out[side] = cs(end) + slope(end) * (t[side] - end)
+    return out
 
 
 def _check(locs, *, segment_frames, **positive) -> None:

@@ -110,3 +110,23 @@ def test_the_command_corrects_drift_writes_the_trace_and_refuses_sparse_files(
     assert code == 0
     a, b = read(tmp_path / "pre" / "field.parquet"), read(tmp_path / "again" / "field.parquet")
     assert np.allclose(a.x_nm, b.x_nm, atol=0.01) and np.allclose(a.y_nm, b.y_nm, atol=0.01)
+
+
+def test_channels_imaged_one_after_the_other_are_corrected_each_on_its_own(nucleus):
+    s = nucleus
+    half = N_FRAMES // 2
+    tx, ty = _true_drift(s.frame)
+    # channel 1 in the first half of the frames, channel 2 (another target) in the second
+    chan = np.where(s.frame < half, 1, 2)
+    locs = Localizations(s.x_nm + tx, s.y_nm + ty, frame=s.frame, channel=chan)
+    d = estimate_drift(locs)
+    assert d.details["sequential_channels"] == [1, 2]
+    for lo, hi in ((0, half), (half, N_FRAMES)):  # each block within 2 nm of the truth
+        frames = np.arange(max(lo, d.first_frame), min(hi, d.last_frame + 1))
+        ex, ey = d.at(frames)
+        gx, gy = _true_drift(frames)
+        assert _rms_after_offset(ex, gx) <= 2.0 and _rms_after_offset(ey, gy) <= 2.0
+    few = Localizations(locs.x_nm[::150], locs.y_nm[::150], frame=locs.frame[::150],
+                        channel=chan[::150])  # fmt: skip
+    with pytest.raises(SparseFieldError, match="channel 1 .imaged alone, frames 0-"):
+        estimate_drift(few)
