@@ -296,7 +296,26 @@ def checkpoint_info(
     Returns
     -------
     ModelInfo
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        A checkpoint without what a model's description needs (classes, RenderSpec, input
+        size, channel names, model config), or with a part that does not parse, naming the file.
     """
+    need = ("classes", "render_spec", "input_size", "channel_names", "model_config")
+    missing = [k for k in need if k not in ckpt]
+    if missing:
+        raise InputError(f"the checkpoint has no {', '.join(missing)}", path=path,
+                         hint="checkpoints of ainu-engine train (RUN/best.pt) have them")
+    try:
+        return _info(ckpt, path, extra_provenance)
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"the checkpoint's description does not parse: {err}"[:300],
+                         path=path) from None  # fmt: skip
+
+
+def _info(ckpt: dict, path, extra_provenance) -> ModelInfo:
     return ModelInfo(
         classes=tuple(ckpt["classes"]),
         render_spec=RenderSpec.from_dict(ckpt["render_spec"]),

@@ -51,7 +51,7 @@ def _endpoint(name: str, fn, svc: _Service, *, auth: bool = True):
             return _error(err.status, err.code, err.message, err.headers)
         except AinuError as err:
             status = 400
-            return _error(400, type(err).__name__, str(err))
+            return _error(400, type(err).__name__, for_http(str(err)))
         except TimeoutError:
             status = 504
             return _error(504, "timeout", f"no result within {cfg.request_timeout_s:g} s")
@@ -68,6 +68,34 @@ def _endpoint(name: str, fn, svc: _Service, *, auth: bool = True):
             svc.metrics.request(name, status, time.perf_counter() - t0)
 
     return endpoint
+
+
+#: A command's flags and the query parameters a request fixes the same thing with.
+_FLAGS = (("--channel-map ", "the query parameter channel_map="), ("--channel-map", "channel_map="),
+          ("--camera-pixel-nm ", "the query parameter camera_pixel_nm="),
+          ("--camera-pixel-nm", "camera_pixel_nm="), ("--format ", "the query parameter format="))
+
+
+def for_http(message: str) -> str:
+    """An engine error's message for an HTTP client: the command-line flags it suggests are
+    named as the query parameters that do the same.
+
+    Parameters
+    ----------
+    message : str
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> for_http("hint: pass --channel-map polII=0")
+    'hint: pass the query parameter channel_map=polII=0'
+    """
+    for flag, param in _FLAGS:
+        message = message.replace(flag, param)
+    return message
 
 
 async def _model(request, svc: _Service):

@@ -140,7 +140,7 @@ def _from_bytes(body: bytes, opts: dict, limit: int):
             ) from None  # fmt: skip
     if locs.n > limit:
         raise HTTPError(413, "too_many_localizations", f"{locs.n} localizations, over {limit}")
-    return locs
+    return locs.with_meta(source_path="request body")  # errors name the request, not a temp file
 
 
 async def _localizations(request, svc: _Service, *, finite: bool = True):

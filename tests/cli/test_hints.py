@@ -64,3 +64,16 @@ def test_every_hint_names_an_option_of_the_command_that_printed_it(command, tmp_
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", err))
     assert named, err  # the errors do give advice ...
     assert named <= _options(command), f"{command} advises {sorted(named - _options(command))}"
+
+
+def test_a_checkpoint_without_its_model_description_is_a_one_line_error(tmp_path, capsys):
+    """It used to be ``internal error: KeyError: 'model_config'``."""
+    torch = pytest.importorskip("torch", reason="checkpoints need the train extra")
+    from ainu_engine.training.checkpoint import CHECKPOINT_FORMAT
+
+    path = tmp_path / "partial.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "classes": ["a", "b"], "state_dict": {}}, path)
+    assert main(["info", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert "partial.pt" in err and "the checkpoint has no" in err and "model_config" in err
+    assert "internal error" not in err and len(err.strip().splitlines()) <= 2

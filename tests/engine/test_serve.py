@@ -405,3 +405,22 @@ def test_a_full_queue_refuses_work_instead_of_buffering_it():
     finally:
         release.set()
         b.close()
+
+
+def test_errors_name_the_request_body_and_query_parameters_not_flags(server, tmp_path):
+    """A two-channel upload without the model's channel (polII): the answer names the request
+    body (not the server's temporary file) and the query parameter that fixes it (not the
+    command's flag)."""
+    from ainu_engine.io import Metadata, write
+    from ainu_engine.simulate import simulate_nucleus
+
+    s = simulate_nucleus("hiPSC", rng=np.random.default_rng(0), channels=("h3", "dna"))
+    two = Localizations(s.x_nm, s.y_nm, channel=s.channel, frame=s.frame,
+                        meta=Metadata(channel_names={1: "h3", 2: "dna"}))  # fmt: skip
+    write(two, tmp_path / "two.parquet")
+    status, _, doc = raw("POST", server.url, "/v1/classify", (tmp_path / "two.parquet").read_bytes(),
+                         {"content-type": "application/octet-stream"})  # fmt: skip
+    assert status == 400
+    msg = doc["error"]["message"] if isinstance(doc.get("error"), dict) else json.dumps(doc)
+    assert "request body" in msg and "ainu-serve-" not in msg
+    assert "--channel-map" not in msg and "channel_map=" in msg
