@@ -418,7 +418,8 @@ def test_errors_name_the_request_body_and_query_parameters_not_flags(server, tmp
     two = Localizations(s.x_nm, s.y_nm, channel=s.channel, frame=s.frame,
                         meta=Metadata(channel_names={1: "h3", 2: "dna"}))  # fmt: skip
     write(two, tmp_path / "two.parquet")
-    status, _, doc = raw("POST", server.url, "/v1/classify", (tmp_path / "two.parquet").read_bytes(),
+    body = (tmp_path / "two.parquet").read_bytes()
+    status, _, doc = raw("POST", server.url, "/v1/classify", body,
                          {"content-type": "application/octet-stream"})  # fmt: skip
     assert status == 400
     msg = doc["error"]["message"] if isinstance(doc.get("error"), dict) else json.dumps(doc)
