@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -43,13 +44,13 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "ainu_engine", "serve", "--model", str(MODEL),
                "--port", str(self.port), "--device", "cpu", *args]  # fmt: skip
-        self.proc = subprocess.Popen(
-            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
+        # the server's output goes to a file: a pipe nobody reads fills and stalls the server
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 90
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stdout.read().decode()[-2000:]}")
+                raise RuntimeError(f"server exited: {self.output()[-2000:]}")
             try:
                 if raw("GET", self.url, "/readyz")[0] == 200:
                     return
@@ -59,6 +60,11 @@ class Server:
         self.stop()
         raise RuntimeError("server not ready within 90 s")
 
+    def output(self) -> str:
+        """What the server has written so far."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
     def stop(self, sig=signal.SIGTERM) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -67,6 +73,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()
 
 
 def raw(method, url, path, body=None, headers=None):
