@@ -12,7 +12,7 @@ from ._output import Output
 
 
 def _range(value: str | None, flag: str) -> tuple[float, float] | None:
-    from ..preprocess._steps import range_of
+    from ..preprocess import range_of
 
     try:
         return None if value is None else range_of(value)

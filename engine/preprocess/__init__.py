@@ -10,7 +10,7 @@ before its nuclei are rendered (:func:`apply`), as they apply the model's render
 
 from ._drift import Drift, SparseFieldError, correct_drift, estimate_drift
 from ._resolution import Resolution, frc, nena
-from ._steps import Preprocess, apply, apply_once, filter_localizations, link
+from ._steps import Preprocess, apply, apply_once, filter_localizations, link, range_of
 
 __all__ = [
     "Drift",
@@ -25,4 +25,5 @@ __all__ = [
     "frc",
     "link",
     "nena",
+    "range_of",
 ]

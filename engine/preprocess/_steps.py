@@ -204,7 +204,27 @@ class Preprocess:
 
 
 def range_of(value: str) -> tuple[float, float]:
-    """``LO-HI`` (either end may be empty) as floats; ``ValueError`` when it is not one."""
+    """A range written ``LO-HI``, either end open (``500-``, ``-30``), as two floats.
+
+    Parameters
+    ----------
+    value : str
+
+    Returns
+    -------
+    (float, float)
+        An open end is -inf or inf.
+
+    Raises
+    ------
+    ValueError
+        Not ``LO-HI``.
+
+    Examples
+    --------
+    >>> range_of("500-")
+    (500.0, inf)
+    """
     lo, sep, hi = value.partition("-")
     if not sep:
         raise ValueError(f"expected LO-HI (either may be empty), got {value!r}")

@@ -80,7 +80,7 @@ def _from_json(doc, limit: int, *, finite: bool = True):
     """Localizations from ``{"x_nm": [...], "y_nm": [...], "channel"?, "frame"?, ...}``."""
     from ..io import Localizations, Metadata
 
-    if not isinstance(doc, dict) or "x_nm" not in doc or "y_nm" not in doc:
+    if not isinstance(doc, dict) or doc.get("x_nm") is None or doc.get("y_nm") is None:
         raise HTTPError(400, "bad_request", "JSON body needs x_nm and y_nm arrays")
     cols = {}
     for key in ("x_nm", "y_nm", "channel", "frame", "precision_nm", "photons"):

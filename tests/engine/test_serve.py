@@ -193,6 +193,7 @@ def test_a_live_session_over_http(server, nucleus):
         (b'{"x_nm": [1, 2], "y_nm": [1]}', "application/json", 400, "bad_request"),
         (b'{"x_nm": [NaN, 2], "y_nm": [1, 2]}', "application/json", 400, "bad_request"),
         (b'{"x_nm": "no", "y_nm": [1]}', "application/json", 400, "bad_request"),
+        (b'{"x_nm": null, "y_nm": null}', "application/json", 400, "bad_request"),  # was a 500
         (b"{not json", "application/json", 400, "bad_json"),
         ("WRONG_SCHEMA", "application/octet-stream", 400, "MissingColumnError"),
         (b"", "application/octet-stream", 400, "bad_request"),
