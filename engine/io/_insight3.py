@@ -84,21 +84,25 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _sidecar_pixel(path: Path):
+def _sidecar(path: Path) -> dict:
+    """ainu-engine's sidecar of an Insight3 file ({} when there is none): the camera pixel size,
+    and the channel names where the written table had them."""
     side = sidecar_path(path)
     if not side.is_file():
-        return None
+        return {}
     try:
         doc = json.loads(side.read_text())
-        return doc["camera_pixel_nm"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        doc["camera_pixel_nm"]  # noqa: B018 - the one key a sidecar must have
+        names = {int(k): str(v) for k, v in (doc.get("channel_names") or {}).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise FormatError(
             "unreadable sidecar",
             path=side,
-            expected='JSON with "camera_pixel_nm"',
+            expected='JSON with "camera_pixel_nm" (and "channel_names": {id: name})',
             found=type(err).__name__,
             hint="fix or delete the sidecar",
         ) from err
+    return {**doc, "channel_names": names}
 
 
 def read_insight3(path: Path, head: bytes, opts) -> Localizations:
@@ -136,10 +140,10 @@ def read_insight3(path: Path, head: bytes, opts) -> Localizations:
             hint="the file was cut short",
         )
     rec = np.fromfile(path, dtype=I3_DTYPE, count=n, offset=HEADER_BYTES)
-    file_px = _sidecar_pixel(path)
+    side = _sidecar(path)
     pixel, pixel_source, warnings = resolve_pixel_size(
         path,
-        from_file=file_px,
+        from_file=side.get("camera_pixel_nm"),
         user=opts.camera_pixel_nm,
         needed=True,
         file_what=f"sidecar {sidecar_path(path).name}",
@@ -174,6 +178,7 @@ def read_insight3(path: Path, head: bytes, opts) -> Localizations:
         pixel_source=pixel_source,
         warnings=warnings,
         details={"header_frames": frames, "header_status": status, "header_molecules": n},
+        channel_names=side.get("channel_names") or None,
     )
 
 
@@ -220,6 +225,8 @@ def write_insight3(
         "coordinates": "1-based camera pixels; x_nm = (xc - 1) * camera_pixel_nm",
         "written_by": _version(),
     }
+    if locs.meta.channel_names:  # the format has channel ids only: the names live here
+        sidecar["channel_names"] = {str(k): v for k, v in sorted(locs.meta.channel_names.items())}
     atomic_write_bytes(
         sidecar_path(final_path or path), json.dumps(sidecar, indent=2).encode() + b"\n"
     )

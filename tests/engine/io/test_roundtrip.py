@@ -153,3 +153,25 @@ def _sample_ts(tmp_path):
     from . import samples
 
     return samples.thunderstorm(tmp_path / "s.csv")
+
+
+def test_insight3_keeps_the_channel_names_in_its_sidecar(tmp_path):
+    """Insight3 has channel ids only: the names the simulator knew used to be lost, so a Pol II
+    model needed --channel-map polII=1 on files the engine itself wrote."""
+    import json
+
+    from ainu_engine.io import Localizations, Metadata, read, write
+
+    two = Localizations([1000.0, 2000.0, 3000.0], [1000.0, 1500.0, 2500.0], channel=[1, 2, 2],
+                        meta=Metadata(channel_names={1: "polII", 2: "h3"}))  # fmt: skip
+    write(two, tmp_path / "n.bin", camera_pixel_nm=160)
+    side = json.loads((tmp_path / "n.bin.json").read_text())
+    assert side["channel_names"] == {"1": "polII", "2": "h3"}
+    back = read(tmp_path / "n.bin")
+    assert back.meta.channel_names == {1: "polII", 2: "h3"}
+    assert back.meta.camera_pixel_source == "sidecar"
+    (tmp_path / "n.bin.json").write_text(json.dumps({**side, "channel_names": ["x"]}))
+    from ainu_engine.errors import FormatError
+
+    with pytest.raises(FormatError, match="unreadable sidecar"):
+        read(tmp_path / "n.bin")
