@@ -632,9 +632,28 @@ def _inner_split(rows: np.ndarray, y: np.ndarray, groups, cfg: TrainConfig) -> S
     return Split(rows[s.train], rows[s.test])
 
 
+def _follows_names(manifest: Manifest, spec: RenderSpec) -> bool:
+    """A new model's channels follow the data: the manifest names two or more channels every
+    file shares (``polII+h3``) and no channels were asked for — all of them, by name."""
+    names = manifest.channel_names
+    return not manifest.channel_maps and spec.channels is None and bool(names) and len(names) > 1
+
+
+def _named_cache(manifest: Manifest, cache: RenderCache, follows: bool) -> RenderCache:
+    """The cache matching each file's channels to the manifest's names (see _follows_names)."""
+    if follows and cache.channel_names is None:
+        return cache.with_channels(manifest.channel_names, None)
+    return cache
+
+
 def _model_channels(manifest: Manifest, spec: RenderSpec) -> RenderSpec:
     """With per-file channel maps the model's channels are the manifest's names, one image
-    channel each (each file's ids come from its own map when it is rendered)."""
+    channel each (each file's ids come from its own map when it is rendered); so are they
+    where the manifest names the channels every file shares (:func:`_follows_names`)."""
+    if _follows_names(manifest, spec):
+        from dataclasses import replace
+
+        return replace(spec, channels=tuple(range(len(manifest.channel_names))))
     if not manifest.channel_maps:
         return spec
     if spec.channels is not None:
@@ -826,7 +845,9 @@ def train(
         Too few nuclei left for the splits, a class with no nucleus after rendering.
     """
     cfg = config if config is not None else TrainConfig()
-    spec = _model_channels(manifest, spec if spec is not None else RenderSpec(size=512))
+    spec = spec if spec is not None else RenderSpec(size=512)
+    follows = _follows_names(manifest, spec)
+    spec = _model_channels(manifest, spec)
     reporter = reporter or Reporter()
     out = Path(out)
     archs = list(compare) if compare else [cfg.arch]
@@ -840,6 +861,7 @@ def train(
     if cfg.patch_size and spec.size != 0:
         spec = spec.raw()  # patches come from the raw render
     cache = (cache or RenderCache(default_cache_dir())).with_preprocess(cfg.preprocess)
+    cache = _named_cache(manifest, cache, follows)
     run = _Run(manifest, out, cfg, spec, reporter, device)
     try:
         if note:
@@ -896,7 +918,9 @@ def leave_one_group_out(
     dict
     """
     cfg = config if config is not None else TrainConfig()
-    spec = _model_channels(manifest, spec if spec is not None else RenderSpec(size=512))
+    spec = spec if spec is not None else RenderSpec(size=512)
+    follows = _follows_names(manifest, spec)
+    spec = _model_channels(manifest, spec)
     reporter = reporter or Reporter()
     out = Path(out)
     if not manifest.groups:
@@ -912,6 +936,7 @@ def leave_one_group_out(
     out.mkdir(parents=True, exist_ok=True)
     device, note = _torch_setup(cfg)
     cache = (cache or RenderCache(default_cache_dir())).with_preprocess(cfg.preprocess)
+    cache = _named_cache(manifest, cache, follows)
     groups = np.asarray(manifest.groups)
     rows, t0 = [], time.perf_counter()
     top = _Run(manifest, out, cfg, spec, reporter, device)  # every nucleus rendered once
@@ -1020,12 +1045,18 @@ def _render_all(run: _Run, cache: RenderCache) -> tuple[NucleusSet, np.ndarray]:
     for msg in data.failed.values():
         run.log(f"left out: {msg}")
     ok = np.array(sorted(data.stats), np.int64)
-    counts = (
-        np.bincount(manifest.y[ok], minlength=len(manifest.classes)) if len(ok) else np.zeros(1)
-    )
+    counts = np.bincount(manifest.y[ok], minlength=len(manifest.classes)) if len(ok) else (
+        np.zeros(len(manifest.classes), np.int64))  # fmt: skip
     if len(ok) < 4 or counts.min() < 2:
+        why = ""
+        if data.failed:  # say why they were left out: the first message, and how many share it
+            first = next(iter(data.failed.values()))
+            reason = first.split(": ", 1)[-1]
+            same = sum(m.split(": ", 1)[-1] == reason for m in data.failed.values())
+            why = f"; {len(data.failed)} of {len(manifest)} left out ({same} as: {reason})"
         raise InputError(
-            f"too few usable nuclei: {dict(zip(manifest.classes, counts.tolist(), strict=False))}",
+            f"too few usable nuclei: {dict(zip(manifest.classes, counts.tolist(), strict=True))}"
+            + why,
             path=manifest.path,
             hint="each class needs several nuclei that render",
         )

@@ -461,3 +461,24 @@ def test_shared_slides_give_every_class_the_same_batch_effect(tmp_path):
     assert all(len(v) == 1 for v in factors.values())  # one batch effect a slide, both classes
     assert len({next(iter(v)) for v in factors.values()}) == 2
     assert m.is_file()
+
+
+def test_a_new_models_channels_follow_the_data_and_a_failed_run_says_why(torch_threads, tmp_path):
+    """Files with two named channels (polII, h3) used to be left out one by one ("the model
+    takes 1 channel"), then ``too few usable nuclei: {'hiPSC': 0.0}``."""
+    from ainu_engine.errors import InputError
+
+    m = simulate_dataset(tmp_path / "d", classes=("hiPSC", "somatic"), n_per_class=8,
+                         channels=("polII", "h3"), seed=4,
+                         observation=Observation(locs_per_channel=2000))  # fmt: skip
+    manifest = read_manifest(m)
+    cfg = TrainConfig(arch="small_cnn", epochs=1, patience=1, batch_size=4, folds=0, seed=0)
+    train(manifest, tmp_path / "run", config=cfg, spec=RenderSpec(pixel_nm=150, size=32),
+          cache=RenderCache(tmp_path / "c", device="cpu"))  # fmt: skip
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")[1]
+    assert tuple(ckpt["channel_names"]) == ("polII", "h3")
+    with pytest.raises(InputError, match=r"too few usable nuclei: \{'hiPSC': 0, 'somatic': 0\}; "
+                       r"16 of 16 left out \(16 as: .*channel id\(s\) \[7\]"):  # fmt: skip
+        train(manifest, tmp_path / "bad", config=cfg,
+              spec=RenderSpec(pixel_nm=150, size=32, channels=(7,)),
+              cache=RenderCache(tmp_path / "c", device="cpu"))  # fmt: skip
