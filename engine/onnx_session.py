@@ -36,6 +36,9 @@ def ort_session(
     ------
     ainu_engine.errors.MissingDependency
         ONNX Runtime is not installed (the message names the ``cpu`` extra).
+    ainu_engine.errors.InputError
+        ONNX Runtime refuses the model (an IR version it does not know, external data outside
+        the model's folder...): its reason, naming the file.
 
     Examples
     --------
@@ -45,6 +48,22 @@ def ort_session(
     """
     ort = require("onnxruntime", "cpu", why="running an ONNX model")
     src = model if isinstance(model, bytes) else os.fspath(model)
-    return ort.InferenceSession(
-        src, sess_options=options, providers=providers or ["CPUExecutionProvider"]
-    )
+    try:
+        return ort.InferenceSession(
+            src, sess_options=options, providers=providers or ["CPUExecutionProvider"]
+        )
+    except Exception as err:
+        if not type(err).__module__.startswith("onnxruntime"):
+            raise
+        from .errors import InputError
+
+        raise InputError(f"ONNX Runtime cannot load the model: {_ort_reason(err)}",
+                         path=None if isinstance(model, bytes) else src) from None  # fmt: skip
+
+
+def _ort_reason(err: BaseException) -> str:
+    """ONNX Runtime's reason, without its C++ source location and signature."""
+    text = " ".join(str(err).split())
+    if "onnxruntime::" in text:  # "...model.cc:256 onnxruntime::Model::Model(...) REASON"
+        text = text.rsplit(") ", 1)[-1]
+    return text.split("failed:", 1)[-1].strip()[:300]

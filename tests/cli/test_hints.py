@@ -77,3 +77,29 @@ def test_a_checkpoint_without_its_model_description_is_a_one_line_error(tmp_path
     err = capsys.readouterr().err
     assert "partial.pt" in err and "the checkpoint has no" in err and "model_config" in err
     assert "internal error" not in err and len(err.strip().splitlines()) <= 2
+
+
+def test_a_model_onnx_runtime_refuses_is_a_one_line_error_naming_it(tmp_path, capsys):
+    """External data outside the model's folder: ONNX Runtime refuses it, and the command used
+    to call that an internal error."""
+    import shutil
+
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime", reason="needs the cpu extra")
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "m.onnx"
+    onnx.save_model(onnx.load(str(MODEL)), str(model), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="m.data", size_threshold=0)  # fmt: skip
+    shutil.move(tmp_path / "models" / "m.data", tmp_path / "m.data")
+    proto = onnx.load(str(model), load_external_data=False)
+    for t in proto.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = "../m.data"
+    onnx.save_model(proto, str(model))
+    data = REPO / "examples" / "screen" / "slide2" / "somatic_0000.csv"
+    code = main(["screen", str(data), "--model", str(model), "--out", str(tmp_path / "out"),
+                 "--device", "cpu"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code != 0 and "internal error" not in err
+    assert f"{model}: ONNX Runtime cannot load the model" in err
