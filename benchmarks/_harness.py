@@ -154,6 +154,39 @@ def write_result(
     return path
 
 
+def _kind(row: dict) -> str | None:
+    """``rate`` (more is faster), ``time`` (less is faster) or None, from a figure's unit or,
+    without one, its name (``nuclei/s``, ``localizations per second``; ``seconds``, ``ms``)."""
+    text = str(row.get("unit") or row.get("name", "")).lower()
+    if "/s" in text or "per second" in text or "per s " in text:
+        return "rate"
+    tail = text.rsplit(":", 1)[-1]
+    if any(w in tail for w in ("seconds", " s", "ms", "time", "latency")):
+        return "time"
+    return None
+
+
+def speedup(row: dict) -> float | None:
+    """How many times faster the project is than the baseline in a figure: baseline / project
+    for a time, project / baseline for a rate (the figure's own ``ratio`` where its kind is
+    unknown or a value is not a positive number).
+
+    Examples
+    --------
+    >>> speedup({"name": "batching on: nuclei/s", "project": 50.0, "baseline": 100.0})
+    0.5
+    >>> speedup({"name": "render: seconds", "project": 1.0, "baseline": 3.0})
+    3.0
+    """
+    p, b = row.get("project"), row.get("baseline")
+    kind = _kind(row)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                  for v in (p, b))  # fmt: skip
+    if kind is None or not numbers:
+        return row.get("ratio")
+    return p / b if kind == "rate" else b / p
+
+
 def report(results: Path = RESULTS, out: Path | None = None) -> Path:
     """Regenerate RESULTS.md from every JSON file in ``results``."""
     lines = [
@@ -175,13 +208,13 @@ def report(results: Path = RESULTS, out: Path | None = None) -> Path:
             "",
             f"Baseline: {doc.get('baseline', '-')}",
             "",
-            "| figure | project | baseline | baseline is | ratio (baseline / project time) "
+            "| figure | project | baseline | baseline is | speedup (> 1: the project is faster) "
             "| more |",
             "|---|---|---|---|---|---|",
         ]
         shown = {"name", "project", "baseline", "baseline_name", "ratio"}
         for row in doc.get("figures", []):
-            ratio = row.get("ratio")
+            ratio = speedup(row)
             more = ", ".join(f"{k}={v}" for k, v in row.items() if k not in shown)
             lines.append(
                 f"| {row['name']} | {row['project']} | {row.get('baseline', '')} | "

@@ -146,3 +146,20 @@ def test_nucleus_benchmark_tiny_run_times_the_generator_and_its_baseline(torch_t
     assert fwd["project"] > 0 and fwd["baseline"] > 0 and fwd["ratio"] > 0
     # 6 iterations run, the first (warm-up) and the differences leave 4 timed
     assert train["iterations_timed"] == 4 and train["project"] > 0 and not train["amp"]
+
+
+def test_the_speedup_follows_the_unit():
+    """A rate and a time of the same comparison give the same speedup; serve's 54.5 vs 91.7
+    nuclei/s used to be shown as 1.68x (the project slower, shown as faster)."""
+    from benchmarks._harness import speedup
+
+    assert speedup({"name": "batching on, 1 client: nuclei/s", "project": 54.47,
+                    "baseline": 91.73, "ratio": 1.68}) == pytest.approx(0.594, abs=1e-3)  # fmt: skip
+    assert speedup({"name": "link: localizations per second", "project": 4e6,
+                    "baseline": 2e6}) == pytest.approx(2.0)  # fmt: skip
+    assert speedup({"name": "RCC of a field: seconds", "project": 1.0,
+                    "baseline": 1.5}) == pytest.approx(1.5)  # fmt: skip
+    assert speedup({"name": "p50 latency", "unit": "ms", "project": 10, "baseline": 20}) == 2.0
+    # no unit to go by, or no numbers: the benchmark's own ratio
+    assert speedup({"name": "NeNA (nm)", "project": 5.0, "baseline": 4.9, "ratio": None}) is None
+    assert speedup({"name": "x: seconds", "project": [1, 2], "baseline": 3, "ratio": 7}) == 7
