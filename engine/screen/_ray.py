@@ -51,6 +51,63 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None):
     return ray
 
 
+def check_resources(resources: dict, *, workers: int, cpus_per_worker: float,
+                    gpus_per_worker: float, plan: str) -> None:  # fmt: skip
+    """Refuse, before anything starts, a plan the cluster cannot run: inference actors that
+    take every CPU (or more GPUs than there are) leave the render tasks nothing, and Ray Data
+    then waits forever without a word.
+
+    Parameters
+    ----------
+    resources : dict
+        ``ray.cluster_resources()``.
+    workers : int
+    cpus_per_worker, gpus_per_worker : float
+    plan : {"split", "fused"}
+        ``split`` needs a CPU beyond the actors' for the render tasks; ``fused`` renders in
+        the actors.
+
+    Raises
+    ------
+    ValueError
+        The numbers, and what would fit.
+
+    Examples
+    --------
+    >>> check_resources({"CPU": 2.0}, workers=2, cpus_per_worker=1, gpus_per_worker=0,
+    ...                 plan="split")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: 2 inference workers x 1 CPU leave none of the cluster's 2 CPUs for the render...
+    """
+    cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+    if gpus_per_worker:
+        need = workers * gpus_per_worker
+        if need > gpus + 1e-9:
+            raise ValueError(
+                f"{workers} inference workers x {gpus_per_worker:g} GPU need {need:g} GPUs; the "
+                f"cluster has {gpus:g}; use --workers {max(1, int(gpus // gpus_per_worker))} or "
+                f"a smaller --gpus-per-worker"
+            )
+        actor_cpus = 0.0  # GPU actors ask Ray for no CPU
+    else:
+        actor_cpus = workers * cpus_per_worker
+    spare = 1.0 if plan == "split" else 0.0
+    if actor_cpus + spare > cpus + 1e-9:
+        fit = max(1, int((cpus - spare) // cpus_per_worker)) if cpus_per_worker else 1
+        if plan == "split":
+            raise ValueError(
+                f"{workers} inference workers x {cpus_per_worker:g} CPU leave none of the "
+                f"cluster's {cpus:g} CPUs for the render tasks (--ray-plan split needs one); use "
+                f"--workers {fit}, --cpus-per-worker {max(0.1, (cpus - 1) / workers):.2g} or "
+                f"--ray-plan fused"
+            )
+        raise ValueError(
+            f"{workers} workers x {cpus_per_worker:g} CPU need {actor_cpus:g} CPUs; the cluster "
+            f"has {cpus:g}; use --workers {fit} or a smaller --cpus-per-worker"
+        )
+
+
 @functools.cache
 def _schema():
     import pyarrow as pa
@@ -255,6 +312,8 @@ class RayPipeline:
         for key, nid in self.parts.done_nuclei:
             done.setdefault(key, []).append(nid)
         items = [{"path": str(p), "key": k, "done": json.dumps(done.get(k, []))} for p, k in todo]
+        check_resources(ray.cluster_resources(), workers=self.workers, cpus_per_worker=self.cpus,
+                        gpus_per_worker=self.gpus, plan=self.plan)  # fmt: skip
         ctx = rd.DataContext.get_current()
         ctx.enable_progress_bars = False
         # a task per block of files: a few blocks per CPU balance the load, and a task per

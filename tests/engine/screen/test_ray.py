@@ -138,3 +138,21 @@ def test_the_driver_killed_and_the_screen_rerun(screen_batch, many, tmp_path):
     assert len(_rows(s.results)) == 40 and s.n_failed == 0
     raw = _raw_keys(out)
     assert len(raw) == len(set(raw)) == 40
+
+
+def test_a_plan_the_cluster_cannot_run_is_refused_at_once(screen_batch, tmp_path):
+    """Two inference actors of one CPU each on a 2-CPU Ray leave the render tasks nothing: it
+    used to wait forever without a word; now it is refused, with the numbers, within seconds."""
+    model, data, _ = screen_batch
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"2 inference workers x 1 CPU leave none of the "
+                       r"cluster's 2 CPUs .* --workers 1"):  # fmt: skip
+        screen([data], model, tmp_path / "out", device="cpu", executor="ray", workers=2)
+    assert time.perf_counter() - t0 < 60
+    from ainu_engine.screen._ray import check_resources
+
+    check_resources({"CPU": 2.0}, workers=1, cpus_per_worker=1, gpus_per_worker=0, plan="split")
+    check_resources({"CPU": 2.0}, workers=2, cpus_per_worker=1, gpus_per_worker=0, plan="fused")
+    with pytest.raises(ValueError, match="need 2 GPUs; the cluster has 1"):
+        check_resources({"CPU": 8.0, "GPU": 1.0}, workers=2, cpus_per_worker=1,
+                        gpus_per_worker=1, plan="split")  # fmt: skip
