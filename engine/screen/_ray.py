@@ -21,7 +21,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import pickle
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -106,6 +108,77 @@ def check_resources(resources: dict, *, workers: int, cpus_per_worker: float,
             f"{workers} workers x {cpus_per_worker:g} CPU need {actor_cpus:g} CPUs; the cluster "
             f"has {cpus:g}; use --workers {fit} or a smaller --cpus-per-worker"
         )
+
+
+class StallWatch:
+    """Says so when a screen's results stop coming: a thread that, when ``timeout_s`` pass
+    without :meth:`beat`, calls ``on_stall`` with a line from ``describe()`` (what the cluster
+    has free, what has arrived) — once per stall, again after each further ``timeout_s``.
+
+    Parameters
+    ----------
+    timeout_s : float
+    describe : callable
+        ``describe() -> str``: the state worth reporting.
+    on_stall : callable
+        ``on_stall(message)``; default a warning on the ``ainu_engine.screen`` logger.
+
+    Examples
+    --------
+    >>> seen = []
+    >>> with StallWatch(0.05, lambda: "nothing yet", seen.append) as w:
+    ...     time.sleep(0.2)
+    >>> seen[0].endswith("s: nothing yet")
+    True
+    """
+
+    def __init__(self, timeout_s: float, describe: Callable[[], str],
+                 on_stall: Callable[[str], None] | None = None) -> None:  # fmt: skip
+        self.timeout_s = float(timeout_s)
+        self.describe = describe
+        self.on_stall = on_stall or logging.getLogger("ainu_engine.screen").warning
+        self._last = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="ainu-stall-watch", daemon=True)
+
+    def beat(self) -> None:
+        """A result arrived."""
+        self._last = time.perf_counter()
+
+    def _watch(self) -> None:
+        told = self._last
+        while not self._stop.wait(min(1.0, self.timeout_s / 4)):
+            quiet = time.perf_counter() - self._last
+            if quiet >= self.timeout_s and time.perf_counter() - max(told, self._last) >= (
+                self.timeout_s
+            ):
+                told = time.perf_counter()
+                try:
+                    state = self.describe()
+                except Exception as err:  # noqa: BLE001 - a report must not stop the screen
+                    state = f"(state unknown: {err})"
+                self.on_stall(f"no result for {quiet:.0f} s: {state}")
+
+    def __enter__(self) -> StallWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+#: Seconds without a result before a Ray screen says what it waits on.
+STALL_S = 120.0
+
+
+def _cluster_state(ray, n_written: Callable[[], int]) -> str:
+    """What a stalled Ray screen waits on, in one line."""
+    free, total = ray.available_resources(), ray.cluster_resources()
+    cpu_free, cpu = float(free.get("CPU", 0)), float(total.get("CPU", 0))
+    why = ("no CPU is free: tasks wait for one (fewer --workers, or --ray-plan fused)"
+           if cpu_free < 1 else "CPUs are free: a task is slow or stuck (very large files?)")
+    return f"{n_written()} nuclei written; {cpu_free:g} of {cpu:g} CPUs free — {why}"
 
 
 @functools.cache
@@ -347,11 +420,16 @@ class RayPipeline:
         return ray, ds
 
     def _run(self, todo) -> None:
-        _, ds = self._dataset(todo)
+        ray, ds = self._dataset(todo)
+        with StallWatch(STALL_S, lambda: _cluster_state(ray, lambda: self.n_written)) as watch:
+            self._gather(ds, watch)
+
+    def _gather(self, ds, watch: StallWatch) -> None:
         pending = Pending(self.parts)
         written: set[tuple[str, str]] = set()
         st = self.stats
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            watch.beat()
             t1 = time.perf_counter()
             rows = []
             for r in batch.to_pylist():
