@@ -445,13 +445,9 @@ class LiveNucleus:
 
     def _filtered(self, batch: Localizations) -> tuple[Localizations, int]:
         """The batch within the filters of the model's preprocessing, and how many it lost."""
-        from ..preprocess import filter_localizations
+        from ..preprocess import model_filters
 
-        try:
-            kept, removed = filter_localizations(batch, self._pre)
-        except ValueError as err:
-            msg = f"the model's preprocessing: {err}"
-            raise InputError(msg, hint="the model was trained on tables that had it") from None
+        kept, removed = model_filters(batch, self._pre)
         lost = sum(removed.values())
         self._rejected["filtered"] += lost
         return kept, lost

@@ -10,7 +10,15 @@ before its nuclei are rendered (:func:`apply`), as they apply the model's render
 
 from ._drift import Drift, SparseFieldError, correct_drift, estimate_drift
 from ._resolution import Resolution, frc, nena
-from ._steps import Preprocess, apply, apply_once, filter_localizations, link, range_of
+from ._steps import (
+    Preprocess,
+    apply,
+    apply_once,
+    filter_localizations,
+    link,
+    model_filters,
+    range_of,
+)
 
 __all__ = [
     "Drift",
@@ -24,6 +32,7 @@ __all__ = [
     "filter_localizations",
     "frc",
     "link",
+    "model_filters",
     "nena",
     "range_of",
 ]

@@ -16,7 +16,7 @@ from ..io import Localizations
 if TYPE_CHECKING:
     from ._drift import Drift
 
-__all__ = ["Preprocess", "apply", "apply_once", "filter_localizations", "link"]
+__all__ = ["Preprocess", "apply", "apply_once", "filter_localizations", "link", "model_filters"]
 
 #: The key of ``Localizations.meta.details`` that records the preprocessing a table had.
 DONE_KEY = "preprocess"
@@ -466,6 +466,12 @@ def apply_once(locs: Localizations, pre: Preprocess | None) -> tuple[Localizatio
     (Localizations, dict)
         The table (its ``meta.details["preprocess"]`` records ``pre`` and the report) and the
         report (:func:`apply`'s, JSON types; ``{}`` when nothing was done).
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        A step that cannot run on the table (a filter on a column it lacks, drift correction or
+        linking without frames), naming the file.
     """
     from dataclasses import replace
 
@@ -477,9 +483,45 @@ def apply_once(locs: Localizations, pre: Preprocess | None) -> tuple[Localizatio
     if done is not None and done.get("preprocess") == pre.to_dict():
         return locs, done["report"]
     try:
-        out, report = apply(locs, pre)
-    except SparseFieldError as err:
-        out, report = apply(locs, replace(pre, drift=None))
-        report["drift_uncorrected"] = str(err)
+        try:
+            out, report = apply(locs, pre)
+        except SparseFieldError as err:
+            out, report = apply(locs, replace(pre, drift=None))
+            report["drift_uncorrected"] = str(err)
+    except ValueError as err:  # a filter on a column the table lacks; drift without frames
+        raise _model_error(err, locs) from None
     report.pop("drift_trace", None)
     return _marked(out, locs.meta, pre, report), report
+
+
+def model_filters(locs: Localizations, pre: Preprocess) -> tuple[Localizations, dict]:
+    """The filters of a model's recorded preprocessing alone (a live session's batch), as
+    :func:`filter_localizations`, failing as :func:`apply_once` fails.
+
+    Parameters
+    ----------
+    locs : Localizations
+    pre : Preprocess
+
+    Returns
+    -------
+    (Localizations, dict)
+        The table, and how many each filter removed.
+
+    Raises
+    ------
+    ainu_engine.errors.InputError
+        A filter on a column the table lacks.
+    """
+    try:
+        return filter_localizations(locs, pre)
+    except ValueError as err:
+        raise _model_error(err, locs) from None
+
+
+def _model_error(err: ValueError, locs: Localizations):
+    """A model's recorded preprocessing that cannot run on a table: one line naming the file."""
+    from ..errors import InputError
+
+    return InputError(f"the model's preprocessing: {err}", path=locs.meta.source_path,
+                      hint="the model was trained on tables that had it")  # fmt: skip

@@ -104,7 +104,8 @@ def model_input(
     Raises
     ------
     ainu_engine.errors.InputError
-        Patch mode, and no patch is occupied enough.
+        Patch mode, and no patch is occupied enough; or the model's recorded preprocessing
+        cannot run on the table (:func:`ainu_engine.preprocess.apply_once`).
     ainu_engine.errors.RenderError
         Nothing to render (see :func:`~ainu_engine.render.render`).
 
@@ -116,11 +117,7 @@ def model_input(
     from ..preprocess import Preprocess, apply_once
 
     t0 = time.perf_counter()
-    try:
-        locs, report = apply_once(locs, Preprocess.of_model(preprocessing))
-    except ValueError as err:  # a filter on a column the table lacks; drift without frames
-        raise InputError(f"the model's preprocessing: {err}", path=locs.meta.source_path,
-                         hint="the model was trained on tables that had it") from None
+    locs, report = apply_once(locs, Preprocess.of_model(preprocessing))
     r = render(locs, render_spec_for(spec, preprocessing), device=device, roi_nm=roi_nm)
     m = model_input_from(r, spec, preprocessing, path=locs.meta.source_path, t0=t0)
     m.locs, m.preprocess = locs, report

@@ -148,11 +148,9 @@ class StallWatch:
     def _watch(self) -> None:
         told = self._last
         while not self._stop.wait(min(1.0, self.timeout_s / 4)):
-            quiet = time.perf_counter() - self._last
-            if quiet >= self.timeout_s and time.perf_counter() - max(told, self._last) >= (
-                self.timeout_s
-            ):
-                told = time.perf_counter()
+            now = time.perf_counter()
+            if now - max(told, self._last) >= self.timeout_s:  # quiet, and not told yet
+                quiet, told = now - self._last, now
                 try:
                     state = self.describe()
                 except Exception as err:  # noqa: BLE001 - a report must not stop the screen
