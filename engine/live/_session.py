@@ -435,12 +435,13 @@ class LiveNucleus:
             return AddReport(0, not_finite, outside, unknown, filtered)
         b = batch[keep]
         self._running.add(b.x_nm, b.y_nm, kde_sigma(b, self._spec), chan[keep])
-        core = Localizations(b.x_nm, b.y_nm, frame=b.frame, channel=b.channel, photons=b.photons,
-                             precision_nm=b.precision_nm, meta=b.meta)  # fmt: skip
-        if self._seen is not None:
-            self._seen.append(core)
-        if self._raw is not None:
-            self._raw.append(core)
+        # the whole table (recorded preprocessing beyond filters: the call's input statistics
+        # come from it too), else the columns of the input statistics only
+        keep_in = self._raw if self._raw is not None else self._seen
+        if keep_in is not None:
+            keep_in.append(Localizations(b.x_nm, b.y_nm, frame=b.frame, channel=b.channel,
+                                         photons=b.photons, precision_nm=b.precision_nm,
+                                         meta=b.meta))  # fmt: skip
         return AddReport(int(b.n), not_finite, outside, unknown, filtered)
 
     def _filtered(self, batch: Localizations) -> tuple[Localizations, int]:
