@@ -490,6 +490,9 @@ def run_clusters(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                         ("group", pa.string()), ("cluster", pa.int64()),
                         ("n_localizations", pa.int64()), ("area_nm2", pa.float64()),
                         ("x_nm", pa.float64()), ("y_nm", pa.float64())])  # fmt: skip
+    from .provenance import stamp
+
+    schema = schema.with_metadata({k: v.encode() for k, v in stamp().items()})
     with atomic_path(out / "clusters.parquet") as tmp:
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
     with atomic_path(out / "nuclei.csv") as tmp, open(tmp, "w", newline="") as fh:
@@ -498,6 +501,7 @@ def run_clusters(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         w.writerows(nuclei_rows)
     _boxplots(out / "clusters.png", nuclei_rows, stats)
     doc = {
+        **stamp(),
         "params": {"eps_nm": eps_nm, "min_samples": min_samples, "roi": roi,
                    "group_by": group_by, "channel": channel, "nuclei": nuclei,
                    "area_limits_um2": list(area_limits_um2) if area_limits_um2 else None},

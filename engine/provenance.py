@@ -8,7 +8,7 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["__version__", "git_commit"]
+__all__ = ["__version__", "git_commit", "stamp"]
 
 try:
     __version__ = version("ainu-engine")
@@ -49,3 +49,15 @@ def git_commit(root: str | Path = ROOT) -> str | None:
     except (OSError, subprocess.SubprocessError):
         pass
     return f"{given} (AINU_GIT_COMMIT; no git checkout)" if given else None
+
+
+def stamp() -> dict[str, str]:
+    """What every result file records about the engine that wrote it.
+
+    Returns
+    -------
+    dict
+        ``{"ainu_engine_version": __version__}``: the version of the installed package (the one
+        place it is set is ``pyproject.toml``), as ``ainu-engine --version`` prints it.
+    """
+    return {"ainu_engine_version": __version__}

@@ -14,6 +14,7 @@ from . import (
     convert,
     doctor,
     evaluate,
+    example,
     explain,
     export,
     formats,
@@ -109,6 +110,7 @@ COMMANDS = {
     "watch": watch.watch,
     "merge": merge.merge,
     "doctor": doctor.doctor,
+    "example": example.example,
     "bench": bench.bench,
 }
 for _name, _fn in COMMANDS.items():

@@ -431,7 +431,10 @@ class _ExplainRun:
 
     def finish(self) -> dict:
         """Write ``summary.json`` (and ``perturb.json``); returns the summary."""
+        from ..provenance import stamp
+
         summary = {
+            **stamp(),
             "model": str(self.clf.backend.model_path),
             "method": self.method,
             "nuclei": len(self.records),

@@ -384,7 +384,10 @@ class _Run:
         )
 
     def summary_doc(self, summary: ScreenSummary, table) -> dict:
+        from ..provenance import stamp
+
         return {
+            **stamp(),
             **summary.to_dict(),
             "model": str(self.model),
             "model_sha256": self.model_sha,

@@ -260,6 +260,10 @@ def write_final(out: Path, table, errors: list[tuple[str, str]], *, csv: bool) -
     if table is not None:
         import pyarrow.parquet as pq
 
+        from ..provenance import stamp
+
+        meta = {**(table.schema.metadata or {}), **{k: v.encode() for k, v in stamp().items()}}
+        table = table.replace_schema_metadata(meta)
         with atomic_path(results) as tmp:
             pq.write_table(table, tmp, compression="lz4")
         if csv:

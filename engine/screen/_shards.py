@@ -326,7 +326,10 @@ def _merged_doc(out, results, summaries, table, errors, n, merge_s) -> dict:
     seconds = [float(s.get("seconds") or 0.0) for s in summaries.values()]
     keep = ("model", "model_sha256", "render_spec_hash", "classes", "nuclei_mode", "channel_map",
             "backend", "simulated_model", "abstain_below")  # fmt: skip
+    from ..provenance import stamp
+
     return {
+        **stamp(),  # the merging engine; each shard's own version stays in its summary
         **{k: s0.get(k) for k in keep},
         "out": str(out),
         "results": str(results),
