@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip
 # Quiet, no version check; the constraints file pins what the test suite runs with.
 PIPFLAGS := --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test bench gpu-wheels lint clean
+.PHONY: demo test docs bench gpu-wheels lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,21 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/ainu-engine screen examples/screen --model examples/models/hipsc_vs_somatic.small_cnn.SIMULATED.onnx \
 		--out demo-out/screen --csv --explain 2 --force
 
+# The napari plugin's Qt tests need a display: without one, the suite runs under Xvfb where
+# xvfb-run is installed (.ci/install-display), else those tests skip and say why.
+XVFB := $(if $(DISPLAY),,$(shell command -v xvfb-run 2>/dev/null))
+
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q
+	$(if $(XVFB),$(XVFB) -a -s "-screen 0 1280x1024x24") $(BIN)/python -m pytest -q
+
+# The documentation site (docs/conf.py): warnings are errors, the examples are executed.
+$(VENV)/.installed-docs: pyproject.toml constraints.txt $(VENV)/.installed-dev
+	$(PIP) install $(PIPFLAGS) -e ".[cpu,train,dev,docs]"
+	@touch $@
+
+docs: $(VENV)/.installed-docs
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "the site: docs/_build/html/index.html"
 
 # Benchmarks run in their own environment: the baselines (Picasso, scikit-learn, and torch +
 # Captum for inference and occlusion) are installed there only, never in the runtime environment.
@@ -66,7 +79,7 @@ gpu-wheels:
 		$$(grep -E '^(captum|roifile)==' constraints.txt)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check engine kernels training benchmarks tests examples conftest.py
+	$(BIN)/ruff check engine kernels training benchmarks tests examples docs/conf.py conftest.py
 
 clean:
-	rm -rf $(VENV) $(BENCH) demo-out .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BENCH) demo-out .pytest_cache .hypothesis docs/_build docs/api/generated

@@ -56,7 +56,7 @@ class Comparison:
 
 
 def compare_outputs(ref, test, *, rtol: float = 0.0, atol: float = 1e-4) -> Comparison:
-    """Compare ``test`` with ``ref`` element-wise: pass when |test − ref| ≤ atol + rtol·|ref|.
+    """Compare ``test`` with ``ref`` element-wise: pass when ``|test − ref| ≤ atol + rtol·|ref|``.
 
     ``same_argmax`` compares the top-1 along the last axis (class calls from logits).
 

@@ -232,7 +232,7 @@ def brier_score(prob, y) -> float:
 
 def expected_calibration_error(prob, y, *, n_bins: int = 15) -> float:
     """Top-label expected calibration error: the mean over equal-width confidence bins of
-    |accuracy − confidence|, weighted by the share of items in each bin.
+    ``|accuracy − confidence|``, weighted by the share of items in each bin.
 
     Parameters
     ----------

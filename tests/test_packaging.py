@@ -67,14 +67,23 @@ def test_no_extra_pulls_both_onnxruntime_builds():
         assert "onnxruntime" not in _closure(cuda, extras)
 
 
-def test_ci_installs_a_browser_then_runs_lint_then_make_test():
+def test_ci_installs_a_browser_and_a_display_then_lint_docs_and_make_test():
     script = (REPO / ".ci" / "run").read_text()
     commands = [
         ln.strip()
         for ln in script.splitlines()
-        if ln.strip() and not ln.strip().startswith("#") and not ln.startswith(("set ", "cd "))
+        if ln.strip()
+        and not ln.strip().startswith("#")
+        and not ln.startswith(("set ", "cd ", "export "))
     ]
-    assert commands == ["bash .ci/install-browser", "make lint", "make test"]
+    assert commands == [
+        "bash .ci/install-browser",
+        "bash .ci/install-display",
+        "make lint",
+        "make docs",
+        "make test",
+    ]
+    assert "export AINU_REQUIRE_NAPARI=1" in script  # the napari tests run, not skip
 
 
 def test_readme_quick_start_is_two_commands():

@@ -115,7 +115,7 @@ class Localizations:
     -----
     All columns have one row per localization. Optional columns are ``None`` when the
     source has no such column. Units are nm for every length, whatever the source file
-    used (see :doc:`docs/formats.md`).
+    used (see the page on formats, ``docs/formats.md``).
 
     Examples
     --------

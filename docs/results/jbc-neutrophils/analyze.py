@@ -571,7 +571,8 @@ def report(scratch: Path, out: Path) -> dict:
     results["cells"] = {p: {"cells": len(cells[p]), "features": list(FEATURES)} for p in PROTEINS}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "tables.md").write_text("\n".join(lines))
+    title = ["# Neutrophils: every table, every run", ""]
+    (out / "tables.md").write_text("\n".join(title + lines))
     figs = {**{f"CNN {k}": v for k, v in results["cnn"].items()},
             **{f"features {k}": v for k, v in results["features"].items()}}  # fmt: skip
     _logo_figure(out / "leave-one-mouse-out.png", figs)
