@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip
 # Quiet, no version check; the constraints file pins what the test suite runs with.
 PIPFLAGS := --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test docs bench gpu-wheels lint clean
+.PHONY: demo test docs typecheck bench gpu-wheels lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,22 @@ docs: $(VENV)/.installed-docs
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 	@echo "the site: docs/_build/html/index.html"
 
+# The TensorRT backend, which no machine of this project can run, type-checked (mypy --strict,
+# pyproject.toml) against the TensorRT API's stubs. The stubs go to .types/, never onto sys.path:
+# they make a `tensorrt` folder that would pass for TensorRT itself. Two faults of the stubs that
+# stop mypy are mended here: parameters named `in`, a required parameter after defaults.
+TYPES := .types
+$(TYPES)/.installed: constraints.txt | $(BIN)/python
+	rm -rf $(TYPES)
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --target $(TYPES) \
+		$$(grep -E '^tensorrt-stubs==' constraints.txt)
+	sed -i -E 's/, in: list\[/, in_: list[/; s/power: Weights = None, channel_axis: int\)/power: Weights = None, channel_axis: int = ...)/' \
+		$(TYPES)/tensorrt_bindings/tensorrt.pyi
+	@touch $@
+
+typecheck: $(VENV)/.installed-dev $(TYPES)/.installed
+	MYPYPATH=$(TYPES) $(BIN)/python -m mypy
+
 # Benchmarks run in their own environment: the baselines (Picasso, scikit-learn, and torch +
 # Captum for inference and occlusion) are installed there only, never in the runtime environment.
 BENCH := .venv-bench
@@ -82,4 +98,4 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check engine kernels training benchmarks tests examples docs/conf.py conftest.py
 
 clean:
-	rm -rf $(VENV) $(BENCH) demo-out .pytest_cache .hypothesis docs/_build docs/api/generated
+	rm -rf $(VENV) $(BENCH) demo-out .pytest_cache .hypothesis docs/_build docs/api/generated $(TYPES)

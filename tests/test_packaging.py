@@ -80,6 +80,7 @@ def test_ci_installs_a_browser_and_a_display_then_lint_docs_and_make_test():
         "bash .ci/install-browser",
         "bash .ci/install-display",
         "make lint",
+        "make typecheck",
         "make docs",
         "make test",
     ]

@@ -11,6 +11,7 @@ import numpy as np
 from ..cache import cache_dir
 from ..onnx_session import ort_session
 from ._base import Backend, BackendUnavailable, is_device_array
+from ._providers import cuda_provider_options, tensorrt_provider_options
 from ._tensorrt import check_tensorrt_model
 
 __all__ = ["OnnxRuntimeBackend"]
@@ -148,32 +149,22 @@ class OnnxRuntimeBackend(Backend):
         )
         providers: list = []
         if self.provider == "tensorrt":
-            info = self.info
-            c, s = info.n_channels, info.input_size
-            shape = f"{info.input_name}:{{}}x{c}x{s}x{s}"
-            trt_cache = cache_dir("tensorrt-ep")
-            precision = info.precision
+            info = self.model_info()
             providers.append(
                 (
                     "TensorrtExecutionProvider",
-                    {
-                        "trt_fp16_enable": bool(self.fp16) or precision == "fp16",
-                        "trt_int8_enable": precision == "int8",
-                        "trt_int8_use_native_calibration_table": False,
-                        "trt_engine_cache_enable": True,
-                        "trt_engine_cache_path": trt_cache,
-                        "trt_timing_cache_enable": True,
-                        "trt_timing_cache_path": trt_cache,
-                        "trt_profile_min_shapes": shape.format(1),
-                        "trt_profile_opt_shapes": shape.format(64),
-                        "trt_profile_max_shapes": shape.format(256),
-                    },
+                    tensorrt_provider_options(
+                        input_name=info.input_name,
+                        channels=info.n_channels,
+                        size=info.input_size,
+                        precision=info.precision,
+                        fp16=bool(self.fp16),
+                        cache_path=cache_dir("tensorrt-ep"),
+                    ),
                 )
             )
         if self.provider in ("cuda", "tensorrt"):
-            providers.append(
-                ("CUDAExecutionProvider", {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE"})
-            )
+            providers.append(("CUDAExecutionProvider", cuda_provider_options()))
         providers.append("CPUExecutionProvider")
         self.session = ort_session(self.model_path, options=so, providers=providers)
         self.check_graph(

@@ -22,17 +22,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..cache import cache_dir
 from ..io import atomic_write_bytes
+from ..model import ModelInfo
 from ._base import Backend, BackendUnavailable, is_device_array
+
+if TYPE_CHECKING:  # the TensorRT API as typed by tensorrt-stubs (make typecheck; CI)
+    import tensorrt as trt
 
 __all__ = ["TensorRTBackend", "build_plan", "check_tensorrt_model"]
 
 
-def check_tensorrt_model(info, path) -> None:
+def check_tensorrt_model(info: ModelInfo, path: str | os.PathLike[str]) -> None:
     """Refuse, before any build, a model TensorRT cannot take: an int8 model exported with
     unsigned activations (``--int8-activations u8``, for CPUs) — TensorRT's explicit
     quantization needs signed, symmetric int8."""
@@ -46,7 +51,7 @@ def check_tensorrt_model(info, path) -> None:
         )
 
 
-def build_plan(trt, precision: str, *, fp16: bool, fast_fp16: bool) -> tuple[int, list]:
+def build_plan(trt: Any, precision: str, *, fp16: bool, fast_fp16: bool) -> tuple[int, list[Any]]:
     """How to build a model of ``precision``: (network creation flags, builder flags to set).
 
     ``trt`` is the ``tensorrt`` module (anything with its ``NetworkDefinitionCreationFlag`` and
@@ -87,7 +92,7 @@ class TensorRTBackend(Backend):
 
     def __init__(
         self,
-        model_path,
+        model_path: str | os.PathLike[str],
         *,
         fp16: bool = True,
         max_batch: int = 256,
@@ -106,14 +111,20 @@ class TensorRTBackend(Backend):
         self.max_batch = max_batch
         self.opt_batch = min(opt_batch, max_batch)
         self.workspace_gib = workspace_gib
-        self.engine = self.context = self.stream = None
+        self.engine: trt.ICudaEngine | None = None
+        self.context: trt.IExecutionContext | None = None
+        self.stream: Any = None  # a cupy.cuda.Stream (CuPy has no type stubs)
+        self._cp: Any = None
         self.engine_path: str | None = None
         self.from_cache = False
         self.precision = "fp32"
 
     def _load_impl(self) -> None:
-        check_tensorrt_model(self.info, self.model_path)
-        trt = self._require("tensorrt", extra="tensorrt")
+        info = self.model_info()
+        check_tensorrt_model(info, self.model_path)
+        self._require("tensorrt", extra="tensorrt")
+        import tensorrt as trt  # imported by _require (or its error raised): typed from here on
+
         cp = self._require("cupy", extra="cuda12",
                            why="the TensorRT backend (its buffers are CuPy arrays)")  # fmt: skip
         try:
@@ -124,7 +135,6 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable(
                 "no CUDA GPU", path=self.model_path, hint="use --backend onnxruntime"
             )
-        info = self.info
         self.precision = info.precision
         data = self.model_path.read_bytes()
         gpu = cp.cuda.runtime.getDeviceProperties(0)["name"]
@@ -143,13 +153,13 @@ class TensorRTBackend(Backend):
         self.engine_path = os.path.join(cache_dir("tensorrt"), key.hexdigest()[:32] + ".engine")
         logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(logger)
-        serialized = None
+        serialized: bytes
         if os.path.isfile(self.engine_path):
             with open(self.engine_path, "rb") as fh:
                 serialized = fh.read()
             self.from_cache = True
         else:
-            serialized = self._build(trt, logger, data, info)
+            serialized = self._build(logger, data, info)
             atomic_write_bytes(self.engine_path, serialized)
         self.engine = runtime.deserialize_cuda_engine(serialized)
         if self.engine is None:
@@ -162,7 +172,9 @@ class TensorRTBackend(Backend):
         self.stream = cp.cuda.Stream(non_blocking=True)
         self._cp = cp
 
-    def _build(self, trt, logger, data: bytes, info) -> bytes:
+    def _build(self, logger: trt.ILogger, data: bytes, info: ModelInfo) -> bytes:
+        import tensorrt as trt
+
         builder = trt.Builder(logger)
         net_flags, flags = build_plan(
             trt, self.precision, fp16=self.fp16, fast_fp16=builder.platform_has_fast_fp16
@@ -181,7 +193,10 @@ class TensorRTBackend(Backend):
         c, s = info.n_channels, info.input_size
         profile = builder.create_optimization_profile()
         profile.set_shape(
-            info.input_name, (1, c, s, s), (self.opt_batch, c, s, s), (self.max_batch, c, s, s)
+            info.input_name,
+            trt.Dims([1, c, s, s]),
+            trt.Dims([self.opt_batch, c, s, s]),
+            trt.Dims([self.max_batch, c, s, s]),
         )
         config.add_optimization_profile(profile)
         timing_path = os.path.join(cache_dir("tensorrt"), "timing.cache")
@@ -199,18 +214,20 @@ class TensorRTBackend(Backend):
         atomic_write_bytes(timing_path, bytes(memoryview(config.get_timing_cache().serialize())))
         return bytes(serialized)
 
-    def _infer_impl(self, x) -> np.ndarray:
+    def _infer_impl(self, x: Any) -> np.ndarray:
         return self._execute(x, False)[0]
 
-    def _infer_embedding_impl(self, x):
+    def _infer_embedding_impl(self, x: Any) -> tuple[np.ndarray, np.ndarray | None]:
         return self._execute(x, True)
 
-    def _execute(self, x, embedding: bool):
+    def _execute(self, x: Any, embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """(logits, features or None) of ``x``; the features are the engine's second output
         (``info.embedding_name``), bound beside the logits (written against TensorRT 10's
         named-tensor API; unverified without a GPU)."""
-        cp = self._cp
-        info = self.info
+        cp, engine, context = self._cp, self.engine, self.context
+        if engine is None or context is None:
+            raise RuntimeError("the TensorRT backend is not loaded (call load() first)")
+        info = self.model_info()
         n = x.shape[0]
         if n > self.max_batch:
             parts = [self._execute(x[i : i + self.max_batch], embedding)
@@ -224,25 +241,30 @@ class TensorRTBackend(Backend):
                 else cp.asarray(np.ascontiguousarray(x, np.float32))
             )
             out = cp.empty(info.output_shape(n), dtype=cp.float32)
-            self.context.set_input_shape(info.input_name, tuple(xin.shape))
-            self.context.set_tensor_address(info.input_name, int(xin.data.ptr))
-            self.context.set_tensor_address(info.output_name, int(out.data.ptr))
+            # each call says whether TensorRT took it (the stubs showed the results were ignored)
+            if not context.set_input_shape(info.input_name, tuple(xin.shape)):
+                raise RuntimeError(
+                    f"TensorRT refused the input shape {tuple(xin.shape)} for "
+                    f"{info.input_name!r} (profile batches 1..{self.max_batch})"
+                )
+            _bind(context, info.input_name, int(xin.data.ptr))
+            _bind(context, info.output_name, int(out.data.ptr))
             emb = None
             if info.embedding_name:  # an unbound output is an error in TensorRT 10: always bind
-                d = int(self.engine.get_tensor_shape(info.embedding_name)[-1])
+                d = int(engine.get_tensor_shape(info.embedding_name)[-1])
                 emb = cp.empty((n, d), dtype=cp.float32)
-                self.context.set_tensor_address(info.embedding_name, int(emb.data.ptr))
-            if not self.context.execute_async_v3(self.stream.ptr):
+                _bind(context, info.embedding_name, int(emb.data.ptr))
+            if not context.execute_async_v3(self.stream.ptr):
                 raise RuntimeError("TensorRT execute_async_v3 failed")
-            host = cp.asnumpy(out, stream=self.stream)
-            host_emb = None
+            host: np.ndarray = cp.asnumpy(out, stream=self.stream)
+            host_emb: np.ndarray | None = None
             if embedding and emb is not None:
                 host_emb = cp.asnumpy(emb, stream=self.stream)
         self.stream.synchronize()
         return host, host_emb
 
-    def _describe_impl(self) -> dict:
-        d = {
+    def _describe_impl(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
             "precision": _precision_label(
                 self.info.precision if self.info is not None else self.precision, self.fp16
             ),
@@ -251,9 +273,9 @@ class TensorRTBackend(Backend):
             "batch_profile": [1, self.opt_batch, self.max_batch],
         }
         try:
-            import tensorrt as trt
+            import tensorrt
 
-            d["tensorrt"] = trt.__version__
+            d["tensorrt"] = tensorrt.__version__
         except ImportError:
             pass
         return d
@@ -263,6 +285,12 @@ class TensorRTBackend(Backend):
         if self.stream is not None:
             self.stream.synchronize()
         self.stream = None
+
+
+def _bind(context: trt.IExecutionContext, name: str, address: int) -> None:
+    """Bind a tensor of the engine to device memory, or raise naming it."""
+    if not context.set_tensor_address(name, address):
+        raise RuntimeError(f"TensorRT could not bind the tensor {name!r} (not in the engine?)")
 
 
 def _precision_label(precision: str, fp16: bool) -> str:
