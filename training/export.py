@@ -225,7 +225,7 @@ def export_onnx(
     opset : int, default 18
         ONNX opset (>= 17).
     atol : float, default 1e-4
-        Largest allowed |logit difference| between ONNX Runtime (CPU) and PyTorch (float32,
+        Largest allowed ``|logit difference|`` between ONNX Runtime (CPU) and PyTorch (float32,
         eval mode), on the checkpoint's sample test images and on random images, at batch
         sizes 1 and 3 (which also checks the dynamic batch axis).
     force : bool

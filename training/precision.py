@@ -45,7 +45,7 @@ class GateReport:
     agreement : float
         Fraction of items with the same call.
     max_abs_dp : float
-        Largest |p_reduced - p_fp32| over items and classes.
+        Largest ``|p_reduced - p_fp32|`` over items and classes.
     accuracy_fp32 : float
         Accuracy of the float32 model.
     accuracy_reduced : float
