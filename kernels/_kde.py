@@ -162,7 +162,7 @@ def _band_key(y, c, n_channels, y0, pixel, h, band_rows):
     return row // band_rows
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _sort_by_band(x, y, sigma, chan, n_channels, y0, pixel, h, band_rows, n_chunks):
     """Parallel stable counting sort of the localizations by band; returns the band starts,
     the sorted coordinates as one (n, 2) array of (x, y) in the input dtype (one write stream
@@ -212,7 +212,7 @@ def _sort_by_band(x, y, sigma, chan, n_channels, y0, pixel, h, band_rows, n_chun
     return starts, xy, ss, cs
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _render_bands(xy, ss, cs, img, x0, y0, pixel, truncate, starts, phase):
     c_n, h, w = img.shape
     n_bands = starts.shape[0] - 1
@@ -340,7 +340,7 @@ def render_kde_cpu(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _reference_f64(x, y, sigma, chan, img, x0, y0, pixel, truncate):  # pragma: no cover - compiled
     per_sigma = sigma.shape[0] > 1
     c_n, h, w = img.shape

@@ -79,7 +79,7 @@ def window_grid(
     return tops.ravel(), lefts.ravel()
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def fill_occluded(image, baseline, tops, lefts, wh, ww, out):  # pragma: no cover - compiled
     """``out[b] = image`` with window ``b`` (rows tops[b]:tops[b]+wh, columns lefts[b]:+ww,
     clipped) set to ``baseline`` (an array shaped like ``image``), for b < len(tops).
@@ -103,7 +103,7 @@ def fill_occluded(image, baseline, tops, lefts, wh, ww, out):  # pragma: no cove
                         dst[j] = src[j]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def accumulate_deltas(deltas, tops, lefts, wh, ww, attr, counts):  # pragma: no cover - compiled
     """Add ``deltas[b, t]`` over window b to ``attr[t]`` (T, H, W) and 1 to ``counts`` (H, W)."""
     n_t, h, w = attr.shape

@@ -11,7 +11,7 @@ import numpy as np
 __all__ = ["polygon_mask", "polygon_mask_reference", "grid_counts"]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _grid_counts(x, y, x0, y0, cell, ny, nx, counts):  # pragma: no cover - compiled
     top_y, top_x = y0 + ny * cell, x0 + nx * cell
     for k in range(x.shape[0]):

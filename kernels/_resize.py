@@ -86,7 +86,7 @@ def area_weights(n_in: int, n_out: int, scale: float | None = None):
     return first, keep.sum(axis=1).astype(np.int64), np.where(keep, overlap / s, 0.0)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _resize_rows_cols(img, y_first, y_count, y_w, x_first, x_count, x_w, out):
     """out[c, k, q] = sum_j x_w[q] * (sum_i y_w[k] * img[c, i, j]), in float64, one task per
     output row (the order of each sum is that of scipy's CSR product, so the results are the

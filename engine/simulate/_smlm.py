@@ -508,7 +508,7 @@ def _envelope_radius(ct, st, a, b, rot, amps, phases):  # pragma: no cover - com
     return r_ell * w
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _radius_kernel(cos_th, sin_th, a, b, rot, amps, phases):  # pragma: no cover - compiled
     out = np.empty(cos_th.shape[0])
     for i in numba.prange(cos_th.shape[0]):
@@ -516,7 +516,7 @@ def _radius_kernel(cos_th, sin_th, a, b, rot, amps, phases):  # pragma: no cover
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _depth_kernel(x, y, cx, cy, a, b, rot, amps, phases):  # pragma: no cover - compiled
     """Depth inside the envelope (radius at the point's angle minus its distance)."""
     out = np.empty(x.shape[0])
