@@ -21,6 +21,8 @@ __all__ = [
     "split_nuclei",
     "find_roi_set",
     "read_rois_nm",
+    "DensityGrid",
+    "count_nuclei",
     "detect_nuclei",
     "find_nuclei",
     "detection_limits",
@@ -453,6 +455,121 @@ def detection_limits(training_stats: dict | None) -> tuple[float, float]:
     return float(lo) / 4.0, float(hi) * 4.0
 
 
+class DensityGrid:
+    """Localization counts on the lattice of ``cell_nm`` anchored at 0 nm (cell (i, j) covers
+    [j·c, (j+1)·c) × [i·c, (i+1)·c)), with the extent of the localizations: what
+    :func:`find_nuclei` segments. It grows as localizations are added (O(added); the counts of
+    a cell never depend on where the others lie), so a live session keeps one and asks
+    :func:`count_nuclei` at each call without going over every localization again.
+
+    Parameters
+    ----------
+    cell_nm : float, default 250
+        The lattice's cell.
+    """
+
+    def __init__(self, cell_nm: float = 250.0) -> None:
+        self.cell_nm = float(cell_nm)
+        self.counts = np.zeros((0, 0), np.float64)
+        self.origin = (0, 0)  #: (column, row) on the lattice of counts[0, 0]
+        self.extent = (np.inf, np.inf, -np.inf, -np.inf)  #: (x0, y0, x1, y1) in nm
+        self.n = 0
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray, cell_nm: float = 250.0) -> DensityGrid:
+        """The grid of these localizations.
+
+        Parameters
+        ----------
+        x, y : ndarray
+            Localizations (nm).
+        cell_nm : float, default 250
+            The lattice's cell.
+
+        Returns
+        -------
+        DensityGrid
+        """
+        grid = cls(cell_nm)
+        grid.add(x, y)
+        return grid
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Count more localizations (nm).
+
+        Parameters
+        ----------
+        x, y : ndarray
+            The localizations.
+        """
+        x = np.asarray(x, np.float64)
+        y = np.asarray(y, np.float64)
+        if len(x) == 0:
+            return
+        e = self.extent
+        self.extent = (min(e[0], float(x.min())), min(e[1], float(y.min())),
+                       max(e[2], float(x.max())), max(e[3], float(y.max())))  # fmt: skip
+        ix, iy = self.cells(x, y)
+        lo = (int(ix.min()), int(iy.min()))
+        hi = (int(ix.max()), int(iy.max()))
+        self._cover(lo, hi)
+        ny, nx = self.counts.shape
+        flat = (iy - self.origin[1]) * nx + (ix - self.origin[0])
+        self.counts += np.bincount(flat, minlength=nx * ny).reshape(ny, nx)
+        self.n += len(x)
+
+    def cells(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The lattice cell (column, row) of each localization.
+
+        Parameters
+        ----------
+        x, y : ndarray
+            Localizations (nm).
+
+        Returns
+        -------
+        (ndarray, ndarray) of int64
+        """
+        c = self.cell_nm
+        return np.floor(np.asarray(x) / c).astype(np.int64), np.floor(np.asarray(y) / c).astype(
+            np.int64
+        )
+
+    def field(self) -> tuple[np.ndarray, tuple[int, int]]:
+        """The counts over the localizations' extent (the cells from the smallest to the largest
+        occupied column and row) and the lattice (column, row) of its corner.
+
+        Returns
+        -------
+        counts : ndarray (ny, nx) of float64
+        corner : (int, int)
+        """
+        (j0, i0), (j1, i1) = self._span()
+        ox, oy = self.origin
+        return self.counts[i0 - oy : i1 - oy + 1, j0 - ox : j1 - ox + 1], (j0, i0)
+
+    def _span(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        x0, y0, x1, y1 = self.extent
+        (j0, j1), (i0, i1) = self.cells([x0, x1], [y0, y1])
+        return (int(j0), int(i0)), (int(j1), int(i1))
+
+    def _cover(self, lo: tuple[int, int], hi: tuple[int, int]) -> None:
+        ny, nx = self.counts.shape
+        ox, oy = self.origin
+        if nx and lo[0] >= ox and lo[1] >= oy and hi[0] < ox + nx and hi[1] < oy + ny:
+            return
+        if nx:  # grow with slack: a nucleus imaged in frame order regrows a few times at most
+            slack = max(8, nx // 4, ny // 4)
+            lo = (min(lo[0], ox - (slack if lo[0] < ox else 0)),
+                  min(lo[1], oy - (slack if lo[1] < oy else 0)))  # fmt: skip
+            hi = (max(hi[0], ox + nx - 1 + (slack if hi[0] >= ox + nx else 0)),
+                  max(hi[1], oy + ny - 1 + (slack if hi[1] >= oy + ny else 0)))  # fmt: skip
+        grown = np.zeros((hi[1] - lo[1] + 1, hi[0] - lo[0] + 1), np.float64)
+        if nx:
+            grown[oy - lo[1] : oy - lo[1] + ny, ox - lo[0] : ox - lo[0] + nx] = self.counts
+        self.counts, self.origin = grown, lo
+
+
 def find_nuclei(
     x: np.ndarray,
     y: np.ndarray,
@@ -465,8 +582,8 @@ def find_nuclei(
 ) -> FieldNuclei:
     """Find the nuclei of a field from its localization density.
 
-    1. Counts on a ``cell_nm`` grid, smoothed by a Gaussian of ``smooth_nm``: a density map
-       (localizations / µm²).
+    1. Counts on the ``cell_nm`` lattice (:class:`DensityGrid`), smoothed by a Gaussian of
+       ``smooth_nm``: a density map (localizations / µm²).
     2. Foreground: density at least ``min_density`` (default: Otsu's threshold on the log density
        of the non-empty map, which separates nuclei from the sparse background of a field),
        holes filled.
@@ -500,20 +617,12 @@ def find_nuclei(
     y = np.asarray(y, np.float64)
     if len(x) == 0:
         return FieldNuclei(np.full(0, -1), [])
-    x0, y0 = float(x.min()), float(y.min())
-    nx = int((float(x.max()) - x0) // cell_nm) + 1
-    ny = int((float(y.max()) - y0) // cell_nm) + 1
-    ix = np.minimum(((x - x0) / cell_nm).astype(np.int64), nx - 1)
-    iy = np.minimum(((y - y0) / cell_nm).astype(np.int64), ny - 1)
-    counts = np.bincount(iy * nx + ix, minlength=nx * ny).reshape(ny, nx).astype(np.float64)
-    px_um2 = (cell_nm / 1000.0) ** 2
-    density = ndi.gaussian_filter(counts, smooth_nm / cell_nm, mode="constant") / px_um2
-    mask = ndi.binary_fill_holes(density >= _threshold(density, min_density))
-    regions = _split_touching(mask, cell_nm, min_area_um2)
+    grid = DensityGrid.of(x, y, cell_nm)
+    regions, corner, px_um2 = _regions(grid, smooth_nm, min_area_um2, min_density)
+    ix, iy = grid.cells(x, y)
+    at = regions[iy - corner[1], ix - corner[0]]
     labels = np.full(len(x), -1, np.int64)
-    at = regions[iy, ix]
     found: list[FoundNucleus] = []
-    field = (x0, y0, float(x.max()), float(y.max()))
     for lab, sl in enumerate(ndi.find_objects(regions), start=1):
         if sl is None:
             continue
@@ -522,13 +631,73 @@ def find_nuclei(
         if area > max_area_um2 or area < EDGE_AREA_FRACTION * min_area_um2:
             continue
         mine = at == lab
-        edge = _cut_by_edge(x[mine], y[mine], field, cell_nm)
+        edge = _cut_by_edge(x[mine], y[mine], grid.extent, cell_nm)
         if area < min_area_um2 and not edge:
             continue
         labels[mine] = len(found)
-        origin = (x0 + sl[1].start * cell_nm, y0 + sl[0].start * cell_nm)
+        origin = ((corner[0] + sl[1].start) * cell_nm, (corner[1] + sl[0].start) * cell_nm)
         found.append(FoundNucleus(len(found), area, edge, _outline(region, origin, cell_nm)))
     return FieldNuclei(labels, found)
+
+
+def count_nuclei(
+    grid: DensityGrid,
+    points: Callable[[], tuple[np.ndarray, np.ndarray]],
+    *,
+    smooth_nm: float = 500.0,
+    min_area_um2: float = MIN_AREA_UM2,
+    max_area_um2: float = MAX_AREA_UM2,
+    min_density: float | None = None,
+) -> int:
+    """How many nuclei :func:`find_nuclei` finds in the localizations ``grid`` counts, from the
+    grid alone (O(cells)) where the areas decide; the localizations (``points()``) are asked for
+    only where a region's area leaves it to the edge test (smaller than a whole nucleus, large
+    enough for a cut one). Equal to ``len(find_nuclei(x, y, ...).nuclei)``.
+
+    Parameters
+    ----------
+    grid : DensityGrid
+        The counts of the localizations.
+    points : callable
+        Returns their x, y (nm), for the edge test.
+    smooth_nm, min_area_um2, max_area_um2, min_density
+        As for :func:`find_nuclei` (the grid's cell is ``cell_nm``).
+
+    Returns
+    -------
+    int
+    """
+    from scipy import ndimage as ndi
+
+    if grid.n == 0:
+        return 0
+    regions, corner, px_um2 = _regions(grid, smooth_nm, min_area_um2, min_density)
+    areas = ndi.sum_labels(np.ones_like(regions), regions, np.arange(1, regions.max() + 1))
+    areas = np.asarray(areas, np.float64) * px_um2
+    n = int(np.sum((areas >= min_area_um2) & (areas <= max_area_um2)))
+    maybe = np.flatnonzero((areas < min_area_um2) & (areas >= EDGE_AREA_FRACTION * min_area_um2))
+    if len(maybe):
+        x, y = (np.asarray(v, np.float64) for v in points())
+        ix, iy = grid.cells(x, y)
+        at = regions[iy - corner[1], ix - corner[0]]
+        for k in maybe:
+            mine = at == k + 1
+            n += _cut_by_edge(x[mine], y[mine], grid.extent, grid.cell_nm)
+    return n
+
+
+def _regions(grid: DensityGrid, smooth_nm: float, min_area_um2: float,
+             min_density: float | None) -> tuple[np.ndarray, tuple[int, int], float]:  # fmt: skip
+    """The labelled regions of the field's density map, the lattice corner of the map, and a
+    cell's area (µm²)."""
+    from scipy import ndimage as ndi
+
+    counts, corner = grid.field()
+    cell_nm = grid.cell_nm
+    px_um2 = (cell_nm / 1000.0) ** 2
+    density = ndi.gaussian_filter(counts, smooth_nm / cell_nm, mode="constant") / px_um2
+    mask = ndi.binary_fill_holes(density >= _threshold(density, min_density))
+    return _split_touching(mask, cell_nm, min_area_um2), corner, px_um2
 
 
 def _threshold(density: np.ndarray, min_density: float | None) -> float:

@@ -96,11 +96,12 @@ def nucleus_statistics(locs, area_um2: float | None = None) -> dict[str, float]:
     out: dict[str, float] = {"localizations": float(n)}
     if n == 0:
         return out
-    x = np.asarray(locs.x_nm, np.float64)
-    y = np.asarray(locs.y_nm, np.float64)
+    # the columns as they are (no float64 copy of every localization: only samples are
+    # converted, so that a live session's statistics cost O(samples) at any size)
+    x, y = np.asarray(locs.x_nm), np.asarray(locs.y_nm)
     if area_um2 is None and n >= 3:
         try:
-            area_um2 = ConvexHull(np.column_stack([x, y])).volume / 1e6
+            area_um2 = ConvexHull(np.column_stack([x, y]).astype(np.float64)).volume / 1e6
         except Exception:  # noqa: BLE001 - collinear points: no area
             area_um2 = None
     if area_um2:
@@ -119,7 +120,7 @@ def nucleus_statistics(locs, area_um2: float | None = None) -> dict[str, float]:
         # the sample's nearest-neighbour distance scaled by sqrt(m / n): a Poisson process's
         # goes as 1 / sqrt(density)
         idx = _sample(n, NN_SAMPLE)
-        xy = np.column_stack([x[idx], y[idx]])
+        xy = np.column_stack([x[idx], y[idx]]).astype(np.float64)
         d, _ = cKDTree(xy, balanced_tree=False, compact_nodes=False).query(xy, k=2)
         out["median_nn_nm"] = float(np.median(d[:, 1]) * np.sqrt(len(xy) / n))
         if locs.frame is not None:
@@ -167,12 +168,12 @@ def _repeat_fraction(x: np.ndarray, y: np.ndarray, frame: np.ndarray) -> float:
     :data:`REPEAT_SAMPLE` localizations (each against all): candidates by frame (sorted), then
     by distance."""
     n = len(x)
-    f = frame.astype(np.int64)
+    f = np.asarray(frame, np.int64)  # no copy of an int64 column
     xs, ys = x, y
     if np.any(f[1:] < f[:-1]):  # most tables are in frame order already
         order = np.argsort(f, kind="stable")
         f, xs, ys = f[order], x[order], y[order]
-    q = np.arange(n)[_sample(n, REPEAT_SAMPLE)]
+    q = np.arange(n) if n <= REPEAT_SAMPLE else _sample(n, REPEAT_SAMPLE)  # (no O(n) arange)
     fq = f[q]
     windows = ((np.searchsorted(f, fq - REPEAT_FRAMES, "left"), np.searchsorted(f, fq, "left")),
                (np.searchsorted(f, fq + 1, "left"),
@@ -185,7 +186,9 @@ def _repeat_fraction(x: np.ndarray, y: np.ndarray, frame: np.ndarray) -> float:
             continue
         k = np.repeat(np.arange(len(q)), cnt)
         j = np.repeat(lo, cnt) + (np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-        close = (xs[q[k]] - xs[j]) ** 2 + (ys[q[k]] - ys[j]) ** 2 <= REPEAT_NM**2
+        dx = xs[q[k]].astype(np.float64) - xs[j].astype(np.float64)
+        dy = ys[q[k]].astype(np.float64) - ys[j].astype(np.float64)
+        close = dx**2 + dy**2 <= REPEAT_NM**2
         hit[k[close]] = True
     return float(hit.mean())
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import Localizations, Metadata
-from ..render import RunningRender
+from ..render import AppendBuffer, RunningRender
 
 __all__ = ["LiveNucleus", "LiveCall", "StopRule", "StopDecision", "AddReport", "SessionClosed"]
 
@@ -373,7 +373,12 @@ class LiveNucleus:
         self._calls = 0
         # the added localizations' columns, for the input statistics of the OOD score
         ood = getattr(self.clf, "ood", None)
-        self._seen: list[Localizations] | None = [] if ood is not None and ood.inputs else None
+        self._seen: _Columns | None = _Columns() if ood is not None and ood.inputs else None
+        # the rendered localizations' counts on the nucleus-detection lattice: the field check
+        # (looks_like_field) at each call from the grid, not from every localization again
+        from ..nuclei import DensityGrid
+
+        self._grid = DensityGrid()
         self._unfamiliar: str | None = None  # the last call's ood_reason, when unfamiliar
         self._last_agreement: float | None = None  # held-out agreement at the last call's share
 
@@ -435,13 +440,17 @@ class LiveNucleus:
             return AddReport(0, not_finite, outside, unknown, filtered)
         b = batch[keep]
         self._running.add(b.x_nm, b.y_nm, kde_sigma(b, self._spec), chan[keep])
+        self._grid.add(b.x_nm, b.y_nm)
         # the whole table (recorded preprocessing beyond filters: the call's input statistics
         # come from it too), else the columns of the input statistics only
-        keep_in = self._raw if self._raw is not None else self._seen
-        if keep_in is not None:
-            keep_in.append(Localizations(b.x_nm, b.y_nm, frame=b.frame, channel=b.channel,
-                                         photons=b.photons, precision_nm=b.precision_nm,
-                                         meta=b.meta))  # fmt: skip
+        slim = Localizations(
+            b.x_nm, b.y_nm, frame=b.frame, channel=b.channel, photons=b.photons,
+            precision_nm=b.precision_nm, meta=b.meta,
+        )  # fmt: skip
+        if self._raw is not None:
+            self._raw.append(slim)
+        elif self._seen is not None:
+            self._seen.append(slim)
         return AddReport(int(b.n), not_finite, outside, unknown, filtered)
 
     def _filtered(self, batch: Localizations) -> tuple[Localizations, int]:
@@ -531,7 +540,8 @@ class LiveNucleus:
                 r = self.render()
                 x, y = self.localizations()
                 prep = self.clf.prepare_rendered(r, self._spec, x, y, at_edge=self.at_edge,
-                                                 seen=self._seen_so_far())  # fmt: skip
+                                                 seen=self._seen_so_far(),
+                                                 grid=self._grid)  # fmt: skip
             fraction = self._fraction()
             pred = self.clf.predict_prepared([prep], fraction=fraction)[0]
             self._history.append((pred.label, dict(pred.probabilities)))
@@ -595,12 +605,9 @@ class LiveNucleus:
         return None if v is None else round(v, 4)
 
     def _seen_so_far(self) -> Localizations | None:
-        """The added localizations with the columns every batch had (the input statistics)."""
-        if not self._seen:
-            return None
-        if len(self._seen) > 1:
-            self._seen = [_stack(self._seen)]  # once: later calls add to it
-        return self._seen[0]
+        """The added localizations with the columns every batch had (the input statistics):
+        views of the session's buffers, no copy."""
+        return None if self._seen is None else self._seen.table()
 
     def should_stop(self) -> StopDecision:
         """Whether imaging this nucleus longer would not change its call (the stop rule on the
@@ -660,6 +667,36 @@ def _stack(parts: list[Localizations]) -> Localizations:
                        photons=col(p, "photons"), precision_nm=col(p, "precision_nm"),
                        meta=p.meta) for p in parts]
     )  # fmt: skip
+
+
+class _Columns:
+    """The added localizations' columns in append buffers (amortised O(added); the table of
+    all of them is a view, O(1)); a column some batch lacked is dropped, as a concatenation of
+    the batches would drop it."""
+
+    NAMES = ("x_nm", "y_nm", "frame", "channel", "photons", "precision_nm")
+
+    def __init__(self) -> None:
+        self.cols: dict[str, AppendBuffer] | None = None
+        self.meta = None
+
+    def append(self, b: Localizations) -> None:
+        from ..io import CORE_COLUMNS
+
+        if self.cols is None:
+            self.meta = b.meta
+            self.cols = {n: AppendBuffer(CORE_COLUMNS[n]) for n in self.NAMES
+                         if getattr(b, n) is not None}  # fmt: skip
+        for name in [n for n in self.cols if getattr(b, n) is None]:
+            del self.cols[name]
+        for name, buf in self.cols.items():
+            buf.append(getattr(b, name))
+
+    def table(self) -> Localizations | None:
+        if not self.cols or self.cols["x_nm"].n == 0:
+            return None
+        v = {n: buf.view() for n, buf in self.cols.items()}
+        return Localizations(v.pop("x_nm"), v.pop("y_nm"), meta=self.meta, **v)
 
 
 def _region(region_nm):

@@ -29,7 +29,7 @@ from ._render import (
     scale_warnings,
     select_device,
 )
-from ._running import GROW_NM, RunningRender
+from ._running import GROW_NM, AppendBuffer, RunningRender
 from ._sklearn import render_sklearn
 from ._spec import RenderSpec
 
@@ -61,6 +61,7 @@ __all__ = [
     "Patch",
     "GROW_NM",
     "RenderSpec",
+    "AppendBuffer",
     "RunningRender",
     "Rendered",
     "extract_patches",

@@ -17,6 +17,55 @@ __all__ = ["GROW_NM", "RunningRender"]
 GROW_NM = 2000.0
 
 
+class AppendBuffer:
+    """A 1-D array that grows by appending, its capacity doubling as needed (amortised
+    O(appended) per append), whose filled part is a view (no copy, O(1)): what a live session
+    keeps of every localization without concatenating them again at each call.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        Of the elements; appended values are converted to it.
+
+    Examples
+    --------
+    >>> b = AppendBuffer(np.float32)
+    >>> b.append([1.0, 2.0]); b.append(np.arange(3))
+    >>> b.view()
+    array([1., 2., 0., 1., 2.], dtype=float32)
+    """
+
+    def __init__(self, dtype) -> None:
+        self._a = np.empty(0, dtype)
+        self.n = 0
+
+    def append(self, values) -> None:
+        """Append values (any array-like of numbers).
+
+        Parameters
+        ----------
+        values : array_like
+            1-D.
+        """
+        v = np.asarray(values, self._a.dtype).ravel()
+        need = self.n + len(v)
+        if need > len(self._a):
+            grown = np.empty(max(need, 2 * len(self._a), 1024), self._a.dtype)
+            grown[: self.n] = self._a[: self.n]
+            self._a = grown
+        self._a[self.n : need] = v
+        self.n = need
+
+    def view(self) -> np.ndarray:
+        """The values appended so far, in order (a view: later appends do not change it).
+
+        Returns
+        -------
+        ndarray
+        """
+        return self._a[: self.n]
+
+
 class RunningRender:
     """The KDE of localizations added in batches, on a lattice anchored at 0 nm.
 
@@ -59,8 +108,8 @@ class RunningRender:
         self.counts = [0] * spec.n_channels
         self._acc = None  # raw render (C, H, W) float32, host or device
         self._acc_origin = np.zeros(2)
-        self._xs: list[np.ndarray] = []
-        self._ys: list[np.ndarray] = []
+        self._xs = AppendBuffer(np.float32)
+        self._ys = AppendBuffer(np.float32)
         self._lo = np.array([np.inf, np.inf])
         self._hi = np.array([-np.inf, -np.inf])
         self._sigma_max = 0.0
@@ -88,11 +137,7 @@ class RunningRender:
 
     def localizations(self) -> tuple[np.ndarray, np.ndarray]:
         """x, y (nm) of every localization in the render, in the order added."""
-        if not self._xs:
-            return np.zeros(0, np.float32), np.zeros(0, np.float32)
-        if len(self._xs) > 1:  # compact, so that the next call does not concatenate again
-            self._xs, self._ys = [np.concatenate(self._xs)], [np.concatenate(self._ys)]
-        return self._xs[0], self._ys[0]
+        return self._xs.view(), self._ys.view()  # no copy: O(1) whatever was added
 
     def render(self, spec: RenderSpec | None = None):
         """The render of everything added so far, as :func:`ainu_engine.render.render` of all of
@@ -123,7 +168,7 @@ class RunningRender:
     def close(self) -> None:
         """Free the raw render and the localizations."""
         self._acc = None
-        self._xs, self._ys = [], []
+        self._xs, self._ys = AppendBuffer(np.float32), AppendBuffer(np.float32)
 
     def _grow(self, lo: np.ndarray, hi: np.ndarray) -> None:
         """Make the raw render cover [lo, hi] (nm), on the lattice of pixel size p anchored at

@@ -213,3 +213,50 @@ def test_render_detect_renders_each_nucleus_with_its_outline(synthetic_field, tm
     assert [s.name.split(".")[0] for s in sides] == [f"field_det00{k}" for k in range(4)]
     docs = [json.loads(s.read_text()) for s in sides]
     assert sum(d["cut_by_edge"] for d in docs) == 1 and all(d["outline_nm"] for d in docs)
+
+
+# -- the density grid a live session keeps -----------------------------------------------------
+
+
+def test_a_grid_grown_in_batches_equals_the_grid_of_everything():
+    from ainu_engine.nuclei import DensityGrid
+
+    x, y = field([(15, 20, 3, 3), (30, 8, 4, 3)], seed=4)
+    order = np.random.default_rng(1).permutation(len(x))  # batches anywhere in the field
+    grown = DensityGrid()
+    for part in np.array_split(order, 37):
+        grown.add(x[part], y[part])
+    whole = DensityGrid.of(x, y)
+    (a, ca), (b, cb) = grown.field(), whole.field()
+    assert ca == cb and np.array_equal(a, b) and a.sum() == len(x) == grown.n
+    assert grown.extent == whole.extent
+
+
+@pytest.mark.parametrize("shapes", [
+    [(15, 20, 3, 3), (21.5, 20, 3, 3)],  # two touching
+    [(20, 20, 4, 4)],  # one
+    [(1.0, 20, 3, 3), (20, 20, 4, 4)],  # one cut by the edge, small: the edge test decides
+    [(0.5, 20, 1.6, 1.6), (20, 20, 4, 4)],  # a sliver at the edge
+])  # fmt: skip
+def test_count_nuclei_from_the_grid_equals_find_nuclei(shapes):
+    from ainu_engine.nuclei import DensityGrid, count_nuclei
+
+    x, y = field(shapes, seed=2)
+    asked = []
+
+    def points():
+        asked.append(1)
+        return x, y
+
+    for lo in (15.0, 30.0):
+        n = count_nuclei(DensityGrid.of(x, y), points, min_area_um2=lo)
+        assert n == len(find_nuclei(x, y, min_area_um2=lo).nuclei)
+
+
+def test_count_nuclei_on_the_real_fields_equals_find_nuclei():
+    from ainu_engine.nuclei import DensityGrid, count_nuclei
+
+    for path in (FIVE, THREE, ONE):
+        x, y = _real(path)
+        n = count_nuclei(DensityGrid.of(x, y), lambda x=x, y=y: (x, y))
+        assert n == len(find_nuclei(x, y).nuclei), path
