@@ -237,7 +237,9 @@ def _write(res: dict, out: Path) -> None:
     from ..strict_json import dumps
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "evaluation.json").write_text(dumps(res, indent=2))
+    from ..provenance import stamp
+
+    (out / "evaluation.json").write_text(dumps({**stamp(), **res}, indent=2))
     with open(out / "distances.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["distance_um"])

@@ -129,7 +129,9 @@ def write_rendered(
     if fmt not in IMAGE_FORMATS:
         raise ValueError(f"format must be one of {', '.join(IMAGE_FORMATS)}, got {fmt!r}")
     stem = Path(stem)
-    meta = {**rendered.sidecar(), **(extra or {})}
+    from ..provenance import stamp
+
+    meta = {**rendered.sidecar(), **(extra or {}), **stamp()}
     image_path = stem.with_name(stem.name + "." + fmt)
     if fmt == "png":
         write_png(image_path, to_rgb8(rendered.image))

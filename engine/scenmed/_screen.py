@@ -167,9 +167,12 @@ def _explain(clf, table: NucleusTable, out: Path, on_explained) -> dict[int, np.
 def _write_results(path: Path, rows: list[dict], classes) -> None:
     from ..io import atomic_path
 
-    cols = list(RESULT_COLUMNS) + [f"p_{c}" for c in classes]
+    from ..provenance import stamp
+
+    version = stamp()  # a CSV has no header metadata: the engine's version is a column
+    cols = list(RESULT_COLUMNS) + [f"p_{c}" for c in classes] + list(version)
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({k: r.get(k, "") for k in cols})
+            w.writerow({k: r.get(k, "") for k in cols} | version)
