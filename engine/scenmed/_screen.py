@@ -166,7 +166,6 @@ def _explain(clf, table: NucleusTable, out: Path, on_explained) -> dict[int, np.
 
 def _write_results(path: Path, rows: list[dict], classes) -> None:
     from ..io import atomic_path
-
     from ..provenance import stamp
 
     version = stamp()  # a CSV has no header metadata: the engine's version is a column
