@@ -16,6 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 import ainu_engine  # noqa: E402
+from ainu_engine.deprecation import MOVED_MODULES  # noqa: E402
 
 project = "ainu-engine"
 author = "ainu-engine developers"
@@ -71,14 +72,7 @@ html_static_path: list[str] = []
 #: public modules that are not documented in the API reference (they document themselves
 #: elsewhere): the CLI (the CLI reference), the napari plugin's hooks, deprecated aliases
 API_SKIP = ("ainu_engine.cli", "ainu_engine.napari", "ainu_engine.__main__")
-API_DEPRECATED = {
-    "ainu_engine.widefield",
-    "ainu_engine.training.simulate",
-    "ainu_engine.training.widefield_simulate",
-    "ainu_engine.training.actin_simulate",
-    "ainu_engine.training.widefield",
-    "ainu_engine.training.nucleus",
-}
+API_DEPRECATED = set(MOVED_MODULES)
 
 
 def public_modules() -> list[str]:

@@ -18,18 +18,12 @@ from numpydoc.docscrape import ClassDoc, FunctionDoc  # noqa: E402
 
 import ainu_engine  # noqa: E402
 import ainu_engine.kernels  # noqa: E402
+from ainu_engine.deprecation import MOVED_MODULES  # noqa: E402
 
 #: the CLI (typer commands document themselves in --help) and the napari plugin's hooks
 SKIP = ("ainu_engine.cli", "ainu_engine.napari", "ainu_engine.__main__")
 #: deprecated aliases of moved modules (CHANGELOG.md): they re-export documented names
-DEPRECATED = {
-    "ainu_engine.widefield",
-    "ainu_engine.training.simulate",
-    "ainu_engine.training.widefield_simulate",
-    "ainu_engine.training.actin_simulate",
-    "ainu_engine.training.widefield",
-    "ainu_engine.training.nucleus",
-}
+DEPRECATED = set(MOVED_MODULES)
 #: the headline API (DESIGN.md's contract): each has a runnable Examples section too
 HEADLINE = {
     "ainu_engine.Classifier",
