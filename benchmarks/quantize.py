@@ -38,6 +38,9 @@ def _renders(n: int, seed: int = 3) -> np.ndarray:
 
 #: (name, precision, int8 activations): s8 signed symmetric (TensorRT's too), u8 unsigned
 VARIANTS = (("int8-s8", "int8", "s8"), ("int8-u8", "int8", "u8"), ("fp16", "fp16", "s8"))
+#: the other architectures, int8-u8 (the CPU form) against fp32 only: where int8 pays
+#: (arch, input size: the small CNN at the bundled model's 64 px, renders subsampled)
+OTHERS = (("resnet18", 512), ("small_cnn", 64))
 
 
 @register("quantize", "DenseNet-121 512 px on the CPU: fp32 vs int8 vs fp16 (ONNX Runtime)")
@@ -81,6 +84,16 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
                 "ratio": round(a["images_per_s"] / b["images_per_s"], 3),  # speed-up
                 "p50_ms": a["p50_ms"], "p99_ms": a["p99_ms"],
             })  # fmt: skip
+    others = {} if quick else _others(images[:n], images[n:])
+    for arch, r in others.items():
+        for a, b in zip(r["int8-u8"], r["fp32"], strict=True):
+            figures.append({
+                "name": f"{arch} int8-u8 batch {a['batch']}: images/s",
+                "project": a["images_per_s"], "baseline": b["images_per_s"],
+                "baseline_name": f"{arch} fp32, same backend",
+                "ratio": round(a["images_per_s"] / b["images_per_s"], 3),
+                "p50_ms": a["p50_ms"], "p99_ms": a["p99_ms"],
+            })  # fmt: skip
     fp32_best = max(r["images_per_s"] for r in rows["fp32"])
     agree, max_dp = {}, {}
     for name in ("int8-s8", "int8-u8"):
@@ -104,4 +117,35 @@ def run(*, device: str = "cpu", quick: bool = False) -> dict:
         "note": "agreement of a random-weight model; the >= 99 % agreement goal on held-out nuclei "
         "of a trained model is unverified",
         "results": rows,
+        "other_architectures": others,
     }
+
+
+def _others(cal: np.ndarray, held: np.ndarray) -> dict:
+    """fp32 vs int8-u8 rows of the other architectures, and their call agreement."""
+    from ainu_engine.backends import create_backend
+    from ainu_engine.bench import bench_backend
+    from ainu_engine.training.precision import quantize
+
+    from .infer import _model
+
+    out = {}
+    for arch, size in OTHERS:
+        step = 512 // size
+        c, h = cal[:, :, ::step, ::step].copy(), held[:, :, ::step, ::step].copy()
+        with tempfile.TemporaryDirectory() as tmp:
+            _, fp32 = _model(Path(tmp), size, arch)
+            int8 = Path(tmp) / "int8.onnx"
+            int8.write_bytes(quantize(fp32.read_bytes(), "int8", c, activations="u8"))
+            rows, calls = {}, {}
+            for name, path in (("fp32", fp32), ("int8-u8", int8)):
+                with create_backend(path, "onnxruntime", device="cpu") as be:
+                    be.load()
+                    rows[name] = bench_backend(be, [1, 8], 6.0)
+                    calls[name] = be.infer(h).argmax(1)
+        rows["agreement_random_weights"] = float((calls["int8-u8"] == calls["fp32"]).mean())
+        best = (max(r["images_per_s"] for r in rows["int8-u8"])
+                / max(r["images_per_s"] for r in rows["fp32"]))  # fmt: skip
+        rows["int8_vs_fp32_best_batch"] = round(best, 2)
+        out[arch] = rows
+    return out

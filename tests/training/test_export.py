@@ -485,3 +485,38 @@ def test_the_model_carries_its_out_of_distribution_reference(run, tmp_path):
         pa, pb = a.classify(nucleus), b.classify(nucleus)
     assert pa.ood_score is not None and pa.ood_score == pytest.approx(pb.ood_score, rel=1e-3)
     assert pa.ood_reason == pb.ood_reason
+
+
+def test_batchnorm_as_depthwise_conv_is_the_same_function_and_leaves_no_batchnorm():
+    """DenseNet's pre-activation batch norms (no convolution before them to fold into) become
+    depthwise 1x1 convolutions, which ONNX Runtime quantizes (docs/results/int8-profile)."""
+    import io
+
+    import onnx
+    import torch
+
+    from ainu_engine.onnx_session import ort_session
+    from ainu_engine.training.precision import batchnorm_as_depthwise_conv
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.BatchNorm2d(3), torch.nn.ReLU(), torch.nn.Conv2d(3, 4, 3),
+        torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+    )  # fmt: skip
+    for bn in (net[0], net[3]):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.5, 0.5)
+    net.eval()
+    x = torch.randn(2, 3, 16, 16)
+    buf = io.BytesIO()
+    torch.onnx.export(net, (x,), buf, input_names=["image"], output_names=["out"], dynamo=False,
+                      do_constant_folding=False)  # fmt: skip
+    model = onnx.load_from_string(buf.getvalue())
+    n_bn = sum(node.op_type == "BatchNormalization" for node in model.graph.node)
+    assert batchnorm_as_depthwise_conv(model) == n_bn == 2
+    onnx.checker.check_model(model)
+    assert not any(node.op_type == "BatchNormalization" for node in model.graph.node)
+    got = ort_session(model.SerializeToString()).run(None, {"image": x.numpy()})[0]
+    np.testing.assert_allclose(got, net(x).detach().numpy(), rtol=1e-5, atol=1e-5)
