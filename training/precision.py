@@ -158,8 +158,10 @@ def quantize(fp32: bytes, precision: str, calibration_images: np.ndarray, *,
 
     int8 weights are signed and per channel; ``activations`` ``s8`` are signed and symmetric
     (zero point 0: what TensorRT's explicit quantization takes), ``u8`` unsigned with a zero
-    point (ONNX Runtime's x86 CPU kernels are faster for U8S8: 1.1-1.4x fp32 against 0.5-0.6x
+    point (ONNX Runtime's x86 CPU kernels are faster for U8S8: 2.5x fp32 against 0.7-0.9x
     for symmetric S8S8 on DenseNet-121 at 512 px, ``benchmarks/results/quantize-cpu.json``).
+    Batch norms are rewritten as depthwise convolutions first
+    (:func:`batchnorm_as_depthwise_conv`).
 
     Parameters
     ----------
