@@ -366,8 +366,8 @@ class LiveNucleus:
         self._pre = Preprocess.of_model(self.clf.info.preprocessing)
         if self._pre is not None:
             self._rejected["filtered"] = 0
-        self._raw: list[Localizations] | None = (
-            [] if self._pre is not None and not self._pre.per_localization else None
+        self._raw: _Columns | None = (
+            _Columns() if self._pre is not None and not self._pre.per_localization else None
         )
         self._history: list[tuple[str, dict]] = []  # (label, probabilities) of every call
         self._calls = 0
@@ -376,9 +376,10 @@ class LiveNucleus:
         self._seen: _Columns | None = _Columns() if ood is not None and ood.inputs else None
         # the rendered localizations' counts on the nucleus-detection lattice: the field check
         # (looks_like_field) at each call from the grid, not from every localization again
+        # (not with whole-table preprocessing, whose call detects on the preprocessed table)
         from ..nuclei import DensityGrid
 
-        self._grid = DensityGrid()
+        self._grid = DensityGrid() if self._raw is None else None
         self._unfamiliar: str | None = None  # the last call's ood_reason, when unfamiliar
         self._last_agreement: float | None = None  # held-out agreement at the last call's share
 
@@ -440,7 +441,8 @@ class LiveNucleus:
             return AddReport(0, not_finite, outside, unknown, filtered)
         b = batch[keep]
         self._running.add(b.x_nm, b.y_nm, kde_sigma(b, self._spec), chan[keep])
-        self._grid.add(b.x_nm, b.y_nm)
+        if self._grid is not None:
+            self._grid.add(b.x_nm, b.y_nm)
         # the whole table (recorded preprocessing beyond filters: the call's input statistics
         # come from it too), else the columns of the input statistics only
         slim = Localizations(
@@ -575,11 +577,10 @@ class LiveNucleus:
         from ..render import render, render_spec_for
 
         self._check_open()
-        if not self._raw:
+        table = self._raw.table()
+        if table is None:
             raise InputError("no localizations in the live render yet")
-        if len(self._raw) > 1:
-            self._raw = [_stack(self._raw)]  # once: later calls add to it
-        locs, report = apply_once(self._raw[0], self._pre)
+        locs, report = apply_once(table, self._pre)
         spec = render_spec_for(self._spec, self.clf.info.preprocessing)
         r = render(locs, spec, device=self.device, roi_nm=self._region)
         prep = self.clf.prepare_rendered(r, self._spec, locs.x_nm, locs.y_nm, at_edge=self.at_edge,
@@ -653,20 +654,6 @@ class LiveNucleus:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _stack(parts: list[Localizations]) -> Localizations:
-    """Batches as one table, with the core columns every batch had."""
-    cols = set.intersection(*(set(p.columns) for p in parts))
-
-    def col(p, name):
-        return getattr(p, name) if name in cols else None
-
-    return Localizations.concat(
-        [Localizations(p.x_nm, p.y_nm, frame=col(p, "frame"), channel=col(p, "channel"),
-                       photons=col(p, "photons"), precision_nm=col(p, "precision_nm"),
-                       meta=p.meta) for p in parts]
-    )  # fmt: skip
 
 
 class _Columns:
