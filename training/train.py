@@ -646,6 +646,14 @@ def _named_cache(manifest: Manifest, cache: RenderCache, follows: bool) -> Rende
     return cache
 
 
+def _model_spec(manifest: Manifest, spec: RenderSpec | None) -> tuple[RenderSpec, bool]:
+    """The new model's RenderSpec (default: 512 px) with its channels (:func:`_model_channels`),
+    and whether they follow the manifest's channel names (the cache must then match each file's
+    channels by name: :func:`_named_cache`)."""
+    spec = spec if spec is not None else RenderSpec(size=512)
+    return _model_channels(manifest, spec), _follows_names(manifest, spec)
+
+
 def _model_channels(manifest: Manifest, spec: RenderSpec) -> RenderSpec:
     """With per-file channel maps the model's channels are the manifest's names, one image
     channel each (each file's ids come from its own map when it is rendered); so are they
@@ -845,9 +853,7 @@ def train(
         Too few nuclei left for the splits, a class with no nucleus after rendering.
     """
     cfg = config if config is not None else TrainConfig()
-    spec = spec if spec is not None else RenderSpec(size=512)
-    follows = _follows_names(manifest, spec)
-    spec = _model_channels(manifest, spec)
+    spec, follows = _model_spec(manifest, spec)
     reporter = reporter or Reporter()
     out = Path(out)
     archs = list(compare) if compare else [cfg.arch]
@@ -918,9 +924,7 @@ def leave_one_group_out(
     dict
     """
     cfg = config if config is not None else TrainConfig()
-    spec = spec if spec is not None else RenderSpec(size=512)
-    follows = _follows_names(manifest, spec)
-    spec = _model_channels(manifest, spec)
+    spec, follows = _model_spec(manifest, spec)
     reporter = reporter or Reporter()
     out = Path(out)
     if not manifest.groups:

@@ -383,13 +383,14 @@ class RayPipeline:
         for key, nid in self.parts.done_nuclei:
             done.setdefault(key, []).append(nid)
         items = [{"path": str(p), "key": k, "done": json.dumps(done.get(k, []))} for p, k in todo]
-        check_resources(ray.cluster_resources(), workers=self.workers, cpus_per_worker=self.cpus,
+        resources = ray.cluster_resources()
+        check_resources(resources, workers=self.workers, cpus_per_worker=self.cpus,
                         gpus_per_worker=self.gpus, plan=self.plan)  # fmt: skip
         ctx = rd.DataContext.get_current()
         ctx.enable_progress_bars = False
         # a task per block of files: a few blocks per CPU balance the load, and a task per
         # file would spend more on Ray's per-task cost than small nuclei take to render
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        cpus = max(1, int(resources.get("CPU", 1)))
         ds = rd.from_items(items, override_num_blocks=min(len(items), 4 * cpus))
         # Ray Data retries tasks lost with their worker and restarts lost actors (retrying
         # their batches) by default; a Python exception becomes an error row before that
