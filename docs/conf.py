@@ -124,16 +124,11 @@ def write_api_pages(app=None) -> None:
             kind = _directive(obj)
             options = {"autoclass": "   :members:\n", "autodata": "   :no-value:\n"}.get(kind, "")
             lines += [f"```{{eval-rst}}\n.. {kind}:: {name}.{attr}\n{options}```", ""]
-        page = out / f"{name}.md"
-        text = "\n".join(lines)
-        if not page.exists() or page.read_text() != text:  # unchanged pages are not rebuilt
-            page.write_text(text)
+        _write_if_changed(out / f"{name}.md", "\n".join(lines))
         pages.append(name)
     index = ["# API reference", "", "Every public module, each name under the module that "
              "exports it first.", "", "```{toctree}", ":maxdepth: 1", "", *pages, "```", ""]
-    text = "\n".join(index)
-    if not (out / "index.md").exists() or (out / "index.md").read_text() != text:
-        (out / "index.md").write_text(text)
+    _write_if_changed(out / "index.md", "\n".join(index))
 
 
 def _help(args: list[str]) -> str:
