@@ -43,6 +43,52 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+#: Ray's processes by what they do: the first pattern found in a process' command line names it
+_ROLES = (
+    ("raylet", "raylet"), ("gcs_server", "gcs server"), ("MapWorker", "inference actor"),
+    ("ray::", "task workers (render)"), ("ray/", "Ray agents and monitors"),
+)  # fmt: skip
+
+
+def _role(proc) -> str:
+    try:
+        line = " ".join(proc.cmdline()) or proc.name()
+    except Exception:  # noqa: BLE001 - gone, or not ours to read
+        return "other"
+    return next((name for pattern, name in _ROLES if pattern in line), "other")
+
+
+def _cpu_snapshot() -> dict:
+    """CPU seconds (user + system) so far of this process and of every other process of the
+    user (Ray's raylet, GCS, agents and workers are not the driver's children), by pid."""
+    import psutil
+
+    me, out = psutil.Process(), {}
+    for proc in psutil.process_iter():
+        try:
+            if proc.uids().real != me.uids().real:
+                continue
+            t = proc.cpu_times()
+            out[proc.pid] = (proc, t.user + t.system)
+        except psutil.Error:
+            continue
+    return out
+
+
+def _cpu_by_role(before: dict, after: dict) -> dict:
+    """CPU seconds spent between two snapshots, summed by role (the driver apart)."""
+    import os
+
+    out: dict[str, float] = {}
+    for pid, (proc, t) in after.items():
+        spent = t - (before[pid][1] if pid in before else 0.0)
+        if spent <= 0.005:
+            continue
+        role = "driver (screen + Ray Data executor)" if pid == os.getpid() else _role(proc)
+        out[role] = round(out.get(role, 0.0) + spent, 3)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def _data(root: Path, n: int, locs: float, seed: int) -> Path:
     from ainu_engine.simulate import Observation, simulate_dataset
 
@@ -60,11 +106,16 @@ def _overhead(tmp: Path, quick: bool) -> dict:
 
     n = 40 if quick else 300
     data = _data(tmp / "overhead", n, 2e4, 21)
-    local = [screen([data], MODEL, tmp / "o-local", report=False, force=True) for _ in range(2)]
+    local, local_cpu = [], []
+    for _ in range(2):
+        c0 = _cpu_snapshot()
+        local.append(screen([data], MODEL, tmp / "o-local", report=False, force=True))
+        local_cpu.append(_cpu_by_role(c0, _cpu_snapshot()))
     t0 = time.perf_counter()
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     startup = time.perf_counter() - t0
     first: list[float] = []  # seconds from the call to the first written batch, per run
+    cpu: list[dict] = []  # CPU seconds by process role, per run
     steady: list[float] = []  # nuclei/s from the first written batch to the last, per run
 
     def ray_screen():
@@ -74,8 +125,10 @@ def _overhead(tmp: Path, quick: bool) -> dict:
         def mark(p):
             marks.append((time.perf_counter(), p["nuclei"]))
 
+        c0 = _cpu_snapshot()
         s = screen([data], MODEL, tmp / "o-ray", executor="ray", report=False, force=True,
                    cpus_per_worker=CPUS_PER_ACTOR, on_progress=mark)  # fmt: skip
+        cpu.append(_cpu_by_role(c0, _cpu_snapshot()))
         (t0, n0), (t1, n1) = marks[0], marks[-1]
         first.append(t0 - t)
         steady.append((n1 - n0) / (t1 - t0) if t1 > t0 else float("nan"))
@@ -87,6 +140,7 @@ def _overhead(tmp: Path, quick: bool) -> dict:
         ray.shutdown()
     best_local = min(local, key=lambda s: s.pipeline_seconds)
     best_ray = min(runs, key=lambda s: s.pipeline_seconds)
+    i_l, i_r = local.index(best_local), runs.index(best_ray)
     rate_l = best_local.n_nuclei / best_local.pipeline_seconds
     rate_r = best_ray.n_nuclei / best_ray.pipeline_seconds
     return {
@@ -100,6 +154,11 @@ def _overhead(tmp: Path, quick: bool) -> dict:
         "ray_nuclei_per_s": rate_r,
         "ratio": rate_r / rate_l,
         "ray_stages": best_ray.stages,
+        # where the CPU went in the best run of each (user + system seconds by process; the
+        # machine has os.cpu_count() x the pipeline's seconds to give)
+        "cpu_s_by_process": {"local": local_cpu[i_l], "ray": cpu[i_r]},
+        "cpu_s_available": {"local": round(os.cpu_count() * best_local.pipeline_seconds, 3),
+                            "ray": round(os.cpu_count() * best_ray.pipeline_seconds, 3)},
     }
 
 

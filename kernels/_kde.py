@@ -19,12 +19,18 @@ import math
 import numba
 import numpy as np
 
+from ._threads import threads_for
+
 __all__ = ["kde_reference", "render_kde_cpu", "axis_weight", "axis_window", "BAND_ROWS"]
 
 SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 #: Rows of the image owned by one parallel task of the CPU kernel.
 BAND_ROWS = 16
+
+#: Localizations from which the CPU kernel runs on all Numba threads (one below: see
+#: :mod:`ainu_engine.kernels._threads`); about 10 ms of one thread's work.
+PARALLEL_FROM_LOCS = 100_000
 
 
 # -- the per-localization math, written once (plain Python, compiled per target) -------------
@@ -257,7 +263,8 @@ def band_rows_for(max_sigma_nm: float, pixel_nm: float, truncate: float) -> int:
 
 
 def render_kde_cpu(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate=5.0, out=None):
-    """Render localizations into a float32 (C, H, W) image on the CPU (Numba, all cores).
+    """Render localizations into a float32 (C, H, W) image on the CPU (Numba: all cores from
+    ``PARALLEL_FROM_LOCS`` localizations, one thread below).
 
     Same arguments as :func:`kde_reference` (``truncate`` must be finite). ``out``
     (float32, C-contiguous, of ``shape``) is added to in place when given. No per-thread
@@ -312,31 +319,13 @@ def render_kde_cpu(x, y, sigma, channel, *, shape, origin_nm, pixel_nm, truncate
         return out
     c_n, h, w = out.shape
     rows = band_rows_for(float(sig.max()), float(pixel_nm), float(truncate))
-    starts, xy, ss, cs = _sort_by_band(
-        x,
-        y,
-        sig,
-        ch,
-        c_n,
-        float(origin_nm[1]),
-        float(pixel_nm),
-        h,
-        rows,
-        4 * numba.get_num_threads(),
-    )
-    for phase in range(3):
-        _render_bands(
-            xy,
-            ss,
-            cs,
-            out,
-            float(origin_nm[0]),
-            float(origin_nm[1]),
-            float(pixel_nm),
-            float(truncate),
-            starts,
-            phase,
+    with threads_for(x.size, PARALLEL_FROM_LOCS) as threads:
+        starts, xy, ss, cs = _sort_by_band(
+            x, y, sig, ch, c_n, float(origin_nm[1]), float(pixel_nm), h, rows, 4 * threads
         )
+        for phase in range(3):
+            _render_bands(xy, ss, cs, out, float(origin_nm[0]), float(origin_nm[1]),
+                          float(pixel_nm), float(truncate), starts, phase)  # fmt: skip
     return out
 
 

@@ -17,6 +17,8 @@ import math
 import numba
 import numpy as np
 
+from ._threads import threads_for
+
 __all__ = [
     "area_matrix",
     "area_weights",
@@ -86,6 +88,11 @@ def area_weights(n_in: int, n_out: int, scale: float | None = None):
     return first, keep.sum(axis=1).astype(np.int64), np.where(keep, overlap / s, 0.0)
 
 
+#: Input pixels (all channels) from which the resize runs on all Numba threads (one below: see
+#: :mod:`ainu_engine.kernels._threads`); a few ms of one thread's work.
+PARALLEL_FROM_PIXELS = 4 * 2048 * 2048
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _resize_rows_cols(img, y_first, y_count, y_w, x_first, x_count, x_w, out):
     """out[c, k, q] = sum_j x_w[q] * (sum_i y_w[k] * img[c, i, j]), in float64, one task per
@@ -135,7 +142,9 @@ def resize_area(img: np.ndarray, out_h: int, out_w: int, scale: float | None = N
         img = img.view(np.uint8)
     img = np.ascontiguousarray(img)
     out = np.empty((c_n, out_h, out_w), np.float32)
-    _resize_rows_cols(img, *area_weights(h, out_h, scale), *area_weights(w, out_w, scale), out)
+    with threads_for(img.size, PARALLEL_FROM_PIXELS):
+        _resize_rows_cols(img, *area_weights(h, out_h, scale), *area_weights(w, out_w, scale),
+                          out)  # fmt: skip
     return out
 
 

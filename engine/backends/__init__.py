@@ -21,6 +21,7 @@ import difflib
 import importlib.util
 import os
 import platform
+import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -149,8 +150,19 @@ def _ort_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def _no_nvidia_driver() -> bool:
+    """True where no NVIDIA driver is loaded, so no CUDA GPU can be (Linux: neither the kernel
+    module's ``/proc/driver/nvidia`` nor WSL's ``/dev/dxg``); False where it cannot tell."""
+    if not sys.platform.startswith("linux"):
+        return False
+    return not (Path("/proc/driver/nvidia/version").exists() or Path("/dev/dxg").exists())
+
+
 def _cuda_gpu() -> bool:
-    """A CUDA GPU usable from CuPy or torch (checked without initialising anything heavy first)."""
+    """A CUDA GPU usable from CuPy or torch (checked without initialising anything heavy first:
+    without an NVIDIA driver, torch — about a second to import — is not asked)."""
+    if _no_nvidia_driver():
+        return False
     if _has("cupy"):
         try:
             import cupy as cp

@@ -36,6 +36,30 @@ def test_auto_on_a_cpu_machine_is_onnxruntime_and_says_why(screen_model):
     assert b.name == "onnxruntime" and "CPU" in b.reason
 
 
+def test_without_an_nvidia_driver_torch_is_not_asked(monkeypatch):
+    """Where no NVIDIA driver is loaded no CUDA GPU can be: the check says so without importing
+    torch (about a second in every Ray worker and every screen's start), however a torch that
+    would claim a GPU is made."""
+    import sys
+    import types
+
+    import ainu_engine.backends as backends
+
+    claims = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: True))
+    monkeypatch.setitem(sys.modules, "torch", claims)
+    monkeypatch.setattr(backends, "_has", lambda m: m == "torch")
+    monkeypatch.setattr(backends, "_no_nvidia_driver", lambda: True)
+    assert backends._cuda_gpu() is False
+    monkeypatch.setattr(backends, "_no_nvidia_driver", lambda: False)
+    assert backends._cuda_gpu() is True  # a driver: torch is asked
+    if sys.platform.startswith("linux"):
+        from pathlib import Path
+
+        present = Path("/proc/driver/nvidia/version").exists() or Path("/dev/dxg").exists()
+        monkeypatch.undo()
+        assert backends._no_nvidia_driver() is (not present)
+
+
 def test_auto_on_a_gpu_with_the_cpu_build_of_onnxruntime(screen_model, monkeypatch):
     """A GPU machine whose ONNX Runtime has no CUDA EP (the device image here): auto mode uses the
     GPU through PyTorch when it has the checkpoint, says why it stays on the CPU when it has not,
