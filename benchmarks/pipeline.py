@@ -19,7 +19,7 @@ from ._harness import in_scratch, register
 
 MODEL = Path(__file__).resolve().parents[1] / "examples" / "models"
 MODEL = MODEL / "hipsc_vs_somatic.small_cnn.SIMULATED.onnx"
-REPEATS = 3
+REPEATS = 5
 
 
 def _best(fn, k: int = REPEATS):

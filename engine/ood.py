@@ -90,7 +90,9 @@ def nucleus_statistics(locs, area_um2: float | None = None) -> dict[str, float]:
     >>> round(s["density_per_um2"]), "median_precision_nm" in s
     (50, False)
     """
-    from scipy.spatial import ConvexHull, cKDTree
+    from scipy.spatial import ConvexHull
+
+    from .kernels import nearest_other_distances
 
     n = int(locs.n)
     out: dict[str, float] = {"localizations": float(n)}
@@ -120,9 +122,8 @@ def nucleus_statistics(locs, area_um2: float | None = None) -> dict[str, float]:
         # the sample's nearest-neighbour distance scaled by sqrt(m / n): a Poisson process's
         # goes as 1 / sqrt(density)
         idx = _sample(n, NN_SAMPLE)
-        xy = np.column_stack([x[idx], y[idx]]).astype(np.float64)
-        d, _ = cKDTree(xy, balanced_tree=False, compact_nodes=False).query(xy, k=2)
-        out["median_nn_nm"] = float(np.median(d[:, 1]) * np.sqrt(len(xy) / n))
+        d = nearest_other_distances(np.asarray(x[idx], np.float64), np.asarray(y[idx], np.float64))
+        out["median_nn_nm"] = float(np.median(d) * np.sqrt(len(d) / n))
         if locs.frame is not None:
             out["repeat_fraction"] = _repeat_fraction(x, y, np.asarray(locs.frame))
     return out
@@ -166,7 +167,9 @@ def _repeat_fraction(x: np.ndarray, y: np.ndarray, frame: np.ndarray) -> float:
     """Share of localizations with another within :data:`REPEAT_NM` in one of the 3 frames
     before or after (:data:`REPEAT_FRAMES`), estimated on an evenly strided sample of
     :data:`REPEAT_SAMPLE` localizations (each against all): candidates by frame (sorted), then
-    by distance."""
+    by distance (:func:`ainu_engine.kernels.repeat_hits`)."""
+    from .kernels import repeat_hits
+
     n = len(x)
     f = np.asarray(frame, np.int64)  # no copy of an int64 column
     xs, ys = x, y
@@ -174,22 +177,7 @@ def _repeat_fraction(x: np.ndarray, y: np.ndarray, frame: np.ndarray) -> float:
         order = np.argsort(f, kind="stable")
         f, xs, ys = f[order], x[order], y[order]
     q = np.arange(n) if n <= REPEAT_SAMPLE else _sample(n, REPEAT_SAMPLE)  # (no O(n) arange)
-    fq = f[q]
-    windows = ((np.searchsorted(f, fq - REPEAT_FRAMES, "left"), np.searchsorted(f, fq, "left")),
-               (np.searchsorted(f, fq + 1, "left"),
-                np.searchsorted(f, fq + REPEAT_FRAMES, "right")))  # fmt: skip
-    hit = np.zeros(len(q), bool)
-    for lo, hi in windows:
-        cnt = hi - lo
-        total = int(cnt.sum())
-        if total == 0:
-            continue
-        k = np.repeat(np.arange(len(q)), cnt)
-        j = np.repeat(lo, cnt) + (np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-        dx = xs[q[k]].astype(np.float64) - xs[j].astype(np.float64)
-        dy = ys[q[k]].astype(np.float64) - ys[j].astype(np.float64)
-        close = dx**2 + dy**2 <= REPEAT_NM**2
-        hit[k[close]] = True
+    hit = repeat_hits(f, xs, ys, np.asarray(q, np.int64), REPEAT_FRAMES, REPEAT_NM)
     return float(hit.mean())
 
 

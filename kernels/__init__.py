@@ -24,6 +24,7 @@ from ._resize import (
     resize_area,
     resize_area_reference,
 )
+from ._stats import nearest_other_distances, repeat_hits, repeat_hits_reference
 
 _GPU = {
     "render_kde_cuda": "_kde_cuda",
@@ -40,6 +41,7 @@ __all__ = [
     "axis_weight",
     "cuda_available",
     "link_chains",
+    "nearest_other_distances",
     "link_chains_reference",
     "next_frame_distances",
     "fill_occluded",
@@ -54,6 +56,8 @@ __all__ = [
     "polygon_mask_reference",
     "render_kde_cpu",
     "render_kde_cuda",
+    "repeat_hits",
+    "repeat_hits_reference",
     "resize_area",
     "resize_area_reference",
     "window_grid",

@@ -117,9 +117,9 @@ def screen(
 ) -> None:
     """Classify every nucleus of a batch of localization files with an exported model.
 
-    Pipeline: read (threads) -> render -> batch -> infer -> write, with bounded queues. Results
-    are written batch by batch; rerunning skips what is done. A bad file goes to errors.csv and
-    the screen goes on; exit code 1 when some inputs failed.
+    Pipeline: read (threads) -> render (threads) -> batch -> infer -> write, with bounded
+    queues. Results are written batch by batch; rerunning skips what is done. A bad file goes to
+    errors.csv and the screen goes on; exit code 1 when some inputs failed.
 
     Example: ainu-engine screen run1/ --model model.onnx --out screen/
     """

@@ -1,6 +1,7 @@
-"""The screen's pipeline: four stages, one thread each (reading with several), bounded queues::
+"""The screen's pipeline: four stages, one thread each (reading and rendering with several),
+bounded queues::
 
-    read + split (threads) ──▶ render ──▶ batch + infer ──▶ write (parts, atomically)
+    read + split (threads) ──▶ render (threads) ──▶ batch + infer ──▶ write (parts, atomically)
 
 The slowest stage sets the pace; each stage's busy and idle time is measured and reported.
 Every stage's state is an attribute of :class:`Pipeline`; the stages share nothing else.
@@ -9,12 +10,15 @@ Every stage's state is an attribute of :class:`Pipeline`; the stages share nothi
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import numba
 
 from ..errors import AinuError
 from ..io import read
@@ -165,6 +169,10 @@ class Pipeline:
     read_options : dict
         Keywords for :func:`ainu_engine.io.read`.
     read_threads, queue_size : int
+    render_threads : int, optional
+        Threads that render; each one's kernels run on its share of Numba's threads. Default:
+        two where there are two cores or more and nothing is kept, else one (with ``keep`` the
+        nuclei are written in the order they were read, so the kept ones are always the same).
     keep : int
         How many written nuclei to keep, in order, as (path, nucleus, prepared, prediction)
         in :attr:`kept` (for explaining them afterwards without rendering them again).
@@ -182,6 +190,7 @@ class Pipeline:
         make_row: Callable,
         read_options: dict,
         read_threads: int = 2,
+        render_threads: int | None = None,
         queue_size: int = 64,
         keep: int = 0,
         on_written: Callable[[int, int], None] | None = None,
@@ -193,6 +202,11 @@ class Pipeline:
         self.make_row = make_row
         self.read_options = read_options
         self.read_threads = max(1, read_threads)
+        if render_threads is None:
+            render_threads = 2 if (os.cpu_count() or 1) >= 2 and not keep else 1
+        self.render_threads = max(1, render_threads)
+        self._render_left = self.render_threads  # render threads still running
+        self._lock = threading.Lock()
         self.keep = keep
         self.on_written = on_written
         self.stats = {n: StageStats(n) for n in ("read", "render", "infer", "write")}
@@ -210,7 +224,7 @@ class Pipeline:
             threading.Thread(target=self._guarded(fn, *args), daemon=True, name=f"screen-{name}")
             for name, fn, args in (
                 ("read", self._reader, (todo,)),
-                ("render", self._renderer, ()),
+                *(("render", self._renderer, ()) for _ in range(self.render_threads)),
                 ("infer", self._inferrer, ()),
             )
         ]
@@ -296,9 +310,12 @@ class Pipeline:
     def _renderer(self) -> None:
         st = self.stats["render"]
         t0 = time.perf_counter()
+        cores = numba.get_num_threads()
+        numba.set_num_threads(max(1, cores // self.render_threads))  # this thread's share
         while True:
             item = self._get("nuclei")
             if item is _END or self.stop.is_set():
+                self._put("nuclei", _END)  # for the other render threads
                 break
             path, key, n = item
             t1 = time.perf_counter()
@@ -308,12 +325,17 @@ class Pipeline:
                 self.errors.add(path, stage_error("render", err, path, n.id))
                 self.pending.finish(key, failed=True)
                 prep = None
-            st.busy_s += time.perf_counter() - t1
+            with self._lock:
+                st.busy_s += time.perf_counter() - t1
+                st.items += prep is not None
             if prep is not None:
-                st.items += 1
                 self._put("ready", (path, key, n, prep))
-        self._put("ready", _END)
-        st.wall_s = time.perf_counter() - t0
+        with self._lock:
+            self._render_left -= 1
+            last = self._render_left == 0
+        if last:
+            self._put("ready", _END)
+            st.wall_s = time.perf_counter() - t0
 
     # -- stage 3: batch + infer
     # ------------------------------------------------------------------------

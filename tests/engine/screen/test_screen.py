@@ -337,3 +337,32 @@ def test_a_patch_mode_model_screens_by_patch_vote(tmp_path, torch_threads):
     for r in t:
         assert r["predicted"] in ("hiPSC", "somatic")
         assert r["undecided"] == ("undecided" in r["qc_flags"])
+
+
+@pytest.mark.parametrize("cores", [1, 4])
+def test_one_or_two_render_threads_give_the_same_rows(screen_batch, tmp_path, monkeypatch, cores):
+    """The render stage runs two threads from two cores (one with one core, or when nuclei are
+    kept for explaining): the same nuclei, once each, with the same calls as the fixture's
+    screen, and the bad file still in the errors."""
+    import ainu_engine.screen._stages as stages
+
+    model, data, single = screen_batch
+    monkeypatch.setattr(stages.os, "cpu_count", lambda: cores)
+    seen = []
+    real = stages.Pipeline.__init__
+
+    def spy(self, *a, **kw):
+        real(self, *a, **kw)
+        seen.append(self.render_threads)
+
+    monkeypatch.setattr(stages.Pipeline, "__init__", spy)
+    s = screen([data], model, tmp_path / "out", report=False)
+    assert seen == [1 if cores == 1 else 2]
+    ref = {(r["source"], r["nucleus_id"]): r for r in pq.read_table(single.results).to_pylist()}
+    got = pq.read_table(s.results).to_pylist()
+    assert len(got) == len(ref) == s.n_nuclei
+    for r in got:
+        want = ref[(r["source"], r["nucleus_id"])]
+        assert r["predicted"] == want["predicted"]
+        assert r["p_somatic"] == pytest.approx(want["p_somatic"], abs=1e-6)
+    assert s.n_failed == single.n_failed == 1
