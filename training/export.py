@@ -209,7 +209,7 @@ def export_onnx(
     force: bool = False,
     seed: int = 0,
     precision: str = "fp32",
-    calibration: str = "minmax",
+    calibration: str = "percentile",
     calibrate: str | os.PathLike | None = None,
     int8_activations: str = "s8",
     accept_accuracy_drop: bool = False,

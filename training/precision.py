@@ -5,6 +5,9 @@ test nuclei."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,17 +74,43 @@ class GateReport:
             self.accuracy_fp32 - self.accuracy_reduced
         ) <= MAX_ACCURACY_DROP + 1e-12
 
+    @property
+    def disagreement_upper95(self) -> float:
+        """The one-sided 95 % upper bound of the disagreement the held-out items allow
+        (Clopper-Pearson): 24 items that all agree still allow 11.7 %. Above
+        :data:`MAX_DISAGREEMENT` the gate cannot show the limit holds, only that it is not
+        clearly broken."""
+        from scipy.stats import beta
+
+        if self.n == 0:
+            return 1.0
+        k = round((1.0 - self.agreement) * self.n)
+        return 1.0 if k >= self.n else float(beta.ppf(0.95, k + 1, self.n - k))
+
+    @property
+    def underpowered(self) -> bool:
+        """Too few held-out items to show the disagreement limit (see above)."""
+        return self.disagreement_upper95 > MAX_DISAGREEMENT
+
     def to_dict(self) -> dict:
         return {**self.__dict__, "passed": self.passed,
+                "disagreement_upper95": self.disagreement_upper95,
+                "underpowered": self.underpowered,
                 "limits": {"max_disagreement": MAX_DISAGREEMENT,
                            "max_accuracy_drop": MAX_ACCURACY_DROP}}  # fmt: skip
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"calls agree on {self.agreement:.1%} of {self.n} held-out items, max |dp| "
             f"{self.max_abs_dp:.4f}, accuracy {self.accuracy_fp32:.3f} -> "
             f"{self.accuracy_reduced:.3f}"
         )
+        if self.underpowered:
+            text += (
+                f" (too few items to show <= {MAX_DISAGREEMENT:.0%} disagreement: up to "
+                f"{self.disagreement_upper95:.1%} at 95 % confidence; compare on more nuclei)"
+            )
+        return text
 
 
 def run_images(checkpoint: Path, info, ckpt: dict, *, calibrate: str | Path | None = None):
@@ -152,7 +181,7 @@ def run_images(checkpoint: Path, info, ckpt: dict, *, calibrate: str | Path | No
 
 
 def quantize(fp32: bytes, precision: str, calibration_images: np.ndarray, *,
-             method: str = "minmax", input_name: str = "image",
+             method: str = "percentile", input_name: str = "image",
              activations: str = "s8") -> bytes:  # fmt: skip
     """The reduced-precision model (bytes) of a float32 ONNX model.
 
@@ -171,8 +200,11 @@ def quantize(fp32: bytes, precision: str, calibration_images: np.ndarray, *,
         The reduced precision.
     calibration_images : ndarray
         int8: the calibration inputs.
-    method : {"minmax", "entropy", "percentile"}
-        int8: the calibration method.
+    method : {"percentile", "minmax", "entropy"}
+        int8: the calibration method. Percentile (ONNX Runtime's: the 99.999th percentile of
+        each activation's magnitudes) by default: on a trained DenseNet-121 its calls agreed
+        with fp32 on 99.6 % of 240 new nuclei, minmax's and entropy's on 94.6 %
+        (``docs/results/int8-trained``).
     input_name : str
         The model's input.
     activations : {"s8", "u8"}
@@ -222,10 +254,16 @@ def quantize(fp32: bytes, precision: str, calibration_images: np.ndarray, *,
     with tempfile.TemporaryDirectory(prefix="ainu-int8-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(graph.SerializeToString())
-        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8, calibrate_method=calib,
-                        activation_type=act,
-                        extra_options={"ActivationSymmetric": activations == "s8"})  # fmt: skip
+        # ONNX Runtime's histogram calibrators print their progress to stdout, where
+        # `export --json` writes its records: kept for the debug log instead
+        said = io.StringIO()
+        with contextlib.redirect_stdout(said):
+            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, weight_type=QuantType.QInt8, calibrate_method=calib,
+                            activation_type=act,
+                            extra_options={"ActivationSymmetric": activations == "s8"})  # fmt: skip
+        if said.getvalue().strip():
+            logging.getLogger("ainu_engine.training").debug("calibration: %s", said.getvalue())
         return dst.read_bytes()
 
 

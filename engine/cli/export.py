@@ -25,8 +25,8 @@ def export(
         str, typer.Option(help="fp32, fp16 or int8 (reduced precision passes an accuracy gate).")
     ] = "fp32",
     calibration: Annotated[
-        str, typer.Option(help="int8 calibration: minmax, entropy or percentile.")
-    ] = "minmax",
+        str, typer.Option(help="int8 calibration: percentile, minmax or entropy.")
+    ] = "percentile",
     calibrate: Annotated[
         Path | None,
         typer.Option(help="int8: a manifest to calibrate on (default: the run's training nuclei)."),

@@ -298,7 +298,11 @@ def test_reduced_precision_export_is_gated_and_loads_like_fp32(run, tmp_path, pr
     assert main(["info", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["precision"] == precision
     if precision == "int8":
-        assert prov["calibration"]["method"] == "minmax" and prov["calibration"]["n_images"] > 0
+        assert prov["calibration"]["method"] == "percentile"
+        assert prov["calibration"]["n_images"] > 0
+        # a handful of held-out nuclei cannot show <= 1 % disagreement, and the gate says so
+        assert g["underpowered"] == (g["disagreement_upper95"] > 0.01)
+        assert g["disagreement_upper95"] >= 1.0 - g["agreement"]
     with Classifier.load(out, backend="onnxruntime", device="cpu", render_device="cpu") as clf:
         img = np.random.default_rng(0).random((2, 48, 48), dtype=np.float32)
         assert clf.classify(img).label in clf.info.classes
@@ -362,6 +366,13 @@ def test_the_gate_refuses_a_model_whose_calls_disagree(run, tmp_path, monkeypatc
     assert not bad.passed
     ok = P.GateReport(10, 1.0, 0.01, 0.9, 0.9, None, None)
     assert ok.passed
+    # 10 items that all agree allow up to 25.9 % disagreement (Clopper-Pearson, one-sided
+    # 95 %): passed, and said to be underpowered; 300 that all agree show <= 1 %
+    assert ok.disagreement_upper95 == pytest.approx(1 - 0.05 ** (1 / 10))
+    assert ok.underpowered and "too few items to show <= 1% disagreement: up to 25.9%" in str(ok)
+    many = P.GateReport(300, 1.0, 0.01, 0.9, 0.9, None, None)
+    assert not many.underpowered and "too few" not in str(many)
+    assert P.GateReport(300, 299 / 300, 0.01, 0.9, 0.9, None, None).underpowered  # 1 of 300
     monkeypatch.setattr(P, "gate", lambda *a, **k: bad)
     out = tmp_path / "refused.onnx"
     with pytest.raises(ParityError, match="int8 model is refused: calls agree on 80.0%"):
