@@ -25,6 +25,7 @@ from ._resize import (
     resize_area_reference,
 )
 from ._stats import nearest_other_distances, repeat_hits, repeat_hits_reference
+from ._threads import share_threads
 
 _GPU = {
     "render_kde_cuda": "_kde_cuda",
@@ -60,6 +61,7 @@ __all__ = [
     "repeat_hits_reference",
     "resize_area",
     "resize_area_reference",
+    "share_threads",
     "window_grid",
     "window_starts",
 ]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import numba
 
-__all__ = ["threads_for"]
+__all__ = ["share_threads", "threads_for"]
 
 
 @contextmanager
@@ -51,3 +51,23 @@ def threads_for(work: float, parallel_from: float) -> Iterator[int]:
         yield 1
     finally:
         numba.set_num_threads(n)
+
+
+def share_threads(workers: int) -> int:
+    """Give the calling thread its share of Numba's threads, for ``workers`` threads that run
+    kernels at the same time (a render pool): ``NUMBA_NUM_THREADS // workers``, at least one, so
+    that together they do not ask for more threads than there are cores. Thread-local.
+
+    Parameters
+    ----------
+    workers : int
+        Threads that run kernels at once.
+
+    Returns
+    -------
+    int
+        The calling thread's kernel threads from now on.
+    """
+    n = max(1, numba.config.NUMBA_NUM_THREADS // max(1, int(workers)))
+    numba.set_num_threads(n)
+    return n

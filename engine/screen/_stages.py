@@ -18,10 +18,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numba
-
 from ..errors import AinuError
 from ..io import read
+from ..kernels import share_threads
 from ._thumbs import THUMB_COLUMN, safe_thumbnail
 
 __all__ = [
@@ -310,8 +309,7 @@ class Pipeline:
     def _renderer(self) -> None:
         st = self.stats["render"]
         t0 = time.perf_counter()
-        cores = numba.get_num_threads()
-        numba.set_num_threads(max(1, cores // self.render_threads))  # this thread's share
+        share_threads(self.render_threads)  # this thread's share of the kernels' threads
         while True:
             item = self._get("nuclei")
             if item is _END or self.stop.is_set():

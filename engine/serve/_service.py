@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AinuError
+from ..kernels import share_threads
 from ._batcher import Batcher
 from ._metrics import Metrics
 
@@ -84,7 +85,10 @@ class _Service:
         self.model_sha = hashlib.sha256(self.model_path.read_bytes()).hexdigest()
         self.clf = Classifier.load(model, backend, device=device, spinning=False)
         self.metrics = Metrics()
-        self.pool = ThreadPoolExecutor(cfg.render_threads, thread_name_prefix="ainu-render")
+        # each render thread's kernels on its share of the cores (render_threads render at once)
+        self.pool = ThreadPoolExecutor(cfg.render_threads, thread_name_prefix="ainu-render",
+                                       initializer=share_threads,
+                                       initargs=(cfg.render_threads,))  # fmt: skip
         self.batcher = Batcher(self.clf, max_batch=cfg.max_batch,
                                max_delay_s=cfg.max_delay_ms / 1e3,
                                queue_size=cfg.queue_size, on_batch=self.metrics.batch)  # fmt: skip

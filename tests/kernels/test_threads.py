@@ -35,3 +35,23 @@ def test_the_render_does_not_depend_on_the_threads(monkeypatch):
     small = resize_area(img, 64, 64)
     monkeypatch.setattr(_resize, "PARALLEL_FROM_PIXELS", 0)
     assert np.array_equal(resize_area(img, 64, 64), small)
+
+
+def test_a_render_pool_thread_takes_its_share():
+    """Two threads that render at once get half of Numba's threads each (at least one), in
+    their own thread only."""
+    import threading
+
+    from ainu_engine.kernels import share_threads
+
+    total = numba.config.NUMBA_NUM_THREADS
+    seen = []
+    t = threading.Thread(target=lambda: seen.append((share_threads(2), numba.get_num_threads())))
+    t.start()
+    t.join()
+    assert seen == [(max(1, total // 2),) * 2]
+    assert numba.get_num_threads() == total  # this thread untouched
+    t = threading.Thread(target=lambda: seen.append(share_threads(4 * total)))
+    t.start()
+    t.join()
+    assert seen[-1] == 1
