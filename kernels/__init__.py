@@ -8,6 +8,7 @@ package; the GPU kernels (``render_kde_cuda``, ``fill_occluded_cuda``,
 
 from ._kde import axis_weight, kde_reference, kde_reference_fast, render_kde_cpu
 from ._link import link_chains, link_chains_reference, next_frame_distances
+from ._morphology import h_maxima, reconstruct_by_dilation
 from ._occlusion import (
     accumulate_deltas,
     fill_occluded,
@@ -49,6 +50,7 @@ __all__ = [
     "fill_occluded_cuda",
     "fit_longest",
     "grid_counts",
+    "h_maxima",
     "kde_reference",
     "kde_reference_fast",
     "occlusion_reference",
@@ -56,6 +58,7 @@ __all__ = [
     "polygon_mask",
     "polygon_mask_reference",
     "render_kde_cpu",
+    "reconstruct_by_dilation",
     "render_kde_cuda",
     "repeat_hits",
     "repeat_hits_reference",
