@@ -121,17 +121,20 @@ def main(out: Path) -> None:
         tmp = Path(tmp)
         _, fp32 = _model(tmp, 512, "densenet121")
         paths = {"fp32": fp32, "int8": tmp / "int8.onnx"}
-        paths["int8"].write_bytes(quantize(fp32.read_bytes(), "int8", cal, activations="u8"))
+        paths["int8"].write_bytes(quantize(fp32.read_bytes(), "int8", cal,
+                                                   method="minmax", activations="u8"))
         pre = tmp / "pre.onnx"
         quant_pre_process(str(fp32), str(pre))
         paths["int8-pre"] = tmp / "int8-pre.onnx"
-        paths["int8-pre"].write_bytes(quantize(pre.read_bytes(), "int8", cal, activations="u8"))
+        paths["int8-pre"].write_bytes(quantize(pre.read_bytes(), "int8", cal,
+                                                   method="minmax", activations="u8"))
         m = onnx.load(str(pre))
         n_bn = bn_as_depthwise_conv(m)
         dw = tmp / "pre-dw.onnx"
         onnx.save(m, str(dw))
         paths["int8-pre-dw"] = tmp / "int8-pre-dw.onnx"
-        paths["int8-pre-dw"].write_bytes(quantize(dw.read_bytes(), "int8", cal, activations="u8"))
+        paths["int8-pre-dw"].write_bytes(quantize(dw.read_bytes(), "int8", cal,
+                                                   method="minmax", activations="u8"))
         for name, path in paths.items():
             res[name] = profile(path, x)
             print(f"{name:<12} {res[name]['images_per_s']:6.2f} images/s "
